@@ -1,0 +1,214 @@
+"""Database connections: the only place pqlkit opens one.
+
+Ibis is the portability layer; this module holds only what Ibis leaves non-portable:
+turning a connection URL into a backend, reading files, transactions and writing results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import ibis
+import ibis.expr.types as ir
+
+from ..errors import BackendError, MappingError
+
+__all__ = ["DEFAULT_URL", "Backend", "connect"]
+
+DEFAULT_URL = "pql.duckdb"
+
+_INSTALL_HINTS = {
+    "postgres": 'pip install "pqlkit[postgres]"',
+}
+
+
+@dataclass
+class Backend:
+    """An Ibis connection plus the few things Ibis does not make portable."""
+
+    url: str
+    name: str
+    con: Any
+
+    # --- capabilities -------------------------------------------------------------------
+    @property
+    def bitmask_days(self) -> bool:
+        """Count active days as a bitmask with bit_count (much faster than COUNT DISTINCT)."""
+        return self.name == "duckdb"
+
+    @property
+    def reads_files(self) -> bool:
+        return self.name == "duckdb"
+
+    # --- tables --------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        return sorted(self.con.list_tables())
+
+    def has_table(self, name: str) -> bool:
+        return name in self.con.list_tables()
+
+    def table(self, name: str, *, role: str = "") -> ir.Table:
+        schema, _, table = name.rpartition(".")
+        try:
+            return self.con.table(table, database=schema or None)
+        except Exception as exc:
+            if not _is_missing_table(exc):
+                raise BackendError(f"cannot read table {name!r}: {_first_line(exc)}") from None
+        known = self.tables()
+        hint = f"tables here: {', '.join(known)}" if known else "the database has no tables yet"
+        what = f"the {role} table" if role else "table"
+        raise MappingError(
+            f"{what} {name!r} does not exist in {self.url} ({hint}); "
+            f"create it, or point sources.{role or '<table>'} at the right table or file"
+        )
+
+    def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
+        if not self.reads_files:
+            raise MappingError(
+                f"sources.{role}: files can only be read with the DuckDB backend; "
+                f"load {path} into a {self.name} table and use `table:` instead"
+            )
+        text = str(path)
+        has_glob = any(ch in text for ch in "*?[")
+        if not has_glob and not path.exists():
+            raise MappingError(f"sources.{role}: no such file {path}")
+        try:
+            if fmt == "parquet":
+                return self.con.read_parquet(text)
+            if fmt == "csv":
+                return self.con.read_csv(text)
+            return self.con.read_json(text)
+        except Exception as exc:
+            raise MappingError(f"sources.{role}: cannot read {path} as {fmt}: {_first_line(exc)}") from None
+
+    # --- statements ----------------------------------------------------------------------
+    def compile(self, expr: ir.Expr) -> str:
+        return str(ibis.to_sql(expr, dialect=self.name))
+
+    def execute_sql(self, sql: str) -> None:
+        if self.name == "duckdb":
+            self.con.con.execute(sql)
+        else:
+            with self.con.con.cursor() as cur:
+                cur.execute(sql)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All statements inside commit together or not at all."""
+        raw = self.con.con
+        if self.name == "duckdb":
+            raw.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                raw.execute("ROLLBACK")
+                raise
+            raw.execute("COMMIT")
+        else:
+            with raw.transaction():
+                yield
+
+    def create_table_if_missing(self, name: str, expr: ir.Table) -> None:
+        if not self.has_table(name):
+            self.con.create_table(name, schema=expr.schema())
+
+    def insert_select(self, table: str, expr: ir.Table) -> None:
+        """INSERT INTO table (columns) <compiled expr>, inside the caller's transaction."""
+        cols = ", ".join(_quote(c) for c in expr.columns)
+        self.execute_sql(f"INSERT INTO {_quote(table)} ({cols}) {self.compile(expr)}")
+
+    def insert_row(self, table: str, row: dict[str, Any]) -> None:
+        cols = ", ".join(_quote(c) for c in row)
+        values = ", ".join(_sql_literal(v) for v in row.values())
+        self.execute_sql(f"INSERT INTO {_quote(table)} ({cols}) VALUES ({values})")
+
+    def delete_where(self, table: str, where: dict[str, Any]) -> None:
+        clauses = " AND ".join(f"{_quote(k)} = {_sql_literal(v)}" for k, v in where.items())
+        self.execute_sql(f"DELETE FROM {_quote(table)} WHERE {clauses}")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.con.disconnect()
+
+
+def connect(url: str | None = None) -> Backend:
+    """A backend from a connection URL: a DuckDB file path (default ``pql.duckdb``),
+    ``duckdb:///path``, ``:memory:``, or ``postgresql://user@host:port/db``."""
+    url = url or os.environ.get("PQL_DATABASE_URL") or DEFAULT_URL
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in ("postgres", "postgresql"):
+        _require("postgres", "psycopg")
+        try:
+            con = ibis.connect(url.replace("postgresql://", "postgres://", 1))
+        except Exception as exc:
+            raise BackendError(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {_first_line(exc)} "
+                "(check host, port, user, password and database in the URL)"
+            ) from None
+        backend = Backend(url=_redact(url), name="postgres", con=con)
+        backend.execute_sql("SET TIME ZONE 'UTC'")
+        return backend
+    if scheme in ("", "duckdb") or (len(scheme) == 1 and os.name == "nt"):
+        path = url.removeprefix("duckdb://") if scheme == "duckdb" else url
+        path = path or ":memory:"
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.exists():
+                raise BackendError(f"cannot create the DuckDB file {path}: folder {parent} does not exist")
+        try:
+            con = ibis.duckdb.connect(path)
+        except Exception as exc:
+            raise BackendError(f"cannot open the DuckDB file {path}: {_first_line(exc)}") from None
+        con.con.execute("SET TimeZone = 'UTC'")
+        return Backend(url=path, name="duckdb", con=con)
+    raise BackendError(
+        f"unsupported database URL {_redact(url)!r}: use a DuckDB file path (pql.duckdb) "
+        "or postgresql://user@host:port/database"
+    )
+
+
+def _require(extra: str, module: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise BackendError(
+            f"the {extra} backend needs an optional dependency: {_INSTALL_HINTS[extra]}"
+        ) from None
+
+
+def _is_missing_table(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("not found", "does not exist", "catalog", "no such", "undefined"))
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if hasattr(value, "isoformat"):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return str(value)

@@ -1,0 +1,300 @@
+"""One scoring run, composed: model + backend + as_of -> scores written atomically.
+
+    engine = Engine.open("pql.yml", "pql.duckdb")
+    result = engine.run(as_of=datetime(2026, 11, 1))       # writes pql_user_scores
+    engine.explain("u_42", as_of=...)                        # the same logic, in plain Python
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from .backends import Backend, connect
+from .errors import BackendError, PqlkitError
+from .features.build import (
+    account_scores,
+    env_of,
+    user_features,
+    user_scores,
+)
+from .features.sources import Bound, bind, check_data
+from .model.load import LoadedModel, load_model
+from .scoring.decide import SignalResult, decide, signal_breakdown
+from .scoring.ops import PyOps
+
+USER_SCORES = "pql_user_scores"
+ACCOUNT_SCORES = "pql_account_scores"
+RUNS = "pql_runs"
+
+RUNS_SCHEMA = ibis.schema(
+    {
+        "as_of": "timestamp",
+        "model_version": "string",
+        "model_name": "string",
+        "finished_at": "timestamp",
+        "users": "int64",
+        "pqls": "int64",
+        "accounts": "int64",
+        "pqas": "int64",
+    }
+)
+
+Progress = Callable[[str], None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def as_utc(value: datetime | str | None) -> datetime:
+    """A naive UTC datetime from a datetime (aware or naive UTC) or ISO text; None is now."""
+    if value is None:
+        return utc_now()
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise PqlkitError(
+                f"--as-of {value!r} is not a date or timestamp; use ISO 8601, "
+                "e.g. 2026-11-01 or 2026-11-01T09:30:00Z"
+            ) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+@dataclass
+class RunResult:
+    """What a scoring run wrote."""
+
+    as_of: datetime
+    model_version: str
+    users: int
+    pqls: int
+    accounts: int
+    pqas: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "as_of": self.as_of.isoformat()}
+
+
+@dataclass
+class Explanation:
+    """Why one user scored what they scored."""
+
+    user_id: str
+    as_of: datetime
+    model_version: str
+    outputs: dict[str, Any]
+    signals: list[SignalResult]
+    attributes: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "as_of": self.as_of.isoformat(),
+            "model_version": self.model_version,
+            **self.outputs,
+            "signals": [
+                {"id": s.id, "group": s.group, "value": s.value, "fired": bool(s.fired),
+                 "points": s.points, "reason": s.text}
+                for s in self.signals
+            ],
+        }
+
+
+class Engine:
+    """Scores one model against one backend."""
+
+    def __init__(self, loaded: LoadedModel, backend: Backend):
+        self.loaded = loaded
+        self.backend = backend
+        self._bound: Bound | None = None
+
+    @classmethod
+    def open(cls, model_path: str, url: str | None = None) -> Engine:
+        loaded = load_model(model_path)
+        return cls(loaded, connect(url))
+
+    @property
+    def model(self):
+        return self.loaded.model
+
+    @property
+    def bound(self) -> Bound:
+        if self._bound is None:
+            self._bound = bind(self.backend, self.loaded)
+        return self._bound
+
+    def check(self, *, thorough: bool = False) -> list[str]:
+        """Raise on unusable data; return warnings."""
+        return check_data(self.bound, self.loaded, thorough=thorough)
+
+    # --- expressions ------------------------------------------------------------------------
+    def features(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
+        """Per-user features as of ``as_of``. ``portable`` avoids backend-specific functions."""
+        return user_features(
+            self.bound, self.loaded, as_utc(as_of),
+            bitmask_days=self.backend.bitmask_days and not portable,
+        )
+
+    def scores(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
+        when = as_utc(as_of)
+        return user_scores(self.features(when, portable=portable), self.loaded, when)
+
+    def accounts(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
+        when = as_utc(as_of)
+        return account_scores(self.scores(when, portable=portable), self.bound, self.loaded, when)
+
+    def compile(self, dialect: str, as_of: datetime | str | None = None) -> str:
+        """The SQL a warehouse would run for the user scores."""
+        portable = dialect != self.backend.name
+        return str(ibis.to_sql(self.scores(as_of, portable=portable), dialect=dialect))
+
+    # --- runs -------------------------------------------------------------------------------
+    def run(
+        self,
+        as_of: datetime | str | None = None,
+        *,
+        checks: bool = True,
+        progress: Progress | None = None,
+    ) -> RunResult:
+        """Score every user and account as of ``as_of`` and write them, all or nothing."""
+        say = progress or (lambda _msg: None)
+        started = time.perf_counter()
+        when = as_utc(as_of)
+        say("binding sources")
+        bound = self.bound
+        warnings = check_data(bound, self.loaded) if checks else []
+        say("building expressions")
+        scores = self.scores(when)
+        version = self.loaded.version
+        self._ensure_tables(scores)
+        say("scoring users")
+        key = {"as_of": when, "model_version": version}
+        try:
+            with self.backend.transaction():
+                self.backend.delete_where(USER_SCORES, key)
+                self.backend.delete_where(ACCOUNT_SCORES, key)
+                self.backend.insert_select(USER_SCORES, scores)
+                say("rolling up accounts")
+                stored = self.stored_users(when, version)
+                self.backend.insert_select(
+                    ACCOUNT_SCORES, account_scores(stored, bound, self.loaded, when)
+                )
+                counts = self._counts(when, version)
+                self.backend.delete_where(RUNS, key)
+                self.backend.insert_row(RUNS, self._run_row(when, counts))
+        except PqlkitError:
+            raise
+        except Exception as exc:
+            raise BackendError(
+                f"the scoring run failed and was rolled back (previous results are intact): "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+            ) from exc
+        return RunResult(
+            as_of=when, model_version=version, seconds=time.perf_counter() - started,
+            warnings=warnings, **counts,
+        )
+
+    def _ensure_tables(self, scores: ir.Table) -> None:
+        probe_when = datetime(2000, 1, 1)
+        self.backend.create_table_if_missing(USER_SCORES, scores)
+        accounts_probe = account_scores(scores, self.bound, self.loaded, probe_when)
+        self.backend.create_table_if_missing(ACCOUNT_SCORES, accounts_probe)
+        if not self.backend.has_table(RUNS):
+            self.backend.con.create_table(RUNS, schema=RUNS_SCHEMA)
+        existing = self.backend.table(USER_SCORES).schema()
+        if list(existing.names) != list(scores.schema().names):
+            raise BackendError(
+                f"table {USER_SCORES} has columns {', '.join(existing.names)}, which this version "
+                "of pqlkit does not write; rename or drop it to start a new history"
+            )
+
+    def _counts(self, when: datetime, version: str) -> dict[str, int]:
+        u = self.stored_users(when, version)
+        a = self.stored_accounts(when, version)
+        users = u.aggregate(users=u.count(), pqls=u.is_pql.cast("int64").sum())
+        accts = a.aggregate(accounts=a.count(), pqas=a.is_pqa.cast("int64").sum())
+        row = users.cross_join(accts).to_pyarrow().to_pylist()[0]
+        return {k: int(v or 0) for k, v in row.items()}
+
+    def _run_row(self, when: datetime, counts: dict[str, int]) -> dict[str, Any]:
+        return {
+            "as_of": when,
+            "model_version": self.loaded.version,
+            "model_name": self.model.name,
+            "finished_at": utc_now(),
+            **counts,
+        }
+
+    # --- stored results -----------------------------------------------------------------------
+    def latest(self) -> tuple[datetime, str] | None:
+        """(as_of, model_version) of the newest stored run of this model version, if any."""
+        if not self.backend.has_table(RUNS):
+            return None
+        runs = self.backend.table(RUNS)
+        mine = runs.filter(runs.model_version == self.loaded.version)
+        row = mine.order_by(ibis.desc("as_of")).limit(1).to_pyarrow().to_pylist()
+        return (row[0]["as_of"], row[0]["model_version"]) if row else None
+
+    def stored_users(self, when: datetime, version: str) -> ir.Table:
+        t = self.backend.table(USER_SCORES)
+        return t.filter(t.as_of == ibis.timestamp(when), t.model_version == version)
+
+    def stored_accounts(self, when: datetime, version: str) -> ir.Table:
+        t = self.backend.table(ACCOUNT_SCORES)
+        return t.filter(t.as_of == ibis.timestamp(when), t.model_version == version)
+
+    # --- the plain-Python path ------------------------------------------------------------------
+    def explain(self, user_id: str, as_of: datetime | str | None = None) -> Explanation:
+        """Why ``user_id`` scored what they did, computed by the plain-Python decision logic."""
+        when = as_utc(as_of)
+        feats = self.features(when)
+        rows = feats.filter(feats["user__user_id"] == str(user_id)).to_pyarrow().to_pylist()
+        if not rows:
+            raise PqlkitError(
+                f"no user {user_id!r} known as of {when.isoformat()} (not in the users table, "
+                "or created after as_of); check the id or pass a later --as-of"
+            )
+        return self._explain_row(rows[0], when)
+
+    def _explain_row(self, row: dict[str, Any], when: datetime) -> Explanation:
+        fields = env_of(row)
+        env = {fields[c]: v for c, v in row.items() if c in fields}
+        ops = PyOps()
+        outputs = decide(self.model, env, ops)
+        outputs["last_seen_at"] = row.get("last_seen_at")
+        return Explanation(
+            user_id=str(row["user__user_id"]),
+            as_of=when,
+            model_version=self.loaded.version,
+            outputs=outputs,
+            signals=signal_breakdown(self.model, env, ops),
+            attributes={k: v for k, v in env.items() if not k.startswith("signal.")},
+        )
+
+    def python_scores(self, as_of: datetime | str | None = None) -> list[dict[str, Any]]:
+        """Every user's outputs by the plain-Python path (features still come from the database).
+        Used to prove the two paths agree; not meant for large data."""
+        when = as_utc(as_of)
+        rows = self.features(when).to_pyarrow().to_pylist()
+        out = []
+        for row in rows:
+            e = self._explain_row(row, when)
+            out.append({"user_id": e.user_id, "account_id": row["user__account_id"], **e.outputs})
+        return out
+
+    def close(self) -> None:
+        self.backend.close()
+

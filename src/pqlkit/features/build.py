@@ -1,0 +1,221 @@
+"""Assemble the per-user features table and the scores expression, as of a timestamp.
+
+    users known before as_of
+      LEFT JOIN (events before as_of -> one GROUP BY user_id with filtered aggregates)
+      LEFT JOIN accounts
+    -> features: user__*, account__*, signal__* columns
+    -> scores:   decide(model, features, IbisOps)  (the same function `pql explain` runs in Python)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from ..model.defaults import free_mail_domains
+from ..model.load import LoadedModel
+from ..model.signals import duration_seconds, signal_events
+from ..scoring.decide import OUTPUT_FIELDS, decide
+from .ibis_ops import IbisOps
+from .signals import EventContext, plan_signal
+from .sources import Bound
+
+USER = "user__"
+ACCOUNT = "account__"
+SIGNAL = "signal__"
+
+
+def env_of(columns) -> dict[str, str]:
+    """Feature column -> field name used by rules (user__plan -> user.plan)."""
+    out = {}
+    for c in columns:
+        for prefix, ns in ((USER, "user."), (ACCOUNT, "account."), (SIGNAL, "signal.")):
+            if c.startswith(prefix):
+                out[c] = ns + c[len(prefix):]
+    return out
+
+
+def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool) -> ir.Table:
+    """One row per user known before ``as_of``: attributes, derived fields and signal values."""
+    model = loaded.model
+    as_of_lit = ibis.timestamp(as_of)
+    users = bound.users.filter(
+        bound.users.user_id.notnull(),
+        bound.users.created_at.isnull() | (bound.users.created_at < as_of_lit),
+    )
+    events = bound.events.filter(bound.events.timestamp < as_of_lit, bound.events.user_id.notnull())
+    needed = sorted({n for s in [*model.usage_signals, *model.mql_signals] for n in signal_events(s)})
+    any_event = any(
+        "*" in getattr(s, "events", []) for s in [*model.usage_signals, *model.mql_signals]
+    )
+    upgrade_events = list(model.plans.upgrade_events)
+    if needed and not any_event:
+        events = events.filter(events.event.isin(sorted({*needed, *upgrade_events})))
+    ctx = EventContext(events=events, as_of=as_of, bitmask_days=bitmask_days)
+
+    plans = {}
+    aggregates: dict[str, ir.Scalar] = {}
+    for s in [*model.usage_signals, *model.mql_signals]:
+        plan = plan_signal(s, ctx, f"a__{s.id}")
+        plans[s.id] = plan
+        aggregates.update(plan.aggregates)
+    if upgrade_events:
+        aggregates["a__upgraded"] = events.count(where=events.event.isin(upgrade_events))
+    last_seen = events.timestamp.max()
+    aggregates["last_seen_at"] = last_seen
+    per_user = events.group_by("user_id").aggregate(**aggregates)
+
+    u = users.rename({f"{USER}{c}": c for c in users.columns})
+    a = bound.accounts.rename({f"{ACCOUNT}{c}": c for c in bound.accounts.columns})
+    joined = u.left_join(per_user, u[f"{USER}user_id"] == per_user.user_id).drop("user_id")
+    joined = joined.left_join(a, joined[f"{USER}account_id"] == a[f"{ACCOUNT}account_id"])
+
+    derived = _derived_user_fields(joined, bound, loaded, as_of)
+    joined = joined.mutate(**derived)
+    view = {f: joined[c] for c, f in env_of(joined.columns).items()}
+    view.update({k: joined[k] for k in joined.columns if k.startswith("a__")})
+    signal_cols = {f"{SIGNAL}{sid}": plan.finish(view) for sid, plan in plans.items()}
+    keep = [c for c in joined.columns if c.startswith((USER, ACCOUNT)) or c == "last_seen_at"]
+    return joined.select(*keep, **signal_cols)
+
+
+def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime):
+    model = loaded.model
+    email = joined[f"{USER}email"]
+    domain = email.lower().split("@")[1]
+    domain = ibis.ifelse(email.contains("@"), domain, ibis.null("string"))
+    business = domain.notnull() & ~domain.isin(sorted(free_mail_domains()))
+    plan = joined[f"{USER}plan"]
+    paid_values = list(model.plans.paid)
+    if model.plans.upgrade_events:
+        upgraded = joined["a__upgraded"].fill_null(0) > 0
+        is_paid = upgraded
+        # Point in time: a plan that is paid today but was not yet paid as of the date is free.
+        plan_as_of = ibis.ifelse(
+            upgraded,
+            ibis.ifelse(plan.isin(paid_values), plan, paid_values[0]),
+            ibis.ifelse(plan.isin(paid_values), "free", plan),
+        )
+    else:
+        is_paid = plan.isin(paid_values).fill_null(False)
+        plan_as_of = plan
+    created = joined[f"{USER}created_at"]
+    as_of_epoch = (as_of - datetime(1970, 1, 1)).total_seconds()
+    days_since_signup = (as_of_epoch - created.epoch_seconds()) / 86400.0
+    touched = _sales_touched(joined, bound, as_of)
+    return {
+        f"{USER}plan": plan_as_of,
+        f"{USER}email_domain": domain,
+        f"{USER}is_business_email": business.fill_null(False),
+        f"{USER}is_paid": is_paid.fill_null(False),
+        f"{USER}days_since_signup": days_since_signup,
+        f"{USER}sales_touched": touched,
+    }
+
+
+def _sales_touched(joined: ir.Table, bound: Bound, as_of: datetime) -> ir.BooleanValue:
+    """An opportunity existed for the user or their account before as_of."""
+    if bound.outcomes is None:
+        return ibis.literal(False)
+    o = bound.outcomes
+    before = o.filter(o.created_at < ibis.timestamp(as_of), o.kind.isnull() | (o.kind != "self_serve"))
+    by_account = before.filter(before.account_id.notnull()).account_id
+    by_user = before.filter(before.user_id.notnull()).user_id
+    return (
+        joined[f"{ACCOUNT}account_id"].isin(by_account) | joined[f"{USER}user_id"].isin(by_user)
+    ).fill_null(False)
+
+
+def user_scores(features: ir.Table, loaded: LoadedModel, as_of: datetime) -> ir.Table:
+    """The scores expression: every output of :func:`decide`, computed in the database."""
+    env = {field: features[col] for col, field in env_of(features.columns).items()}
+    out = decide(loaded.model, env, IbisOps())
+    cols = {
+        "as_of": ibis.timestamp(as_of),
+        "model_version": ibis.literal(loaded.version),
+        "user_id": features[f"{USER}user_id"],
+        "account_id": features[f"{USER}account_id"],
+    }
+    for name in OUTPUT_FIELDS:
+        value = out[name]
+        cols[name] = _typed(name, value)
+    cols["last_seen_at"] = features.last_seen_at
+    return features.select(**cols)
+
+
+_TYPES = {
+    "fit_score": "int64",
+    "usage_score": "int64",
+    "mql_score": "int64",
+    "score": "int64",
+    "excluded": "boolean",
+    "activated": "boolean",
+    "is_pql": "boolean",
+    "is_mql": "boolean",
+}
+
+
+def _typed(name: str, value) -> ir.Value:
+    dtype = _TYPES.get(name, "string")
+    expr = value if isinstance(value, ir.Value) else ibis.literal(value, type=dtype)
+    return expr.cast(dtype)
+
+
+def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime) -> ir.Table:
+    """Roll users up to accounts: score by the model's rule, PQL users, seats active, champion."""
+    rollup = loaded.model.accounts
+    s = user_scores_table.filter(user_scores_table.account_id.notnull())
+    active_since = as_of - timedelta(seconds=duration_seconds(rollup.active_within))
+    ranked = s.mutate(
+        _rank=ibis.row_number().over(
+            group_by=s.account_id, order_by=[ibis.desc(s.score), s.is_pql.desc(), s.user_id]
+        )
+    )
+    champion = ranked.filter(ranked._rank == 0).select(
+        account_id=ranked.account_id,
+        champion_user_id=ranked.user_id,
+        tier=ranked.tier,
+        segment=ranked.segment,
+        motion=ranked.motion,
+        icp_profile=ranked.icp_profile,
+    )
+    agg = s.group_by("account_id").aggregate(
+        users=s.count(),
+        active_users=(s.last_seen_at >= ibis.timestamp(active_since)).fill_null(False).cast("int64").sum(),
+        pql_users=s.is_pql.cast("int64").sum(),
+        best_score=s.score.max(),
+        sum_score=s.score.sum(),
+        mean_score=s.score.mean(),
+    )
+    acc = bound.accounts.select("account_id", "name", "domain", "seats")
+    joined = agg.inner_join(champion, "account_id").left_join(acc, "account_id").drop("account_id_right")
+    score = {
+        "max": joined.best_score,
+        "sum": joined.sum_score.clip(upper=100),
+        "mean": (joined.mean_score + 0.5).floor(),
+    }[rollup.score].cast("int64")
+    share = ibis.ifelse(joined.seats > 0, joined.active_users / joined.seats, ibis.null("float64"))
+    share_ok = (share >= rollup.min_active_seat_share).fill_null(rollup.min_active_seat_share <= 0)
+    is_pqa = (joined.pql_users >= rollup.min_pql_users) & (score >= rollup.min_score) & share_ok
+    return joined.select(
+        as_of=ibis.timestamp(as_of),
+        model_version=ibis.literal(loaded.version),
+        account_id=joined.account_id,
+        name=joined.name,
+        domain=joined.domain,
+        users=joined.users.cast("int64"),
+        active_users=joined.active_users.cast("int64"),
+        pql_users=joined.pql_users.cast("int64"),
+        seats=joined.seats.cast("float64"),
+        seat_share_active=share.cast("float64"),
+        score=score,
+        best_score=joined.best_score.cast("int64"),
+        champion_user_id=joined.champion_user_id,
+        icp_profile=joined.icp_profile,
+        tier=joined.tier,
+        segment=joined.segment,
+        motion=joined.motion,
+        is_pqa=is_pqa,
+    )

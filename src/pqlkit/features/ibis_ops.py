@@ -1,0 +1,152 @@
+"""The Ibis implementation of :class:`pqlkit.scoring.ops.Ops`: decisions as SQL expressions."""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+_CMP = {
+    "equals": operator.eq,
+    "not_equals": operator.ne,
+    "gte": operator.ge,
+    "gt": operator.gt,
+    "lte": operator.le,
+    "lt": operator.lt,
+}
+
+
+def _expr(x: Any) -> ir.Value:
+    return x if isinstance(x, ir.Value) else ibis.literal(x)
+
+
+def _bool(x: Any) -> ir.BooleanValue:
+    """A non-null boolean: NULL becomes false, as PyOps treats None."""
+    e = _expr(x)
+    return e.fill_null(False) if isinstance(e, ir.Column) or not isinstance(x, bool) else e
+
+
+class IbisOps:
+    """:class:`~pqlkit.scoring.ops.Ops` over Ibis expressions."""
+
+    def lit(self, value: Any) -> Any:
+        return value  # kept plain until combined, so constant folding stays in Python
+
+    def and_(self, *xs: Any) -> Any:
+        if any(x is False for x in xs):
+            return ibis.literal(False)
+        rest = [_bool(x) for x in xs if x is not True]
+        return functools.reduce(operator.and_, rest) if rest else ibis.literal(True)
+
+    def or_(self, *xs: Any) -> Any:
+        if any(x is True for x in xs):
+            return ibis.literal(True)
+        rest = [_bool(x) for x in xs if x is not False]
+        return functools.reduce(operator.or_, rest) if rest else ibis.literal(False)
+
+    def not_(self, x: Any) -> Any:
+        return (not x) if isinstance(x, bool) else ~_bool(x)
+
+    def cmp(self, x: Any, op: str, value: Any) -> Any:
+        e = _expr(x)
+        if isinstance(value, str) and not e.type().is_string():
+            return ibis.literal(False)
+        if isinstance(value, bool) and not e.type().is_boolean():
+            return ibis.literal(False)
+        if e.type().is_string() and not isinstance(value, str):
+            return ibis.literal(False)
+        return _CMP[op](e, value).fill_null(False)
+
+    def isin(self, x: Any, values: Sequence[Any]) -> Any:
+        e = _expr(x)
+        same = [v for v in values if _compatible(e, v)]
+        return e.isin(same).fill_null(False) if same else ibis.literal(False)
+
+    def contains(self, x: Any, text: str) -> Any:
+        e = _expr(x)
+        if e.type().is_array():
+            return e.contains(text).fill_null(False)
+        return e.cast("string").lower().contains(text.lower()).fill_null(False)
+
+    def matches(self, x: Any, pattern: str) -> Any:
+        return _expr(x).cast("string").re_search(pattern).fill_null(False)
+
+    def is_set(self, x: Any) -> Any:
+        e = _expr(x)
+        if x is None:
+            return ibis.literal(False)
+        if e.type().is_string():
+            return (e.notnull() & (e != "")).fill_null(False)
+        if e.type().is_floating():
+            return (e.notnull() & ~e.isnan()).fill_null(False)
+        return e.notnull()
+
+    def cases(self, branches: Sequence[tuple[Any, Any]], default: Any) -> Any:
+        live = []
+        for cond, value in branches:
+            if cond is False or (isinstance(cond, bool) and not cond):
+                continue
+            if cond is True:
+                default = value
+                break
+            live.append((_bool(cond), value))
+        if not live:
+            return default
+        typed = next((v for _, v in live if v is not None), default)
+        dtype = _expr(typed).type() if typed is not None else "string"
+        else_ = ibis.null(dtype) if default is None else _expr(default).cast(dtype)
+        return ibis.cases(
+            *((c, ibis.null(dtype) if v is None else _expr(v).cast(dtype)) for c, v in live),
+            else_=else_,
+        )
+
+    def round_int(self, x: Any) -> Any:
+        if not isinstance(x, ir.Value):
+            import math
+
+            return math.floor(x + 0.5)
+        return (x + 0.5).floor().cast("int64")
+
+    def clamp(self, x: Any, low: float, high: float) -> Any:
+        if not isinstance(x, ir.Value):
+            return min(max(x, low), high)
+        return x.clip(lower=low, upper=high)
+
+    def coalesce(self, x: Any, default: Any) -> Any:
+        return _expr(x).fill_null(default) if isinstance(x, ir.Value) else x
+
+    def fmt_value(self, x: Any) -> Any:
+        tenths = (_expr(x) * 10 + 0.5).floor().cast("int64")
+        whole = (tenths // 10).cast("int64").cast("string")
+        frac = (tenths % 10).cast("int64")
+        return whole + ibis.ifelse(frac == 0, "", "." + frac.cast("string"))
+
+    def fmt_points(self, x: Any) -> Any:
+        e = _expr(x).cast("int64")
+        return ibis.ifelse(e >= 0, "+" + e.cast("string"), e.cast("string"))
+
+    def concat(self, *parts: Any) -> Any:
+        exprs = [_expr(p).cast("string") if isinstance(p, ir.Value) else p for p in parts]
+        out = _expr(exprs[0])
+        for p in exprs[1:]:
+            out = out + p
+        return out
+
+    def join(self, sep: str, items: Sequence[tuple[Any, Any]]) -> Any:
+        live = [ibis.ifelse(_bool(keep), _expr(text), ibis.null("string")) for keep, text in items]
+        if not live:
+            return ibis.literal("")
+        return ibis.literal(sep).join(live).fill_null("")
+
+
+def _compatible(e: ir.Value, v: Any) -> bool:
+    t = e.type()
+    if isinstance(v, bool):
+        return t.is_boolean()
+    if isinstance(v, int | float):
+        return t.is_numeric()
+    return t.is_string()

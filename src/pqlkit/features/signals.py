@@ -1,0 +1,238 @@
+"""One small function per event-signal kind, each returning Ibis expressions.
+
+A kind declares the aggregates it needs over the user's events (filtered aggregates, so all
+signals share one scan and one GROUP BY) and how to finish its value from them. Values are
+non-negative floats, 0 when nothing happened (recency: days, or null when unknown).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+
+from ..model.signals import (
+    ActiveDaysSignal,
+    DistinctFeaturesSignal,
+    EventCountSignal,
+    HandRaiseSignal,
+    LimitReachedSignal,
+    OnboardingSignal,
+    PropertyThresholdSignal,
+    RecencySignal,
+    TeammatesInvitedSignal,
+    duration_seconds,
+)
+
+Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """The user's events known as of ``as_of``, and helpers over them."""
+
+    events: ir.Table
+    as_of: datetime
+    bitmask_days: bool
+
+    @property
+    def as_of_epoch(self) -> float:
+        return (self.as_of - datetime(1970, 1, 1)).total_seconds()
+
+    def age_days(self) -> ir.FloatingValue:
+        return (self.as_of_epoch - self.events.timestamp.epoch_seconds()) / 86400.0
+
+    def since(self, window: str | None) -> ir.BooleanValue | None:
+        if window is None:
+            return None
+        start = self.as_of - timedelta(seconds=duration_seconds(window))
+        return self.events.timestamp >= ibis.timestamp(start)
+
+    def match(
+        self, names: list[str], window: str | None = None, where: dict | None = None
+    ) -> ir.BooleanValue:
+        conds = []
+        if "*" not in names:
+            e = self.events.event
+            conds.append(e == names[0] if len(names) == 1 else e.isin(names))
+        if (w := self.since(window)) is not None:
+            conds.append(w)
+        for key, value in (where or {}).items():
+            prop = self.events.properties[key]
+            if isinstance(value, bool):
+                conds.append(prop.bool == value)
+            elif isinstance(value, int | float):
+                conds.append(prop.float == float(value))
+            else:
+                conds.append(prop.str == value)
+        if not conds:
+            return ibis.literal(True)
+        out = conds[0]
+        for c in conds[1:]:
+            out = out & c
+        return out
+
+    def prop_text(self, key: str) -> ir.StringValue:
+        return self.events.properties[key].str
+
+    def prop_number(self, key: str) -> ir.FloatingValue:
+        return self.events.properties[key].float
+
+
+@dataclass(frozen=True)
+class SignalPlan:
+    """Aggregates one signal needs, and how to turn them into its value."""
+
+    aggregates: dict[str, ir.Scalar]
+    finish: Finish
+
+
+def _count(ctx: EventContext, name: str, cond, half_life: str | None) -> SignalPlan:
+    if half_life is None:
+        agg = ctx.events.count(where=cond)
+    else:
+        rate = math.log(2) / (duration_seconds(half_life) / 86400.0)
+        agg = (ctx.age_days() * -rate).exp().sum(where=cond)
+    return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
+
+
+def event_count(s: EventCountSignal | HandRaiseSignal, ctx: EventContext, name: str) -> SignalPlan:
+    return _count(ctx, name, ctx.match(s.events, s.window, s.where), s.half_life)
+
+
+def teammates_invited(s: TeammatesInvitedSignal, ctx: EventContext, name: str) -> SignalPlan:
+    cond = ctx.match(s.events, s.window, s.where)
+    if s.property is None:
+        return _count(ctx, name, cond, s.half_life)
+    agg = ctx.prop_text(s.property).nunique(where=cond)
+    return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
+
+
+def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan:
+    cond = ctx.match(s.events, s.window, s.where)
+    if ctx.bitmask_days and s.window is not None:
+        # One bit per calendar day back from as_of; BIT_OR then BIT_COUNT beats COUNT(DISTINCT).
+        days = math.ceil(duration_seconds(s.window) / 86400.0) + 1
+        as_of_day = math.floor(ctx.as_of_epoch / 86400.0)
+        back = as_of_day - (ctx.events.timestamp.epoch_seconds() // 86400).cast("int64")
+        # 63 days a signed BIGINT word (1 << 63 overflows); back >= 0 as events are before
+        # as_of, so back % 63 is always a valid shift.
+        bit = ibis.literal(1, "int64") << (back % 63)
+        words = {}
+        for w in range((days + 62) // 63):
+            upper = back < 63 * (w + 1)
+            in_word = upper if w == 0 else ((back >= 63 * w) & upper)
+            words[f"{name}_w{w}"] = bit.bit_or(where=cond & in_word)
+
+        def finish(a: Mapping[str, ir.Value]) -> ir.Value:
+            total = None
+            for key in words:
+                part = bit_count(a[key].fill_null(0))
+                total = part if total is None else total + part
+            return total.cast("float64")
+
+        return SignalPlan(words, finish)
+    day = ctx.events.timestamp.date()
+    return SignalPlan(
+        {name: day.nunique(where=cond)}, lambda a: a[name].fill_null(0).cast("float64")
+    )
+
+
+@ibis.udf.scalar.builtin(name="bit_count")
+def bit_count(x: int) -> int:  # type: ignore[empty-body]
+    """DuckDB's BIT_COUNT over BIGINT."""
+
+
+def distinct_features(s: DistinctFeaturesSignal, ctx: EventContext, name: str) -> SignalPlan:
+    if s.property is not None:
+        cond = ctx.match(s.events, s.window, s.where)
+        agg = ctx.prop_text(s.property).nunique(where=cond)
+        return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
+    return _per_event_presence(ctx, name, s.events, s.window, s.where)
+
+
+def _per_event_presence(ctx, name, events, window, where) -> SignalPlan:
+    aggs = {
+        f"{name}_{i}": ctx.events.count(where=ctx.match([e], window, where))
+        for i, e in enumerate(dict.fromkeys(events))
+    }
+
+    def finish(a: Mapping[str, ir.Value]) -> ir.Value:
+        total = None
+        for key in aggs:
+            part = ibis.ifelse(a[key].fill_null(0) > 0, 1.0, 0.0)
+            total = part if total is None else total + part
+        return total
+
+    return SignalPlan(aggs, finish)
+
+
+def onboarding_completed(s: OnboardingSignal, ctx: EventContext, name: str) -> SignalPlan:
+    return _per_event_presence(ctx, name, s.steps, s.window, None)
+
+
+def property_threshold(s: PropertyThresholdSignal, ctx: EventContext, name: str) -> SignalPlan:
+    cond = ctx.match(s.events, s.window, s.where)
+    value = ctx.prop_number(s.property)
+    if s.agg == "max":
+        agg = value.max(where=cond)
+    elif s.agg == "sum":
+        agg = value.sum(where=cond)
+    else:
+        agg = value.argmax(ctx.events.timestamp, where=cond & value.notnull())
+    return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
+
+
+def limit_reached(s: LimitReachedSignal, ctx: EventContext, name: str) -> SignalPlan:
+    if s.events is not None:
+        return _count(ctx, name, ctx.match(s.events, s.window), None)
+    usage = s.usage
+    assert usage is not None  # invariant: validated by the model
+    cond = ctx.match(usage.events, s.window)
+    if usage.agg == "count" or usage.property is None:
+        agg = ctx.events.count(where=cond)
+    elif usage.agg == "sum":
+        agg = ctx.prop_number(usage.property).sum(where=cond)
+    else:
+        agg = ctx.prop_number(usage.property).max(where=cond)
+    quotas = dict(s.quotas or {})
+
+    def finish(a: Mapping[str, ir.Value]) -> ir.Value:
+        plan = a["user.plan"]
+        quota = ibis.cases(*((plan == p, float(q)) for p, q in quotas.items()), else_=ibis.null("float64"))
+        ratio = a[name].fill_null(0).cast("float64") / quota
+        return ibis.ifelse(quota > 0, ratio, 0.0).fill_null(0.0)
+
+    return SignalPlan({name: agg}, finish)
+
+
+def recency(s: RecencySignal, ctx: EventContext, name: str) -> SignalPlan:
+    agg = ctx.events.timestamp.max(where=ctx.match(s.events))
+    as_of_epoch = ctx.as_of_epoch
+
+    def finish(a: Mapping[str, ir.Value]) -> ir.Value:
+        since_last = (as_of_epoch - a[name].epoch_seconds()) / 86400.0
+        return since_last.fill_null(a["user.days_since_signup"])
+
+    return SignalPlan({name: agg}, finish)
+
+
+KINDS: dict[str, Callable[..., SignalPlan]] = {
+    "event_count": event_count,
+    "hand_raise": event_count,
+    "teammates_invited": teammates_invited,
+    "active_days": active_days,
+    "distinct_features": distinct_features,
+    "property_threshold": property_threshold,
+    "onboarding_completed": onboarding_completed,
+    "limit_reached": limit_reached,
+    "recency": recency,
+}
+
+
+def plan_signal(signal, ctx: EventContext, name: str) -> SignalPlan:
+    return KINDS[signal.kind](signal, ctx, name)

@@ -1,0 +1,314 @@
+"""Bind the model's sources to canonical Ibis tables, and check the data fits.
+
+Every column the model maps is checked before anything runs: a missing column names the
+table, the column and the columns present. Types are normalised: ids to text, timestamps to
+UTC (naive), numbers to numbers, JSON properties to JSON.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from ..errors import DataQualityError, MappingError
+from ..model.conditions import FieldCondition, walk
+from ..model.defaults import effective_segments
+from ..model.load import LoadedModel
+from ..model.signals import signal_events
+from ..model.spec import CANONICAL_COLUMNS, Source
+
+TIMESTAMP_COLUMNS = {
+    "events": ("timestamp",),
+    "users": ("created_at",),
+    "outcomes": ("created_at", "closed_at"),
+}
+ID_COLUMNS = {
+    "events": ("message_id", "user_id", "anonymous_id", "account_id", "event"),
+    "users": ("user_id", "account_id", "email", "plan", "role"),
+    "accounts": ("account_id", "domain", "plan", "industry", "name", "country"),
+    "outcomes": ("outcome_id", "account_id", "user_id", "stage", "kind"),
+}
+NUMERIC_COLUMNS = {"accounts": ("employees", "seats"), "outcomes": ("amount",)}
+#: Fields the features layer derives for every user; rules may use them like columns.
+DERIVED_USER_FIELDS = (
+    "email_domain",
+    "is_business_email",
+    "is_paid",
+    "sales_touched",
+    "days_since_signup",
+)
+
+
+@dataclass
+class Bound:
+    """The canonical tables for one run."""
+
+    events: ir.Table
+    users: ir.Table
+    accounts: ir.Table
+    outcomes: ir.Table | None
+    text_timestamps: list[tuple[str, str, ir.Table]] = field(default_factory=list)
+    """(role, column, table before parsing) for timestamps stored as text, to check parsing."""
+
+
+def bind(backend, loaded: LoadedModel) -> Bound:
+    """Canonical tables for the model's sources; raises MappingError on missing columns."""
+    sources = loaded.model.sources
+    tables: dict[str, ir.Table | None] = {}
+    text_ts: list[tuple[str, str, ir.Table]] = []
+    for role in ("events", "users", "accounts", "outcomes"):
+        source: Source | None = getattr(sources, role)
+        if source is None:
+            tables[role] = None
+            continue
+        raw = _open(backend, source, role, loaded.base_dir)
+        tables[role], texts = _canonical(raw, source, role, loaded)
+        text_ts.extend(texts)
+    bound = Bound(text_timestamps=text_ts, **tables)
+    _check_referenced_fields(bound, loaded)
+    return bound
+
+
+def _open(backend, source: Source, role: str, base_dir: Path) -> ir.Table:
+    if source.table is not None:
+        return backend.table(source.table, role=role)
+    path = Path(source.path or "")
+    if not path.is_absolute():
+        path = base_dir / path
+    fmt = source.format or _format_from_suffix(path, role)
+    return backend.read_file(path, fmt, role=role)
+
+
+def _format_from_suffix(path: Path, role: str) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".json", ".jsonl", ".ndjson"):
+        return "jsonl"
+    raise MappingError(
+        f"sources.{role}: cannot tell the format of {path.name}; add format: parquet|csv|jsonl"
+    )
+
+
+def _canonical(
+    raw: ir.Table, source: Source, role: str, loaded: LoadedModel
+) -> tuple[ir.Table, list[tuple[str, str, ir.Table]]]:
+    present = list(raw.columns)
+    where = f"{loaded.path}:{loaded.line_of(('sources', role))}"
+    name = source.table or source.path
+    canon = CANONICAL_COLUMNS[role]
+    for canonical, theirs in source.columns.items():
+        if canonical not in canon:
+            raise MappingError(
+                f"{where}: sources.{role}.columns: {canonical!r} is not a canonical {role} column "
+                f"({', '.join(canon)}); other columns need no mapping and are kept as traits"
+            )
+        if theirs not in present:
+            raise MappingError(
+                f"{where}: sources.{role}.columns.{canonical}: column {theirs!r} is not in {role} "
+                f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
+            )
+    renames = {canonical: theirs for canonical, theirs in source.columns.items() if canonical != theirs}
+    mapped_from = set(renames.values())
+    keep = [c for c in present if c not in mapped_from and c not in renames]
+    table = raw.select(*keep, **{c: raw[theirs] for c, theirs in renames.items()})
+    for column, required in canon.items():
+        if column in table.columns:
+            continue
+        if required:
+            raise MappingError(
+                f"{where}: the {role} table ({name}) has no column {column!r}; columns present: "
+                f"{', '.join(present)}" + _suggest(column, present)
+                + f"; map yours with sources.{role}.columns: {{{column}: <your column>}}"
+            )
+        table = table.mutate(**{column: ibis.null(_default_type(role, column))})
+    fixes = {}
+    for column in ID_COLUMNS.get(role, ()):
+        if not table[column].type().is_string():
+            fixes[column] = table[column].cast("string")
+    for column in NUMERIC_COLUMNS.get(role, ()):
+        if not table[column].type().is_numeric():
+            fixes[column] = table[column].cast("float64")
+    for column in TIMESTAMP_COLUMNS.get(role, ()):
+        fixes[column] = utc_timestamp(table[column])
+    if role == "events" and not table.properties.type().is_json():
+        prop_type = table.properties.type()
+        if prop_type.is_string() or prop_type.is_null():
+            fixes["properties"] = table.properties.cast("json")
+        elif prop_type.is_struct() or prop_type.is_map():
+            fixes["properties"] = table.properties.cast("string").cast("json")
+    if role == "accounts" and table.tech_stack.type().is_null():
+        fixes["tech_stack"] = ibis.null(dt.Array(dt.string))
+    texts = [
+        (role, c, table) for c in TIMESTAMP_COLUMNS.get(role, ()) if table[c].type().is_string()
+    ]
+    return (table.mutate(**fixes) if fixes else table), texts
+
+
+def _default_type(role: str, column: str) -> str:
+    if column in TIMESTAMP_COLUMNS.get(role, ()):
+        return "timestamp"
+    if column in NUMERIC_COLUMNS.get(role, ()):
+        return "float64"
+    if column == "properties":
+        return "json"
+    if column == "tech_stack":
+        return "array<string>"
+    return "string"
+
+
+def utc_timestamp(col: ir.Value) -> ir.Value:
+    """Any timestamp-like column as a naive UTC timestamp (sessions run in UTC)."""
+    t = col.type()
+    if t.is_timestamp():
+        return col.cast(dt.Timestamp()) if t.timezone else col
+    if t.is_date():
+        return col.cast(dt.Timestamp())
+    if t.is_integer() or t.is_floating():
+        # epoch milliseconds are told from seconds by size (1e11 s is the year 5138)
+        return _from_epoch(ibis.ifelse(col.abs() > 100_000_000_000, col / 1000.0, col * 1.0))
+    if t.is_string():
+        return col.cast(dt.Timestamp(timezone="UTC")).cast(dt.Timestamp())
+    return col.cast(dt.Timestamp())
+
+
+def _from_epoch(seconds: ir.NumericValue) -> ir.Value:
+    return ibis.timestamp("1970-01-01 00:00:00") + (seconds * 1_000_000).cast("int64").as_interval("us")
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
+    model = loaded.model
+    places = []
+    for i, p in enumerate(model.icp.profiles):
+        places.append((("icp", "profiles", i, "when"), p.when))
+    for i, e in enumerate(model.icp.exclusions):
+        places.append((("icp", "exclusions", i, "when"), e.when))
+    for i, s in enumerate(model.fit_signals):
+        places.append((("fit_signals", i, "when"), s.when))
+    places.append((("activation",), model.activation))
+    for i, s in enumerate(effective_segments(model)):
+        if s.when is not None:
+            places.append((("segments", i, "when"), s.when))
+    for i, r in enumerate(model.routing.rules):
+        places.append((("routing", "rules", i, "when"), r.when))
+    columns = {
+        "user": [*bound.users.columns, *DERIVED_USER_FIELDS],
+        "account": list(bound.accounts.columns),
+    }
+    problems = []
+    for base, cond in places:
+        for path, leaf in walk(cond, base):
+            if isinstance(leaf, FieldCondition) and leaf.namespace in columns:
+                known = columns[leaf.namespace]
+                if leaf.name not in known:
+                    issue = loaded.issue(
+                        (*path, "field"),
+                        f"{leaf.field}: the {leaf.namespace}s table has no column {leaf.name!r}",
+                        (_suggest(leaf.name, known).strip(" ()") or "columns: " + ", ".join(known)),
+                    )
+                    problems.append(str(issue))
+    if problems:
+        raise MappingError("\n".join(sorted(set(problems))))
+
+
+# --- data checks ---------------------------------------------------------------------------
+
+
+def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> list[str]:
+    """Raise DataQualityError on unusable data; return warnings (unknown event names...)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    users = bound.users
+    stats = users.aggregate(
+        n=users.count(),
+        null_ids=users.user_id.isnull().sum(),
+        distinct_ids=users.user_id.nunique(),
+    ).to_pyarrow().to_pylist()[0]
+    if stats["n"] == 0:
+        problems.append("the users table is empty: load users before scoring")
+    if stats["null_ids"]:
+        problems.append(
+            f"users: {stats['null_ids']} row(s) have no user_id; every user needs an id"
+        )
+    dupes = int(stats["n"]) - int(stats["null_ids"] or 0) - int(stats["distinct_ids"])
+    if dupes > 0:
+        example = _duplicate_example(users, "user_id")
+        problems.append(
+            f"users: {dupes} duplicate user_id row(s), e.g. {example!r}; keep one row per user"
+        )
+    accounts = bound.accounts
+    a = accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
+                           null_ids=accounts.account_id.isnull().sum()).to_pyarrow().to_pylist()[0]
+    adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
+    if adupes > 0:
+        example = _duplicate_example(accounts, "account_id")
+        problems.append(
+            f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"
+        )
+    events = bound.events
+    if events.limit(1).count().to_pyarrow().as_py() == 0:
+        problems.append("the events table is empty: load events before scoring")
+    problems.extend(_timestamp_problems(bound))
+    if problems:
+        raise DataQualityError("\n".join(problems))
+
+    referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
+    known_rows = events.select("event").distinct().to_pyarrow().column("event").to_pylist()
+    known = sorted(k for k in known_rows if k is not None)
+    unknown = [n for n in referenced if n not in known]
+    for name in unknown:
+        hint = _suggest(name, known)
+        warnings.append(
+            f"event {name!r} is referenced by the model but never occurs in the events{hint}; "
+            f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
+        )
+    if thorough:
+        e = events.aggregate(
+            null_users=events.user_id.isnull().sum(),
+            n=events.count(),
+            ids=events.message_id.nunique(),
+            with_ids=events.message_id.notnull().sum(),
+        ).to_pyarrow().to_pylist()[0]
+        if e["null_users"]:
+            warnings.append(
+                f"events: {e['null_users']} of {e['n']} events have no user_id and are not scored"
+            )
+        if e["with_ids"] and e["with_ids"] > e["ids"]:
+            warnings.append(
+                f"events: {e['with_ids'] - e['ids']} events repeat a message_id already seen"
+            )
+    return warnings
+
+
+def _duplicate_example(table: ir.Table, column: str):
+    counts = table.filter(table[column].notnull()).group_by(column).aggregate(n=table.count())
+    row = counts.filter(counts.n > 1).order_by(column).limit(1).to_pyarrow().to_pylist()
+    return row[0][column] if row else None
+
+
+def _timestamp_problems(bound: Bound) -> list[str]:
+    """Text timestamps that do not parse (mixed formats) are reported with an example."""
+    out = []
+    for role, col, table in bound.text_timestamps:
+        raw = table[col]
+        bad = table.filter(raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull())
+        sample = bad.select(value=raw).limit(1).to_pyarrow().to_pylist()
+        if sample:
+            total = bad.count().to_pyarrow().as_py()
+            out.append(
+                f"{role}.{col}: {total} value(s) are not timestamps, e.g. {sample[0]['value']!r}; "
+                "use ISO 8601 (2024-05-01T12:00:00Z or with an offset, +02:00) or epoch seconds"
+            )
+    return out

@@ -1,0 +1,332 @@
+"""Signals: what earns (or costs) points. One class per kind, told apart by ``kind``.
+
+Usage and MQL signals are computed from events; fit signals from user and account attributes.
+A signal has a *value* (a count, a number of days, a ratio); it *fires* when the value reaches
+``min``; it then earns ``points`` (or ``points`` per unit of value with ``per_unit``), bounded
+by ``cap`` and rounded to a whole number.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .conditions import Condition
+
+DURATION_PATTERN = r"^\d+(\.\d+)?(s|m|h|d|w)$"
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30d", "12h", "2w"])]
+
+
+def duration_seconds(text: str) -> float:
+    """'30d' -> 2592000.0. The pattern is validated by the model before this is called."""
+    match = re.fullmatch(DURATION_PATTERN, text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (write a number and a unit: 30d, 12h, 2w)")
+    return float(text[:-1]) * _UNIT_SECONDS[text[-1]]
+
+
+def duration_days(text: str) -> float:
+    return duration_seconds(text) / 86400.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
+    )
+
+
+SignalId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
+
+
+class _Signal(_Strict):
+    id: SignalId
+    """Unique id (lower_snake_case), used in activation rules, segments and reasons."""
+    label: str | None = None
+    """How a reason reads; `{value}` is replaced by the signal's value, e.g.
+    "Invited {value} teammates". Defaults to the id."""
+    description: str | None = None
+    """Free text for people reading the model."""
+    points: float
+    """Points earned when the signal fires (negative to penalise)."""
+    per_unit: bool = False
+    """true: earn `points` for each unit of value (2 points per active day) instead of once."""
+    cap: float | None = Field(default=None, gt=0)
+    """Upper bound on the size of this signal's contribution (in points, either sign)."""
+    min: float = 1
+    """The value at which the signal fires."""
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+
+class _EventSignal(_Signal):
+    events: list[str] = Field(min_length=1)
+    """Event names that count."""
+    where: dict[str, str | int | float | bool] | None = None
+    """Only events whose properties equal these values (properties.<key> = value)."""
+    window: Duration | None = None
+    """Only events in this long before as_of (default: all history before as_of)."""
+
+
+class _DecayingSignal(_EventSignal):
+    half_life: Duration | None = None
+    """Each event counts 0.5^(age / half_life): recent behaviour weighs more."""
+
+
+class EventCountSignal(_DecayingSignal):
+    """How many times the events happened."""
+
+    kind: Literal["event_count"]
+
+
+class HandRaiseSignal(_DecayingSignal):
+    """A hand-raise: asked for a demo, contacted sales, requested help from a person."""
+
+    kind: Literal["hand_raise"]
+
+
+class TeammatesInvitedSignal(_DecayingSignal):
+    """Teammates invited: the number of invite events, or of distinct invitees when
+    `property` names the invitee."""
+
+    kind: Literal["teammates_invited"]
+    property: str | None = None
+    """Event property naming the invitee (counts distinct values instead of events)."""
+
+    @model_validator(mode="after")
+    def _no_decay_on_distinct(self) -> TeammatesInvitedSignal:
+        if self.property and self.half_life:
+            raise ValueError("half_life cannot be combined with property (distinct invitees)")
+        return self
+
+
+class ActiveDaysSignal(_EventSignal):
+    """Distinct days (UTC) with at least one of the events."""
+
+    kind: Literal["active_days"]
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """Event names that make a day active; ["*"] (the default) means any event."""
+
+
+class DistinctFeaturesSignal(_EventSignal):
+    """How many different core features were used: distinct event names from `events`, or
+    distinct values of `property` on those events."""
+
+    kind: Literal["distinct_features"]
+    property: str | None = None
+    """Event property naming the feature (default: the event name is the feature)."""
+
+
+class PropertyThresholdSignal(_EventSignal):
+    """A numeric event property aggregated (projects created >= 3)."""
+
+    kind: Literal["property_threshold"]
+    property: str
+    """The numeric event property."""
+    agg: Literal["max", "sum", "last"] = "max"
+    """How the property's values are combined: max, sum or the last one before as_of."""
+
+
+class OnboardingSignal(_Strict):
+    """Onboarding completed: how many of the onboarding steps were done; fires when all were
+    (or `min` of them)."""
+
+    kind: Literal["onboarding_completed"]
+    id: SignalId
+    """Unique id (lower_snake_case)."""
+    label: str | None = None
+    """How a reason reads; `{value}` is the number of steps done."""
+    description: str | None = None
+    """Free text for people reading the model."""
+    steps: list[str] = Field(min_length=1)
+    """The onboarding step events, or a single completion event."""
+    points: float
+    """Points earned when onboarding is completed."""
+    min: float | None = None
+    """Steps needed to count as completed (default: all of them)."""
+    window: Duration | None = None
+    """Only steps in this long before as_of."""
+    per_unit: Literal[False] = False
+    """Not available for this kind."""
+    cap: float | None = None
+    """Not needed for this kind (points are earned once)."""
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+    @property
+    def threshold(self) -> float:
+        return float(len(self.steps)) if self.min is None else self.min
+
+    @property
+    def events(self) -> list[str]:
+        return self.steps
+
+
+class UsageMetric(_Strict):
+    """Product usage measured against a plan quota."""
+
+    events: list[str] = Field(min_length=1)
+    """Events that consume the quota (project_created)."""
+    property: str | None = None
+    """Numeric property to aggregate (default: count the events)."""
+    agg: Literal["count", "sum", "max"] = "count"
+    """count the events, or sum or max the property."""
+
+
+class LimitReachedSignal(_Strict):
+    """Free-tier limit reached: either limit events the product sends, or usage measured
+    against the quota of the user's plan. The value is the number of limit events, or
+    usage / quota; it fires at `min` (default 1: the quota is used up)."""
+
+    kind: Literal["limit_reached"]
+    id: SignalId
+    """Unique id (lower_snake_case)."""
+    label: str | None = None
+    """How a reason reads; `{value}` is the count or the usage ratio."""
+    description: str | None = None
+    """Free text for people reading the model."""
+    points: float
+    """Points earned when the limit is reached."""
+    min: float = 1
+    """Value at which the signal fires (1 = quota used up; 0.8 = 80% used)."""
+    events: list[str] | None = Field(default=None, min_length=1)
+    """Limit events sent by the product (limit_reached)."""
+    usage: UsageMetric | None = None
+    """Usage to measure against `quotas` (instead of `events`)."""
+    quotas: dict[str, float] | None = None
+    """Quota per plan, e.g. {free: 3}; users on plans not listed never reach a limit."""
+    window: Duration | None = None
+    """Only events in this long before as_of."""
+    per_unit: Literal[False] = False
+    """Not available for this kind."""
+    cap: float | None = None
+    """Not needed for this kind (points are earned once)."""
+
+    @model_validator(mode="after")
+    def _events_or_usage(self) -> LimitReachedSignal:
+        if (self.events is None) == (self.usage is None):
+            raise ValueError("give either events (limit events) or usage with quotas, not both")
+        if self.usage is not None and not self.quotas:
+            raise ValueError("usage needs quotas, e.g. quotas: {free: 3}")
+        if self.quotas is not None and self.usage is None:
+            raise ValueError("quotas go with usage; with events, leave quotas out")
+        return self
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+
+class RecencySignal(_Strict):
+    """Recency of last activity: the value is days since the last event (any event, or
+    `events`); fires when within `within` (reward) or older than `older_than` (penalise)."""
+
+    kind: Literal["recency"]
+    id: SignalId
+    """Unique id (lower_snake_case)."""
+    label: str | None = None
+    """How a reason reads; `{value}` is days since the last activity."""
+    description: str | None = None
+    """Free text for people reading the model."""
+    points: float
+    """Points earned when it fires (negative for inactivity)."""
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """Events that count as activity; ["*"] means any."""
+    within: Duration | None = None
+    """Fires when the last activity is at most this long before as_of."""
+    older_than: Duration | None = None
+    """Fires when the last activity is more than this long before as_of (or there was none)."""
+    per_unit: Literal[False] = False
+    """Not available for this kind."""
+    cap: float | None = None
+    """Not needed for this kind (points are earned once)."""
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> RecencySignal:
+        if (self.within is None) == (self.older_than is None):
+            raise ValueError("give exactly one of within or older_than")
+        return self
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+
+class TraitSignal(_Strict):
+    """Fit: points when a condition over user and account attributes holds."""
+
+    kind: Literal["trait"] = "trait"
+    id: SignalId
+    """Unique id (lower_snake_case)."""
+    label: str | None = None
+    """How a reason reads, e.g. "Company of 50-1000 employees"."""
+    description: str | None = None
+    """Free text for people reading the model."""
+    when: Condition
+    """The condition over `user.*` and `account.*` fields (and `email`)."""
+    points: float
+    """Points earned when the condition holds (negative to penalise)."""
+    per_unit: Literal[False] = False
+    """Not available for this kind."""
+    cap: float | None = None
+    """Not needed for this kind (points are earned once)."""
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+
+EventSignal = Annotated[
+    EventCountSignal
+    | HandRaiseSignal
+    | TeammatesInvitedSignal
+    | ActiveDaysSignal
+    | DistinctFeaturesSignal
+    | PropertyThresholdSignal
+    | OnboardingSignal
+    | LimitReachedSignal
+    | RecencySignal,
+    Field(discriminator="kind"),
+]
+
+AnySignal = (
+    EventCountSignal
+    | HandRaiseSignal
+    | TeammatesInvitedSignal
+    | ActiveDaysSignal
+    | DistinctFeaturesSignal
+    | PropertyThresholdSignal
+    | OnboardingSignal
+    | LimitReachedSignal
+    | RecencySignal
+    | TraitSignal
+)
+
+EVENT_SIGNAL_KINDS = (
+    "event_count",
+    "hand_raise",
+    "teammates_invited",
+    "active_days",
+    "distinct_features",
+    "property_threshold",
+    "onboarding_completed",
+    "limit_reached",
+    "recency",
+)
+
+
+def signal_events(signal: AnySignal) -> list[str]:
+    """Event names a signal reads, without the '*' wildcard."""
+    names: list[str] = []
+    if isinstance(signal, LimitReachedSignal):
+        names = list(signal.events or []) + (list(signal.usage.events) if signal.usage else [])
+    elif not isinstance(signal, TraitSignal):
+        names = list(signal.events)
+    return [n for n in names if n != "*"]

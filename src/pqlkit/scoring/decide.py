@@ -1,0 +1,267 @@
+"""The decision logic: points, scores, fit, activation, PQL, tier, segment, motion, reasons.
+
+Written once against :class:`~pqlkit.scoring.ops.Ops`. ``env`` maps field names
+(``user.employees``, ``account.industry``, ``signal.active_days``) to values: plain Python for
+one user, or Ibis columns for every user at once. Decisions are made in a fixed order, and
+each step adds what it decided to ``env`` so that later rules (segments, routing) can use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..model.conditions import (
+    AllCondition,
+    AnyCondition,
+    Condition,
+    EmailCondition,
+    FieldCondition,
+    NotCondition,
+    SignalCondition,
+)
+from ..model.defaults import effective_segments
+from ..model.signals import (
+    LimitReachedSignal,
+    OnboardingSignal,
+    RecencySignal,
+    TraitSignal,
+    duration_days,
+)
+from ..model.spec import BandTiers, Model
+from .ops import Ops
+
+REASON_SEPARATOR = "; "
+
+#: The per-user outputs, in order.
+OUTPUT_FIELDS = (
+    "fit_score",
+    "usage_score",
+    "mql_score",
+    "score",
+    "icp_profile",
+    "excluded",
+    "exclusion",
+    "exclusion_reason",
+    "activated",
+    "is_pql",
+    "is_mql",
+    "tier",
+    "segment",
+    "motion",
+    "reasons",
+    "mql_reasons",
+)
+
+
+@dataclass(frozen=True)
+class SignalResult:
+    """One signal for one user (or one column of them): its value, whether it fired, points."""
+
+    id: str
+    group: str
+    value: Any
+    fired: Any
+    points: Any
+    text: Any
+
+
+def evaluate(cond: Condition, env: Mapping[str, Any], ops: Ops) -> Any:
+    """A condition as a non-null boolean."""
+    if isinstance(cond, AllCondition):
+        return ops.and_(*(evaluate(c, env, ops) for c in cond.all))
+    if isinstance(cond, AnyCondition):
+        return ops.or_(*(evaluate(c, env, ops) for c in cond.any))
+    if isinstance(cond, NotCondition):
+        return ops.not_(evaluate(cond.not_, env, ops))
+    if isinstance(cond, SignalCondition):
+        return env[f"fired.{cond.signal}"]
+    if isinstance(cond, EmailCondition):
+        business = env["user.is_business_email"]
+        return business if cond.email == "business" else ops.and_(
+            ops.is_set(env["user.email_domain"]), ops.not_(business)
+        )
+    return _field(cond, env[cond.field], ops)
+
+
+def _field(cond: FieldCondition, x: Any, ops: Ops) -> Any:
+    op, v = cond.operator, cond.operand
+    if op in ("equals", "gte", "gt", "lte", "lt"):
+        return ops.cmp(x, op, v)
+    if op == "not_equals":
+        return ops.and_(ops.is_set(x), ops.cmp(x, op, v))
+    if op == "in":
+        return ops.isin(x, v)
+    if op == "not_in":
+        return ops.and_(ops.is_set(x), ops.not_(ops.isin(x, v)))
+    if op == "between":
+        return ops.and_(ops.cmp(x, "gte", v[0]), ops.cmp(x, "lte", v[1]))
+    if op == "contains":
+        return ops.contains(x, v)
+    if op == "matches":
+        return ops.matches(x, v)
+    return ops.is_set(x) if v else ops.not_(ops.is_set(x))
+
+
+def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> SignalResult:
+    """Value, firing, points and reason text of one signal."""
+    if isinstance(signal, TraitSignal):
+        fired = evaluate(signal.when, env, ops)
+        value = ops.cases([(fired, ops.lit(1.0))], ops.lit(0.0))
+    else:
+        value = env[f"signal.{signal.id}"]
+        fired = _fires(signal, value, ops)
+    raw = signal.points * value if signal.per_unit else ops.lit(float(signal.points))
+    if signal.cap is not None:
+        raw = ops.clamp(raw, -signal.cap, signal.cap)
+    points = ops.cases([(fired, ops.round_int(raw))], ops.lit(0))
+    text = ops.concat(
+        *_label_parts(signal.reason_label, value, ops), " (", ops.fmt_points(points), ")"
+    )
+    return SignalResult(signal.id, group, value, fired, points, text)
+
+
+def _fires(signal, value: Any, ops: Ops) -> Any:
+    if isinstance(signal, RecencySignal):
+        if signal.within is not None:
+            return ops.cmp(value, "lte", duration_days(signal.within))
+        return ops.cmp(value, "gt", duration_days(signal.older_than or "0d"))
+    if isinstance(signal, OnboardingSignal):
+        return ops.cmp(value, "gte", signal.threshold)
+    if isinstance(signal, LimitReachedSignal):
+        return ops.cmp(value, "gte", signal.min)
+    return ops.cmp(value, "gte", signal.min)
+
+
+def _label_parts(label: str, value: Any, ops: Ops) -> list[Any]:
+    if "{value}" not in label:
+        return [label]
+    before, _, after = label.partition("{value}")
+    return [before, ops.fmt_value(ops.coalesce(value, ops.lit(0.0))), *_label_parts(after, value, ops)]
+
+
+def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
+    """Every per-user output (see :data:`OUTPUT_FIELDS`) from the features in ``env``."""
+    env = dict(env)
+    groups = (
+        ("fit", model.fit_signals),
+        ("usage", model.usage_signals),
+        ("mql", model.mql_signals),
+    )
+    results: dict[str, list[SignalResult]] = {}
+    for group, signals in groups:
+        results[group] = []
+        for signal in signals:
+            r = signal_result(signal, group, env, ops)
+            env[f"fired.{signal.id}"] = r.fired
+            env[f"signal.{signal.id}"] = r.value
+            results[group].append(r)
+
+    def total(group: str) -> Any:
+        acc: Any = ops.lit(0)
+        for r in results[group]:
+            acc = acc + r.points
+        return acc
+
+    fit, usage, mql_raw = total("fit"), total("usage"), total("mql")
+    score = ops.clamp(fit + usage, 0, 100)
+    mql = ops.clamp(mql_raw, 0, 100)
+    env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
+
+    profiles = sorted(model.icp.profiles, key=lambda p: p.priority)
+    profile = ops.cases(
+        [(evaluate(p.when, env, ops), ops.lit(p.id)) for p in profiles], ops.lit(None)
+    )
+    exclusion_matches = [(evaluate(e.when, env, ops), e) for e in model.icp.exclusions]
+    exclusion = ops.cases([(m, ops.lit(e.id)) for m, e in exclusion_matches], ops.lit(None))
+    reason = ops.cases([(m, ops.lit(e.reason)) for m, e in exclusion_matches], ops.lit(None))
+    excluded = ops.or_(ops.lit(False), *(m for m, _ in exclusion_matches))
+    activated = evaluate(model.activation, env, ops)
+    is_pql = ops.and_(
+        ops.is_set(profile),
+        ops.not_(excluded),
+        activated,
+        ops.cmp(score, "gte", model.thresholds.pql_score),
+    )
+    is_mql = ops.cmp(mql, "gte", model.thresholds.mql_score)
+    env.update(
+        {
+            "decision.profile": profile,
+            "decision.excluded": excluded,
+            "decision.exclusion": exclusion,
+            "decision.activated": activated,
+            "decision.is_pql": is_pql,
+        }
+    )
+    tier = _tier(model, fit, usage, score, ops)
+    env["decision.tier"] = tier
+    segments = effective_segments(model)
+    segment = ops.cases(
+        [
+            (evaluate(s.when, env, ops) if s.when is not None else ops.lit(True), ops.lit(s.id))
+            for s in segments
+        ],
+        ops.lit(None),
+    )
+    env["decision.segment"] = segment
+    motion = ops.cases(
+        [(evaluate(r.when, env, ops), ops.lit(r.motion)) for r in model.routing.rules],
+        ops.lit(model.routing.default),
+    )
+    contributing = [*results["fit"], *results["usage"]]
+    return {
+        "fit_score": fit,
+        "usage_score": usage,
+        "mql_score": mql,
+        "score": score,
+        "icp_profile": profile,
+        "excluded": excluded,
+        "exclusion": exclusion,
+        "exclusion_reason": reason,
+        "activated": activated,
+        "is_pql": is_pql,
+        "is_mql": is_mql,
+        "tier": tier,
+        "segment": segment,
+        "motion": motion,
+        "reasons": ops.join(
+            REASON_SEPARATOR, [(ops.cmp(r.points, "not_equals", 0), r.text) for r in contributing]
+        ),
+        "mql_reasons": ops.join(
+            REASON_SEPARATOR,
+            [(ops.cmp(r.points, "not_equals", 0), r.text) for r in results["mql"]],
+        ),
+    }
+
+
+def signal_breakdown(model: Model, env: Mapping[str, Any], ops: Ops) -> list[SignalResult]:
+    """Every signal's result for one user, in model order (for `pql explain`)."""
+    env = dict(env)
+    out = []
+    for group, signals in (
+        ("fit", model.fit_signals),
+        ("usage", model.usage_signals),
+        ("mql", model.mql_signals),
+    ):
+        for signal in signals:
+            r = signal_result(signal, group, env, ops)
+            env[f"fired.{signal.id}"] = r.fired
+            out.append(r)
+    return out
+
+
+def _tier(model: Model, fit: Any, usage: Any, score: Any, ops: Ops) -> Any:
+    tiers = model.tiers
+    if isinstance(tiers, BandTiers):
+        return ops.cases(
+            [(ops.cmp(score, "gte", b.min_score), ops.lit(b.tier)) for b in tiers.bands],
+            ops.lit(tiers.bands[-1].tier),
+        )
+    branches = []
+    for fi in reversed(range(len(tiers.matrix))):
+        fit_ok = ops.cmp(fit, "gte", tiers.fit_cuts[fi - 1]) if fi > 0 else ops.lit(True)
+        for ui in reversed(range(len(tiers.matrix[fi]))):
+            usage_ok = ops.cmp(usage, "gte", tiers.usage_cuts[ui - 1]) if ui > 0 else ops.lit(True)
+            branches.append((ops.and_(fit_ok, usage_ok), ops.lit(tiers.matrix[fi][ui])))
+    return ops.cases(branches, ops.lit(tiers.matrix[0][0]))
