@@ -20,6 +20,7 @@ from .backends import Backend, connect
 from .errors import BackendError, PqlkitError
 from .features.build import (
     account_scores,
+    count_true,
     env_of,
     user_features,
     user_scores,
@@ -224,8 +225,8 @@ class Engine:
     def _counts(self, when: datetime, version: str) -> dict[str, int]:
         u = self.stored_users(when, version)
         a = self.stored_accounts(when, version)
-        users = u.aggregate(users=u.count(), pqls=u.is_pql.cast("int64").sum())
-        accts = a.aggregate(accounts=a.count(), pqas=a.is_pqa.cast("int64").sum())
+        users = u.aggregate(users=u.count(), pqls=count_true(u.is_pql))
+        accts = a.aggregate(accounts=a.count(), pqas=count_true(a.is_pqa))
         row = users.cross_join(accts).to_pyarrow().to_pylist()[0]
         return {k: int(v or 0) for k, v in row.items()}
 
@@ -237,6 +238,12 @@ class Engine:
             "finished_at": utc_now(),
             **counts,
         }
+
+    def breakdown(self, result: RunResult) -> list[dict[str, Any]]:
+        """Users and PQLs per segment and motion for a stored run."""
+        u = self.stored_users(result.as_of, result.model_version)
+        by = u.group_by(["segment", "motion"]).aggregate(users=u.count(), pqls=count_true(u.is_pql))
+        return by.order_by(["segment", "motion"]).to_pyarrow().to_pylist()
 
     # --- stored results -----------------------------------------------------------------------
     def latest(self) -> tuple[datetime, str] | None:

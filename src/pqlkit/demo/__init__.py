@@ -1,0 +1,1 @@
+"""The demo: a generated product-led SaaS, loaded into a database and scored."""

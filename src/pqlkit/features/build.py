@@ -19,12 +19,17 @@ from ..model.load import LoadedModel
 from ..model.signals import duration_seconds, signal_events
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
-from .signals import EventContext, plan_signal
+from .signals import EventContext, epoch, plan_signal
 from .sources import Bound
 
 USER = "user__"
 ACCOUNT = "account__"
 SIGNAL = "signal__"
+
+
+def count_true(x: ir.BooleanValue) -> ir.IntegerScalar:
+    """How many rows have ``x`` true (portable: PostgreSQL cannot cast boolean to bigint)."""
+    return x.count(where=x)
 
 
 def env_of(columns) -> dict[str, str]:
@@ -76,7 +81,7 @@ def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask
     joined = joined.mutate(**derived)
     view = {f: joined[c] for c, f in env_of(joined.columns).items()}
     view.update({k: joined[k] for k in joined.columns if k.startswith("a__")})
-    signal_cols = {f"{SIGNAL}{sid}": plan.finish(view) for sid, plan in plans.items()}
+    signal_cols = {f"{SIGNAL}{sid}": plan.finish(view).cast("float64") for sid, plan in plans.items()}
     keep = [c for c in joined.columns if c.startswith((USER, ACCOUNT)) or c == "last_seen_at"]
     return joined.select(*keep, **signal_cols)
 
@@ -84,8 +89,8 @@ def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask
 def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime):
     model = loaded.model
     email = joined[f"{USER}email"]
-    domain = email.lower().split("@")[1]
-    domain = ibis.ifelse(email.contains("@"), domain, ibis.null("string"))
+    at = email.find("@")  # portable; split()[1] indexes arrays differently on PostgreSQL
+    domain = ibis.ifelse(at >= 0, email.lower().substr(at + 1), ibis.null("string"))
     business = domain.notnull() & ~domain.isin(sorted(free_mail_domains()))
     plan = joined[f"{USER}plan"]
     paid_values = list(model.plans.paid)
@@ -103,7 +108,7 @@ def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as
         plan_as_of = plan
     created = joined[f"{USER}created_at"]
     as_of_epoch = (as_of - datetime(1970, 1, 1)).total_seconds()
-    days_since_signup = (as_of_epoch - created.epoch_seconds()) / 86400.0
+    days_since_signup = (as_of_epoch - epoch(created)) / 86400.0
     touched = _sales_touched(joined, bound, as_of)
     return {
         f"{USER}plan": plan_as_of,
@@ -183,8 +188,8 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
     )
     agg = s.group_by("account_id").aggregate(
         users=s.count(),
-        active_users=(s.last_seen_at >= ibis.timestamp(active_since)).fill_null(False).cast("int64").sum(),
-        pql_users=s.is_pql.cast("int64").sum(),
+        active_users=count_true((s.last_seen_at >= ibis.timestamp(active_since)).fill_null(False)),
+        pql_users=count_true(s.is_pql),
         best_score=s.score.max(),
         sum_score=s.score.sum(),
         mean_score=s.score.mean(),

@@ -28,6 +28,11 @@ from ..model.signals import (
     duration_seconds,
 )
 
+def epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
+    """Seconds since 1970 as a double (PostgreSQL's EXTRACT returns numeric)."""
+    return ts.epoch_seconds().cast("float64")
+
+
 Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
 
 
@@ -44,7 +49,7 @@ class EventContext:
         return (self.as_of - datetime(1970, 1, 1)).total_seconds()
 
     def age_days(self) -> ir.FloatingValue:
-        return (self.as_of_epoch - self.events.timestamp.epoch_seconds()) / 86400.0
+        return (self.as_of_epoch - epoch(self.events.timestamp)) / 86400.0
 
     def since(self, window: str | None) -> ir.BooleanValue | None:
         if window is None:
@@ -118,7 +123,7 @@ def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan
         # One bit per calendar day back from as_of; BIT_OR then BIT_COUNT beats COUNT(DISTINCT).
         days = math.ceil(duration_seconds(s.window) / 86400.0) + 1
         as_of_day = math.floor(ctx.as_of_epoch / 86400.0)
-        back = as_of_day - (ctx.events.timestamp.epoch_seconds() // 86400).cast("int64")
+        back = as_of_day - (epoch(ctx.events.timestamp) // 86400).cast("int64")
         # 63 days a signed BIGINT word (1 << 63 overflows); back >= 0 as events are before
         # as_of, so back % 63 is always a valid shift.
         bit = ibis.literal(1, "int64") << (back % 63)
@@ -164,9 +169,10 @@ def _per_event_presence(ctx, name, events, window, where) -> SignalPlan:
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
         total = None
         for key in aggs:
-            part = ibis.ifelse(a[key].fill_null(0) > 0, 1.0, 0.0)
+            # integer literals: PostgreSQL reads 1.0 as numeric, and Ibis elides a later cast
+            part = ibis.ifelse(a[key].fill_null(0) > 0, 1, 0)
             total = part if total is None else total + part
-        return total
+        return total.cast("float64")
 
     return SignalPlan(aggs, finish)
 
@@ -215,7 +221,7 @@ def recency(s: RecencySignal, ctx: EventContext, name: str) -> SignalPlan:
     as_of_epoch = ctx.as_of_epoch
 
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
-        since_last = (as_of_epoch - a[name].epoch_seconds()) / 86400.0
+        since_last = (as_of_epoch - epoch(a[name])) / 86400.0
         return since_last.fill_null(a["user.days_since_signup"])
 
     return SignalPlan({name: agg}, finish)

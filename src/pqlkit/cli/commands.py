@@ -1,0 +1,341 @@
+"""The `pql` commands. Each parses, calls the library, renders; nothing more."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+import pyarrow.csv as pacsv
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..backends import connect
+from ..engine import Engine, as_utc
+from ..errors import PqlkitError
+from ..model.load import load_model
+from ..sinks.files import FORMATS, flatten_lists, export, format_from_path, write_json
+from . import (
+    _handle_errors,
+    as_of_option,
+    cli,
+    json_option,
+    model_option,
+    render,
+    url_option,
+)
+
+USER_COLUMNS = ["user_id", "account_id", "score", "tier", "icp_profile", "is_pql", "segment", "motion", "reasons"]
+ACCOUNT_COLUMNS = ["account_id", "name", "score", "tier", "users", "pql_users", "seat_share_active",
+                   "champion_user_id", "motion", "is_pqa"]
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool):
+    """A spinner with the current step, on stderr, when a person is watching."""
+    if not enabled:
+        yield lambda _msg: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=render.err, transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        yield lambda msg: bar.update(task, description=msg)
+
+
+def _interactive(as_json: bool) -> bool:
+    return not as_json and render.err.is_terminal
+
+
+# --- init / validate --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", default="pql.yml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@_handle_errors
+def init(path: str, force: bool) -> None:
+    """Write a commented starter model to PATH (default pql.yml)."""
+    from ..demo.load import write_model
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
+    write_model(target)
+    render.out.print(f"Wrote a starter model to {target}. Edit it, then run `pql validate -m {target}`.")
+
+
+@cli.command()
+@model_option
+@url_option
+@click.option("--data/--no-data", default=True, show_default=True,
+              help="Also check the database: mapped tables and columns, ids, timestamps, event names.")
+@json_option
+@_handle_errors
+def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> None:
+    """Check the model file (and, with --data, that the data fits it)."""
+    loaded = load_model(model_path)
+    warnings: list[str] = []
+    if data:
+        engine = Engine(loaded, connect(url))
+        warnings = engine.check(thorough=True)
+        engine.close()
+    if as_json:
+        render.emit_json({"ok": True, "model": loaded.path, "version": loaded.version,
+                          "warnings": warnings})
+        return
+    for w in warnings:
+        render.warn(w)
+    m = loaded.model
+    render.out.print(
+        f"[green]ok[/green] {loaded.path} (version {loaded.version}): "
+        f"{len(m.icp.profiles)} profiles, {len(m.icp.exclusions)} exclusions, "
+        f"{len(m.fit_signals)} fit, {len(m.usage_signals)} usage and {len(m.mql_signals)} MQL signals"
+        + ("; data checked" if data else "")
+    )
+
+
+# --- score / accounts --------------------------------------------------------------------------
+
+
+def _run(model_path: str, url: str | None, as_of: str | None, checks: bool, interactive: bool):
+    engine = Engine.open(model_path, url)
+    with _progress(interactive) as say:
+        result = engine.run(as_of, checks=checks, progress=say)
+    return engine, result
+
+
+def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], title: str,
+                    limit: int, as_json: bool, summary: dict) -> None:
+    if out:
+        n = export(expr, out, fmt or format_from_path(out))
+        if as_json:
+            render.emit_json({**summary, "written": n, "out": out})
+        else:
+            render.out.print(f"Wrote {n} rows to {out}")
+        return
+    fmt = "json" if as_json and not fmt else (fmt or "table")
+    if fmt == "table":
+        rows = expr.limit(limit).to_pyarrow().to_pylist()
+        if "reasons" in columns:
+            render.lead_list(rows, title)
+        else:
+            render.table(rows, columns, title=title)
+        return
+    if fmt == "parquet":
+        raise PqlkitError("--format parquet needs --out FILE")
+    data = expr.to_pyarrow()
+    if fmt == "csv":
+        buf = io.BytesIO()
+        pacsv.write_csv(flatten_lists(data), buf)
+        sys.stdout.write(buf.getvalue().decode())
+    else:
+        if fmt == "json":
+            render.emit_json({**summary, "rows": data.to_pylist()})
+        else:
+            write_json(data, sys.stdout, lines=True)
+
+
+_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", *FORMATS]), default=None,
+                       help="Output format (default: table; from the file name with --out).")
+_OUT = click.option("--out", default=None, type=click.Path(dir_okay=False),
+                    help="Write the results to this file (CSV, Parquet, JSON lines).")
+_LIMIT = click.option("--limit", default=20, show_default=True, help="Rows shown in the table.")
+_CHECKS = click.option("--checks/--no-checks", default=True, show_default=True,
+                       help="Check the data (ids, timestamps, event names) before scoring.")
+
+
+@cli.command()
+@model_option
+@url_option
+@as_of_option
+@_FORMAT
+@_OUT
+@_LIMIT
+@click.option("--pql-only", is_flag=True, help="Only users who are PQLs.")
+@_CHECKS
+@json_option
+@_handle_errors
+def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, as_json) -> None:
+    """Score every user as of a time, store the results, and show or export them."""
+    engine, result = _run(model_path, url, as_of, checks, _interactive(as_json))
+    for w in result.warnings:
+        render.warn(w)
+    users = engine.stored_users(result.as_of, result.model_version)
+    if pql_only:
+        users = users.filter(users.is_pql)
+    users = users.order_by([users.score.desc(), users.user_id])
+    if not as_json and not out and (fmt in (None, "table")):
+        render.out.print(
+            f"Scored {result.users:,} users and {result.accounts:,} accounts as of "
+            f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version}) in "
+            f"{result.seconds:.1f}s: {result.pqls:,} PQLs, {result.pqas:,} product-qualified accounts."
+        )
+    _write_or_print(users, out, fmt, USER_COLUMNS, "Top users", limit, as_json, result.to_dict())
+
+
+@cli.command()
+@model_option
+@url_option
+@as_of_option
+@_FORMAT
+@_OUT
+@_LIMIT
+@_CHECKS
+@json_option
+@_handle_errors
+def accounts(model_path, url, as_of, fmt, out, limit, checks, as_json) -> None:
+    """Score and show product-qualified accounts (users rolled up by the model's rule)."""
+    engine, result = _run(model_path, url, as_of, checks, _interactive(as_json))
+    for w in result.warnings:
+        render.warn(w)
+    accts = engine.stored_accounts(result.as_of, result.model_version)
+    accts = accts.order_by([accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id])
+    if not as_json and not out and (fmt in (None, "table")):
+        render.out.print(
+            f"{result.pqas:,} of {result.accounts:,} accounts are product-qualified as of "
+            f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version})."
+        )
+    _write_or_print(accts, out, fmt, ACCOUNT_COLUMNS, "Top accounts", limit, as_json, result.to_dict())
+
+
+# --- explain / compile ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("user_id")
+@model_option
+@url_option
+@as_of_option
+@json_option
+@_handle_errors
+def explain(user_id, model_path, url, as_of, as_json) -> None:
+    """Why USER_ID scored what they did: every signal, its value and points, and each decision."""
+    engine = Engine.open(model_path, url)
+    e = engine.explain(user_id, as_of)
+    if as_json:
+        render.emit_json(e.to_dict())
+        return
+    o = e.outputs
+    verdict = "[bold green]PQL[/bold green]" if o["is_pql"] else "not a PQL"
+    render.out.print(
+        f"[bold]{e.user_id}[/bold] as of {e.as_of.isoformat(sep=' ')} UTC (model {e.model_version}): "
+        f"{verdict}, score {o['score']} (fit {o['fit_score']} + usage {o['usage_score']}), "
+        f"tier {o['tier']}, MQL score {o['mql_score']}"
+    )
+    why_not = []
+    if not o["icp_profile"]:
+        why_not.append("fits no ICP profile")
+    if o["excluded"]:
+        why_not.append(f"excluded by {o['exclusion']} (reason: {o['exclusion_reason']})")
+    if not o["activated"]:
+        why_not.append("not activated")
+    if o["score"] < engine.model.thresholds.pql_score:
+        why_not.append(f"score below {engine.model.thresholds.pql_score:g}")
+    render.out.print(
+        f"  profile: {o['icp_profile'] or '-'}   segment: {o['segment']}   motion: {o['motion']}"
+        f"   activated: {'yes' if o['activated'] else 'no'}"
+    )
+    if why_not and not o["is_pql"]:
+        render.out.print("  not a PQL because: " + "; ".join(why_not))
+    rows = [
+        {"group": s.group, "signal": s.id, "value": s.value, "fired": bool(s.fired),
+         "points": s.points, "reason": s.text}
+        for s in e.signals
+    ]
+    render.table(rows, ["group", "signal", "value", "fired", "points", "reason"],
+                 title="Signals", wrap=("reason",))
+
+
+@cli.command(name="compile")
+@model_option
+@url_option
+@as_of_option
+@click.option("--dialect", type=click.Choice(["duckdb", "postgres", "snowflake", "bigquery"]),
+              default="duckdb", show_default=True, help="SQL dialect to print.")
+@_handle_errors
+def compile_(model_path, url, as_of, dialect) -> None:
+    """Print the SQL a warehouse would run to score every user."""
+    engine = Engine.open(model_path, url)
+    click.echo(engine.compile(dialect, as_of))
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dir", "folder", default="pql-demo", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the database, the model and the exports.")
+@click.option("--url", default=None, help="Load into this database instead of DIR/demo.duckdb.")
+@click.option("--accounts", "n_accounts", default=5_000, show_default=True)
+@click.option("--users", "n_users", default=20_000, show_default=True)
+@click.option("--days", default=90, show_default=True)
+@click.option("--seed", default=7, show_default=True)
+@click.option("--top", default=10, show_default=True, help="How many top PQLs to show.")
+@json_option
+@_handle_errors
+def demo(folder, url, n_accounts, n_users, days, seed, top, as_json) -> None:
+    """Generate a realistic product-led SaaS, score it with the starter model, and show the result."""
+    from ..demo.generate import DemoSize, describe, generate
+    from ..demo.load import load, write_model
+
+    if n_accounts < 1 or n_users < n_accounts or days < 7:
+        raise PqlkitError("demo sizes: need --accounts >= 1, --users >= --accounts and --days >= 7")
+    out_dir = Path(folder)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_url = url or str(out_dir / "demo.duckdb")
+    model_path = out_dir / "pql.yml"
+    interactive = _interactive(as_json)
+    started = time.perf_counter()
+    with _progress(interactive) as say:
+        say(f"generating {n_accounts:,} accounts, {n_users:,} users, {days} days of events")
+        size = DemoSize(accounts=n_accounts, users=n_users, days=days, seed=seed)
+        data = generate(size, end=_demo_end())
+        say(f"loading {data.events.num_rows:,} events into {db_url}")
+        backend = connect(db_url)
+        load(backend, data)
+        write_model(model_path)
+        engine = Engine(load_model(model_path), backend)
+        result = engine.run(data.end, progress=say)
+    counts = describe(data)
+    users = engine.stored_users(result.as_of, result.model_version)
+    breakdown = engine.breakdown(result)
+    top_rows = (users.filter(users.is_pql).order_by([users.score.desc(), users.user_id])
+                .limit(top).to_pyarrow().to_pylist())
+    scores_csv = out_dir / "scores.csv"
+    export(users.order_by([users.score.desc(), users.user_id]), scores_csv, "csv")
+    accounts_csv = out_dir / "accounts.csv"
+    accts = engine.stored_accounts(result.as_of, result.model_version)
+    export(accts.order_by([accts.score.desc(), accts.account_id]), accounts_csv, "csv")
+    seconds = time.perf_counter() - started
+    if as_json:
+        render.emit_json({"data": counts, "run": result.to_dict(), "breakdown": breakdown,
+                          "top_pqls": top_rows, "database": db_url, "model": str(model_path),
+                          "exports": [str(scores_csv), str(accounts_csv)], "seconds": seconds})
+        return
+    render.out.print(
+        f"[bold]pqlkit demo[/bold]: {counts['accounts']:,} accounts, {counts['users']:,} users, "
+        f"{counts['events']:,} events over {days} days, {counts['opportunities']:,} opportunities "
+        f"({counts['won']:,} won). Scored as of {result.as_of.isoformat(sep=' ')} UTC in {result.seconds:.1f}s."
+    )
+    render.table(breakdown, ["segment", "motion", "users", "pqls"], title="Users by segment and motion")
+    render.lead_list(top_rows, f"Top {len(top_rows)} PQLs and why")
+    render.out.print(
+        f"{result.pqls:,} PQLs and {result.pqas:,} product-qualified accounts.\n"
+        f"  database: {db_url} (tables events, users, accounts, outcomes, pql_user_scores, "
+        f"pql_account_scores, pql_runs)\n"
+        f"  model:    {model_path}\n"
+        f"  exports:  {scores_csv}, {accounts_csv}\n"
+        f"Next: pql explain {top_rows[0]['user_id'] if top_rows else 'USER_ID'} -m {model_path} --url {db_url} "
+        f"--as-of {result.as_of.date().isoformat()}"
+    )
+
+
+def _demo_end() -> datetime:
+    """The demo's data ends at the start of today (UTC), so `now` is just after it."""
+    now = as_utc(None)
+    return datetime(now.year, now.month, now.day)

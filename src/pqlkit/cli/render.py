@@ -1,0 +1,79 @@
+"""Output for people (rich tables) and for programs (JSON), nothing else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+def _console(stderr: bool) -> Console:
+    probe = Console(stderr=stderr)
+    # Piped output (files, CI logs) gets a readable width instead of rich's 80 columns.
+    width = None if probe.is_terminal else 120
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+out = _console(False)
+err = _console(True)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, set | tuple):
+        return list(value)
+    return str(value)
+
+
+def emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
+
+
+def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None,
+          wrap: tuple[str, ...] = ("reasons",)) -> None:
+    t = Table(title=title, title_justify="left", show_lines=False, expand=False)
+    for c in columns:
+        t.add_column(c, overflow="fold", max_width=90 if c in wrap else None,
+                     justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left")
+    for r in rows:
+        t.add_row(*(_cell(r.get(c)) for c in columns))
+    out.print(t)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    return str(v)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def error(message: str) -> None:
+    err.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+
+
+def lead_list(rows: list[dict[str, Any]], title: str) -> None:
+    """Users as readable blocks: who, score, where they go, and why (one reason a line)."""
+    out.print(f"[bold]{title}[/bold]")
+    for r in rows:
+        out.print(
+            f"  [bold]{r['user_id']}[/bold] ({r.get('account_id') or '-'})  score {r['score']}  "
+            f"tier {r['tier']}  {r.get('icp_profile') or '-'}  {r['segment']} -> {r['motion']}"
+        )
+        for reason in (r.get("reasons") or "").split("; "):
+            if reason:
+                out.print(f"      {reason}")

@@ -1,0 +1,83 @@
+"""Export results as CSV, Parquet or JSON lines, atomically: a failed export leaves no file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import date, datetime
+from pathlib import Path
+
+import ibis.expr.types as ir
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ..errors import ExportError
+
+FORMATS = ("csv", "parquet", "jsonl", "json")
+
+
+def format_from_path(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    fmt = {"pq": "parquet", "ndjson": "jsonl"}.get(suffix, suffix)
+    if fmt not in FORMATS:
+        raise ExportError(
+            f"cannot tell the export format of {path}; use a .csv, .parquet, .jsonl or .json "
+            "file name, or pass --format"
+        )
+    return fmt
+
+
+def export(expr: ir.Table | pa.Table, path: str | Path, fmt: str | None = None) -> int:
+    """Write ``expr`` to ``path``; return the number of rows written."""
+    target = Path(path)
+    fmt = fmt or format_from_path(target)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if not target.parent.exists():
+        raise ExportError(f"cannot write {target}: folder {target.parent} does not exist")
+    data = expr if isinstance(expr, pa.Table) else expr.to_pyarrow()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            pq.write_table(data, tmp)
+        elif fmt == "csv":
+            pacsv.write_csv(flatten_lists(data), tmp)
+        else:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                write_json(data, fh, lines=fmt == "jsonl")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return data.num_rows
+
+
+def write_json(data: pa.Table, fh, *, lines: bool) -> None:
+    rows = data.to_pylist()
+    if lines:
+        for row in rows:
+            fh.write(json.dumps(row, default=_json_default) + "\n")
+    else:
+        json.dump(rows, fh, default=_json_default, indent=2)
+        fh.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
+
+
+def flatten_lists(data: pa.Table) -> pa.Table:
+    cols = []
+    for name in data.column_names:
+        col = data.column(name)
+        if pa.types.is_list(col.type):
+            col = pa.array([None if v is None else ";".join(map(str, v)) for v in col.to_pylist()])
+        cols.append(col)
+    return pa.table(dict(zip(data.column_names, cols, strict=True)))

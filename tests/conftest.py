@@ -1,0 +1,152 @@
+"""Shared fixtures: a throwaway PostgreSQL server, a backend factory run on DuckDB and
+PostgreSQL, and a small seeded demo world."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pqlkit.backends import Backend, connect
+from pqlkit.demo.generate import DemoData, DemoSize, generate
+from pqlkit.demo.load import load, starter_text
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+DEMO_END = datetime(2026, 10, 1)
+
+
+def _require(var: str) -> bool:
+    return os.environ.get(var) == "1" or os.environ.get("CI") == "true"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/datasets; skips when absent unless PQLKIT_REQUIRE_SHARED=1."""
+    path = SHARED.joinpath("datasets", *parts)
+    if not path.exists():
+        if os.environ.get("PQLKIT_REQUIRE_SHARED") == "1":
+            pytest.fail(f"{path} is missing and PQLKIT_REQUIRE_SHARED=1 is set")
+        pytest.skip(f"{path} is not here (clone ../shared beside the project to run this test)")
+    return path
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _pg_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class PgServer:
+    host: str
+    port: int
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://postgres@{self.host}:{self.port}/{db}"
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.url(), autocommit=True) as con:
+            con.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        if _require("PQLKIT_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; run `make test`, "
+                        "which installs them")
+        pytest.skip("PostgreSQL server binaries not found (install postgresql to run these tests)")
+    base = Path(tempfile.mkdtemp(prefix="pqlkit-pg-"))
+    data = base / "data"
+    port = _free_port()
+    as_root = os.geteuid() == 0
+    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+    if as_root:
+        shutil.chown(base, "postgres", "postgres")
+    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"),
+                    "-w", "start"], check=True, capture_output=True)
+    try:
+        yield PgServer("127.0.0.1", port)
+    finally:
+        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# --- backends --------------------------------------------------------------------------------------
+
+BACKENDS = ["duckdb", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def new_backend(backend_name, request, tmp_path):
+    """A factory of fresh, empty databases on the parametrized backend."""
+    opened: list[Backend] = []
+
+    def make() -> Backend:
+        if backend_name == "duckdb":
+            b = connect(str(tmp_path / f"{uuid.uuid4().hex[:8]}.duckdb"))
+        else:
+            server = request.getfixturevalue("pg_server")
+            b = connect(server.create_database())
+        opened.append(b)
+        return b
+
+    yield make
+    for b in opened:
+        with contextlib.suppress(Exception):
+            b.close()
+
+
+@pytest.fixture(scope="session")
+def small_world() -> DemoData:
+    """A small seeded demo world: enough users for every segment and motion."""
+    return generate(DemoSize(accounts=150, users=600, days=60, seed=11), end=DEMO_END)
+
+
+@pytest.fixture
+def model_file(tmp_path) -> Path:
+    path = tmp_path / "pql.yml"
+    path.write_text(starter_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def world_backend(new_backend, small_world) -> Backend:
+    backend = new_backend()
+    load(backend, small_world)
+    return backend
