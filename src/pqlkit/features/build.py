@@ -201,7 +201,9 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
         "sum": joined.sum_score.clip(upper=100),
         "mean": (joined.mean_score + 0.5).floor(),
     }[rollup.score].cast("int64")
-    share = ibis.ifelse(joined.seats > 0, joined.active_users / joined.seats, ibis.null("float64"))
+    share = ibis.ifelse(
+        joined.seats > 0, joined.active_users.cast("float64") / joined.seats, ibis.null("float64")
+    )
     share_ok = (share >= rollup.min_active_seat_share).fill_null(rollup.min_active_seat_share <= 0)
     is_pqa = (joined.pql_users >= rollup.min_pql_users) & (score >= rollup.min_score) & share_ok
     return joined.select(
