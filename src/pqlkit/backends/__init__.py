@@ -186,7 +186,7 @@ def _require(extra: str, module: str) -> None:
 
 def _is_missing_table(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
-    return any(w in text for w in ("not found", "does not exist", "catalog", "no such", "undefined"))
+    return any(w in text for w in ("not found", "notfound", "does not exist", "catalog", "no such", "undefined"))
 
 
 def _first_line(exc: Exception) -> str:

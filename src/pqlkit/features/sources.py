@@ -293,7 +293,8 @@ def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> 
 
 
 def _duplicate_example(table: ir.Table, column: str):
-    counts = table.filter(table[column].notnull()).group_by(column).aggregate(n=table.count())
+    present = table.filter(table[column].notnull())
+    counts = present.group_by(column).aggregate(n=present.count())
     row = counts.filter(counts.n > 1).order_by(column).limit(1).to_pyarrow().to_pylist()
     return row[0][column] if row else None
 

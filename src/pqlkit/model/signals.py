@@ -82,12 +82,14 @@ class EventCountSignal(_DecayingSignal):
     """How many times the events happened."""
 
     kind: Literal["event_count"]
+    """The signal kind: `event_count`."""
 
 
 class HandRaiseSignal(_DecayingSignal):
     """A hand-raise: asked for a demo, contacted sales, requested help from a person."""
 
     kind: Literal["hand_raise"]
+    """The signal kind: `hand_raise`."""
 
 
 class TeammatesInvitedSignal(_DecayingSignal):
@@ -95,6 +97,7 @@ class TeammatesInvitedSignal(_DecayingSignal):
     `property` names the invitee."""
 
     kind: Literal["teammates_invited"]
+    """The signal kind: `teammates_invited`."""
     property: str | None = None
     """Event property naming the invitee (counts distinct values instead of events)."""
 
@@ -109,6 +112,7 @@ class ActiveDaysSignal(_EventSignal):
     """Distinct days (UTC) with at least one of the events."""
 
     kind: Literal["active_days"]
+    """The signal kind: `active_days`."""
     events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     """Event names that make a day active; ["*"] (the default) means any event."""
 
@@ -118,6 +122,7 @@ class DistinctFeaturesSignal(_EventSignal):
     distinct values of `property` on those events."""
 
     kind: Literal["distinct_features"]
+    """The signal kind: `distinct_features`."""
     property: str | None = None
     """Event property naming the feature (default: the event name is the feature)."""
 
@@ -126,6 +131,7 @@ class PropertyThresholdSignal(_EventSignal):
     """A numeric event property aggregated (projects created >= 3)."""
 
     kind: Literal["property_threshold"]
+    """The signal kind: `property_threshold`."""
     property: str
     """The numeric event property."""
     agg: Literal["max", "sum", "last"] = "max"
@@ -137,6 +143,7 @@ class OnboardingSignal(_Strict):
     (or `min` of them)."""
 
     kind: Literal["onboarding_completed"]
+    """The signal kind: `onboarding_completed`."""
     id: SignalId
     """Unique id (lower_snake_case)."""
     label: str | None = None
@@ -186,6 +193,7 @@ class LimitReachedSignal(_Strict):
     usage / quota; it fires at `min` (default 1: the quota is used up)."""
 
     kind: Literal["limit_reached"]
+    """The signal kind: `limit_reached`."""
     id: SignalId
     """Unique id (lower_snake_case)."""
     label: str | None = None
@@ -229,6 +237,7 @@ class RecencySignal(_Strict):
     `events`); fires when within `within` (reward) or older than `older_than` (penalise)."""
 
     kind: Literal["recency"]
+    """The signal kind: `recency`."""
     id: SignalId
     """Unique id (lower_snake_case)."""
     label: str | None = None
@@ -263,6 +272,7 @@ class TraitSignal(_Strict):
     """Fit: points when a condition over user and account attributes holds."""
 
     kind: Literal["trait"] = "trait"
+    """The signal kind: `trait`."""
     id: SignalId
     """Unique id (lower_snake_case)."""
     label: str | None = None

@@ -168,6 +168,7 @@ class BandTiers(_Strict):
     """Tiers from score bands, highest first."""
 
     kind: Literal["bands"]
+    """Tiers by score bands: `bands`."""
     bands: list[Band] = Field(min_length=1)
     """Bands ordered by min_score, highest first; the last should start at 0."""
 
@@ -185,6 +186,7 @@ class GridTiers(_Strict):
     """Tiers from a fit x usage grid."""
 
     kind: Literal["grid"]
+    """Tiers by a fit x usage grid: `grid`."""
     fit_cuts: list[float] = Field(min_length=1)
     """Fit score cut points, ascending: [40, 70] makes fit levels low (<40), mid, high (>=70)."""
     usage_cuts: list[float] = Field(min_length=1)
