@@ -1,0 +1,84 @@
+"""The public API is pinned, `import pqlkit` stays light, and layer arrows point down."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pqlkit
+
+SRC = Path(pqlkit.__file__).resolve().parent
+
+
+def test_public_api_is_pinned():
+    assert sorted(pqlkit.__all__) == sorted([
+        "BackendError", "DataError", "DataQualityError", "Engine", "Explanation", "ExportError",
+        "MappingError", "Model", "ModelError", "ModelValidationError", "PqlkitError", "RunResult",
+        "__version__", "connect", "load_model", "parse_model",
+    ])
+    for name in pqlkit.__all__:
+        assert getattr(pqlkit, name) is not None
+
+
+def test_import_is_light():
+    code = "import sys, pqlkit; print(','.join(m for m in ('ibis','duckdb','psycopg','pydantic','rich') if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == ""
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out = set()
+    package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                out.add(".".join([*base, node.module] if node.module else base))
+            elif node.module:
+                out.add(node.module)
+    return out
+
+
+# What each layer may not import (see ../shared/STYLE.md: arrows point down).
+FORBIDDEN = {
+    "model": ("ibis", "duckdb", "psycopg", "httpx", "starlette", "pqlkit.features", "pqlkit.scoring",
+              "pqlkit.engine", "pqlkit.backends", "pqlkit.sinks", "pqlkit.cli", "pqlkit.demo"),
+    "scoring": ("ibis", "duckdb", "psycopg", "httpx", "starlette", "pqlkit.features",
+                "pqlkit.engine", "pqlkit.backends", "pqlkit.sinks", "pqlkit.cli", "pqlkit.demo"),
+    "features": ("duckdb", "psycopg", "httpx", "starlette", "pqlkit.engine", "pqlkit.backends",
+                 "pqlkit.sinks", "pqlkit.cli"),
+    "backends": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
+    "sinks": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features"),
+    "engine": ("pqlkit.cli",),
+}
+
+
+def test_layer_arrows_point_down():
+    wrong = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        layer = rel.parts[0].removesuffix(".py")
+        for name in _imports(path):
+            for banned in FORBIDDEN.get(layer, ()):
+                if name == banned or name.startswith(banned + "."):
+                    wrong.append(f"{rel} imports {name}")
+    assert wrong == []
+
+
+def test_only_backends_hold_connections():
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in ("backends",):
+            continue
+        text = path.read_text()
+        for needle in ("duckdb.connect(", "psycopg.connect(", "ibis.connect(", "ibis.duckdb.connect("):
+            if needle in text:
+                offenders.append(f"{rel}: {needle}")
+    assert offenders == []
