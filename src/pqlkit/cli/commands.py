@@ -17,7 +17,7 @@ from ..backends import connect
 from ..engine import Engine, as_utc
 from ..errors import PqlkitError
 from ..model.load import load_model
-from ..sinks.files import FORMATS, flatten_lists, export, format_from_path, write_json
+from ..sinks.files import FORMATS, export, flatten_lists, format_from_path, write_json
 from . import (
     _handle_errors,
     as_of_option,

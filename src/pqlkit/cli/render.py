@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
 def _console(stderr: bool) -> Console:
     probe = Console(stderr=stderr)
     # Piped output (files, CI logs) gets a readable width instead of rich's 80 columns.

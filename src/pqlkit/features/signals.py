@@ -28,6 +28,7 @@ from ..model.signals import (
     duration_seconds,
 )
 
+
 def epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
     """Seconds since 1970 as a double (PostgreSQL's EXTRACT returns numeric)."""
     return ts.epoch_seconds().cast("float64")

@@ -199,10 +199,7 @@ def _resolve(loc, data) -> tuple[PathT, Any]:
     cur = data
     for i, elem in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(cur, dict) and elem in cur:
-            path.append(elem)
-            cur = cur[elem]
-        elif isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur):
+        if (isinstance(cur, dict) and elem in cur) or (isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)):
             path.append(elem)
             cur = cur[elem]
         elif isinstance(elem, str) and not last and (
@@ -333,12 +330,12 @@ def _cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
                 else:
                     signal_ids[sid] = (group, i)
 
-    icp = data.get("icp") if isinstance(data.get("icp"), dict) else {}
+    icp = _as_dict(data.get("icp"))
     for group in ("profiles", "exclusions"):
         _unique_ids(_as_list(icp.get(group)), ("icp", group), issue, "id")
-    segments = data.get("segments")
-    _unique_ids(_as_list(segments), ("segments",), issue, "id")
-    for i, seg in enumerate(_as_list(segments)):
+    segments = _as_list(data.get("segments"))
+    _unique_ids(segments, ("segments",), issue, "id")
+    for i, seg in enumerate(segments):
         if isinstance(seg, dict) and "when" not in seg and i != len(segments) - 1:
             issue(("segments", i), "only the last segment may leave out `when`",
                   "add a `when:` rule, or move this segment to the end")
@@ -353,10 +350,10 @@ def _cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
             places.append((("fit_signals", i, "when"), s["when"], "fit"))
     if "activation" in data:
         places.append((("activation",), data["activation"], "activation"))
-    for i, s in enumerate(_as_list(segments)):
+    for i, s in enumerate(segments):
         if isinstance(s, dict) and "when" in s:
             places.append((("segments", i, "when"), s["when"], "segment"))
-    routing = data.get("routing") if isinstance(data.get("routing"), dict) else {}
+    routing = _as_dict(data.get("routing"))
     for i, r in enumerate(_as_list(routing.get("rules"))):
         if isinstance(r, dict) and "when" in r:
             places.append((("routing", "rules", i, "when"), r["when"], "routing"))
@@ -379,6 +376,10 @@ def _unique_ids(items, base: PathT, issue, key: str) -> None:
 
 def _as_list(value) -> list:
     return value if isinstance(value, list) else []
+
+
+def _as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _leaves(cond, path: PathT):

@@ -271,7 +271,7 @@ class AccountRollup(_Strict):
 class Model(_Strict):
     """A PQL model: who fits, what counts, when someone is a PQL, and where they go."""
 
-    version: Literal[1] = SCHEMA_VERSION
+    version: Literal[1] = 1
     """Model file format version."""
     name: str = "pql-model"
     """A name for this model."""
