@@ -133,3 +133,29 @@ def test_invalid_model_lists_every_problem(project):
 def test_usage_errors_exit_2(project):
     result = _subprocess("score", "--format", "xml", cwd=project)
     assert result.returncode == 2
+
+
+def test_export_to_a_device_writes_through_and_keeps_it(tmp_path, small_world):
+    """--out /dev/stdout (or any non-regular file) is written to, never renamed over."""
+    import stat
+
+    from pqlkit.sinks.files import export
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    n = export(small_world.accounts, fifo, "jsonl")
+    out, _ = reader.communicate(timeout=30)
+    assert n == small_world.accounts.num_rows == len(out.splitlines())
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
+def test_failed_export_leaves_no_file(tmp_path, small_world):
+    from pqlkit.errors import ExportError
+    from pqlkit.sinks.files import export
+
+    with pytest.raises(ExportError, match=r"cannot tell the export format of .*scores\.xlsx"):
+        export(small_world.accounts, tmp_path / "scores.xlsx")
+    with pytest.raises(ExportError, match=r"folder .* does not exist"):
+        export(small_world.accounts, tmp_path / "nope" / "scores.csv")
+    assert list(tmp_path.iterdir()) == []

@@ -147,6 +147,7 @@ class Engine:
         return user_features(
             self.bound, self.loaded, as_utc(as_of),
             bitmask_days=self.backend.bitmask_days and not portable,
+            dialect="portable" if portable else self.backend.name,
         )
 
     def scores(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:

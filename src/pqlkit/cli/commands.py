@@ -119,6 +119,8 @@ def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], 
             render.out.print(f"Wrote {n} rows to {out}")
         return
     fmt = "json" if as_json and not fmt else (fmt or "table")
+    if fmt == "table" and limit <= 0:
+        return
     if fmt == "table":
         rows = expr.limit(limit).to_pyarrow().to_pylist()
         if "reasons" in columns:
@@ -144,7 +146,8 @@ _FORMAT = click.option("--format", "fmt", type=click.Choice(["table", *FORMATS])
                        help="Output format (default: table; from the file name with --out).")
 _OUT = click.option("--out", default=None, type=click.Path(dir_okay=False),
                     help="Write the results to this file (CSV, Parquet, JSON lines).")
-_LIMIT = click.option("--limit", default=20, show_default=True, help="Rows shown in the table.")
+_LIMIT = click.option("--limit", default=20, show_default=True,
+                      help="Rows shown in the table (0: only the summary; results are stored either way).")
 _CHECKS = click.option("--checks/--no-checks", default=True, show_default=True,
                        help="Check the data (ids, timestamps, event names) before scoring.")
 

@@ -42,7 +42,9 @@ def env_of(columns) -> dict[str, str]:
     return out
 
 
-def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool) -> ir.Table:
+def user_features(
+    bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, dialect: str = "portable"
+) -> ir.Table:
     """One row per user known before ``as_of``: attributes, derived fields and signal values."""
     model = loaded.model
     as_of_lit = ibis.timestamp(as_of)
@@ -58,18 +60,24 @@ def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask
     upgrade_events = list(model.plans.upgrade_events)
     if needed and not any_event:
         events = events.filter(events.event.isin(sorted({*needed, *upgrade_events})))
-    ctx = EventContext(events=events, as_of=as_of, bitmask_days=bitmask_days)
+    ctx = EventContext(events=events, as_of=as_of, bitmask_days=bitmask_days, dialect=dialect)
 
+    # One GROUP BY for every signal; an aggregate two signals share is computed once.
+    aggregates: dict[str, ir.Scalar] = {"last_seen_at": events.timestamp.max()}
+    if upgrade_events:
+        aggregates["a__upgraded"] = events.count(where=events.event.isin(upgrade_events))
+    first_name = {agg.op(): name for name, agg in aggregates.items()}
+    same_as: dict[str, str] = {}
     plans = {}
-    aggregates: dict[str, ir.Scalar] = {}
     for s in [*model.usage_signals, *model.mql_signals]:
         plan = plan_signal(s, ctx, f"a__{s.id}")
         plans[s.id] = plan
-        aggregates.update(plan.aggregates)
-    if upgrade_events:
-        aggregates["a__upgraded"] = events.count(where=events.event.isin(upgrade_events))
-    last_seen = events.timestamp.max()
-    aggregates["last_seen_at"] = last_seen
+        for name, agg in plan.aggregates.items():
+            if agg.op() in first_name:
+                same_as[name] = first_name[agg.op()]
+            else:
+                first_name[agg.op()] = name
+                aggregates[name] = agg
     per_user = events.group_by("user_id").aggregate(**aggregates)
 
     u = users.rename({f"{USER}{c}": c for c in users.columns})
@@ -77,10 +85,17 @@ def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask
     joined = u.left_join(per_user, u[f"{USER}user_id"] == per_user.user_id).drop("user_id")
     joined = joined.left_join(a, joined[f"{USER}account_id"] == a[f"{ACCOUNT}account_id"])
 
+    at = joined[f"{USER}email"].find("@")  # portable; split()[1] indexes arrays differently on PostgreSQL
+    joined = joined.mutate(**{
+        f"{USER}email_domain": ibis.ifelse(
+            at >= 0, joined[f"{USER}email"].lower().substr(at + 1), ibis.null("string")
+        )
+    })
     derived = _derived_user_fields(joined, bound, loaded, as_of)
     joined = joined.mutate(**derived)
     view = {f: joined[c] for c, f in env_of(joined.columns).items()}
-    view.update({k: joined[k] for k in joined.columns if k.startswith("a__")})
+    view.update({k: joined[k] for k in joined.columns if k.startswith("a__") or k == "last_seen_at"})
+    view.update({name: joined[target] for name, target in same_as.items()})
     signal_cols = {f"{SIGNAL}{sid}": plan.finish(view).cast("float64") for sid, plan in plans.items()}
     keep = [c for c in joined.columns if c.startswith((USER, ACCOUNT)) or c == "last_seen_at"]
     return joined.select(*keep, **signal_cols)
@@ -88,9 +103,7 @@ def user_features(bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask
 
 def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime):
     model = loaded.model
-    email = joined[f"{USER}email"]
-    at = email.find("@")  # portable; split()[1] indexes arrays differently on PostgreSQL
-    domain = ibis.ifelse(at >= 0, email.lower().substr(at + 1), ibis.null("string"))
+    domain = joined[f"{USER}email_domain"]
     business = domain.notnull() & ~domain.isin(sorted(free_mail_domains()))
     plan = joined[f"{USER}plan"]
     paid_values = list(model.plans.paid)
@@ -112,7 +125,6 @@ def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as
     touched = _sales_touched(joined, bound, as_of)
     return {
         f"{USER}plan": plan_as_of,
-        f"{USER}email_domain": domain,
         f"{USER}is_business_email": business.fill_null(False),
         f"{USER}is_paid": is_paid.fill_null(False),
         f"{USER}days_since_signup": days_since_signup,
@@ -136,18 +148,19 @@ def _sales_touched(joined: ir.Table, bound: Bound, as_of: datetime) -> ir.Boolea
 def user_scores(features: ir.Table, loaded: LoadedModel, as_of: datetime) -> ir.Table:
     """The scores expression: every output of :func:`decide`, computed in the database."""
     env = {field: features[col] for col, field in env_of(features.columns).items()}
-    out = decide(loaded.model, env, IbisOps())
+    ops = IbisOps(features)
+    out = decide(loaded.model, env, ops)
+    staged = ops.table
     cols = {
         "as_of": ibis.timestamp(as_of),
         "model_version": ibis.literal(loaded.version),
-        "user_id": features[f"{USER}user_id"],
-        "account_id": features[f"{USER}account_id"],
+        "user_id": staged[f"{USER}user_id"],
+        "account_id": staged[f"{USER}account_id"],
     }
     for name in OUTPUT_FIELDS:
-        value = out[name]
-        cols[name] = _typed(name, value)
-    cols["last_seen_at"] = features.last_seen_at
-    return features.select(**cols)
+        cols[name] = _typed(name, out[name])
+    cols["last_seen_at"] = staged.last_seen_at
+    return staged.select(**cols)
 
 
 _TYPES = {

@@ -24,14 +24,61 @@ def _expr(x: Any) -> ir.Value:
     return x if isinstance(x, ir.Value) else ibis.literal(x)
 
 
-def _bool(x: Any) -> ir.BooleanValue:
-    """A non-null boolean: NULL becomes false, as PyOps treats None."""
-    e = _expr(x)
-    return e.fill_null(False) if isinstance(e, ir.Column) or not isinstance(x, bool) else e
 
 
 class IbisOps:
-    """:class:`~pqlkit.scoring.ops.Ops` over Ibis expressions."""
+    """:class:`~pqlkit.scoring.ops.Ops` over Ibis expressions.
+
+    Given the table the expressions come from, :meth:`stage` adds named columns to it, so the
+    compiled SQL computes each intermediate once instead of inlining it into every later rule;
+    read the result from :attr:`table`.
+    """
+
+    def __init__(self, table: ir.Table | None = None):
+        self.table = table
+        self._staged = 0
+        # Nodes known never to be NULL (results of predicates, staged copies of them), so that
+        # combining them does not wrap each in another COALESCE(..., FALSE).
+        self._nonnull: set[Any] = set()
+
+    def _sure(self, e: ir.Value) -> ir.Value:
+        self._nonnull.add(e.op())
+        return e
+
+    def _bool(self, x: Any) -> ir.BooleanValue:
+        """A non-null boolean: NULL becomes false, as PyOps treats None."""
+        if isinstance(x, bool):
+            return ibis.literal(x)
+        e = _expr(x)
+        if e.op() in self._nonnull:
+            return e
+        return self._sure(e.fill_null(False))
+
+    def stage(self, values: dict[str, Any]) -> dict[str, Any]:
+        if self.table is None:
+            return values
+        names: dict[str, str] = {}
+        columns = {}
+        for key, value in values.items():
+            if not isinstance(value, ir.Value):
+                continue
+            self._staged += 1
+            name = f"_s{self._staged}"
+            names[key] = name
+            columns[name] = value
+        if not columns:
+            return values
+        self.table = self.table.mutate(**columns)
+        out = {}
+        for key, value in values.items():
+            if key in names:
+                column = self.table[names[key]]
+                if value.op() in self._nonnull:
+                    self._sure(column)
+                out[key] = column
+            else:
+                out[key] = value
+        return out
 
     def lit(self, value: Any) -> Any:
         return value  # kept plain until combined, so constant folding stays in Python
@@ -39,17 +86,17 @@ class IbisOps:
     def and_(self, *xs: Any) -> Any:
         if any(x is False for x in xs):
             return ibis.literal(False)
-        rest = [_bool(x) for x in xs if x is not True]
-        return functools.reduce(operator.and_, rest) if rest else ibis.literal(True)
+        rest = [self._bool(x) for x in xs if x is not True]
+        return self._sure(functools.reduce(operator.and_, rest)) if rest else ibis.literal(True)
 
     def or_(self, *xs: Any) -> Any:
         if any(x is True for x in xs):
             return ibis.literal(True)
-        rest = [_bool(x) for x in xs if x is not False]
-        return functools.reduce(operator.or_, rest) if rest else ibis.literal(False)
+        rest = [self._bool(x) for x in xs if x is not False]
+        return self._sure(functools.reduce(operator.or_, rest)) if rest else ibis.literal(False)
 
     def not_(self, x: Any) -> Any:
-        return (not x) if isinstance(x, bool) else ~_bool(x)
+        return (not x) if isinstance(x, bool) else self._sure(~self._bool(x))
 
     def cmp(self, x: Any, op: str, value: Any) -> Any:
         e = _expr(x)
@@ -59,31 +106,31 @@ class IbisOps:
             return ibis.literal(False)
         if e.type().is_string() and not isinstance(value, str):
             return ibis.literal(False)
-        return _CMP[op](e, value).fill_null(False)
+        return self._bool(_CMP[op](e, value))
 
     def isin(self, x: Any, values: Sequence[Any]) -> Any:
         e = _expr(x)
         same = [v for v in values if _compatible(e, v)]
-        return e.isin(same).fill_null(False) if same else ibis.literal(False)
+        return self._bool(e.isin(same)) if same else ibis.literal(False)
 
     def contains(self, x: Any, text: str) -> Any:
         e = _expr(x)
         if e.type().is_array():
-            return e.contains(text).fill_null(False)
-        return e.cast("string").lower().contains(text.lower()).fill_null(False)
+            return self._bool(e.contains(text))
+        return self._bool(e.cast("string").lower().contains(text.lower()))
 
     def matches(self, x: Any, pattern: str) -> Any:
-        return _expr(x).cast("string").re_search(pattern).fill_null(False)
+        return self._bool(_expr(x).cast("string").re_search(pattern))
 
     def is_set(self, x: Any) -> Any:
         e = _expr(x)
         if x is None:
             return ibis.literal(False)
         if e.type().is_string():
-            return (e.notnull() & (e != "")).fill_null(False)
+            return self._bool(e.notnull() & (e != ""))
         if e.type().is_floating():
-            return (e.notnull() & ~e.isnan()).fill_null(False)
-        return e.notnull()
+            return self._bool(e.notnull() & ~e.isnan())
+        return self._sure(e.notnull())
 
     def cases(self, branches: Sequence[tuple[Any, Any]], default: Any) -> Any:
         live = []
@@ -93,7 +140,7 @@ class IbisOps:
             if cond is True:
                 default = value
                 break
-            live.append((_bool(cond), value))
+            live.append((self._bool(cond), value))
         if not live:
             return default
         typed = next((v for _, v in live if v is not None), default)
@@ -137,7 +184,7 @@ class IbisOps:
         return out
 
     def join(self, sep: str, items: Sequence[tuple[Any, Any]]) -> Any:
-        live = [ibis.ifelse(_bool(keep), _expr(text), ibis.null("string")) for keep, text in items]
+        live = [ibis.ifelse(self._bool(keep), _expr(text), ibis.null("string")) for keep, text in items]
         if not live:
             return ibis.literal("")
         return ibis.literal(sep).join(live).fill_null("")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from ..model.signals import (
@@ -44,6 +45,8 @@ class EventContext:
     events: ir.Table
     as_of: datetime
     bitmask_days: bool
+    dialect: str = "portable"
+    """duckdb and postgres get their native JSON text extraction; anything else Ibis's."""
 
     @property
     def as_of_epoch(self) -> float:
@@ -60,7 +63,8 @@ class EventContext:
 
     def match(
         self, names: list[str], window: str | None = None, where: dict | None = None
-    ) -> ir.BooleanValue:
+    ) -> ir.BooleanValue | None:
+        """Events with these names, in the window, with these properties (None: all)."""
         conds = []
         if "*" not in names:
             e = self.events.event
@@ -76,17 +80,38 @@ class EventContext:
             else:
                 conds.append(prop.str == value)
         if not conds:
-            return ibis.literal(True)
+            return None
         out = conds[0]
         for c in conds[1:]:
             out = out & c
         return out
 
     def prop_text(self, key: str) -> ir.StringValue:
-        return self.events.properties[key].str
+        """A property as text (numbers too), NULL when absent or JSON null."""
+        props = self.events.properties
+        if self.dialect == "duckdb":
+            return _duckdb_json_text(props, "$." + _json_key(key))
+        if self.dialect == "postgres":
+            # via text, so that jsonb columns work too
+            return _pg_json_text(props.cast("string").cast("json"), key)
+        return props[key].str
 
     def prop_number(self, key: str) -> ir.FloatingValue:
         return self.events.properties[key].float
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _duckdb_json_text(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB: a JSON path's value as text."""
+
+
+@ibis.udf.scalar.builtin(name="json_extract_path_text")
+def _pg_json_text(j: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
+    """PostgreSQL: a JSON key's value as text."""
+
+
+def _json_key(key: str) -> str:
+    return key if key.replace("_", "").isalnum() else '"' + key.replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)
@@ -129,10 +154,14 @@ def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan
         # as_of, so back % 63 is always a valid shift.
         bit = ibis.literal(1, "int64") << (back % 63)
         words = {}
-        for w in range((days + 62) // 63):
-            upper = back < 63 * (w + 1)
-            in_word = upper if w == 0 else ((back >= 63 * w) & upper)
-            words[f"{name}_w{w}"] = bit.bit_or(where=cond & in_word)
+        n_words = (days + 62) // 63
+        for w in range(n_words):
+            if n_words == 1:
+                in_word = None  # the window fits one word: every day back is < 63
+            else:
+                upper = back < 63 * (w + 1)
+                in_word = upper if w == 0 else ((back >= 63 * w) & upper)
+            words[f"{name}_w{w}"] = bit.bit_or(where=_both(cond, in_word))
 
         def finish(a: Mapping[str, ir.Value]) -> ir.Value:
             total = None
@@ -159,6 +188,12 @@ def distinct_features(s: DistinctFeaturesSignal, ctx: EventContext, name: str) -
         agg = ctx.prop_text(s.property).nunique(where=cond)
         return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
     return _per_event_presence(ctx, name, s.events, s.window, s.where)
+
+
+def _both(a, b):
+    if a is None:
+        return b
+    return a if b is None else a & b
 
 
 def _per_event_presence(ctx, name, events, window, where) -> SignalPlan:
@@ -190,7 +225,7 @@ def property_threshold(s: PropertyThresholdSignal, ctx: EventContext, name: str)
     elif s.agg == "sum":
         agg = value.sum(where=cond)
     else:
-        agg = value.argmax(ctx.events.timestamp, where=cond & value.notnull())
+        agg = value.argmax(ctx.events.timestamp, where=_both(cond, value.notnull()))
     return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
 
 

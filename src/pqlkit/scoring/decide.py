@@ -157,6 +157,17 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
             env[f"fired.{signal.id}"] = r.fired
             env[f"signal.{signal.id}"] = r.value
             results[group].append(r)
+    # Name every signal's firing and points once; everything below refers to them.
+    every = [r for group in results.values() for r in group]
+    staged = ops.stage(
+        {**{f"fired.{r.id}": r.fired for r in every}, **{f"points.{r.id}": r.points for r in every}}
+    )
+    for group, rs in results.items():
+        results[group] = [
+            SignalResult(r.id, r.group, r.value, staged[f"fired.{r.id}"], staged[f"points.{r.id}"], r.text)
+            for r in rs
+        ]
+    env.update({k: v for k, v in staged.items() if k.startswith("fired.")})
 
     def total(group: str) -> Any:
         acc: Any = ops.lit(0)
@@ -164,9 +175,10 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
             acc = acc + r.points
         return acc
 
-    fit, usage, mql_raw = total("fit"), total("usage"), total("mql")
-    score = ops.clamp(fit + usage, 0, 100)
-    mql = ops.clamp(mql_raw, 0, 100)
+    totals = ops.stage({"fit": total("fit"), "usage": total("usage"), "mql": total("mql")})
+    fit, usage, mql_raw = totals["fit"], totals["usage"], totals["mql"]
+    scores = ops.stage({"score": ops.clamp(fit + usage, 0, 100), "mql": ops.clamp(mql_raw, 0, 100)})
+    score, mql = scores["score"], scores["mql"]
     env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
 
     profiles = sorted(model.icp.profiles, key=lambda p: p.priority)
@@ -178,6 +190,12 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
     reason = ops.cases([(m, ops.lit(e.reason)) for m, e in exclusion_matches], ops.lit(None))
     excluded = ops.or_(ops.lit(False), *(m for m, _ in exclusion_matches))
     activated = evaluate(model.activation, env, ops)
+    fit_decisions = ops.stage(
+        {"profile": profile, "exclusion": exclusion, "reason": reason, "excluded": excluded,
+         "activated": activated}
+    )
+    profile, exclusion, reason = (fit_decisions[k] for k in ("profile", "exclusion", "reason"))
+    excluded, activated = fit_decisions["excluded"], fit_decisions["activated"]
     is_pql = ops.and_(
         ops.is_set(profile),
         ops.not_(excluded),
@@ -194,8 +212,9 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
             "decision.is_pql": is_pql,
         }
     )
-    tier = _tier(model, fit, usage, score, ops)
-    env["decision.tier"] = tier
+    decided = ops.stage({"is_pql": is_pql, "tier": _tier(model, fit, usage, score, ops)})
+    is_pql, tier = decided["is_pql"], decided["tier"]
+    env.update({"decision.is_pql": is_pql, "decision.tier": tier})
     segments = effective_segments(model)
     segment = ops.cases(
         [
@@ -204,6 +223,7 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
         ],
         ops.lit(None),
     )
+    segment = ops.stage({"segment": segment})["segment"]
     env["decision.segment"] = segment
     motion = ops.cases(
         [(evaluate(r.when, env, ops), ops.lit(r.motion)) for r in model.routing.rules],

@@ -34,6 +34,10 @@ class Ops(Protocol):
     def fmt_points(self, x: Any) -> Any: ...
     def concat(self, *parts: Any) -> Any: ...
     def join(self, sep: str, items: Sequence[tuple[Any, Any]]) -> Any: ...
+    def stage(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Name intermediate results so later steps refer to them instead of repeating them
+        (a projection in SQL; nothing for plain values)."""
+        ...
 
 
 _CMP = {
@@ -113,6 +117,9 @@ class PyOps:
 
     def join(self, sep: str, items: Sequence[tuple[Any, Any]]) -> str:
         return sep.join(text for keep, text in items if keep)
+
+    def stage(self, values: dict[str, Any]) -> dict[str, Any]:
+        return values
 
 
 def _is_nan(x: Any) -> bool:

@@ -38,16 +38,14 @@ def export(expr: ir.Table | pa.Table, path: str | Path, fmt: str | None = None) 
     if not target.parent.exists():
         raise ExportError(f"cannot write {target}: folder {target.parent} does not exist")
     data = expr if isinstance(expr, pa.Table) else expr.to_pyarrow()
+    if target.exists() and not target.is_file():
+        # a device or pipe (/dev/stdout, /dev/null): write straight to it; never rename over it
+        _write(data, str(target), fmt)
+        return data.num_rows
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     try:
-        if fmt == "parquet":
-            pq.write_table(data, tmp)
-        elif fmt == "csv":
-            pacsv.write_csv(flatten_lists(data), tmp)
-        else:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                write_json(data, fh, lines=fmt == "jsonl")
+        _write(data, tmp, fmt)
         os.replace(tmp, target)
     except OSError as exc:
         raise ExportError(f"cannot write {target}: {exc.strerror}") from None
@@ -55,6 +53,16 @@ def export(expr: ir.Table | pa.Table, path: str | Path, fmt: str | None = None) 
         if os.path.exists(tmp):
             os.unlink(tmp)
     return data.num_rows
+
+
+def _write(data: pa.Table, path: str, fmt: str) -> None:
+    if fmt == "parquet":
+        pq.write_table(data, path)
+    elif fmt == "csv":
+        pacsv.write_csv(flatten_lists(data), path)
+    else:
+        with open(path, "w", encoding="utf-8") as fh:
+            write_json(data, fh, lines=fmt == "jsonl")
 
 
 def write_json(data: pa.Table, fh, *, lines: bool) -> None:
