@@ -14,7 +14,7 @@ from pqlkit.demo.load import starter_text
 from pqlkit.features.ibis_ops import IbisOps
 from pqlkit.model.load import parse_model
 from pqlkit.model.signals import EventCountSignal
-from pqlkit.scoring.decide import OUTPUT_FIELDS, decide, signal_result
+from pqlkit.scoring.decide import OUTPUT_FIELDS, _integral, decide, signal_result
 from pqlkit.scoring.ops import PyOps
 
 ops = PyOps()
@@ -43,11 +43,15 @@ def test_signal_points_respect_min_cap_and_sign(points, cap, per_unit, minimum, 
         assert (r.points > 0) == (points > 0)
 
 
-def _env(draw_values, users):
-    return draw_values
+SIGNALS = [*MODEL.usage_signals, *MODEL.mql_signals]
 
 
-signal_ids = [s.id for s in [*MODEL.usage_signals, *MODEL.mql_signals]]
+def _value_strategy(signal):
+    """Counts are whole numbers; decayed counts, ratios and days are any non-negative number."""
+    if _integral(signal):
+        return st.integers(min_value=0, max_value=60).map(float)
+    return st.floats(min_value=0, max_value=60, allow_nan=False)
+
 
 attr = st.fixed_dictionaries({
     "user.email": st.none() | st.sampled_from(["a@acme.com", "b@gmail.com", "s@state-university.edu", "x", ""]),
@@ -62,7 +66,7 @@ attr = st.fixed_dictionaries({
     "account.domain": st.none() | st.sampled_from(["rivalmetrics.io", "acme.com"]),
     "account.plan": st.none() | st.sampled_from(["enterprise", "free"]),
     "account.tech_stack": st.none() | st.lists(st.sampled_from(["snowflake", "dbt", "excel"]), max_size=3),
-    **{f"signal.{sid}": st.floats(min_value=0, max_value=60, allow_nan=False) for sid in signal_ids},
+    **{f"signal.{s.id}": _value_strategy(s) for s in SIGNALS},
 })
 
 

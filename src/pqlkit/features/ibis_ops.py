@@ -166,13 +166,17 @@ class IbisOps:
     def coalesce(self, x: Any, default: Any) -> Any:
         return _expr(x).fill_null(default) if isinstance(x, ir.Value) else x
 
-    def fmt_value(self, x: Any) -> Any:
+    def fmt_value(self, x: Any, integral: bool = False) -> Any:
+        if integral:  # a count: no tenths to show
+            return _expr(x).cast("int64").cast("string")
         tenths = (_expr(x) * 10 + 0.5).floor().cast("int64")
         whole = (tenths // 10).cast("int64").cast("string")
         frac = (tenths % 10).cast("int64")
         return whole + ibis.ifelse(frac == 0, "", "." + frac.cast("string"))
 
     def fmt_points(self, x: Any) -> Any:
+        if isinstance(x, int):
+            return f"+{x}" if x >= 0 else str(x)
         e = _expr(x).cast("int64")
         return ibis.ifelse(e >= 0, "+" + e.cast("string"), e.cast("string"))
 

@@ -23,14 +23,22 @@ from ..model.conditions import (
 )
 from ..model.defaults import effective_segments
 from ..model.signals import (
+    ActiveDaysSignal,
+    DistinctFeaturesSignal,
+    EventCountSignal,
+    HandRaiseSignal,
     LimitReachedSignal,
     OnboardingSignal,
     RecencySignal,
+    TeammatesInvitedSignal,
     TraitSignal,
     duration_days,
 )
 from ..model.spec import BandTiers, Model
-from .ops import Ops
+from .ops import Ops, PyOps
+
+_PLAIN = PyOps()
+inf = float("inf")
 
 REASON_SEPARATOR = "; "
 
@@ -112,13 +120,20 @@ def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> Signa
     else:
         value = env[f"signal.{signal.id}"]
         fired = _fires(signal, value, ops)
-    raw = signal.points * value if signal.per_unit else ops.lit(float(signal.points))
-    if signal.cap is not None:
-        raw = ops.clamp(raw, -signal.cap, signal.cap)
-    points = ops.cases([(fired, ops.round_int(raw))], ops.lit(0))
-    text = ops.concat(
-        *_label_parts(signal.reason_label, value, ops), " (", ops.fmt_points(points), ")"
-    )
+    integral = _integral(signal)
+    if signal.per_unit:
+        raw = signal.points * value
+        if signal.cap is not None:
+            raw = ops.clamp(raw, -signal.cap, signal.cap)
+        points = ops.cases([(fired, ops.round_int(raw))], ops.lit(0))
+        shown = ops.fmt_points(points)
+    else:
+        # a fixed amount: the reason's "(+10)" is known before any data is seen
+        cap = signal.cap if signal.cap is not None else inf
+        fixed = _PLAIN.round_int(_PLAIN.clamp(signal.points, -cap, cap))
+        points = ops.cases([(fired, ops.lit(fixed))], ops.lit(0))
+        shown = _PLAIN.fmt_points(fixed)
+    text = ops.concat(*_label_parts(signal.reason_label, value, integral, ops), " (", shown, ")")
     return SignalResult(signal.id, group, value, fired, points, text)
 
 
@@ -134,11 +149,23 @@ def _fires(signal, value: Any, ops: Ops) -> Any:
     return ops.cmp(value, "gte", signal.min)
 
 
-def _label_parts(label: str, value: Any, ops: Ops) -> list[Any]:
+def _label_parts(label: str, value: Any, integral: bool, ops: Ops) -> list[Any]:
     if "{value}" not in label:
         return [label]
     before, _, after = label.partition("{value}")
-    return [before, ops.fmt_value(ops.coalesce(value, ops.lit(0.0))), *_label_parts(after, value, ops)]
+    shown = ops.fmt_value(ops.coalesce(value, ops.lit(0.0)), integral)
+    return [before, shown, *_label_parts(after, value, integral, ops)]
+
+
+def _integral(signal) -> bool:
+    """Whether the signal's value is always a whole number (a plain count)."""
+    if isinstance(signal, TraitSignal | OnboardingSignal | ActiveDaysSignal | DistinctFeaturesSignal):
+        return True
+    if isinstance(signal, LimitReachedSignal):
+        return signal.events is not None
+    if isinstance(signal, EventCountSignal | HandRaiseSignal | TeammatesInvitedSignal):
+        return signal.half_life is None
+    return False
 
 
 def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
