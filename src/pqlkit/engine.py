@@ -216,6 +216,7 @@ class Engine:
         self.backend.create_table_if_missing(ACCOUNT_SCORES, accounts_probe)
         if not self.backend.has_table(RUNS):
             self.backend.con.create_table(RUNS, schema=RUNS_SCHEMA)
+            self.backend.tables()
         existing = self.backend.table(USER_SCORES).schema()
         if list(existing.names) != list(scores.schema().names):
             raise BackendError(

@@ -36,6 +36,7 @@ class Backend:
     url: str
     name: str
     con: Any
+    _tables: set[str] | None = None
 
     # --- capabilities -------------------------------------------------------------------
     @property
@@ -49,10 +50,14 @@ class Backend:
 
     # --- tables --------------------------------------------------------------------------
     def tables(self) -> list[str]:
-        return sorted(self.con.list_tables())
+        self._tables = set(self.con.list_tables())
+        return sorted(self._tables)
 
     def has_table(self, name: str) -> bool:
-        return name in self.con.list_tables()
+        # The catalog is asked again only on a miss: tables appear, they rarely vanish mid-run.
+        if self._tables is not None and name in self._tables:
+            return True
+        return name in self.tables()
 
     def table(self, name: str, *, role: str = "") -> ir.Table:
         schema, _, table = name.rpartition(".")
@@ -118,6 +123,7 @@ class Backend:
     def create_table_if_missing(self, name: str, expr: ir.Table) -> None:
         if not self.has_table(name):
             self.con.create_table(name, schema=expr.schema())
+            self.tables()
 
     def insert_select(self, table: str, expr: ir.Table) -> None:
         """INSERT INTO table (columns) <compiled expr>, inside the caller's transaction."""

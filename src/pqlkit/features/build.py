@@ -17,10 +17,11 @@ import ibis.expr.types as ir
 from ..model.defaults import free_mail_domains
 from ..model.load import LoadedModel
 from ..model.signals import duration_seconds, signal_events
+from ..model.spec import CANONICAL_COLUMNS
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
 from .signals import EventContext, epoch, plan_signal
-from .sources import Bound
+from .sources import Bound, default_type
 
 USER = "user__"
 ACCOUNT = "account__"
@@ -81,9 +82,14 @@ def user_features(
     per_user = events.group_by("user_id").aggregate(**aggregates)
 
     u = users.rename({f"{USER}{c}": c for c in users.columns})
-    a = bound.accounts.rename({f"{ACCOUNT}{c}": c for c in bound.accounts.columns})
     joined = u.left_join(per_user, u[f"{USER}user_id"] == per_user.user_id).drop("user_id")
-    joined = joined.left_join(a, joined[f"{USER}account_id"] == a[f"{ACCOUNT}account_id"])
+    if bound.accounts is not None:
+        a = bound.accounts.rename({f"{ACCOUNT}{c}": c for c in bound.accounts.columns})
+        joined = joined.left_join(a, joined[f"{USER}account_id"] == a[f"{ACCOUNT}account_id"])
+    else:  # a product without accounts: account.* fields are empty
+        joined = joined.mutate(**{
+            f"{ACCOUNT}{c}": ibis.null(default_type("accounts", c)) for c in CANONICAL_COLUMNS["accounts"]
+        })
 
     at = joined[f"{USER}email"].find("@")  # portable; split()[1] indexes arrays differently on PostgreSQL
     joined = joined.mutate(**{
@@ -207,8 +213,12 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
         sum_score=s.score.sum(),
         mean_score=s.score.mean(),
     )
-    acc = bound.accounts.select("account_id", "name", "domain", "seats")
-    joined = agg.inner_join(champion, "account_id").left_join(acc, "account_id").drop("account_id_right")
+    joined = agg.inner_join(champion, "account_id")
+    if bound.accounts is not None:
+        acc = bound.accounts.select("account_id", "name", "domain", "seats")
+        joined = joined.left_join(acc, "account_id").drop("account_id_right")
+    else:
+        joined = joined.mutate(name=ibis.null("string"), domain=ibis.null("string"), seats=ibis.null("float64"))
     score = {
         "max": joined.best_score,
         "sum": joined.sum_score.clip(upper=100),

@@ -50,7 +50,7 @@ class Bound:
 
     events: ir.Table
     users: ir.Table
-    accounts: ir.Table
+    accounts: ir.Table | None
     outcomes: ir.Table | None
     text_timestamps: list[tuple[str, str, ir.Table]] = field(default_factory=list)
     """(role, column, table before parsing) for timestamps stored as text, to check parsing."""
@@ -128,11 +128,12 @@ def _canonical(
                 f"{', '.join(present)}" + _suggest(column, present)
                 + f"; map yours with sources.{role}.columns: {{{column}: <your column>}}"
             )
-        table = table.mutate(**{column: ibis.null(_default_type(role, column))})
+        table = table.mutate(**{column: ibis.null(default_type(role, column))})
     fixes = {}
     for column in ID_COLUMNS.get(role, ()):
-        if not table[column].type().is_string():
-            fixes[column] = table[column].cast("string")
+        text = table[column] if table[column].type().is_string() else table[column].cast("string")
+        # an empty or blank id is a missing id
+        fixes[column] = text.nullif("") if column.endswith("_id") else text
     for column in NUMERIC_COLUMNS.get(role, ()):
         if not table[column].type().is_numeric():
             fixes[column] = table[column].cast("float64")
@@ -152,7 +153,7 @@ def _canonical(
     return (table.mutate(**fixes) if fixes else table), texts
 
 
-def _default_type(role: str, column: str) -> str:
+def default_type(role: str, column: str) -> str:
     if column in TIMESTAMP_COLUMNS.get(role, ()):
         return "timestamp"
     if column in NUMERIC_COLUMNS.get(role, ()):
@@ -205,7 +206,7 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
         places.append((("routing", "rules", i, "when"), r.when))
     columns = {
         "user": [*bound.users.columns, *DERIVED_USER_FIELDS],
-        "account": list(bound.accounts.columns),
+        "account": list(bound.accounts.columns if bound.accounts is not None else CANONICAL_COLUMNS["accounts"]),
     }
     problems = []
     for base, cond in places:
@@ -249,10 +250,12 @@ def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> 
             f"users: {dupes} duplicate user_id row(s), e.g. {example!r}; keep one row per user"
         )
     accounts = bound.accounts
-    a = accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
-                           null_ids=accounts.account_id.isnull().sum()).to_pyarrow().to_pylist()[0]
-    adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
-    if adupes > 0:
+    adupes = 0
+    if accounts is not None:
+        a = accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
+                               null_ids=accounts.account_id.isnull().sum()).to_pyarrow().to_pylist()[0]
+        adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
+    if adupes > 0 and accounts is not None:
         example = _duplicate_example(accounts, "account_id")
         problems.append(
             f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"

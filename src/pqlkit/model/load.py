@@ -84,9 +84,8 @@ def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) 
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, data, lines, filename))
     issues.extend(_cross_reference_issues(data, lines, filename))
-    if issues:
+    if issues or model is None:
         raise ModelValidationError(_dedupe(issues))
-    assert model is not None  # invariant: no issues means validation succeeded
     return LoadedModel(model=model, path=filename, version=version, lines=lines)
 
 

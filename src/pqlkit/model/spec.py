@@ -96,8 +96,9 @@ class Sources(_Strict):
     """Product and marketing events."""
     users: Source = Source(table="users")
     """One row per user: id, e-mail, account, plan, role and other traits."""
-    accounts: Source = Source(table="accounts")
-    """One row per account: domain, industry, employees, tech stack, plan, seats."""
+    accounts: Source | None = Source(table="accounts")
+    """One row per account: domain, industry, employees, tech stack, plan, seats. `null` for a
+    product without accounts (users then roll up to nothing and account.* fields are empty)."""
     outcomes: Source | None = None
     """Opportunities and deals (optional; used to mark sales touches and by learning)."""
 
