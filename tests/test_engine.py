@@ -183,3 +183,30 @@ def test_as_of_defaults_to_now_and_accepts_offsets(model_file, world_backend):
 
     assert as_utc("2026-10-01T02:00:00+02:00") == datetime(2026, 10, 1, 0, 0)
     assert abs((as_utc(None) - datetime.utcnow().replace(microsecond=0)).total_seconds()) < 5
+
+
+def test_compiled_sql_is_reused_for_any_as_of_and_gives_the_same_rows(model_file, world_backend):
+    from pqlkit.backends import Backend
+
+    first = _engine(model_file, world_backend)
+    first.run(DEMO_END - timedelta(days=20))
+    assert world_backend.has_table(Backend.SQL_CACHE)
+    # A new engine (as in a new process) finds the template and does not compile the scores.
+    second = _engine(model_file, world_backend)
+    second.scores = None  # type: ignore[assignment]  # would fail if called
+    later = DEMO_END - timedelta(days=3, hours=5, microseconds=17)
+    result = second.run(later)
+    reused = _rows(second.stored_users(result.as_of, result.model_version))
+    assert reused == _rows(first.scores(later))
+    assert all(r["as_of"] == later for r in reused.values())
+
+
+def test_a_changed_model_compiles_afresh(model_file, world_backend):
+    engine = _engine(model_file, world_backend)
+    engine.run(DEMO_END)
+    model_file.write_text(model_file.read_text().replace("pql_score: 60", "pql_score: 95"))
+    changed = _engine(model_file, world_backend)
+    result = changed.run(DEMO_END)
+    rows = _rows(changed.stored_users(result.as_of, result.model_version))
+    assert all(r["score"] >= 95 for r in rows.values() if r["is_pql"])
+    assert rows == _rows(changed.scores(DEMO_END))

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +29,7 @@ from .features.build import (
 )
 from .features.sources import Bound, bind, check_data
 from .model.load import LoadedModel, load_model
-from .scoring.decide import SignalResult, decide, signal_breakdown
+from .scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
 from .scoring.ops import PyOps
 
 USER_SCORES = "pql_user_scores"
@@ -48,6 +50,11 @@ RUNS_SCHEMA = ibis.schema(
 )
 
 Progress = Callable[[str], None]
+
+#: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
+#: by swapping its one timestamp literal (see features.signals.AsOf).
+_SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
+USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
 
 
 def utc_now() -> datetime:
@@ -121,6 +128,7 @@ class Engine:
         self.loaded = loaded
         self.backend = backend
         self._bound: Bound | None = None
+        self._templates: dict[str, str] = {}
 
     @classmethod
     def open(cls, model_path: str, url: str | None = None) -> Engine:
@@ -158,6 +166,43 @@ class Engine:
         when = as_utc(as_of)
         return account_scores(self.scores(when, portable=portable), self.bound, self.loaded, when)
 
+    def scores_sql(self, as_of: datetime | str | None = None) -> str:
+        """The user-scores query for this backend, compiled once per model and source schema."""
+        return self._sql("users", lambda when: self.scores(when), as_utc(as_of))
+
+    def _sql(self, kind: str, build: Callable[[datetime], ir.Table], when: datetime) -> str:
+        key = f"{kind}:{self._fingerprint()}"
+        template = self._templates.get(key) or self.backend.cached_sql(key)
+        sentinel = self.backend.timestamp_literal(_SENTINEL)
+        if template is None:
+            template = self.backend.compile(build(_SENTINEL))
+            if sentinel not in template:  # cannot be reused: compile for this as_of instead
+                return self.backend.compile(build(when))
+            self.backend.store_sql(key, template)
+        self._templates[key] = template
+        return template.replace(sentinel, self.backend.timestamp_literal(when))
+
+    def _fingerprint(self) -> str:
+        """What the compiled SQL depends on: versions, the model file, the sources and their
+        schemas, the dialect and its capabilities."""
+        import sqlglot
+
+        from . import __version__
+
+        bound = self.bound
+        parts = {
+            "versions": [__version__, ibis.__version__, sqlglot.__version__],
+            "model": self.loaded.version,
+            "base": str(self.loaded.base_dir),
+            "backend": [self.backend.name, self.backend.bitmask_days],
+            "schemas": {
+                role: repr(table.schema())
+                for role in ("events", "users", "accounts", "outcomes")
+                if (table := getattr(bound, role)) is not None
+            },
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
     def compile(self, dialect: str, as_of: datetime | str | None = None) -> str:
         """The SQL a warehouse would run for the user scores."""
         portable = dialect != self.backend.name
@@ -179,20 +224,20 @@ class Engine:
         bound = self.bound
         warnings = check_data(bound, self.loaded) if checks else []
         say("building expressions")
-        scores = self.scores(when)
         version = self.loaded.version
-        self._ensure_tables(scores)
+        self._ensure_tables()
+        users_sql = self.scores_sql(when)
         say("scoring users")
         key = {"as_of": when, "model_version": version}
         try:
             with self.backend.transaction():
                 self.backend.delete_where(USER_SCORES, key)
                 self.backend.delete_where(ACCOUNT_SCORES, key)
-                self.backend.insert_select(USER_SCORES, scores)
+                self.backend.insert_sql(USER_SCORES, list(USER_COLUMNS), users_sql)
                 say("rolling up accounts")
-                stored = self.stored_users(when, version)
                 self.backend.insert_select(
-                    ACCOUNT_SCORES, account_scores(stored, bound, self.loaded, when)
+                    ACCOUNT_SCORES,
+                    account_scores(self.stored_users(when, version), bound, self.loaded, when),
                 )
                 counts = self._counts(when, version)
                 self.backend.delete_where(RUNS, key)
@@ -209,16 +254,17 @@ class Engine:
             warnings=warnings, **counts,
         )
 
-    def _ensure_tables(self, scores: ir.Table) -> None:
-        probe_when = datetime(2000, 1, 1)
-        self.backend.create_table_if_missing(USER_SCORES, scores)
-        accounts_probe = account_scores(scores, self.bound, self.loaded, probe_when)
-        self.backend.create_table_if_missing(ACCOUNT_SCORES, accounts_probe)
+    def _ensure_tables(self) -> None:
+        if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):
+            scores = self.scores(_SENTINEL)
+            self.backend.create_table_if_missing(USER_SCORES, scores)
+            accounts_probe = account_scores(scores, self.bound, self.loaded, _SENTINEL)
+            self.backend.create_table_if_missing(ACCOUNT_SCORES, accounts_probe)
         if not self.backend.has_table(RUNS):
             self.backend.con.create_table(RUNS, schema=RUNS_SCHEMA)
             self.backend.tables()
         existing = self.backend.table(USER_SCORES).schema()
-        if list(existing.names) != list(scores.schema().names):
+        if list(existing.names) != list(USER_COLUMNS):
             raise BackendError(
                 f"table {USER_SCORES} has columns {', '.join(existing.names)}, which this version "
                 "of pqlkit does not write; rename or drop it to start a new history"

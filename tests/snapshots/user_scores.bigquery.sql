@@ -375,7 +375,10 @@ FROM (
         FALSE
       ) AS `user__is_business_email`,
       COALESCE(COALESCE(`t14`.`user__plan` IN ('paid'), FALSE), FALSE) AS `user__is_paid`,
-      ieee_divide(1790812800.0 - CAST(UNIX_SECONDS(`t14`.`user__created_at`) AS FLOAT64), 86400.0) AS `user__days_since_signup`,
+      ieee_divide(
+        CAST(UNIX_SECONDS(DATETIME('2026-10-01T00:00:00')) AS FLOAT64) - CAST(UNIX_SECONDS(`t14`.`user__created_at`) AS FLOAT64),
+        86400.0
+      ) AS `user__days_since_signup`,
       FALSE AS `user__sales_touched`,
       CAST(COALESCE(`t14`.`a__active`, 0) AS FLOAT64) AS `signal__active`,
       CAST(COALESCE(`t14`.`a__features`, 0) AS FLOAT64) AS `signal__features`,
@@ -491,15 +494,15 @@ FROM (
           `t12`.`a__features`,
           `t12`.`a__pricing`,
           `t12`.`a__sales`,
-          `t4`.`account__account_id`,
-          `t4`.`account__domain`,
-          `t4`.`account__industry`,
-          `t4`.`account__employees`,
-          `t4`.`account__tech_stack`,
-          `t4`.`account__seats`,
-          `t4`.`account__name`,
-          `t4`.`account__country`,
-          `t4`.`account__plan`
+          `t5`.`account__account_id`,
+          `t5`.`account__domain`,
+          `t5`.`account__industry`,
+          `t5`.`account__employees`,
+          `t5`.`account__tech_stack`,
+          `t5`.`account__seats`,
+          `t5`.`account__name`,
+          `t5`.`account__country`,
+          `t5`.`account__plan`
         FROM (
           SELECT
             `t10`.*
@@ -540,38 +543,44 @@ FROM (
             ) AS `t7`
             LEFT OUTER JOIN (
               SELECT
-                `t6`.`user_id`,
-                MAX(`t6`.`timestamp`) AS `last_seen_at`,
+                `t4`.`user_id`,
+                MAX(`t4`.`timestamp`) AS `last_seen_at`,
                 COUNT(
-                  DISTINCT IF(`t6`.`timestamp` >= DATETIME('2026-09-01T00:00:00'), DATE(`t6`.`timestamp`), NULL)
+                  DISTINCT IF(
+                    `t4`.`timestamp` >= TIMESTAMP_SUB(DATETIME('2026-10-01T00:00:00'), INTERVAL '2592000000000' MICROSECOND),
+                    DATE(`t4`.`timestamp`),
+                    NULL
+                  )
                 ) AS `a__active`,
                 COUNT(
-                  DISTINCT IF(`t6`.`event` = 'feature_used', safe.string(`t6`.`properties`['feature']), NULL)
+                  DISTINCT IF(`t4`.`event` = 'feature_used', safe.string(`t4`.`properties`['feature']), NULL)
                 ) AS `a__features`,
                 SUM(
                   IF(
-                    `t6`.`event` = 'pricing_viewed',
+                    `t4`.`event` = 'pricing_viewed',
                     EXP(
-                      ieee_divide(1790812800.0 - CAST(UNIX_SECONDS(`t6`.`timestamp`) AS FLOAT64), 86400.0) * -0.09902102579427789
+                      ieee_divide(
+                        CAST(UNIX_SECONDS(DATETIME('2026-10-01T00:00:00')) AS FLOAT64) - CAST(UNIX_SECONDS(`t4`.`timestamp`) AS FLOAT64),
+                        86400.0
+                      ) * -0.09902102579427789
                     ),
                     NULL
                   )
                 ) AS `a__pricing`,
-                COUNTIF(`t6`.`event` = 'demo_requested') AS `a__sales`
+                COUNTIF(`t4`.`event` = 'demo_requested') AS `a__sales`
               FROM (
                 SELECT
-                  NULLIF(`t2`.`message_id`, '') AS `message_id`,
-                  NULLIF(`t2`.`user_id`, '') AS `user_id`,
-                  NULLIF(`t2`.`anonymous_id`, '') AS `anonymous_id`,
-                  NULLIF(`t2`.`account_id`, '') AS `account_id`,
+                  `t2`.`message_id`,
+                  `t2`.`user_id`,
+                  `t2`.`anonymous_id`,
+                  `t2`.`account_id`,
                   `t2`.`event`,
                   `t2`.`timestamp`,
                   CAST(`t2`.`properties` AS JSON) AS `properties`
                 FROM `events` AS `t2`
                 WHERE
-                  `t2`.`timestamp` < DATETIME('2026-10-01T00:00:00')
-                  AND NULLIF(`t2`.`user_id`, '') IS NOT NULL
-              ) AS `t6`
+                  `t2`.`timestamp` < DATETIME('2026-10-01T00:00:00') AND `t2`.`user_id` IS NOT NULL
+              ) AS `t4`
               GROUP BY
                 1
             ) AS `t9`
@@ -590,8 +599,8 @@ FROM (
             CAST(NULL AS STRING) AS `account__country`,
             CAST(NULL AS STRING) AS `account__plan`
           FROM `accounts` AS `t0`
-        ) AS `t4`
-          ON `t12`.`user__account_id` = `t4`.`account__account_id`
+        ) AS `t5`
+          ON `t12`.`user__account_id` = `t5`.`account__account_id`
       ) AS `t13`
     ) AS `t14`
   ) AS `t15`

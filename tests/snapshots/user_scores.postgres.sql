@@ -359,7 +359,7 @@ FROM (
       ) AS "user__is_business_email",
       COALESCE(COALESCE("t14"."user__plan" IN ('paid'), FALSE), FALSE) AS "user__is_paid",
       CAST((
-        1790812800.0 - CAST(EXTRACT('epoch' FROM "t14"."user__created_at") AS DOUBLE PRECISION)
+        CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t14"."user__created_at") AS DOUBLE PRECISION)
       ) AS DOUBLE PRECISION) / 86400.0 AS "user__days_since_signup",
       FALSE AS "user__sales_touched",
       CAST(COALESCE("t14"."a__active", 0) AS DOUBLE PRECISION) AS "signal__active",
@@ -469,15 +469,15 @@ FROM (
           "t12"."a__features",
           "t12"."a__pricing",
           "t12"."a__sales",
-          "t4"."account__account_id",
-          "t4"."account__domain",
-          "t4"."account__industry",
-          "t4"."account__employees",
-          "t4"."account__tech_stack",
-          "t4"."account__seats",
-          "t4"."account__name",
-          "t4"."account__country",
-          "t4"."account__plan"
+          "t5"."account__account_id",
+          "t5"."account__domain",
+          "t5"."account__industry",
+          "t5"."account__employees",
+          "t5"."account__tech_stack",
+          "t5"."account__seats",
+          "t5"."account__name",
+          "t5"."account__country",
+          "t5"."account__plan"
         FROM (
           SELECT
             "t10"."user__user_id",
@@ -527,44 +527,46 @@ FROM (
             ) AS "t7"
             LEFT OUTER JOIN (
               SELECT
-                "t6"."user_id",
-                MAX("t6"."timestamp") AS "last_seen_at",
-                COUNT(DISTINCT DATE("t6"."timestamp")) FILTER(WHERE
-                  "t6"."timestamp" >= CAST('2026-09-01T00:00:00' AS TIMESTAMP)) AS "a__active",
+                "t4"."user_id",
+                MAX("t4"."timestamp") AS "last_seen_at",
+                COUNT(DISTINCT DATE("t4"."timestamp")) FILTER(WHERE
+                  "t4"."timestamp" >= (
+                    CAST('2026-10-01T00:00:00' AS TIMESTAMP) - INTERVAL '2592000000000 MICROSECOND'
+                  )) AS "a__active",
                 COUNT(
                   DISTINCT CASE
-                    WHEN JSON_TYPEOF(JSON_EXTRACT_PATH("t6"."properties", 'feature')) = 'string'
-                    THEN JSON_EXTRACT_PATH_TEXT(JSON_EXTRACT_PATH("t6"."properties", 'feature'), VARIADIC ARRAY[]::TEXT[])
+                    WHEN JSON_TYPEOF(JSON_EXTRACT_PATH("t4"."properties", 'feature')) = 'string'
+                    THEN JSON_EXTRACT_PATH_TEXT(JSON_EXTRACT_PATH("t4"."properties", 'feature'), VARIADIC ARRAY[]::TEXT[])
                     ELSE NULL
                   END
                 ) FILTER(WHERE
-                  "t6"."event" = 'feature_used') AS "a__features",
+                  "t4"."event" = 'feature_used') AS "a__features",
                 SUM(
                   EXP(
                     (
                       CAST((
-                        1790812800.0 - CAST(EXTRACT('epoch' FROM "t6"."timestamp") AS DOUBLE PRECISION)
+                        CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t4"."timestamp") AS DOUBLE PRECISION)
                       ) AS DOUBLE PRECISION) / 86400.0
                     ) * -0.09902102579427789
                   )
                 ) FILTER(WHERE
-                  "t6"."event" = 'pricing_viewed') AS "a__pricing",
+                  "t4"."event" = 'pricing_viewed') AS "a__pricing",
                 COUNT(*) FILTER(WHERE
-                  "t6"."event" = 'demo_requested') AS "a__sales"
+                  "t4"."event" = 'demo_requested') AS "a__sales"
               FROM (
                 SELECT
-                  NULLIF("t2"."message_id", '') AS "message_id",
-                  NULLIF("t2"."user_id", '') AS "user_id",
-                  NULLIF("t2"."anonymous_id", '') AS "anonymous_id",
-                  NULLIF("t2"."account_id", '') AS "account_id",
+                  "t2"."message_id",
+                  "t2"."user_id",
+                  "t2"."anonymous_id",
+                  "t2"."account_id",
                   "t2"."event",
                   "t2"."timestamp",
                   CAST("t2"."properties" AS JSON) AS "properties"
                 FROM "events" AS "t2"
                 WHERE
                   "t2"."timestamp" < CAST('2026-10-01T00:00:00' AS TIMESTAMP)
-                  AND NULLIF("t2"."user_id", '') IS NOT NULL
-              ) AS "t6"
+                  AND "t2"."user_id" IS NOT NULL
+              ) AS "t4"
               GROUP BY
                 1
             ) AS "t9"
@@ -583,8 +585,8 @@ FROM (
             CAST(NULL AS VARCHAR) AS "account__country",
             CAST(NULL AS VARCHAR) AS "account__plan"
           FROM "accounts" AS "t0"
-        ) AS "t4"
-          ON "t12"."user__account_id" = "t4"."account__account_id"
+        ) AS "t5"
+          ON "t12"."user__account_id" = "t5"."account__account_id"
       ) AS "t13"
     ) AS "t14"
   ) AS "t15"

@@ -371,7 +371,7 @@ FROM (
       ) AS "user__is_business_email",
       COALESCE(COALESCE("t14"."user__plan" IN ('paid'), FALSE), FALSE) AS "user__is_paid",
       (
-        1790812800.0 - CAST(DATE_PART('epoch', "t14"."user__created_at") AS DOUBLE)
+        CAST(DATE_PART('epoch', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)) AS DOUBLE) - CAST(DATE_PART('epoch', "t14"."user__created_at") AS DOUBLE)
       ) / 86400.0 AS "user__days_since_signup",
       FALSE AS "user__sales_touched",
       CAST(COALESCE("t14"."a__active", 0) AS DOUBLE) AS "signal__active",
@@ -488,15 +488,15 @@ FROM (
           "t12"."a__features",
           "t12"."a__pricing",
           "t12"."a__sales",
-          "t4"."account__account_id",
-          "t4"."account__domain",
-          "t4"."account__industry",
-          "t4"."account__employees",
-          "t4"."account__tech_stack",
-          "t4"."account__seats",
-          "t4"."account__name",
-          "t4"."account__country",
-          "t4"."account__plan"
+          "t5"."account__account_id",
+          "t5"."account__domain",
+          "t5"."account__industry",
+          "t5"."account__employees",
+          "t5"."account__tech_stack",
+          "t5"."account__seats",
+          "t5"."account__name",
+          "t5"."account__country",
+          "t5"."account__plan"
         FROM (
           SELECT
             "t10".*
@@ -537,46 +537,46 @@ FROM (
             ) AS "t7"
             LEFT OUTER JOIN (
               SELECT
-                "t6"."user_id",
-                MAX("t6"."timestamp") AS "last_seen_at",
+                "t4"."user_id",
+                MAX("t4"."timestamp") AS "last_seen_at",
                 COUNT(
                   DISTINCT IFF(
-                    "t6"."timestamp" >= TIMESTAMP_FROM_PARTS(2026, 9, 1, 0, 0, 0, 0),
-                    TO_DATE("t6"."timestamp"),
+                    "t4"."timestamp" >= DATEADD(MICROSECOND, -'2592000000000', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)),
+                    TO_DATE("t4"."timestamp"),
                     NULL
                   )
                 ) AS "a__active",
                 COUNT(
-                  DISTINCT IFF("t6"."event" = 'feature_used', AS_VARCHAR(GET("t6"."properties", 'feature')), NULL)
+                  DISTINCT IFF("t4"."event" = 'feature_used', AS_VARCHAR(GET("t4"."properties", 'feature')), NULL)
                 ) AS "a__features",
                 SUM(
                   IFF(
-                    "t6"."event" = 'pricing_viewed',
+                    "t4"."event" = 'pricing_viewed',
                     EXP(
                       (
                         (
-                          1790812800.0 - CAST(DATE_PART('epoch', "t6"."timestamp") AS DOUBLE)
+                          CAST(DATE_PART('epoch', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)) AS DOUBLE) - CAST(DATE_PART('epoch', "t4"."timestamp") AS DOUBLE)
                         ) / 86400.0
                       ) * -0.09902102579427789
                     ),
                     NULL
                   )
                 ) AS "a__pricing",
-                COUNT_IF("t6"."event" = 'demo_requested') AS "a__sales"
+                COUNT_IF("t4"."event" = 'demo_requested') AS "a__sales"
               FROM (
                 SELECT
-                  NULLIF("t2"."message_id", '') AS "message_id",
-                  NULLIF("t2"."user_id", '') AS "user_id",
-                  NULLIF("t2"."anonymous_id", '') AS "anonymous_id",
-                  NULLIF("t2"."account_id", '') AS "account_id",
+                  "t2"."message_id",
+                  "t2"."user_id",
+                  "t2"."anonymous_id",
+                  "t2"."account_id",
                   "t2"."event",
                   "t2"."timestamp",
                   CAST("t2"."properties" AS VARIANT) AS "properties"
                 FROM "events" AS "t2"
                 WHERE
                   "t2"."timestamp" < TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)
-                  AND NULLIF("t2"."user_id", '') IS NOT NULL
-              ) AS "t6"
+                  AND "t2"."user_id" IS NOT NULL
+              ) AS "t4"
               GROUP BY
                 1
             ) AS "t9"
@@ -595,8 +595,8 @@ FROM (
             CAST(NULL AS VARCHAR) AS "account__country",
             CAST(NULL AS VARCHAR) AS "account__plan"
           FROM "accounts" AS "t0"
-        ) AS "t4"
-          ON "t12"."user__account_id" = "t4"."account__account_id"
+        ) AS "t5"
+          ON "t12"."user__account_id" = "t5"."account__account_id"
       ) AS "t13"
     ) AS "t14"
   ) AS "t15"

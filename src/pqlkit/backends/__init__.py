@@ -127,8 +127,48 @@ class Backend:
 
     def insert_select(self, table: str, expr: ir.Table) -> None:
         """INSERT INTO table (columns) <compiled expr>, inside the caller's transaction."""
-        cols = ", ".join(_quote(c) for c in expr.columns)
-        self.execute_sql(f"INSERT INTO {_quote(table)} ({cols}) {self.compile(expr)}")
+        self.insert_sql(table, list(expr.columns), self.compile(expr))
+
+    def insert_sql(self, table: str, columns: list[str], select_sql: str) -> None:
+        cols = ", ".join(_quote(c) for c in columns)
+        self.execute_sql(f"INSERT INTO {_quote(table)} ({cols}) {select_sql}")
+
+    # --- compiled SQL kept in the database, so a later run (any as_of) skips compiling ------
+    SQL_CACHE = "pql_compiled"
+
+    def cached_sql(self, key: str) -> str | None:
+        if not self.has_table(self.SQL_CACHE):
+            return None
+        row = self._fetch_one(f"SELECT sql FROM {_quote(self.SQL_CACHE)} WHERE key = {_sql_literal(key)}")
+        return row[0] if row else None
+
+    def store_sql(self, key: str, sql: str) -> None:
+        if not self.has_table(self.SQL_CACHE):
+            self.execute_sql(
+                f"CREATE TABLE IF NOT EXISTS {_quote(self.SQL_CACHE)} "
+                "(key VARCHAR PRIMARY KEY, sql TEXT NOT NULL, created_at TIMESTAMP)"
+            )
+            self.tables()
+        self.execute_sql(
+            f"INSERT INTO {_quote(self.SQL_CACHE)} VALUES ({_sql_literal(key)}, {_sql_literal(sql)}, "
+            "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING"
+        )
+
+    def _fetch_one(self, sql: str):
+        if self.name == "duckdb":
+            return self.con.con.execute(sql).fetchone()
+        with self.con.con.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchone()
+
+    def timestamp_literal(self, when) -> str:
+        """How this dialect writes a timestamp literal in compiled SQL."""
+        t = ibis.table({"x": "int64"}, name="t")
+        sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=self.name))
+        match = re.search(r"SELECT\s+(.*?)\s+AS\s+\"?v\"?\s", sql, re.S)
+        if match is None:
+            raise BackendError(f"cannot find the timestamp literal in {sql!r}")
+        return match.group(1)
 
     def insert_row(self, table: str, row: dict[str, Any]) -> None:
         cols = ", ".join(_quote(c) for c in row)

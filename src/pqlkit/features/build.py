@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import ibis
 import ibis.expr.types as ir
@@ -20,7 +20,7 @@ from ..model.signals import duration_seconds, signal_events
 from ..model.spec import CANONICAL_COLUMNS
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
-from .signals import EventContext, epoch, plan_signal
+from .signals import AsOf, EventContext, epoch, plan_signal
 from .sources import Bound, default_type
 
 USER = "user__"
@@ -48,7 +48,8 @@ def user_features(
 ) -> ir.Table:
     """One row per user known before ``as_of``: attributes, derived fields and signal values."""
     model = loaded.model
-    as_of_lit = ibis.timestamp(as_of)
+    point = AsOf(as_of)
+    as_of_lit = point.lit
     users = bound.users.filter(
         bound.users.user_id.notnull(),
         bound.users.created_at.isnull() | (bound.users.created_at < as_of_lit),
@@ -61,7 +62,7 @@ def user_features(
     upgrade_events = list(model.plans.upgrade_events)
     if needed and not any_event:
         events = events.filter(events.event.isin(sorted({*needed, *upgrade_events})))
-    ctx = EventContext(events=events, as_of=as_of, bitmask_days=bitmask_days, dialect=dialect)
+    ctx = EventContext(events=events, as_of=point, bitmask_days=bitmask_days, dialect=dialect)
 
     # One GROUP BY for every signal; an aggregate two signals share is computed once.
     aggregates: dict[str, ir.Scalar] = {"last_seen_at": events.timestamp.max()}
@@ -126,8 +127,7 @@ def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as
         is_paid = plan.isin(paid_values).fill_null(False)
         plan_as_of = plan
     created = joined[f"{USER}created_at"]
-    as_of_epoch = (as_of - datetime(1970, 1, 1)).total_seconds()
-    days_since_signup = (as_of_epoch - epoch(created)) / 86400.0
+    days_since_signup = (AsOf(as_of).epoch - epoch(created)) / 86400.0
     touched = _sales_touched(joined, bound, as_of)
     return {
         f"{USER}plan": plan_as_of,
@@ -143,7 +143,7 @@ def _sales_touched(joined: ir.Table, bound: Bound, as_of: datetime) -> ir.Boolea
     if bound.outcomes is None:
         return ibis.literal(False)
     o = bound.outcomes
-    before = o.filter(o.created_at < ibis.timestamp(as_of), o.kind.isnull() | (o.kind != "self_serve"))
+    before = o.filter(o.created_at < AsOf(as_of).lit, o.kind.isnull() | (o.kind != "self_serve"))
     by_account = before.filter(before.account_id.notnull()).account_id
     by_user = before.filter(before.user_id.notnull()).user_id
     return (
@@ -158,7 +158,7 @@ def user_scores(features: ir.Table, loaded: LoadedModel, as_of: datetime) -> ir.
     out = decide(loaded.model, env, ops)
     staged = ops.table
     cols = {
-        "as_of": ibis.timestamp(as_of),
+        "as_of": AsOf(as_of).lit,
         "model_version": ibis.literal(loaded.version),
         "user_id": staged[f"{USER}user_id"],
         "account_id": staged[f"{USER}account_id"],
@@ -191,7 +191,8 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
     """Roll users up to accounts: score by the model's rule, PQL users, seats active, champion."""
     rollup = loaded.model.accounts
     s = user_scores_table.filter(user_scores_table.account_id.notnull())
-    active_since = as_of - timedelta(seconds=duration_seconds(rollup.active_within))
+    point = AsOf(as_of)
+    active_since = point.minus(duration_seconds(rollup.active_within))
     ranked = s.mutate(
         _rank=ibis.row_number().over(
             group_by=s.account_id, order_by=[ibis.desc(s.score), s.is_pql.desc(), s.user_id]
@@ -207,7 +208,7 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
     )
     agg = s.group_by("account_id").aggregate(
         users=s.count(),
-        active_users=count_true((s.last_seen_at >= ibis.timestamp(active_since)).fill_null(False)),
+        active_users=count_true((s.last_seen_at >= active_since).fill_null(False)),
         pql_users=count_true(s.is_pql),
         best_score=s.score.max(),
         sum_score=s.score.sum(),
@@ -230,7 +231,7 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
     share_ok = (share >= rollup.min_active_seat_share).fill_null(rollup.min_active_seat_share <= 0)
     is_pqa = (joined.pql_users >= rollup.min_pql_users) & (score >= rollup.min_score) & share_ok
     return joined.select(
-        as_of=ibis.timestamp(as_of),
+        as_of=point.lit,
         model_version=ibis.literal(loaded.version),
         account_id=joined.account_id,
         name=joined.name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -39,27 +39,49 @@ Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
 
 
 @dataclass(frozen=True)
+class AsOf:
+    """The point in time, as SQL: one timestamp literal and what is derived from it.
+
+    Every time-dependent value (window starts, ages, day numbers) is written in terms of the one
+    literal, so the compiled SQL can be reused for another as_of by swapping that literal; the
+    database folds these constants once per query.
+    """
+
+    when: datetime
+
+    @property
+    def lit(self) -> ir.TimestampScalar:
+        return ibis.timestamp(self.when)
+
+    def minus(self, seconds: float) -> ir.TimestampScalar:
+        return self.lit - ibis.interval(microseconds=round(seconds * 1_000_000))
+
+    @property
+    def epoch(self) -> ir.FloatingScalar:
+        return epoch(self.lit)
+
+    @property
+    def day(self) -> ir.IntegerScalar:
+        return (self.epoch // 86400).cast("int64")
+
+
+@dataclass(frozen=True)
 class EventContext:
     """The user's events known as of ``as_of``, and helpers over them."""
 
     events: ir.Table
-    as_of: datetime
+    as_of: AsOf
     bitmask_days: bool
     dialect: str = "portable"
     """duckdb and postgres get their native JSON text extraction; anything else Ibis's."""
 
-    @property
-    def as_of_epoch(self) -> float:
-        return (self.as_of - datetime(1970, 1, 1)).total_seconds()
-
     def age_days(self) -> ir.FloatingValue:
-        return (self.as_of_epoch - epoch(self.events.timestamp)) / 86400.0
+        return (self.as_of.epoch - epoch(self.events.timestamp)) / 86400.0
 
     def since(self, window: str | None) -> ir.BooleanValue | None:
         if window is None:
             return None
-        start = self.as_of - timedelta(seconds=duration_seconds(window))
-        return self.events.timestamp >= ibis.timestamp(start)
+        return self.events.timestamp >= self.as_of.minus(duration_seconds(window))
 
     def match(
         self, names: list[str], window: str | None = None, where: dict | None = None
@@ -148,8 +170,7 @@ def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan
     if ctx.bitmask_days and s.window is not None:
         # One bit per calendar day back from as_of; BIT_OR then BIT_COUNT beats COUNT(DISTINCT).
         days = math.ceil(duration_seconds(s.window) / 86400.0) + 1
-        as_of_day = math.floor(ctx.as_of_epoch / 86400.0)
-        back = as_of_day - (epoch(ctx.events.timestamp) // 86400).cast("int64")
+        back = ctx.as_of.day - (epoch(ctx.events.timestamp) // 86400).cast("int64")
         # 63 days a signed BIGINT word (1 << 63 overflows); back >= 0 as events are before
         # as_of, so back % 63 is always a valid shift.
         bit = ibis.literal(1, "int64") << (back % 63)
@@ -254,10 +275,10 @@ def limit_reached(s: LimitReachedSignal, ctx: EventContext, name: str) -> Signal
 
 def recency(s: RecencySignal, ctx: EventContext, name: str) -> SignalPlan:
     agg = ctx.events.timestamp.max(where=ctx.match(s.events))
-    as_of_epoch = ctx.as_of_epoch
+    as_of = ctx.as_of
 
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
-        since_last = (as_of_epoch - epoch(a[name])) / 86400.0
+        since_last = (as_of.epoch - epoch(a[name])) / 86400.0
         return since_last.fill_null(a["user.days_since_signup"])
 
     return SignalPlan({name: agg}, finish)

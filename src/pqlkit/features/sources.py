@@ -132,8 +132,12 @@ def _canonical(
     fixes = {}
     for column in ID_COLUMNS.get(role, ()):
         text = table[column] if table[column].type().is_string() else table[column].cast("string")
-        # an empty or blank id is a missing id
-        fixes[column] = text.nullif("") if column.endswith("_id") else text
+        # An empty id is a missing id. Events are left as they are (no per-event cost): an
+        # empty user_id groups into a user that the users table does not have.
+        if column.endswith("_id") and role != "events":
+            text = text.nullif("")
+        if text is not table[column]:
+            fixes[column] = text
     for column in NUMERIC_COLUMNS.get(role, ()):
         if not table[column].type().is_numeric():
             fixes[column] = table[column].cast("float64")
