@@ -147,7 +147,7 @@ class Engine:
 
     def check(self, *, thorough: bool = False) -> list[str]:
         """Raise on unusable data; return warnings."""
-        return check_data(self.bound, self.loaded, thorough=thorough)
+        return check_data(self.bound, self.loaded, self.backend, thorough=thorough)
 
     # --- expressions ------------------------------------------------------------------------
     def features(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
@@ -222,7 +222,7 @@ class Engine:
         when = as_utc(as_of)
         say("binding sources")
         bound = self.bound
-        warnings = check_data(bound, self.loaded) if checks else []
+        warnings = check_data(bound, self.loaded, self.backend) if checks else []
         say("building expressions")
         version = self.loaded.version
         self._ensure_tables()
@@ -275,7 +275,7 @@ class Engine:
         a = self.stored_accounts(when, version)
         users = u.aggregate(users=u.count(), pqls=count_true(u.is_pql))
         accts = a.aggregate(accounts=a.count(), pqas=count_true(a.is_pqa))
-        row = users.cross_join(accts).to_pyarrow().to_pylist()[0]
+        row = self.backend.rows(users.cross_join(accts))[0]
         return {k: int(v or 0) for k, v in row.items()}
 
     def _run_row(self, when: datetime, counts: dict[str, int]) -> dict[str, Any]:
@@ -291,7 +291,7 @@ class Engine:
         """Users and PQLs per segment and motion for a stored run."""
         u = self.stored_users(result.as_of, result.model_version)
         by = u.group_by(["segment", "motion"]).aggregate(users=u.count(), pqls=count_true(u.is_pql))
-        return by.order_by(["segment", "motion"]).to_pyarrow().to_pylist()
+        return self.backend.rows(by.order_by(["segment", "motion"]))
 
     # --- stored results -----------------------------------------------------------------------
     def latest(self) -> tuple[datetime, str] | None:
@@ -300,7 +300,7 @@ class Engine:
             return None
         runs = self.backend.table(RUNS)
         mine = runs.filter(runs.model_version == self.loaded.version)
-        row = mine.order_by(ibis.desc("as_of")).limit(1).to_pyarrow().to_pylist()
+        row = self.backend.rows(mine.order_by(ibis.desc("as_of")).limit(1))
         return (row[0]["as_of"], row[0]["model_version"]) if row else None
 
     def stored_users(self, when: datetime, version: str) -> ir.Table:

@@ -154,6 +154,19 @@ class Backend:
             "CURRENT_TIMESTAMP) ON CONFLICT DO NOTHING"
         )
 
+    def rows(self, expr: ir.Expr) -> list[dict[str, Any]]:
+        """Run a small query through the driver and return its rows as dicts. (Ibis's own
+        to_pyarrow imports pandas on DuckDB, a quarter second per process.)"""
+        sql = self.compile(expr)
+        if self.name == "duckdb":
+            cur = self.con.con.execute(sql)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        with self.con.con.cursor() as cur:
+            cur.execute(sql)
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
     def _fetch_one(self, sql: str):
         if self.name == "duckdb":
             return self.con.con.execute(sql).fetchone()

@@ -231,16 +231,16 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
 # --- data checks ---------------------------------------------------------------------------
 
 
-def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> list[str]:
+def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = False) -> list[str]:
     """Raise DataQualityError on unusable data; return warnings (unknown event names...)."""
     problems: list[str] = []
     warnings: list[str] = []
     users = bound.users
-    stats = users.aggregate(
+    stats = backend.rows(users.aggregate(
         n=users.count(),
         null_ids=users.user_id.isnull().sum(),
         distinct_ids=users.user_id.nunique(),
-    ).to_pyarrow().to_pylist()[0]
+    ))[0]
     if stats["n"] == 0:
         problems.append("the users table is empty: load users before scoring")
     if stats["null_ids"]:
@@ -249,45 +249,47 @@ def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> 
         )
     dupes = int(stats["n"]) - int(stats["null_ids"] or 0) - int(stats["distinct_ids"])
     if dupes > 0:
-        example = _duplicate_example(users, "user_id")
+        example = _duplicate_example(backend, users, "user_id")
         problems.append(
             f"users: {dupes} duplicate user_id row(s), e.g. {example!r}; keep one row per user"
         )
     accounts = bound.accounts
     adupes = 0
     if accounts is not None:
-        a = accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
-                               null_ids=accounts.account_id.isnull().sum()).to_pyarrow().to_pylist()[0]
+        a = backend.rows(accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
+                                            null_ids=accounts.account_id.isnull().sum()))[0]
         adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
     if adupes > 0 and accounts is not None:
-        example = _duplicate_example(accounts, "account_id")
+        example = _duplicate_example(backend, accounts, "account_id")
         problems.append(
             f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"
         )
     events = bound.events
-    if events.limit(1).count().to_pyarrow().as_py() == 0:
+    if not backend.rows(events.select("event").limit(1)):
         problems.append("the events table is empty: load events before scoring")
-    problems.extend(_timestamp_problems(bound))
+    problems.extend(_timestamp_problems(bound, backend))
     if problems:
         raise DataQualityError("\n".join(problems))
 
     referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
-    known_rows = events.select("event").distinct().to_pyarrow().column("event").to_pylist()
-    known = sorted(k for k in known_rows if k is not None)
-    unknown = [n for n in referenced if n not in known]
-    for name in unknown:
-        hint = _suggest(name, known)
-        warnings.append(
-            f"event {name!r} is referenced by the model but never occurs in the events{hint}; "
-            f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
-        )
+    # One early-exit probe per name: a name that occurs is found in the first rows read; only a
+    # missing one costs a full scan, and only then are the known names listed.
+    unknown = [n for n in referenced if not backend.rows(events.filter(events.event == n).select("event").limit(1))]
+    if unknown:
+        known = sorted(r["event"] for r in backend.rows(events.select("event").distinct()) if r["event"] is not None)
+        for name in unknown:
+            hint = _suggest(name, known)
+            warnings.append(
+                f"event {name!r} is referenced by the model but never occurs in the events{hint}; "
+                f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
+            )
     if thorough:
-        e = events.aggregate(
+        e = backend.rows(events.aggregate(
             null_users=events.user_id.isnull().sum(),
             n=events.count(),
             ids=events.message_id.nunique(),
             with_ids=events.message_id.notnull().sum(),
-        ).to_pyarrow().to_pylist()[0]
+        ))[0]
         if e["null_users"]:
             warnings.append(
                 f"events: {e['null_users']} of {e['n']} events have no user_id and are not scored"
@@ -299,22 +301,22 @@ def check_data(bound: Bound, loaded: LoadedModel, *, thorough: bool = False) -> 
     return warnings
 
 
-def _duplicate_example(table: ir.Table, column: str):
+def _duplicate_example(backend, table: ir.Table, column: str):
     present = table.filter(table[column].notnull())
     counts = present.group_by(column).aggregate(n=present.count())
-    row = counts.filter(counts.n > 1).order_by(column).limit(1).to_pyarrow().to_pylist()
+    row = backend.rows(counts.filter(counts.n > 1).order_by(column).limit(1))
     return row[0][column] if row else None
 
 
-def _timestamp_problems(bound: Bound) -> list[str]:
+def _timestamp_problems(bound: Bound, backend) -> list[str]:
     """Text timestamps that do not parse (mixed formats) are reported with an example."""
     out = []
     for role, col, table in bound.text_timestamps:
         raw = table[col]
         bad = table.filter(raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull())
-        sample = bad.select(value=raw).limit(1).to_pyarrow().to_pylist()
+        sample = backend.rows(bad.select(value=raw).limit(1))
         if sample:
-            total = bad.count().to_pyarrow().as_py()
+            total = backend.rows(bad.aggregate(n=bad.count()))[0]["n"]
             out.append(
                 f"{role}.{col}: {total} value(s) are not timestamps, e.g. {sample[0]['value']!r}; "
                 "use ISO 8601 (2024-05-01T12:00:00Z or with an offset, +02:00) or epoch seconds"
