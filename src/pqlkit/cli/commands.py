@@ -152,16 +152,16 @@ _CHECKS = click.option("--checks/--no-checks", default=True, show_default=True,
                        help="Check the data (ids, timestamps, event names) before scoring.")
 
 
+def _run_options(fn):
+    """The options of the commands that run a scoring (score, accounts), defined once."""
+    for option in reversed((model_option, url_option, as_of_option, _FORMAT, _OUT, _LIMIT, _CHECKS, json_option)):
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
-@model_option
-@url_option
-@as_of_option
-@_FORMAT
-@_OUT
-@_LIMIT
+@_run_options
 @click.option("--pql-only", is_flag=True, help="Only users who are PQLs.")
-@_CHECKS
-@json_option
 @_handle_errors
 def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, as_json) -> None:
     """Score every user as of a time, store the results, and show or export them."""
@@ -182,14 +182,7 @@ def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, as_json) ->
 
 
 @cli.command()
-@model_option
-@url_option
-@as_of_option
-@_FORMAT
-@_OUT
-@_LIMIT
-@_CHECKS
-@json_option
+@_run_options
 @_handle_errors
 def accounts(model_path, url, as_of, fmt, out, limit, checks, as_json) -> None:
     """Score and show product-qualified accounts (users rolled up by the model's rule)."""

@@ -42,7 +42,7 @@ class _Strict(BaseModel):
 SignalId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
 
 
-class _Signal(_Strict):
+class _Named(_Strict):
     id: SignalId
     """Unique id (lower_snake_case), used in activation rules, segments and reasons."""
     label: str | None = None
@@ -52,16 +52,28 @@ class _Signal(_Strict):
     """Free text for people reading the model."""
     points: float
     """Points earned when the signal fires (negative to penalise)."""
+
+    @property
+    def reason_label(self) -> str:
+        return self.label or self.id.replace("_", " ")
+
+
+class _FixedPoints(_Named):
+    """Kinds that earn their points once."""
+
+    per_unit: Literal[False] = False
+    """Not available for this kind."""
+    cap: float | None = None
+    """Not needed for this kind (points are earned once)."""
+
+
+class _Signal(_Named):
     per_unit: bool = False
     """true: earn `points` for each unit of value (2 points per active day) instead of once."""
     cap: float | None = Field(default=None, gt=0)
     """Upper bound on the size of this signal's contribution (in points, either sign)."""
     min: float = 1
     """The value at which the signal fires."""
-
-    @property
-    def reason_label(self) -> str:
-        return self.label or self.id.replace("_", " ")
 
 
 class _EventSignal(_Signal):
@@ -138,34 +150,18 @@ class PropertyThresholdSignal(_EventSignal):
     """How the property's values are combined: max, sum or the last one before as_of."""
 
 
-class OnboardingSignal(_Strict):
+class OnboardingSignal(_FixedPoints):
     """Onboarding completed: how many of the onboarding steps were done; fires when all were
     (or `min` of them)."""
 
     kind: Literal["onboarding_completed"]
     """The signal kind: `onboarding_completed`."""
-    id: SignalId
-    """Unique id (lower_snake_case)."""
-    label: str | None = None
-    """How a reason reads; `{value}` is the number of steps done."""
-    description: str | None = None
-    """Free text for people reading the model."""
     steps: list[str] = Field(min_length=1)
     """The onboarding step events, or a single completion event."""
-    points: float
-    """Points earned when onboarding is completed."""
     min: float | None = None
     """Steps needed to count as completed (default: all of them)."""
     window: Duration | None = None
     """Only steps in this long before as_of."""
-    per_unit: Literal[False] = False
-    """Not available for this kind."""
-    cap: float | None = None
-    """Not needed for this kind (points are earned once)."""
-
-    @property
-    def reason_label(self) -> str:
-        return self.label or self.id.replace("_", " ")
 
     @property
     def threshold(self) -> float:
@@ -187,21 +183,13 @@ class UsageMetric(_Strict):
     """count the events, or sum or max the property."""
 
 
-class LimitReachedSignal(_Strict):
+class LimitReachedSignal(_FixedPoints):
     """Free-tier limit reached: either limit events the product sends, or usage measured
     against the quota of the user's plan. The value is the number of limit events, or
     usage / quota; it fires at `min` (default 1: the quota is used up)."""
 
     kind: Literal["limit_reached"]
     """The signal kind: `limit_reached`."""
-    id: SignalId
-    """Unique id (lower_snake_case)."""
-    label: str | None = None
-    """How a reason reads; `{value}` is the count or the usage ratio."""
-    description: str | None = None
-    """Free text for people reading the model."""
-    points: float
-    """Points earned when the limit is reached."""
     min: float = 1
     """Value at which the signal fires (1 = quota used up; 0.8 = 80% used)."""
     events: list[str] | None = Field(default=None, min_length=1)
@@ -212,10 +200,6 @@ class LimitReachedSignal(_Strict):
     """Quota per plan, e.g. {free: 3}; users on plans not listed never reach a limit."""
     window: Duration | None = None
     """Only events in this long before as_of."""
-    per_unit: Literal[False] = False
-    """Not available for this kind."""
-    cap: float | None = None
-    """Not needed for this kind (points are earned once)."""
 
     @model_validator(mode="after")
     def _events_or_usage(self) -> LimitReachedSignal:
@@ -227,35 +211,19 @@ class LimitReachedSignal(_Strict):
             raise ValueError("quotas go with usage; with events, leave quotas out")
         return self
 
-    @property
-    def reason_label(self) -> str:
-        return self.label or self.id.replace("_", " ")
 
-
-class RecencySignal(_Strict):
+class RecencySignal(_FixedPoints):
     """Recency of last activity: the value is days since the last event (any event, or
     `events`); fires when within `within` (reward) or older than `older_than` (penalise)."""
 
     kind: Literal["recency"]
     """The signal kind: `recency`."""
-    id: SignalId
-    """Unique id (lower_snake_case)."""
-    label: str | None = None
-    """How a reason reads; `{value}` is days since the last activity."""
-    description: str | None = None
-    """Free text for people reading the model."""
-    points: float
-    """Points earned when it fires (negative for inactivity)."""
     events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     """Events that count as activity; ["*"] means any."""
     within: Duration | None = None
     """Fires when the last activity is at most this long before as_of."""
     older_than: Duration | None = None
     """Fires when the last activity is more than this long before as_of (or there was none)."""
-    per_unit: Literal[False] = False
-    """Not available for this kind."""
-    cap: float | None = None
-    """Not needed for this kind (points are earned once)."""
 
     @model_validator(mode="after")
     def _one_bound(self) -> RecencySignal:
@@ -263,34 +231,14 @@ class RecencySignal(_Strict):
             raise ValueError("give exactly one of within or older_than")
         return self
 
-    @property
-    def reason_label(self) -> str:
-        return self.label or self.id.replace("_", " ")
 
-
-class TraitSignal(_Strict):
+class TraitSignal(_FixedPoints):
     """Fit: points when a condition over user and account attributes holds."""
 
     kind: Literal["trait"] = "trait"
     """The signal kind: `trait`."""
-    id: SignalId
-    """Unique id (lower_snake_case)."""
-    label: str | None = None
-    """How a reason reads, e.g. "Company of 50-1000 employees"."""
-    description: str | None = None
-    """Free text for people reading the model."""
     when: Condition
     """The condition over `user.*` and `account.*` fields (and `email`)."""
-    points: float
-    """Points earned when the condition holds (negative to penalise)."""
-    per_unit: Literal[False] = False
-    """Not available for this kind."""
-    cap: float | None = None
-    """Not needed for this kind (points are earned once)."""
-
-    @property
-    def reason_label(self) -> str:
-        return self.label or self.id.replace("_", " ")
 
 
 EventSignal = Annotated[
