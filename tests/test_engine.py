@@ -210,3 +210,26 @@ def test_a_changed_model_compiles_afresh(model_file, world_backend):
     rows = _rows(changed.stored_users(result.as_of, result.model_version))
     assert all(r["score"] >= 95 for r in rows.values() if r["is_pql"])
     assert rows == _rows(changed.scores(DEMO_END))
+
+
+def test_account_rollup_rules_from_the_model(model_file, world_backend):
+    text = model_file.read_text().replace(
+        "accounts:\n  score: max                      # best user\n  min_pql_users: 1\n  active_within: 14d\n",
+        "accounts:\n  score: sum\n  min_pql_users: 2\n  active_within: 7d\n  min_active_seat_share: 0.5\n",
+    )
+    assert "score: sum" in text
+    model_file.write_text(text)
+    engine = _engine(model_file, world_backend)
+    result = engine.run(DEMO_END)
+    users = list(_rows(engine.stored_users(result.as_of, result.model_version)).values())
+    accounts = engine.stored_accounts(result.as_of, result.model_version).to_pyarrow().to_pylist()
+    assert accounts
+    for a in accounts:
+        members = [u for u in users if u["account_id"] == a["account_id"]]
+        active = sum(1 for u in members if u["last_seen_at"] and u["last_seen_at"] >= DEMO_END - timedelta(days=7))
+        assert a["active_users"] == active
+        assert a["score"] == min(sum(u["score"] for u in members), 100)
+        share = active / a["seats"] if a["seats"] else None
+        assert a["seat_share_active"] == pytest.approx(share)
+        assert a["is_pqa"] == (a["pql_users"] >= 2 and share is not None and share >= 0.5)
+    assert any(a["is_pqa"] for a in accounts) and not all(a["is_pqa"] for a in accounts)

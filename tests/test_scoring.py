@@ -118,3 +118,39 @@ def test_value_formatting_matches_in_both_paths(value):
     finally:
         con.disconnect()
     assert in_db == ops.fmt_value(value)
+
+
+GRID = MODEL.model_copy(update={"tiers": parse_model(
+    starter_text().replace(
+        "tiers:\n  kind: bands\n  bands:\n    - {tier: A, min_score: 80}\n    - {tier: B, min_score: 60}\n"
+        "    - {tier: C, min_score: 40}\n    - {tier: D, min_score: 0}\n",
+        "tiers: {kind: grid, fit_cuts: [15, 30], usage_cuts: [30, 60],\n"
+        "        matrix: [[D, D, C], [C, B, A], [B, A, A]]}\n",
+    )).model.tiers})
+
+
+@settings(max_examples=100)
+@given(attr)
+def test_grid_tiers_follow_the_matrix(env):
+    out = decide(GRID, dict(env), ops)
+    fit_level = sum(out["fit_score"] >= c for c in (15, 30))
+    usage_level = sum(out["usage_score"] >= c for c in (30, 60))
+    assert out["tier"] == [["D", "D", "C"], ["C", "B", "A"], ["B", "A", "A"]][fit_level][usage_level]
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(attr, min_size=5, max_size=20))
+def test_grid_tiers_agree_in_the_database(rows):
+    columns = {k.replace(".", "__"): [r[k] for r in rows] for k in rows[0]}
+    types = {k: (pa.list_(pa.string()) if k == "account__tech_stack" else
+                 pa.float64() if k.startswith("signal__") or k == "account__employees" else
+                 pa.bool_() if k.startswith(("user__is_", "user__sales")) else pa.string())
+             for k in columns}
+    t = ibis.memtable(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}))
+    out = decide(GRID, {k.replace("__", "."): t[k] for k in columns}, IbisOps())
+    con = ibis.duckdb.connect()
+    try:
+        tiers = con.to_pyarrow(t.select(tier=out["tier"])).column("tier").to_pylist()
+    finally:
+        con.disconnect()
+    assert tiers == [decide(GRID, dict(r), ops)["tier"] for r in rows]
