@@ -139,7 +139,7 @@ class Backend:
     def cached_sql(self, key: str) -> str | None:
         if not self.has_table(self.SQL_CACHE):
             return None
-        row = self._fetch_one(f"SELECT sql FROM {_quote(self.SQL_CACHE)} WHERE key = {_sql_literal(key)}")
+        row = self.fetch_one(f"SELECT sql FROM {_quote(self.SQL_CACHE)} WHERE key = {_sql_literal(key)}")
         return row[0] if row else None
 
     def store_sql(self, key: str, sql: str) -> None:
@@ -167,7 +167,7 @@ class Backend:
             names = [d.name for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
-    def _fetch_one(self, sql: str):
+    def fetch_one(self, sql: str):
         if self.name == "duckdb":
             return self.con.con.execute(sql).fetchone()
         with self.con.con.cursor() as cur:

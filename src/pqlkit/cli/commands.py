@@ -260,6 +260,58 @@ def compile_(model_path, url, as_of, dialect) -> None:
     click.echo(engine.compile(dialect, as_of))
 
 
+# --- import ----------------------------------------------------------------------------------------
+
+
+@cli.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "segment", "rudderstack", "amplitude"]),
+              default=None, help="File format (default: from the extension; segment/rudderstack/amplitude for their exports).")
+@click.option("--map", "maps", multiple=True, metavar="COLUMN=YOURS",
+              help="Map a canonical events column to yours, e.g. --map user_id=uid (repeatable).")
+@click.option("--table", default="events", show_default=True, help="The events table to import into.")
+@click.option("--source", default="import", show_default=True,
+              help="Source name; message ids are unique per source.")
+@click.option("--strict", is_flag=True, help="Import nothing if any row is bad.")
+@url_option
+@json_option
+@_handle_errors
+def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
+    """Import events from CSV, JSON lines, Parquet, or Segment, RudderStack and Amplitude exports."""
+    from ..collect.importer import import_files
+
+    mapping = {}
+    for item in maps:
+        column, sep, theirs = item.partition("=")
+        if not sep or not column or not theirs:
+            raise PqlkitError(f"--map {item!r}: write COLUMN=YOURS, e.g. --map user_id=uid")
+        mapping[column.strip()] = theirs.strip()
+    backend = connect(url)
+    with _progress(_interactive(as_json)) as say:
+        report = import_files(backend, list(files), fmt=fmt, mapping=mapping, table=table, source=source,
+                              strict=strict, progress=lambda path, n: say(f"reading {path}: {n:,} rows"))
+    backend.close()
+    if as_json:
+        render.emit_json(report.to_dict())
+        return
+    for f in report.files:
+        reasons = ", ".join(f"{n} {why}" for why, n in f.reasons().most_common(3))
+        render.out.print(
+            f"{f.path} ({f.format}): {f.read:,} rows read, {f.accepted:,} accepted"
+            + (f", {f.not_events:,} identify/group/alias messages not imported" if f.not_events else "")
+            + (f", {f.skipped:,} skipped ({reasons})" if f.skipped else "")
+        )
+        for line, why in f.problems[:5]:
+            render.warn(f"{f.path}:{line}: {why}")
+        if f.skipped > 5:
+            render.warn(f"... and {f.skipped - 5} more skipped rows (--json lists them)")
+    render.out.print(
+        f"Imported {report.imported:,} events into {report.table} (source {report.source}); "
+        f"{report.duplicates:,} duplicates not stored again; {report.skipped:,} rows skipped; "
+        f"{report.seconds:.1f}s."
+    )
+
+
 # --- demo ----------------------------------------------------------------------------------------
 
 

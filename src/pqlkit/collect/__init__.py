@@ -1,0 +1,1 @@
+"""Getting events in: importers now; the Segment-compatible collector builds on the same records."""
