@@ -55,6 +55,7 @@ FORBIDDEN = {
                  "pqlkit.sinks", "pqlkit.cli"),
     "backends": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "sinks": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features"),
+    "server": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "engine": ("pqlkit.cli",),
 }

@@ -312,6 +312,43 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
     )
 
 
+# --- serve -----------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="PQL_HOST")
+@click.option("--port", default=8088, show_default=True, envvar="PQL_PORT", type=int)
+@url_option
+@click.option("--log-dir", default="pql-log", show_default=True, envvar="PQL_LOG_DIR",
+              type=click.Path(file_okay=False), help="The durable log acknowledged events are written to first.")
+@click.option("--write-key", "write_keys", multiple=True, metavar="SOURCE=KEY",
+              help="A write key and the source it names (repeatable); or PQL_WRITE_KEYS=web=k1,app=k2.")
+@click.option("--table", default="events", show_default=True, help="The events table to store into.")
+@_handle_errors
+def serve(host, port, url, log_dir, write_keys, table) -> None:
+    """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...)."""
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise PqlkitError('`pql serve` needs the server extra: pip install "pqlkit[server]"') from None
+    from ..server.app import Collector
+
+    pairs = list(write_keys) or [p for p in os.environ.get("PQL_WRITE_KEYS", "").split(",") if p]
+    keys = {}
+    for pair in pairs:
+        source, sep, key = pair.partition("=")
+        if not sep or not source or not key:
+            raise PqlkitError(f"--write-key {pair!r}: write SOURCE=KEY, e.g. --write-key web=sk_live_123")
+        keys[source.strip()] = key.strip()
+    if not keys:
+        raise PqlkitError("give at least one write key: --write-key SOURCE=KEY (or PQL_WRITE_KEYS)")
+    app = Collector(url or "pql.duckdb", log_dir, keys, table=table)
+    render.err.print(f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+
+
 # --- demo ----------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,149 @@
+"""A durable, append-only log with group commit: the collector acknowledges a request only
+after its messages are written and fsync'ed here.
+
+Appends from many requests queue up; one writer thread writes everything queued, calls fsync
+once, and then completes every waiting append (group commit: one fsync for many requests).
+Records are JSON lines in numbered segment files; after a crash, a torn last line is ignored
+(it was never acknowledged). Readers see only what was made durable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+SEGMENT_BYTES = 64 * 1024 * 1024
+
+
+class DurableLog:
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self._lock = threading.Condition()
+        self._pending: list[tuple[list[bytes], Future]] = []
+        self._closed = False
+        segments = self.segments()
+        self._segment = segments[-1] if segments else 1
+        _truncate_torn_tail(self._path(self._segment))
+        self._file = open(self._path(self._segment), "ab")  # noqa: SIM115  (closed in close())
+        self._durable = (self._segment, self._file.tell())
+        self.pending_messages = 0
+        self._writer = threading.Thread(target=self._run, name="pql-log-writer", daemon=True)
+        self._writer.start()
+
+    def _path(self, segment: int) -> Path:
+        return self.dir / f"{segment:08d}.log"
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
+
+    @property
+    def durable(self) -> tuple[int, int]:
+        """(segment, offset) up to which everything is on disk."""
+        with self._lock:
+            return self._durable
+
+    def append(self, lines: list[bytes]) -> Future:
+        """Queue lines (each ending in a newline); the future completes once they are durable."""
+        future: Future = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the log is closed")
+            self._pending.append((lines, future))
+            self.pending_messages += len(lines)
+            self._lock.notify()
+        return future
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._lock.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            try:
+                for lines, _ in batch:
+                    self._file.write(b"".join(lines))
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                position = (self._segment, self._file.tell())
+                if position[1] >= self.segment_bytes:
+                    self._rotate()
+            except OSError as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            with self._lock:
+                self._durable = position
+                self.pending_messages -= sum(len(lines) for lines, _ in batch)
+            for _, future in batch:
+                future.set_result(position)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        self._segment += 1
+        self._file = open(self._path(self._segment), "ab")  # noqa: SIM115
+        dir_fd = os.open(self.dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new segment's name is durable too
+        finally:
+            os.close(dir_fd)
+
+    def read(self, start: tuple[int, int]) -> Iterator[tuple[tuple[int, int], bytes]]:
+        """(position after the line, line) for every durable complete line after ``start``."""
+        end = self.durable
+        segment, offset = start
+        for seg in self.segments():
+            if seg < segment or seg > end[0]:
+                continue
+            limit = end[1] if seg == end[0] else None
+            with open(self._path(seg), "rb") as fh:
+                fh.seek(offset if seg == segment else 0)
+                while True:
+                    if limit is not None and fh.tell() >= limit:
+                        break
+                    line = fh.readline()
+                    if not line.endswith(b"\n"):
+                        break  # a torn tail: never acknowledged
+                    yield (seg, fh.tell()), line
+
+    def drop_before(self, segment: int) -> None:
+        """Delete whole segments older than ``segment`` (already stored in the database)."""
+        for seg in self.segments():
+            if seg < min(segment, self._segment):
+                self._path(seg).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._writer.join()
+        self._file.close()
+
+
+def _truncate_torn_tail(path: Path) -> None:
+    """Cut a partial last line left by a crash (it was never acknowledged), so the next append
+    starts on a line of its own."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            fh.seek(pos - step)
+            chunk = fh.read(step)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                pos = pos - step + newline + 1
+                break
+            pos -= step
+        if pos != size:
+            fh.truncate(pos)
+            fh.flush()
+            os.fsync(fh.fileno())
