@@ -86,18 +86,22 @@ def test_decisions_are_consistent(env):
     assert out["segment"] in {"converted_without_assistance", "asked_for_sales", "maxed_out_free", "free_user"}
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(attr, min_size=1, max_size=30))
-def test_database_and_python_evaluation_agree_on_any_rows(rows):
-    """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row."""
+def _as_table(rows):
+    """Generated feature rows as an Ibis table, and the env of its columns."""
     columns = {k.replace(".", "__"): [r[k] for r in rows] for k in rows[0]}
     types = {k: (pa.list_(pa.string()) if k == "account__tech_stack" else
                  pa.float64() if k.startswith("signal__") or k == "account__employees" else
                  pa.bool_() if k.startswith(("user__is_", "user__sales")) else pa.string())
              for k in columns}
-    table = pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()})
-    t = ibis.memtable(table)
-    env = {k.replace("__", "."): t[k] for k in columns}
+    t = ibis.memtable(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}))
+    return t, {k.replace("__", "."): t[k] for k in columns}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(attr, min_size=1, max_size=30))
+def test_database_and_python_evaluation_agree_on_any_rows(rows):
+    """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row."""
+    t, env = _as_table(rows)
     out = decide(MODEL, env, IbisOps())
     expr = t.select(**{f: (v if isinstance(v, ibis.Value) else ibis.literal(v)) for f, v in out.items()})
     con = ibis.duckdb.connect()
@@ -141,13 +145,8 @@ def test_grid_tiers_follow_the_matrix(env):
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(attr, min_size=5, max_size=20))
 def test_grid_tiers_agree_in_the_database(rows):
-    columns = {k.replace(".", "__"): [r[k] for r in rows] for k in rows[0]}
-    types = {k: (pa.list_(pa.string()) if k == "account__tech_stack" else
-                 pa.float64() if k.startswith("signal__") or k == "account__employees" else
-                 pa.bool_() if k.startswith(("user__is_", "user__sales")) else pa.string())
-             for k in columns}
-    t = ibis.memtable(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}))
-    out = decide(GRID, {k.replace("__", "."): t[k] for k in columns}, IbisOps())
+    t, env = _as_table(rows)
+    out = decide(GRID, env, IbisOps())
     con = ibis.duckdb.connect()
     try:
         tiers = con.to_pyarrow(t.select(tier=out["tier"])).column("tier").to_pylist()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,24 +30,10 @@ from .records import (
     from_row,
     from_segment,
 )
+from .store import EVENTS_SCHEMA, insert_new
 
 FORMATS = ("csv", "jsonl", "parquet", *MESSAGE_FORMATS)
 CHUNK = 50_000
-
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("source", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("account_id", pa.string()),
-        ("event", pa.string()),
-        ("timestamp", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")),
-        ("properties", pa.string()),
-    ]
-)
-
 
 @dataclass
 class FileReport:
@@ -251,7 +236,7 @@ def import_files(
 
 
 def _store(backend, table: str, chunks: list[pa.Table]) -> int:
-    """Insert the rows whose (source, message_id) is not stored yet; return how many."""
+    """Insert, in one transaction, the rows whose (source, message_id) is not stored yet."""
     if not backend.has_table(table):
         backend.con.create_table(table, schema=EVENTS_SCHEMA)
         backend.tables()
@@ -262,25 +247,5 @@ def _store(backend, table: str, chunks: list[pa.Table]) -> int:
             f"table {table!r} has no column(s) {', '.join(missing)}; import writes {', '.join(EVENT_COLUMNS)}. "
             "Import into a new table (--table) and map it in the model's sources"
         )
-    stage = f"_pql_import_{uuid.uuid4().hex[:10]}"
-    cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-    total = 0
-    try:
-        backend.con.create_table(stage, schema=EVENTS_SCHEMA, temp=True)
-        for chunk in chunks:
-            backend.con.insert(stage, chunk)
-        with backend.transaction():
-            before = _count(backend, table)
-            backend.execute_sql(
-                f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{stage}" s '
-                f'WHERE NOT EXISTS (SELECT 1 FROM "{table}" e WHERE e.message_id = s.message_id '
-                "AND e.source IS NOT DISTINCT FROM s.source)"
-            )
-            total = _count(backend, table) - before
-    finally:
-        backend.execute_sql(f'DROP TABLE IF EXISTS "{stage}"')
-    return total
-
-
-def _count(backend, table: str) -> int:
-    return int(backend.fetch_one(f'SELECT count(*) FROM "{table}"')[0])
+    with backend.transaction():
+        return sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
