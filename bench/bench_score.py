@@ -143,24 +143,19 @@ def agree(db: Path) -> tuple[bool, int]:
     from pqlkit.scoring.decide import OUTPUT_FIELDS
 
     con = duckdb.connect(str(db), read_only=True)
-    cols = ", ".join(["user_id", *OUTPUT_FIELDS])
-    diff = con.execute(f"""
-      SELECT count(*) FROM (
-        (SELECT {cols} FROM pql_user_scores WHERE as_of = TIMESTAMP '{AS_OF.isoformat(sep=' ')}'
-         EXCEPT ALL SELECT {cols} FROM baseline_user_scores)
-        UNION ALL
-        (SELECT {cols} FROM baseline_user_scores
-         EXCEPT ALL SELECT {cols} FROM pql_user_scores WHERE as_of = TIMESTAMP '{AS_OF.isoformat(sep=' ')}'))
-    """).fetchone()[0]
-    acols = "account_id, users, active_users, pql_users, score, champion_user_id, tier, is_pqa"
-    adiff = con.execute(f"""
-      SELECT count(*) FROM (
-        (SELECT {acols} FROM pql_account_scores WHERE as_of = TIMESTAMP '{AS_OF.isoformat(sep=' ')}'
-         EXCEPT ALL SELECT {acols} FROM baseline_account_scores)
-        UNION ALL
-        (SELECT {acols} FROM baseline_account_scores
-         EXCEPT ALL SELECT {acols} FROM pql_account_scores WHERE as_of = TIMESTAMP '{AS_OF.isoformat(sep=' ')}'))
-    """).fetchone()[0]
+    when = f"TIMESTAMP '{AS_OF.isoformat(sep=' ')}'"
+
+    def differing(cols: str, ours: str, theirs: str) -> int:
+        """Rows in one table and not the other, either way (multiset difference)."""
+        mine = f"SELECT {cols} FROM {ours} WHERE as_of = {when}"
+        return con.execute(
+            f"SELECT count(*) FROM (({mine} EXCEPT ALL SELECT {cols} FROM {theirs}) "
+            f"UNION ALL (SELECT {cols} FROM {theirs} EXCEPT ALL {mine}))"
+        ).fetchone()[0]
+
+    diff = differing(", ".join(["user_id", *OUTPUT_FIELDS]), "pql_user_scores", "baseline_user_scores")
+    adiff = differing("account_id, users, active_users, pql_users, score, champion_user_id, tier, is_pqa",
+                      "pql_account_scores", "baseline_account_scores")
     users = con.execute("SELECT count(*) FROM baseline_user_scores").fetchone()[0]
     con.close()
     return diff == 0 and adiff == 0, users

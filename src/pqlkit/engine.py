@@ -294,15 +294,6 @@ class Engine:
         return self.backend.rows(by.order_by(["segment", "motion"]))
 
     # --- stored results -----------------------------------------------------------------------
-    def latest(self) -> tuple[datetime, str] | None:
-        """(as_of, model_version) of the newest stored run of this model version, if any."""
-        if not self.backend.has_table(RUNS):
-            return None
-        runs = self.backend.table(RUNS)
-        mine = runs.filter(runs.model_version == self.loaded.version)
-        row = self.backend.rows(mine.order_by(ibis.desc("as_of")).limit(1))
-        return (row[0]["as_of"], row[0]["model_version"]) if row else None
-
     def stored_users(self, when: datetime, version: str) -> ir.Table:
         t = self.backend.table(USER_SCORES)
         return t.filter(t.as_of == ibis.timestamp(when), t.model_version == version)

@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from .log import DurableLog
-from .records import EVENT_COLUMNS, RowError, from_segment, parse_timestamp
+from .records import RowError, from_segment, parse_timestamp
 
 OFFSETS = "pql_collector_offsets"
 MESSAGES = "pql_messages"
@@ -170,4 +170,4 @@ class Flusher:
             pass
 
 
-__all__ = ["EVENT_COLUMNS", "Flusher", "insert_new"]
+__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "Flusher", "insert_new"]

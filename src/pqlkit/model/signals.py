@@ -241,20 +241,7 @@ class TraitSignal(_FixedPoints):
     """The condition over `user.*` and `account.*` fields (and `email`)."""
 
 
-EventSignal = Annotated[
-    EventCountSignal
-    | HandRaiseSignal
-    | TeammatesInvitedSignal
-    | ActiveDaysSignal
-    | DistinctFeaturesSignal
-    | PropertyThresholdSignal
-    | OnboardingSignal
-    | LimitReachedSignal
-    | RecencySignal,
-    Field(discriminator="kind"),
-]
-
-AnySignal = (
+_EventKinds = (
     EventCountSignal
     | HandRaiseSignal
     | TeammatesInvitedSignal
@@ -264,8 +251,9 @@ AnySignal = (
     | OnboardingSignal
     | LimitReachedSignal
     | RecencySignal
-    | TraitSignal
 )
+EventSignal = Annotated[_EventKinds, Field(discriminator="kind")]
+AnySignal = _EventKinds | TraitSignal
 
 EVENT_SIGNAL_KINDS = (
     "event_count",
