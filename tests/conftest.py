@@ -61,6 +61,8 @@ def _free_port() -> int:
 class PgServer:
     host: str
     port: int
+    data: Path
+    """The server's data folder (tests read its files)."""
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{db}"
@@ -95,7 +97,7 @@ def pg_server():
     subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"),
                     "-w", "start"], check=True, capture_output=True)
     try:
-        yield PgServer("127.0.0.1", port)
+        yield PgServer("127.0.0.1", port, data)
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)

@@ -92,7 +92,7 @@ def test_segment_and_rudderstack_messages(new_backend, tmp_path):
     path.write_text("\n".join(json.dumps(m) for m in lines) + "\n")
     report = import_files(backend, [path], fmt="segment")
     [f] = report.files
-    assert (f.read, f.accepted, f.not_events, report.duplicates) == (5, 2, 1, 1)
+    assert (f.read, f.accepted, f.identity_messages, report.duplicates) == (5, 2, 1, 1)
     assert f.problems == [(4, "event: a track message needs an event")]
     rows = {r["message_id"]: r for r in backend.rows(backend.table("events"))}
     assert rows["m2"]["event"] == "Page Viewed: Pricing"

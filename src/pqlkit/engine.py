@@ -27,7 +27,7 @@ from .features.build import (
     user_features,
     user_scores,
 )
-from .features.sources import Bound, bind, check_data
+from .features.sources import ROLES, Bound, bind, check_data
 from .model.load import LoadedModel, load_model
 from .scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
 from .scoring.ops import PyOps
@@ -197,7 +197,7 @@ class Engine:
             "backend": [self.backend.name, self.backend.bitmask_days],
             "schemas": {
                 role: repr(table.schema())
-                for role in ("events", "users", "accounts", "outcomes")
+                for role in ROLES
                 if (table := getattr(bound, role)) is not None
             },
         }

@@ -7,12 +7,15 @@ turning a connection URL into a backend, reading files, transactions and writing
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import ibis
@@ -37,6 +40,13 @@ class Backend:
     name: str
     con: Any
     _tables: set[str] | None = None
+    _lock: Any = None
+    """The open lock file that gives this process the DuckDB file (see :func:`connect`)."""
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, for a DuckDB file backend."""
+        return Path(self.url) if self.name == "duckdb" and self.url != ":memory:" else None
 
     # --- capabilities -------------------------------------------------------------------
     @property
@@ -52,6 +62,14 @@ class Backend:
     def tables(self) -> list[str]:
         self._tables = set(self.con.list_tables())
         return sorted(self._tables)
+
+    def base_tables(self) -> list[str]:
+        """Stored tables of the current schema (no views, no temporary tables)."""
+        rows = self.fetch_all(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema = current_schema() ORDER BY table_name"
+        )
+        return [r[0] for r in rows]
 
     def has_table(self, name: str) -> bool:
         # The catalog is asked again only on a miss: tables appear, they rarely vanish mid-run.
@@ -167,6 +185,13 @@ class Backend:
             names = [d.name for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
+    def fetch_all(self, sql: str) -> list[tuple]:
+        if self.name == "duckdb":
+            return self.con.con.execute(sql).fetchall()
+        with self.con.con.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall()
+
     def fetch_one(self, sql: str):
         if self.name == "duckdb":
             return self.con.con.execute(sql).fetchone()
@@ -183,6 +208,29 @@ class Backend:
             raise BackendError(f"cannot find the timestamp literal in {sql!r}")
         return match.group(1)
 
+    @contextlib.contextmanager
+    def staged(self, rows) -> Iterator[str]:
+        """A temporary table holding ``rows`` (a pyarrow Table) for the length of the block,
+        dropped after; nothing else is left registered on the connection."""
+        name = f"_pql_stage_{os.urandom(5).hex()}"
+        self.con.create_table(name, schema=rows.schema, temp=True)
+        try:
+            cols = ", ".join(_quote(c) for c in rows.column_names)
+            if self.name == "duckdb":
+                view = f"{name}_arrow"
+                self.con.con.register(view, rows)
+                try:
+                    self.con.con.execute(f"INSERT INTO {_quote(name)} SELECT {cols} FROM {_quote(view)}")
+                finally:
+                    self.con.con.unregister(view)
+            else:
+                with self.con.con.cursor() as cur, cur.copy(f"COPY {_quote(name)} ({cols}) FROM STDIN") as copy:
+                    for row in zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True):
+                        copy.write_row(row)
+            yield name
+        finally:
+            self.execute_sql(f"DROP TABLE IF EXISTS {_quote(name)}")
+
     def insert_row(self, table: str, row: dict[str, Any]) -> None:
         cols = ", ".join(_quote(c) for c in row)
         values = ", ".join(_sql_literal(v) for v in row.values())
@@ -192,14 +240,36 @@ class Backend:
         clauses = " AND ".join(f"{_quote(k)} = {_sql_literal(v)}" for k, v in where.items())
         self.execute_sql(f"DELETE FROM {_quote(table)} WHERE {clauses}")
 
+    def reopen(self, between) -> None:
+        """Close the DuckDB file, call ``between()``, and open it again, keeping pqlkit's lock
+        all along (so no other pqlkit process sees the file in between)."""
+        self.con.disconnect()
+        between()
+        self.con = ibis.duckdb.connect(self.url)
+        self.con.con.execute("SET TimeZone = 'UTC'")
+        self._tables = None
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.con.disconnect()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
 
-def connect(url: str | None = None) -> Backend:
+#: How long to wait for a DuckDB file another pqlkit process holds (seconds); PQL_LOCK_TIMEOUT.
+LOCK_TIMEOUT = 120.0
+
+
+def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
     """A backend from a connection URL: a DuckDB file path (default ``pql.duckdb``),
-    ``duckdb:///path``, ``:memory:``, or ``postgresql://user@host:port/db``."""
+    ``duckdb:///path``, ``:memory:``, or ``postgresql://user@host:port/db``.
+
+    DuckDB lets one process at a time open a file for writing. pqlkit processes take turns:
+    each holds an exclusive lock on ``<file>.lock`` while it has the file open and waits up to
+    ``wait`` seconds (default PQL_LOCK_TIMEOUT or 120) for another to finish. The collector
+    holds the file only while it flushes, so `pql score` and `pql serve` share one database.
+    """
     url = url or os.environ.get("PQL_DATABASE_URL") or DEFAULT_URL
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
@@ -222,16 +292,105 @@ def connect(url: str | None = None) -> Backend:
             parent = Path(path).expanduser().resolve().parent
             if not parent.exists():
                 raise BackendError(f"cannot create the DuckDB file {path}: folder {parent} does not exist")
+        if wait is None:
+            wait = float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT))
+        lock = _FileLock.take(path, wait) if path != ":memory:" else None
         try:
-            con = ibis.duckdb.connect(path)
-        except Exception as exc:
-            raise BackendError(f"cannot open the DuckDB file {path}: {_first_line(exc)}") from None
+            con = _open_duckdb(path, wait)
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
         con.con.execute("SET TimeZone = 'UTC'")
-        return Backend(url=path, name="duckdb", con=con)
+        return Backend(url=path, name="duckdb", con=con, _lock=lock)
     raise BackendError(
         f"unsupported database URL {_redact(url)!r}: use a DuckDB file path (pql.duckdb) "
         "or postgresql://user@host:port/database"
     )
+
+
+class _FileLock:
+    """An exclusive flock on ``<db>.lock``, shared by the connections of one process (DuckDB
+    shares one database instance within a process too)."""
+
+    _held: ClassVar[dict[Path, list]] = {}  # lock path -> [file, count]
+    _guard = threading.Lock()
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._open = True
+
+    @classmethod
+    def take(cls, db_path: str, wait: float) -> _FileLock:
+        path = Path(db_path).expanduser().resolve()
+        path = path.with_name(path.name + ".lock")
+        with cls._guard:
+            held = cls._held.get(path)
+            if held is not None:
+                held[1] += 1
+                return cls(path)
+        fh = open(path, "a+b")  # noqa: SIM115  (closed when the last connection closes)
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise BackendError(
+                        f"the DuckDB file {db_path} is in use by another pqlkit process (for example "
+                        f"`pql score`, or `pql serve` flushing) and stayed busy for {wait:.0f}s; "
+                        "try again, or raise PQL_LOCK_TIMEOUT"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+        with cls._guard:
+            held = cls._held.get(path)
+            if held is not None:  # another thread of ours got there first
+                held[1] += 1
+                fh.close()
+            else:
+                cls._held[path] = [fh, 1]
+        return cls(path)
+
+    def sole(self) -> bool:
+        """Whether this is the process's only connection to the file."""
+        with self._guard:
+            return self._held.get(self.path, [None, 0])[1] == 1
+
+    def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        with self._guard:
+            held = self._held[self.path]
+            held[1] -= 1
+            if held[1] == 0:
+                del self._held[self.path]
+                held[0].close()  # releases the flock
+
+
+def _open_duckdb(path: str, wait: float):
+    """Open the file, waiting while a process outside pqlkit holds DuckDB's own lock."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ibis.duckdb.connect(path)
+        except Exception as exc:
+            text = str(exc)
+            if "Could not set lock" in text and time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            if "Could not set lock" in text:
+                holder = re.search(r"held in (.*?) \(PID (\d+)\)", text)
+                who = f" (process {holder.group(2)}, {holder.group(1)})" if holder else ""
+                raise BackendError(
+                    f"the DuckDB file {path} is open in another program{who}; DuckDB allows one "
+                    "writer at a time. Close it, or point pqlkit at a copy"
+                ) from None
+            raise BackendError(f"cannot open the DuckDB file {path}: {_first_line(exc)}") from None
 
 
 def _require(extra: str, module: str) -> None:

@@ -34,7 +34,7 @@ def _handle_errors(fn):
         except KeyboardInterrupt:
             render.error("interrupted; nothing was half-written (runs are atomic)")
             sys.exit(130)
-        except (click.ClickException, click.exceptions.Exit, SystemExit):
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
         except Exception as exc:
             if os.environ.get("PQL_DEBUG"):

@@ -289,7 +289,7 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
     backend = connect(url)
     with _progress(_interactive(as_json)) as say:
         report = import_files(backend, list(files), fmt=fmt, mapping=mapping, table=table, source=source,
-                              strict=strict, progress=lambda path, n: say(f"reading {path}: {n:,} rows"))
+                              strict=strict, progress=lambda step, n: say(f"{step}: {n:,} rows"))
     backend.close()
     if as_json:
         render.emit_json(report.to_dict())
@@ -298,7 +298,9 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
         reasons = ", ".join(f"{n} {why}" for why, n in f.reasons().most_common(3))
         render.out.print(
             f"{f.path} ({f.format}): {f.read:,} rows read, {f.accepted:,} accepted"
-            + (f", {f.not_events:,} identify/group/alias messages not imported" if f.not_events else "")
+            + (f", {f.identity_messages:,} identify/group/alias messages kept for identities"
+               if f.identity_messages else "")
+            + (f", {f.suppressed:,} rows of forgotten users dropped" if f.suppressed else "")
             + (f", {f.skipped:,} skipped ({reasons})" if f.skipped else "")
         )
         for line, why in f.problems[:5]:
@@ -310,6 +312,43 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
         f"{report.duplicates:,} duplicates not stored again; {report.skipped:,} rows skipped; "
         f"{report.seconds:.1f}s."
     )
+
+
+# --- forget ------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("user_ids", nargs=-1, required=True)
+@url_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@_handle_errors
+def forget(user_ids, url, yes, as_json) -> None:
+    """Delete users everywhere and suppress their later events (a privacy request).
+
+    Deletes the rows of each USER_ID and of every id linked to it (anonymous ids, aliases) in
+    every table, records a suppression so the collector and `pql import` drop their later
+    messages, and rewrites the database file so the deleted data cannot be read from it.
+    """
+    from ..collect.forget import forget as forget_users
+
+    if not yes and not as_json:
+        click.confirm(f"Delete {', '.join(user_ids)} everywhere in {url or 'pql.duckdb'}? This cannot be undone",
+                      abort=True, err=True)
+    backend = connect(url)
+    with _progress(_interactive(as_json)) as say:
+        say("deleting and rewriting the database")
+        results = forget_users(backend, list(user_ids))
+    backend.close()
+    if as_json:
+        render.emit_json({"forgotten": [r.to_dict() for r in results]})
+        return
+    for r in results:
+        rows = ", ".join(f"{n:,} from {t}" for t, n in sorted(r.deleted.items())) or "no rows"
+        render.out.print(f"Forgot {r.user_id} (ids: {', '.join(r.ids)}): deleted {rows}.")
+        if r.blanked:
+            render.out.print("  Blanked mentions: " + ", ".join(f"{n:,} in {t}" for t, n in sorted(r.blanked.items())))
+    render.out.print(f"Suppressed: later messages for these ids are dropped. Storage: {results[0].rewritten}.")
 
 
 # --- serve -----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ a failure leaves the table as it was.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -22,6 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..errors import DataError
+from . import identity
 from .records import (
     EVENT_COLUMNS,
     MESSAGE_FORMATS,
@@ -29,8 +31,18 @@ from .records import (
     from_amplitude,
     from_row,
     from_segment,
+    parse_timestamp,
 )
-from .store import EVENTS_SCHEMA, insert_new
+from .store import (
+    EVENTS_SCHEMA,
+    MESSAGES,
+    MESSAGES_SCHEMA,
+    ensure_table,
+    insert_new,
+    is_suppressed,
+    message_row,
+    suppressed_ids,
+)
 
 FORMATS = ("csv", "jsonl", "parquet", *MESSAGE_FORMATS)
 CHUNK = 50_000
@@ -43,7 +55,10 @@ class FileReport:
     format: str
     read: int = 0
     accepted: int = 0
-    not_events: int = 0
+    identity_messages: int = 0
+    """identify, group and alias messages (kept for identity resolution, not events)."""
+    suppressed: int = 0
+    """Rows for forgotten users, dropped."""
     problems: list[tuple[int, str]] = field(default_factory=list)
     """(line or row number, why), for every row that was skipped."""
 
@@ -76,7 +91,7 @@ class ImportReport:
             "duplicates": self.duplicates, "skipped": self.skipped, "seconds": self.seconds,
             "files": [
                 {"path": f.path, "format": f.format, "read": f.read, "accepted": f.accepted,
-                 "not_events": f.not_events, "skipped": f.skipped,
+                 "identity_messages": f.identity_messages, "suppressed": f.suppressed, "skipped": f.skipped,
                  "problems": [{"line": line, "reason": why} for line, why in f.problems[:100]]}
                 for f in self.files
             ],
@@ -181,6 +196,9 @@ def import_files(
     seen: set[str] = set()
     chunks: list[pa.Table] = []
     pending: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    ids = identity.IdentityBatch()
+    suppressed = suppressed_ids(backend)
     within_duplicates = 0
     for path in paths:
         if not path.exists():
@@ -193,15 +211,21 @@ def import_files(
         for line, row, unreadable in _rows(path, file_fmt):
             fr.read += 1
             if progress and fr.read % 10_000 == 0:
-                progress(str(path), fr.read)
+                progress(f"reading {path}", fr.read)
             if row is None:
                 fr.problems.append((line, unreadable or "unreadable"))
                 continue
             try:
                 if file_fmt in ("segment", "rudderstack"):
+                    if is_suppressed(row, suppressed):
+                        fr.suppressed += 1
+                        continue
                     record = from_segment(row, source, received)
                     if record is None:
-                        fr.not_events += 1
+                        message = _identity_message(row, received)
+                        ids.message(message, source)
+                        messages.append(message_row(message, source))
+                        fr.identity_messages += 1
                         continue
                 elif file_fmt == "amplitude":
                     record = from_amplitude(row, source, received)
@@ -210,17 +234,21 @@ def import_files(
             except RowError as exc:
                 fr.problems.append((line, str(exc)))
                 continue
+            if record["user_id"] in suppressed or record["anonymous_id"] in suppressed:
+                fr.suppressed += 1
+                continue
             if record["message_id"] in seen:
                 within_duplicates += 1
                 continue
             seen.add(record["message_id"])
             fr.accepted += 1
+            ids.event(record)
             pending.append(record)
             if len(pending) >= CHUNK:
                 chunks.append(pa.Table.from_pylist(pending, schema=EVENTS_SCHEMA))
                 pending = []
         if progress:
-            progress(str(path), fr.read)
+            progress(f"reading {path}", fr.read)
     if pending:
         chunks.append(pa.Table.from_pylist(pending, schema=EVENTS_SCHEMA))
     if strict and report.skipped:
@@ -229,14 +257,34 @@ def import_files(
             f"--strict: {report.skipped} bad row(s), nothing was imported:\n  " + "\n  ".join(first)
         )
     accepted = sum(c.num_rows for c in chunks)
-    report.imported = _store(backend, table, chunks) if chunks else 0
+    if chunks or messages:
+        if progress:
+            progress("storing in the database", accepted + len(messages))
+        report.imported = _store(backend, table, chunks, messages, ids)
+        identity.materialize(backend)
     report.duplicates = within_duplicates + (accepted - report.imported)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _store(backend, table: str, chunks: list[pa.Table]) -> int:
-    """Insert, in one transaction, the rows whose (source, message_id) is not stored yet."""
+def _identity_message(row: dict[str, Any], received: datetime) -> dict[str, Any]:
+    """An identify, group or alias message with the fields storing it needs, or RowError."""
+    message = dict(row)
+    stamp = message.get("timestamp") or message.get("originalTimestamp") or message.get("sentAt")
+    message["timestamp"] = parse_timestamp(stamp).isoformat() if stamp is not None else received.isoformat()
+    message["receivedAt"] = message.get("receivedAt") or received.isoformat()
+    if not message.get("messageId"):
+        key = json.dumps(row, sort_keys=True, default=str)
+        message["messageId"] = "pql-" + hashlib.sha1(key.encode()).hexdigest()
+    if not (message.get("userId") or message.get("anonymousId")):
+        raise RowError("userId", f"an {message.get('type')} message needs a userId or an anonymousId")
+    return message
+
+
+def _store(backend, table: str, chunks: list[pa.Table], messages: list[dict[str, Any]],
+           ids: identity.IdentityBatch) -> int:
+    """Insert, in one transaction, the rows whose (source, message_id) is not stored yet, the
+    identity messages, and what they say about identities."""
     if not backend.has_table(table):
         backend.con.create_table(table, schema=EVENTS_SCHEMA)
         backend.tables()
@@ -247,5 +295,10 @@ def _store(backend, table: str, chunks: list[pa.Table]) -> int:
             f"table {table!r} has no column(s) {', '.join(missing)}; import writes {', '.join(EVENT_COLUMNS)}. "
             "Import into a new table (--table) and map it in the model's sources"
         )
+    ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
+    identity.ensure_tables(backend)
     with backend.transaction():
-        return sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
+        stored = sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
+        insert_new(backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None)
+        identity.store(backend, ids)
+    return stored

@@ -43,6 +43,16 @@ def env_of(columns) -> dict[str, str]:
     return out
 
 
+def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Scalar) -> ir.Table:
+    """Events with user_id resolved through the links known before as_of: an event sent under
+    an anonymous id (or an old user id) linked to a user counts for that user."""
+    links = identities.filter(identities.linked_at < as_of_lit).select(
+        _link_id=identities.id, _link_user=identities.user_id
+    )
+    joined = events.left_join(links, ibis.coalesce(events.user_id, events.anonymous_id) == links._link_id)
+    return joined.mutate(user_id=ibis.coalesce(joined._link_user, joined.user_id)).drop("_link_id", "_link_user")
+
+
 def user_features(
     bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, dialect: str = "portable"
 ) -> ir.Table:
@@ -54,7 +64,10 @@ def user_features(
         bound.users.user_id.notnull(),
         bound.users.created_at.isnull() | (bound.users.created_at < as_of_lit),
     )
-    events = bound.events.filter(bound.events.timestamp < as_of_lit, bound.events.user_id.notnull())
+    events = bound.events.filter(bound.events.timestamp < as_of_lit)
+    if bound.identities is not None:
+        events = resolve_identities(events, bound.identities, as_of_lit)
+    events = events.filter(events.user_id.notnull())
     needed = sorted({n for s in [*model.usage_signals, *model.mql_signals] for n in signal_events(s)})
     any_event = any(
         "*" in getattr(s, "events", []) for s in [*model.usage_signals, *model.mql_signals]

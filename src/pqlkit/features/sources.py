@@ -26,12 +26,14 @@ TIMESTAMP_COLUMNS = {
     "events": ("timestamp",),
     "users": ("created_at",),
     "outcomes": ("created_at", "closed_at"),
+    "identities": ("linked_at",),
 }
 ID_COLUMNS = {
     "events": ("message_id", "user_id", "anonymous_id", "account_id", "event"),
     "users": ("user_id", "account_id", "email", "plan", "role"),
     "accounts": ("account_id", "domain", "plan", "industry", "name", "country"),
     "outcomes": ("outcome_id", "account_id", "user_id", "stage", "kind"),
+    "identities": ("id", "user_id"),
 }
 NUMERIC_COLUMNS = {"accounts": ("employees", "seats"), "outcomes": ("amount",)}
 #: Fields the features layer derives for every user; rules may use them like columns.
@@ -44,6 +46,9 @@ DERIVED_USER_FIELDS = (
 )
 
 
+ROLES = ("events", "users", "accounts", "outcomes", "identities")
+
+
 @dataclass
 class Bound:
     """The canonical tables for one run."""
@@ -52,6 +57,7 @@ class Bound:
     users: ir.Table
     accounts: ir.Table | None
     outcomes: ir.Table | None
+    identities: ir.Table | None = None
     text_timestamps: list[tuple[str, str, ir.Table]] = field(default_factory=list)
     """(role, column, table before parsing) for timestamps stored as text, to check parsing."""
 
@@ -61,10 +67,11 @@ def bind(backend, loaded: LoadedModel) -> Bound:
     sources = loaded.model.sources
     tables: dict[str, ir.Table | None] = {}
     text_ts: list[tuple[str, str, ir.Table]] = []
-    for role in ("events", "users", "accounts", "outcomes"):
+    for role in ROLES:
         source: Source | None = getattr(sources, role)
-        if source is None:
-            tables[role] = None
+        if source is None or (role == "identities" and "identities" not in sources.model_fields_set
+                              and source.table is not None and not backend.has_table(source.table)):
+            tables[role] = None  # the default identities table is used only once it exists
             continue
         raw = _open(backend, source, role, loaded.base_dir)
         tables[role], texts = _canonical(raw, source, role, loaded)

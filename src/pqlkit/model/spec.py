@@ -65,6 +65,11 @@ CANONICAL_COLUMNS: dict[str, dict[str, bool]] = {
         "stage": True,
         "amount": False,
     },
+    "identities": {
+        "id": True,
+        "user_id": True,
+        "linked_at": True,
+    },
 }
 
 
@@ -101,6 +106,12 @@ class Sources(_Strict):
     product without accounts (users then roll up to nothing and account.* fields are empty)."""
     outcomes: Source | None = None
     """Opportunities and deals (optional; used to mark sales touches and by learning)."""
+    identities: Source | None = Source(table="pql_identities")
+    """Which user an anonymous id (or an old user id) belongs to, and since when: `id`,
+    `user_id`, `linked_at`. `pql serve` and `pql import` keep `pql_identities` up to date from
+    identify, alias and events that carry both ids. As of each date, an event sent under an id
+    linked before that date counts for its user, so what someone did before signing up counts
+    toward their score. Used when the table exists; `null` turns it off."""
 
 
 class Plans(_Strict):

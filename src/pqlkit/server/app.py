@@ -50,13 +50,15 @@ class Collector:
         self.rejected = 0
         self.log: DurableLog | None = None
         self.flusher: Flusher | None = None
-        self.backend = None
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        self.backend = connect(self.url)
         self.log = DurableLog(self.log_dir)
-        self.flusher = Flusher(self.backend, self.log, table=self.table, interval=self.flush_interval)
+        probe = connect(self.url)
+        hold = probe.path is None  # a DuckDB file is opened per flush, so other commands can use it
+        probe.close()
+        self.flusher = Flusher(lambda: connect(self.url), self.log, table=self.table,
+                               interval=self.flush_interval, hold=hold)
         self.flusher.flush_once()  # what a previous run acknowledged but did not store
         self.flusher.start()
 
@@ -65,8 +67,6 @@ class Collector:
             self.flusher.stop()
         if self.log is not None:
             self.log.close()
-        if self.backend is not None:
-            self.backend.close()
 
     # --- ASGI ---------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send) -> None:
@@ -154,6 +154,7 @@ class Collector:
             "rejected": self.rejected,
             "deduplicated": self.flusher.duplicates if self.flusher else 0,
             "stored": self.flusher.stored if self.flusher else 0,
+            "suppressed": self.flusher.suppressed if self.flusher else 0,
             "queue_depth": self.log.pending_messages if self.log else 0,
         }
 

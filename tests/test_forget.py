@@ -1,0 +1,78 @@
+"""`pql forget`: a user's rows are deleted everywhere, their later events are dropped, and their
+personal data cannot be read from the database files afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from pqlkit.cli import cli
+from pqlkit.collect.forget import forget
+from pqlkit.collect.importer import import_files
+
+from .test_identity import _collected
+
+ANN, BO = b"ann@acme.io", b"bo@gmail.com"
+
+
+def _database_files(backend, request) -> list[Path]:
+    if backend.name == "duckdb":
+        return [p for p in backend.path.parent.iterdir() if p.name.startswith(backend.path.name)]
+    backend.execute_sql("CHECKPOINT")  # the tests' server runs with fsync off: write pages out
+    oid = backend.fetch_one("SELECT oid FROM pg_database WHERE datname = current_database()")[0]
+    return [p for p in (request.getfixturevalue("pg_server").data / "base" / str(oid)).iterdir() if p.is_file()]
+
+
+def _readable(backend, request, needle: bytes) -> bool:
+    if backend.name == "duckdb":
+        backend.execute_sql("CHECKPOINT")
+    return any(needle in p.read_bytes() for p in _database_files(backend, request))
+
+
+def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, tmp_path, request):
+    backend = new_backend()
+    engine = _collected(backend, tmp_path)
+    engine.run("2026-09-10")  # scores stored for u1 and u2
+    assert _readable(backend, request, ANN) and _readable(backend, request, BO)
+
+    [result] = forget(backend, ["u1"])
+    assert result.ids == ["anon-1", "legacy-9", "u1"]
+    assert result.deleted["events"] == 5  # 3 anonymous, 1 under the old id, 1 as u1
+    assert {"pql_messages", "pql_traits", "pql_identity_links", "pql_users", "pql_user_scores"} <= set(result.deleted)
+    for table in backend.base_tables():
+        cols = backend.table(table).columns
+        for col in ("user_id", "anonymous_id", "previous_id", "champion_user_id"):
+            if col in cols and table != "pql_suppressions":
+                found = backend.fetch_all(
+                    f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" IN ('u1', 'anon-1', 'legacy-9')")
+                assert found == [(0,)], (table, col)
+    assert not _readable(backend, request, ANN)
+    assert _readable(backend, request, BO)  # the scan does find what is still there
+    suppressed = backend.fetch_all("SELECT id FROM pql_suppressions ORDER BY id")
+    assert [r[0] for r in suppressed] == ["anon-1", "legacy-9", "u1"]
+
+    # importing the same export again stores nothing of theirs
+    report = import_files(backend, [tmp_path / "export.jsonl"], fmt="segment")
+    assert report.files[0].suppressed == 9 and report.imported == 0  # all 9 of theirs
+    assert not _readable(backend, request, ANN)
+    users = {r["user_id"] for r in backend.rows(backend.table("pql_users"))}
+    assert users == {"u2"}
+
+
+def test_pql_forget_command(tmp_path):
+    from pqlkit.backends import connect
+
+    db = tmp_path / "f.duckdb"
+    backend = connect(str(db))
+    _collected(backend, tmp_path)
+    backend.close()
+    out = CliRunner().invoke(cli, ["forget", "u1", "--url", str(db), "--json"])
+    assert out.exit_code == 0, out.output
+    [r] = json.loads(out.output)["forgotten"]
+    assert r["user_id"] == "u1" and r["deleted"]["events"] == 5 and r["rewritten"] == f"rewrote {db}"
+    assert ANN not in db.read_bytes()
+    asked = CliRunner().invoke(cli, ["forget", "u2", "--url", str(db)], input="n\n")
+    assert asked.exit_code == 1 and "Aborted" in asked.output
+    assert BO in db.read_bytes()
