@@ -72,7 +72,8 @@ class Server:
         with self.stderr.open("ab") as err:  # the child keeps its own handle
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "pqlkit.cli", "serve", "--port", str(self.port), "--url", self.db,
-                 "--log-dir", self.log, "--write-key", "web=wk_web", "--write-key", "backend=wk_be"],
+                 "--log-dir", self.log, "--write-key", "web=wk_web", "--write-key", "backend=wk_be",
+                 "--resolve-every", "0"],
                 env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -153,3 +154,54 @@ def test_acknowledged_events_survive_sigkill(server, tmp_path):
     server.stop()
     stored = [r[1] for r in server.events()]
     assert sorted(stored) == sorted(acknowledged)  # every acknowledged event, exactly once
+
+
+def _wait_for(server, key: str, at_least: int) -> None:
+    deadline = time.time() + 30
+    while httpx.get(server.url + "/metrics").json()[key] < at_least:
+        assert time.time() < deadline, f"{key} never reached {at_least}"
+        time.sleep(0.05)
+
+
+def test_score_and_forget_while_the_collector_runs(server, tmp_path):
+    """The collector opens the DuckDB file only to flush, so `pql score` and `pql forget` use
+    the same file while it runs; a forgotten user's later events are dropped."""
+    from click.testing import CliRunner
+    from segment.analytics.client import Client
+
+    from pqlkit.cli import cli
+
+    from .test_identity import MODEL
+
+    model = tmp_path / "pql.yml"
+    model.write_text(MODEL)
+    client = Client("wk_web", host=server.url, sync_mode=True)
+    for i in range(3):
+        client.track(anonymous_id="anon-1", event="Pricing Viewed", timestamp=NOW - timedelta(days=3, hours=i))
+    client.identify("u1", {"email": "ann@acme.io", "company": {"id": "acc-1", "employees": 300,
+                                                                "industry": "software"}},
+                    anonymous_id="anon-1", timestamp=NOW - timedelta(days=2))
+    client.track("u1", "Project Created", timestamp=NOW - timedelta(days=1))
+    client.identify("u2", {"email": "bo@gmail.com"}, timestamp=NOW - timedelta(days=2))
+    _wait_for(server, "stored", 4)
+
+    runner = CliRunner()
+    scored = runner.invoke(cli, ["score", "-m", str(model), "--url", server.db, "--as-of", NOW.isoformat(),
+                                 "--json"])
+    assert scored.exit_code == 0, scored.output
+    rows = {r["user_id"]: r for r in json.loads(scored.output)["rows"]}
+    assert rows["u1"]["score"] == 10 + 15 + 20  # fit, three pre-signup pricing views, one project
+
+    forgot = runner.invoke(cli, ["forget", "u1", "--url", server.db, "--yes"])
+    assert forgot.exit_code == 0, forgot.output
+    assert "Forgot u1 (ids: anon-1, u1)" in forgot.output
+    client.track("u1", "Project Created", timestamp=NOW)
+    client.track(anonymous_id="anon-1", event="Pricing Viewed", timestamp=NOW)
+    _wait_for(server, "suppressed", 2)
+    server.stop()
+    with duckdb.connect(server.db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM events WHERE user_id = 'u1' OR anonymous_id = 'anon-1'"
+                           ).fetchone() == (0,)
+        assert con.execute("SELECT user_id FROM pql_users").fetchall() == [("u2",)]
+    data = b"".join(p.read_bytes() for p in tmp_path.glob("c.duckdb*") if p.is_file())
+    assert b"ann@acme.io" not in data and b"bo@gmail.com" in data

@@ -32,7 +32,7 @@ _INSTALL_HINTS = {
 }
 
 
-@dataclass
+@dataclass(eq=False)
 class Backend:
     """An Ibis connection plus the few things Ibis does not make portable."""
 
@@ -250,11 +250,26 @@ class Backend:
         self._tables = None
 
     def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            _OPENED.remove(self)
         with contextlib.suppress(Exception):
             self.con.disconnect()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+
+_OPENED: list[Backend] = []
+
+
+def opened_count() -> int:
+    return len(_OPENED)
+
+
+def close_opened_since(mark: int) -> None:
+    """Close the backends opened after ``opened_count()`` returned ``mark``."""
+    for backend in list(_OPENED[mark:]):
+        backend.close()
 
 
 #: How long to wait for a DuckDB file another pqlkit process holds (seconds); PQL_LOCK_TIMEOUT.
@@ -284,6 +299,7 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
             ) from None
         backend = Backend(url=_redact(url), name="postgres", con=con)
         backend.execute_sql("SET TIME ZONE 'UTC'")
+        _OPENED.append(backend)
         return backend
     if scheme in ("", "duckdb") or (len(scheme) == 1 and os.name == "nt"):
         path = url.removeprefix("duckdb://") if scheme == "duckdb" else url
@@ -302,7 +318,9 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
                 lock.close()
             raise
         con.con.execute("SET TimeZone = 'UTC'")
-        return Backend(url=path, name="duckdb", con=con, _lock=lock)
+        backend = Backend(url=path, name="duckdb", con=con, _lock=lock)
+        _OPENED.append(backend)
+        return backend
     raise BackendError(
         f"unsupported database URL {_redact(url)!r}: use a DuckDB file path (pql.duckdb) "
         "or postgresql://user@host:port/database"

@@ -66,8 +66,14 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="pqlkit", prog_name="pql")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """pqlkit: Product-Qualified Leads from your product data, scored in your database."""
+    from ..backends import close_opened_since, opened_count
+
+    # A command's connections close when it ends (a DuckDB file is free for others at once).
+    mark = opened_count()
+    ctx.call_on_close(lambda: close_opened_since(mark))
 
 
 def main(argv: list[str] | None = None) -> Any:

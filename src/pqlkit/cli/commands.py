@@ -363,8 +363,10 @@ def forget(user_ids, url, yes, as_json) -> None:
 @click.option("--write-key", "write_keys", multiple=True, metavar="SOURCE=KEY",
               help="A write key and the source it names (repeatable); or PQL_WRITE_KEYS=web=k1,app=k2.")
 @click.option("--table", default="events", show_default=True, help="The events table to store into.")
+@click.option("--resolve-every", default=5.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds between rebuilds of pql_users, pql_accounts and pql_identities after new identities.")
 @_handle_errors
-def serve(host, port, url, log_dir, write_keys, table) -> None:
+def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...)."""
     import os
 
@@ -383,7 +385,7 @@ def serve(host, port, url, log_dir, write_keys, table) -> None:
         keys[source.strip()] = key.strip()
     if not keys:
         raise PqlkitError("give at least one write key: --write-key SOURCE=KEY (or PQL_WRITE_KEYS)")
-    app = Collector(url or "pql.duckdb", log_dir, keys, table=table)
+    app = Collector(url or "pql.duckdb", log_dir, keys, table=table, resolve_interval=resolve_every)
     render.err.print(f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})")
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
 

@@ -37,7 +37,8 @@ class Collector:
     """The ASGI app. ``write_keys`` maps a source name to its write key (kept only hashed)."""
 
     def __init__(self, url: str, log_dir: str | Path, write_keys: dict[str, str], *,
-                 table: str = "events", max_queue: int = 250_000, flush_interval: float = 0.25):
+                 table: str = "events", max_queue: int = 250_000, flush_interval: float = 0.25,
+                 resolve_interval: float = 5.0):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
         self.url = url
@@ -46,6 +47,7 @@ class Collector:
         self.table = table
         self.max_queue = max_queue
         self.flush_interval = flush_interval
+        self.resolve_interval = resolve_interval
         self.accepted = 0
         self.rejected = 0
         self.log: DurableLog | None = None
@@ -58,7 +60,7 @@ class Collector:
         hold = probe.path is None  # a DuckDB file is opened per flush, so other commands can use it
         probe.close()
         self.flusher = Flusher(lambda: connect(self.url), self.log, table=self.table,
-                               interval=self.flush_interval, hold=hold)
+                               interval=self.flush_interval, hold=hold, resolve_interval=self.resolve_interval)
         self.flusher.flush_once()  # what a previous run acknowledged but did not store
         self.flusher.start()
 
