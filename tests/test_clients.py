@@ -168,3 +168,18 @@ def test_sparkify_replayed_through_the_segment_client_is_stored_exactly_once(tmp
     shifts = sorted(stored[k][2] - expected[k][2] for k in expected)
     assert shifts[0] >= 0 and shifts[-1] < 2_000
     assert running.collector.metrics()["deduplicated"] == 500
+
+
+def test_the_collector_sheds_load_when_the_database_falls_behind(tmp_path):
+    import httpx
+
+    with Running(tmp_path) as running:
+        running.collector.max_backlog_segments = -1  # as if the log were ahead of the database
+        batch = {"batch": [{"type": "track", "userId": "u", "event": "A", "messageId": "x"}]}
+        r = httpx.post(running.url + "/v1/batch", json=batch, auth=("wk_web", ""))
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+        assert r.json()["code"] == "overloaded"
+        running.collector.max_backlog_segments = 32
+        assert httpx.post(running.url + "/v1/batch", json=batch, auth=("wk_web", "")).status_code == 200
+        assert httpx.get(running.url + "/metrics").json()["backlog_segments"] == 0
+    assert running.query("SELECT message_id FROM events") == [("x",)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -19,18 +19,25 @@ SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 class DurableLog:
-    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES):
+    """The writing side (the collector's HTTP process). ``on_durable(segment, offset)`` is
+    called after each fsync, e.g. to publish the position to a flusher in another process."""
+
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES,
+                 on_durable: Callable[[int, int], None] | None = None):
+        self.on_durable = on_durable
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self._lock = threading.Condition()
-        self._pending: list[tuple[list[bytes], Future]] = []
+        self._pending: list[tuple[list[bytes], Future, int]] = []
         self._closed = False
         segments = self.segments()
         self._segment = segments[-1] if segments else 1
         _truncate_torn_tail(self._path(self._segment))
         self._file = open(self._path(self._segment), "ab")  # noqa: SIM115  (closed in close())
         self._durable = (self._segment, self._file.tell())
+        if on_durable is not None:
+            on_durable(*self._durable)
         self.pending_messages = 0
         self._writer = threading.Thread(target=self._run, name="pql-log-writer", daemon=True)
         self._writer.start()
@@ -47,14 +54,16 @@ class DurableLog:
         with self._lock:
             return self._durable
 
-    def append(self, lines: list[bytes]) -> Future:
-        """Queue lines (each ending in a newline); the future completes once they are durable."""
+    def append(self, lines: list[bytes], messages: int | None = None) -> Future:
+        """Queue lines (each ending in a newline) holding ``messages`` messages (default: one a
+        line); the future completes once they are durable."""
         future: Future = Future()
+        n = len(lines) if messages is None else messages
         with self._lock:
             if self._closed:
                 raise RuntimeError("the log is closed")
-            self._pending.append((lines, future))
-            self.pending_messages += len(lines)
+            self._pending.append((lines, future, n))
+            self.pending_messages += n
             self._lock.notify()
         return future
 
@@ -67,7 +76,7 @@ class DurableLog:
                     return
                 batch, self._pending = self._pending, []
             try:
-                for lines, _ in batch:
+                for lines, _, _ in batch:
                     self._file.write(b"".join(lines))
                 self._file.flush()
                 os.fsync(self._file.fileno())
@@ -75,13 +84,15 @@ class DurableLog:
                 if position[1] >= self.segment_bytes:
                     self._rotate()
             except OSError as exc:
-                for _, future in batch:
+                for _, future, _ in batch:
                     future.set_exception(exc)
                 continue
             with self._lock:
                 self._durable = position
-                self.pending_messages -= sum(len(lines) for lines, _ in batch)
-            for _, future in batch:
+                self.pending_messages -= sum(n for _, _, n in batch)
+            if self.on_durable is not None:
+                self.on_durable(*position)
+            for _, future, _ in batch:
                 future.set_result(position)
 
     def _rotate(self) -> None:
@@ -95,8 +106,39 @@ class DurableLog:
             os.close(dir_fd)
 
     def read(self, start: tuple[int, int]) -> Iterator[tuple[tuple[int, int], bytes]]:
+        return LogReader(self.dir, lambda: self.durable).read(start)
+
+    def drop_before(self, segment: int) -> None:
+        LogReader(self.dir, lambda: self.durable).drop_before(segment)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify()
+        self._writer.join()
+        self._file.close()
+
+
+class LogReader:
+    """The reading side, in any process: sees lines up to ``durable()``, the position the
+    writer has fsync'ed (published to it across processes)."""
+
+    def __init__(self, directory: str | Path, durable: Callable[[], tuple[int, int]]):
+        self.dir = Path(directory)
+        self.durable_position = durable
+
+    def _path(self, segment: int) -> Path:
+        return self.dir / f"{segment:08d}.log"
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.log") if p.stem.isdigit())
+
+    def has_beyond(self, position: tuple[int, int]) -> bool:
+        return self.durable_position() > position
+
+    def read(self, start: tuple[int, int]) -> Iterator[tuple[tuple[int, int], bytes]]:
         """(position after the line, line) for every durable complete line after ``start``."""
-        end = self.durable
+        end = self.durable_position()
         segment, offset = start
         for seg in self.segments():
             if seg < segment or seg > end[0]:
@@ -113,17 +155,12 @@ class DurableLog:
                     yield (seg, fh.tell()), line
 
     def drop_before(self, segment: int) -> None:
-        """Delete whole segments older than ``segment`` (already stored in the database)."""
+        """Delete whole segments older than ``segment`` and than the one being written (they
+        are stored in the database)."""
+        current = self.durable_position()[0]
         for seg in self.segments():
-            if seg < min(segment, self._segment):
+            if seg < min(segment, current):
                 self._path(seg).unlink(missing_ok=True)
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._lock.notify()
-        self._writer.join()
-        self._file.close()
 
 
 def _truncate_torn_tail(path: Path) -> None:

@@ -38,11 +38,61 @@ class ApiError(Exception):
         return {"code": self.code, "message": self.message}
 
 
+def check_body(endpoint: str, body: Any, raw_size: int) -> int:
+    """Validate one request to ``/v1/<endpoint>`` (raise ApiError naming the message and
+    field); return how many messages it holds. This is all the collector does before a request
+    is made durable: the messages are normalised later, by :func:`messages_from_body`."""
+    items, shared, label = _items(endpoint, body, raw_size)
+    _parse(shared.get("sentAt"), "batch.sentAt")
+    big = raw_size > MAX_MESSAGE_BYTES and endpoint in ("batch", "import")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ApiError(400, "invalid_message", f"{label.format(i=i)}: must be a JSON object")
+        if big and len(_dumps(item)) > MAX_MESSAGE_BYTES:
+            raise ApiError(400, "message_too_large",
+                           f"{label.format(i=i)}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
+        try:
+            _check(item, "", parse=False)
+        except ApiError as exc:  # name the message only when something is wrong
+            exc.message = label.format(i=i) + exc.message
+            raise
+    return len(items)
+
+
 def messages_from_body(
-    endpoint: str, body: Any, raw_size: int, received_at: datetime
+    endpoint: str, body: Any, raw_size: int, received_at: datetime, id_prefix: str | None = None
 ) -> list[dict[str, Any]]:
     """Validated messages of one request to ``/v1/<endpoint>``, each with `type`,
-    `messageId`, `receivedAt` and a clock-corrected `timestamp` (ISO 8601, UTC)."""
+    `messageId`, `receivedAt` and a clock-corrected `timestamp` (ISO 8601, UTC). A message
+    without a messageId gets ``pql-<id_prefix>-<index>`` (deterministic, so a replay of the
+    same log line gives the same ids), or a random one without a prefix."""
+    items, shared, label = _items(endpoint, body, raw_size)
+    out = []
+    for i, item in enumerate(items):
+        where = label.format(i=i)
+        if not isinstance(item, dict):
+            raise ApiError(400, "invalid_message", f"{where}: must be a JSON object")
+        if raw_size > MAX_MESSAGE_BYTES and endpoint in ("batch", "import") and len(_dumps(item)) > MAX_MESSAGE_BYTES:
+            raise ApiError(400, "message_too_large", f"{where}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
+        message = _merge(shared, item)
+        original, sent = _check(message, where)
+        if original is None:
+            timestamp = received_at
+        elif sent is None:
+            timestamp = original
+        else:
+            timestamp = received_at - (sent - original)  # the client's clock skew removed
+        fallback = f"pql-{id_prefix}-{i}" if id_prefix is not None else f"pql-{uuid.uuid4()}"
+        message["messageId"] = str(message.get("messageId") or fallback)
+        message["receivedAt"] = received_at.isoformat() + "Z"
+        if original is not None:
+            message["originalTimestamp"] = original.isoformat() + "Z"
+        message["timestamp"] = timestamp.isoformat() + "Z"
+        out.append(message)
+    return out
+
+
+def _items(endpoint: str, body: Any, raw_size: int) -> tuple[list[Any], dict[str, Any], str]:
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     if endpoint in ("batch", "import"):
@@ -54,27 +104,12 @@ def messages_from_body(
         if len(batch) > MAX_BATCH_MESSAGES:
             raise ApiError(400, "batch_too_large",
                            f"a batch may hold at most {MAX_BATCH_MESSAGES} messages, got {len(batch)}")
-        shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
-        items = batch
-        label = "batch[{i}]"
-    elif endpoint in TYPES:
+        return batch, {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}, "batch[{i}]"
+    if endpoint in TYPES:
         if raw_size > MAX_MESSAGE_BYTES:
             raise ApiError(400, "message_too_large", f"a message may be at most {MAX_MESSAGE_BYTES} bytes, got {raw_size}")
-        shared = {}
-        items = [{**body, "type": endpoint}]
-        label = "message"
-    else:
-        raise ApiError(404, "not_found", f"no endpoint /v1/{endpoint}")
-    out = []
-    for i, item in enumerate(items):
-        where = label.format(i=i)
-        if not isinstance(item, dict):
-            raise ApiError(400, "invalid_message", f"{where}: must be a JSON object")
-        message = _merge(shared, item)
-        if endpoint in ("batch", "import") and len(json.dumps(item, default=str)) > MAX_MESSAGE_BYTES:
-            raise ApiError(400, "message_too_large", f"{where}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
-        out.append(_normalise(message, where, received_at))
-    return out
+        return [{**body, "type": endpoint}], {}, "message"
+    raise ApiError(404, "not_found", f"no endpoint /v1/{endpoint}")
 
 
 def _merge(shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +122,8 @@ def _merge(shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _normalise(message: dict[str, Any], where: str, received_at: datetime) -> dict[str, Any]:
+def _check(message: dict[str, Any], where: str, parse: bool = True) -> tuple[datetime | None, datetime | None]:
+    """The message's rules; returns its (timestamp, sentAt) parsed (or only checks them)."""
     kind = message.get("type")
     if kind not in TYPES:
         raise ApiError(400, "invalid_message", f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
@@ -99,20 +135,38 @@ def _normalise(message: dict[str, Any], where: str, received_at: datetime) -> di
         raise ApiError(400, "invalid_message", f"{where}: an alias needs userId and previousId")
     if kind == "group" and not message.get("groupId"):
         raise ApiError(400, "invalid_message", f"{where}.groupId: a group call needs a groupId")
+    if not parse:
+        for key in ("timestamp", "sentAt"):
+            if message.get(key):
+                _valid(message[key], f"{where}.{key}")
+        return None, None
+    return _parse(message.get("timestamp"), f"{where}.timestamp"), _parse(message.get("sentAt"), f"{where}.sentAt")
+
+
+def _valid(value: Any, where: str) -> None:
+    """Raise ApiError unless ``value`` is a time (the fast check the request path makes)."""
+    if value.__class__ is str:
+        try:
+            datetime.fromisoformat(value)  # the common case, ISO 8601 (with Z) in well under a microsecond
+            return
+        except ValueError:
+            pass
+    _parse(value, where)
+
+
+def _parse(value: Any, where: str) -> datetime | None:
+    if not value:
+        return None
     try:
-        original = parse_timestamp(message["timestamp"], "timestamp") if message.get("timestamp") else None
-        sent = parse_timestamp(message["sentAt"], "sentAt") if message.get("sentAt") else None
+        return parse_timestamp(value, where.rsplit(".", 1)[-1])
     except RowError as exc:
-        raise ApiError(400, "invalid_message", f"{where}.{exc}") from None
-    if original is None:
-        timestamp = received_at
-    elif sent is None:
-        timestamp = original
-    else:
-        timestamp = received_at - (sent - original)  # the client's clock skew removed
-    message["messageId"] = str(message.get("messageId") or f"pql-{uuid.uuid4()}")
-    message["receivedAt"] = received_at.isoformat() + "Z"
-    if original is not None:
-        message["originalTimestamp"] = original.isoformat() + "Z"
-    message["timestamp"] = timestamp.isoformat() + "Z"
-    return message
+        raise ApiError(400, "invalid_message", f"{where.rsplit('.', 1)[0]}.{exc}") from None
+
+
+def _dumps(item: Any) -> bytes:
+    try:
+        import orjson
+
+        return orjson.dumps(item, default=str)
+    except ImportError:  # the server extra brings orjson; the pure rules work without it
+        return json.dumps(item, default=str).encode()

@@ -19,8 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from . import identity
-from .log import DurableLog
+from .log import LogReader
 from .records import RowError, from_segment, parse_timestamp
+from .segment_api import ApiError, messages_from_body
 
 OFFSETS = "pql_collector_offsets"
 MESSAGES = "pql_messages"
@@ -105,21 +106,44 @@ def is_suppressed(message: dict[str, Any], suppressed: set[str]) -> bool:
     )
 
 
+def _loads(line: bytes) -> Any:
+    try:
+        import orjson
+
+        return orjson.loads(line)
+    except ImportError:
+        return json.loads(line)
+
+
+def messages_of(line: bytes, position: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
+    """(source, normalised messages) of one log line. The collector logs each request as it
+    came, validated, with its source and receive time; messages without an id get one from the
+    line's position, so replaying the line gives the same ids."""
+    entry = _loads(line)
+    if "message" in entry:  # one message a line (logs written before requests were logged whole)
+        return entry["source"], [entry["message"]]
+    received = parse_timestamp(entry["r"])
+    return entry["s"], messages_from_body(entry["e"], entry["b"], 0, received, id_prefix=f"{position[0]}.{position[1]}")
+
+
 class Flusher:
-    """Copies the log into the database, in a thread, every ``interval`` seconds.
+    """Copies the log into the database, every ``interval`` seconds, in a thread or (as `pql
+    serve` runs it) in a process of its own, so storing never slows the HTTP side down.
 
     ``open_backend`` gives a connection. With ``hold=False`` (a DuckDB file) the flusher opens
     the database only while it writes and closes it after, so other pqlkit processes (`pql
     score`, `pql forget`) can use the file in between; the log keeps accepting meanwhile.
-    Identity tables (see :mod:`identity`) are updated with the rows, and the derived users and
-    accounts are rebuilt at most every ``resolve_interval`` seconds when something changed.
+    Each flush reads the checkpoint the database holds, so two flushers never store a line
+    twice. Identity tables (see :mod:`identity`) are updated with the rows, and the derived
+    users and accounts are rebuilt at most every ``resolve_interval`` seconds when something
+    changed.
     """
 
-    def __init__(self, open_backend: Callable[[], Any], log: DurableLog, *, table: str = "events",
+    def __init__(self, open_backend: Callable[[], Any], reader: LogReader, *, table: str = "events",
                  name: str = "collector", interval: float = 0.25, hold: bool = True,
                  resolve_interval: float = 5.0):
         self.open_backend = open_backend
-        self.log = log
+        self.reader = reader
         self.table = table
         self.name = name
         self.interval = interval
@@ -133,7 +157,7 @@ class Flusher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._backend = None
-        self._checkpoint: tuple[int, int] | None = None
+        self._checkpoint = (0, 0)
         self.error: Exception | None = None
         with self._connection() as backend:
             ensure_table(backend, table, EVENTS_SCHEMA)
@@ -157,31 +181,32 @@ class Flusher:
                 self._backend.close()
                 self._backend = None
 
+    @property
+    def checkpoint(self) -> tuple[int, int]:
+        """How far the database has stored the log."""
+        return self._checkpoint
+
     def _read_checkpoint(self, backend) -> tuple[int, int]:
         row = backend.fetch_one(f"SELECT segment, \"offset\" FROM \"{OFFSETS}\" WHERE name = '{self.name}'")
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def checkpoint(self) -> tuple[int, int]:
-        """How far the database has stored the log."""
-        if self._checkpoint is None:
-            with self._connection() as backend:
-                self._checkpoint = self._read_checkpoint(backend)
-        return self._checkpoint
-
-    def flush_once(self, limit: int = 200_000) -> int:
-        """Store what the log holds beyond the checkpoint; return how many lines were read."""
-        lines: list[tuple[tuple[int, int], bytes]] = []
-        for item in self.log.read(self.checkpoint()):
-            lines.append(item)
-            if len(lines) >= limit:
-                break
-        if not lines:
+    def flush_once(self, limit: int = 100_000) -> int:
+        """Store what the log holds beyond the checkpoint; return how many lines were stored."""
+        if not self.reader.has_beyond(self._checkpoint):
             if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                 self.resolve()
             return 0
         with self._connection() as backend:
-            self._store(backend, lines)
-        self.log.drop_before(lines[-1][0][0])
+            self._checkpoint = self._read_checkpoint(backend)  # another flusher may have moved it
+            lines: list[tuple[tuple[int, int], bytes]] = []
+            for item in self.reader.read(self._checkpoint):
+                lines.append(item)
+                if len(lines) >= limit:
+                    break
+            if lines:
+                self._store(backend, lines)
+        if lines:
+            self.reader.drop_before(lines[-1][0][0])
         return len(lines)
 
     def _store(self, backend, lines: list[tuple[tuple[int, int], bytes]]) -> None:
@@ -190,22 +215,28 @@ class Flusher:
         ids = identity.IdentityBatch()
         suppressed = suppressed_ids(backend)
         dropped = 0
-        for _, line in lines:
-            entry = json.loads(line)
-            source, message = entry["source"], entry["message"]
-            if is_suppressed(message, suppressed):
-                dropped += 1
-                continue
+        start = self._checkpoint
+        for position, line in lines:
             try:
-                record = from_segment(message, source, parse_timestamp(message["receivedAt"]))
-            except RowError:
-                record = None  # validated on the way in; a message that became unreadable is kept below
-            if record is not None:
-                events.append(record)
-                ids.event(record)
-            else:
-                others.append(message_row(message, source))
-                ids.message(message, source)
+                source, messages = messages_of(line, start)
+            except (ApiError, RowError, ValueError, KeyError):
+                start = position
+                continue  # validated on the way in: only a damaged line can fail here
+            start = position
+            for message in messages:
+                if is_suppressed(message, suppressed):
+                    dropped += 1
+                    continue
+                try:
+                    record = from_segment(message, source, parse_timestamp(message["receivedAt"]))
+                except RowError:
+                    record = None
+                if record is not None:
+                    events.append(record)
+                    ids.event(record)
+                else:
+                    others.append(message_row(message, source))
+                    ids.message(message, source)
         last = lines[-1][0]
         with backend.transaction():
             stored = insert_new(backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
@@ -231,28 +262,25 @@ class Flusher:
         self.resolved_at = time.monotonic()
         self._dirty = False
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pql-flusher", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self, stop: Callable[[], bool], on_progress: Callable[[], None] | None = None) -> None:
+        """Flush until ``stop()``, then flush what is left."""
+        while not stop():
             try:
                 while self.flush_once():
-                    pass
+                    if on_progress:
+                        on_progress()
                 self.error = None
-            except Exception as exc:  # kept for /health; the log still holds everything
+            except Exception as exc:  # reported by /health; the log still holds everything
                 self.error = exc
-                self._checkpoint = None  # read it again from the database next time
                 if self._backend is not None and not self.hold:
                     self._backend.close()
                     self._backend = None
-            self._stop.wait(self.interval)
+            if on_progress:
+                on_progress()
+            time.sleep(self.interval)
+        self.finish()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+    def finish(self) -> None:
         while self.flush_once():
             pass
         if self._dirty:
@@ -261,5 +289,18 @@ class Flusher:
             self._backend.close()
             self._backend = None
 
+    def start(self) -> None:
+        """Run in a thread of this process (tests, embedding)."""
+        self._thread = threading.Thread(target=self.run, args=(self._stop.is_set,), name="pql-flusher",
+                                        daemon=True)
+        self._thread.start()
 
-__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "suppressed_ids"]
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        else:
+            self.finish()
+
+
+__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]

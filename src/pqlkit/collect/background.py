@@ -1,0 +1,114 @@
+"""The collector's flusher in a process of its own.
+
+`pql serve` answers HTTP in one process and stores into the database in another, so storing
+(parsing messages again, identities, DuckDB inserts) never takes CPU time from acknowledging
+requests; the flusher runs at a lower priority and catches up when the load drops. The two
+share a few numbers in shared memory: the position the log has made durable (the flusher
+reads no further), the flusher's counters, its last error, and a stop flag. If the HTTP
+process dies, the flusher stores what is durable and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+_OFFSET_BITS = 40  # a segment offset below 1 TiB; segment and offset packed in one 64-bit value
+
+
+class SharedState:
+    """Numbers the HTTP process and the flusher process share."""
+
+    def __init__(self, ctx: Any):
+        self.durable = ctx.Value("q", 0, lock=False)  # one 64-bit word: read and written whole
+        self.stored = ctx.Value("q", 0, lock=False)
+        self.duplicates = ctx.Value("q", 0, lock=False)
+        self.suppressed = ctx.Value("q", 0, lock=False)
+        self.stored_segment = ctx.Value("q", 0, lock=False)  # the log segment the database has reached
+        self.error = ctx.Array("c", 1024, lock=False)
+        self.ready = ctx.Event()
+        self.stop = ctx.Event()
+
+    def publish(self, segment: int, offset: int) -> None:
+        self.durable.value = (segment << _OFFSET_BITS) | offset
+
+    def position(self) -> tuple[int, int]:
+        packed = self.durable.value
+        return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
+
+    def backlog_segments(self) -> int:
+        """How many log segments are durable but not stored yet (the flusher's lag)."""
+        return max(0, self.position()[0] - max(self.stored_segment.value, 1))  # segments start at 1
+
+    def set_error(self, exc: BaseException | None) -> None:
+        text = b"" if exc is None else f"{type(exc).__name__}: {exc}".encode()[:1023]
+        self.error.value = text
+
+    def error_text(self) -> str | None:
+        text = self.error.value.decode(errors="replace")
+        return text or None
+
+
+def flusher_main(url: str, log_dir: str, table: str, interval: float, resolve_interval: float,
+                 hold: bool, state: SharedState, parent: int) -> None:
+    """The flusher process's body."""
+    from ..backends import connect
+    from .log import LogReader
+    from .store import Flusher
+
+    with contextlib.suppress(OSError):
+        os.nice(10)  # acknowledging requests comes first
+    try:
+        flusher = Flusher(lambda: connect(url), LogReader(Path(log_dir), state.position), table=table,
+                          interval=interval, hold=hold, resolve_interval=resolve_interval)
+    except BaseException as exc:
+        state.set_error(exc)
+        raise SystemExit(1) from None
+    state.stored_segment.value = flusher.checkpoint[0]
+    state.ready.set()
+
+    def progress() -> None:
+        state.stored.value = flusher.stored
+        state.duplicates.value = flusher.duplicates
+        state.suppressed.value = flusher.suppressed
+        state.stored_segment.value = flusher.checkpoint[0]
+        state.set_error(flusher.error)
+
+    flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
+    progress()
+
+
+class FlusherProcess:
+    """Starts and stops the flusher process."""
+
+    def __init__(self, url: str, log_dir: Path, table: str, *, interval: float, resolve_interval: float,
+                 hold: bool):
+        self.ctx = multiprocessing.get_context("spawn")
+        self.state = SharedState(self.ctx)
+        self.args = (url, str(log_dir), table, interval, resolve_interval, hold)
+        self.process: Any = None
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.process = self.ctx.Process(target=flusher_main, name="pql-flusher",
+                                        args=(*self.args, self.state, os.getpid()))
+        self.process.start()
+        deadline = time.monotonic() + timeout
+        while not self.state.ready.wait(0.05):
+            if not self.process.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the flusher did not start: {self.state.error_text() or 'no reason given'}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    def stop(self) -> None:
+        self.state.stop.set()
+        if self.process is not None:
+            self.process.join()
+
+
+__all__ = ["FlusherProcess", "SharedState"]
