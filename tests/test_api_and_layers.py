@@ -58,6 +58,8 @@ FORBIDDEN = {
     "server": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "engine": ("pqlkit.cli",),
+    "learn": ("duckdb", "psycopg", "httpx", "starlette", "pqlkit.cli", "pqlkit.backends", "pqlkit.server",
+              "pqlkit.collect"),
 }
 
 

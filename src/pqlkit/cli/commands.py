@@ -314,6 +314,67 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
     )
 
 
+# --- learn ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@model_option
+@url_option
+@click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]), default="opportunity",
+              show_default=True, help="What counts as converting.")
+@click.option("--horizon", default="30d", show_default=True, help="How long after each date a conversion counts (e.g. 30d, 6w).")
+@click.option("--snapshots", default=6, show_default=True, type=click.IntRange(min=2),
+              help="How many dates to take snapshots at; the last is held out to measure quality.")
+@click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
+@click.option("--no-reference", is_flag=True, help="Skip the gradient-boosted reference model.")
+@click.option("--top", default=15, show_default=True, help="How many lifts and points to show.")
+@json_option
+@_handle_errors
+def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top, as_json) -> None:
+    """Which behaviours and traits go with conversions, and points fitted to them.
+
+    Builds point-in-time snapshots (features before each date, the outcome within --horizon
+    after it), shows each signal's and trait's lift with a 95% interval, fits whole points
+    (regularised logistic regression) and compares them, on the last date, with the current
+    model and a gradient-boosted reference.
+    """
+    from datetime import timedelta
+
+    from ..learn.learn import learn as run_learn
+    from ..model.signals import duration_seconds
+
+    try:
+        span = timedelta(seconds=duration_seconds(horizon))
+    except ValueError as exc:
+        raise PqlkitError(f"--horizon: {exc}") from None
+    engine = Engine.open(model_path, url)
+    with _progress(_interactive(as_json)) as say:
+        result = run_learn(engine, outcome, span, snapshots=snapshots,
+                           until=as_utc(until) if until else None, reference=not no_reference, progress=say)
+    if as_json:
+        render.emit_json(result.to_dict())
+        return
+    render.out.print(
+        f"[bold]{outcome}[/bold] within {span.days} days, snapshots {', '.join(f'{d:%Y-%m-%d}' for d in result.dates)}: "
+        f"{result.rows:,} user-dates, {result.conversions:,} conversions "
+        f"({result.train_conversions:,} to fit on, {result.test_conversions:,} on the held-out last date)"
+    )
+    rows = [{"fact": x.name, "coverage": f"{x.coverage:.1%}", "rate with": f"{x.rate_with:.1%}",
+             "rate without": f"{x.rate_without:.1%}", "lift": f"{x.lift:.2f}",
+             "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else "")}
+            for x in result.lifts[:top]]
+    render.table(rows, list(rows[0]) if rows else [], title="What goes with converting (* = interval excludes 1)")
+    if result.quality:
+        render.table([{"model": q.name, "AUC": f"{q.auc:.3f}", "lift top 5%": f"{q.lift_5:.2f}",
+                       "lift top 10%": f"{q.lift_10:.2f}"} for q in result.quality],
+                     ["model", "AUC", "lift top 5%", "lift top 10%"], title="Quality on the held-out last date")
+    if result.points is not None:
+        prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
+        render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
+    for note in result.notes:
+        render.warn(note)
+
+
 # --- forget ------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,1 @@
+"""Learning from outcomes: point-in-time snapshots, lift, fitted points, evaluation."""

@@ -1,0 +1,156 @@
+"""Point-in-time training snapshots: features from before each date, the label from after it.
+
+For each as_of date, every user known then gets one row: the model's signal values and
+decisions as of that date (computed by the engine, inside the database, from events before the
+date only) and a label: did the chosen outcome happen within ``horizon`` after the date? Users
+who had already converted before the date are left out (they are not leads any more). Only the
+label looks past the date; a test plants future events and shows no feature moves.
+
+What comes back to Python is one row per user and date: aggregates, never event rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ..errors import DataError
+
+OUTCOMES = {
+    "opportunity": "an opportunity is created for the user or their account",
+    "closed_won": "an opportunity of the user or their account closes won",
+    "self_serve": "the user upgrades by themselves (a self_serve outcome)",
+}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    as_of: datetime
+    horizon: timedelta
+
+
+def _outcomes(engine) -> ir.Table:
+    o = engine.bound.outcomes
+    if o is None:
+        raise DataError(
+            "learning needs outcomes: map sources.outcomes to your opportunities and upgrades "
+            "(outcome_id, account_id, user_id, kind, created_at, closed_at, stage)"
+        )
+    return o
+
+
+def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) -> ir.Table:
+    """Outcomes of the kind that happened in [start, end) (end None: before start)."""
+    sales = o.kind.isnull() | (o.kind != "self_serve")
+    if outcome == "opportunity":
+        when, kind = o.created_at, sales
+    elif outcome == "closed_won":
+        when, kind = o.closed_at, sales & (o.stage == "won")
+    elif outcome == "self_serve":
+        when, kind = o.created_at, o.kind == "self_serve"
+    else:
+        raise DataError(f"unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
+    window = (when < start) if end is None else ((when >= start) & (when < end))
+    return o.filter(kind, window, when.notnull()).select("user_id", "account_id", when=when)
+
+
+def snapshot_expr(engine, outcome: str, snapshot: Snapshot) -> ir.Table:
+    """One row per user known at ``snapshot.as_of`` who had not converted yet: decisions,
+    signal values and the label."""
+    as_of = snapshot.as_of
+    start = ibis.timestamp(as_of)
+    end = ibis.timestamp(as_of + snapshot.horizon)
+    features = engine.features(as_of)
+    scores = engine.scores(as_of)
+    o = _outcomes(engine)
+    future = _hits(o, outcome, start, end)
+    past = _hits(o, outcome, start, None)
+
+    signal_cols = [c for c in features.columns if c.startswith("signal__")]
+    f = features.select(
+        _uid=features.user__user_id, _acc=features.user__account_id,
+        business_email=features.user__is_business_email.cast("boolean"),
+        employees=features.account__employees.cast("float64"),
+        industry=features.account__industry.cast("string"),
+        days_since_signup=features.user__days_since_signup.cast("float64"),
+        **{c.removeprefix("signal__"): features[c].cast("float64") for c in signal_cols},
+    )
+    s = scores.select(
+        "user_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql", "activated",
+        "icp_profile", "excluded", "tier", "segment",
+    )
+    joined = s.join(f, s.user_id == f._uid)
+
+    by_user = future.filter(future.user_id.notnull()).group_by(_u="user_id").aggregate(_wu=future.when.min())
+    by_acc = future.filter(future.account_id.notnull()).group_by(_a="account_id").aggregate(_wa=future.when.min())
+    done_u = past.filter(past.user_id.notnull()).select(_du="user_id").distinct()
+    done_a = past.filter(past.account_id.notnull()).select(_da="account_id").distinct()
+
+    j = joined.left_join(by_user, joined.user_id == by_user._u)
+    j = j.left_join(by_acc, j._acc == by_acc._a)
+    j = j.left_join(done_u, j.user_id == done_u._du)
+    j = j.left_join(done_a, j._acc == done_a._da)
+    j = j.filter(j._du.isnull(), j._da.isnull())
+    first = ibis.least(j._wu, j._wa)
+    first = ibis.coalesce(first, j._wu, j._wa)
+    label = first.notnull()
+    days = (first.epoch_seconds() - ibis.literal(int(as_of.timestamp()))) / 86400.0
+    keep = [c for c in joined.columns if c not in ("_uid", "_acc")]
+    return j.select(
+        as_of=ibis.literal(as_of).cast("timestamp"), **{c: j[c] for c in keep},
+        account_id=j._acc, label=label, days_to_convert=ibis.ifelse(label, days, ibis.null("float64")),
+    )
+
+
+def data_span(engine) -> tuple[datetime, datetime]:
+    """First and last event time (the dates a snapshot can sit between)."""
+    e = engine.bound.events
+    row = engine.backend.rows(e.aggregate(lo=e.timestamp.min(), hi=e.timestamp.max()))[0]
+    if row["lo"] is None:
+        raise DataError("the events table is empty: nothing to learn from")
+    return row["lo"], row["hi"]
+
+
+def snapshot_dates(first: datetime, last: datetime, horizon: timedelta, *, count: int = 6,
+                   warmup: timedelta = timedelta(days=28)) -> list[datetime]:
+    """``count`` dates, evenly spaced, each late enough to have history before it (warmup) and
+    early enough for its whole horizon to have been observed."""
+    lo = first + warmup
+    hi = last - horizon
+    if hi < lo:
+        raise DataError(
+            f"not enough history: the data spans {first:%Y-%m-%d} to {last:%Y-%m-%d}, and a snapshot "
+            f"needs {warmup.days} days before it and a {horizon.days}-day horizon after it; "
+            "use a shorter --horizon or wait for more data"
+        )
+    if count <= 1 or hi == lo:
+        return [_day(hi)]
+    step = (hi - lo) / (count - 1)
+    return sorted({_day(lo + step * i) for i in range(count)})
+
+
+def _day(when: datetime) -> datetime:
+    return when.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def build(engine, outcome: str, dates: list[datetime], horizon: timedelta,
+          progress=None) -> pa.Table:
+    """The training table: every snapshot's rows, stacked."""
+    tables = []
+    for i, when in enumerate(dates, start=1):
+        if progress:
+            progress(f"snapshot {i}/{len(dates)} as of {when:%Y-%m-%d}")
+        expr = snapshot_expr(engine, outcome, Snapshot(when, horizon))
+        rows = engine.backend.rows(expr)
+        if rows:
+            tables.append(pa.Table.from_pylist(rows))
+    if not tables:
+        raise DataError("no users to learn from at those dates")
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "snapshot_dates", "snapshot_expr"]

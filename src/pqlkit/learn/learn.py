@@ -1,0 +1,135 @@
+"""`pql learn`: which behaviours and traits go with conversions, and points fitted to them.
+
+Snapshots at several dates (features before, labels after); the last date is held out, so
+every quality figure is measured on a later period than the one the points were fitted on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DataError
+from . import dataset, fit, metrics
+
+#: Fewer conversions than this in the training dates and no model is fitted (lifts only).
+MIN_CONVERSIONS = 30
+
+
+@dataclass
+class Quality:
+    name: str
+    auc: float
+    lift_5: float
+    lift_10: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Learned:
+    outcome: str
+    horizon_days: int
+    dates: list[datetime]
+    rows: int
+    conversions: int
+    train_conversions: int
+    test_conversions: int
+    lifts: list[metrics.Lift]
+    quality: list[Quality] = field(default_factory=list)
+    points: fit.Points | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome, "horizon_days": self.horizon_days,
+            "dates": [d.isoformat() for d in self.dates], "rows": self.rows, "conversions": self.conversions,
+            "train_conversions": self.train_conversions, "test_conversions": self.test_conversions,
+            "lifts": [_clean(x.to_dict()) for x in self.lifts],
+            "quality": [q.to_dict() for q in self.quality],
+            "points": self.points.rows() if self.points else None,
+            "notes": self.notes,
+        }
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+def facts(table: pa.Table) -> list[fit.Step]:
+    """The yes/no facts lifts are shown for: each signal fired (value above zero), each flag,
+    each frequent value of a trait, and size bands."""
+    out = []
+    for step in fit.steps_for(table, quantiles=(0.0,)):
+        out.append(step)
+    return out
+
+
+def split_by_time(table: pa.Table) -> tuple[pa.Table, pa.Table, datetime]:
+    dates = sorted(set(table.column("as_of").to_pylist()))
+    if len(dates) < 2:
+        raise DataError("a time split needs at least two snapshot dates (--snapshots 2 or more)")
+    last = dates[-1]
+    is_test = pc.equal(table.column("as_of"), pa.scalar(last, table.column("as_of").type))
+    return table.filter(pc.invert(is_test)), table.filter(is_test), last
+
+
+def learn_table(table: pa.Table, outcome: str, horizon: timedelta, dates: list[datetime],
+                *, reference: bool = True) -> Learned:
+    """Lifts, and (with enough conversions) fitted points and their quality on the last date."""
+    y = np.asarray(table.column("label").to_pylist(), bool)
+    lifts = sorted((metrics.lift(s.name, s.apply(table), y) for s in facts(table)),
+                   key=lambda x: (-(x.lift if not math.isnan(x.lift) else -1), x.name))
+    train, test, _ = split_by_time(table)
+    y_train = np.asarray(train.column("label").to_pylist(), bool)
+    y_test = np.asarray(test.column("label").to_pylist(), bool)
+    result = Learned(outcome, horizon.days, dates, table.num_rows, int(y.sum()), int(y_train.sum()),
+                     int(y_test.sum()), lifts)
+    inputs = len(fit.steps_for(train))
+    needed = max(MIN_CONVERSIONS, metrics.needed_conversions(min(inputs, 20)))
+    if y_train.sum() < MIN_CONVERSIONS or y_test.sum() == 0:
+        result.notes.append(
+            f"cold start: {int(y_train.sum())} conversions before the last date and {int(y_test.sum())} on it; "
+            f"fitting points needs at least {MIN_CONVERSIONS} (about {needed} to trust every weight). "
+            "The lifts above still show which behaviours go with converting; their intervals are wide. "
+            "Keep the hand-set points, and run `pql learn` again as outcomes arrive."
+        )
+        return result
+    if y_train.sum() < needed:
+        result.notes.append(
+            f"{int(y_train.sum())} conversions for {inputs} inputs: weights are shrunk hard (regularised); "
+            f"about {needed} conversions would let the data speak more."
+        )
+    if "score" in test.column_names:
+        current = np.asarray(test.column("score").to_pylist(), float)
+        result.quality.append(_quality("current model", y_test, current))
+    result.points = fit.fit_points(train)
+    result.quality.append(_quality("learned points", y_test, result.points.score(test)))
+    if reference:
+        ref = fit.fit_reference(train)
+        result.quality.append(_quality("gradient-boosted reference", y_test, ref.probability(test)))
+    return result
+
+
+def _quality(name: str, y: np.ndarray, score: np.ndarray) -> Quality:
+    return Quality(name, metrics.auc(y, score), metrics.lift_at(y, score, 0.05), metrics.lift_at(y, score, 0.10))
+
+
+def learn(engine, outcome: str, horizon: timedelta, *, snapshots: int = 6, until: datetime | None = None,
+          reference: bool = True, progress=None) -> Learned:
+    first, last = dataset.data_span(engine)
+    dates = dataset.snapshot_dates(first, until or last, horizon, count=snapshots)
+    table = dataset.build(engine, outcome, dates, horizon, progress=progress)
+    if progress:
+        progress("fitting")
+    return learn_table(table, outcome, horizon, dates, reference=reference)
+
+
+__all__ = ["Learned", "Quality", "learn", "learn_table", "split_by_time"]
