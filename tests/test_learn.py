@@ -22,7 +22,7 @@ from pqlkit.learn import dataset, metrics
 from pqlkit.learn.learn import learn, learn_table
 from pqlkit.model.load import load_model
 
-from .conftest import DEMO_END
+from .conftest import DEMO_END, shared_path
 
 AS_OF = datetime(2026, 9, 1)
 HORIZON = timedelta(days=30)
@@ -133,3 +133,23 @@ def test_pql_learn_json(demo_engine):
     assert data["outcome"] == "opportunity" and len(data["dates"]) == 3
     assert data["conversions"] == data["train_conversions"] + data["test_conversions"]
     assert {q["model"] if "model" in q else q["name"] for q in data["quality"]} == {"current model", "learned points"}
+
+
+LEAKAGE = ["Tags", "Lead Quality", "Lead Profile", "Last Activity", "Last Notable Activity",
+           "Asymmetrique Activity Index", "Asymmetrique Profile Index", "Asymmetrique Activity Score",
+           "Asymmetrique Profile Score"]
+
+
+def test_x_education_leads_user_level_table_points_match_the_reference():
+    path = shared_path("x-education-leads", "Leads.csv")
+    args = ["learn", "--from-table", str(path), "--label", "Converted", "--exclude", "Prospect ID",
+            "--exclude", "Lead Number", *[a for c in LEAKAGE for a in ("--exclude", c)], "--json"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["rows"] == 9240 and data["conversions"] == 3561
+    quality = {q["name"]: q["auc"] for q in data["quality"]}
+    assert quality["gradient-boosted reference"] - quality["learned points"] < 0.01, quality
+    assert not any(c in p["input"] for p in data["points"] for c in LEAKAGE)
+    bad = CliRunner().invoke(cli, ["learn", "--from-table", str(path), "--label", "Convertd"])
+    assert bad.exit_code == 1 and "no column 'Convertd'" in bad.output

@@ -328,9 +328,16 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
 @click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
 @click.option("--no-reference", is_flag=True, help="Skip the gradient-boosted reference model.")
 @click.option("--top", default=15, show_default=True, help="How many lifts and points to show.")
+@click.option("--from-table", "user_table", default=None, metavar="TABLE|FILE",
+              help="Learn from a user-level table instead (one row per user, an outcome column): "
+                   "a table in the database or a CSV/Parquet file.")
+@click.option("--label", default=None, help="With --from-table: the outcome column (1/0, true/false, yes/no).")
+@click.option("--exclude", "excluded", multiple=True, metavar="COLUMN",
+              help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.")
 @json_option
 @_handle_errors
-def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top, as_json) -> None:
+def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top, user_table, label, excluded,
+          as_json) -> None:
     """Which behaviours and traits go with conversions, and points fitted to them.
 
     Builds point-in-time snapshots (features before each date, the outcome within --horizon
@@ -341,24 +348,39 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
     from datetime import timedelta
 
     from ..learn.learn import learn as run_learn
+    from ..learn.learn import user_level
     from ..model.signals import duration_seconds
 
-    try:
-        span = timedelta(seconds=duration_seconds(horizon))
-    except ValueError as exc:
-        raise PqlkitError(f"--horizon: {exc}") from None
-    engine = Engine.open(model_path, url)
-    with _progress(_interactive(as_json)) as say:
-        result = run_learn(engine, outcome, span, snapshots=snapshots,
-                           until=as_utc(until) if until else None, reference=not no_reference, progress=say)
+    if user_table:
+        if not label:
+            raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
+        table = _read_user_table(user_table, url)
+        with _progress(_interactive(as_json)) as say:
+            say(f"learning from {table.num_rows:,} rows of {user_table}")
+            result = user_level(table, label, exclude=list(excluded), reference=not no_reference)
+    else:
+        try:
+            span = timedelta(seconds=duration_seconds(horizon))
+        except ValueError as exc:
+            raise PqlkitError(f"--horizon: {exc}") from None
+        engine = Engine.open(model_path, url)
+        with _progress(_interactive(as_json)) as say:
+            result = run_learn(engine, outcome, span, snapshots=snapshots,
+                               until=as_utc(until) if until else None, reference=not no_reference, progress=say)
     if as_json:
         render.emit_json(result.to_dict())
         return
-    render.out.print(
-        f"[bold]{outcome}[/bold] within {span.days} days, snapshots {', '.join(f'{d:%Y-%m-%d}' for d in result.dates)}: "
-        f"{result.rows:,} user-dates, {result.conversions:,} conversions "
-        f"({result.train_conversions:,} to fit on, {result.test_conversions:,} on the held-out last date)"
-    )
+    if user_table:
+        render.out.print(f"[bold]{label}[/bold] in {user_table}: {result.rows:,} rows, {result.conversions:,} "
+                         f"converted ({result.train_conversions:,} to fit on, {result.test_conversions:,} in a "
+                         "random held-out quarter)")
+    else:
+        render.out.print(
+            f"[bold]{outcome}[/bold] within {result.horizon_days} days, snapshots "
+            f"{', '.join(f'{d:%Y-%m-%d}' for d in result.dates)}: {result.rows:,} user-dates, "
+            f"{result.conversions:,} conversions ({result.train_conversions:,} to fit on, "
+            f"{result.test_conversions:,} on the held-out last date)"
+        )
     rows = [{"fact": x.name, "coverage": f"{x.coverage:.1%}", "rate with": f"{x.rate_with:.1%}",
              "rate without": f"{x.rate_without:.1%}", "lift": f"{x.lift:.2f}",
              "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else "")}
@@ -373,6 +395,23 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
     for note in result.notes:
         render.warn(note)
+
+
+def _read_user_table(name: str, url: str | None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(name)
+    if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
+        if not path.exists():
+            raise PqlkitError(f"--from-table: no such file {path}")
+        try:
+            return pq.read_table(path) if path.suffix.lower() in (".parquet", ".pq") else pacsv.read_csv(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise PqlkitError(f"--from-table: cannot read {path}: {str(exc).splitlines()[0]}") from None
+    backend = connect(url)
+    rows = backend.rows(backend.table(name, role="user-level"))
+    return pa.Table.from_pylist(rows)
 
 
 # --- forget ------------------------------------------------------------------------------------------

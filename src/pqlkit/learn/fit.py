@@ -47,7 +47,12 @@ class Step:
         return np.asarray([v == self.value for v in col], bool)
 
 
-def steps_for(table: pa.Table, *, max_levels: int = 12, quantiles=(0.0, 0.25, 0.5, 0.75, 0.9)) -> list[Step]:
+#: Thresholds for numbers: every 5th percentile of the positive values (steps whose weight
+#: rounds to zero points are dropped, so the fitted model shows only the ones that matter).
+FINE = tuple(i / 20 for i in range(20))
+
+
+def steps_for(table: pa.Table, *, max_levels: int = 12, quantiles=FINE) -> list[Step]:
     """Step inputs for every usable column: thresholds at quantiles of the positive values for
     numbers, one step per frequent value for text and flags."""
     out: list[Step] = []
@@ -130,27 +135,32 @@ class Points:
                 for s, p, w in zip(self.steps, self.points, self.weights, strict=True) if p != 0]
 
 
-def fit_points(train: pa.Table, *, l2: float | None = None, max_points: int = 100) -> Points:
-    """Fit the regression (choosing the penalty on the last training date when not given) and
-    round it to whole points; a step whose weight rounds to zero is dropped."""
+def fit_points(train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0) -> Points:
+    """Fit the regression (choosing the penalty on a validation part when not given) and turn
+    it into whole points the scorecard way: ``double_odds`` points double the odds of
+    converting, so rounding moves no step by more than a few percent of odds. Steps whose
+    weight rounds to zero show no points."""
     steps = steps_for(train)
     X = matrix(train, steps)
     y = np.asarray(train.column("label").to_pylist(), float)
     if l2 is None:
         l2 = _choose_l2(train, X, y)
     intercept, w = logistic(X, y, l2=l2)
-    reach = float(np.clip(w, 0, None).sum()) or 1.0
-    scale = max_points / reach
+    scale = double_odds / math.log(2.0)
     points = [round(x * scale) for x in w]
     return Points(steps, points, intercept, [float(x) for x in w], scale)
 
 
 def _choose_l2(train: pa.Table, X: np.ndarray, y: np.ndarray, grid=(0.3, 1.0, 3.0, 10.0, 30.0)) -> float:
+    """The penalty that ranks a validation part of the training rows best: the last training
+    date when there are dates, else a random quarter."""
     dates = np.asarray([str(v) for v in train.column("as_of").to_pylist()]) if "as_of" in train.column_names else None
-    if dates is None or len(set(dates)) < 2:
-        return 3.0
-    last = max(dates)
-    fit_rows, val_rows = dates != last, dates == last
+    if dates is not None and len(set(dates)) >= 2:
+        last = max(dates)
+        fit_rows, val_rows = dates != last, dates == last
+    else:
+        val_rows = np.random.default_rng(1).random(y.size) < 0.25
+        fit_rows = ~val_rows
     if y[val_rows].sum() == 0 or y[fit_rows].sum() == 0:
         return 3.0
     best, best_auc = 3.0, -1.0

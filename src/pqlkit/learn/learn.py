@@ -81,13 +81,25 @@ def split_by_time(table: pa.Table) -> tuple[pa.Table, pa.Table, datetime]:
     return table.filter(pc.invert(is_test)), table.filter(is_test), last
 
 
+def split_at_random(table: pa.Table, share: float = 0.25, seed: int = 0) -> tuple[pa.Table, pa.Table, None]:
+    """A stratified random hold-out, for a table without dates."""
+    rng = np.random.default_rng(seed)
+    y = np.asarray(table.column("label").to_pylist(), bool)
+    test = np.zeros(y.size, bool)
+    for cls in (True, False):
+        idx = np.flatnonzero(y == cls)
+        test[rng.choice(idx, round(share * idx.size), replace=False)] = True
+    return table.filter(pa.array(~test)), table.filter(pa.array(test)), None
+
+
 def learn_table(table: pa.Table, outcome: str, horizon: timedelta, dates: list[datetime],
-                *, reference: bool = True) -> Learned:
-    """Lifts, and (with enough conversions) fitted points and their quality on the last date."""
+                *, reference: bool = True, split=split_by_time) -> Learned:
+    """Lifts, and (with enough conversions) fitted points and their quality on the held-out
+    rows (the last date, or a random quarter for a table without dates)."""
     y = np.asarray(table.column("label").to_pylist(), bool)
     lifts = sorted((metrics.lift(s.name, s.apply(table), y) for s in facts(table)),
                    key=lambda x: (-(x.lift if not math.isnan(x.lift) else -1), x.name))
-    train, test, _ = split_by_time(table)
+    train, test, _ = split(table)
     y_train = np.asarray(train.column("label").to_pylist(), bool)
     y_test = np.asarray(test.column("label").to_pylist(), bool)
     result = Learned(outcome, horizon.days, dates, table.num_rows, int(y.sum()), int(y_train.sum()),
@@ -132,4 +144,33 @@ def learn(engine, outcome: str, horizon: timedelta, *, snapshots: int = 6, until
     return learn_table(table, outcome, horizon, dates, reference=reference)
 
 
-__all__ = ["Learned", "Quality", "learn", "learn_table", "split_by_time"]
+def user_level(table: pa.Table, label: str, *, exclude: list[str] | None = None, id_column: str | None = None,
+               reference: bool = True) -> Learned:
+    """Learn from a plain user-level table: one row per user, usage and trait columns, and an
+    outcome column (1/0, true/false, yes/no). No dates, so the hold-out is a random quarter."""
+    missing = [c for c in [label, *(exclude or []), *([id_column] if id_column else [])] if c not in table.column_names]
+    if missing:
+        raise DataError(f"no column {missing[0]!r} in the table; columns: {', '.join(table.column_names)}")
+    y = [_truthy(v, label) for v in table.column(label).to_pylist()]
+    drop = {label, *(exclude or []), *([id_column] if id_column else [])}
+    keep = [c for c in table.column_names if c not in drop]
+    data = table.select(keep)
+    data = data.rename_columns([f"_{c}" if c in fit.NOT_INPUTS else c for c in keep])
+    data = data.append_column("label", pa.array(y, pa.bool_()))
+    return learn_table(data, label, timedelta(0), [], reference=reference, split=split_at_random)
+
+
+def _truthy(value: Any, column: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "y", "won", "converted"):
+        return True
+    if text in ("0", "false", "no", "n", "lost", ""):
+        return False
+    raise DataError(f"outcome column {column!r}: cannot read {value!r} as yes or no (use 1/0, true/false, yes/no)")
+
+
+__all__ = ["Learned", "Quality", "learn", "learn_table", "split_at_random", "split_by_time", "user_level"]
