@@ -310,7 +310,12 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
                 raise BackendError(f"cannot create the DuckDB file {path}: folder {parent} does not exist")
         if wait is None:
             wait = float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT))
-        lock = _FileLock.take(path, wait) if path != ":memory:" else None
+        lock = None
+        if path != ":memory:":
+            try:
+                lock = _FileLock.take(path, wait)
+            except PermissionError:
+                lock = None  # a read-only folder: no turn-taking, DuckDB's own lock still applies
         try:
             con = _open_duckdb(path, wait)
         except BaseException:

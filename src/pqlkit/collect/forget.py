@@ -124,7 +124,10 @@ def purge_files(backend, tables: list[str]) -> str:
 def rewrite_duckdb(backend) -> None:
     """Copy every table into a fresh file and put it in place of the old one."""
     path = backend.path
-    if backend._lock is None or not backend._lock.sole():
+    if backend._lock is None:
+        raise DataError(f"cannot rewrite {path}: its folder is not writable (the rows are deleted; "
+                        "copy the file somewhere writable and run `pql forget` there to purge it)")
+    if not backend._lock.sole():
         raise DataError(
             f"cannot rewrite {path}: this process has it open more than once; close the other connections"
         )
