@@ -66,10 +66,7 @@ def _clean(d: dict[str, Any]) -> dict[str, Any]:
 def facts(table: pa.Table) -> list[fit.Step]:
     """The yes/no facts lifts are shown for: each signal fired (value above zero), each flag,
     each frequent value of a trait, and size bands."""
-    out = []
-    for step in fit.steps_for(table, quantiles=(0.0,)):
-        out.append(step)
-    return out
+    return fit.steps_for(table, quantiles=(0.0,))
 
 
 def split_by_time(table: pa.Table) -> tuple[pa.Table, pa.Table, datetime]:
