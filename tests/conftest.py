@@ -51,7 +51,7 @@ def _pg_bin(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -86,7 +86,7 @@ def pg_server():
         pytest.skip("PostgreSQL server binaries not found (install postgresql to run these tests)")
     base = Path(tempfile.mkdtemp(prefix="pqlkit-pg-"))
     data = base / "data"
-    port = _free_port()
+    port = free_port()
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
     if as_root:

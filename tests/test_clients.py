@@ -5,7 +5,6 @@ log replayed through the Segment client, stored exactly once."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -16,13 +15,7 @@ import uvicorn
 
 from pqlkit.server.app import Collector
 
-from .conftest import shared_path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import free_port, shared_path
 
 
 class Shedding:
@@ -59,7 +52,7 @@ class Running:
         self.db = tmp_path / "c.duckdb"
         self.collector = Collector(str(self.db), tmp_path / "log", {"web": "wk_web"}, resolve_interval=0)
         self.app = Shedding(self.collector, statuses or [])
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

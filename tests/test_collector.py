@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import httpx
 import pytest
 
 from pqlkit.collect.segment_api import ApiError, messages_from_body
+
+from .conftest import free_port
 
 NOW = datetime(2026, 11, 1, 12, 0, 0)
 
@@ -49,17 +50,12 @@ def test_bad_messages_name_index_and_field(endpoint, body, message):
     assert info.value.status == 400
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Server:
     def __init__(self, tmp_path):
         self.db = str(tmp_path / "c.duckdb")
         self.log = str(tmp_path / "log")
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.stderr = tmp_path / "server.err"
 

@@ -304,8 +304,7 @@ def _column_type(key: str, kinds: set[str]) -> str:
     return "string"
 
 
-def _latest_traits(traits: ir.Table, entity: str, id_col: ir.Table | None, kinds: dict[str, set[str]],
-                   ident: ir.Table | None) -> tuple[ir.Table, list[str]]:
+def _latest_traits(traits: ir.Table, entity: str, kinds: dict[str, set[str]], ident: ir.Table | None) -> tuple[ir.Table, list[str]]:
     t = traits.filter(traits.entity == entity)
     t = _resolve(t, "id", ident) if ident is not None else t.mutate(_rid=t.id)
     ranked = t.mutate(
@@ -328,7 +327,7 @@ def users_expr(seen: ir.Table, traits: ir.Table, ident: ir.Table, kinds: dict[st
     base = _resolve(seen, "user_id", ident).group_by("_rid").aggregate(
         first_seen=seen.first_seen.min(), last_seen=seen.last_seen.max()
     )
-    latest, keys = _latest_traits(traits, "user", None, kinds, ident)
+    latest, keys = _latest_traits(traits, "user", kinds, ident)
     joined = base.left_join(latest, base._rid == latest._rid)
     created = joined.first_seen if "created_at" not in keys else ibis.coalesce(joined.created_at, joined.first_seen)
     others = {k: joined[k] for k in keys if k != "created_at"}
@@ -344,7 +343,7 @@ def accounts_expr(traits: ir.Table, users: ir.Table, kinds: dict[str, set[str]])
             users.filter(users.account_id.notnull()).select(account_id=users.account_id.cast("string"))
         )
     ids = ids.distinct()
-    latest, keys = _latest_traits(traits, "account", None, kinds, None)
+    latest, keys = _latest_traits(traits, "account", kinds, None)
     joined = ids.left_join(latest, ids.account_id == latest._rid)
     return joined.select("account_id", *keys)
 

@@ -105,12 +105,6 @@ class DurableLog:
         finally:
             os.close(dir_fd)
 
-    def read(self, start: tuple[int, int]) -> Iterator[tuple[tuple[int, int], bytes]]:
-        return LogReader(self.dir, lambda: self.durable).read(start)
-
-    def drop_before(self, segment: int) -> None:
-        LogReader(self.dir, lambda: self.durable).drop_before(segment)
-
     def close(self) -> None:
         with self._lock:
             self._closed = True
