@@ -1,6 +1,6 @@
 # The two set-up commands of the README:
 #   make demo   installs everything into .venv and runs the demo
-#   make test   installs everything (PostgreSQL server included) and runs the whole test suite
+#   make test   installs everything (PostgreSQL server and Chromium included) and runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -24,6 +24,7 @@ lint: install
 
 test: install
 	bash scripts/ensure-postgres
+	bash scripts/ensure-chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest

@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -133,6 +134,54 @@ def test_pql_learn_json(demo_engine):
     assert data["outcome"] == "opportunity" and len(data["dates"]) == 3
     assert data["conversions"] == data["train_conversions"] + data["test_conversions"]
     assert {q["model"] if "model" in q else q["name"] for q in data["quality"]} == {"current model", "learned points"}
+
+
+def test_the_proposed_model_scores_exactly_like_the_learned_points(demo_engine, tmp_path):
+    from pqlkit.learn.propose import propose
+
+    result = learn(demo_engine, "opportunity", HORIZON, snapshots=4, reference=False)
+    assert result.points is not None and result.train is not None
+    proposal = propose(demo_engine.loaded, result.points, result.train, outcome="opportunity",
+                       horizon_days=HORIZON.days)
+    path = tmp_path / "proposed.yml"
+    path.write_text(proposal.text)
+    proposed = Engine(load_model(path), demo_engine.backend)
+    last = result.dates[-1]
+    held_out = dataset.snapshot_rows(demo_engine, "opportunity", dataset.Snapshot(last, HORIZON))
+    expected = np.clip(result.points.score(held_out), 0, 100)
+    scored = {r["user_id"]: r["score"] for r in demo_engine.backend.rows(proposed.scores(last).select("user_id", "score"))}
+    got = np.asarray([scored[u] for u in held_out.column("user_id").to_pylist()], float)
+    assert np.array_equal(got, expected)  # the YAML says exactly what was fitted, user for user
+    assert len(set(got)) > 5
+    # the rest of the model is untouched: same gates for every user
+    before = demo_engine.backend.rows(demo_engine.scores(last).select("user_id", "icp_profile", "excluded", "activated"))
+    after = demo_engine.backend.rows(proposed.scores(last).select("user_id", "icp_profile", "excluded", "activated"))
+    assert sorted(before, key=lambda r: r["user_id"]) == sorted(after, key=lambda r: r["user_id"])
+    learned = [c for c in proposal.changes if c.note == "learned"]
+    assert len(learned) == len({c.signal for c in learned}) > 3
+    assert "+thresholds:" not in proposal.unified_diff and "pql_score: " in proposal.unified_diff
+
+
+def test_pql_learn_never_overwrites_the_model_or_a_file_it_did_not_write(demo_engine, tmp_path):
+    model = tmp_path / "pql.yml"
+    model.write_text(Path(demo_engine.loaded.path).read_text())
+    base = ["learn", "-m", str(model), "--url", demo_engine.backend.url, "--snapshots", "3", "--no-reference"]
+    out = CliRunner().invoke(cli, [*base, "--propose", str(model)])
+    assert out.exit_code == 1 and "never overwrites" in " ".join(out.output.split())
+    assert "Traceback" not in out.output
+    other = tmp_path / "notes.yml"
+    other.write_text("my notes\n")
+    out = CliRunner().invoke(cli, [*base, "--propose", str(other)])
+    assert out.exit_code == 1 and "--force" in out.output and other.read_text() == "my notes\n"
+    out = CliRunner().invoke(cli, [*base, "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    proposed = tmp_path / "pql.proposed.yml"
+    assert data["proposal"]["path"] == str(proposed) and proposed.exists()
+    assert model.read_text() == Path(demo_engine.loaded.path).read_text()
+    load_model(proposed)  # valid
+    out = CliRunner().invoke(cli, [*base, "--json"])  # an earlier proposal is replaced
+    assert out.exit_code == 0, out.output
 
 
 LEAKAGE = ["Tags", "Lead Quality", "Lead Profile", "Last Activity", "Last Notable Activity",

@@ -168,9 +168,11 @@ class Engine:
 
     def scores_sql(self, as_of: datetime | str | None = None) -> str:
         """The user-scores query for this backend, compiled once per model and source schema."""
-        return self._sql("users", lambda when: self.scores(when), as_utc(as_of))
+        return self.sql_at("users", lambda when: self.scores(when), as_utc(as_of))
 
-    def _sql(self, kind: str, build: Callable[[datetime], ir.Table], when: datetime) -> str:
+    def sql_at(self, kind: str, build: Callable[[datetime], ir.Table], when: datetime) -> str:
+        """The SQL of ``build(when)``, compiled once per ``kind``, model and source schema for a
+        stand-in date and reused for any date by swapping its one timestamp literal."""
         key = f"{kind}:{self._fingerprint()}"
         template = self._templates.get(key) or self.backend.cached_sql(key)
         sentinel = self.backend.timestamp_literal(_SENTINEL)

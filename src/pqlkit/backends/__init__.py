@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from ..errors import BackendError, MappingError
 
@@ -184,6 +185,17 @@ class Backend:
             cur.execute(sql)
             names = [d.name for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+    def arrow(self, sql: str) -> pa.Table:
+        """A query's result as an Arrow table, through the driver."""
+        if self.name == "duckdb":
+            return self.con.con.execute(sql).to_arrow_table()
+        with self.con.con.cursor() as cur:
+            cur.execute(sql)
+            names = [d.name for d in cur.description]
+            rows = cur.fetchall()
+        return pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]) if rows else \
+            pa.table({n: pa.array([], pa.null()) for n in names})
 
     def fetch_all(self, sql: str) -> list[tuple]:
         if self.name == "duckdb":

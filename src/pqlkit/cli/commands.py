@@ -334,10 +334,15 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
 @click.option("--label", default=None, help="With --from-table: the outcome column (1/0, true/false, yes/no).")
 @click.option("--exclude", "excluded", multiple=True, metavar="COLUMN",
               help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.")
+@click.option("--propose", "propose_path", default=None, metavar="FILE",
+              help="Where to write the proposed model [default: <model>.proposed.yml beside the model].")
+@click.option("--no-propose", is_flag=True, help="Do not write a proposed model file.")
+@click.option("--force", is_flag=True, help="Let --propose replace a file that is not an earlier proposal.")
+@click.option("--diff", "show_diff", is_flag=True, help="Also print the proposal as a unified diff of the model.")
 @json_option
 @_handle_errors
 def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top, user_table, label, excluded,
-          as_json) -> None:
+          propose_path, no_propose, force, show_diff, as_json) -> None:
     """Which behaviours and traits go with conversions, and points fitted to them.
 
     Builds point-in-time snapshots (features before each date, the outcome within --horizon
@@ -351,6 +356,12 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
     from ..learn.learn import user_level
     from ..model.signals import duration_seconds
 
+    model_file = Path(model_path)
+    target = Path(propose_path) if propose_path else model_file.with_name(f"{model_file.stem}.proposed.yml")
+    if not user_table and not no_propose:
+        from ..learn.propose import check_target
+
+        check_target(target, model_file, force=force)  # before the work, not after
     if user_table:
         if not label:
             raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
@@ -367,8 +378,18 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
         with _progress(_interactive(as_json)) as say:
             result = run_learn(engine, outcome, span, snapshots=snapshots,
                                until=as_utc(until) if until else None, reference=not no_reference, progress=say)
+    proposal = None
+    if not user_table and not no_propose and result.points is not None and result.train is not None:
+        from ..learn.propose import propose, write_proposal
+
+        proposal = propose(engine.loaded, result.points, result.train, outcome=outcome,
+                           horizon_days=result.horizon_days, auc=result.quality_of("learned points"))
+        write_proposal(proposal, target, model_file, force=force)
     if as_json:
-        render.emit_json(result.to_dict())
+        payload = result.to_dict()
+        if proposal is not None:
+            payload["proposal"] = {"path": str(target), **proposal.to_dict()}
+        render.emit_json(payload)
         return
     if user_table:
         render.out.print(f"[bold]{label}[/bold] in {user_table}: {result.rows:,} rows, {result.conversions:,} "
@@ -393,6 +414,17 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
+    if proposal is not None:
+        rows = [{"signal": c.signal, "group": c.group.removesuffix("_signals"), "points now": c.before,
+                 "proposed": c.after, "change": c.note} for c in proposal.changes
+                if c.before != c.after]
+        render.table(rows, ["signal", "group", "points now", "proposed", "change"],
+                     title=f"Proposed model {target} (your model file is unchanged)")
+        render.out.print(f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+                         "(about as many PQLs as now on the training dates). Review it, then "
+                         f"`pql evaluate --model {target}`; copy it over your model to adopt it.")
+        if show_diff:
+            render.out.print(proposal.unified_diff, markup=False, highlight=False)
     for note in result.notes:
         render.warn(note)
 

@@ -19,6 +19,10 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from ..errors import DataError
+from ..features.build import env_of
+from ..features.ibis_ops import IbisOps
+from ..features.signals import AsOf, epoch
+from ..scoring.decide import evaluate
 
 OUTCOMES = {
     "opportunity": "an opportunity is created for the user or their account",
@@ -58,52 +62,77 @@ def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) ->
     return o.filter(kind, window, when.notnull()).select("user_id", "account_id", when=when)
 
 
-def snapshot_expr(engine, outcome: str, snapshot: Snapshot) -> ir.Table:
+def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, ...] = ()) -> ir.Table:
     """One row per user known at ``snapshot.as_of`` who had not converted yet: decisions,
-    signal values and the label."""
+    signal values, fit-signal flags and the label (did ``outcome`` happen within the horizon?).
+    Each outcome in ``also`` adds ``<outcome>`` (a label) and ``days_to_<outcome>``.
+
+    The date appears in the SQL as one timestamp literal (the horizon is an interval added to
+    it), so the compiled query is reused for every date (see :meth:`Engine.sql_at`)."""
     as_of = snapshot.as_of
-    start = ibis.timestamp(as_of)
-    end = ibis.timestamp(as_of + snapshot.horizon)
+    point = AsOf(as_of)
+    start = point.lit
+    end = point.minus(-snapshot.horizon.total_seconds())
     features = engine.features(as_of)
     scores = engine.scores(as_of)
     o = _outcomes(engine)
-    future = _hits(o, outcome, start, end)
-    past = _hits(o, outcome, start, None)
 
     signal_cols = [c for c in features.columns if c.startswith("signal__")]
+    env = {field: features[col] for col, field in env_of(features.columns).items()}
+    ops = IbisOps(features)
+    fit_flags = {f"fit_{s.id}": evaluate(s.when, env, ops).cast("boolean") for s in engine.model.fit_signals}
     f = features.select(
         _uid=features.user__user_id, _acc=features.user__account_id,
         business_email=features.user__is_business_email.cast("boolean"),
         employees=features.account__employees.cast("float64"),
         industry=features.account__industry.cast("string"),
         days_since_signup=features.user__days_since_signup.cast("float64"),
+        **fit_flags,
         **{c.removeprefix("signal__"): features[c].cast("float64") for c in signal_cols},
     )
     s = scores.select(
         "user_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql", "activated",
         "icp_profile", "excluded", "tier", "segment",
     )
-    joined = s.join(f, s.user_id == f._uid)
+    j = s.join(f, s.user_id == f._uid)
+    keep = [c for c in j.columns if c not in ("_uid", "_acc")]
 
-    by_user = future.filter(future.user_id.notnull()).group_by(_u="user_id").aggregate(_wu=future.when.min())
-    by_acc = future.filter(future.account_id.notnull()).group_by(_a="account_id").aggregate(_wa=future.when.min())
+    past = _hits(o, outcome, start, None)
     done_u = past.filter(past.user_id.notnull()).select(_du="user_id").distinct()
     done_a = past.filter(past.account_id.notnull()).select(_da="account_id").distinct()
-
-    j = joined.left_join(by_user, joined.user_id == by_user._u)
-    j = j.left_join(by_acc, j._acc == by_acc._a)
     j = j.left_join(done_u, j.user_id == done_u._du)
     j = j.left_join(done_a, j._acc == done_a._da)
-    j = j.filter(j._du.isnull(), j._da.isnull())
-    first = ibis.least(j._wu, j._wa)
-    first = ibis.coalesce(first, j._wu, j._wa)
-    label = first.notnull()
-    days = (first.epoch_seconds() - ibis.literal(int(as_of.timestamp()))) / 86400.0
-    keep = [c for c in joined.columns if c not in ("_uid", "_acc")]
+    j = j.filter(j._du.isnull(), j._da.isnull()).drop("_du", "_da")
+
+    for i, name in enumerate((outcome, *also)):
+        future = _hits(o, name, start, end)
+        by_user = future.filter(future.user_id.notnull()).group_by(_u=future.user_id).aggregate(_wu=future.when.min())
+        by_acc = future.filter(future.account_id.notnull()).group_by(_a=future.account_id).aggregate(
+            _wa=future.when.min())
+        j = j.left_join(by_user, j.user_id == by_user._u)
+        j = j.left_join(by_acc, j._acc == by_acc._a)
+        first = ibis.coalesce(ibis.least(j._wu, j._wa), j._wu, j._wa)
+        days = (epoch(first) - point.epoch) / 86400.0
+        hit = first.notnull()
+        j = j.mutate(**{f"_hit{i}": hit, f"_days{i}": ibis.ifelse(hit, days, ibis.null("float64"))})
+        j = j.drop("_u", "_wu", "_a", "_wa").view()
+    extra = {}
+    for i, name in enumerate(also, start=1):
+        extra[name] = j[f"_hit{i}"]
+        extra[f"days_to_{name}"] = j[f"_days{i}"]
     return j.select(
-        as_of=ibis.literal(as_of).cast("timestamp"), **{c: j[c] for c in keep},
-        account_id=j._acc, label=label, days_to_convert=ibis.ifelse(label, days, ibis.null("float64")),
+        as_of=start.cast("timestamp"), **{c: j[c] for c in keep},
+        account_id=j._acc, label=j._hit0, days_to_convert=j._days0, **extra,
     )
+
+
+def snapshot_rows(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, ...] = ()) -> pa.Table:
+    """The snapshot's rows (one per user: aggregates, never events), through SQL compiled once
+    per model, outcome and horizon and reused for every date."""
+    key = f"snapshot:{outcome}:{int(snapshot.horizon.total_seconds())}:{','.join(also)}"
+    sql = engine.sql_at(key, lambda when: snapshot_expr(engine, outcome, Snapshot(when, snapshot.horizon),
+                                                        also=also), snapshot.as_of)
+    return engine.backend.arrow(sql)
 
 
 def data_span(engine) -> tuple[datetime, datetime]:
@@ -144,13 +173,12 @@ def build(engine, outcome: str, dates: list[datetime], horizon: timedelta,
     for i, when in enumerate(dates, start=1):
         if progress:
             progress(f"snapshot {i}/{len(dates)} as of {when:%Y-%m-%d}")
-        expr = snapshot_expr(engine, outcome, Snapshot(when, horizon))
-        rows = engine.backend.rows(expr)
-        if rows:
-            tables.append(pa.Table.from_pylist(rows))
+        rows = snapshot_rows(engine, outcome, Snapshot(when, horizon))
+        if rows.num_rows:
+            tables.append(rows)
     if not tables:
         raise DataError("no users to learn from at those dates")
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "snapshot_dates", "snapshot_expr"]
+__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "snapshot_dates", "snapshot_expr", "snapshot_rows"]

@@ -17,10 +17,12 @@ import pyarrow as pa
 
 from . import metrics
 
-#: Columns of a snapshot table that are outputs or keys, never inputs.
+#: Columns of a snapshot table that are outputs, keys or the PQL gates (activated, excluded:
+#: they decide the flag, not the score), never inputs.
 NOT_INPUTS = {
     "as_of", "user_id", "account_id", "label", "days_to_convert", "score", "fit_score", "usage_score",
-    "mql_score", "is_pql", "is_mql", "tier", "segment",
+    "mql_score", "is_pql", "is_mql", "tier", "segment", "activated", "excluded",
+    "opportunity", "closed_won", "self_serve", "days_to_opportunity", "days_to_closed_won", "days_to_self_serve",
 }
 
 
@@ -71,6 +73,8 @@ def steps_for(table: pa.Table, *, max_levels: int = 12, quantiles=FINE) -> list[
             qs = np.quantile(positive, quantiles)
             if np.all(np.mod(positive, 1) == 0):
                 qs = np.ceil(qs)
+            else:  # three significant digits: a threshold a person can read in the model file
+                qs = np.asarray([float(f"{q:.3g}") for q in qs])
             for q in sorted(set(float(x) for x in qs)):
                 out.append(Step(name, threshold=q))
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -135,20 +139,31 @@ class Points:
                 for s, p, w in zip(self.steps, self.points, self.weights, strict=True) if p != 0]
 
 
-def fit_points(train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0) -> Points:
+def fit_points(train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0,
+               min_points: int = 3) -> Points:
     """Fit the regression (choosing the penalty on a validation part when not given) and turn
     it into whole points the scorecard way: ``double_odds`` points double the odds of
-    converting, so rounding moves no step by more than a few percent of odds. Steps whose
-    weight rounds to zero show no points."""
+    converting, so rounding moves no step by more than a few percent of odds.
+
+    Steps worth fewer than ``min_points`` are dropped and the rest refitted, so the model reads
+    as a short list of behaviours that matter rather than many +-1s that mostly fit noise
+    (on the demo data this also ranks the held-out date slightly better)."""
     steps = steps_for(train)
     X = matrix(train, steps)
     y = np.asarray(train.column("label").to_pylist(), float)
     if l2 is None:
         l2 = _choose_l2(train, X, y)
-    intercept, w = logistic(X, y, l2=l2)
     scale = double_odds / math.log(2.0)
+    intercept, w = logistic(X, y, l2=l2)
+    if min_points > 1:
+        keep = np.abs(np.round(w * scale)) >= min_points
+        steps = [s for s, k in zip(steps, keep, strict=True) if k]
+        X = X[:, keep]
+        intercept, w = logistic(X, y, l2=l2)
     points = [round(x * scale) for x in w]
-    return Points(steps, points, intercept, [float(x) for x in w], scale)
+    kept = [i for i, p in enumerate(points) if p != 0]
+    return Points([steps[i] for i in kept], [points[i] for i in kept], intercept,
+                  [float(w[i]) for i in kept], scale)
 
 
 def _choose_l2(train: pa.Table, X: np.ndarray, y: np.ndarray, grid=(0.3, 1.0, 3.0, 10.0, 30.0)) -> float:

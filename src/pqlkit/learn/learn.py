@@ -46,6 +46,11 @@ class Learned:
     quality: list[Quality] = field(default_factory=list)
     points: fit.Points | None = None
     notes: list[str] = field(default_factory=list)
+    train: pa.Table | None = field(default=None, repr=False)
+    """The rows the points were fitted on (for choosing a proposed model's threshold)."""
+
+    def quality_of(self, name: str) -> float | None:
+        return next((q.auc for q in self.quality if q.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,7 +105,7 @@ def learn_table(table: pa.Table, outcome: str, horizon: timedelta, dates: list[d
     y_train = np.asarray(train.column("label").to_pylist(), bool)
     y_test = np.asarray(test.column("label").to_pylist(), bool)
     result = Learned(outcome, horizon.days, dates, table.num_rows, int(y.sum()), int(y_train.sum()),
-                     int(y_test.sum()), lifts)
+                     int(y_test.sum()), lifts, train=train)
     inputs = len(fit.steps_for(train))
     needed = max(MIN_CONVERSIONS, metrics.needed_conversions(min(inputs, 20)))
     if y_train.sum() < MIN_CONVERSIONS or y_test.sum() == 0:
