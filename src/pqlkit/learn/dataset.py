@@ -62,17 +62,18 @@ def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) ->
     return o.filter(kind, window, when.notnull()).select("user_id", "account_id", when=when)
 
 
-def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, ...] = ()) -> ir.Table:
+def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
+                  also: tuple[tuple[str, timedelta], ...] = ()) -> ir.Table:
     """One row per user known at ``snapshot.as_of`` who had not converted yet: decisions,
     signal values, fit-signal flags and the label (did ``outcome`` happen within the horizon?).
-    Each outcome in ``also`` adds ``<outcome>`` (a label) and ``days_to_<outcome>``.
+    Each (outcome, horizon) in ``also`` adds ``<outcome>`` (a label within that horizon) and
+    ``days_to_<outcome>``.
 
     The date appears in the SQL as one timestamp literal (the horizon is an interval added to
     it), so the compiled query is reused for every date (see :meth:`Engine.sql_at`)."""
     as_of = snapshot.as_of
     point = AsOf(as_of)
     start = point.lit
-    end = point.minus(-snapshot.horizon.total_seconds())
     features = engine.features(as_of)
     scores = engine.scores(as_of)
     o = _outcomes(engine)
@@ -104,8 +105,8 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, 
     j = j.left_join(done_a, j._acc == done_a._da)
     j = j.filter(j._du.isnull(), j._da.isnull()).drop("_du", "_da")
 
-    for i, name in enumerate((outcome, *also)):
-        future = _hits(o, name, start, end)
+    for i, (name, span) in enumerate(((outcome, snapshot.horizon), *also)):
+        future = _hits(o, name, start, point.minus(-span.total_seconds()))
         by_user = future.filter(future.user_id.notnull()).group_by(_u=future.user_id).aggregate(_wu=future.when.min())
         by_acc = future.filter(future.account_id.notnull()).group_by(_a=future.account_id).aggregate(
             _wa=future.when.min())
@@ -117,7 +118,7 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, 
         j = j.mutate(**{f"_hit{i}": hit, f"_days{i}": ibis.ifelse(hit, days, ibis.null("float64"))})
         j = j.drop("_u", "_wu", "_a", "_wa").view()
     extra = {}
-    for i, name in enumerate(also, start=1):
+    for i, (name, _) in enumerate(also, start=1):
         extra[name] = j[f"_hit{i}"]
         extra[f"days_to_{name}"] = j[f"_days{i}"]
     return j.select(
@@ -126,10 +127,12 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, 
     )
 
 
-def snapshot_rows(engine, outcome: str, snapshot: Snapshot, *, also: tuple[str, ...] = ()) -> pa.Table:
+def snapshot_rows(engine, outcome: str, snapshot: Snapshot, *,
+                  also: tuple[tuple[str, timedelta], ...] = ()) -> pa.Table:
     """The snapshot's rows (one per user: aggregates, never events), through SQL compiled once
     per model, outcome and horizon and reused for every date."""
-    key = f"snapshot:{outcome}:{int(snapshot.horizon.total_seconds())}:{','.join(also)}"
+    key = ":".join(["snapshot", outcome, str(int(snapshot.horizon.total_seconds())),
+                    *(f"{n}/{int(h.total_seconds())}" for n, h in also)])
     sql = engine.sql_at(key, lambda when: snapshot_expr(engine, outcome, Snapshot(when, snapshot.horizon),
                                                         also=also), snapshot.as_of)
     return engine.backend.arrow(sql)

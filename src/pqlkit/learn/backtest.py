@@ -1,0 +1,367 @@
+"""Backtests: replay a model over history and measure what its PQLs went on to do.
+
+:func:`replay` asks the engine for one snapshot per date (every user not yet in the sales
+pipeline, their score, flags and what happened within the horizon after the date); everything
+else here is plain numpy over those rows, testable with plain data:
+
+- :func:`weekly`: per date, the users who became PQLs (and MQLs) since the date before, their
+  conversion to opportunity and to closed-won within the horizon and the days it took, against
+  the users who were not PQLs.
+- :func:`side_by_side`: PQL against MQL on the same people, each person counted once, at the
+  first date they qualified.
+- :func:`capacity_curve`: for every threshold, new leads a week, their conversion, and the
+  conversions sales can work given its capacity; the threshold that works the most.
+- :func:`monitor`: PQL conversion by date against the band the earlier dates set, and drift
+  in signal coverage and in the score distribution.
+
+A user counts as converted for a date when the outcome happened within the horizon after it;
+dates whose horizon reaches past the data are marked incomplete and left out of rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..errors import DataError
+from . import dataset, metrics
+
+#: What practitioners quote (OpenView, Pocus, Gainsight PLG benchmarks): shown beside the
+#: measured rates, never used in any computation.
+REFERENCE_RANGES = {
+    "pql_to_opportunity": (0.15, 0.30),
+    "pql_to_closed_won": (0.05, 0.15),
+    "mql_to_opportunity": (0.05, 0.15),
+}
+
+META = {"as_of", "user_id", "account_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql",
+        "activated", "icp_profile", "excluded", "tier", "segment", "label", "days_to_convert", "closed_won",
+        "days_to_closed_won", "business_email", "employees", "industry", "days_since_signup"}
+
+
+@dataclass
+class Replay:
+    """The replayed rows as arrays, sorted by user then date, with each row's state at the
+    date before (``prev_*``; False/NaN when the user was not there)."""
+
+    dates: list[datetime]
+    complete: list[bool]
+    """Whether each date's whole horizon lies within the data."""
+    won_complete: list[bool]
+    """The same for the closed-won horizon."""
+    horizon_days: float
+    won_horizon_days: float
+    date_index: np.ndarray
+    user: np.ndarray
+    score: np.ndarray
+    mql_score: np.ndarray
+    gate: np.ndarray
+    """Fits a profile, not excluded, activated: everything a PQL needs but the score."""
+    is_pql: np.ndarray
+    is_mql: np.ndarray
+    opportunity: np.ndarray
+    days_to_opportunity: np.ndarray
+    closed_won: np.ndarray
+    days_to_closed_won: np.ndarray
+    signals: dict[str, np.ndarray]
+    prev_score: np.ndarray
+    prev_gate: np.ndarray
+    prev_pql: np.ndarray
+    prev_mql: np.ndarray
+    first_date: int = 1
+    """Dates before this index are only the baseline for "new" (not reported)."""
+
+    @classmethod
+    def from_table(cls, table: pa.Table, horizon: timedelta, data_end: datetime, *, baseline: bool = True,
+                   won_horizon: timedelta | None = None) -> Replay:
+        if table.num_rows == 0:
+            raise DataError("no users at the replayed dates")
+        dates = sorted(set(table.column("as_of").to_pylist()))
+        pos = {d: i for i, d in enumerate(dates)}
+        date_index = np.asarray([pos[d] for d in table.column("as_of").to_pylist()], int)
+        user = np.asarray(table.column("user_id").to_pylist(), object)
+        order = np.lexsort((date_index, user.astype(str)))
+
+        def col(name: str, dtype: Any, fill: Any) -> np.ndarray:
+            if name not in table.column_names:
+                return np.full(table.num_rows, fill, dtype)[order]
+            values = [fill if v is None else v for v in table.column(name).to_pylist()]
+            return np.asarray(values, dtype)[order]
+
+        date_index, user = date_index[order], user[order]
+        profile = np.asarray([v is not None for v in table.column("icp_profile").to_pylist()], bool)[order]
+        gate = profile & ~col("excluded", bool, False) & col("activated", bool, False)
+        signals = {c: col(c, float, 0.0) for c in table.column_names
+                   if c not in META and not c.startswith(("fit_", "days_to_")) and
+                   (pa.types.is_floating(table.column(c).type) or pa.types.is_integer(table.column(c).type))}
+        score = col("score", float, 0.0)
+        is_pql, is_mql = col("is_pql", bool, False), col("is_mql", bool, False)
+        same = np.zeros(user.size, bool)
+        same[1:] = (user[1:] == user[:-1]) & (date_index[1:] == date_index[:-1] + 1)
+
+        def prev(a: np.ndarray, fill: Any) -> np.ndarray:
+            out = np.full(a.size, fill, a.dtype)
+            out[1:] = np.where(same[1:], a[:-1], fill)
+            return out
+
+        return cls(
+            dates=dates, complete=[d + horizon <= data_end for d in dates],
+            won_complete=[d + (won_horizon or horizon) <= data_end for d in dates],
+            horizon_days=horizon.total_seconds() / 86400,
+            won_horizon_days=(won_horizon or horizon).total_seconds() / 86400,
+            date_index=date_index, user=user, score=score, mql_score=col("mql_score", float, 0.0), gate=gate,
+            is_pql=is_pql, is_mql=is_mql, opportunity=col("label", bool, False),
+            days_to_opportunity=col("days_to_convert", float, np.nan), closed_won=col("closed_won", bool, False),
+            days_to_closed_won=col("days_to_closed_won", float, np.nan), signals=signals,
+            prev_score=prev(score, np.nan), prev_gate=prev(gate, False), prev_pql=prev(is_pql, False),
+            prev_mql=prev(is_mql, False), first_date=1 if baseline and len(dates) > 1 else 0,
+        )
+
+    @property
+    def reported(self) -> range:
+        return range(self.first_date, len(self.dates))
+
+    @property
+    def new_pql(self) -> np.ndarray:
+        return self.is_pql & ~self.prev_pql
+
+    @property
+    def new_mql(self) -> np.ndarray:
+        return self.is_mql & ~self.prev_mql
+
+    def rows_complete(self) -> np.ndarray:
+        ok = np.asarray(self.complete, bool)[self.date_index]
+        return ok & (self.date_index >= self.first_date)
+
+
+def replay_dates(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
+    if every.total_seconds() <= 0:
+        raise DataError("--every must be a positive duration, e.g. 7d")
+    if end < start:
+        raise DataError(f"--to {end:%Y-%m-%d} is before --from {start:%Y-%m-%d}")
+    out, d = [], start
+    while d <= end:
+        out.append(d)
+        d += every
+    if len(out) > 520:
+        raise DataError(f"{len(out)} dates from --from to --to; use a longer --every (at most 520 dates)")
+    return out
+
+
+def replay(engine, dates: list[datetime], horizon: timedelta, every: timedelta, *,
+           won_horizon: timedelta | None = None, progress: Callable[[str], None] | None = None) -> Replay:
+    """Snapshots at ``dates`` (plus one date before the first, the baseline for "new")."""
+    _, data_end = dataset.data_span(engine)
+    every_date = [dates[0] - every, *dates]
+    tables = []
+    for i, when in enumerate(every_date):
+        if progress:
+            progress(f"replaying {when:%Y-%m-%d} ({i + 1}/{len(every_date)})")
+        rows = dataset.snapshot_rows(engine, "opportunity", dataset.Snapshot(when, horizon),
+                                     also=(("closed_won", won_horizon or horizon),))
+        if rows.num_rows:
+            tables.append(rows)
+    if not tables:
+        raise DataError("no users at any replayed date: check --from and --to against your events")
+    return Replay.from_table(pa.concat_tables(tables, promote_options="permissive"), horizon, data_end,
+                             won_horizon=won_horizon)
+
+
+def _rate(k: int, n: int) -> float | None:
+    return k / n if n else None
+
+
+def _median(a: np.ndarray) -> float | None:
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else None
+
+
+def weekly(r: Replay) -> list[dict[str, Any]]:
+    """Per reported date: new PQLs, new MQLs, users who were not PQLs, and what they did."""
+    out = []
+    for i in r.reported:
+        at = r.date_index == i
+        new_pql, new_mql, other = at & r.new_pql, at & r.new_mql, at & ~r.is_pql
+        row: dict[str, Any] = {"as_of": r.dates[i], "complete": r.complete[i], "users": int(at.sum()),
+                               "pqls": int((at & r.is_pql).sum())}
+        for name, group in (("new_pqls", new_pql), ("new_mqls", new_mql), ("non_pqls", other)):
+            n = int(group.sum())
+            row[name] = n
+            done, won_done = r.complete[i], r.won_complete[i]
+            row[f"{name}_to_opportunity"] = _rate(int((group & r.opportunity).sum()), n) if done else None
+            row[f"{name}_days_to_opportunity"] = (_median(r.days_to_opportunity[group & r.opportunity])
+                                                  if done else None)
+            row[f"{name}_to_closed_won"] = _rate(int((group & r.closed_won).sum()), n) if won_done else None
+        out.append(row)
+    return out
+
+
+def _first(r: Replay, flag: np.ndarray) -> np.ndarray:
+    """Each user's first reported row where ``flag`` holds (row indexes)."""
+    idx = np.flatnonzero(flag & (r.date_index >= r.first_date))
+    if idx.size == 0:
+        return idx
+    _, first = np.unique(r.user[idx].astype(str), return_index=True)
+    return idx[first]
+
+
+def side_by_side(r: Replay) -> dict[str, Any]:
+    """PQL and MQL on the same people: every user seen at a complete reported date counts once,
+    at the first date they qualified (or their first date, for those who never did)."""
+    ok = r.rows_complete()
+    seen = _first(r, ok)
+    users = r.user[seen].astype(str)
+    first_pql = dict(zip(r.user[_first(r, ok & r.is_pql)].astype(str), _first(r, ok & r.is_pql), strict=True))
+    first_mql = dict(zip(r.user[_first(r, ok & r.is_mql)].astype(str), _first(r, ok & r.is_mql), strict=True))
+    total = users.size
+
+    won_ok = np.asarray(r.won_complete, bool)[r.date_index]
+
+    def outcome_at(rows: list[int]) -> dict[str, Any]:
+        a = np.asarray(rows, int)
+        opp = int(r.opportunity[a].sum()) if a.size else 0
+        won_rows = a[won_ok[a]] if a.size else a
+        won = int(r.closed_won[won_rows].sum()) if won_rows.size else 0
+        return {"people": int(a.size), "opportunities": opp, "to_opportunity": _rate(opp, int(a.size)),
+                "closed_won": won, "to_closed_won": _rate(won, int(won_rows.size)),
+                "median_days_to_opportunity": _median(r.days_to_opportunity[a][r.opportunity[a]]) if a.size else None}
+
+    all_opp = 0
+    for u, row in zip(users, seen, strict=True):
+        first = [first_pql.get(u), first_mql.get(u)]
+        at = min([x for x in first if x is not None], default=row)
+        all_opp += int(r.opportunity[at])
+    groups = {}
+    for name, firsts in (("PQL", first_pql), ("MQL", first_mql)):
+        groups[name] = outcome_at(list(firsts.values()))
+        groups[name]["share_of_opportunities"] = _rate(groups[name]["opportunities"], all_opp)
+    overlap = {}
+    for name, test in (("both", lambda u: u in first_pql and u in first_mql),
+                       ("PQL only", lambda u: u in first_pql and u not in first_mql),
+                       ("MQL only", lambda u: u in first_mql and u not in first_pql),
+                       ("neither", lambda u: u not in first_pql and u not in first_mql)):
+        rows = []
+        for u, row in zip(users, seen, strict=True):
+            if test(u):
+                cands = [x for x in (first_pql.get(u), first_mql.get(u)) if x is not None]
+                rows.append(min(cands) if cands else row)
+        overlap[name] = outcome_at(rows)
+    return {"people": total, "opportunities": all_opp, "base_rate": _rate(all_opp, total), "groups": groups,
+            "overlap": overlap, "reference_ranges": REFERENCE_RANGES}
+
+
+def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict[str, Any]:
+    """For each threshold: the users who newly cross it each date (with the PQL gates), their
+    conversion, and the conversions sales works when each date's new leads are worked best
+    score first, up to ``capacity`` a date. The recommended threshold works the most
+    conversions (ties: the higher threshold, less work)."""
+    ok = r.rows_complete()
+    dates = [i for i in r.reported if r.complete[i]]
+    if not dates:
+        raise DataError("no complete dates to measure capacity on: move --to back by the horizon")
+    order_by_date = {i: np.flatnonzero(ok & (r.date_index == i)) for i in dates}
+    curve = []
+    for t in thresholds:
+        qualified = r.gate & (r.score >= t)
+        was = r.prev_gate & (np.nan_to_num(r.prev_score, nan=-1) >= t)
+        new = qualified & ~was
+        leads = conv = worked = 0.0
+        for i in dates:
+            rows = order_by_date[i][new[order_by_date[i]]]
+            leads += rows.size
+            conv += r.opportunity[rows].sum()
+            top = rows[np.argsort(-r.score[rows], kind="mergesort")][: int(capacity)]
+            worked += r.opportunity[top].sum()
+        n = len(dates)
+        curve.append({"threshold": t, "leads_per_week": leads / n, "conversion": conv / leads if leads else None,
+                      "conversions_per_week": conv / n, "worked_conversions_per_week": worked / n,
+                      "missed_conversions_per_week": (conv - worked) / n})
+    best = max(curve, key=lambda c: (round(c["worked_conversions_per_week"], 9), c["threshold"]))
+    return {"capacity_per_week": capacity, "recommended_threshold": best["threshold"], "recommended": best,
+            "curve": curve}
+
+
+def _psi(expected: np.ndarray, actual: np.ndarray, edges: np.ndarray) -> float:
+    """Population stability index of ``actual`` against ``expected`` over ``edges``."""
+    e = np.histogram(expected, edges)[0].astype(float)
+    a = np.histogram(actual, edges)[0].astype(float)
+    e = np.maximum(e / max(e.sum(), 1), 1e-4)
+    a = np.maximum(a / max(a.sum(), 1), 1e-4)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _drift_alerts(drift: list[dict[str, Any]]) -> list[str]:
+    """One line per drifting thing: since when, and where it is now."""
+    out = []
+    names = sorted({f for d in drift for f in d["flags"]}, key=lambda f: (f != "score", f))
+    for name in names:
+        hit = [d for d in drift if name in d["flags"]]
+        last = drift[-1]
+        if name == "score":
+            out.append(f"score distribution: PSI {last['psi']:.2f} on {last['as_of']:%Y-%m-%d} "
+                       f"(above 0.25 since {hit[0]['as_of']:%Y-%m-%d})")
+        else:
+            out.append(f"{name} coverage {last['baseline_coverage'][name]:.0%} in the baseline, "
+                       f"{last['coverage'][name]:.0%} on {last['as_of']:%Y-%m-%d} (moved since {hit[0]['as_of']:%Y-%m-%d})")
+    return out
+
+
+def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
+    """PQL-to-opportunity conversion per date against the band the baseline dates (the
+    earlier ``baseline_share`` of complete dates) set, and drift of signal coverage and of
+    the score distribution (PSI) against the same baseline."""
+    reported = list(r.reported)
+    complete = [i for i in reported if r.complete[i]]
+    if len(reported) < 2:
+        raise DataError("monitoring needs at least two replayed dates")
+    k = max(1, int(len(complete or reported) * baseline_share))
+    base_dates = (complete or reported)[:k]
+    base = np.isin(r.date_index, base_dates)
+    base_pql = base & r.new_pql
+    p0 = float(r.opportunity[base_pql].mean()) if base_pql.any() else float("nan")
+    base_cover = {name: float((v[base] > 0).mean()) if base.any() else 0.0 for name, v in r.signals.items()}
+    edges = np.linspace(0, 100, 11)
+    edges[-1] = 100.0001
+    conversion, drift = [], []
+    for i in reported:
+        at = r.date_index == i
+        group = at & r.new_pql
+        n = int(group.sum())
+        row: dict[str, Any] = {"as_of": r.dates[i], "complete": r.complete[i], "new_pqls": n, "baseline": i in base_dates}
+        if r.complete[i] and n and not math.isnan(p0):
+            k_conv = int(r.opportunity[group].sum())
+            half = metrics.Z95 * math.sqrt(p0 * (1 - p0) / n)
+            row.update(rate=k_conv / n, expected=p0, low=max(0.0, p0 - half), high=min(1.0, p0 + half))
+            row["outside"] = not (row["low"] <= row["rate"] <= row["high"])
+        conversion.append(row)
+        flags = []
+        psi = _psi(r.score[base], r.score[at], edges)
+        if psi > 0.25:
+            flags.append("score")
+        cover = {}
+        for name, values in r.signals.items():
+            c0 = base_cover[name]
+            c1 = float((values[at] > 0).mean()) if at.any() else 0.0
+            cover[name] = c1
+            se = math.sqrt(max(c0 * (1 - c0), 1e-9) * (1 / max(base.sum(), 1) + 1 / max(at.sum(), 1)))
+            if abs(c1 - c0) >= 0.05 and abs(c1 - c0) / se > 3:
+                flags.append(name)
+        drift.append({"as_of": r.dates[i], "psi": psi, "coverage": cover, "baseline_coverage": base_cover,
+                      "flags": flags})
+    later = [row for row in conversion if not row["baseline"]]
+    alerts = [f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.0%}, "
+              f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.0%}-{row['high']:.0%}"
+              for row in later if row.get("outside")]
+    alerts += _drift_alerts([d for d in drift if d["as_of"] not in {r.dates[i] for i in base_dates}])
+    return {"baseline_dates": [r.dates[i] for i in base_dates], "expected_rate": None if math.isnan(p0) else p0,
+            "conversion": conversion, "drift": drift, "alerts": alerts}
+
+
+__all__ = ["REFERENCE_RANGES", "Replay", "capacity_curve", "monitor", "replay", "replay_dates", "side_by_side",
+           "weekly"]
