@@ -59,7 +59,9 @@ FORBIDDEN = {
     "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "engine": ("pqlkit.cli",),
     "learn": ("duckdb", "psycopg", "httpx", "starlette", "pqlkit.cli", "pqlkit.backends", "pqlkit.server",
-              "pqlkit.collect"),
+              "pqlkit.collect", "pqlkit.report"),
+    "report": ("duckdb", "psycopg", "ibis", "httpx", "starlette", "pqlkit.cli", "pqlkit.backends",
+               "pqlkit.server", "pqlkit.collect", "pqlkit.features"),
 }
 
 

@@ -597,3 +597,216 @@ def _demo_end() -> datetime:
     """The demo's data ends at the start of today (UTC), so `now` is just after it."""
     now = as_utc(None)
     return datetime(now.year, now.month, now.day)
+
+
+# --- evaluate / backtest / report ----------------------------------------------------------------
+
+
+def _duration(option: str, text: str):
+    from datetime import timedelta
+
+    from ..model.signals import duration_seconds
+
+    try:
+        return timedelta(seconds=duration_seconds(text))
+    except ValueError as exc:
+        raise PqlkitError(f"{option}: {exc}") from None
+
+
+def _day_option(option: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return as_utc(text)
+    except PqlkitError:
+        raise PqlkitError(f"{option} {text!r} is not a date; use ISO 8601, e.g. 2026-09-01") from None
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+@cli.command()
+@model_option
+@url_option
+@click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]), default="opportunity",
+              show_default=True, help="What counts as converting.")
+@click.option("--horizon", default="30d", show_default=True, help="How long after each date a conversion counts.")
+@click.option("--every", default="7d", show_default=True, help="Time between evaluation dates.")
+@click.option("--split", default=None, help="First held-out date (default: 60% of the way through the dates).")
+@click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
+@json_option
+@_handle_errors
+def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) -> None:
+    """How well the model's score and PQL flag predicted conversions, after a time split.
+
+    AUC, lift at the top 5% and 10%, precision and recall of the PQL flag (and the MQL flag on
+    the same rows), and calibration: the rate dates before --split predict for a score against
+    the rate that followed.
+    """
+    from ..learn.evaluate import evaluate as run
+
+    engine = Engine.open(model_path, url)
+    with _progress(_interactive(as_json)) as say:
+        ev = run(engine, outcome=outcome, horizon=_duration("--horizon", horizon), every=_duration("--every", every),
+                 split=_day_option("--split", split), until=_day_option("--until", until), progress=say)
+    if as_json:
+        render.emit_json(ev.to_dict())
+        return
+    render.out.print(
+        f"[bold]{ev.outcome}[/bold] within {ev.horizon_days} days: calibrated on {len(ev.train_dates)} dates before "
+        f"{ev.split:%Y-%m-%d}, measured on {len(ev.test_dates)} dates from it ({ev.rows:,} user-dates, "
+        f"{ev.conversions:,} conversions)"
+    )
+    render.table([
+        {"measure": "AUC", "PQL": f"{ev.auc:.3f}", "MQL": f"{ev.mql_auc:.3f}"},
+        {"measure": "lift top 5% / 10%", "PQL": f"{ev.lift_5:.2f} / {ev.lift_10:.2f}", "MQL": "-"},
+        {"measure": "flagged", "PQL": f"{ev.pql['flagged']:,}", "MQL": f"{ev.mql['flagged']:,}"},
+        {"measure": "precision", "PQL": _pct(ev.pql["precision"]), "MQL": _pct(ev.mql["precision"])},
+        {"measure": "recall", "PQL": _pct(ev.pql["recall"]), "MQL": _pct(ev.mql["recall"])},
+        {"measure": "Brier score", "PQL": "-" if ev.brier is None else f"{ev.brier:.4f}", "MQL": "-"},
+    ], ["measure", "PQL", "MQL"], title="Held-out quality (score and flag)")
+    if ev.calibration:
+        render.table([{"predicted": _pct(c["predicted"]), "observed": _pct(c["observed"]), "user-dates": c["n"]}
+                      for c in ev.calibration], ["predicted", "observed", "user-dates"],
+                     title="Calibration (deciles of the rate the earlier dates predict)")
+    render.table([{"score": b["band"], "users": b["users"], "converted": b["converted"], "rate": _pct(b["rate"])}
+                  for b in ev.by_band if b["users"]], ["score", "users", "converted", "rate"],
+                 title="Conversion by score band")
+    for note in ev.notes:
+        render.warn(note)
+
+
+def _replay_options(fn):
+    for option in reversed([
+        click.option("--from", "start", default=None, help="First date (default: four weeks into the data)."),
+        click.option("--to", "end", default=None, help="Last date (default: the last event's day)."),
+        click.option("--every", default="7d", show_default=True, help="Time between replayed dates."),
+        click.option("--horizon", default="30d", show_default=True,
+                     help="How long after a date an opportunity counts."),
+        click.option("--won-horizon", default="60d", show_default=True,
+                     help="How long after a date a closed-won deal counts (deals take longer)."),
+        click.option("--reps", default=2, show_default=True, type=click.IntRange(min=1),
+                     help="Sales reps working PQLs (for the capacity threshold)."),
+        click.option("--leads-per-rep", default=10, show_default=True, type=click.FloatRange(min=0, min_open=True),
+                     help="Leads each rep can work per --every period."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _replay_window(engine, start, end):
+    from datetime import timedelta
+
+    from ..learn import dataset
+
+    first, last = dataset.data_span(engine)
+    s = _day_option("--from", start) or dataset._day(first + timedelta(days=28))
+    e = _day_option("--to", end) or dataset._day(last)
+    return s, e
+
+
+@cli.command()
+@model_option
+@url_option
+@_replay_options
+@json_option
+@_handle_errors
+def backtest(model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, as_json) -> None:
+    """Replay the model over history: PQLs each period and what they went on to do.
+
+    As of each date from --from to --to: users who became PQLs (and MQLs) since the date before,
+    their conversion to opportunity and closed-won, days to convert, against non-PQLs; PQL vs
+    MQL on the same people beside the rates practitioners quote; the threshold that fits sales
+    capacity; and monitoring (conversion against its band, drift). Exit code 3 when monitoring
+    raises an alert.
+    """
+    from ..learn import backtest as bt
+
+    engine = Engine.open(model_path, url)
+    every_d, hz, won = _duration("--every", every), _duration("--horizon", horizon), _duration("--won-horizon", won_horizon)
+    s, e = _replay_window(engine, start, end)
+    with _progress(_interactive(as_json)) as say:
+        r = bt.replay(engine, bt.replay_dates(s, e, every_d), hz, every_d, won_horizon=won, progress=say)
+    weeks, sbs = bt.weekly(r), bt.side_by_side(r)
+    cap = bt.capacity_curve(r, reps * leads_per_rep)
+    mon = bt.monitor(r)
+    if as_json:
+        render.emit_json({"horizon_days": hz.days, "won_horizon_days": won.days, "every_days": every_d.days,
+                          "weekly": weeks, "pql_vs_mql": sbs, "capacity": cap, "monitor": mon})
+    else:
+        render.table([{
+            "as of": f"{w['as_of']:%Y-%m-%d}" + ("" if w["complete"] else " (open)"), "users": w["users"],
+            "new PQLs": w["new_pqls"], "to opp.": _pct(w["new_pqls_to_opportunity"]),
+            "to won": _pct(w["new_pqls_to_closed_won"]),
+            "days to opp.": "-" if w["new_pqls_days_to_opportunity"] is None else f"{w['new_pqls_days_to_opportunity']:.0f}",
+            "non-PQLs to opp.": _pct(w["non_pqls_to_opportunity"]), "new MQLs": w["new_mqls"],
+            "MQLs to opp.": _pct(w["new_mqls_to_opportunity"]),
+        } for w in weeks], ["as of", "users", "new PQLs", "to opp.", "to won", "days to opp.", "non-PQLs to opp.",
+                            "new MQLs", "MQLs to opp."],
+            title=f"New PQLs every {every_d.days} days: opportunity within {hz.days} days, closed-won within {won.days} "
+                  "(open: horizon not over yet)")
+        g, ref = sbs["groups"], sbs["reference_ranges"]
+
+        def quoted(key: str) -> str:
+            lo, hi = ref[key]
+            return f"{lo:.0%}-{hi:.0%}"
+
+        render.table([
+            {"": "PQL", "people": g["PQL"]["people"], "to opportunity": _pct(g["PQL"]["to_opportunity"]),
+             "quoted": quoted("pql_to_opportunity"), "to closed-won": _pct(g["PQL"]["to_closed_won"]),
+             "quoted ": quoted("pql_to_closed_won"), "share of all opps": _pct(g["PQL"]["share_of_opportunities"])},
+            {"": "MQL", "people": g["MQL"]["people"], "to opportunity": _pct(g["MQL"]["to_opportunity"]),
+             "quoted": quoted("mql_to_opportunity"), "to closed-won": _pct(g["MQL"]["to_closed_won"]),
+             "quoted ": "-", "share of all opps": _pct(g["MQL"]["share_of_opportunities"])},
+            *({"": name, "people": o["people"], "to opportunity": _pct(o["to_opportunity"]), "quoted": "",
+               "to closed-won": _pct(o["to_closed_won"]), "quoted ": "", "share of all opps": ""}
+              for name, o in sbs["overlap"].items()),
+        ], ["", "people", "to opportunity", "quoted", "to closed-won", "quoted ", "share of all opps"],
+            title=f"PQL vs MQL on the same {sbs['people']:,} people (each once, at the first date they qualified; "
+                  f"base rate {_pct(sbs['base_rate'])})")
+        best = cap["recommended"]
+        render.out.print(
+            f"Capacity {cap['capacity_per_week']:g} leads per {every_d.days} days: threshold "
+            f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
+            f"from {best['leads_per_week']:.1f} new leads ({_pct(best['conversion'])} convert; the model's threshold is "
+            f"{engine.model.thresholds.pql_score:g}). `pql report` draws the whole curve."
+        )
+        for alert in mon["alerts"]:
+            render.warn(alert)
+        if not mon["alerts"]:
+            render.out.print("Monitoring: conversion within its expected band, no drift.")
+    if mon["alerts"]:
+        sys.exit(3)
+
+
+@cli.command()
+@model_option
+@url_option
+@_replay_options
+@click.option("-o", "--out", "out_path", default="pql-report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@json_option
+@_handle_errors
+def report(model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, out_path, as_json) -> None:
+    """Write one self-contained HTML report (opens offline): funnel, score distribution by
+    outcome, signal lift, calibration, PQL vs MQL, the weekly backtest and the capacity curve."""
+    from ..report.build import CHARTS, gather
+    from ..report.build import render as render_html
+
+    engine = Engine.open(model_path, url)
+    s, e = _replay_window(engine, start, end)
+    with _progress(_interactive(as_json)) as say:
+        findings = gather(engine, horizon=_duration("--horizon", horizon), won_horizon=_duration("--won-horizon", won_horizon),
+                          every=_duration("--every", every), capacity=reps * leads_per_rep, start=s, end=e,
+                          progress=say)
+        html = render_html(findings)
+    target = Path(out_path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    if as_json:
+        render.emit_json({"path": str(target), "bytes": len(html.encode()), "charts": list(CHARTS),
+                          "alerts": findings["monitor"]["alerts"]})
+        return
+    render.out.print(f"Wrote {target} ({len(html.encode()) / 1024:.0f} KB, {len(CHARTS)} charts); open it in a browser.")

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
-from . import dataset, metrics
+from . import dataset
 
 #: What practitioners quote (OpenView, Pocus, Gainsight PLG benchmarks): shown beside the
 #: measured rates, never used in any computation.
@@ -39,6 +39,10 @@ REFERENCE_RANGES = {
     "pql_to_closed_won": (0.05, 0.15),
     "mql_to_opportunity": (0.05, 0.15),
 }
+
+#: Control limits of the conversion band, in standard errors: three, as on a p-chart, so a
+#: steady model raises a false alarm about once in 370 dates, not once in 20.
+CONTROL_SIGMAS = 3.0
 
 META = {"as_of", "user_id", "account_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql",
         "activated", "icp_profile", "excluded", "tier", "segment", "label", "days_to_convert", "closed_won",
@@ -314,7 +318,8 @@ def _drift_alerts(drift: list[dict[str, Any]]) -> list[str]:
 
 def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
     """PQL-to-opportunity conversion per date against the band the baseline dates (the
-    earlier ``baseline_share`` of complete dates) set, and drift of signal coverage and of
+    earlier ``baseline_share`` of complete dates) set (a p-chart: the baseline rate plus or
+    minus three standard errors for that date's number of new PQLs), and drift of signal coverage and of
     the score distribution (PSI) against the same baseline."""
     reported = list(r.reported)
     complete = [i for i in reported if r.complete[i]]
@@ -336,7 +341,7 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
         row: dict[str, Any] = {"as_of": r.dates[i], "complete": r.complete[i], "new_pqls": n, "baseline": i in base_dates}
         if r.complete[i] and n and not math.isnan(p0):
             k_conv = int(r.opportunity[group].sum())
-            half = metrics.Z95 * math.sqrt(p0 * (1 - p0) / n)
+            half = CONTROL_SIGMAS * math.sqrt(p0 * (1 - p0) / n)
             row.update(rate=k_conv / n, expected=p0, low=max(0.0, p0 - half), high=min(1.0, p0 + half))
             row["outside"] = not (row["low"] <= row["rate"] <= row["high"])
         conversion.append(row)
@@ -355,8 +360,8 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
         drift.append({"as_of": r.dates[i], "psi": psi, "coverage": cover, "baseline_coverage": base_cover,
                       "flags": flags})
     later = [row for row in conversion if not row["baseline"]]
-    alerts = [f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.0%}, "
-              f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.0%}-{row['high']:.0%}"
+    alerts = [f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.1%} of {row['new_pqls']} new PQLs, "
+              f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.1%}-{row['high']:.1%}"
               for row in later if row.get("outside")]
     alerts += _drift_alerts([d for d in drift if d["as_of"] not in {r.dates[i] for i in base_dates}])
     return {"baseline_dates": [r.dates[i] for i in base_dates], "expected_rate": None if math.isnan(p0) else p0,

@@ -1,0 +1,1 @@
+"""The HTML report: measurements gathered as data, rendered to one offline file."""
