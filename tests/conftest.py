@@ -152,3 +152,20 @@ def world_backend(new_backend, small_world) -> Backend:
     backend = new_backend()
     load(backend, small_world)
     return backend
+
+
+@contextlib.contextmanager
+def demo_engine_in(folder: Path, size: DemoSize):
+    """An engine over a generated demo world in a DuckDB file in ``folder``, with the starter model."""
+    from pqlkit.demo.load import write_model
+    from pqlkit.engine import Engine
+    from pqlkit.model.load import load_model
+
+    backend = connect(str(folder / "d.duckdb"))
+    load(backend, generate(size, end=DEMO_END))
+    write_model(folder / "pql.yml")
+    try:
+        yield Engine(load_model(folder / "pql.yml"), backend)
+    finally:
+        backend.close()
+

@@ -14,16 +14,14 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from pqlkit.backends import connect
 from pqlkit.cli import cli
-from pqlkit.demo.generate import DemoSize, generate
-from pqlkit.demo.load import load, write_model
+from pqlkit.demo.generate import DemoSize
 from pqlkit.engine import Engine
 from pqlkit.learn import dataset, metrics
 from pqlkit.learn.learn import learn, learn_table
 from pqlkit.model.load import load_model
 
-from .conftest import DEMO_END, shared_path
+from .conftest import demo_engine_in, shared_path
 
 AS_OF = datetime(2026, 9, 1)
 HORIZON = timedelta(days=30)
@@ -92,14 +90,8 @@ def test_auc_equals_the_share_of_correctly_ordered_pairs():
 
 @pytest.fixture(scope="module")
 def demo_engine(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("learn")
-    data = generate(DemoSize(accounts=1500, users=6000, days=90, seed=3), end=DEMO_END)
-    backend = connect(str(folder / "d.duckdb"))
-    load(backend, data)
-    write_model(folder / "pql.yml")
-    engine = Engine(load_model(folder / "pql.yml"), backend)
-    yield engine
-    backend.close()
+    with demo_engine_in(tmp_path_factory.mktemp("learn"), DemoSize(accounts=1500, users=6000, days=90, seed=3)) as engine:
+        yield engine
 
 
 def test_learned_points_come_within_a_hundredth_of_the_boosted_reference(demo_engine):

@@ -18,17 +18,13 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from pqlkit.backends import connect
 from pqlkit.cli import cli
-from pqlkit.demo.generate import DemoSize, generate
-from pqlkit.demo.load import load, write_model
-from pqlkit.engine import Engine
+from pqlkit.demo.generate import DemoSize
 from pqlkit.learn import backtest as bt
 from pqlkit.learn.evaluate import evaluate_table
-from pqlkit.model.load import load_model
 from pqlkit.report.build import CHARTS
 
-from .conftest import DEMO_END, _require
+from .conftest import DEMO_END, _require, demo_engine_in
 
 D = [datetime(2026, 9, 1) + timedelta(days=7 * i) for i in range(4)]
 HORIZON = timedelta(days=30)
@@ -137,14 +133,8 @@ def test_evaluation_figures_match_hand_counts():
 
 @pytest.fixture(scope="module")
 def prove_engine(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("prove")
-    data = generate(DemoSize(accounts=500, users=2000, days=90, seed=5), end=DEMO_END)
-    backend = connect(str(folder / "d.duckdb"))
-    load(backend, data)
-    write_model(folder / "pql.yml")
-    engine = Engine(load_model(folder / "pql.yml"), backend)
-    yield engine
-    backend.close()
+    with demo_engine_in(tmp_path_factory.mktemp("prove"), DemoSize(accounts=500, users=2000, days=90, seed=5)) as engine:
+        yield engine
 
 
 def test_the_replay_flags_equal_the_plain_python_decisions(prove_engine):

@@ -47,6 +47,14 @@ def _progress(enabled: bool):
         yield lambda msg: bar.update(task, description=msg)
 
 
+def _outcome_options(fn):
+    """--outcome and --horizon, shared by learn and evaluate."""
+    fn = click.option("--horizon", default="30d", show_default=True,
+                      help="How long after each date a conversion counts (e.g. 30d, 6w).")(fn)
+    return click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]),
+                        default="opportunity", show_default=True, help="What counts as converting.")(fn)
+
+
 def _interactive(as_json: bool) -> bool:
     return not as_json and render.err.is_terminal
 
@@ -320,9 +328,7 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
 @cli.command()
 @model_option
 @url_option
-@click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]), default="opportunity",
-              show_default=True, help="What counts as converting.")
-@click.option("--horizon", default="30d", show_default=True, help="How long after each date a conversion counts (e.g. 30d, 6w).")
+@_outcome_options
 @click.option("--snapshots", default=6, show_default=True, type=click.IntRange(min=2),
               help="How many dates to take snapshots at; the last is held out to measure quality.")
 @click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
@@ -629,9 +635,7 @@ def _pct(v) -> str:
 @cli.command()
 @model_option
 @url_option
-@click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]), default="opportunity",
-              show_default=True, help="What counts as converting.")
-@click.option("--horizon", default="30d", show_default=True, help="How long after each date a conversion counts.")
+@_outcome_options
 @click.option("--every", default="7d", show_default=True, help="Time between evaluation dates.")
 @click.option("--split", default=None, help="First held-out date (default: 60% of the way through the dates).")
 @click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")

@@ -61,6 +61,13 @@ def _frame(kind: str, title: str, body: list[str], ymax: float, *, percent: bool
     return "".join(out)
 
 
+def _xticks(labels: Sequence[str], at, *, most: int) -> list[str]:
+    """Labels under the x axis, at most ``most`` of them (every n-th)."""
+    step = max(1, math.ceil(len(labels) / most))
+    return [f'<text x="{at(i):.1f}" y="{H - M_BOTTOM + 16}" text-anchor="middle" class="tick">{escape(label)}</text>'
+            for i, label in enumerate(labels) if i % step == 0]
+
+
 def bars(kind: str, title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]], *,
          percent: bool = False, ylabel: str = "", xlabel: str = "",
          bands: Sequence[tuple[int, float, float, str]] = ()) -> str:
@@ -88,11 +95,7 @@ def bars(kind: str, title: str, labels: Sequence[str], series: Sequence[tuple[st
             shown = f"{v:.1%}" if percent else _fmt(v)
             body.append(f'<rect class="mark" x="{x:.1f}" y="{M_TOP + ih - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
                         f'fill="{color}"><title>{escape(labels[gi])}, {escape(name)}: {shown}</title></rect>')
-    step = max(1, math.ceil(len(labels) / 14))
-    for gi, label in enumerate(labels):
-        if gi % step == 0:
-            body.append(f'<text x="{M_LEFT + gi * gw + gw / 2:.1f}" y="{H - M_BOTTOM + 16}" text-anchor="middle" '
-                        f'class="tick">{escape(label)}</text>')
+    body += _xticks(labels, lambda gi: M_LEFT + gi * gw + gw / 2, most=14)
     legend = [(name, PALETTE[i % len(PALETTE)]) for i, (name, _) in enumerate(series)] if len(series) > 1 else []
     return _frame(kind, title, body, ymax, percent=percent, ylabel=ylabel, xlabel=xlabel, legend=legend)
 
@@ -173,11 +176,7 @@ def lines(kind: str, title: str, xs: Sequence[str], series: Sequence[tuple[str, 
             shown = f"{v:.1%}" if percent else _fmt(v)
             body.append(f'<circle class="mark" cx="{px(i):.1f}" cy="{py(v):.1f}" r="3" fill="{color}">'
                         f'<title>{escape(xs[i])}, {escape(name)}: {shown}</title></circle>')
-    step = max(1, math.ceil(len(xs) / 10))
-    for i, x in enumerate(xs):
-        if i % step == 0:
-            body.append(f'<text x="{px(i):.1f}" y="{H - M_BOTTOM + 16}" text-anchor="middle" class="tick">'
-                        f'{escape(x)}</text>')
+    body += _xticks(xs, px, most=10)
     legend = [(name, PALETTE[i % len(PALETTE)]) for i, (name, _) in enumerate(series)]
     return _frame(kind, title, body, ymax, percent=percent, ylabel=ylabel, xlabel=xlabel, legend=legend)
 
