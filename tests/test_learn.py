@@ -28,8 +28,9 @@ HORIZON = timedelta(days=30)
 
 
 def _rows(engine, outcome="opportunity", as_of=AS_OF):
-    expr = dataset.snapshot_expr(engine, outcome, dataset.Snapshot(as_of, HORIZON))
-    return {r["user_id"]: r for r in engine.backend.rows(expr)}
+    """The snapshot through the path learn and backtest use: SQL compiled once, rows as Arrow."""
+    table = dataset.snapshot_rows(engine, outcome, dataset.Snapshot(as_of, HORIZON))
+    return {r["user_id"]: r for r in table.to_pylist()}
 
 
 def test_future_events_never_reach_a_feature(world_backend, model_file):

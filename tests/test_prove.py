@@ -20,8 +20,10 @@ from click.testing import CliRunner
 
 from pqlkit.cli import cli
 from pqlkit.demo.generate import DemoSize
+from pqlkit.engine import Engine
 from pqlkit.learn import backtest as bt
 from pqlkit.learn.evaluate import evaluate_table
+from pqlkit.model.load import load_model
 from pqlkit.report.build import CHARTS
 
 from .conftest import DEMO_END, _require, demo_engine_in
@@ -137,14 +139,15 @@ def prove_engine(tmp_path_factory):
         yield engine
 
 
-def test_the_replay_flags_equal_the_plain_python_decisions(prove_engine):
-    dates = [DEMO_END - timedelta(days=50), DEMO_END - timedelta(days=43)]
-    r = bt.replay(prove_engine, dates, HORIZON, timedelta(days=7))
-    o = prove_engine.backend.rows(prove_engine.bound.outcomes)
+def test_the_replay_flags_equal_the_plain_python_decisions(world_backend, model_file):
+    engine = Engine(load_model(model_file), world_backend)
+    dates = [DEMO_END - timedelta(days=30), DEMO_END - timedelta(days=23)]
+    r = bt.replay(engine, dates, HORIZON, timedelta(days=7))
+    o = world_backend.rows(engine.bound.outcomes)
     for i, d in enumerate(r.dates):
         done = {x["user_id"] for x in o if x["kind"] != "self_serve" and x["created_at"] < d}
         accounts = {x["account_id"] for x in o if x["kind"] != "self_serve" and x["created_at"] < d} - {None}
-        python = [x for x in prove_engine.python_scores(d) if x["user_id"] not in done and x["account_id"] not in accounts]
+        python = [x for x in engine.python_scores(d) if x["user_id"] not in done and x["account_id"] not in accounts]
         at = r.date_index == i
         assert int(at.sum()) == len(python)
         assert int((at & r.is_pql).sum()) == sum(bool(x["is_pql"]) for x in python) > 0
