@@ -700,14 +700,9 @@ def _replay_options(fn):
 
 
 def _replay_window(engine, start, end):
-    from datetime import timedelta
+    from ..learn.backtest import window
 
-    from ..learn import dataset
-
-    first, last = dataset.data_span(engine)
-    s = _day_option("--from", start) or dataset._day(first + timedelta(days=28))
-    e = _day_option("--to", end) or dataset._day(last)
-    return s, e
+    return window(engine, _day_option("--from", start), _day_option("--to", end))
 
 
 @cli.command()

@@ -144,6 +144,13 @@ class Replay:
         return ok & (self.date_index >= self.first_date)
 
 
+def window(engine, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The replay's first and last date: by default four weeks into the data (some history
+    before the first date) to the day of the last event."""
+    first, last = dataset.data_span(engine)
+    return start or dataset.day_of(first + timedelta(days=28)), end or dataset.day_of(last)
+
+
 def replay_dates(start: datetime, end: datetime, every: timedelta) -> list[datetime]:
     if every.total_seconds() <= 0:
         raise DataError("--every must be a positive duration, e.g. 7d")
@@ -206,7 +213,7 @@ def weekly(r: Replay) -> list[dict[str, Any]]:
     return out
 
 
-def _first(r: Replay, flag: np.ndarray) -> np.ndarray:
+def first_rows(r: Replay, flag: np.ndarray) -> np.ndarray:
     """Each user's first reported row where ``flag`` holds (row indexes)."""
     idx = np.flatnonzero(flag & (r.date_index >= r.first_date))
     if idx.size == 0:
@@ -219,10 +226,11 @@ def side_by_side(r: Replay) -> dict[str, Any]:
     """PQL and MQL on the same people: every user seen at a complete reported date counts once,
     at the first date they qualified (or their first date, for those who never did)."""
     ok = r.rows_complete()
-    seen = _first(r, ok)
+    seen = first_rows(r, ok)
     users = r.user[seen].astype(str)
-    first_pql = dict(zip(r.user[_first(r, ok & r.is_pql)].astype(str), _first(r, ok & r.is_pql), strict=True))
-    first_mql = dict(zip(r.user[_first(r, ok & r.is_mql)].astype(str), _first(r, ok & r.is_mql), strict=True))
+    pql_rows, mql_rows = first_rows(r, ok & r.is_pql), first_rows(r, ok & r.is_mql)
+    first_pql = dict(zip(r.user[pql_rows].astype(str), pql_rows, strict=True))
+    first_mql = dict(zip(r.user[mql_rows].astype(str), mql_rows, strict=True))
     total = users.size
 
     won_ok = np.asarray(r.won_complete, bool)[r.date_index]
@@ -368,5 +376,15 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
             "conversion": conversion, "drift": drift, "alerts": alerts}
 
 
-__all__ = ["REFERENCE_RANGES", "Replay", "capacity_curve", "monitor", "replay", "replay_dates", "side_by_side",
-           "weekly"]
+__all__ = [
+    "REFERENCE_RANGES",
+    "Replay",
+    "capacity_curve",
+    "first_rows",
+    "monitor",
+    "replay",
+    "replay_dates",
+    "side_by_side",
+    "weekly",
+    "window",
+]

@@ -160,12 +160,12 @@ def snapshot_dates(first: datetime, last: datetime, horizon: timedelta, *, count
             "use a shorter --horizon or wait for more data"
         )
     if count <= 1 or hi == lo:
-        return [_day(hi)]
+        return [day_of(hi)]
     step = (hi - lo) / (count - 1)
-    return sorted({_day(lo + step * i) for i in range(count)})
+    return sorted({day_of(lo + step * i) for i in range(count)})
 
 
-def _day(when: datetime) -> datetime:
+def day_of(when: datetime) -> datetime:
     return when.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -184,4 +184,4 @@ def build(engine, outcome: str, dates: list[datetime], horizon: timedelta,
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "snapshot_dates", "snapshot_expr", "snapshot_rows"]
+__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "day_of", "snapshot_dates", "snapshot_expr", "snapshot_rows"]

@@ -66,7 +66,7 @@ def _clean(v: Any) -> Any:
 
 def evaluation_dates(first: datetime, last: datetime, horizon: timedelta, every: timedelta,
                      warmup: timedelta = timedelta(days=28)) -> list[datetime]:
-    lo = dataset._day(first + warmup)
+    lo = dataset.day_of(first + warmup)
     hi = last - horizon
     if hi < lo:
         raise DataError(

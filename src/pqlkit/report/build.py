@@ -27,8 +27,7 @@ def gather(engine, *, horizon: timedelta, won_horizon: timedelta, every: timedel
            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     say = progress or (lambda _m: None)
     first, last = dataset.data_span(engine)
-    start = start or dataset._day(first + timedelta(days=28))
-    end = end or dataset._day(last)
+    start, end = backtest.window(engine, start, end)
     say("learning which behaviours go with opportunities")
     learned = learn(engine, "opportunity", horizon, snapshots=4, reference=False, progress=say)
     say("evaluating on a time split")
@@ -38,9 +37,9 @@ def gather(engine, *, horizon: timedelta, won_horizon: timedelta, every: timedel
     say("summarising")
     sbs = backtest.side_by_side(r)
     ok = r.rows_complete()
-    seen = backtest._first(r, ok)
-    gated = backtest._first(r, ok & r.gate)
-    pqls = backtest._first(r, ok & r.is_pql)
+    seen = backtest.first_rows(r, ok)
+    gated = backtest.first_rows(r, ok & r.gate)
+    pqls = backtest.first_rows(r, ok & r.is_pql)
     won_ok = [r.won_complete[r.date_index[i]] for i in pqls]
     funnel = [
         ("users seen", int(seen.size)),
