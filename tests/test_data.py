@@ -23,7 +23,7 @@ def _engine(model_file, backend):
 
 
 def _replace(backend, name: str, table: pa.Table) -> None:
-    backend.con.create_table(name, table, overwrite=True)
+    backend.write_table(name, table, overwrite=True)
 
 
 def test_missing_mapped_column_names_table_column_and_columns_present(model_file, world_backend):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -75,7 +75,7 @@ def test_events_after_as_of_change_nothing(model_file, world_backend, small_worl
         "timestamp": [as_of + timedelta(seconds=1 + i % 3600) for i in range(n)],
         "properties": ['{"feature": "x", "invitee": "z@y.com"}'] * n,
     })
-    world_backend.con.insert("events", future.cast(world_backend.con.table("events").schema().to_pyarrow()))
+    world_backend.insert("events", future.cast(world_backend.table("events").schema().to_pyarrow()))
     after = _rows(engine.scores(as_of))
     assert after == before
     # ...and they do count once as_of moves past them.
@@ -106,17 +106,17 @@ def test_a_failed_run_leaves_previous_results_intact(model_file, world_backend, 
     engine = _engine(model_file, world_backend)
     good = engine.run(DEMO_END)
     before = _rows(engine.stored_users(good.as_of, good.model_version))
-    original = world_backend.insert_select
+    original = world_backend.insert
 
-    def fail_on_accounts(table, expr):
-        if table == ACCOUNT_SCORES:
-            raise RuntimeError("disk full")
-        return original(table, expr)
+    def fail_on_accounts(table, rows, columns=None):
+        if table == ACCOUNT_SCORES:  # a real driver error, half way through the run
+            world_backend.run_sql("INSERT INTO no_such_table VALUES (1)")
+        return original(table, rows, columns)
 
-    monkeypatch.setattr(world_backend, "insert_select", fail_on_accounts)
+    monkeypatch.setattr(world_backend, "insert", fail_on_accounts)
     with pytest.raises(BackendError, match="rolled back"):
         engine.run(DEMO_END)
-    monkeypatch.setattr(world_backend, "insert_select", original)
+    monkeypatch.setattr(world_backend, "insert", original)
     assert _rows(engine.stored_users(good.as_of, good.model_version)) == before
 
 
@@ -182,7 +182,7 @@ def test_as_of_defaults_to_now_and_accepts_offsets(model_file, world_backend):
     from pqlkit.engine import as_utc
 
     assert as_utc("2026-10-01T02:00:00+02:00") == datetime(2026, 10, 1, 0, 0)
-    assert abs((as_utc(None) - datetime.utcnow().replace(microsecond=0)).total_seconds()) < 5
+    assert abs((as_utc(None) - datetime.now(UTC).replace(tzinfo=None, microsecond=0)).total_seconds()) < 5
 
 
 def test_compiled_sql_is_reused_for_any_as_of_and_gives_the_same_rows(model_file, world_backend):

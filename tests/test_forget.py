@@ -20,14 +20,14 @@ ANN, BO = b"ann@acme.io", b"bo@gmail.com"
 def _database_files(backend, request) -> list[Path]:
     if backend.name == "duckdb":
         return [p for p in backend.path.parent.iterdir() if p.name.startswith(backend.path.name)]
-    backend.execute_sql("CHECKPOINT")  # the tests' server runs with fsync off: write pages out
-    oid = backend.fetch_one("SELECT oid FROM pg_database WHERE datname = current_database()")[0]
+    backend.run_sql("CHECKPOINT")  # the tests' server runs with fsync off: write pages out
+    oid = backend.run_sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
     return [p for p in (request.getfixturevalue("pg_server").data / "base" / str(oid)).iterdir() if p.is_file()]
 
 
 def _readable(backend, request, needle: bytes) -> bool:
     if backend.name == "duckdb":
-        backend.execute_sql("CHECKPOINT")
+        backend.run_sql("CHECKPOINT")
     return any(needle in p.read_bytes() for p in _database_files(backend, request))
 
 
@@ -45,12 +45,12 @@ def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, 
         cols = backend.table(table).columns
         for col in ("user_id", "anonymous_id", "previous_id", "champion_user_id"):
             if col in cols and table != "pql_suppressions":
-                found = backend.fetch_all(
+                found = backend.run_sql(
                     f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" IN ('u1', 'anon-1', 'legacy-9')")
                 assert found == [(0,)], (table, col)
     assert not _readable(backend, request, ANN)
     assert _readable(backend, request, BO)  # the scan does find what is still there
-    suppressed = backend.fetch_all("SELECT id FROM pql_suppressions ORDER BY id")
+    suppressed = backend.run_sql("SELECT id FROM pql_suppressions ORDER BY id")
     assert [r[0] for r in suppressed] == ["anon-1", "legacy-9", "u1"]
 
     # importing the same export again stores nothing of theirs

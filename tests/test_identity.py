@@ -82,7 +82,7 @@ def test_identify_and_group_merge_traits_latest_wins_history_kept(new_backend, t
     [acc] = backend.rows(backend.table("pql_accounts"))
     assert (acc["account_id"], acc["name"], acc["employees"], acc["industry"], acc["domain"]) == (
         "acc-1", "Acme", 250.0, "software", "acme.io")
-    history = backend.fetch_all(
+    history = backend.run_sql(
         "SELECT value FROM pql_traits WHERE entity = 'user' AND key = 'role' ORDER BY timestamp")
     assert [r[0] for r in history] == ["admin", "owner"]
     # the old id is merged into u1, not a user of its own
@@ -118,7 +118,7 @@ def test_links_are_point_in_time(new_backend, tmp_path):
 
 def test_chains_are_followed_and_the_first_link_wins():
     backend = connect(":memory:")
-    backend.con.create_table("links", pa.table({
+    backend.write_table("links", pa.table({
         "id": ["a", "old", "a", "x"],
         "user_id": ["old", "new", "other", "x"],
         "linked_at": [datetime(2026, 1, d) for d in (1, 3, 2, 1)],

@@ -125,7 +125,7 @@ def test_imported_events_score_like_loaded_ones(new_backend, small_world, model_
     load(backend, small_world)
     reference = Engine(load_model(model_file), backend).scores(DEMO_END).drop("model_version")
     expected = {r["user_id"]: r for r in backend.rows(reference)}
-    backend.execute_sql('DROP TABLE "events"')
+    backend.run_sql('DROP TABLE "events"')
     backend.tables()
     pq.write_table(small_world.events, tmp_path / "events.parquet")
     report = import_files(backend, [tmp_path / "events.parquet"])
@@ -166,6 +166,6 @@ def test_cli_import_summary_and_json(tmp_path):
 
 def test_a_table_of_another_shape_is_refused(new_backend, tmp_path):
     backend = new_backend()
-    backend.con.create_table("events", pa.table({"user_id": ["x"], "event": ["y"]}))
+    backend.write_table("events", pa.table({"user_id": ["x"], "event": ["y"]}))
     with pytest.raises(DataError, match=r"table 'events' has no column\(s\) message_id, source"):
         import_files(backend, [_csv(tmp_path)], mapping=MAP)

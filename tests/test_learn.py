@@ -47,7 +47,7 @@ def test_future_events_never_reach_a_feature(world_backend, model_file):
         "timestamp": [AS_OF + timedelta(hours=1 + i) for i in range(len(users) * 5)],
         "properties": ["{}"] * (len(users) * 5),
     })
-    world_backend.con.insert("events", future)
+    world_backend.insert("events", future)
     after = _rows(Engine(load_model(model_file), world_backend))
     assert after.keys() == before.keys()
     for u in users:

@@ -48,7 +48,7 @@ def engine(tmp_path_factory):
                      "employees": pa.int64(), "tech_stack": pa.list_(pa.string()), "seats": pa.int64()},
     }
     for name, cols in empty.items():
-        backend.con.create_table(name, pa.schema(cols).empty_table())
+        backend.write_table(name, pa.schema(cols).empty_table())
     from pqlkit.model.load import LoadedModel
 
     parsed = parse_model(MODEL, str(path / "pql.yml"))

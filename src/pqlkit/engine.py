@@ -155,7 +155,7 @@ class Engine:
         return user_features(
             self.bound, self.loaded, as_utc(as_of),
             bitmask_days=self.backend.bitmask_days and not portable,
-            dialect="portable" if portable else self.backend.name,
+            json_text=None if portable or not self.backend.json_text_native else self.backend.json_text,
         )
 
     def scores(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
@@ -180,7 +180,7 @@ class Engine:
             template = self.backend.compile(build(_SENTINEL))
             if sentinel not in template:  # cannot be reused: compile for this as_of instead
                 return self.backend.compile(build(when))
-            self.backend.store_sql(key, template)
+            self.backend.store_sql(key, template, utc_now())
         self._templates[key] = template
         return template.replace(sentinel, self.backend.timestamp_literal(when))
 
@@ -231,26 +231,17 @@ class Engine:
         users_sql = self.scores_sql(when)
         say("scoring users")
         key = {"as_of": when, "model_version": version}
-        try:
-            with self.backend.transaction():
-                self.backend.delete_where(USER_SCORES, key)
-                self.backend.delete_where(ACCOUNT_SCORES, key)
-                self.backend.insert_sql(USER_SCORES, list(USER_COLUMNS), users_sql)
-                say("rolling up accounts")
-                self.backend.insert_select(
-                    ACCOUNT_SCORES,
-                    account_scores(self.stored_users(when, version), bound, self.loaded, when),
-                )
-                counts = self._counts(when, version)
-                self.backend.delete_where(RUNS, key)
-                self.backend.insert_row(RUNS, self._run_row(when, counts))
-        except PqlkitError:
-            raise
-        except Exception as exc:
-            raise BackendError(
-                f"the scoring run failed and was rolled back (previous results are intact): "
-                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-            ) from exc
+        # Driver errors (disk full, a lost connection, a constraint) roll the run back and are
+        # reported as BackendError; any other exception is a bug and propagates as it is.
+        with self.backend.errors("the scoring run failed and was rolled back (previous results are intact)"), \
+                self.backend.transaction():
+            self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
+            say("rolling up accounts")
+            self.backend.replace_rows(
+                ACCOUNT_SCORES, key, account_scores(self.stored_users(when, version), bound, self.loaded, when)
+            )
+            counts = self._counts(when, version)
+            self.backend.replace_rows(RUNS, key, [self._run_row(when, counts)])
         return RunResult(
             as_of=when, model_version=version, seconds=time.perf_counter() - started,
             warnings=warnings, **counts,
@@ -259,12 +250,10 @@ class Engine:
     def _ensure_tables(self) -> None:
         if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):
             scores = self.scores(_SENTINEL)
-            self.backend.create_table_if_missing(USER_SCORES, scores)
+            self.backend.ensure_table(USER_SCORES, scores.schema())
             accounts_probe = account_scores(scores, self.bound, self.loaded, _SENTINEL)
-            self.backend.create_table_if_missing(ACCOUNT_SCORES, accounts_probe)
-        if not self.backend.has_table(RUNS):
-            self.backend.con.create_table(RUNS, schema=RUNS_SCHEMA)
-            self.backend.tables()
+            self.backend.ensure_table(ACCOUNT_SCORES, accounts_probe.schema())
+        self.backend.ensure_table(RUNS, RUNS_SCHEMA)
         existing = self.backend.table(USER_SCORES).schema()
         if list(existing.names) != list(USER_COLUMNS):
             raise BackendError(

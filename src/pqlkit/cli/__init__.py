@@ -39,6 +39,11 @@ def _handle_errors(fn):
         except Exception as exc:
             if os.environ.get("PQL_DEBUG"):
                 raise
+            from ..backends import driver_errors, first_line
+
+            if isinstance(exc, driver_errors()):  # the database said no: not a bug of ours
+                render.error(f"the database reported an error: {first_line(exc)}")
+                sys.exit(EXIT_ERROR)
             render.error(
                 f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}\n"
                 "This is a bug in pqlkit; rerun with PQL_DEBUG=1 for the traceback and report it."

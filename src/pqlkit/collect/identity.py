@@ -54,13 +54,11 @@ TRAITS_SCHEMA = pa.schema(
 SEEN_SCHEMA = pa.schema(
     [("user_id", pa.string()), ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us"))]
 )
-_DDL = {
-    LINKS: "(id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, linked_at TIMESTAMP NOT NULL, via VARCHAR, "
-           "PRIMARY KEY (id, user_id))",
-    TRAITS: "(source VARCHAR NOT NULL, message_id VARCHAR NOT NULL, entity VARCHAR NOT NULL, id VARCHAR NOT NULL, "
-            "key VARCHAR NOT NULL, value VARCHAR, kind VARCHAR NOT NULL, timestamp TIMESTAMP NOT NULL, "
-            "PRIMARY KEY (source, message_id, entity, id, key))",
-    SEEN: "(user_id VARCHAR PRIMARY KEY, first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL)",
+#: Table -> primary key (every key column is NOT NULL too).
+_KEYS = {
+    LINKS: (LINKS_SCHEMA, ("id", "user_id"), ("linked_at",)),
+    TRAITS: (TRAITS_SCHEMA, ("source", "message_id", "entity", "id", "key"), ("kind", "timestamp")),
+    SEEN: (SEEN_SCHEMA, ("user_id",), ("first_seen", "last_seen")),
 }
 #: Trait names that are not traits (they name the row).
 _RESERVED = {"user": {"id", "user_id", "first_seen", "last_seen"}, "account": {"id", "account_id"}}
@@ -194,10 +192,8 @@ def _text(value: Any) -> str | None:
 
 
 def ensure_tables(backend) -> None:
-    for name, ddl in _DDL.items():
-        if not backend.has_table(name):
-            backend.execute_sql(f'CREATE TABLE IF NOT EXISTS "{name}" {ddl}')
-            backend.tables()
+    for name, (schema, key, not_null) in _KEYS.items():
+        backend.ensure_table(name, schema, primary_key=key, not_null=not_null)
 
 
 def store(backend, batch: IdentityBatch) -> None:
@@ -206,26 +202,12 @@ def store(backend, batch: IdentityBatch) -> None:
         return
     ensure_tables(backend)
     links = [{"id": i, "user_id": u, "linked_at": w, "via": via} for (i, u), (w, via) in batch.links.items()]
-    _upsert(backend, LINKS, pa.Table.from_pylist(links, schema=LINKS_SCHEMA), ("id", "user_id"),
-            'DO UPDATE SET linked_at = LEAST("{t}".linked_at, excluded.linked_at)')
-    _upsert(backend, TRAITS, pa.Table.from_pylist(list(batch.traits.values()), schema=TRAITS_SCHEMA),
-            ("source", "message_id", "entity", "id", "key"), "DO NOTHING")
+    backend.upsert(LINKS, pa.Table.from_pylist(links, schema=LINKS_SCHEMA), _KEYS[LINKS][1], {"linked_at": "min"})
+    backend.upsert(TRAITS, pa.Table.from_pylist(list(batch.traits.values()), schema=TRAITS_SCHEMA),
+                   _KEYS[TRAITS][1], "ignore")
     seen = [{"user_id": u, "first_seen": a, "last_seen": b} for u, (a, b) in batch.seen.items()]
-    _upsert(backend, SEEN, pa.Table.from_pylist(seen, schema=SEEN_SCHEMA), ("user_id",),
-            'DO UPDATE SET first_seen = LEAST("{t}".first_seen, excluded.first_seen), '
-            'last_seen = GREATEST("{t}".last_seen, excluded.last_seen)')
-
-
-def _upsert(backend, table: str, rows: pa.Table, key: tuple[str, ...], action: str) -> None:
-    if rows.num_rows == 0:
-        return
-    cols = ", ".join(f'"{c}"' for c in rows.column_names)
-    keys = ", ".join(f'"{k}"' for k in key)
-    with backend.staged(rows) as stage:
-        backend.execute_sql(
-            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{stage}" WHERE TRUE '
-            f"ON CONFLICT ({keys}) {action.format(t=table)}"
-        )
+    backend.upsert(SEEN, pa.Table.from_pylist(seen, schema=SEEN_SCHEMA), _KEYS[SEEN][1],
+                   {"first_seen": "min", "last_seen": "max"})
 
 
 # --- deriving the current state -------------------------------------------------------------------
@@ -245,26 +227,18 @@ def materialize(backend) -> Resolved:
     kinds = _trait_kinds(backend)
     identities = identities_expr(backend.table(LINKS))
     with backend.transaction():
-        _replace(backend, IDENTITIES, identities)
+        backend.replace_table(IDENTITIES, identities)
         ident = backend.table(IDENTITIES)
         users = users_expr(backend.table(SEEN), backend.table(TRAITS), ident, kinds.get("user", {}))
-        _replace(backend, USERS, users)
+        backend.replace_table(USERS, users)
         accounts = accounts_expr(backend.table(TRAITS), backend.table(USERS), kinds.get("account", {}))
-        _replace(backend, ACCOUNTS, accounts)
-    counts = [int(backend.fetch_one(f'SELECT count(*) FROM "{t}"')[0]) for t in (IDENTITIES, USERS, ACCOUNTS)]
-    return Resolved(*counts)
-
-
-def _replace(backend, name: str, expr: ir.Table) -> None:
-    sql = backend.compile(expr)
-    backend.execute_sql(f'DROP TABLE IF EXISTS "{name}"')
-    backend.execute_sql(f'CREATE TABLE "{name}" AS {sql}')
-    backend.tables()
+        backend.replace_table(ACCOUNTS, accounts)
+    return Resolved(*(backend.count(t) for t in (IDENTITIES, USERS, ACCOUNTS)))
 
 
 def _trait_kinds(backend) -> dict[str, dict[str, set[str]]]:
     out: dict[str, dict[str, set[str]]] = {}
-    for entity, key, kind in backend.fetch_all(f'SELECT DISTINCT entity, key, kind FROM "{TRAITS}"'):
+    for entity, key, kind in backend.values(backend.table(TRAITS).select("entity", "key", "kind").distinct()):
         out.setdefault(entity, {}).setdefault(key, set()).add(kind)
     return out
 
@@ -356,8 +330,8 @@ def ids_for(backend, user_id: str) -> list[str]:
     found = {user_id}
     frontier: Iterable[str] = [user_id]
     while frontier:
-        quoted = ", ".join("'" + i.replace("'", "''") + "'" for i in frontier)
-        rows = backend.fetch_all(f'SELECT id FROM "{LINKS}" WHERE user_id IN ({quoted})')
+        links = backend.table(LINKS)
+        rows = backend.values(links.filter(links.user_id.isin(list(frontier))).select("id"))
         new = {row[0] for row in rows} - found
         found |= new
         frontier = list(new)

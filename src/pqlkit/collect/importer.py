@@ -285,9 +285,7 @@ def _store(backend, table: str, chunks: list[pa.Table], messages: list[dict[str,
            ids: identity.IdentityBatch) -> int:
     """Insert, in one transaction, the rows whose (source, message_id) is not stored yet, the
     identity messages, and what they say about identities."""
-    if not backend.has_table(table):
-        backend.con.create_table(table, schema=EVENTS_SCHEMA)
-        backend.tables()
+    backend.ensure_table(table, EVENTS_SCHEMA)
     existing = backend.table(table).columns
     missing = [c for c in EVENT_COLUMNS if c not in existing]
     if missing:

@@ -33,6 +33,7 @@ EVENTS_SCHEMA = pa.schema(
         ("timestamp", pa.timestamp("us")), ("received_at", pa.timestamp("us")), ("properties", pa.string()),
     ]
 )
+OFFSETS_SCHEMA = pa.schema([("name", pa.string()), ("segment", pa.int64()), ("offset", pa.int64())])
 MESSAGES_SCHEMA = pa.schema(
     [
         ("message_id", pa.string()), ("source", pa.string()), ("type", pa.string()),
@@ -44,34 +45,13 @@ MESSAGES_SCHEMA = pa.schema(
 
 
 def ensure_table(backend, table: str, schema: pa.Schema) -> None:
-    if not backend.has_table(table):
-        backend.con.create_table(table, schema=schema)
-        backend.tables()
+    backend.ensure_table(table, schema)
 
 
 def insert_new(backend, table: str, rows: pa.Table, window: timedelta | None = DEDUP_WINDOW) -> int:
     """Insert the rows whose (source, message_id) is not stored yet (within ``window`` of
     their received_at); return how many went in. Call inside a transaction."""
-    if rows.num_rows == 0:
-        return 0
-    cols = ", ".join(f'"{c}"' for c in rows.column_names)
-    with backend.staged(rows) as stage:
-        recent = ""
-        if window is not None:
-            oldest = min(v for v in rows.column("received_at").to_pylist() if v is not None) - window
-            recent = f"AND e.received_at >= TIMESTAMP '{oldest.isoformat(sep=' ')}' "
-        before = _count(backend, table)
-        backend.execute_sql(
-            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER '
-            f'(PARTITION BY source, message_id ORDER BY received_at) AS _n FROM "{stage}") s '
-            f'WHERE s._n = 1 AND NOT EXISTS (SELECT 1 FROM "{table}" e WHERE e.message_id = s.message_id '
-            f"AND e.source IS NOT DISTINCT FROM s.source {recent})"
-        )
-        return _count(backend, table) - before
-
-
-def _count(backend, table: str) -> int:
-    return int(backend.fetch_one(f'SELECT count(*) FROM "{table}"')[0])
+    return backend.insert_new(table, rows, window=window)
 
 
 def message_row(message: dict[str, Any], source: str) -> dict[str, Any]:
@@ -96,7 +76,7 @@ def suppressed_ids(backend) -> set[str]:
     """Ids whose messages are dropped (written by `pql forget`)."""
     if not backend.has_table(SUPPRESSIONS):
         return set()
-    return {row[0] for row in backend.fetch_all(f'SELECT id FROM "{SUPPRESSIONS}"')}
+    return {row[0] for row in backend.values(backend.table(SUPPRESSIONS).select("id"))}
 
 
 def is_suppressed(message: dict[str, Any], suppressed: set[str]) -> bool:
@@ -157,11 +137,7 @@ class Flusher:
             ensure_table(backend, table, EVENTS_SCHEMA)
             ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
             identity.ensure_tables(backend)
-            if not backend.has_table(OFFSETS):
-                backend.execute_sql(
-                    f'CREATE TABLE "{OFFSETS}" (name VARCHAR PRIMARY KEY, segment BIGINT, "offset" BIGINT)'
-                )
-                backend.tables()
+            backend.ensure_table(OFFSETS, OFFSETS_SCHEMA, primary_key=["name"])
             self._checkpoint = self._read_checkpoint(backend)
 
     @contextlib.contextmanager
@@ -181,8 +157,9 @@ class Flusher:
         return self._checkpoint
 
     def _read_checkpoint(self, backend) -> tuple[int, int]:
-        row = backend.fetch_one(f"SELECT segment, \"offset\" FROM \"{OFFSETS}\" WHERE name = '{self.name}'")
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        t = backend.table(OFFSETS)
+        rows = backend.values(t.filter(t.name == self.name).select("segment", "offset"))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
     def flush_once(self, limit: int = 100_000) -> int:
         """Store what the log holds beyond the checkpoint; return how many lines were stored."""
@@ -236,8 +213,8 @@ class Flusher:
             stored = insert_new(backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
-            backend.execute_sql(f"DELETE FROM \"{OFFSETS}\" WHERE name = '{self.name}'")
-            backend.execute_sql(f"INSERT INTO \"{OFFSETS}\" VALUES ('{self.name}', {last[0]}, {last[1]})")
+            backend.upsert(OFFSETS, pa.table({"name": [self.name], "segment": [last[0]], "offset": [last[1]]},
+                                             schema=OFFSETS_SCHEMA), ["name"])
         self._checkpoint = last
         self.stored += stored
         self.duplicates += len(events) - stored

@@ -14,7 +14,7 @@ TABLES = ("accounts", "users", "events", "outcomes")
 def load(backend: Backend, data: DemoData) -> None:
     """Replace the demo tables in ``backend``."""
     for name in TABLES:
-        backend.con.create_table(name, getattr(data, name), overwrite=True)
+        backend.write_table(name, getattr(data, name), overwrite=True)
 
 
 def starter_text() -> str:

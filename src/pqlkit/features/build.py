@@ -16,11 +16,11 @@ import ibis.expr.types as ir
 
 from ..model.defaults import free_mail_domains
 from ..model.load import LoadedModel
-from ..model.signals import duration_seconds, signal_events
+from ..model.signals import duration_seconds, reads_every_event, signal_events
 from ..model.spec import CANONICAL_COLUMNS
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
-from .signals import AsOf, EventContext, epoch, plan_signal
+from .signals import AsOf, EventContext, JsonText, epoch, plan_signal
 from .sources import Bound, default_type
 
 USER = "user__"
@@ -54,7 +54,7 @@ def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Sca
 
 
 def user_features(
-    bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, dialect: str = "portable"
+    bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, json_text: JsonText | None = None
 ) -> ir.Table:
     """One row per user known before ``as_of``: attributes, derived fields and signal values."""
     model = loaded.model
@@ -69,13 +69,11 @@ def user_features(
         events = resolve_identities(events, bound.identities, as_of_lit)
     events = events.filter(events.user_id.notnull())
     needed = sorted({n for s in [*model.usage_signals, *model.mql_signals] for n in signal_events(s)})
-    any_event = any(
-        "*" in getattr(s, "events", []) for s in [*model.usage_signals, *model.mql_signals]
-    )
+    any_event = any(reads_every_event(s) for s in [*model.usage_signals, *model.mql_signals])
     upgrade_events = list(model.plans.upgrade_events)
     if needed and not any_event:
         events = events.filter(events.event.isin(sorted({*needed, *upgrade_events})))
-    ctx = EventContext(events=events, as_of=point, bitmask_days=bitmask_days, dialect=dialect)
+    ctx = EventContext(events=events, as_of=point, bitmask_days=bitmask_days, json_text=json_text)
 
     # One GROUP BY for every signal; an aggregate two signals share is computed once.
     aggregates: dict[str, ir.Scalar] = {"last_seen_at": events.timestamp.max()}

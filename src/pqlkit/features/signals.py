@@ -36,6 +36,7 @@ def epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
 
 
 Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
+JsonText = Callable[[ir.Value, str], ir.StringValue]
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,8 @@ class EventContext:
     events: ir.Table
     as_of: AsOf
     bitmask_days: bool
-    dialect: str = "portable"
-    """duckdb and postgres get their native JSON text extraction; anything else Ibis's."""
+    json_text: JsonText | None = None
+    """The backend's native JSON text extraction (see Backend.json_text); None: Ibis's own."""
 
     def age_days(self) -> ir.FloatingValue:
         return (self.as_of.epoch - epoch(self.events.timestamp)) / 86400.0
@@ -111,29 +112,12 @@ class EventContext:
     def prop_text(self, key: str) -> ir.StringValue:
         """A property as text (numbers too), NULL when absent or JSON null."""
         props = self.events.properties
-        if self.dialect == "duckdb":
-            return _duckdb_json_text(props, "$." + _json_key(key))
-        if self.dialect == "postgres":
-            # via text, so that jsonb columns work too
-            return _pg_json_text(props.cast("string").cast("json"), key)
+        if self.json_text is not None:
+            return self.json_text(props, key)
         return props[key].str
 
     def prop_number(self, key: str) -> ir.FloatingValue:
         return self.events.properties[key].float
-
-
-@ibis.udf.scalar.builtin(name="json_extract_string")
-def _duckdb_json_text(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
-    """DuckDB: a JSON path's value as text."""
-
-
-@ibis.udf.scalar.builtin(name="json_extract_path_text")
-def _pg_json_text(j: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
-    """PostgreSQL: a JSON key's value as text."""
-
-
-def _json_key(key: str) -> str:
-    return key if key.replace("_", "").isalnum() else '"' + key.replace('"', '\\"') + '"'
 
 
 @dataclass(frozen=True)

@@ -268,11 +268,20 @@ EVENT_SIGNAL_KINDS = (
 )
 
 
+def _named_events(signal: AnySignal) -> list[str]:
+    """Every event name a signal reads, '*' (any event) included."""
+    if isinstance(signal, LimitReachedSignal):
+        return list(signal.events or []) + (list(signal.usage.events) if signal.usage else [])
+    if isinstance(signal, TraitSignal):
+        return []
+    return list(signal.events)
+
+
 def signal_events(signal: AnySignal) -> list[str]:
     """Event names a signal reads, without the '*' wildcard."""
-    names: list[str] = []
-    if isinstance(signal, LimitReachedSignal):
-        names = list(signal.events or []) + (list(signal.usage.events) if signal.usage else [])
-    elif not isinstance(signal, TraitSignal):
-        names = list(signal.events)
-    return [n for n in names if n != "*"]
+    return [n for n in _named_events(signal) if n != "*"]
+
+
+def reads_every_event(signal: AnySignal) -> bool:
+    """Whether the signal counts any event ('*'), so events cannot be filtered by name."""
+    return "*" in _named_events(signal)

@@ -62,7 +62,7 @@ class Collector:
     def start(self) -> None:
         probe = connect(self.url)  # fails here, clearly, if the database cannot be opened
         hold = probe.path is None  # a DuckDB file is opened per flush, so other commands can use it
-        if probe.name == "duckdb" and probe.path is None:
+        if probe.url == ":memory:":
             raise ValueError("the collector needs a database file or server, not :memory:")
         probe.close()
         self.flusher = FlusherProcess(self.url, self.log_dir, self.table, interval=self.flush_interval,

@@ -1,0 +1,51 @@
+"""SQL text built with sqlglot's expression builders: identifiers and literals that come from
+data or the model are quoted by sqlglot for the dialect, never pasted into a string."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlglot.expressions as exp
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def table(name: str) -> exp.Table:
+    return exp.Table(this=ident(name))
+
+
+def column(name: str, of: str | None = None) -> exp.Column:
+    return exp.Column(this=ident(name), table=ident(of) if of else None)
+
+
+def literal(value: Any) -> exp.Expression:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("timestamp"))
+    return exp.Literal.string(str(value))
+
+
+def equals_all(where: Mapping[str, Any], of: str | None = None) -> exp.Expression:
+    """col1 = v1 AND col2 = v2 ... (IS NULL for None)."""
+    parts: list[exp.Expression] = []
+    for k, v in where.items():
+        col = column(k, of)
+        parts.append(exp.Is(this=col, expression=exp.Null()) if v is None else exp.EQ(this=col, expression=literal(v)))
+    return exp.and_(*parts) if parts else exp.true()
+
+
+def isin(name: str, values: Iterable[Any]) -> exp.Expression:
+    return column(name).isin(*(literal(v) for v in values))
+
+
+def sql(expression: exp.Expression, dialect: str) -> str:
+    return expression.sql(dialect=dialect)

@@ -1,0 +1,390 @@
+"""The backend interface: an Ibis connection plus what Ibis leaves non-portable.
+
+A backend class per database. What a database can do is said by class attributes
+(capabilities); what pqlkit needs done is said by intent methods (``ensure_table``,
+``upsert``, ``insert_new``, ``replace_rows``, ``replace_table``, ``delete``, ``purge``,
+``json_text``), so no SQL text is written outside this package. Statements are built with
+sqlglot's expression builders (identifiers and literals quoted for the dialect).
+
+Driver errors are mapped by type, once, in :meth:`Backend.errors` (the model is httpx's
+``map_exceptions``): a driver's exception becomes :class:`~pqlkit.errors.BackendError`;
+anything else is a bug and propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+import sqlglot.expressions as exp
+
+from ..errors import BackendError, MappingError
+from . import _sql
+
+ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max", "replace"]]
+"""What an upsert does with a row whose key is stored already: keep the stored row
+("ignore"), replace it ("replace"), or per column keep the min, the max or the new value."""
+
+Schema = pa.Schema | ibis.Schema
+
+
+class Backend(ABC):
+    """One open database. Subclasses set the capabilities and implement the primitives."""
+
+    #: The dialect name (sqlglot and Ibis).
+    name: ClassVar[str]
+    #: URL schemes this class opens (``postgresql://...``); "" is a bare file path.
+    schemes: ClassVar[tuple[str, ...]] = ()
+    #: The driver's top-level module (its errors are mapped; see :meth:`errors`).
+    driver_module: ClassVar[str]
+    # --- capabilities --------------------------------------------------------------------------
+    transactions: ClassVar[bool] = True
+    """Statements can be grouped so that they commit together or not at all."""
+    upserts: ClassVar[bool] = True
+    """INSERT ... ON CONFLICT against a primary key."""
+    bitmask_days: ClassVar[bool] = False
+    """Active days as a bitmask with bit_count (faster than COUNT DISTINCT)."""
+    reads_files: ClassVar[bool] = False
+    """Sources may be CSV, JSON lines or Parquet files."""
+    json_text_native: ClassVar[bool] = False
+    """A native function extracts a JSON value as text (faster than Ibis's typed one)."""
+
+    def __init__(self, url: str, con: Any):
+        self.url = url
+        self._con = con
+        self._tables: set[str] | None = None
+        self.on_close: list[Callable[[Backend], None]] = []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # --- errors ------------------------------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def driver_errors(cls) -> tuple[type[BaseException], ...]:
+        """The exception types this database's driver (and Ibis over it) raises."""
+
+    @contextlib.contextmanager
+    def errors(self, what: str) -> Iterator[None]:
+        """Turn driver errors raised inside the block into BackendError(what: first line)."""
+        try:
+            yield
+        except self.driver_errors() as exc:
+            raise BackendError(f"{what}: {first_line(exc)}") from exc
+
+    # --- primitives each database implements --------------------------------------------------
+    @abstractmethod
+    def _execute(self, sql: str) -> None: ...
+
+    @abstractmethod
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]: ...
+
+    @abstractmethod
+    def arrow(self, sql: str) -> pa.Table:
+        """A query's result as an Arrow table, through the driver."""
+
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """All statements inside commit together or not at all."""
+
+    @abstractmethod
+    def _load_stage(self, name: str, rows: pa.Table) -> None:
+        """Copy ``rows`` into the (empty, temporary) table ``name``."""
+
+    @abstractmethod
+    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
+        """A JSON object's value at ``key`` as text (numbers too), NULL when absent."""
+
+    @abstractmethod
+    def purge(self, tables: list[str]) -> str:
+        """Make deleted rows of ``tables`` unreadable in the database's files; say how."""
+
+    @abstractmethod
+    def _close(self) -> None: ...
+
+    def close(self) -> None:
+        """Close the connection (and release what it holds); closing twice is harmless."""
+        self._close()
+        for callback in self.on_close:
+            callback(self)
+        self.on_close = []
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, for a file-backed backend."""
+        return None
+
+    # --- tables --------------------------------------------------------------------------------
+    def tables(self) -> list[str]:
+        self._tables = set(self._con.list_tables())
+        return sorted(self._tables)
+
+    def base_tables(self) -> list[str]:
+        """Stored tables of the current schema (no views, no temporary tables)."""
+        _, rows = self._fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema = current_schema() ORDER BY table_name"
+        )
+        return [r[0] for r in rows]
+
+    def has_table(self, name: str) -> bool:
+        # The catalog is asked again only on a miss: tables appear, they rarely vanish mid-run.
+        if self._tables is not None and name in self._tables:
+            return True
+        return name in self.tables()
+
+    def table(self, name: str, *, role: str = "") -> ir.Table:
+        schema, _, table = name.rpartition(".")
+        try:
+            return self._con.table(table, database=schema or None)
+        except Exception as exc:
+            if not self._is_missing_table(exc):
+                if isinstance(exc, self.driver_errors()):
+                    raise BackendError(f"cannot read table {name!r}: {first_line(exc)}") from None
+                raise
+        known = self.tables()
+        hint = f"tables here: {', '.join(known)}" if known else "the database has no tables yet"
+        what = f"the {role} table" if role else "table"
+        raise MappingError(
+            f"{what} {name!r} does not exist in {self.url} ({hint}); "
+            f"create it, or point sources.{role or '<table>'} at the right table or file"
+        )
+
+    def _is_missing_table(self, exc: Exception) -> bool:
+        from ibis.common.exceptions import TableNotFound
+
+        return isinstance(exc, TableNotFound)
+
+    def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
+        raise MappingError(
+            f"sources.{role}: files can only be read with the DuckDB backend; "
+            f"load {path} into a {self.name} table and use `table:` instead"
+        )
+
+    def ensure_table(self, name: str, schema: Schema, *, primary_key: Iterable[str] = (),
+                     not_null: Iterable[str] = ()) -> None:
+        """Create ``name`` with these columns unless it exists."""
+        if self.has_table(name):
+            return
+        ibis_schema = schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
+        required = set(not_null) | set(primary_key)
+        columns = [
+            exp.ColumnDef(
+                this=_sql.ident(col),
+                kind=exp.DataType.build(self._type_sql(typ), dialect=self.name),
+                constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if col in required else [],
+            )
+            for col, typ in ibis_schema.items()
+        ]
+        key = list(primary_key)
+        if key:
+            columns.append(exp.PrimaryKey(expressions=[_sql.ident(k) for k in key]))
+        ddl = exp.Create(this=exp.Schema(this=_sql.table(name), expressions=columns), kind="TABLE", exists=True)
+        self._execute(_sql.sql(ddl, self.name))
+        self.tables()
+
+    @abstractmethod
+    def _type_sql(self, dtype: dt.DataType) -> str: ...
+
+    def write_table(self, name: str, data: pa.Table | ir.Table, *, overwrite: bool = False) -> None:
+        """Create ``name`` holding ``data`` (replacing an existing table with ``overwrite``)."""
+        self._con.create_table(name, data, overwrite=overwrite)
+        self.tables()
+
+    def run_sql(self, sql: str) -> list[tuple]:
+        """Run SQL text as it is and return its rows (none for a statement). For tools and
+        tests; pqlkit's own code says what it needs through the intent methods."""
+        names, rows = self._fetch(sql)
+        return rows
+
+    def replace_table(self, name: str, expr: ir.Table) -> None:
+        """(Re)create ``name`` as the result of ``expr``, inside the caller's transaction."""
+        select = self.compile(expr)
+        self._execute(_sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self.name))
+        self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self.name)} AS {select}")
+        self.tables()
+
+    # --- writing -------------------------------------------------------------------------------
+    def insert(self, table: str, rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
+               columns: list[str] | None = None) -> None:
+        """Insert rows (Arrow, a list of dicts, an Ibis expression, or compiled SELECT text
+        with ``columns``) inside the caller's transaction."""
+        if isinstance(rows, list):
+            if not rows:
+                return
+            rows = pa.Table.from_pylist(rows)
+        if isinstance(rows, pa.Table):
+            if rows.num_rows == 0:
+                return
+            with self.staged(rows) as stage:
+                self._insert_select(table, rows.column_names, f"SELECT * FROM {_q(stage)}")
+            return
+        if isinstance(rows, str):
+            if columns is None:
+                raise ValueError("columns are needed with compiled SQL")
+            self._insert_select(table, columns, rows)
+            return
+        self._insert_select(table, list(rows.columns), self.compile(rows))
+
+    def _insert_select(self, table: str, columns: list[str], select: str) -> None:
+        cols = ", ".join(_q(c) for c in columns)
+        self._execute(f"INSERT INTO {_q(table)} ({cols}) {select}")
+
+    def delete(self, table: str, where: Mapping[str, Any] | exp.Expression) -> int:
+        """Delete the rows matching ``where`` (column = value for each item, or a sqlglot
+        condition); return how many there were."""
+        cond = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
+        n = self.count(table, cond)
+        if n:
+            self._execute(_sql.sql(exp.delete(_sql.table(table), where=cond), self.name))
+        return n
+
+    def update(self, table: str, values: Mapping[str, Any], where: exp.Expression) -> int:
+        n = self.count(table, where)
+        if n:
+            stmt = exp.update(_sql.table(table), {_sql.ident(k): _sql.literal(v) for k, v in values.items()},
+                              where=where)
+            self._execute(_sql.sql(stmt, self.name))
+        return n
+
+    def count(self, table: str, where: exp.Expression | None = None) -> int:
+        query = exp.select(exp.Count(this=exp.Star())).from_(_sql.table(table))
+        if where is not None:
+            query = query.where(where)
+        _, rows = self._fetch(_sql.sql(query, self.name))
+        return int(rows[0][0])
+
+    def replace_rows(self, table: str, key: Mapping[str, Any],
+                     rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
+                     columns: list[str] | None = None) -> None:
+        """Replace the rows whose columns equal ``key`` (a run's rows) by ``rows``, inside the
+        caller's transaction."""
+        self.delete(table, key)
+        self.insert(table, rows, columns)
+
+    def upsert(self, table: str, rows: pa.Table, key: Iterable[str], on_conflict: ConflictRule = "replace") -> None:
+        """Insert ``rows``; a row whose ``key`` is stored already follows ``on_conflict``.
+        The table needs a primary key on ``key``. Call inside a transaction."""
+        if rows.num_rows == 0:
+            return
+        keys = list(key)
+        cols = rows.column_names
+        t = _q(table)
+        if on_conflict == "ignore":
+            action = "DO NOTHING"
+        else:
+            rules = on_conflict if isinstance(on_conflict, Mapping) else {c: "replace" for c in cols if c not in keys}
+            sets = []
+            for c, rule in rules.items():
+                new = f"excluded.{_q(c)}"
+                sets.append(f"{_q(c)} = " + (new if rule == "replace" else
+                                             f"{'LEAST' if rule == 'min' else 'GREATEST'}({t}.{_q(c)}, {new})"))
+            action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
+        with self.staged(rows) as stage:
+            # the subquery keeps one row per key: ON CONFLICT cannot touch a row twice
+            ranked = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(_q(k) for k in keys)}) "
+                      f"AS _pql_n FROM {_q(stage)}) s WHERE _pql_n = 1")
+            select = f"SELECT {', '.join(_q(c) for c in cols)} FROM ({ranked}) s2 WHERE TRUE"
+            self._execute(f"INSERT INTO {t} ({', '.join(_q(c) for c in cols)}) {select} "
+                          f"ON CONFLICT ({', '.join(_q(k) for k in keys)}) {action}")
+
+    def insert_new(self, table: str, rows: pa.Table, *, key: tuple[str, str] = ("source", "message_id"),
+                   window: timedelta | None = None, time_column: str = "received_at") -> int:
+        """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
+        ``window`` before the oldest new row's ``time_column``; None: all); the first of
+        several new rows with one key wins. Return how many went in. Call in a transaction."""
+        if rows.num_rows == 0:
+            return 0
+        cols = ", ".join(_q(c) for c in rows.column_names)
+        scope, ident = key
+        with self.staged(rows) as stage:
+            recent = ""
+            if window is not None:
+                times = [v for v in rows.column(time_column).to_pylist() if v is not None]
+                if times:
+                    oldest = min(times) - window
+                    recent = f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self.name)} "
+            before = self.count(table)
+            self._execute(
+                f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}) AS _pql_n FROM {_q(stage)}) s "
+                f"WHERE s._pql_n = 1 AND NOT EXISTS (SELECT 1 FROM {_q(table)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
+                f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent})"
+            )
+            return self.count(table) - before
+
+    @contextlib.contextmanager
+    def staged(self, rows: pa.Table) -> Iterator[str]:
+        """A temporary table holding ``rows`` for the length of the block, dropped after;
+        nothing else is left registered on the connection."""
+        name = f"_pql_stage_{os.urandom(5).hex()}"
+        self._con.create_table(name, schema=ibis.Schema.from_pyarrow(rows.schema), temp=True)
+        try:
+            self._load_stage(name, rows)
+            yield name
+        finally:
+            self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
+
+    # --- reading -------------------------------------------------------------------------------
+    def compile(self, expr: ir.Expr) -> str:
+        return str(ibis.to_sql(expr, dialect=self.name))
+
+    def execute(self, expr: ir.Table) -> None:
+        """Run an expression for its side effects (rarely wanted; prefer rows/arrow)."""
+        self._execute(self.compile(expr))
+
+    def rows(self, expr: ir.Expr) -> list[dict[str, Any]]:
+        """Run a small query through the driver and return its rows as dicts. (Ibis's own
+        to_pyarrow imports pandas on DuckDB, a quarter second per process.)"""
+        names, rows = self._fetch(self.compile(expr))
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def values(self, expr: ir.Table) -> list[tuple]:
+        """The rows of a small query as tuples."""
+        return self._fetch(self.compile(expr))[1]
+
+    def timestamp_literal(self, when: datetime) -> str:
+        """How this dialect writes a timestamp literal in compiled SQL."""
+        t = ibis.table({"x": "int64"}, name="t")
+        sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=self.name))
+        match = re.search(r"SELECT\s+(.*?)\s+AS\s+\"?v\"?\s", sql, re.S)
+        if match is None:
+            raise BackendError(f"cannot find the timestamp literal in {sql!r}")
+        return match.group(1)
+
+    # --- compiled SQL kept in the database, so a later run (any as_of) skips compiling ------
+    SQL_CACHE = "pql_compiled"
+    _SQL_CACHE_SCHEMA = ibis.schema({"key": "string", "sql": "string", "created_at": "timestamp"})
+
+    def cached_sql(self, key: str) -> str | None:
+        if not self.has_table(self.SQL_CACHE):
+            return None
+        t = self.table(self.SQL_CACHE)
+        found = self.values(t.filter(t.key == key).select("sql"))
+        return found[0][0] if found else None
+
+    def store_sql(self, key: str, sql: str, now: datetime) -> None:
+        self.ensure_table(self.SQL_CACHE, self._SQL_CACHE_SCHEMA, primary_key=["key"], not_null=["sql"])
+        row = pa.table({"key": [key], "sql": [sql], "created_at": pa.array([now], pa.timestamp("us"))})
+        self.upsert(self.SQL_CACHE, row, ["key"], "ignore")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+

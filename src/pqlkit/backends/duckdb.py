@@ -1,0 +1,213 @@
+"""DuckDB: a file (or memory) database in this process, shared between pqlkit processes by
+taking turns on an flock of ``<file>.lock``."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ..errors import BackendError, DataError, MappingError
+from . import _sql
+from .base import Backend, _q, first_line
+from .lock import FileLock
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _json_extract_string(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB: a JSON path's value as text."""
+
+
+class DuckDBBackend(Backend):
+    name = "duckdb"
+    schemes = ("", "duckdb")
+    driver_module = "duckdb"
+    bitmask_days: ClassVar[bool] = True
+    reads_files: ClassVar[bool] = True
+    json_text_native: ClassVar[bool] = True
+
+    def __init__(self, url: str, con: Any, lock: FileLock | None):
+        super().__init__(url, con)
+        self._lock = lock
+
+    @classmethod
+    def driver_errors(cls) -> tuple[type[BaseException], ...]:
+        import duckdb
+
+        return (duckdb.Error,)
+
+    @classmethod
+    def open(cls, url: str, wait: float) -> DuckDBBackend:
+        path = url.removeprefix("duckdb://") or ":memory:"
+        if path != ":memory:":
+            parent = Path(path).expanduser().resolve().parent
+            if not parent.exists():
+                raise BackendError(f"cannot create the DuckDB file {path}: folder {parent} does not exist")
+        lock = None
+        if path != ":memory:":
+            try:
+                lock = FileLock.take(path, wait)
+            except PermissionError:
+                lock = None  # a read-only folder: no turn-taking, DuckDB's own lock still applies
+        try:
+            con = _open(path, wait)
+            con.con.execute("SET TimeZone = 'UTC'")
+        except BaseException:
+            if lock is not None:
+                lock.close()
+            raise
+        return cls(path, con, lock)
+
+    @property
+    def path(self) -> Path | None:
+        return Path(self.url) if self.url != ":memory:" else None
+
+    @property
+    def _raw(self) -> Any:
+        return self._con.con
+
+    def _execute(self, sql: str) -> None:
+        self._raw.execute(sql)
+
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cur = self._raw.execute(sql)
+        if cur.description is None:
+            return [], []
+        return [d[0] for d in cur.description], cur.fetchall()
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self._raw.execute(sql).to_arrow_table()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._raw.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._raw.execute("ROLLBACK")
+            raise
+        self._raw.execute("COMMIT")
+
+    def _load_stage(self, name: str, rows: pa.Table) -> None:
+        view = f"{name}_arrow"
+        self._raw.register(view, rows)
+        try:
+            cols = ", ".join(_q(c) for c in rows.column_names)
+            self._raw.execute(f"INSERT INTO {_q(name)} SELECT {cols} FROM {_q(view)}")
+        finally:
+            self._raw.unregister(view)
+
+    def _type_sql(self, dtype: dt.DataType) -> str:
+        from ibis.backends.sql.datatypes import DuckDBType
+
+        return DuckDBType.to_string(dtype)
+
+    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
+        # a JSON path with the key quoted: any key (quotes, dots, brackets) is one member name
+        escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+        return _json_extract_string(properties, f'$."{escaped}"')
+
+    def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
+        text = str(path)
+        has_glob = any(ch in text for ch in "*?[")
+        if not has_glob and not path.exists():
+            raise MappingError(f"sources.{role}: no such file {path}")
+        # A name of our own, the same in every process: compiled SQL stored by one process
+        # (pql_compiled) names this view, and a later process registers it again at bind.
+        view = f"pql_file_{role}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        try:
+            if fmt == "parquet":
+                return self._con.read_parquet(text, table_name=view)
+            if fmt == "csv":
+                return self._con.read_csv(text, table_name=view)
+            return self._con.read_json(text, table_name=view)
+        except self.driver_errors() as exc:
+            raise MappingError(f"sources.{role}: cannot read {path} as {fmt}: {first_line(exc)}") from None
+
+    def purge(self, tables: list[str]) -> str:
+        if self.path is None:
+            return "in memory"
+        self._rewrite()
+        return f"rewrote {self.path}"
+
+    def _rewrite(self) -> None:
+        """Copy every table into a fresh file and put it in place of the old one, keeping
+        pqlkit's lock all along (no other pqlkit process sees the file in between)."""
+        path = self.path
+        assert path is not None  # checked by purge
+        if self._lock is None:
+            raise DataError(f"cannot rewrite {path}: its folder is not writable (the rows are deleted; "
+                            "copy the file somewhere writable and run `pql forget` there to purge it)")
+        if not self._lock.sole():
+            raise DataError(
+                f"cannot rewrite {path}: this process has it open more than once; close the other connections"
+            )
+        fresh = path.with_name(path.name + ".rewrite")
+        fresh.unlink(missing_ok=True)
+        raw = self._raw
+        raw.execute("CHECKPOINT")
+        current = raw.execute("SELECT current_database()").fetchone()[0]
+        raw.execute(f"ATTACH {_sql.sql(_sql.literal(str(fresh)), self.name)} AS pql_rewrite")
+        try:
+            raw.execute(f"COPY FROM DATABASE {_q(current)} TO pql_rewrite")
+        finally:
+            raw.execute("DETACH pql_rewrite")
+        with open(fresh, "rb") as fh:
+            os.fsync(fh.fileno())
+        self._reopen(lambda: os.replace(fresh, path))
+        with contextlib.suppress(FileNotFoundError):
+            path.with_name(path.name + ".wal").unlink()
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _reopen(self, between: Callable[[], None]) -> None:
+        self._con.disconnect()
+        between()
+        self._con = ibis.duckdb.connect(self.url)
+        self._raw.execute("SET TimeZone = 'UTC'")
+        self._tables = None
+
+    def _close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.disconnect()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _open(path: str, wait: float) -> Any:
+    """Open the file, waiting while a process outside pqlkit holds DuckDB's own lock."""
+    import duckdb
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return ibis.duckdb.connect(path)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "Could not set lock" not in text:
+                raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            holder = re.search(r"held in (.*?) \(PID (\d+)\)", text)
+            who = f" (process {holder.group(2)}, {holder.group(1)})" if holder else ""
+            raise BackendError(
+                f"the DuckDB file {path} is open in another program{who}; DuckDB allows one "
+                "writer at a time. Close it, or point pqlkit at a copy"
+            ) from None
+        except duckdb.Error as exc:
+            raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
