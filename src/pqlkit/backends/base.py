@@ -74,6 +74,12 @@ class Backend(ABC):
     def driver_errors(cls) -> tuple[type[BaseException], ...]:
         """The exception types this database's driver (and Ibis over it) raises."""
 
+    @classmethod
+    @abstractmethod
+    def data_errors(cls) -> tuple[type[BaseException], ...]:
+        """The driver's exceptions that say a value cannot be stored (out of range, not
+        convertible, a constraint), as opposed to the database being unavailable."""
+
     @contextlib.contextmanager
     def errors(self, what: str) -> Iterator[None]:
         """Turn driver errors raised inside the block into BackendError(what: first line)."""
@@ -329,11 +335,16 @@ class Backend(ABC):
         nothing else is left registered on the connection."""
         name = f"_pql_stage_{os.urandom(5).hex()}"
         self._con.create_table(name, schema=ibis.Schema.from_pyarrow(rows.schema), temp=True)
+        drop = f"DROP TABLE IF EXISTS {_q(name)}"
         try:
             self._load_stage(name, rows)
             yield name
-        finally:
-            self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
+        except BaseException:
+            # the caller's transaction may be aborted; its rollback drops the table then
+            with contextlib.suppress(*self.driver_errors()):
+                self._execute(drop)
+            raise
+        self._execute(drop)
 
     # --- reading -------------------------------------------------------------------------------
     def compile(self, expr: ir.Expr) -> str:

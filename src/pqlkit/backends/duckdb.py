@@ -47,6 +47,13 @@ class DuckDBBackend(Backend):
         return (duckdb.Error,)
 
     @classmethod
+    def data_errors(cls) -> tuple[type[BaseException], ...]:
+        import duckdb
+
+        return (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException,
+                duckdb.ConstraintException, duckdb.TypeMismatchException)
+
+    @classmethod
     def open(cls, url: str, wait: float) -> DuckDBBackend:
         path = url.removeprefix("duckdb://") or ":memory:"
         if path != ":memory:":

@@ -34,6 +34,12 @@ class PostgresBackend(Backend):
         return (psycopg.Error,)
 
     @classmethod
+    def data_errors(cls) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
+
+    @classmethod
     def open(cls, url: str, wait: float) -> PostgresBackend:
         try:
             import psycopg  # noqa: F401

@@ -28,6 +28,7 @@ class SharedState:
         self.stored = ctx.Value("q", 0, lock=False)
         self.duplicates = ctx.Value("q", 0, lock=False)
         self.suppressed = ctx.Value("q", 0, lock=False)
+        self.quarantined = ctx.Value("q", 0, lock=False)  # log lines that could not be stored
         self.stored_segment = ctx.Value("q", 0, lock=False)  # the log segment the database has reached
         self.error = ctx.Array("c", 1024, lock=False)
         self.ready = ctx.Event()
@@ -75,6 +76,7 @@ def flusher_main(url: str, log_dir: str, table: str, interval: float, resolve_in
         state.stored.value = flusher.stored
         state.duplicates.value = flusher.duplicates
         state.suppressed.value = flusher.suppressed
+        state.quarantined.value = flusher.quarantined
         state.stored_segment.value = flusher.checkpoint[0]
         state.set_error(flusher.error)
 

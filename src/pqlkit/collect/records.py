@@ -50,10 +50,13 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
         if not math.isfinite(value):
             raise RowError(field, f"{value!r} is not a time")
         seconds = value / 1000.0 if abs(value) > 100_000_000_000 else float(value)
-        dt = datetime.fromtimestamp(seconds, UTC)
+        try:
+            dt = datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise RowError(field, f"{value!r} is out of range for a time") from None
     elif isinstance(value, str):
         text = value.strip()
-        if text.replace(".", "", 1).isdigit():
+        if text.replace(".", "", 1).isdigit() and text.isascii():
             return parse_timestamp(float(text), field)
         try:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -64,7 +67,10 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     else:
         raise RowError(field, f"{value!r} is not a time")
     if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
+        try:
+            dt = dt.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+            raise RowError(field, f"{value!r} is out of range for a time") from None
     return dt
 
 

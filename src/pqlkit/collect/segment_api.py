@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from .records import RowError, parse_timestamp
@@ -38,50 +38,54 @@ class ApiError(Exception):
         return {"code": self.code, "message": self.message}
 
 
-def check_body(endpoint: str, body: Any, raw_size: int) -> int:
+def check_body(endpoint: str, body: Any, raw_size: int, received_at: datetime | None = None) -> int:
     """Validate one request to ``/v1/<endpoint>`` (raise ApiError naming the message and
-    field); return how many messages it holds. This is all the collector does before a request
-    is made durable: the messages are normalised later, by :func:`messages_from_body`."""
-    items, shared, label = _items(endpoint, body, raw_size)
-    _parse(shared.get("sentAt"), "batch.sentAt")
-    big = raw_size > MAX_MESSAGE_BYTES and endpoint in ("batch", "import")
-    for i, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise ApiError(400, "invalid_message", f"{label.format(i=i)}: must be a JSON object")
-        if big and len(_dumps(item)) > MAX_MESSAGE_BYTES:
-            raise ApiError(400, "message_too_large",
-                           f"{label.format(i=i)}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
-        try:
-            _check(item, "", parse=False)
-        except ApiError as exc:  # name the message only when something is wrong
-            exc.message = label.format(i=i) + exc.message
-            raise
-    return len(items)
+    field); return how many messages it holds.
+
+    This runs every rule :func:`messages_from_body` applies when the flusher normalises the
+    logged request (one validator, not two): what the collector acknowledges can be stored."""
+    return len(messages_from_body(endpoint, body, raw_size, received_at or _now(), build=False))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def messages_from_body(
-    endpoint: str, body: Any, raw_size: int, received_at: datetime, id_prefix: str | None = None
+    endpoint: str, body: Any, raw_size: int, received_at: datetime, id_prefix: str | None = None,
+    *, build: bool = True,
 ) -> list[dict[str, Any]]:
     """Validated messages of one request to ``/v1/<endpoint>``, each with `type`,
     `messageId`, `receivedAt` and a clock-corrected `timestamp` (ISO 8601, UTC). A message
     without a messageId gets ``pql-<id_prefix>-<index>`` (deterministic, so a replay of the
-    same log line gives the same ids), or a random one without a prefix."""
+    same log line gives the same ids), or a random one without a prefix. With ``build=False``
+    every rule is checked but no message is built (the request path)."""
     items, shared, label = _items(endpoint, body, raw_size)
+    _check_shared(shared)
+    sent_default = _parse(shared.get("sentAt"), "batch.sentAt")
     out = []
+    big = raw_size > MAX_MESSAGE_BYTES and endpoint in ("batch", "import")
     for i, item in enumerate(items):
         where = label.format(i=i)
         if not isinstance(item, dict):
             raise ApiError(400, "invalid_message", f"{where}: must be a JSON object")
-        if raw_size > MAX_MESSAGE_BYTES and endpoint in ("batch", "import") and len(_dumps(item)) > MAX_MESSAGE_BYTES:
+        if big and len(_dumps(item)) > MAX_MESSAGE_BYTES:
             raise ApiError(400, "message_too_large", f"{where}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
-        message = _merge(shared, item)
-        original, sent = _check(message, where)
+        original, sent = _check(item, where)
+        if sent is None:
+            sent = sent_default
         if original is None:
             timestamp = received_at
         elif sent is None:
             timestamp = original
         else:
             timestamp = received_at - (sent - original)  # the client's clock skew removed
+            if not (EARLIEST <= timestamp <= LATEST):
+                raise ApiError(400, "invalid_message",
+                               f"{where}.timestamp: with sentAt it gives {timestamp.isoformat()}, out of range")
+        if not build:
+            continue
+        message = _merge(shared, item)
         fallback = f"pql-{id_prefix}-{i}" if id_prefix is not None else f"pql-{uuid.uuid4()}"
         message["messageId"] = str(message.get("messageId") or fallback)
         message["receivedAt"] = received_at.isoformat() + "Z"
@@ -89,7 +93,7 @@ def messages_from_body(
             message["originalTimestamp"] = original.isoformat() + "Z"
         message["timestamp"] = timestamp.isoformat() + "Z"
         out.append(message)
-    return out
+    return out if build else [None] * len(items)  # type: ignore[list-item]
 
 
 def _items(endpoint: str, body: Any, raw_size: int) -> tuple[list[Any], dict[str, Any], str]:
@@ -122,45 +126,113 @@ def _merge(shared: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     return message
 
 
-def _check(message: dict[str, Any], where: str, parse: bool = True) -> tuple[datetime | None, datetime | None]:
-    """The message's rules; returns its (timestamp, sentAt) parsed (or only checks them)."""
+#: Fields that name something: text (or a number, made text), never an object, a list or a boolean.
+_ID_FIELDS = ("userId", "anonymousId", "groupId", "previousId", "messageId")
+#: Fields that are text.
+_TEXT_FIELDS = ("event", "name", "category")
+#: Fields that are JSON objects.
+_OBJECT_FIELDS = ("properties", "traits", "context", "integrations")
+_TIME_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
+#: How deep objects and lists may nest inside a message.
+MAX_DEPTH = 32
+#: Times outside this range are refused (no product event happened before 1970 or after 2200).
+EARLIEST, LATEST = datetime(1970, 1, 1), datetime(2200, 1, 1)
+
+
+def _check_shared(shared: dict[str, Any]) -> None:
+    for key in ("context", "integrations"):
+        if key in shared and shared[key] is not None and not isinstance(shared[key], dict):
+            raise ApiError(400, "invalid_request", f"batch.{key}: must be a JSON object")
+        if isinstance(shared.get(key), dict):
+            _check_nesting(shared[key], f"batch.{key}")
+
+
+def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, datetime | None]:
+    """The message's rules; returns its (timestamp, sentAt) parsed."""
     kind = message.get("type")
     if kind not in TYPES:
-        raise ApiError(400, "invalid_message", f"{where}.type: must be one of {', '.join(TYPES)}, got {kind!r}")
-    if not (message.get("userId") or message.get("anonymousId")):
+        raise ApiError(400, "invalid_message", f"{where}.type: must be one of {', '.join(TYPES)}, got {_short(kind)}")
+    for key in _ID_FIELDS:
+        value = message.get(key)
+        if value is not None and (value.__class__ not in (str, int, float)):
+            raise ApiError(400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}")
+        if value.__class__ is str and "\x00" in value:
+            raise ApiError(400, "invalid_message", f"{where}.{key}: must not contain NUL (\\u0000)")
+    for key in _TEXT_FIELDS:
+        value = message.get(key)
+        if value is not None and value.__class__ is not str:
+            raise ApiError(400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}")
+        if value.__class__ is str and "\x00" in value:
+            raise ApiError(400, "invalid_message", f"{where}.{key}: must not contain NUL (\\u0000)")
+    for key in _OBJECT_FIELDS:
+        value = message.get(key)
+        if value is not None:
+            if value.__class__ is not dict:
+                raise ApiError(400, "invalid_message", f"{where}.{key}: must be a JSON object, got {_kind(value)}")
+            _check_nesting(value, f"{where}.{key}")
+    if not (_present(message.get("userId")) or _present(message.get("anonymousId"))):
         raise ApiError(400, "invalid_message", f"{where}: a message needs userId or anonymousId")
     if kind == "track" and not message.get("event"):
         raise ApiError(400, "invalid_message", f"{where}.event: a track needs an event")
-    if kind == "alias" and not (message.get("userId") and message.get("previousId")):
+    if kind == "alias" and not (_present(message.get("userId")) and _present(message.get("previousId"))):
         raise ApiError(400, "invalid_message", f"{where}: an alias needs userId and previousId")
-    if kind == "group" and not message.get("groupId"):
+    if kind == "group" and not _present(message.get("groupId")):
         raise ApiError(400, "invalid_message", f"{where}.groupId: a group call needs a groupId")
-    if not parse:
-        for key in ("timestamp", "sentAt"):
-            if message.get(key):
-                _valid(message[key], f"{where}.{key}")
-        return None, None
-    return _parse(message.get("timestamp"), f"{where}.timestamp"), _parse(message.get("sentAt"), f"{where}.sentAt")
+    times = [_parse(message.get(key), f"{where}.{key}") for key in _TIME_FIELDS]
+    return times[0] or times[2], times[1]
 
 
-def _valid(value: Any, where: str) -> None:
-    """Raise ApiError unless ``value`` is a time (the fast check the request path makes)."""
+def _present(value: Any) -> bool:
+    """An id that is there: text with something in it, or a number."""
     if value.__class__ is str:
-        try:
-            datetime.fromisoformat(value)  # the common case, ISO 8601 (with Z) in well under a microsecond
-            return
-        except ValueError:
-            pass
-    _parse(value, where)
+        return bool(value.strip())
+    return value is not None
+
+
+def _check_nesting(value: Any, where: str) -> None:
+    """Objects and lists nest at most MAX_DEPTH deep, and no text holds NUL (PostgreSQL's text
+    cannot). Iterative: a hostile body cannot exhaust the stack."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ApiError(400, "invalid_message", f"{where}: nested more than {MAX_DEPTH} levels deep")
+        if item.__class__ is dict:
+            for k, v in item.items():
+                if "\x00" in k:
+                    raise ApiError(400, "invalid_message", f"{where}: a key contains NUL (\\u0000)")
+                if v.__class__ in (dict, list):
+                    stack.append((v, depth + 1))
+                elif v.__class__ is str and "\x00" in v:
+                    raise ApiError(400, "invalid_message", f"{where}.{_short(k)}: must not contain NUL (\\u0000)")
+        elif item.__class__ is list:
+            for v in item:
+                if v.__class__ in (dict, list):
+                    stack.append((v, depth + 1))
+                elif v.__class__ is str and "\x00" in v:
+                    raise ApiError(400, "invalid_message", f"{where}: a list item contains NUL (\\u0000)")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "a boolean", str: "text"}.get(value.__class__, type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse(value: Any, where: str) -> datetime | None:
-    if not value:
+    if value is None or value == "":
         return None
     try:
-        return parse_timestamp(value, where.rsplit(".", 1)[-1])
+        when = parse_timestamp(value, where.rsplit(".", 1)[-1])
     except RowError as exc:
         raise ApiError(400, "invalid_message", f"{where.rsplit('.', 1)[0]}.{exc}") from None
+    if not (EARLIEST <= when <= LATEST):
+        raise ApiError(400, "invalid_message",
+                       f"{where}: {_short(value)} is out of range ({EARLIEST.year} to {LATEST.year})")
+    return when
 
 
 def _dumps(item: Any) -> bytes:

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
+from ..backends import first_line
 from . import identity
 from .log import LogReader
-from .records import RowError, from_segment, parse_timestamp
-from .segment_api import ApiError, messages_from_body
+from .records import from_segment, parse_timestamp
+from .segment_api import messages_from_body
+
+log = logging.getLogger("pqlkit.collect")
 
 OFFSETS = "pql_collector_offsets"
 MESSAGES = "pql_messages"
@@ -31,6 +35,14 @@ EVENTS_SCHEMA = pa.schema(
         ("message_id", pa.string()), ("source", pa.string()), ("user_id", pa.string()),
         ("anonymous_id", pa.string()), ("account_id", pa.string()), ("event", pa.string()),
         ("timestamp", pa.timestamp("us")), ("received_at", pa.timestamp("us")), ("properties", pa.string()),
+    ]
+)
+QUARANTINE = "pql_quarantine"
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("segment", pa.int64()), ("offset", pa.int64()), ("source", pa.string()),
+        ("received_at", pa.timestamp("us")), ("reason", pa.string()), ("raw", pa.string()),
+        ("quarantined_at", pa.timestamp("us")),
     ]
 )
 OFFSETS_SCHEMA = pa.schema([("name", pa.string()), ("segment", pa.int64()), ("offset", pa.int64())])
@@ -52,6 +64,20 @@ def insert_new(backend, table: str, rows: pa.Table, window: timedelta | None = D
     """Insert the rows whose (source, message_id) is not stored yet (within ``window`` of
     their received_at); return how many went in. Call inside a transaction."""
     return backend.insert_new(table, rows, window=window)
+
+
+def quarantine_row(at: tuple[int, int], line: bytes, reason: str) -> dict[str, Any]:
+    """A log line that cannot be stored, kept whole with the reason (raw bytes that are not
+    UTF-8, and NUL, escaped so that any database's text can hold them)."""
+    source, received = None, None
+    with contextlib.suppress(Exception):
+        entry = _loads(line)
+        source = entry.get("s") if isinstance(entry.get("s"), str) else None
+        received = parse_timestamp(entry["r"])
+    raw = line.rstrip(b"\n").decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+    return {"segment": at[0], "offset": at[1], "source": source, "received_at": received,
+            "reason": reason[:2000].replace("\x00", "\\x00"), "raw": raw,
+            "quarantined_at": datetime.now(UTC).replace(tzinfo=None)}
 
 
 def message_row(message: dict[str, Any], source: str) -> dict[str, Any]:
@@ -128,6 +154,7 @@ class Flusher:
         self.stored = 0
         self.duplicates = 0
         self.suppressed = 0
+        self.quarantined = 0
         self.resolved_at = 0.0
         self._dirty = False
         self._backend = None
@@ -138,6 +165,7 @@ class Flusher:
             ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
             identity.ensure_tables(backend)
             backend.ensure_table(OFFSETS, OFFSETS_SCHEMA, primary_key=["name"])
+            backend.ensure_table(QUARANTINE, QUARANTINE_SCHEMA)
             self._checkpoint = self._read_checkpoint(backend)
 
     @contextlib.contextmanager
@@ -161,8 +189,10 @@ class Flusher:
         rows = backend.values(t.filter(t.name == self.name).select("segment", "offset"))
         return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
-    def flush_once(self, limit: int = 100_000) -> int:
-        """Store what the log holds beyond the checkpoint; return how many lines were stored."""
+    def flush_once(self, limit: int = 100_000, limit_bytes: int = 32 * 1024 * 1024) -> int:
+        """Store what the log holds beyond the checkpoint (at most ``limit`` lines and about
+        ``limit_bytes`` bytes a call, which bounds the flusher's memory); return how many lines
+        were stored or quarantined."""
         if not self.reader.has_beyond(self._checkpoint):
             if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                 self.resolve()
@@ -170,58 +200,101 @@ class Flusher:
         with self._connection() as backend:
             self._checkpoint = self._read_checkpoint(backend)  # another flusher may have moved it
             lines: list[tuple[tuple[int, int], bytes]] = []
+            size = 0
             for item in self.reader.read(self._checkpoint):
                 lines.append(item)
-                if len(lines) >= limit:
+                size += len(item[1])
+                if len(lines) >= limit or size >= limit_bytes:
                     break
             if lines:
-                self._store(backend, lines)
+                self._store_or_split(backend, self._checkpoint, lines)
+                if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
+                    self._resolve(backend)
         if lines:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)
 
-    def _store(self, backend, lines: list[tuple[tuple[int, int], bytes]]) -> None:
+    def _store_or_split(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]) -> None:
+        """Store the lines in one transaction; when the database refuses the data (a value it
+        cannot hold), store each half on its own, down to the one line it refuses, which is
+        quarantined. Errors that are not about the data (a lost connection, a full disk)
+        propagate: the lines stay in the log and are tried again."""
+        try:
+            self._store(backend, start, lines)
+        except (*backend.data_errors(), pa.ArrowException) as exc:
+            if len(lines) == 1:
+                self._quarantine_lines(backend, start, lines, f"the database refused it: {first_line(exc)}")
+                return
+            half = len(lines) // 2
+            self._store_or_split(backend, start, lines[:half])
+            self._store_or_split(backend, lines[half - 1][0], lines[half:])
+
+    def _quarantine_lines(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]],
+                          reason: str) -> None:
+        rows = []
+        at = start
+        for position, line in lines:
+            rows.append(quarantine_row(at, line, reason))
+            at = position
+        with backend.transaction():
+            backend.insert(QUARANTINE, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+            self._save_checkpoint(backend, lines[-1][0])
+        self._checkpoint = lines[-1][0]
+        self.quarantined += len(rows)
+        log.warning("quarantined %d log line(s) at %s: %s", len(rows), start, reason)
+
+    def _save_checkpoint(self, backend, last: tuple[int, int]) -> None:
+        backend.upsert(OFFSETS, pa.table({"name": [self.name], "segment": [last[0]], "offset": [last[1]]},
+                                         schema=OFFSETS_SCHEMA), ["name"])
+
+    def _store(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]) -> None:
         events: list[dict[str, Any]] = []
         others: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = []
         ids = identity.IdentityBatch()
         suppressed = suppressed_ids(backend)
         dropped = 0
-        start = self._checkpoint
         for position, line in lines:
             try:
                 source, messages = messages_of(line, start)
-            except (ApiError, RowError, ValueError, KeyError):
-                start = position
-                continue  # validated on the way in: only a damaged line can fail here
-            start = position
-            for message in messages:
-                if is_suppressed(message, suppressed):
-                    dropped += 1
-                    continue
-                try:
+                # every message of the line is normalised before any is kept: a line is
+                # stored whole or quarantined whole
+                line_events, line_others = [], []
+                for message in messages:
+                    if is_suppressed(message, suppressed):
+                        dropped += 1
+                        continue
                     record = from_segment(message, source, parse_timestamp(message["receivedAt"]))
-                except RowError:
-                    record = None
-                if record is not None:
-                    events.append(record)
-                    ids.event(record)
-                else:
-                    others.append(message_row(message, source))
-                    ids.message(message, source)
+                    if record is not None:
+                        line_events.append(record)
+                    else:
+                        line_others.append((message, message_row(message, source)))
+            except Exception as exc:  # noqa: BLE001  (validated on the way in: a damaged line, or a bug)
+                bad.append(quarantine_row(start, line, f"cannot be read as messages: {type(exc).__name__}: {exc}"))
+                log.warning("quarantined the log line at %s: %s: %s", start, type(exc).__name__, exc)
+                start = position
+                continue
+            start = position
+            for record in line_events:
+                events.append(record)
+                ids.event(record)
+            for message, row in line_others:
+                others.append(row)
+                ids.message(message, row["source"])
         last = lines[-1][0]
         with backend.transaction():
             stored = insert_new(backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
-            backend.upsert(OFFSETS, pa.table({"name": [self.name], "segment": [last[0]], "offset": [last[1]]},
-                                             schema=OFFSETS_SCHEMA), ["name"])
+            if bad:
+                backend.insert(QUARANTINE, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA))
+            self._save_checkpoint(backend, last)
         self._checkpoint = last
         self.stored += stored
         self.duplicates += len(events) - stored
         self.suppressed += dropped
+        self.quarantined += len(bad)
         self._dirty = self._dirty or bool(ids)
-        if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
-            self._resolve(backend)
 
     def resolve(self) -> None:
         """Rebuild pql_identities, pql_users and pql_accounts now."""
@@ -261,4 +334,4 @@ class Flusher:
             self._backend = None
 
 
-__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]
+__all__ = ["QUARANTINE", "EVENTS_SCHEMA", "MESSAGES_SCHEMA", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]

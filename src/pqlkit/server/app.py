@@ -55,6 +55,7 @@ class Collector:
         self.max_backlog_segments = max_backlog_segments  # x 64 MB of log not yet in the database
         self.accepted = 0
         self.rejected = 0
+        self.abandoned = 0  # requests whose client left before the body was complete
         self.log: DurableLog | None = None
         self.flusher: FlusherProcess | None = None
 
@@ -93,8 +94,11 @@ class Collector:
             if self.flusher is not None and not self.flusher.alive:
                 error = f"the flusher process has stopped ({error or 'no reason given'})"
             status = 200 if error is None else 503
+            quarantined = self.flusher.state.quarantined.value if self.flusher else 0
             await _json(send, status, {"status": "ok" if error is None else "degraded",
-                                       **({"error": str(error)} if error else {})})
+                                       **({"error": str(error)} if error else {}),
+                                       # stored apart with the reason: see pql_quarantine
+                                       "quarantined": quarantined})
             return
         if method == "GET" and path == "/metrics":
             await _json(send, 200, self.metrics())
@@ -107,6 +111,9 @@ class Collector:
             return
         try:
             status, body = await self._ingest(path[4:], scope, receive)
+        except ClientGone:
+            self.abandoned += 1
+            return
         except ApiError as exc:
             self.rejected += 1
             status, body = exc.status, exc.body()
@@ -137,8 +144,11 @@ class Collector:
             elif name == b"content-encoding":
                 encoding = value.decode("latin-1").lower()
         raw = await _read_body(receive, MAX_BODY)
-        if encoding == "gzip":
+        if encoding in ("gzip", "x-gzip"):
             raw = _gunzip(raw, MAX_BODY)
+        elif encoding not in (None, "", "identity"):
+            raise ApiError(415, "unsupported_encoding",
+                           f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
         try:
             body = orjson.loads(raw)
         except ValueError:
@@ -150,8 +160,9 @@ class Collector:
         if self.flusher is not None and self.flusher.state.backlog_segments() > self.max_backlog_segments:
             return 503, {"code": "overloaded",
                          "message": "the database is behind the log; retry shortly (nothing was stored)"}
-        received = datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z"
-        n = check_body(endpoint, body, len(raw))
+        now = datetime.now(UTC).replace(tzinfo=None)
+        received = now.isoformat() + "Z"
+        n = check_body(endpoint, body, len(raw), received_at=now)
         # The body goes to the log as it came (JSON whitespace made spaces, so it is one line):
         # nothing is serialised again on the request path.
         line = b"".join((b'{"s":', orjson.dumps(source), b',"r":"', received.encode(), b'","e":',
@@ -189,16 +200,24 @@ class Collector:
             "deduplicated": state.duplicates.value if state else 0,
             "stored": state.stored.value if state else 0,
             "suppressed": state.suppressed.value if state else 0,
+            "quarantined": state.quarantined.value if state else 0,
+            "abandoned": self.abandoned,
             "queue_depth": self.log.pending_messages if self.log else 0,
             "backlog_segments": state.backlog_segments() if state else 0,
             "log_position": {"segment": position[0], "offset": position[1]},
         }
 
 
+class ClientGone(Exception):
+    """The client went away before its body was complete: nothing is logged or answered."""
+
+
 async def _read_body(receive, limit: int) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone  # e.g. a chunked body without its terminator: never logged
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -214,6 +233,8 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
         out = d.decompress(raw, limit + 1)
     except zlib.error:
         raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
+    if len(out) <= limit and not d.eof:
+        raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
     if len(out) > limit:
         raise ApiError(400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed")
     return out
