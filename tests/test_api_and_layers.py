@@ -88,3 +88,35 @@ def test_only_backends_hold_connections():
             if needle in text:
                 offenders.append(f"{rel}: {needle}")
     assert offenders == []
+
+
+def test_no_private_part_of_a_backend_is_touched_outside_backends():
+    """Backends are used through their methods only: no `.con`, `._con`, `._raw`, `._lock`,
+    `._execute(` or `._fetch(` outside pqlkit/backends (and no SQL written by hand there)."""
+    import re
+
+    needle = re.compile(r"\.(_?con|_raw|_lock|_execute|_fetch|_tables)\b(?!\w)")
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] == "backends":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if needle.search(line) and "backend" in line:
+                offenders.append(f"{rel}:{number}: {line.strip()}")
+    assert offenders == []
+
+
+def test_collect_and_the_engine_write_no_sql_by_hand():
+    """Statements live in the backends' intent methods."""
+    import re
+
+    sql = re.compile(r"[\"'](INSERT INTO|DELETE FROM|CREATE TABLE|DROP TABLE|UPDATE \"|SELECT .* FROM)", re.I)
+    offenders = []
+    for folder in ("collect", "engine.py", "learn", "report", "features", "scoring", "cli"):
+        base = SRC / folder
+        for path in [base] if base.is_file() else sorted(base.rglob("*.py")):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if sql.search(line):
+                    offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
+    assert offenders == []

@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pqlkit.backends import connect
 from pqlkit.engine import Engine
 from pqlkit.model.load import load_model
 

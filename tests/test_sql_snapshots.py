@@ -68,3 +68,18 @@ def test_compiled_sql_matches_snapshot(engine, dialect):
         f"compiled {dialect} SQL changed; if intended, rerun with PQLKIT_UPDATE_SNAPSHOTS=1 "
         "and review the diff of tests/snapshots/"
     )
+
+
+def test_the_postgres_snapshot_is_the_sql_that_runs_on_postgresql(engine, request):
+    """Compiling for postgres from a DuckDB engine gives what a PostgreSQL engine runs, and it runs."""
+    server = request.getfixturevalue("pg_server")
+    backend = connect(server.create_database())
+    try:
+        for name in ("events", "users", "accounts"):
+            backend.write_table(name, engine.backend.table(name).to_pyarrow())
+        on_pg = Engine(engine.loaded, backend)
+        sql = on_pg.compile("postgres", datetime(2026, 10, 1))
+        assert sql == engine.compile("postgres", datetime(2026, 10, 1))
+        assert backend.run_sql(sql) == []  # no users, but it runs
+    finally:
+        backend.close()

@@ -18,7 +18,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from .backends import Backend, connect
+from .backends import Backend, connect, dialect_class
 from .errors import BackendError, PqlkitError
 from .features.build import (
     account_scores,
@@ -27,6 +27,7 @@ from .features.build import (
     user_features,
     user_scores,
 )
+from .features.signals import IbisJson
 from .features.sources import ROLES, Bound, bind, check_data
 from .model.load import LoadedModel, load_model
 from .scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
@@ -150,21 +151,23 @@ class Engine:
         return check_data(self.bound, self.loaded, self.backend, thorough=thorough)
 
     # --- expressions ------------------------------------------------------------------------
-    def features(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
-        """Per-user features as of ``as_of``. ``portable`` avoids backend-specific functions."""
+    def features(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
+        """Per-user features as of ``as_of``, for this backend or for another ``dialect`` (then
+        with that database's own JSON functions when pqlkit knows it, else Ibis's)."""
+        target: Any = type(self.backend) if dialect in (None, self.backend.name) else dialect_class(dialect)
         return user_features(
             self.bound, self.loaded, as_utc(as_of),
-            bitmask_days=self.backend.bitmask_days and not portable,
-            json_text=None if portable or not self.backend.json_text_native else self.backend.json_text,
+            bitmask_days=bool(target and target.bitmask_days),
+            json=target if target is not None else IbisJson(dialect or self.backend.name),
         )
 
-    def scores(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
+    def scores(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
         when = as_utc(as_of)
-        return user_scores(self.features(when, portable=portable), self.loaded, when)
+        return user_scores(self.features(when, dialect=dialect), self.loaded, when)
 
-    def accounts(self, as_of: datetime | str | None = None, *, portable: bool = False) -> ir.Table:
+    def accounts(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
         when = as_utc(as_of)
-        return account_scores(self.scores(when, portable=portable), self.bound, self.loaded, when)
+        return account_scores(self.scores(when, dialect=dialect), self.bound, self.loaded, when)
 
     def scores_sql(self, as_of: datetime | str | None = None) -> str:
         """The user-scores query for this backend, compiled once per model and source schema."""
@@ -207,8 +210,7 @@ class Engine:
 
     def compile(self, dialect: str, as_of: datetime | str | None = None) -> str:
         """The SQL a warehouse would run for the user scores."""
-        portable = dialect != self.backend.name
-        return str(ibis.to_sql(self.scores(as_of, portable=portable), dialect=dialect))
+        return str(ibis.to_sql(self.scores(as_of, dialect=dialect), dialect=dialect))
 
     # --- runs -------------------------------------------------------------------------------
     def run(

@@ -534,11 +534,7 @@ FROM (
                     CAST('2026-10-01T00:00:00' AS TIMESTAMP) - INTERVAL '2592000000000 MICROSECOND'
                   )) AS "a__active",
                 COUNT(
-                  DISTINCT CASE
-                    WHEN JSON_TYPEOF(JSON_EXTRACT_PATH("t4"."properties", 'feature')) = 'string'
-                    THEN JSON_EXTRACT_PATH_TEXT(JSON_EXTRACT_PATH("t4"."properties", 'feature'), VARIADIC ARRAY[]::TEXT[])
-                    ELSE NULL
-                  END
+                  DISTINCT JSON_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSON), 'feature')
                 ) FILTER(WHERE
                   "t4"."event" = 'feature_used') AS "a__features",
                 SUM(

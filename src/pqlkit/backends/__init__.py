@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from ..errors import BackendError
 from .base import Backend, ConflictRule, first_line
 
-__all__ = ["DEFAULT_URL", "SCHEMES", "Backend", "ConflictRule", "connect", "driver_errors", "first_line"]
+__all__ = ["DEFAULT_URL", "SCHEMES", "Backend", "ConflictRule", "connect", "dialect_class", "driver_errors", "first_line"]
 
 DEFAULT_URL = "pql.duckdb"
 
@@ -66,6 +66,15 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
     _OPENED.append(backend)
     backend.on_close.append(lambda b: _OPENED.remove(b) if b in _OPENED else None)
     return backend
+
+
+def dialect_class(dialect: str) -> type[Backend] | None:
+    """The backend class of a dialect pqlkit knows (its JSON access is used to compile for it)."""
+    for module, name in dict.fromkeys(SCHEMES.values()):
+        cls = getattr(importlib.import_module(module, __name__), name)
+        if cls.name == dialect:
+            return cls
+    return None
 
 
 def driver_errors() -> tuple[type[BaseException], ...]:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -35,7 +35,7 @@ ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max",
 """What an upsert does with a row whose key is stored already: keep the stored row
 ("ignore"), replace it ("replace"), or per column keep the min, the max or the new value."""
 
-Schema = pa.Schema | ibis.Schema
+Schema: TypeAlias = pa.Schema | ibis.Schema
 
 
 class Backend(ABC):
@@ -56,8 +56,6 @@ class Backend(ABC):
     """Active days as a bitmask with bit_count (faster than COUNT DISTINCT)."""
     reads_files: ClassVar[bool] = False
     """Sources may be CSV, JSON lines or Parquet files."""
-    json_text_native: ClassVar[bool] = False
-    """A native function extracts a JSON value as text (faster than Ibis's typed one)."""
 
     def __init__(self, url: str, con: Any):
         self.url = url
@@ -107,9 +105,22 @@ class Backend(ABC):
     def _load_stage(self, name: str, rows: pa.Table) -> None:
         """Copy ``rows`` into the (empty, temporary) table ``name``."""
 
+    # JSON access with the key as data, never parsed as a path: a property named `k"e`, `a.b`
+    # or `x;--` is one member. Static: `pql compile --dialect` uses another database's too.
+    @staticmethod
     @abstractmethod
-    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
+    def json_text(properties: ir.Value, key: str) -> ir.StringValue:
         """A JSON object's value at ``key`` as text (numbers too), NULL when absent."""
+
+    @staticmethod
+    @abstractmethod
+    def json_number(properties: ir.Value, key: str) -> ir.FloatingValue:
+        """The value at ``key`` when it is a JSON number, else NULL."""
+
+    @staticmethod
+    @abstractmethod
+    def json_bool(properties: ir.Value, key: str) -> ir.BooleanValue:
+        """The value at ``key`` when it is a JSON boolean, else NULL."""
 
     @abstractmethod
     def purge(self, tables: list[str]) -> str:
@@ -184,7 +195,7 @@ class Backend(ABC):
             return
         ibis_schema = schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
         required = set(not_null) | set(primary_key)
-        columns = [
+        columns: list[exp.Expression] = [
             exp.ColumnDef(
                 this=_sql.ident(col),
                 kind=exp.DataType.build(self._type_sql(typ), dialect=self.name),
@@ -210,8 +221,7 @@ class Backend(ABC):
     def run_sql(self, sql: str) -> list[tuple]:
         """Run SQL text as it is and return its rows (none for a statement). For tools and
         tests; pqlkit's own code says what it needs through the intent methods."""
-        names, rows = self._fetch(sql)
-        return rows
+        return self._fetch(sql)[1]
 
     def replace_table(self, name: str, expr: ir.Table) -> None:
         """(Re)create ``name`` as the result of ``expr``, inside the caller's transaction."""

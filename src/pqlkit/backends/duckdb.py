@@ -28,13 +28,27 @@ def _json_extract_string(j: dt.JSON, path: str) -> str:  # type: ignore[empty-bo
     """DuckDB: a JSON path's value as text."""
 
 
+@ibis.udf.scalar.builtin(name="json_type")
+def _json_type(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB: the JSON type at a path (BIGINT, UBIGINT, DOUBLE, VARCHAR, BOOLEAN, NULL, ...)."""
+
+
+_NUMBER_TYPES = ["BIGINT", "UBIGINT", "DOUBLE", "HUGEINT"]
+
+
+def _path(key: str) -> str:
+    """A JSON pointer naming one member, whatever its name holds. (A JSON path such as
+    '$."k"' would do too, but sqlglot re-parses JSON paths and drops the quoting of a key with
+    a quote in it; pointers it leaves alone.)"""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
 class DuckDBBackend(Backend):
     name = "duckdb"
     schemes = ("", "duckdb")
     driver_module = "duckdb"
     bitmask_days: ClassVar[bool] = True
     reads_files: ClassVar[bool] = True
-    json_text_native: ClassVar[bool] = True
 
     def __init__(self, url: str, con: Any, lock: FileLock | None):
         super().__init__(url, con)
@@ -119,10 +133,21 @@ class DuckDBBackend(Backend):
 
         return DuckDBType.to_string(dtype)
 
-    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
-        # a JSON path with the key quoted: any key (quotes, dots, brackets) is one member name
-        escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-        return _json_extract_string(properties, f'$."{escaped}"')
+    @staticmethod
+    def json_text(properties: ir.Value, key: str) -> ir.StringValue:
+        return _json_extract_string(properties, _path(key))
+
+    @staticmethod
+    def json_number(properties: ir.Value, key: str) -> ir.FloatingValue:
+        path = _path(key)
+        return ibis.ifelse(_json_type(properties, path).isin(_NUMBER_TYPES),
+                           _json_extract_string(properties, path).cast("float64"), ibis.null("float64"))
+
+    @staticmethod
+    def json_bool(properties: ir.Value, key: str) -> ir.BooleanValue:
+        path = _path(key)
+        return ibis.ifelse(_json_type(properties, path) == "BOOLEAN",
+                           _json_extract_string(properties, path) == "true", ibis.null("boolean"))
 
     def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
         text = str(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -16,16 +16,31 @@ from ..errors import BackendError
 from .base import Backend, _q, first_line
 
 
-@ibis.udf.scalar.builtin(name="json_extract_path_text")
+@ibis.udf.scalar.builtin(name="jsonb_extract_path_text")
 def _json_extract_path_text(j: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL: a JSON key's value as text."""
+
+
+@ibis.udf.scalar.builtin(name="jsonb_extract_path")
+def _json_extract_path(j: dt.JSON, key: str) -> dt.JSON:  # type: ignore[empty-body]
+    """PostgreSQL: a JSON key's value."""
+
+
+@ibis.udf.scalar.builtin(name="jsonb_typeof")
+def _json_typeof(j: dt.JSON) -> str:  # type: ignore[empty-body]
+    """PostgreSQL: a JSON value's type (number, string, boolean, null, object, array)."""
+
+
+def _as_json(properties: ir.Value) -> ir.Value:
+    # via text, so that json and jsonb columns both work. The jsonb functions, because sqlglot
+    # re-parses the json_* ones' keys as JSON paths and drops the quoting of a key with a quote.
+    return properties.cast("string").cast(dt.JSON(binary=True))
 
 
 class PostgresBackend(Backend):
     name = "postgres"
     schemes = ("postgres", "postgresql")
     driver_module = "psycopg"
-    json_text_native: ClassVar[bool] = True
 
     @classmethod
     def driver_errors(cls) -> tuple[type[BaseException], ...]:
@@ -93,9 +108,22 @@ class PostgresBackend(Backend):
 
         return PostgresType.to_string(dtype)
 
-    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
-        # via text, so that jsonb columns work too; the key is a bound literal, any text is fine
-        return _json_extract_path_text(properties.cast("string").cast("json"), key)
+    # The key is a literal of its own (not a path to parse): any text is one member name.
+    @staticmethod
+    def json_text(properties: ir.Value, key: str) -> ir.StringValue:
+        return _json_extract_path_text(_as_json(properties), key)
+
+    @staticmethod
+    def json_number(properties: ir.Value, key: str) -> ir.FloatingValue:
+        j = _as_json(properties)
+        return ibis.ifelse(_json_typeof(_json_extract_path(j, key)) == "number",
+                           _json_extract_path_text(j, key).cast("float64"), ibis.null("float64"))
+
+    @staticmethod
+    def json_bool(properties: ir.Value, key: str) -> ir.BooleanValue:
+        j = _as_json(properties)
+        return ibis.ifelse(_json_typeof(_json_extract_path(j, key)) == "boolean",
+                           _json_extract_path_text(j, key) == "true", ibis.null("boolean"))
 
     def purge(self, tables: list[str]) -> str:
         for table in tables:

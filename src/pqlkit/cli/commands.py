@@ -17,7 +17,7 @@ from ..backends import connect
 from ..engine import Engine, as_utc
 from ..errors import PqlkitError
 from ..model.load import load_model
-from ..sinks.files import FORMATS, export, flatten_lists, format_from_path, write_json
+from ..sinks.files import FORMATS, export, format_from_path, write_csv, write_json
 from . import (
     _handle_errors,
     as_of_option,
@@ -118,9 +118,9 @@ def _run(model_path: str, url: str | None, as_of: str | None, checks: bool, inte
 
 
 def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], title: str,
-                    limit: int, as_json: bool, summary: dict) -> None:
+                    limit: int, as_json: bool, summary: dict, csv_formulas: bool = False) -> None:
     if out:
-        n = export(expr, out, fmt or format_from_path(out))
+        n = export(expr, out, fmt or format_from_path(out), csv_formulas=csv_formulas)
         if as_json:
             render.emit_json({**summary, "written": n, "out": out})
         else:
@@ -141,7 +141,7 @@ def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], 
     data = expr.to_pyarrow()
     if fmt == "csv":
         buf = io.BytesIO()
-        pacsv.write_csv(flatten_lists(data), buf)
+        write_csv(data, buf, csv_formulas=csv_formulas)
         sys.stdout.write(buf.getvalue().decode())
     else:
         if fmt == "json":
@@ -156,13 +156,18 @@ _OUT = click.option("--out", default=None, type=click.Path(dir_okay=False),
                     help="Write the results to this file (CSV, Parquet, JSON lines).")
 _LIMIT = click.option("--limit", default=20, show_default=True,
                       help="Rows shown in the table (0: only the summary; results are stored either way).")
+_CSV_FORMULAS = click.option(
+    "--csv-formulas", is_flag=True,
+    help="Keep CSV cells that start with = + - @ as they are (by default they get a leading ' so a "
+         "spreadsheet shows them as text instead of running them).")
 _CHECKS = click.option("--checks/--no-checks", default=True, show_default=True,
                        help="Check the data (ids, timestamps, event names) before scoring.")
 
 
 def _run_options(fn):
     """The options of the commands that run a scoring (score, accounts), defined once."""
-    for option in reversed((model_option, url_option, as_of_option, _FORMAT, _OUT, _LIMIT, _CHECKS, json_option)):
+    for option in reversed((model_option, url_option, as_of_option, _FORMAT, _OUT, _LIMIT, _CHECKS, _CSV_FORMULAS,
+                            json_option)):
         fn = option(fn)
     return fn
 
@@ -171,7 +176,7 @@ def _run_options(fn):
 @_run_options
 @click.option("--pql-only", is_flag=True, help="Only users who are PQLs.")
 @_handle_errors
-def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, as_json) -> None:
+def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, csv_formulas, as_json) -> None:
     """Score every user as of a time, store the results, and show or export them."""
     engine, result = _run(model_path, url, as_of, checks, _interactive(as_json))
     for w in result.warnings:
@@ -186,13 +191,13 @@ def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, as_json) ->
             f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version}) in "
             f"{result.seconds:.1f}s: {result.pqls:,} PQLs, {result.pqas:,} product-qualified accounts."
         )
-    _write_or_print(users, out, fmt, USER_COLUMNS, "Top users", limit, as_json, result.to_dict())
+    _write_or_print(users, out, fmt, USER_COLUMNS, "Top users", limit, as_json, result.to_dict(), csv_formulas)
 
 
 @cli.command()
 @_run_options
 @_handle_errors
-def accounts(model_path, url, as_of, fmt, out, limit, checks, as_json) -> None:
+def accounts(model_path, url, as_of, fmt, out, limit, checks, csv_formulas, as_json) -> None:
     """Score and show product-qualified accounts (users rolled up by the model's rule)."""
     engine, result = _run(model_path, url, as_of, checks, _interactive(as_json))
     for w in result.warnings:
@@ -204,7 +209,7 @@ def accounts(model_path, url, as_of, fmt, out, limit, checks, as_json) -> None:
             f"{result.pqas:,} of {result.accounts:,} accounts are product-qualified as of "
             f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version})."
         )
-    _write_or_print(accts, out, fmt, ACCOUNT_COLUMNS, "Top accounts", limit, as_json, result.to_dict())
+    _write_or_print(accts, out, fmt, ACCOUNT_COLUMNS, "Top accounts", limit, as_json, result.to_dict(), csv_formulas)
 
 
 # --- explain / compile ---------------------------------------------------------------------------
@@ -421,10 +426,10 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
     if proposal is not None:
-        rows = [{"signal": c.signal, "group": c.group.removesuffix("_signals"), "points now": c.before,
+        changed = [{"signal": c.signal, "group": c.group.removesuffix("_signals"), "points now": c.before,
                  "proposed": c.after, "change": c.note} for c in proposal.changes
                 if c.before != c.after]
-        render.table(rows, ["signal", "group", "points now", "proposed", "change"],
+        render.table(changed, ["signal", "group", "points now", "proposed", "change"],
                      title=f"Proposed model {target} (your model file is unchanged)")
         render.out.print(f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
                          "(about as many PQLs as now on the training dates). Review it, then "

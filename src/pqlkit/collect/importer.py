@@ -138,7 +138,7 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
                 continue
             try:
                 value = json.loads(line)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 yield n, None, f"not valid JSON ({exc.msg})"
                 continue
             if not isinstance(value, dict):

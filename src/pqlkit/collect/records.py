@@ -74,7 +74,8 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     return dt
 
 
-def _text(value: Any) -> str | None:
+def text_or_none(value: Any) -> str | None:
+    """An id as text (numbers too, 3.0 as "3"); None when missing or blank."""
     if value is None:
         return None
     if isinstance(value, float) and value.is_integer():
@@ -127,11 +128,11 @@ def from_row(row: dict[str, Any], mapping: dict[str, str], source: str, received
         return row.get(mapping.get(canonical, canonical))
 
     record = {
-        "message_id": _text(get("message_id")),
-        "user_id": _text(get("user_id")),
-        "anonymous_id": _text(get("anonymous_id")),
-        "account_id": _text(get("account_id")),
-        "event": _text(get("event")),
+        "message_id": text_or_none(get("message_id")),
+        "user_id": text_or_none(get("user_id")),
+        "anonymous_id": text_or_none(get("anonymous_id")),
+        "account_id": text_or_none(get("account_id")),
+        "event": text_or_none(get("event")),
         "timestamp": parse_timestamp(get("timestamp"), mapping.get("timestamp", "timestamp")),
         "properties": _properties(get("properties"), mapping.get("properties", "properties")),
     }
@@ -150,20 +151,20 @@ def from_segment(message: dict[str, Any], source: str, received_at: datetime) ->
     if kind in ("identify", "group", "alias"):
         return None
     if kind == "track":
-        event = _text(message.get("event"))
+        event = text_or_none(message.get("event"))
         if event is None:
             raise RowError("event", "a track message needs an event")
     else:
-        name = _text(message.get("name")) or ""
+        name = text_or_none(message.get("name")) or ""
         event = f"{'Page' if kind == 'page' else 'Screen'} Viewed" + (f": {name}" if name else "")
     stamp = message.get("timestamp") or message.get("originalTimestamp") or message.get("sentAt")
     context = message.get("context") or {}
     groups = context.get("groupId") if isinstance(context, dict) else None
     record = {
-        "message_id": _text(message.get("messageId")),
-        "user_id": _text(message.get("userId")),
-        "anonymous_id": _text(message.get("anonymousId")),
-        "account_id": _text(groups),
+        "message_id": text_or_none(message.get("messageId")),
+        "user_id": text_or_none(message.get("userId")),
+        "anonymous_id": text_or_none(message.get("anonymousId")),
+        "account_id": text_or_none(groups),
         "event": event,
         "timestamp": parse_timestamp(stamp) if stamp is not None else received_at,
         "properties": _properties(message.get("properties")),
@@ -174,11 +175,11 @@ def from_segment(message: dict[str, Any], source: str, received_at: datetime) ->
 def from_amplitude(row: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any]:
     """A row of an Amplitude export (JSON lines)."""
     record = {
-        "message_id": _text(row.get("insert_id") or row.get("$insert_id") or row.get("uuid")),
-        "user_id": _text(row.get("user_id")),
-        "anonymous_id": _text(row.get("device_id")),
-        "account_id": _text((row.get("groups") or {}).get("company")) if isinstance(row.get("groups"), dict) else None,
-        "event": _text(row.get("event_type")),
+        "message_id": text_or_none(row.get("insert_id") or row.get("$insert_id") or row.get("uuid")),
+        "user_id": text_or_none(row.get("user_id")),
+        "anonymous_id": text_or_none(row.get("device_id")),
+        "account_id": text_or_none((row.get("groups") or {}).get("company")) if isinstance(row.get("groups"), dict) else None,
+        "event": text_or_none(row.get("event_type")),
         "timestamp": parse_timestamp(row.get("event_time") or row.get("client_event_time"), "event_time"),
         "properties": _properties(row.get("event_properties")),
     }

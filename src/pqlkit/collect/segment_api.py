@@ -172,7 +172,7 @@ def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, dateti
             _check_nesting(value, f"{where}.{key}")
     if not (_present(message.get("userId")) or _present(message.get("anonymousId"))):
         raise ApiError(400, "invalid_message", f"{where}: a message needs userId or anonymousId")
-    if kind == "track" and not message.get("event"):
+    if kind == "track" and not _present(message.get("event")):
         raise ApiError(400, "invalid_message", f"{where}.event: a track needs an event")
     if kind == "alias" and not (_present(message.get("userId")) and _present(message.get("previousId"))):
         raise ApiError(400, "invalid_message", f"{where}: an alias needs userId and previousId")

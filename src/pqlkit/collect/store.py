@@ -21,7 +21,7 @@ import pyarrow as pa
 from ..backends import first_line
 from . import identity
 from .log import LogReader
-from .records import from_segment, parse_timestamp
+from .records import from_segment, parse_timestamp, text_or_none
 from .segment_api import messages_from_body
 
 log = logging.getLogger("pqlkit.collect")
@@ -87,8 +87,8 @@ def message_row(message: dict[str, Any], source: str) -> dict[str, Any]:
         traits = context.get("traits")
     return {
         "message_id": message["messageId"], "source": source, "type": message["type"],
-        "user_id": message.get("userId"), "anonymous_id": message.get("anonymousId"),
-        "group_id": message.get("groupId"), "previous_id": message.get("previousId"),
+        "user_id": text_or_none(message.get("userId")), "anonymous_id": text_or_none(message.get("anonymousId")),
+        "group_id": text_or_none(message.get("groupId")), "previous_id": text_or_none(message.get("previousId")),
         "timestamp": parse_timestamp(message["timestamp"]),
         "received_at": parse_timestamp(message["receivedAt"]),
         "traits": json.dumps(traits or {}, sort_keys=True, default=str),
@@ -111,6 +111,7 @@ def is_suppressed(message: dict[str, Any], suppressed: set[str]) -> bool:
     )
 
 
+_loads: Callable[[bytes], Any]
 try:  # the server extra brings orjson (several times faster on the flusher's every line)
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - the importer works without the server extra
@@ -170,13 +171,13 @@ class Flusher:
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
-        if self._backend is None:
-            self._backend = self.open_backend()
+        backend = self._backend if self._backend is not None else self.open_backend()
+        self._backend = backend
         try:
-            yield self._backend
+            yield backend
         finally:
             if not self.hold:
-                self._backend.close()
+                backend.close()
                 self._backend = None
 
     @property
@@ -269,7 +270,7 @@ class Flusher:
                         line_events.append(record)
                     else:
                         line_others.append((message, message_row(message, source)))
-            except Exception as exc:  # noqa: BLE001  (validated on the way in: a damaged line, or a bug)
+            except Exception as exc:
                 bad.append(quarantine_row(start, line, f"cannot be read as messages: {type(exc).__name__}: {exc}"))
                 log.warning("quarantined the log line at %s: %s: %s", start, type(exc).__name__, exc)
                 start = position
@@ -334,4 +335,4 @@ class Flusher:
             self._backend = None
 
 
-__all__ = ["QUARANTINE", "EVENTS_SCHEMA", "MESSAGES_SCHEMA", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]
+__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "QUARANTINE", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]

@@ -289,11 +289,11 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     outcomes = pa.table(
         {
             "outcome_id": pa.array(
-                [f"o_{i:05d}" for i in range(n_o)] + [f"s_{i:05d}" for i in range(ss_users.size)]
+                [f"o_{i:05d}" for i in range(n_o)] + [f"s_{i:05d}" for i in range(ss_users.size)], pa.string()
             ),
             "account_id": pa.array(np.concatenate([aid[opp_accounts[opp_keep]], aid[acct[ss_users]]])),
             "user_id": pa.array([None] * n_o + list(uid[ss_users]), pa.string()),
-            "kind": pa.array(["opportunity"] * n_o + ["self_serve"] * ss_users.size),
+            "kind": pa.array(["opportunity"] * n_o + ["self_serve"] * ss_users.size, pa.string()),
             "created_at": pa.array(np.concatenate([opp_created[opp_keep], up_ts[ss_users]]).astype("datetime64[us]")),
             "closed_at": pa.array(
                 np.concatenate([

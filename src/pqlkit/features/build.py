@@ -20,7 +20,7 @@ from ..model.signals import duration_seconds, reads_every_event, signal_events
 from ..model.spec import CANONICAL_COLUMNS
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
-from .signals import AsOf, EventContext, JsonText, epoch, plan_signal
+from .signals import AsOf, EventContext, JsonAccess, epoch, plan_signal
 from .sources import Bound, default_type
 
 USER = "user__"
@@ -54,7 +54,7 @@ def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Sca
 
 
 def user_features(
-    bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, json_text: JsonText | None = None
+    bound: Bound, loaded: LoadedModel, as_of: datetime, *, bitmask_days: bool, json: JsonAccess
 ) -> ir.Table:
     """One row per user known before ``as_of``: attributes, derived fields and signal values."""
     model = loaded.model
@@ -73,7 +73,7 @@ def user_features(
     upgrade_events = list(model.plans.upgrade_events)
     if needed and not any_event:
         events = events.filter(events.event.isin(sorted({*needed, *upgrade_events})))
-    ctx = EventContext(events=events, as_of=point, bitmask_days=bitmask_days, json_text=json_text)
+    ctx = EventContext(events=events, as_of=point, bitmask_days=bitmask_days, json=json)
 
     # One GROUP BY for every signal; an aggregate two signals share is computed once.
     aggregates: dict[str, ir.Scalar] = {"last_seen_at": events.timestamp.max()}
@@ -168,6 +168,7 @@ def user_scores(features: ir.Table, loaded: LoadedModel, as_of: datetime) -> ir.
     ops = IbisOps(features)
     out = decide(loaded.model, env, ops)
     staged = ops.table
+    assert staged is not None  # IbisOps was given the features table
     cols = {
         "as_of": AsOf(as_of).lit,
         "model_version": ibis.literal(loaded.version),

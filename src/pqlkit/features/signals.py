@@ -8,14 +8,16 @@ non-negative floats, 0 when nothing happened (recency: days, or null when unknow
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import ibis
-import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
+from ..errors import PqlkitError
 from ..model.signals import (
     ActiveDaysSignal,
     DistinctFeaturesSignal,
@@ -36,7 +38,42 @@ def epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
 
 
 Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
-JsonText = Callable[[ir.Value, str], ir.StringValue]
+
+
+class JsonAccess(Protocol):
+    """Reading one member of a JSON object, the key being data (a backend class provides it)."""
+
+    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue: ...
+    def json_number(self, properties: ir.Value, key: str) -> ir.FloatingValue: ...
+    def json_bool(self, properties: ir.Value, key: str) -> ir.BooleanValue: ...
+
+
+_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class IbisJson:
+    """Ibis's typed JSON access, for dialects pqlkit has no backend for (`pql compile
+    --dialect snowflake`). Ibis reads the key as a JSON path, so only plain keys are safe."""
+
+    dialect: str
+
+    def _key(self, key: str) -> str:
+        if not _SIMPLE_KEY.match(key):
+            raise PqlkitError(
+                f"the event property {key!r} cannot be compiled for {self.dialect} (only letters, digits and _ "
+                "are safe in its JSON paths); rename the property, or compile for duckdb or postgres"
+            )
+        return key
+
+    def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
+        return properties[self._key(key)].str
+
+    def json_number(self, properties: ir.Value, key: str) -> ir.FloatingValue:
+        return properties[self._key(key)].float
+
+    def json_bool(self, properties: ir.Value, key: str) -> ir.BooleanValue:
+        return properties[self._key(key)].bool
 
 
 @dataclass(frozen=True)
@@ -73,8 +110,8 @@ class EventContext:
     events: ir.Table
     as_of: AsOf
     bitmask_days: bool
-    json_text: JsonText | None = None
-    """The backend's native JSON text extraction (see Backend.json_text); None: Ibis's own."""
+    json: JsonAccess
+    """How this database reads a member of the JSON properties (see Backend.json_text)."""
 
     def age_days(self) -> ir.FloatingValue:
         return (self.as_of.epoch - epoch(self.events.timestamp)) / 86400.0
@@ -94,14 +131,14 @@ class EventContext:
             conds.append(e == names[0] if len(names) == 1 else e.isin(names))
         if (w := self.since(window)) is not None:
             conds.append(w)
+        props = self.events.properties
         for key, value in (where or {}).items():
-            prop = self.events.properties[key]
             if isinstance(value, bool):
-                conds.append(prop.bool == value)
+                conds.append(self.json.json_bool(props, key) == value)
             elif isinstance(value, int | float):
-                conds.append(prop.float == float(value))
+                conds.append(self.json.json_number(props, key) == float(value))
             else:
-                conds.append(prop.str == value)
+                conds.append(self.json.json_text(props, key) == value)
         if not conds:
             return None
         out = conds[0]
@@ -111,13 +148,10 @@ class EventContext:
 
     def prop_text(self, key: str) -> ir.StringValue:
         """A property as text (numbers too), NULL when absent or JSON null."""
-        props = self.events.properties
-        if self.json_text is not None:
-            return self.json_text(props, key)
-        return props[key].str
+        return self.json.json_text(self.events.properties, key)
 
     def prop_number(self, key: str) -> ir.FloatingValue:
-        return self.events.properties[key].float
+        return self.json.json_number(self.events.properties, key)
 
 
 @dataclass(frozen=True)
@@ -169,10 +203,10 @@ def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan
             words[f"{name}_w{w}"] = bit.bit_or(where=_both(cond, in_word))
 
         def finish(a: Mapping[str, ir.Value]) -> ir.Value:
-            total = None
-            for key in words:
-                part = bit_count(a[key].fill_null(0))
-                total = part if total is None else total + part
+            parts = [bit_count(a[key].fill_null(0)) for key in words]
+            total = parts[0]
+            for part in parts[1:]:
+                total = total + part
             return total.cast("float64")
 
         return SignalPlan(words, finish)
@@ -208,11 +242,11 @@ def _per_event_presence(ctx, name, events, window, where) -> SignalPlan:
     }
 
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
-        total = None
-        for key in aggs:
-            # integer literals: PostgreSQL reads 1.0 as numeric, and Ibis elides a later cast
-            part = ibis.ifelse(a[key].fill_null(0) > 0, 1, 0)
-            total = part if total is None else total + part
+        # integer literals: PostgreSQL reads 1.0 as numeric, and Ibis elides a later cast
+        parts = [ibis.ifelse(a[key].fill_null(0) > 0, 1, 0) for key in aggs]
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
         return total.cast("float64")
 
     return SignalPlan(aggs, finish)

@@ -16,7 +16,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from ..errors import DataQualityError, MappingError
-from ..model.conditions import FieldCondition, walk
+from ..model.conditions import Condition, FieldCondition, walk
 from ..model.defaults import effective_segments
 from ..model.load import LoadedModel
 from ..model.signals import signal_events
@@ -73,7 +73,10 @@ def bind(backend, loaded: LoadedModel) -> Bound:
                               and source.table is not None and not backend.has_table(source.table)):
             tables[role] = None  # the default identities table is used only once it exists
             continue
-        raw = _open(backend, source, role, loaded.base_dir)
+        try:
+            raw = _open(backend, source, role, loaded.base_dir)
+        except MappingError as exc:  # say where in the model the table or file is named
+            raise MappingError(f"{loaded.path}:{loaded.line_of(('sources', role))}: {exc}") from None
         tables[role], texts = _canonical(raw, source, role, loaded)
         text_ts.extend(texts)
     bound = Bound(text_timestamps=text_ts, **tables)
@@ -202,7 +205,7 @@ def _suggest(word: str, choices: list[str]) -> str:
 
 def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
     model = loaded.model
-    places = []
+    places: list[tuple[tuple[str | int, ...], Condition]] = []
     for i, p in enumerate(model.icp.profiles):
         places.append((("icp", "profiles", i, "when"), p.when))
     for i, e in enumerate(model.icp.exclusions):
@@ -210,9 +213,9 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
     for i, s in enumerate(model.fit_signals):
         places.append((("fit_signals", i, "when"), s.when))
     places.append((("activation",), model.activation))
-    for i, s in enumerate(effective_segments(model)):
-        if s.when is not None:
-            places.append((("segments", i, "when"), s.when))
+    for i, seg in enumerate(effective_segments(model)):
+        if seg.when is not None:
+            places.append((("segments", i, "when"), seg.when))
     for i, r in enumerate(model.routing.rules):
         places.append((("routing", "rules", i, "when"), r.when))
     columns = {

@@ -11,14 +11,29 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from .conditions import Condition
 
 DURATION_PATTERN = r"^\d+(\.\d+)?(s|m|h|d|w)$"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
-Duration = Annotated[str, Field(pattern=DURATION_PATTERN, examples=["30d", "12h", "2w"])]
+#: The longest duration a model may give: 100 years (longer ones overflow interval arithmetic).
+MAX_DURATION_SECONDS = 100 * 365.25 * 86400
+
+
+def _duration_in_range(text: str) -> str:
+    seconds = duration_seconds(text)
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a positive duration (write e.g. 30d)")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"{text!r} is longer than 100 years")
+    return text
+
+
+Duration = Annotated[
+    str, Field(pattern=DURATION_PATTERN, examples=["30d", "12h", "2w"]), AfterValidator(_duration_in_range)
+]
 
 
 def duration_seconds(text: str) -> float:

@@ -117,8 +117,8 @@ class Sources(_Strict):
 class Plans(_Strict):
     """How to tell a user's plan as of a point in time."""
 
-    paid: list[str] = ["paid"]
-    """Plan values that mean paying."""
+    paid: list[str] = Field(default=["paid"], min_length=1)
+    """Plan values that mean paying (at least one)."""
     upgrade_events: list[str] = []
     """Events that mark a self-serve upgrade. When given, a user counts as paid as of a date
     only if such an event happened before it, so a later upgrade does not leak into the past."""

@@ -168,11 +168,11 @@ def lines(kind: str, title: str, xs: Sequence[str], series: Sequence[tuple[str, 
         body.append(f'<line x1="{px(marker):.1f}" x2="{px(marker):.1f}" y1="{M_TOP}" y2="{M_TOP + ih}" class="ref"/>')
     for si, (name, vs) in enumerate(series):
         color = PALETTE[si % len(PALETTE)]
-        pts = [(i, v) for i, v in enumerate(vs) if v is not None and not math.isnan(v)]
-        if len(pts) > 1:
+        marks: list[tuple[int, float]] = [(i, v) for i, v in enumerate(vs) if v is not None and not math.isnan(v)]
+        if len(marks) > 1:
             body.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
-                        + " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in pts) + '"/>')
-        for i, v in pts:
+                        + " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in marks) + '"/>')
+        for i, v in marks:
             shown = f"{v:.1%}" if percent else _fmt(v)
             body.append(f'<circle class="mark" cx="{px(i):.1f}" cy="{py(v):.1f}" r="3" fill="{color}">'
                         f'<title>{escape(xs[i])}, {escape(name)}: {shown}</title></circle>')

@@ -181,13 +181,13 @@ class Collector:
                 key = base64.b64decode(authorization[6:].strip()).decode().split(":", 1)[0]
             except (binascii.Error, UnicodeDecodeError):
                 key = None
-        from_header = bool(key) and self.keys.get(hash_key(key)) is not None
+        from_header = key is not None and bool(key) and self.keys.get(hash_key(key)) is not None
         if not from_header and isinstance(body, dict) and body.get("writeKey"):
             key = body.get("writeKey")
         source = self.keys.get(hash_key(key)) if isinstance(key, str) and key else None
         if source is None:
             raise ApiError(401, "unauthorized", "a valid write key is needed (HTTP Basic 'writeKey:' or writeKey in the body)")
-        if from_header and len(self._known) < 1024:
+        if from_header and authorization is not None and len(self._known) < 1024:
             self._known[authorization] = source  # a good header, seen again on every request
         return source
 

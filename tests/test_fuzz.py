@@ -1,0 +1,178 @@
+"""Fuzzing the collector and the model loader with generated hostile input.
+
+`make test` runs a bounded number of examples; the long run (the issue's acceptance figures)
+is behind PQLKIT_FUZZ_LONG=1:
+
+    PQLKIT_FUZZ_LONG=1 .venv/bin/python -m pytest tests/test_fuzz.py -s
+
+Collector: every request gets an answer below 500, and every acknowledged message is stored
+(nothing quarantined: the request path applies the flusher's rules). Bodies come from
+tests/fuzz_bodies.py, driven by hypothesis (which shrinks a failure to a small example).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from pathlib import Path
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .fuzz_bodies import body
+
+LONG = os.environ.get("PQLKIT_FUZZ_LONG") == "1"
+BODIES = 100_000 if LONG else 1_500
+
+
+class InProcess:
+    """The collector's ASGI app called directly (the HTTP layer is uvicorn's)."""
+
+    def __init__(self, tmp: Path):
+        from pqlkit.server.app import Collector
+
+        self.app = Collector(str(tmp / "f.duckdb"), tmp / "log", {"web": "wk_web"}, resolve_interval=3600)
+        self.app.start()
+        self.loop = asyncio.new_event_loop()
+        self.statuses: dict[int, int] = {}
+
+    def post(self, endpoint: str, raw: bytes, headers: dict[str, str]) -> int:
+        sent: list[dict] = []
+        scope = {"type": "http", "method": "POST", "path": f"/v1/{endpoint}",
+                 "headers": [(b"authorization", b"Basic d2tfd2ViOg==")]
+                 + [(k.encode(), v.encode()) for k, v in headers.items()]}
+        chunks = [raw[i:i + 4096] for i in range(0, len(raw), 4096)] or [b""]
+        queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+        async def receive():
+            return queue.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        self.loop.run_until_complete(self.app(scope, receive, send))
+        starts = [m for m in sent if m["type"] == "http.response.start"]
+        assert len(starts) == 1, f"{len(starts)} responses to one request"
+        status = starts[0]["status"]
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        return status
+
+    def close(self) -> None:
+        self.app.stop()
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory):
+    c = InProcess(tmp_path_factory.mktemp("fuzz"))
+    yield c
+    c.close()
+
+
+_counter = iter(range(10**9))
+
+
+@settings(max_examples=BODIES, deadline=None, database=None, derandomize=not LONG,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1))
+def test_no_generated_request_gets_a_5xx(collector, seed):
+    endpoint, raw, headers = body(random.Random(seed), next(_counter))
+    status = collector.post(endpoint, raw, headers)
+    assert status < 500, (seed, endpoint, raw[:300], headers)
+
+
+def test_every_acknowledged_message_is_stored(collector):
+    """Runs after the fuzzing above (same module, same collector)."""
+    accepted = collector.app.accepted
+    assert accepted > 0
+    collector.close()
+    with duckdb.connect(collector.app.url, read_only=True) as con:
+        events = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        messages = con.execute("SELECT count(*) FROM pql_messages").fetchone()[0]
+        quarantined = con.execute("SELECT count(*) FROM pql_quarantine").fetchone()[0]
+    print(f"\ncollector fuzz: {sum(collector.statuses.values())} requests, statuses {sorted(collector.statuses.items())}, "
+          f"{accepted} messages acknowledged, {events} events + {messages} messages stored, {quarantined} quarantined")
+    assert quarantined == 0
+    assert events + messages == accepted
+
+
+# --- model files -------------------------------------------------------------------------------
+
+MODELS = 2_000 if LONG else 120
+
+
+class ModelOutcome:
+    VALID, LOCATED, UNLOCATED, BUG, HANG = "valid", "located error", "error without a location", "bug", "hang"
+
+
+def _judge(text: str, folder: Path, backend) -> tuple[str, str]:
+    """Load a model file and, when valid, score a small world with it, as `pql score` does."""
+    import re
+    import signal
+
+    from pqlkit.engine import Engine
+    from pqlkit.errors import ModelValidationError, PqlkitError
+    from pqlkit.model.load import load_model
+
+    path = folder / "pql.yml"
+    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+
+    def timeout(*_):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.setitimer(signal.ITIMER_REAL, 5.0)
+    try:
+        loaded = load_model(path)
+        Engine(loaded, backend).run("2026-10-01")
+        return ModelOutcome.VALID, ""
+    except ModelValidationError as exc:
+        if all(issue.line > 0 for issue in exc.issues):
+            return ModelOutcome.LOCATED, str(exc)
+        return ModelOutcome.UNLOCATED, str(exc)
+    except PqlkitError as exc:
+        located = re.search(r"pql\.yml:\d+", str(exc)) is not None
+        return (ModelOutcome.LOCATED if located else ModelOutcome.UNLOCATED), str(exc)
+    except TimeoutError:
+        return ModelOutcome.HANG, ""
+    except RecursionError as exc:
+        return ModelOutcome.BUG, f"RecursionError: {exc}"
+    except Exception as exc:
+        import traceback
+
+        return ModelOutcome.BUG, "".join(traceback.format_exception(exc))[-1500:]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
+    from collections import Counter
+
+    from pqlkit.backends import connect
+    from pqlkit.demo.generate import DemoSize, generate
+    from pqlkit.demo.load import load, starter_text
+
+    from .conftest import DEMO_END
+    from .model_mutations import mutate
+
+    backend = connect(str(tmp_path / "m.duckdb"))
+    load(backend, generate(DemoSize(accounts=8, users=30, days=20, seed=5), end=DEMO_END))
+    rng = random.Random(0 if not LONG else None)
+    starter = starter_text()
+    outcomes: Counter[str] = Counter()
+    failures = []
+    for _ in range(MODELS):
+        text = mutate(rng, starter)
+        outcome, detail = _judge(text, tmp_path, backend)
+        outcomes[outcome] += 1
+        if outcome in (ModelOutcome.BUG, ModelOutcome.HANG, ModelOutcome.UNLOCATED):
+            failures.append((outcome, detail, text))
+    backend.close()
+    print(f"\nmodel fuzz: {MODELS} mutated models: {dict(outcomes)}")
+    for outcome, detail, _text in failures[:5]:
+        print(f"--- {outcome}\n{detail}")
+    assert not failures, f"{len(failures)} of {MODELS}: " + "; ".join(sorted({f[0] for f in failures}))
