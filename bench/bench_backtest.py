@@ -45,7 +45,12 @@ def main() -> int:
     if not db.exists():
         print(f"generating {args.users:,} users into {db} ...", file=sys.stderr)
         backend = connect(str(db))
-        load(backend, generate(DemoSize(accounts=args.users // 4, users=args.users, days=120, seed=7), end=END))
+        load(
+            backend,
+            generate(
+                DemoSize(accounts=args.users // 4, users=args.users, days=120, seed=7), end=END
+            ),
+        )
         backend.close()
     backend = connect(str(db))
     horizon, every = timedelta(days=30), timedelta(days=7)
@@ -53,14 +58,21 @@ def main() -> int:
     dates = [first + every * i for i in range(args.dates)]
 
     def reused() -> list[int]:
-        engine = Engine(load_model(model), backend)  # a fresh engine: templates come from pql_compiled
-        return [dataset.snapshot_rows(engine, "opportunity", dataset.Snapshot(d, horizon)).num_rows for d in dates]
+        engine = Engine(
+            load_model(model), backend
+        )  # a fresh engine: templates come from pql_compiled
+        return [
+            dataset.snapshot_rows(engine, "opportunity", dataset.Snapshot(d, horizon)).num_rows
+            for d in dates
+        ]
 
     def fresh() -> list[int]:
         engine = Engine(load_model(model), backend)
         out = []
         for d in dates:
-            sql = backend.compile(dataset.snapshot_expr(engine, "opportunity", dataset.Snapshot(d, horizon)))
+            sql = backend.compile(
+                dataset.snapshot_expr(engine, "opportunity", dataset.Snapshot(d, horizon))
+            )
             out.append(backend.arrow(sql).num_rows)
         return out
 
@@ -81,7 +93,9 @@ def main() -> int:
     bt.weekly(r), bt.side_by_side(r), bt.capacity_curve(r, 20), bt.monitor(r)
     whole = time.perf_counter() - t
     f, u = statistics.median(times["fresh"]), statistics.median(times["reused"])
-    print(f"{args.users:,} users, {args.dates} dates, {sum(rows['reused']):,} user-dates, medians of {args.repeat}:")
+    print(
+        f"{args.users:,} users, {args.dates} dates, {sum(rows['reused']):,} user-dates, medians of {args.repeat}:"
+    )
     print(f"  compile per date : {f:6.2f} s  ({f / args.dates * 1000:.0f} ms a date)")
     print(f"  compiled once    : {u:6.2f} s  ({u / args.dates * 1000:.0f} ms a date)")
     print(f"  ratio            : {f / u:6.2f}x faster")

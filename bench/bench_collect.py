@@ -80,9 +80,16 @@ def baseline_app(path: str):
             cond.notify()
         await asyncio.wrap_future(fut)
         payload = b'{"success":true}'
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})
 
     return app
@@ -91,8 +98,14 @@ def baseline_app(path: str):
 def run_baseline(port: int, path: str) -> None:
     import uvicorn
 
-    uvicorn.run(baseline_app(path), host="127.0.0.1", port=port, log_level="warning",
-                loop="uvloop", http="httptools")
+    uvicorn.run(
+        baseline_app(path),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 # --- the load generator (its own process) ----------------------------------------------------------
@@ -106,20 +119,29 @@ def build_requests(n_events: int, batch: int, run: str) -> list[bytes]:
     requests = []
     for start in range(0, n_events, batch):
         messages = [
-            {"type": "track", "userId": f"u{i % 50_000}", "event": events[i % 5],
-             "messageId": f"{run}-{i}", "timestamp": "2026-11-01T12:00:00.000Z",
-             "properties": {"plan": "free", "n": i, "feature": "reports"},
-             "context": {"library": {"name": "bench", "version": "1"}}}
+            {
+                "type": "track",
+                "userId": f"u{i % 50_000}",
+                "event": events[i % 5],
+                "messageId": f"{run}-{i}",
+                "timestamp": "2026-11-01T12:00:00.000Z",
+                "properties": {"plan": "free", "n": i, "feature": "reports"},
+                "context": {"library": {"name": "bench", "version": "1"}},
+            }
             for i in range(start, min(start + batch, n_events))
         ]
         body = json.dumps({"batch": messages, "sentAt": "2026-11-01T12:00:00.000Z"}).encode()
-        head = (f"POST /v1/batch HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                f"Authorization: Basic {auth}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST /v1/batch HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Authorization: Basic {auth}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         requests.append(head + body)
     return requests
 
 
-async def _drive(port: int, requests: list[bytes], connections: int) -> tuple[float, list[float], int]:
+async def _drive(
+    port: int, requests: list[bytes], connections: int
+) -> tuple[float, list[float], int]:
     queue = list(reversed(requests))
     latencies: list[float] = []
     failures = 0
@@ -161,7 +183,9 @@ def generate_load(port: int, n_events: int, batch: int, connections: int, run: s
     seconds, latencies, failures = asyncio.run(_drive(port, requests, connections))
     latencies.sort()
     return {
-        "events": n_events, "seconds": seconds, "events_per_s": n_events / seconds,
+        "events": n_events,
+        "seconds": seconds,
+        "events_per_s": n_events / seconds,
         "p50_ms": 1000 * latencies[len(latencies) // 2],
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         "failures": failures,
@@ -191,8 +215,20 @@ def _wait_up(port: int, proc: subprocess.Popen) -> None:
 
 def _load(port: int, n: int, batch: int, connections: int, run: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--generate", str(port), str(n), str(batch), str(connections), run],
-        check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            __file__,
+            "--generate",
+            str(port),
+            str(n),
+            str(batch),
+            str(connections),
+            run,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -202,8 +238,20 @@ def one_run(kind: str, n: int, batch: int, connections: int, run: str) -> dict:
     if kind == "baseline":
         cmd = [sys.executable, __file__, "--baseline", str(port), str(tmp / "baseline.log")]
     else:
-        cmd = [sys.executable, "-m", "pqlkit.cli", "serve", "--port", str(port), "--url", str(tmp / "c.duckdb"),
-               "--log-dir", str(tmp / "log"), "--write-key", f"bench={WRITE_KEY}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pqlkit.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--url",
+            str(tmp / "c.duckdb"),
+            "--log-dir",
+            str(tmp / "log"),
+            "--write-key",
+            f"bench={WRITE_KEY}",
+        ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _wait_up(port, proc)
@@ -219,18 +267,28 @@ def one_run(kind: str, n: int, batch: int, connections: int, run: str) -> dict:
         import duckdb
 
         with duckdb.connect(str(tmp / "c.duckdb"), read_only=True) as con:
-            stored, distinct = con.execute("SELECT count(*), count(DISTINCT message_id) FROM events").fetchone()
+            stored, distinct = con.execute(
+                "SELECT count(*), count(DISTINCT message_id) FROM events"
+            ).fetchone()
         result["stored"] = stored
         if result["failures"] or stored != n or distinct != n:
-            raise SystemExit(f"LOSS OR DUPLICATES: sent {n}, failures {result['failures']}, "
-                             f"stored {stored} ({distinct} distinct)")
+            raise SystemExit(
+                f"LOSS OR DUPLICATES: sent {n}, failures {result['failures']}, "
+                f"stored {stored} ({distinct} distinct)"
+            )
     return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=2_000_000,
-                        help="events per run with 100-message batches (a quarter of it with 10)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=2_000_000,
+        help="events per run with 100-message batches (a quarter of it with 10)",
+    )
     parser.add_argument("--batches", default="10,100", help="messages per request, comma-separated")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
@@ -244,25 +302,44 @@ def main() -> None:
             for kind in ("baseline", "ours"):  # alternate, so drift hits both
                 res = one_run(kind, n, batch, args.connections, f"{kind}{batch}-{r}")
                 runs[kind].append(res)
-                print(f"  batch {batch:>3} {kind:<8} run {r + 1}: {res['events_per_s']:>9,.0f} ev/s  "
-                      f"p50 {res['p50_ms']:.1f} ms  p99 {res['p99_ms']:.1f} ms", file=sys.stderr)
-        med = {k: {m: statistics.median(x[m] for x in v)
-                   for m in ("events_per_s", "p50_ms", "p99_ms", "stored_per_s", "drain_s")}
-               for k, v in runs.items()}
-        rows.append({"batch": batch, "events": n, **{f"{k}_{m}": v for k, d in med.items() for m, v in d.items()},
-                     "ratio": med["ours"]["events_per_s"] / med["baseline"]["events_per_s"],
-                     "lost": 0})
+                print(
+                    f"  batch {batch:>3} {kind:<8} run {r + 1}: {res['events_per_s']:>9,.0f} ev/s  "
+                    f"p50 {res['p50_ms']:.1f} ms  p99 {res['p99_ms']:.1f} ms",
+                    file=sys.stderr,
+                )
+        med = {
+            k: {
+                m: statistics.median(x[m] for x in v)
+                for m in ("events_per_s", "p50_ms", "p99_ms", "stored_per_s", "drain_s")
+            }
+            for k, v in runs.items()
+        }
+        rows.append(
+            {
+                "batch": batch,
+                "events": n,
+                **{f"{k}_{m}": v for k, d in med.items() for m, v in d.items()},
+                "ratio": med["ours"]["events_per_s"] / med["baseline"]["events_per_s"],
+                "lost": 0,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"\n{'batch':>5} | {'events':>9} | {'baseline ev/s':>13} | {'ours ev/s':>10} | {'ratio':>5} | "
-          f"{'p50 ms':>6} | {'p99 ms':>6} | {'in DuckDB ev/s':>14} | lost")
+    print(
+        f"\n{'batch':>5} | {'events':>9} | {'baseline ev/s':>13} | {'ours ev/s':>10} | {'ratio':>5} | "
+        f"{'p50 ms':>6} | {'p99 ms':>6} | {'in DuckDB ev/s':>14} | lost"
+    )
     for row in rows:
-        print(f"{row['batch']:>5} | {row['events']:>9,} | {row['baseline_events_per_s']:>13,.0f} | "
-              f"{row['ours_events_per_s']:>10,.0f} | {row['ratio']:>5.2f} | {row['ours_p50_ms']:>6.1f} | "
-              f"{row['ours_p99_ms']:>6.1f} | {row['ours_stored_per_s']:>14,.0f} | {row['lost']}")
-    print(f"(medians of {args.repeat}; {args.connections} keep-alive connections from a separate process; "
-          "'in DuckDB' counts until the last event is stored, including the drain after the load stops)")
+        print(
+            f"{row['batch']:>5} | {row['events']:>9,} | {row['baseline_events_per_s']:>13,.0f} | "
+            f"{row['ours_events_per_s']:>10,.0f} | {row['ratio']:>5.2f} | {row['ours_p50_ms']:>6.1f} | "
+            f"{row['ours_p99_ms']:>6.1f} | {row['ours_stored_per_s']:>14,.0f} | {row['lost']}"
+        )
+    print(
+        f"(medians of {args.repeat}; {args.connections} keep-alive connections from a separate process; "
+        "'in DuckDB' counts until the last event is stored, including the drain after the load stops)"
+    )
 
 
 if __name__ == "__main__":

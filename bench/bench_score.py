@@ -28,9 +28,17 @@ AS_OF = datetime(2026, 10, 1)
 START = AS_OF - timedelta(days=90)
 
 EVENT_MIX = (
-    ["session_started"] * 30 + ["feature_used"] * 40 + ["project_created"] * 5 + ["invite_sent"] * 3
-    + ["pricing_viewed"] * 3 + ["email_opened"] * 10 + ["onboarding_a"] * 2 + ["onboarding_b"] * 2
-    + ["contact_sales"] * 1 + ["webinar_attended"] * 1 + ["upgrade_clicked"] * 3
+    ["session_started"] * 30
+    + ["feature_used"] * 40
+    + ["project_created"] * 5
+    + ["invite_sent"] * 3
+    + ["pricing_viewed"] * 3
+    + ["email_opened"] * 10
+    + ["onboarding_a"] * 2
+    + ["onboarding_b"] * 2
+    + ["contact_sales"] * 1
+    + ["webinar_attended"] * 1
+    + ["upgrade_clicked"] * 3
 )
 
 
@@ -85,16 +93,20 @@ def baseline_sql() -> str:
     from pqlkit.model.load import load_model
 
     epoch = (AS_OF - datetime(1970, 1, 1)).total_seconds()
-    return (HERE / "baseline.sql").read_text().format(
-        as_of=AS_OF.isoformat(sep=" "),
-        as_of_epoch=repr(epoch),
-        as_of_day=math.floor(epoch / 86400),
-        start14=(AS_OF - timedelta(days=14)).isoformat(sep=" "),
-        start30=(AS_OF - timedelta(days=30)).isoformat(sep=" "),
-        start60=(AS_OF - timedelta(days=60)).isoformat(sep=" "),
-        pricing_rate=repr(math.log(2) / 7.0),
-        freemail=", ".join(f"'{d}'" for d in sorted(free_mail_domains())),
-        version=load_model(MODEL).version,
+    return (
+        (HERE / "baseline.sql")
+        .read_text()
+        .format(
+            as_of=AS_OF.isoformat(sep=" "),
+            as_of_epoch=repr(epoch),
+            as_of_day=math.floor(epoch / 86400),
+            start14=(AS_OF - timedelta(days=14)).isoformat(sep=" "),
+            start30=(AS_OF - timedelta(days=30)).isoformat(sep=" "),
+            start60=(AS_OF - timedelta(days=60)).isoformat(sep=" "),
+            pricing_rate=repr(math.log(2) / 7.0),
+            freemail=", ".join(f"'{d}'" for d in sorted(free_mail_domains())),
+            version=load_model(MODEL).version,
+        )
     )
 
 
@@ -114,7 +126,17 @@ def child(kind: str, db: str, checks: bool) -> None:
         from pqlkit.cli import main
 
         # score and store, print only the summary: the same work as the baseline's two tables
-        args = ["score", "-m", str(MODEL), "--url", db, "--as-of", AS_OF.isoformat(), "--limit", "0"]
+        args = [
+            "score",
+            "-m",
+            str(MODEL),
+            "--url",
+            db,
+            "--as-of",
+            AS_OF.isoformat(),
+            "--limit",
+            "0",
+        ]
         if not checks:
             args.append("--no-checks")
         try:
@@ -153,9 +175,14 @@ def agree(db: Path) -> tuple[bool, int]:
             f"UNION ALL (SELECT {cols} FROM {theirs} EXCEPT ALL {mine}))"
         ).fetchone()[0]
 
-    diff = differing(", ".join(["user_id", *OUTPUT_FIELDS]), "pql_user_scores", "baseline_user_scores")
-    adiff = differing("account_id, users, active_users, pql_users, score, champion_user_id, tier, is_pqa",
-                      "pql_account_scores", "baseline_account_scores")
+    diff = differing(
+        ", ".join(["user_id", *OUTPUT_FIELDS]), "pql_user_scores", "baseline_user_scores"
+    )
+    adiff = differing(
+        "account_id, users, active_users, pql_users, score, champion_user_id, tier, is_pqa",
+        "pql_account_scores",
+        "baseline_account_scores",
+    )
     users = con.execute("SELECT count(*) FROM baseline_user_scores").fetchone()[0]
     con.close()
     return diff == 0 and adiff == 0, users
@@ -184,8 +211,12 @@ def build_ms(db: Path, repeat: int = 20) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", default="1M,10M", help="comma-separated sizes, e.g. 1M,10M,100M")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events", default="1M,10M", help="comma-separated sizes, e.g. 1M,10M,100M"
+    )
     parser.add_argument("--users", default="1M")
     parser.add_argument("--accounts", default="100K")
     parser.add_argument("--repeat", type=int, default=3)
@@ -203,38 +234,67 @@ def main() -> None:
         n = parse_count(size)
         db = DATA / f"bench_{size.strip().upper()}_{args.users.upper()}.duckdb"
         if not db.exists():
-            print(f"[{size}] generating {n:,} events, {n_users:,} users, {n_accounts:,} accounts ...", flush=True)
+            print(
+                f"[{size}] generating {n:,} events, {n_users:,} users, {n_accounts:,} accounts ...",
+                flush=True,
+            )
             started = time.perf_counter()
             generate(db, n, n_users, n_accounts)
             print(f"[{size}] generated in {time.perf_counter() - started:.1f}s", flush=True)
         results: dict[str, list[dict]] = {"ours": [], "ours_nochecks": [], "baseline": []}
         for i in range(args.repeat):
-            order = ["baseline", "ours", "ours_nochecks"] if i % 2 else ["ours", "ours_nochecks", "baseline"]
+            order = (
+                ["baseline", "ours", "ours_nochecks"]
+                if i % 2
+                else ["ours", "ours_nochecks", "baseline"]
+            )
             for kind in order:
-                r = timed("ours" if kind.startswith("ours") else "baseline", db, checks=kind != "ours_nochecks")
+                r = timed(
+                    "ours" if kind.startswith("ours") else "baseline",
+                    db,
+                    checks=kind != "ours_nochecks",
+                )
                 results[kind].append(r)
-                print(f"[{size}] run {i + 1}/{args.repeat} {kind:14s} {r['seconds']:7.2f}s  peak {r['peak_mb']:7.0f} MB", flush=True)
+                print(
+                    f"[{size}] run {i + 1}/{args.repeat} {kind:14s} {r['seconds']:7.2f}s  peak {r['peak_mb']:7.0f} MB",
+                    flush=True,
+                )
         ok, users = agree(db)
         med = {k: statistics.median(x["seconds"] for x in v) for k, v in results.items()}
         mem = {k: statistics.median(x["peak_mb"] for x in v) for k, v in results.items()}
-        rows.append({
-            "events": size, "users": users, "identical": ok,
-            "baseline_s": med["baseline"], "pql_s": med["ours"], "pql_nochecks_s": med["ours_nochecks"],
-            "ratio": med["ours"] / med["baseline"], "ratio_nochecks": med["ours_nochecks"] / med["baseline"],
-            "baseline_mb": mem["baseline"], "pql_mb": mem["ours"], "mem_ratio": mem["ours"] / mem["baseline"],
-            "build_ms": build_ms(db),  # (cold, warm)
-        })
+        rows.append(
+            {
+                "events": size,
+                "users": users,
+                "identical": ok,
+                "baseline_s": med["baseline"],
+                "pql_s": med["ours"],
+                "pql_nochecks_s": med["ours_nochecks"],
+                "ratio": med["ours"] / med["baseline"],
+                "ratio_nochecks": med["ours_nochecks"] / med["baseline"],
+                "baseline_mb": mem["baseline"],
+                "pql_mb": mem["ours"],
+                "mem_ratio": mem["ours"] / mem["baseline"],
+                "build_ms": build_ms(db),  # (cold, warm)
+            }
+        )
     print()
-    print("| events | users | identical rows | hand-written SQL | pql score | ratio | pql score --no-checks | ratio "
-          "| peak MB (SQL / pql) | memory ratio | build + compile: first run / later runs |")
+    print(
+        "| events | users | identical rows | hand-written SQL | pql score | ratio | pql score --no-checks | ratio "
+        "| peak MB (SQL / pql) | memory ratio | build + compile: first run / later runs |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['events']} | {r['users']:,} | {'yes' if r['identical'] else 'NO'} | {r['baseline_s']:.2f} s | "
-              f"{r['pql_s']:.2f} s | {r['ratio']:.2f}x | {r['pql_nochecks_s']:.2f} s | {r['ratio_nochecks']:.2f}x | "
-              f"{r['baseline_mb']:.0f} / {r['pql_mb']:.0f} | {r['mem_ratio']:.2f}x | "
-              f"{r['build_ms'][0]:.0f} ms / {r['build_ms'][1]:.0f} ms |")
+        print(
+            f"| {r['events']} | {r['users']:,} | {'yes' if r['identical'] else 'NO'} | {r['baseline_s']:.2f} s | "
+            f"{r['pql_s']:.2f} s | {r['ratio']:.2f}x | {r['pql_nochecks_s']:.2f} s | {r['ratio_nochecks']:.2f}x | "
+            f"{r['baseline_mb']:.0f} / {r['pql_mb']:.0f} | {r['mem_ratio']:.2f}x | "
+            f"{r['build_ms'][0]:.0f} ms / {r['build_ms'][1]:.0f} ms |"
+        )
     if not all(r["identical"] for r in rows):
-        raise SystemExit("the two paths disagree: the comparison is not fair; fix before quoting figures")
+        raise SystemExit(
+            "the two paths disagree: the comparison is not fair; fix before quoting figures"
+        )
 
 
 if __name__ == "__main__":

@@ -81,8 +81,10 @@ def pg_server():
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         if _require("PQLKIT_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; run `make test`, "
-                        "which installs them")
+            pytest.fail(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found; run `make test`, "
+                "which installs them"
+            )
         pytest.skip("PostgreSQL server binaries not found (install postgresql to run these tests)")
     base = Path(tempfile.mkdtemp(prefix="pqlkit-pg-"))
     data = base / "data"
@@ -91,16 +93,35 @@ def pg_server():
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
     if as_root:
         shutil.chown(base, "postgres", "postgres")
-    subprocess.run([*prefix, initdb, "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            initdb,
+            "-D",
+            str(data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run([*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"),
-                    "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, pg_ctl, "-D", str(data), "-o", opts, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield PgServer("127.0.0.1", port, data)
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -168,4 +189,3 @@ def demo_engine_in(folder: Path, size: DemoSize):
         yield Engine(load_model(folder / "pql.yml"), backend)
     finally:
         backend.close()
-

@@ -9,15 +9,66 @@ import json
 import random
 from typing import Any
 
-FIELDS = ("type", "userId", "anonymousId", "event", "name", "groupId", "previousId", "messageId",
-          "timestamp", "sentAt", "originalTimestamp", "properties", "traits", "context", "integrations")
+FIELDS = (
+    "type",
+    "userId",
+    "anonymousId",
+    "event",
+    "name",
+    "groupId",
+    "previousId",
+    "messageId",
+    "timestamp",
+    "sentAt",
+    "originalTimestamp",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+)
 TYPES = ("track", "identify", "group", "page", "screen", "alias")
 
-_STRINGS = ["", " ", "u1", "x" * 300, "ü💥", "a\x00b", "'; DROP TABLE events; --", 'k"e', "k'e", "a\\b",
-            "\u202e", "=1+1", "\n\r\t", "null", "2026-11-01T12:00:00Z", "0001-01-01T00:00:00+01:00",
-            "9999-12-31T23:59:59-14:00", "1e20", "²", "2026-13-45", "-1", "1700000000000"]
-_NUMBERS = [0, -1, 1, 2**31, 2**63, 2**64 + 1, 10**30, -(10**30), 1e20, -1e15, 1.5, 1e308, 1700000000,
-            1700000000000, 99999999999999]
+_STRINGS = [
+    "",
+    " ",
+    "u1",
+    "x" * 300,
+    "ü💥",
+    "a\x00b",
+    "'; DROP TABLE events; --",
+    'k"e',
+    "k'e",
+    "a\\b",
+    "\u202e",
+    "=1+1",
+    "\n\r\t",
+    "null",
+    "2026-11-01T12:00:00Z",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-14:00",
+    "1e20",
+    "²",
+    "2026-13-45",
+    "-1",
+    "1700000000000",
+]
+_NUMBERS = [
+    0,
+    -1,
+    1,
+    2**31,
+    2**63,
+    2**64 + 1,
+    10**30,
+    -(10**30),
+    1e20,
+    -1e15,
+    1.5,
+    1e308,
+    1700000000,
+    1700000000000,
+    99999999999999,
+]
 
 
 def _value(rng: random.Random, depth: int = 0) -> Any:
@@ -35,13 +86,20 @@ def _value(rng: random.Random, depth: int = 0) -> Any:
         for _ in range(rng.randint(20, 60)):
             out = {"a": out}
         return out
-    return {rng.choice([*_STRINGS, "plan", "n"]): _value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return {
+        rng.choice([*_STRINGS, "plan", "n"]): _value(rng, depth + 1)
+        for _ in range(rng.randint(0, 4))
+    }
 
 
 def _message(rng: random.Random, n: int) -> dict[str, Any]:
     kind = rng.choice(TYPES)
-    message: dict[str, Any] = {"type": kind, "userId": f"u{rng.randint(0, 50)}", "messageId": f"fz-{n}",
-                               "timestamp": "2026-11-01T11:00:00Z"}
+    message: dict[str, Any] = {
+        "type": kind,
+        "userId": f"u{rng.randint(0, 50)}",
+        "messageId": f"fz-{n}",
+        "timestamp": "2026-11-01T11:00:00Z",
+    }
     if kind == "track":
         message["event"] = rng.choice(["Project Created", "Pricing Viewed", "Feature Used"])
     if kind == "alias":
@@ -51,7 +109,10 @@ def _message(rng: random.Random, n: int) -> dict[str, Any]:
     if rng.random() < 0.5:
         message["properties"] = {"n": rng.randint(0, 9), "plan": rng.choice(["free", "pro"])}
     if kind in ("identify", "group") and rng.random() < 0.7:
-        message["traits"] = {"email": f"x{rng.randint(0, 9)}@acme.io", "employees": rng.randint(1, 5000)}
+        message["traits"] = {
+            "email": f"x{rng.randint(0, 9)}@acme.io",
+            "employees": rng.randint(1, 5000),
+        }
     # corrupt some fields
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
         field = rng.choice(FIELDS)
@@ -59,7 +120,9 @@ def _message(rng: random.Random, n: int) -> dict[str, Any]:
             message.pop(field, None)
         else:
             message[field] = _value(rng)
-    if isinstance(message.get("messageId"), str | int | float) and not isinstance(message["messageId"], bool):
+    if isinstance(message.get("messageId"), str | int | float) and not isinstance(
+        message["messageId"], bool
+    ):
         # every message id stays unique, so that stored rows can be counted against acknowledged ones
         message["messageId"] = f"fz-{n}-{message['messageId']}"
     return message

@@ -12,13 +12,63 @@ from typing import Any
 import yaml
 
 WEIRD: list[Any] = [
-    -1, 0, 1, 0.5, -0.0, 10**30, -(10**30), 1e300, float("inf"), float("nan"), "", " ", "30x", "0d", "-5d",
-    "99999999999999d", "1e9w", "0.0001s", None, [], {}, True, "k\"e", "k'e", "a;b", "-- c", "/* x */", "\n",
-    "ü💥", "a\\b", "user.email", "account.nope", "signal.nope", "*", "(", "[a-", "%s%n", "x" * 2000,
-    ["a", "b"], {"field": "account.employees", "gte": 50}, {"signal": "nope"}, {"all": []}, {"any": [{}]},
+    -1,
+    0,
+    1,
+    0.5,
+    -0.0,
+    10**30,
+    -(10**30),
+    1e300,
+    float("inf"),
+    float("nan"),
+    "",
+    " ",
+    "30x",
+    "0d",
+    "-5d",
+    "99999999999999d",
+    "1e9w",
+    "0.0001s",
+    None,
+    [],
+    {},
+    True,
+    'k"e',
+    "k'e",
+    "a;b",
+    "-- c",
+    "/* x */",
+    "\n",
+    "ü💥",
+    "a\\b",
+    "user.email",
+    "account.nope",
+    "signal.nope",
+    "*",
+    "(",
+    "[a-",
+    "%s%n",
+    "x" * 2000,
+    ["a", "b"],
+    {"field": "account.employees", "gte": 50},
+    {"signal": "nope"},
+    {"all": []},
+    {"any": [{}]},
 ]
-KINDS = ["event_count", "hand_raise", "teammates_invited", "active_days", "distinct_features",
-         "property_threshold", "onboarding_completed", "limit_reached", "recency", "trait", "nope"]
+KINDS = [
+    "event_count",
+    "hand_raise",
+    "teammates_invited",
+    "active_days",
+    "distinct_features",
+    "property_threshold",
+    "onboarding_completed",
+    "limit_reached",
+    "recency",
+    "trait",
+    "nope",
+]
 
 
 def _paths(node: Any, path: tuple = ()) -> list[tuple]:
@@ -55,9 +105,26 @@ def _mutate_data(rng: random.Random, data: dict) -> dict:
         elif roll < 0.8 and isinstance(parent, list):
             parent.append(copy.deepcopy(parent[key]))  # a duplicate item (duplicate ids)
         elif roll < 0.9 and isinstance(parent, dict):
-            parent[rng.choice(["extra", "evnets", "when", "window", "half_life", "per_unit", "cap", "min",
-                               "property", "where", "usage", "quotas", "within", "older_than"])] = \
-                copy.deepcopy(rng.choice(WEIRD))
+            parent[
+                rng.choice(
+                    [
+                        "extra",
+                        "evnets",
+                        "when",
+                        "window",
+                        "half_life",
+                        "per_unit",
+                        "cap",
+                        "min",
+                        "property",
+                        "where",
+                        "usage",
+                        "quotas",
+                        "within",
+                        "older_than",
+                    ]
+                )
+            ] = copy.deepcopy(rng.choice(WEIRD))
         else:
             value = parent[key]
             if isinstance(value, str):
@@ -82,12 +149,17 @@ def mutate(rng: random.Random, text: str) -> str:
             bomb += f"  {name}: &{name} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"
         return text + "\n" + bomb
     if roll < 0.08:  # deep nesting
-        return text.replace("    - {signal: onboarded}", "    - " + _deep(rng.choice([50, 200, 2000, 20000])))
+        return text.replace(
+            "    - {signal: onboarded}", "    - " + _deep(rng.choice([50, 200, 2000, 20000]))
+        )
     if roll < 0.1:  # deep YAML lists
         return text + "\nextra: " + "[" * 5000 + "]" * 5000 + "\n"
     if roll < 0.12:  # a huge number
         return text.replace("pql_score: 60", "pql_score: " + "9" * rng.choice([20, 400, 5000]))
     if roll < 0.14:  # bytes that are not UTF-8, tabs, a stray document
-        return text.replace("name: starter", rng.choice(["name: st\udcffarter", "\tname: starter", "name: starter\n---\nx: 1"]))
+        return text.replace(
+            "name: starter",
+            rng.choice(["name: st\udcffarter", "\tname: starter", "name: starter\n---\nx: 1"]),
+        )
     data = yaml.safe_load(text)
     return yaml.safe_dump(_mutate_data(rng, data), sort_keys=False, allow_unicode=True)

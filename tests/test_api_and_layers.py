@@ -13,18 +13,35 @@ SRC = Path(pqlkit.__file__).resolve().parent
 
 
 def test_public_api_is_pinned():
-    assert sorted(pqlkit.__all__) == sorted([
-        "BackendError", "DataError", "DataQualityError", "Engine", "Explanation", "ExportError",
-        "MappingError", "Model", "ModelError", "ModelValidationError", "PqlkitError", "RunResult",
-        "__version__", "connect", "load_model", "parse_model",
-    ])
+    assert sorted(pqlkit.__all__) == sorted(
+        [
+            "BackendError",
+            "DataError",
+            "DataQualityError",
+            "Engine",
+            "Explanation",
+            "ExportError",
+            "MappingError",
+            "Model",
+            "ModelError",
+            "ModelValidationError",
+            "PqlkitError",
+            "RunResult",
+            "__version__",
+            "connect",
+            "load_model",
+            "parse_model",
+        ]
+    )
     for name in pqlkit.__all__:
         assert getattr(pqlkit, name) is not None
 
 
 def test_import_is_light():
     code = "import sys, pqlkit; print(','.join(m for m in ('ibis','duckdb','psycopg','pydantic','rich') if m in sys.modules))"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == ""
 
 
@@ -47,21 +64,71 @@ def _imports(path: Path) -> set[str]:
 
 # What each layer may not import (see ../shared/STYLE.md: arrows point down).
 FORBIDDEN = {
-    "model": ("ibis", "duckdb", "psycopg", "httpx", "starlette", "pqlkit.features", "pqlkit.scoring",
-              "pqlkit.engine", "pqlkit.backends", "pqlkit.sinks", "pqlkit.cli", "pqlkit.demo"),
-    "scoring": ("ibis", "duckdb", "psycopg", "httpx", "starlette", "pqlkit.features",
-                "pqlkit.engine", "pqlkit.backends", "pqlkit.sinks", "pqlkit.cli", "pqlkit.demo"),
-    "features": ("duckdb", "psycopg", "httpx", "starlette", "pqlkit.engine", "pqlkit.backends",
-                 "pqlkit.sinks", "pqlkit.cli"),
+    "model": (
+        "ibis",
+        "duckdb",
+        "psycopg",
+        "httpx",
+        "starlette",
+        "pqlkit.features",
+        "pqlkit.scoring",
+        "pqlkit.engine",
+        "pqlkit.backends",
+        "pqlkit.sinks",
+        "pqlkit.cli",
+        "pqlkit.demo",
+    ),
+    "scoring": (
+        "ibis",
+        "duckdb",
+        "psycopg",
+        "httpx",
+        "starlette",
+        "pqlkit.features",
+        "pqlkit.engine",
+        "pqlkit.backends",
+        "pqlkit.sinks",
+        "pqlkit.cli",
+        "pqlkit.demo",
+    ),
+    "features": (
+        "duckdb",
+        "psycopg",
+        "httpx",
+        "starlette",
+        "pqlkit.engine",
+        "pqlkit.backends",
+        "pqlkit.sinks",
+        "pqlkit.cli",
+    ),
     "backends": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "sinks": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features"),
     "server": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "engine": ("pqlkit.cli",),
-    "learn": ("duckdb", "psycopg", "httpx", "starlette", "pqlkit.cli", "pqlkit.backends", "pqlkit.server",
-              "pqlkit.collect", "pqlkit.report"),
-    "report": ("duckdb", "psycopg", "ibis", "httpx", "starlette", "pqlkit.cli", "pqlkit.backends",
-               "pqlkit.server", "pqlkit.collect", "pqlkit.features"),
+    "learn": (
+        "duckdb",
+        "psycopg",
+        "httpx",
+        "starlette",
+        "pqlkit.cli",
+        "pqlkit.backends",
+        "pqlkit.server",
+        "pqlkit.collect",
+        "pqlkit.report",
+    ),
+    "report": (
+        "duckdb",
+        "psycopg",
+        "ibis",
+        "httpx",
+        "starlette",
+        "pqlkit.cli",
+        "pqlkit.backends",
+        "pqlkit.server",
+        "pqlkit.collect",
+        "pqlkit.features",
+    ),
 }
 
 
@@ -84,7 +151,12 @@ def test_only_backends_hold_connections():
         if rel.parts[0] in ("backends",):
             continue
         text = path.read_text()
-        for needle in ("duckdb.connect(", "psycopg.connect(", "ibis.connect(", "ibis.duckdb.connect("):
+        for needle in (
+            "duckdb.connect(",
+            "psycopg.connect(",
+            "ibis.connect(",
+            "ibis.duckdb.connect(",
+        ):
             if needle in text:
                 offenders.append(f"{rel}: {needle}")
     assert offenders == []
@@ -111,7 +183,9 @@ def test_collect_and_the_engine_write_no_sql_by_hand():
     """Statements live in the backends' intent methods."""
     import re
 
-    sql = re.compile(r"[\"'](INSERT INTO|DELETE FROM|CREATE TABLE|DROP TABLE|UPDATE \"|SELECT .* FROM)", re.I)
+    sql = re.compile(
+        r"[\"'](INSERT INTO|DELETE FROM|CREATE TABLE|DROP TABLE|UPDATE \"|SELECT .* FROM)", re.I
+    )
     offenders = []
     for folder in ("collect", "engine.py", "learn", "report", "features", "scoring", "cli"):
         base = SRC / folder

@@ -47,7 +47,9 @@ def test_ensure_table_is_idempotent_and_keeps_a_primary_key(backend):
 def test_upsert_follows_its_conflict_rule(backend):
     backend.ensure_table("t", ROWS, primary_key=["k"])
     first = pa.table({"k": ["a", "b"], "n": [5, 5], "at": [T0, T0]}, schema=ROWS)
-    later = pa.table({"k": ["a", "c"], "n": [9, 1], "at": [T0 - timedelta(days=1), T0]}, schema=ROWS)
+    later = pa.table(
+        {"k": ["a", "c"], "n": [9, 1], "at": [T0 - timedelta(days=1), T0]}, schema=ROWS
+    )
     with backend.transaction():
         backend.upsert("t", first, ["k"])
     backend.upsert("t", later, ["k"], "ignore")
@@ -63,12 +65,23 @@ def test_upsert_follows_its_conflict_rule(backend):
 
 
 def test_insert_new_skips_what_is_stored_within_the_window(backend):
-    schema = pa.schema([("source", pa.string()), ("message_id", pa.string()), ("received_at", pa.timestamp("us"))])
+    schema = pa.schema(
+        [("source", pa.string()), ("message_id", pa.string()), ("received_at", pa.timestamp("us"))]
+    )
     backend.ensure_table("m", schema)
-    old = pa.table({"source": ["s"], "message_id": ["x"], "received_at": [T0 - timedelta(days=30)]}, schema=schema)
+    old = pa.table(
+        {"source": ["s"], "message_id": ["x"], "received_at": [T0 - timedelta(days=30)]},
+        schema=schema,
+    )
     assert backend.insert_new("m", old) == 1
-    batch = pa.table({"source": ["s", "s", "s", None], "message_id": ["x", "y", "y", "y"],
-                      "received_at": [T0, T0, T0, T0]}, schema=schema)
+    batch = pa.table(
+        {
+            "source": ["s", "s", "s", None],
+            "message_id": ["x", "y", "y", "y"],
+            "received_at": [T0, T0, T0, T0],
+        },
+        schema=schema,
+    )
     # within 7 days the old "x" is not seen (a new message), the second "y" is a duplicate
     assert backend.insert_new("m", batch, window=timedelta(days=7)) == 3
     assert backend.insert_new("m", batch, window=None) == 0  # everything is stored now
@@ -78,9 +91,15 @@ def test_insert_new_skips_what_is_stored_within_the_window(backend):
 def test_replace_rows_replaces_only_the_keyed_rows_and_rolls_back(backend):
     backend.ensure_table("t", ROWS)
     backend.insert("t", pa.table({"k": ["a", "b"], "n": [1, 2], "at": [T0, T0]}, schema=ROWS))
-    backend.replace_rows("t", {"k": "a"}, [{"k": "a", "n": 10, "at": T0}, {"k": "a", "n": 11, "at": T0}])
+    backend.replace_rows(
+        "t", {"k": "a"}, [{"k": "a", "n": 10, "at": T0}, {"k": "a", "n": 11, "at": T0}]
+    )
     assert sorted(r[1] for r in _rows(backend, "t")) == [2, 10, 11]
-    with pytest.raises(BackendError, match="rolled back"), backend.errors("rolled back"), backend.transaction():
+    with (
+        pytest.raises(BackendError, match="rolled back"),
+        backend.errors("rolled back"),
+        backend.transaction(),
+    ):
         backend.replace_rows("t", {"k": "b"}, [{"k": "b", "n": 99, "at": T0}])
         backend.run_sql("INSERT INTO no_such_table VALUES (1)")
     assert sorted(r[1] for r in _rows(backend, "t")) == [2, 10, 11]
@@ -111,16 +130,26 @@ def test_staged_rows_leave_nothing_behind(backend):
     assert set(backend.tables()) == before
 
 
-@pytest.mark.parametrize("key", ["plain", 'k"e', "k'e", "a.b", "x\\y", "a;b -- c", "~/", "ü 💥", ""])
+@pytest.mark.parametrize(
+    "key", ["plain", 'k"e', "k'e", "a.b", "x\\y", "a;b -- c", "~/", "ü 💥", ""]
+)
 def test_json_access_reads_one_member_whatever_its_name(backend, key):
     import json
 
-    props = [json.dumps({key: v, "other": 1}) for v in ("text", 3.5, True, None)] + [json.dumps({"other": 1})]
+    props = [json.dumps({key: v, "other": 1}) for v in ("text", 3.5, True, None)] + [
+        json.dumps({"other": 1})
+    ]
     backend.write_table("j", pa.table({"i": list(range(5)), "p": props}))
     t = backend.table("j")
     p = t.p.cast("json")
-    rows = backend.values(t.select("i", s=backend.json_text(p, key), n=backend.json_number(p, key),
-                                   b=backend.json_bool(p, key)).order_by("i"))
+    rows = backend.values(
+        t.select(
+            "i",
+            s=backend.json_text(p, key),
+            n=backend.json_number(p, key),
+            b=backend.json_bool(p, key),
+        ).order_by("i")
+    )
     assert [r[1] for r in rows] == ["text", "3.5", "true", None, None]
     assert [r[2] for r in rows] == [None, 3.5, None, None, None]
     assert [r[3] for r in rows] == [None, None, True, None, None]
@@ -131,7 +160,10 @@ def test_missing_tables_and_driver_errors_are_mapped_by_type(backend):
         backend.table("nope", role="events")
     with pytest.raises(BackendError, match="doing a thing"), backend.errors("doing a thing"):
         backend.run_sql("SELECT * FROM nope")
-    with pytest.raises(KeyError), backend.errors("doing a thing"):  # not the driver's: a bug, unchanged
+    with (
+        pytest.raises(KeyError),
+        backend.errors("doing a thing"),
+    ):  # not the driver's: a bug, unchanged
         raise KeyError("x")
     drivers = backend.driver_errors()
     assert all(issubclass(e, drivers) or e is UnicodeEncodeError for e in backend.data_errors())

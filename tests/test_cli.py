@@ -59,7 +59,9 @@ def test_score_table_json_and_exports(project):
     asof = DEMO_END.isoformat()
     result = run(*args(project, "score", "--as-of", asof, "--limit", "3"))
     assert result.exit_code == 0, result.output
-    assert re.search(r"Scored 600 users and \d+ accounts as of 2026-10-01 00:00:00 UTC", result.output)
+    assert re.search(
+        r"Scored 600 users and \d+ accounts as of 2026-10-01 00:00:00 UTC", result.output
+    )
     payload = json.loads(run(*args(project, "score", "--as-of", asof, "--json")).output)
     assert payload["users"] == 600 and len(payload["rows"]) == 600
     assert {"score", "reasons", "segment", "motion", "tier"} <= payload["rows"][0].keys()
@@ -81,7 +83,11 @@ def test_accounts_and_explain(project):
     result = run(*args(project, "accounts", "--as-of", asof, "--json"))
     rows = json.loads(result.output)["rows"]
     assert rows and {"champion_user_id", "is_pqa", "seat_share_active"} <= rows[0].keys()
-    pql = next(r["user_id"] for r in json.loads(run(*args(project, "score", "--as-of", asof, "--json")).output)["rows"] if r["is_pql"])
+    pql = next(
+        r["user_id"]
+        for r in json.loads(run(*args(project, "score", "--as-of", asof, "--json")).output)["rows"]
+        if r["is_pql"]
+    )
     result = run(*args(project, "explain", pql, "--as-of", asof))
     assert result.exit_code == 0 and "PQL, score" in result.output and "Signals" in result.output
     detail = json.loads(run(*args(project, "explain", pql, "--as-of", asof, "--json")).output)
@@ -90,8 +96,12 @@ def test_accounts_and_explain(project):
 
 
 def test_compile_prints_sql_per_dialect(project):
-    for dialect, marker in (("duckdb", "BIT_COUNT"), ("postgres", "COUNT(DISTINCT"),
-                            ("snowflake", "SELECT"), ("bigquery", "SELECT")):
+    for dialect, marker in (
+        ("duckdb", "BIT_COUNT"),
+        ("postgres", "COUNT(DISTINCT"),
+        ("snowflake", "SELECT"),
+        ("bigquery", "SELECT"),
+    ):
         result = run(*args(project, "compile", "--dialect", dialect, "--as-of", "2026-10-01"))
         assert result.exit_code == 0, result.output
         assert marker in result.output.upper() if marker.isupper() else marker in result.output
@@ -106,7 +116,10 @@ def _subprocess(*argv, cwd):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["validate", "-m", "missing.yml"], "missing.yml: no such model file (create a starter one with `pql init missing.yml`)"),
+        (
+            ["validate", "-m", "missing.yml"],
+            "missing.yml: no such model file (create a starter one with `pql init missing.yml`)",
+        ),
         (["score", "--url", "mysql://x/y"], "unsupported database URL"),
         (["score", "--as-of", "tomorrowish"], "is not a date or timestamp"),
         (["score", "--url", "nowhere/x.duckdb"], "folder"),
@@ -123,11 +136,17 @@ def test_errors_have_no_traceback_and_exit_1(project, argv, message):
 
 def test_invalid_model_lists_every_problem(project):
     path = project / "pql.yml"
-    path.write_text(path.read_text().replace("priority: 1", "priorty: 1").replace("kind: recency", "kind: recent"))
+    path.write_text(
+        path.read_text()
+        .replace("priority: 1", "priorty: 1")
+        .replace("kind: recency", "kind: recent")
+    )
     result = _subprocess("validate", "-m", str(path), "--no-data", cwd=project)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "2 problems in the model" in result.stderr
-    assert "did you mean 'priority'?" in result.stderr and "did you mean 'recency'?" in result.stderr
+    assert (
+        "did you mean 'priority'?" in result.stderr and "did you mean 'recency'?" in result.stderr
+    )
 
 
 def test_usage_errors_exit_2(project):

@@ -36,9 +36,17 @@ class Shedding:
                     pass
                 self.refused.append(status)
                 body = json.dumps({"code": "overloaded", "message": "busy"}).encode()
-                await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"application/json"), (b"retry-after", b"1"),
-                    (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"retry-after", b"1"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             self.passed += 1
@@ -50,11 +58,16 @@ class Running:
 
     def __init__(self, tmp_path: Path, statuses: list[int] | None = None):
         self.db = tmp_path / "c.duckdb"
-        self.collector = Collector(str(self.db), tmp_path / "log", {"web": "wk_web"}, resolve_interval=0)
+        self.collector = Collector(
+            str(self.db), tmp_path / "log", {"web": "wk_web"}, resolve_interval=0
+        )
         self.app = Shedding(self.collector, statuses or [])
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -83,8 +96,13 @@ def test_segment_client_retries_429_and_503_and_nothing_is_stored_twice(tmp_path
 
     errors: list = []
     with Running(tmp_path, statuses=[503, 429, 503]) as running:
-        client = Client("wk_web", host=running.url, max_retries=6, upload_size=20,
-                        on_error=lambda e, batch: errors.append(e))
+        client = Client(
+            "wk_web",
+            host=running.url,
+            max_retries=6,
+            upload_size=20,
+            on_error=lambda e, batch: errors.append(e),
+        )
         for i in range(50):
             client.track(f"u{i % 7}", "Project Created", {"n": i}, message_id=f"s-{i}")
         client.flush()
@@ -99,19 +117,30 @@ def test_rudderstack_client_events_identities_and_retries(tmp_path):
 
     errors: list = []
     with Running(tmp_path, statuses=[503, 429]) as running:
-        client = Client("wk_web", host=running.url, max_retries=6, on_error=lambda e, batch: errors.append(e))
+        client = Client(
+            "wk_web", host=running.url, max_retries=6, on_error=lambda e, batch: errors.append(e)
+        )
         client.track(anonymous_id="visitor-1", event="Pricing Viewed", message_id="r-1")
-        client.identify("u1", {"email": "u1@acme.io", "createdAt": "2026-09-01T00:00:00Z"},
-                        anonymous_id="visitor-1", message_id="r-2")
+        client.identify(
+            "u1",
+            {"email": "u1@acme.io", "createdAt": "2026-09-01T00:00:00Z"},
+            anonymous_id="visitor-1",
+            message_id="r-2",
+        )
         client.group("u1", "acc-9", {"name": "Acme", "employees": 300}, message_id="r-3")
         client.track("u1", "Project Created", {"template": "blank"}, message_id="r-4")
         client.flush()
         client.join()
     assert errors == [] and running.app.refused == [503, 429]
-    assert running.query("SELECT message_id, user_id, anonymous_id, event FROM events ORDER BY message_id") == [
-        ("r-1", None, "visitor-1", "Pricing Viewed"), ("r-4", "u1", None, "Project Created")]
-    assert running.query("SELECT user_id, email, account_id FROM pql_users") == [("u1", "u1@acme.io", "acc-9")]
-    assert running.query("SELECT account_id, name, employees FROM pql_accounts") == [("acc-9", "Acme", 300.0)]
+    assert running.query(
+        "SELECT message_id, user_id, anonymous_id, event FROM events ORDER BY message_id"
+    ) == [("r-1", None, "visitor-1", "Pricing Viewed"), ("r-4", "u1", None, "Project Created")]
+    assert running.query("SELECT user_id, email, account_id FROM pql_users") == [
+        ("u1", "u1@acme.io", "acc-9")
+    ]
+    assert running.query("SELECT account_id, name, employees FROM pql_accounts") == [
+        ("acc-9", "Acme", 300.0)
+    ]
     assert running.query("SELECT id, user_id FROM pql_identities") == [("visitor-1", "u1")]
 
 
@@ -127,7 +156,9 @@ def sparkify_rows() -> list[tuple[str, int, dict]]:
     return rows
 
 
-def test_sparkify_replayed_through_the_segment_client_is_stored_exactly_once(tmp_path, sparkify_rows):
+def test_sparkify_replayed_through_the_segment_client_is_stored_exactly_once(
+    tmp_path, sparkify_rows
+):
     from datetime import UTC, datetime
 
     from segment.analytics.client import Client
@@ -135,24 +166,40 @@ def test_sparkify_replayed_through_the_segment_client_is_stored_exactly_once(tmp
     def send(client, rows):
         for key, _, row in rows:
             user = row["userId"] or None
-            client.track(user, row["page"], {"level": row["level"], "song": row.get("song")},
-                         timestamp=datetime.fromtimestamp(row["ts"] / 1000, UTC),
-                         anonymous_id=None if user else f"session-{row['sessionId']}",
-                         message_id=f"sparkify-{key}")
+            client.track(
+                user,
+                row["page"],
+                {"level": row["level"], "song": row.get("song")},
+                timestamp=datetime.fromtimestamp(row["ts"] / 1000, UTC),
+                anonymous_id=None if user else f"session-{row['sessionId']}",
+                message_id=f"sparkify-{key}",
+            )
 
     errors: list = []
     with Running(tmp_path) as running:
-        client = Client("wk_web", host=running.url, max_retries=6, upload_size=100,
-                        max_queue_size=50_000, on_error=lambda e, batch: errors.append(e))
+        client = Client(
+            "wk_web",
+            host=running.url,
+            max_retries=6,
+            upload_size=100,
+            max_queue_size=50_000,
+            on_error=lambda e, batch: errors.append(e),
+        )
         send(client, sparkify_rows)
         send(client, sparkify_rows[:500])  # a client resending what it already sent
         client.flush()
         client.join()
     assert errors == []
-    stored = {r[0]: r[1:] for r in running.query(
-        "SELECT message_id, coalesce(user_id, anonymous_id), event, epoch_ms(timestamp) FROM events")}
-    expected = {f"sparkify-{key}": (row["userId"] or f"session-{row['sessionId']}", row["page"], row["ts"])
-                for key, _, row in sparkify_rows}
+    stored = {
+        r[0]: r[1:]
+        for r in running.query(
+            "SELECT message_id, coalesce(user_id, anonymous_id), event, epoch_ms(timestamp) FROM events"
+        )
+    }
+    expected = {
+        f"sparkify-{key}": (row["userId"] or f"session-{row['sessionId']}", row["page"], row["ts"])
+        for key, _, row in sparkify_rows
+    }
     assert running.query("SELECT count(*) FROM events") == [(len(expected),)]  # each once
     assert stored.keys() == expected.keys()
     assert all(stored[k][:2] == expected[k][:2] for k in expected)
@@ -173,6 +220,9 @@ def test_the_collector_sheds_load_when_the_database_falls_behind(tmp_path):
         assert r.status_code == 503 and r.headers["retry-after"] == "1"
         assert r.json()["code"] == "overloaded"
         running.collector.max_backlog_segments = 32
-        assert httpx.post(running.url + "/v1/batch", json=batch, auth=("wk_web", "")).status_code == 200
+        assert (
+            httpx.post(running.url + "/v1/batch", json=batch, auth=("wk_web", "")).status_code
+            == 200
+        )
         assert httpx.get(running.url + "/metrics").json()["backlog_segments"] == 0
     assert running.query("SELECT message_id FROM events") == [("x",)]

@@ -24,9 +24,20 @@ NOW = datetime(2026, 11, 1, 12, 0, 0)
 
 
 def test_clock_skew_is_corrected_and_batch_context_merged():
-    body = {"batch": [{"type": "track", "event": "A", "userId": "u1", "messageId": "m1",
-                       "timestamp": "2026-11-01T11:59:00Z", "context": {"ip": "1"}}],
-            "sentAt": "2026-11-01T12:09:00Z", "context": {"library": {"name": "x"}}}
+    body = {
+        "batch": [
+            {
+                "type": "track",
+                "event": "A",
+                "userId": "u1",
+                "messageId": "m1",
+                "timestamp": "2026-11-01T11:59:00Z",
+                "context": {"ip": "1"},
+            }
+        ],
+        "sentAt": "2026-11-01T12:09:00Z",
+        "context": {"library": {"name": "x"}},
+    }
     [m] = messages_from_body("batch", body, 100, NOW)
     # by the client's clock it was sent 10 minutes after it happened, so it happened 10 minutes
     # before the server received it, whatever the client's clock says the time is
@@ -35,20 +46,38 @@ def test_clock_skew_is_corrected_and_batch_context_merged():
     assert m["context"] == {"library": {"name": "x"}, "ip": "1"}
 
 
-@pytest.mark.parametrize(("endpoint", "body", "message"), [
-    ("track", {"event": "A"}, "a message needs userId or anonymousId"),
-    ("track", {"userId": "u"}, "message.event: a track needs an event"),
-    ("batch", {"batch": [{"type": "track", "userId": "u", "event": "A"}, {"type": "nope", "userId": "u"}]},
-     "batch[1].type: must be one of"),
-    ("alias", {"userId": "u"}, "an alias needs userId and previousId"),
-    ("batch", {"batch": [{"type": "track", "userId": "u", "event": "A"}] * 2501}, "at most 2500 messages"),
-    ("track", {"userId": "u", "event": "A", "timestamp": "soon"}, "message.timestamp: 'soon' is not a time"),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "body", "message"),
+    [
+        ("track", {"event": "A"}, "a message needs userId or anonymousId"),
+        ("track", {"userId": "u"}, "message.event: a track needs an event"),
+        (
+            "batch",
+            {
+                "batch": [
+                    {"type": "track", "userId": "u", "event": "A"},
+                    {"type": "nope", "userId": "u"},
+                ]
+            },
+            "batch[1].type: must be one of",
+        ),
+        ("alias", {"userId": "u"}, "an alias needs userId and previousId"),
+        (
+            "batch",
+            {"batch": [{"type": "track", "userId": "u", "event": "A"}] * 2501},
+            "at most 2500 messages",
+        ),
+        (
+            "track",
+            {"userId": "u", "event": "A", "timestamp": "soon"},
+            "message.timestamp: 'soon' is not a time",
+        ),
+    ],
+)
 def test_bad_messages_name_index_and_field(endpoint, body, message):
     with pytest.raises(ApiError, match=re.escape(message)) as info:
         messages_from_body(endpoint, body, 100, NOW)
     assert info.value.status == 400
-
 
 
 class Server:
@@ -67,10 +96,28 @@ class Server:
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         with self.stderr.open("ab") as err:  # the child keeps its own handle
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pqlkit.cli", "serve", "--port", str(self.port), "--url", self.db,
-                 "--log-dir", self.log, "--write-key", "web=wk_web", "--write-key", "backend=wk_be",
-                 "--resolve-every", "0"],
-                env=env, stdout=subprocess.DEVNULL, stderr=err)
+                [
+                    sys.executable,
+                    "-m",
+                    "pqlkit.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--url",
+                    self.db,
+                    "--log-dir",
+                    self.log,
+                    "--write-key",
+                    "web=wk_web",
+                    "--write-key",
+                    "backend=wk_be",
+                    "--resolve-every",
+                    "0",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
         deadline = time.time() + 30
         while time.time() < deadline:
             try:
@@ -87,7 +134,9 @@ class Server:
 
     def events(self) -> list[tuple]:
         with duckdb.connect(self.db, read_only=True) as con:
-            return con.execute("SELECT source, message_id, user_id, event FROM events ORDER BY message_id").fetchall()
+            return con.execute(
+                "SELECT source, message_id, user_id, event FROM events ORDER BY message_id"
+            ).fetchall()
 
 
 @pytest.fixture
@@ -116,7 +165,9 @@ def test_real_segment_client_events_are_stored_once(server):
     assert len(rows) == 26 and len({r[1] for r in rows}) == 26
     assert ("web", "seg-page", "u2", "Page Viewed: Pricing") in rows
     with duckdb.connect(server.db, read_only=True) as con:
-        assert con.execute("SELECT type, user_id FROM pql_messages").fetchall() == [("identify", "u1")]
+        assert con.execute("SELECT type, user_id FROM pql_messages").fetchall() == [
+            ("identify", "u1")
+        ]
 
 
 def test_wrong_or_missing_write_key_gets_401_and_nothing_is_stored(server):
@@ -138,11 +189,22 @@ def test_acknowledged_events_survive_sigkill(server, tmp_path):
     acknowledged = []
     with httpx.Client(auth=("wk_web", "")) as http:
         for b in range(40):
-            batch = [{"type": "track", "userId": f"u{j}", "event": "Feature Used", "messageId": f"k{b}-{j}",
-                      "timestamp": (NOW + timedelta(seconds=b)).isoformat() + "Z"} for j in range(50)]
+            batch = [
+                {
+                    "type": "track",
+                    "userId": f"u{j}",
+                    "event": "Feature Used",
+                    "messageId": f"k{b}-{j}",
+                    "timestamp": (NOW + timedelta(seconds=b)).isoformat() + "Z",
+                }
+                for j in range(50)
+            ]
             body = gzip.compress(json.dumps({"batch": batch}).encode())
-            r = http.post(server.url + "/v1/batch", content=body,
-                          headers={"content-type": "application/json", "content-encoding": "gzip"})
+            r = http.post(
+                server.url + "/v1/batch",
+                content=body,
+                headers={"content-type": "application/json", "content-encoding": "gzip"},
+            )
             assert r.status_code == 200
             acknowledged.extend(m["messageId"] for m in batch)
     server.stop(signal.SIGKILL)  # no shutdown, no final flush
@@ -173,17 +235,28 @@ def test_score_and_forget_while_the_collector_runs(server, tmp_path):
     model.write_text(MODEL)
     client = Client("wk_web", host=server.url, sync_mode=True)
     for i in range(3):
-        client.track(anonymous_id="anon-1", event="Pricing Viewed", timestamp=NOW - timedelta(days=3, hours=i))
-    client.identify("u1", {"email": "ann@acme.io", "company": {"id": "acc-1", "employees": 300,
-                                                                "industry": "software"}},
-                    anonymous_id="anon-1", timestamp=NOW - timedelta(days=2))
+        client.track(
+            anonymous_id="anon-1",
+            event="Pricing Viewed",
+            timestamp=NOW - timedelta(days=3, hours=i),
+        )
+    client.identify(
+        "u1",
+        {
+            "email": "ann@acme.io",
+            "company": {"id": "acc-1", "employees": 300, "industry": "software"},
+        },
+        anonymous_id="anon-1",
+        timestamp=NOW - timedelta(days=2),
+    )
     client.track("u1", "Project Created", timestamp=NOW - timedelta(days=1))
     client.identify("u2", {"email": "bo@gmail.com"}, timestamp=NOW - timedelta(days=2))
     _wait_for(server, "stored", 4)
 
     runner = CliRunner()
-    scored = runner.invoke(cli, ["score", "-m", str(model), "--url", server.db, "--as-of", NOW.isoformat(),
-                                 "--json"])
+    scored = runner.invoke(
+        cli, ["score", "-m", str(model), "--url", server.db, "--as-of", NOW.isoformat(), "--json"]
+    )
     assert scored.exit_code == 0, scored.output
     rows = {r["user_id"]: r for r in json.loads(scored.output)["rows"]}
     assert rows["u1"]["score"] == 10 + 15 + 20  # fit, three pre-signup pricing views, one project
@@ -196,8 +269,9 @@ def test_score_and_forget_while_the_collector_runs(server, tmp_path):
     _wait_for(server, "suppressed", 2)
     server.stop()
     with duckdb.connect(server.db, read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM events WHERE user_id = 'u1' OR anonymous_id = 'anon-1'"
-                           ).fetchone() == (0,)
+        assert con.execute(
+            "SELECT count(*) FROM events WHERE user_id = 'u1' OR anonymous_id = 'anon-1'"
+        ).fetchone() == (0,)
         assert con.execute("SELECT user_id FROM pql_users").fetchall() == [("u2",)]
     data = b"".join(p.read_bytes() for p in tmp_path.glob("c.duckdb*") if p.is_file())
     assert b"ann@acme.io" not in data and b"bo@gmail.com" in data

@@ -28,7 +28,8 @@ def _replace(backend, name: str, table: pa.Table) -> None:
 
 def test_missing_mapped_column_names_table_column_and_columns_present(model_file, world_backend):
     text = model_file.read_text().replace(
-        "  events: {table: events}", "  events: {table: events, columns: {event: event_name}}")
+        "  events: {table: events}", "  events: {table: events, columns: {event: event_name}}"
+    )
     model_file.write_text(text)
     with pytest.raises(MappingError) as info:
         _engine(model_file, world_backend).run(DEMO_END)
@@ -46,7 +47,9 @@ def test_required_column_missing(model_file, world_backend, small_world):
 
 def test_missing_table_lists_the_tables(model_file, new_backend):
     backend = new_backend()
-    with pytest.raises(MappingError, match=r"the events table 'events' does not exist.*no tables yet"):
+    with pytest.raises(
+        MappingError, match=r"the events table 'events' does not exist.*no tables yet"
+    ):
         _engine(model_file, backend).run(DEMO_END)
 
 
@@ -71,7 +74,11 @@ def test_null_and_duplicate_user_ids(model_file, world_backend, small_world):
 
 
 def test_duplicate_account_ids(model_file, world_backend, small_world):
-    _replace(world_backend, "accounts", pa.concat_tables([small_world.accounts, small_world.accounts.slice(3, 1)]))
+    _replace(
+        world_backend,
+        "accounts",
+        pa.concat_tables([small_world.accounts, small_world.accounts.slice(3, 1)]),
+    )
     with pytest.raises(DataQualityError, match=r"duplicate account_id row\(s\), e\.g\. 'a_00003'"):
         _engine(model_file, world_backend).run(DEMO_END)
 
@@ -88,7 +95,10 @@ def test_unknown_event_name_warns_and_lists_known(model_file, world_backend):
 def test_referenced_attribute_missing(model_file, world_backend):
     text = model_file.read_text().replace("field: account.industry", "field: account.industy")
     model_file.write_text(text)
-    with pytest.raises(MappingError, match=r"pql\.yml:\d+: .*account\.industy: the accounts table has no column 'industy' \(did you mean 'industry'\?\)"):
+    with pytest.raises(
+        MappingError,
+        match=r"pql\.yml:\d+: .*account\.industy: the accounts table has no column 'industy' \(did you mean 'industry'\?\)",
+    ):
         _engine(model_file, world_backend).run(DEMO_END)
 
 
@@ -106,15 +116,19 @@ def test_files_with_a_column_mapping_score_like_tables(model_file, small_world, 
     data = tmp_path / "data"
     data.mkdir()
     events = small_world.events.rename_columns(
-        ["id", "uid", "anon", "acct", "event_name", "ts", "props"])
+        ["id", "uid", "anon", "acct", "event_name", "ts", "props"]
+    )
     pq.write_table(events, data / "events.parquet")
     pacsv.write_csv(small_world.users, data / "users.csv")
     with open(data / "accounts.jsonl", "w") as fh:
         import json
+
         for row in small_world.accounts.to_pylist():
             fh.write(json.dumps(row) + "\n")
     pq.write_table(small_world.outcomes, data / "outcomes.parquet")
-    _file_model(model_file, """sources:
+    _file_model(
+        model_file,
+        """sources:
   events:
     path: data/events.parquet
     columns: {message_id: id, user_id: uid, anonymous_id: anon, account_id: acct,
@@ -122,11 +136,13 @@ def test_files_with_a_column_mapping_score_like_tables(model_file, small_world, 
   users: {path: data/users.csv}
   accounts: {path: data/accounts.jsonl}
   outcomes: {path: data/outcomes.parquet}
-""")
+""",
+    )
     (tmp_path / "pql.yml").write_text(model_file.read_text())
     from_files = Engine(load_model(tmp_path / "pql.yml"), connect(str(tmp_path / "f.duckdb")))
     tables_backend = connect(str(tmp_path / "t.duckdb"))
     from pqlkit.demo.load import load, starter_text
+
     load(tables_backend, small_world)
     (tmp_path / "t.yml").write_text(starter_text())
     from_tables = Engine(load_model(tmp_path / "t.yml"), tables_backend)
@@ -143,6 +159,7 @@ def test_text_timestamps_with_offsets_become_utc(model_file, small_world, tmp_pa
     events = small_world.events.set_column(5, "timestamp", text)
     backend = connect(str(tmp_path / "x.duckdb"))
     from pqlkit.demo.load import load
+
     load(backend, small_world)
     reference = _engine(model_file, backend).scores(DEMO_END).to_pyarrow().sort_by("user_id")
     _replace(backend, "events", events)
@@ -152,15 +169,21 @@ def test_text_timestamps_with_offsets_become_utc(model_file, small_world, tmp_pa
 
 
 def test_unparsable_timestamps_are_reported_with_an_example(model_file, small_world, tmp_path):
-    text = pc.strftime(small_world.events.column("timestamp"), format="%Y-%m-%d %H:%M:%S").to_pylist()
+    text = pc.strftime(
+        small_world.events.column("timestamp"), format="%Y-%m-%d %H:%M:%S"
+    ).to_pylist()
     text[10] = "03/04/2026 10:00"
     text[11] = "yesterday"
     events = small_world.events.set_column(5, "timestamp", pa.array(text))
     backend = connect(str(tmp_path / "x.duckdb"))
     from pqlkit.demo.load import load
+
     load(backend, small_world)
     _replace(backend, "events", events)
-    with pytest.raises(DataQualityError, match=r"events\.timestamp: 2 value\(s\) are not timestamps, e\.g\. '03/04/2026 10:00'.*ISO 8601"):
+    with pytest.raises(
+        DataQualityError,
+        match=r"events\.timestamp: 2 value\(s\) are not timestamps, e\.g\. '03/04/2026 10:00'.*ISO 8601",
+    ):
         _engine(model_file, backend).run(DEMO_END)
 
 
@@ -181,10 +204,17 @@ def test_epoch_millisecond_timestamps(model_file, small_world, tmp_path):
     events = small_world.events.set_column(5, "timestamp", ms)
     backend = connect(str(tmp_path / "x.duckdb"))
     from pqlkit.demo.load import load
+
     load(backend, small_world)
     reference = _engine(model_file, backend).scores(DEMO_END).to_pyarrow().sort_by("user_id")
     _replace(backend, "events", events)
-    assert _engine(model_file, backend).scores(DEMO_END).to_pyarrow().sort_by("user_id").equals(reference)
+    assert (
+        _engine(model_file, backend)
+        .scores(DEMO_END)
+        .to_pyarrow()
+        .sort_by("user_id")
+        .equals(reference)
+    )
 
 
 def test_bad_as_of_is_explained():

@@ -36,10 +36,20 @@ def test_run_writes_scores_for_every_user(model_file, world_backend, small_world
             assert r["icp_profile"] and not r["excluded"] and r["activated"]
             assert r["score"] >= engine.model.thresholds.pql_score
         if r["excluded"]:
-            assert r["exclusion_reason"] in {"competitor", "student", "personal_email", "too_small",
-                                             "existing_customer"}
+            assert r["exclusion_reason"] in {
+                "competitor",
+                "student",
+                "personal_email",
+                "too_small",
+                "existing_customer",
+            }
     segments = {r["segment"] for r in rows.values()}
-    assert segments == {"converted_without_assistance", "asked_for_sales", "maxed_out_free", "free_user"}
+    assert segments == {
+        "converted_without_assistance",
+        "asked_for_sales",
+        "maxed_out_free",
+        "free_user",
+    }
     assert {r["motion"] for r in rows.values()} == {"self_serve", "sales_assist", "enterprise"}
 
 
@@ -51,7 +61,8 @@ def test_ibis_path_equals_plain_python_path(model_file, world_backend):
     assert in_db.keys() == in_python.keys()
     mismatches = [
         (uid, f, in_db[uid][f], in_python[uid][f])
-        for uid in in_db for f in OUTPUT_FIELDS
+        for uid in in_db
+        for f in OUTPUT_FIELDS
         if in_db[uid][f] != in_python[uid][f]
     ]
     assert mismatches == []
@@ -63,18 +74,26 @@ def test_events_after_as_of_change_nothing(model_file, world_backend, small_worl
     before = _rows(engine.scores(as_of))
     # Plant a burst of strong buying signals after as_of for every user.
     users = small_world.users.column("user_id").to_pylist()
-    names = ["contact_sales_requested", "project_created", "invite_sent", "plan_upgraded",
-             "feature_used", "onboarding_profile_completed"]
+    names = [
+        "contact_sales_requested",
+        "project_created",
+        "invite_sent",
+        "plan_upgraded",
+        "feature_used",
+        "onboarding_profile_completed",
+    ]
     n = len(users) * len(names)
-    future = pa.table({
-        "message_id": [f"future_{i}" for i in range(n)],
-        "user_id": [u for u in users for _ in names],
-        "anonymous_id": pa.nulls(n, pa.string()),
-        "account_id": pa.nulls(n, pa.string()),
-        "event": [e for _ in users for e in names],
-        "timestamp": [as_of + timedelta(seconds=1 + i % 3600) for i in range(n)],
-        "properties": ['{"feature": "x", "invitee": "z@y.com"}'] * n,
-    })
+    future = pa.table(
+        {
+            "message_id": [f"future_{i}" for i in range(n)],
+            "user_id": [u for u in users for _ in names],
+            "anonymous_id": pa.nulls(n, pa.string()),
+            "account_id": pa.nulls(n, pa.string()),
+            "event": [e for _ in users for e in names],
+            "timestamp": [as_of + timedelta(seconds=1 + i % 3600) for i in range(n)],
+            "properties": ['{"feature": "x", "invitee": "z@y.com"}'] * n,
+        }
+    )
     world_backend.insert("events", future.cast(world_backend.table("events").schema().to_pyarrow()))
     after = _rows(engine.scores(as_of))
     assert after == before
@@ -87,8 +106,13 @@ def test_users_created_after_as_of_are_not_scored(model_file, world_backend, sma
     engine = _engine(model_file, world_backend)
     as_of = DEMO_END - timedelta(days=30)
     scored = set(_rows(engine.scores(as_of)))
-    created = dict(zip(small_world.users.column("user_id").to_pylist(),
-                       small_world.users.column("created_at").to_pylist(), strict=True))
+    created = dict(
+        zip(
+            small_world.users.column("user_id").to_pylist(),
+            small_world.users.column("created_at").to_pylist(),
+            strict=True,
+        )
+    )
     assert scored == {u for u, c in created.items() if c < as_of}
 
 
@@ -98,7 +122,10 @@ def test_history_is_kept_and_a_rerun_replaces_only_its_own_rows(model_file, worl
     second = engine.run(DEMO_END)
     engine.run(DEMO_END)  # the same as_of again replaces, it does not duplicate
     t = world_backend.table(USER_SCORES)
-    per = {r["as_of"]: r["n"] for r in t.group_by("as_of").aggregate(n=t.count()).to_pyarrow().to_pylist()}
+    per = {
+        r["as_of"]: r["n"]
+        for r in t.group_by("as_of").aggregate(n=t.count()).to_pyarrow().to_pylist()
+    }
     assert per == {first.as_of: first.users, second.as_of: second.users}
 
 
@@ -124,8 +151,10 @@ def test_accounts_roll_up_users(model_file, world_backend):
     engine = _engine(model_file, world_backend)
     result = engine.run(DEMO_END)
     users = list(_rows(engine.stored_users(result.as_of, result.model_version)).values())
-    accounts = {r["account_id"]: r for r in engine.stored_accounts(result.as_of, result.model_version)
-                .to_pyarrow().to_pylist()}
+    accounts = {
+        r["account_id"]: r
+        for r in engine.stored_accounts(result.as_of, result.model_version).to_pyarrow().to_pylist()
+    }
     by_account: dict[str, list[dict]] = {}
     for u in users:
         by_account.setdefault(u["account_id"], []).append(u)
@@ -168,12 +197,21 @@ def test_duckdb_and_postgres_agree(model_file, small_world, tmp_path, request):
         backend = connect(url)
         load(backend, small_world)
         engine = Engine(load_model(model_file), backend)
-        results.append((_rows(engine.scores(DEMO_END)), _rows(engine.accounts(DEMO_END).rename(user_id="account_id"))))
+        results.append(
+            (
+                _rows(engine.scores(DEMO_END)),
+                _rows(engine.accounts(DEMO_END).rename(user_id="account_id")),
+            )
+        )
         backend.close()
     (duck_users, duck_accounts), (pg_users, pg_accounts) = results
     assert duck_users.keys() == pg_users.keys()
-    diffs = [(u, f, duck_users[u][f], pg_users[u][f]) for u in duck_users for f in duck_users[u]
-             if duck_users[u][f] != pg_users[u][f]]
+    diffs = [
+        (u, f, duck_users[u][f], pg_users[u][f])
+        for u in duck_users
+        for f in duck_users[u]
+        if duck_users[u][f] != pg_users[u][f]
+    ]
     assert diffs == []
     assert duck_accounts == pg_accounts
 
@@ -182,7 +220,10 @@ def test_as_of_defaults_to_now_and_accepts_offsets(model_file, world_backend):
     from pqlkit.engine import as_utc
 
     assert as_utc("2026-10-01T02:00:00+02:00") == datetime(2026, 10, 1, 0, 0)
-    assert abs((as_utc(None) - datetime.now(UTC).replace(tzinfo=None, microsecond=0)).total_seconds()) < 5
+    assert (
+        abs((as_utc(None) - datetime.now(UTC).replace(tzinfo=None, microsecond=0)).total_seconds())
+        < 5
+    )
 
 
 def test_compiled_sql_is_reused_for_any_as_of_and_gives_the_same_rows(model_file, world_backend):
@@ -226,7 +267,11 @@ def test_account_rollup_rules_from_the_model(model_file, world_backend):
     assert accounts
     for a in accounts:
         members = [u for u in users if u["account_id"] == a["account_id"]]
-        active = sum(1 for u in members if u["last_seen_at"] and u["last_seen_at"] >= DEMO_END - timedelta(days=7))
+        active = sum(
+            1
+            for u in members
+            if u["last_seen_at"] and u["last_seen_at"] >= DEMO_END - timedelta(days=7)
+        )
         assert a["active_users"] == active
         assert a["score"] == min(sum(u["score"] for u in members), 100)
         share = active / a["seats"] if a["seats"] else None

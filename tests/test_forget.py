@@ -22,7 +22,11 @@ def _database_files(backend, request) -> list[Path]:
         return [p for p in backend.path.parent.iterdir() if p.name.startswith(backend.path.name)]
     backend.run_sql("CHECKPOINT")  # the tests' server runs with fsync off: write pages out
     oid = backend.run_sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
-    return [p for p in (request.getfixturevalue("pg_server").data / "base" / str(oid)).iterdir() if p.is_file()]
+    return [
+        p
+        for p in (request.getfixturevalue("pg_server").data / "base" / str(oid)).iterdir()
+        if p.is_file()
+    ]
 
 
 def _readable(backend, request, needle: bytes) -> bool:
@@ -40,13 +44,20 @@ def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, 
     [result] = forget(backend, ["u1"])
     assert result.ids == ["anon-1", "legacy-9", "u1"]
     assert result.deleted["events"] == 5  # 3 anonymous, 1 under the old id, 1 as u1
-    assert {"pql_messages", "pql_traits", "pql_identity_links", "pql_users", "pql_user_scores"} <= set(result.deleted)
+    assert {
+        "pql_messages",
+        "pql_traits",
+        "pql_identity_links",
+        "pql_users",
+        "pql_user_scores",
+    } <= set(result.deleted)
     for table in backend.base_tables():
         cols = backend.table(table).columns
         for col in ("user_id", "anonymous_id", "previous_id", "champion_user_id"):
             if col in cols and table != "pql_suppressions":
                 found = backend.run_sql(
-                    f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" IN ('u1', 'anon-1', 'legacy-9')")
+                    f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" IN ('u1', 'anon-1', 'legacy-9')"
+                )
                 assert found == [(0,)], (table, col)
     assert not _readable(backend, request, ANN)
     assert _readable(backend, request, BO)  # the scan does find what is still there
@@ -71,7 +82,9 @@ def test_pql_forget_command(tmp_path):
     out = CliRunner().invoke(cli, ["forget", "u1", "--url", str(db), "--json"])
     assert out.exit_code == 0, out.output
     [r] = json.loads(out.output)["forgotten"]
-    assert r["user_id"] == "u1" and r["deleted"]["events"] == 5 and r["rewritten"] == f"rewrote {db}"
+    assert (
+        r["user_id"] == "u1" and r["deleted"]["events"] == 5 and r["rewritten"] == f"rewrote {db}"
+    )
     assert ANN not in db.read_bytes()
     asked = CliRunner().invoke(cli, ["forget", "u2", "--url", str(db)], input="n\n")
     assert asked.exit_code == 1 and "Aborted" in asked.output

@@ -34,18 +34,27 @@ class InProcess:
     def __init__(self, tmp: Path):
         from pqlkit.server.app import Collector
 
-        self.app = Collector(str(tmp / "f.duckdb"), tmp / "log", {"web": "wk_web"}, resolve_interval=3600)
+        self.app = Collector(
+            str(tmp / "f.duckdb"), tmp / "log", {"web": "wk_web"}, resolve_interval=3600
+        )
         self.app.start()
         self.loop = asyncio.new_event_loop()
         self.statuses: dict[int, int] = {}
 
     def post(self, endpoint: str, raw: bytes, headers: dict[str, str]) -> int:
         sent: list[dict] = []
-        scope = {"type": "http", "method": "POST", "path": f"/v1/{endpoint}",
-                 "headers": [(b"authorization", b"Basic d2tfd2ViOg==")]
-                 + [(k.encode(), v.encode()) for k, v in headers.items()]}
-        chunks = [raw[i:i + 4096] for i in range(0, len(raw), 4096)] or [b""]
-        queue = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": f"/v1/{endpoint}",
+            "headers": [(b"authorization", b"Basic d2tfd2ViOg==")]
+            + [(k.encode(), v.encode()) for k, v in headers.items()],
+        }
+        chunks = [raw[i : i + 4096] for i in range(0, len(raw), 4096)] or [b""]
+        queue = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ]
 
         async def receive():
             return queue.pop(0)
@@ -75,8 +84,13 @@ def collector(tmp_path_factory):
 _counter = iter(range(10**9))
 
 
-@settings(max_examples=BODIES, deadline=None, database=None, derandomize=not LONG,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=BODIES,
+    deadline=None,
+    database=None,
+    derandomize=not LONG,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_no_generated_request_gets_a_5xx(collector, seed):
     endpoint, raw, headers = body(random.Random(seed), next(_counter))
@@ -93,8 +107,10 @@ def test_every_acknowledged_message_is_stored(collector):
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         messages = con.execute("SELECT count(*) FROM pql_messages").fetchone()[0]
         quarantined = con.execute("SELECT count(*) FROM pql_quarantine").fetchone()[0]
-    print(f"\ncollector fuzz: {sum(collector.statuses.values())} requests, statuses {sorted(collector.statuses.items())}, "
-          f"{accepted} messages acknowledged, {events} events + {messages} messages stored, {quarantined} quarantined")
+    print(
+        f"\ncollector fuzz: {sum(collector.statuses.values())} requests, statuses {sorted(collector.statuses.items())}, "
+        f"{accepted} messages acknowledged, {events} events + {messages} messages stored, {quarantined} quarantined"
+    )
     assert quarantined == 0
     assert events + messages == accepted
 
@@ -105,7 +121,13 @@ MODELS = 2_000 if LONG else 120
 
 
 class ModelOutcome:
-    VALID, LOCATED, UNLOCATED, BUG, HANG = "valid", "located error", "error without a location", "bug", "hang"
+    VALID, LOCATED, UNLOCATED, BUG, HANG = (
+        "valid",
+        "located error",
+        "error without a location",
+        "bug",
+        "hang",
+    )
 
 
 def _judge(text: str, folder: Path, backend) -> tuple[str, str]:
@@ -175,4 +197,6 @@ def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
     print(f"\nmodel fuzz: {MODELS} mutated models: {dict(outcomes)}")
     for outcome, detail, _text in failures[:5]:
         print(f"--- {outcome}\n{detail}")
-    assert not failures, f"{len(failures)} of {MODELS}: " + "; ".join(sorted({f[0] for f in failures}))
+    assert not failures, f"{len(failures)} of {MODELS}: " + "; ".join(
+        sorted({f[0] for f in failures})
+    )

@@ -17,29 +17,86 @@ from pqlkit.engine import Engine
 from pqlkit.errors import PqlkitError
 from pqlkit.model.load import load_model
 
-NASTY = ['k"e', "k'e", "a;b", "x\\y", "-- c", "/* c */", "a\nb", "ü💥", "a.b", "a]b[", "$.x", "~/", "'); DROP TABLE events; --",
-         '=HYPERLINK("http://x")', "@SUM(A1)", "+1"]
+NASTY = [
+    'k"e',
+    "k'e",
+    "a;b",
+    "x\\y",
+    "-- c",
+    "/* c */",
+    "a\nb",
+    "ü💥",
+    "a.b",
+    "a]b[",
+    "$.x",
+    "~/",
+    "'); DROP TABLE events; --",
+    '=HYPERLINK("http://x")',
+    "@SUM(A1)",
+    "+1",
+]
 AS_OF = datetime(2026, 10, 1)
 
 
 def _model(tmp_path) -> str:
     usage = []
     for i, key in enumerate(NASTY):
-        usage.append({"id": f"distinct_{i}", "kind": "distinct_features", "events": [f"used {key}"],
-                      "property": key, "label": f"Used {{value}} of {key}", "points": 1, "per_unit": True})
-        usage.append({"id": f"where_{i}", "kind": "event_count", "events": [f"used {key}"],
-                      "where": {key: key}, "label": f"Where {key} ({{value}})", "points": 2})
-        usage.append({"id": f"sum_{i}", "kind": "property_threshold", "events": [f"used {key}"],
-                      "property": key + "#n", "agg": "sum", "min": 3, "label": f"{key} sum", "points": 3})
+        usage.append(
+            {
+                "id": f"distinct_{i}",
+                "kind": "distinct_features",
+                "events": [f"used {key}"],
+                "property": key,
+                "label": f"Used {{value}} of {key}",
+                "points": 1,
+                "per_unit": True,
+            }
+        )
+        usage.append(
+            {
+                "id": f"where_{i}",
+                "kind": "event_count",
+                "events": [f"used {key}"],
+                "where": {key: key},
+                "label": f"Where {key} ({{value}})",
+                "points": 2,
+            }
+        )
+        usage.append(
+            {
+                "id": f"sum_{i}",
+                "kind": "property_threshold",
+                "events": [f"used {key}"],
+                "property": key + "#n",
+                "agg": "sum",
+                "min": 3,
+                "label": f"{key} sum",
+                "points": 3,
+            }
+        )
     model = {
         "name": "hostile",
         "sources": {"events": {"table": "events"}, "users": {"table": "users"}, "accounts": None},
-        "icp": {"profiles": [{"id": "all", "when": {"any": [{"field": "user.role", "in": NASTY},
-                                                           {"field": "user.role", "contains": "'"},
-                                                           {"field": "user.role", "equals": 'k"e'}]}}]},
+        "icp": {
+            "profiles": [
+                {
+                    "id": "all",
+                    "when": {
+                        "any": [
+                            {"field": "user.role", "in": NASTY},
+                            {"field": "user.role", "contains": "'"},
+                            {"field": "user.role", "equals": 'k"e'},
+                        ]
+                    },
+                }
+            ]
+        },
         "usage_signals": usage,
         "activation": {"signal": "distinct_0"},
-        "tiers": {"kind": "bands", "bands": [{"tier": "A'; --", "min_score": 10}, {"tier": 'B"\\', "min_score": 0}]},
+        "tiers": {
+            "kind": "bands",
+            "bands": [{"tier": "A'; --", "min_score": 10}, {"tier": 'B"\\', "min_score": 0}],
+        },
     }
     path = tmp_path / "pql.yml"
     path.write_text(yaml.safe_dump(model, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -50,20 +107,62 @@ def _world(backend) -> None:
     users, events = [], []
     for u in range(len(NASTY) * 2):
         key = NASTY[u % len(NASTY)]
-        users.append({"user_id": f"{key}{u}", "email": f"{key}@x.io", "account_id": None,
-                      "created_at": AS_OF - timedelta(days=30), "plan": "free", "role": key})
+        users.append(
+            {
+                "user_id": f"{key}{u}",
+                "email": f"{key}@x.io",
+                "account_id": None,
+                "created_at": AS_OF - timedelta(days=30),
+                "plan": "free",
+                "role": key,
+            }
+        )
         for j in range(u % 4 + 1):
             props = {key: key if j % 2 == 0 else f"{key}{j}", key + "#n": j + 1, "other": 1}
-            events.append({"message_id": f"m{u}-{j}", "user_id": f"{key}{u}", "anonymous_id": None,
-                           "account_id": None, "event": f"used {key}",
-                           "timestamp": AS_OF - timedelta(days=1, hours=j), "properties": json.dumps(props)})
-    backend.write_table("users", pa.Table.from_pylist(users, schema=pa.schema([
-        ("user_id", pa.string()), ("email", pa.string()), ("account_id", pa.string()),
-        ("created_at", pa.timestamp("us")), ("plan", pa.string()), ("role", pa.string())])))
-    backend.write_table("events", pa.Table.from_pylist(events, schema=pa.schema([
-        ("message_id", pa.string()), ("user_id", pa.string()), ("anonymous_id", pa.string()),
-        ("account_id", pa.string()), ("event", pa.string()), ("timestamp", pa.timestamp("us")),
-        ("properties", pa.string())])))
+            events.append(
+                {
+                    "message_id": f"m{u}-{j}",
+                    "user_id": f"{key}{u}",
+                    "anonymous_id": None,
+                    "account_id": None,
+                    "event": f"used {key}",
+                    "timestamp": AS_OF - timedelta(days=1, hours=j),
+                    "properties": json.dumps(props),
+                }
+            )
+    backend.write_table(
+        "users",
+        pa.Table.from_pylist(
+            users,
+            schema=pa.schema(
+                [
+                    ("user_id", pa.string()),
+                    ("email", pa.string()),
+                    ("account_id", pa.string()),
+                    ("created_at", pa.timestamp("us")),
+                    ("plan", pa.string()),
+                    ("role", pa.string()),
+                ]
+            ),
+        ),
+    )
+    backend.write_table(
+        "events",
+        pa.Table.from_pylist(
+            events,
+            schema=pa.schema(
+                [
+                    ("message_id", pa.string()),
+                    ("user_id", pa.string()),
+                    ("anonymous_id", pa.string()),
+                    ("account_id", pa.string()),
+                    ("event", pa.string()),
+                    ("timestamp", pa.timestamp("us")),
+                    ("properties", pa.string()),
+                ]
+            ),
+        ),
+    )
 
 
 def test_hostile_text_scores_as_data(new_backend, tmp_path):
@@ -71,7 +170,10 @@ def test_hostile_text_scores_as_data(new_backend, tmp_path):
     _world(backend)
     engine = Engine(load_model(_model(tmp_path)), backend)
     result = engine.run(AS_OF)
-    stored = {r["user_id"]: r for r in backend.rows(engine.stored_users(result.as_of, result.model_version))}
+    stored = {
+        r["user_id"]: r
+        for r in backend.rows(engine.stored_users(result.as_of, result.model_version))
+    }
     python = {r["user_id"]: r for r in engine.python_scores(AS_OF)}
     assert stored.keys() == python.keys() and len(stored) == len(NASTY) * 2
     for uid, row in stored.items():
@@ -83,7 +185,9 @@ def test_hostile_text_scores_as_data(new_backend, tmp_path):
         assert f"Where {key} (" in first["reasons"], (key, first["reasons"])
         assert first["icp_profile"] == "all"
     assert {r["tier"] for r in stored.values()} <= {"A'; --", 'B"\\'}
-    assert backend.count("events") == sum(u % 4 + 1 for u in range(len(NASTY) * 2))  # nothing dropped
+    assert backend.count("events") == sum(
+        u % 4 + 1 for u in range(len(NASTY) * 2)
+    )  # nothing dropped
 
 
 @pytest.mark.parametrize("dialect", ["duckdb", "postgres", "snowflake", "bigquery"])
@@ -121,17 +225,32 @@ def test_csv_exports_neutralise_formulas_unless_asked(tmp_path):
     runner = CliRunner()
     for flags, expect_safe in (([], True), (["--csv-formulas"], False)):
         out = tmp_path / f"scores{len(flags)}.csv"
-        done = runner.invoke(cli, ["score", "-m", model, "--url", str(tmp_path / "w.duckdb"), "--as-of",
-                                   AS_OF.isoformat(), "--out", str(out), *flags])
+        done = runner.invoke(
+            cli,
+            [
+                "score",
+                "-m",
+                model,
+                "--url",
+                str(tmp_path / "w.duckdb"),
+                "--as-of",
+                AS_OF.isoformat(),
+                "--out",
+                str(out),
+                *flags,
+            ],
+        )
         assert done.exit_code == 0, done.output
         with out.open(encoding="utf-8", newline="") as fh:
             cells = [c for row in csv.reader(fh) for c in row]
         risky = [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
         assert bool(risky) != expect_safe, risky[:3]
         if expect_safe:  # neutralised, not dropped
-            assert "'=HYPERLINK(\"http://x\")13" in cells and "'-- c4" in cells
+            assert '\'=HYPERLINK("http://x")13' in cells and "'-- c4" in cells
     from pqlkit.sinks.files import neutralise_formulas
 
-    table = neutralise_formulas(pa.table({"a": ["=1+1", "+x", "-5", "@SUM(A1)", "\tx", "ok", None], "n": [-1] * 7}))
+    table = neutralise_formulas(
+        pa.table({"a": ["=1+1", "+x", "-5", "@SUM(A1)", "\tx", "ok", None], "n": [-1] * 7})
+    )
     assert table.column("a").to_pylist() == ["'=1+1", "'+x", "'-5", "'@SUM(A1)", "'\tx", "ok", None]
     assert table.column("n").to_pylist() == [-1] * 7

@@ -47,12 +47,18 @@ def test_csv_with_mapping_keeps_good_rows_and_reports_bad_ones(new_backend, tmp_
     assert f.problems == [
         (4, "user_id: a row needs a user_id or an anonymous_id"),
         (5, "event: missing event name"),
-        (6, "when: 'next tuesday' is not a time (use ISO 8601, e.g. 2024-05-01T12:00:00Z, or epoch seconds)"),
+        (
+            6,
+            "when: 'next tuesday' is not a time (use ISO 8601, e.g. 2024-05-01T12:00:00Z, or epoch seconds)",
+        ),
         (8, "props: is not valid JSON"),
     ]
     rows = backend.rows(backend.table("events").order_by("timestamp"))
     assert [(r["user_id"], r["event"]) for r in rows] == [
-        ("u1", "signed_up"), ("u1", "feature_used"), ("u2", "project_created")]
+        ("u1", "signed_up"),
+        ("u1", "feature_used"),
+        ("u2", "project_created"),
+    ]
     assert rows[1]["timestamp"] == datetime(2026, 9, 2, 9, 0)  # +02:00 made UTC
     assert rows[2]["timestamp"] == datetime(2026, 10, 1)  # epoch milliseconds
     assert json.loads(rows[1]["properties"]) == {"feature": "reports"}
@@ -71,7 +77,10 @@ def test_importing_the_same_file_again_stores_nothing_new(new_backend, tmp_path)
 
 def test_strict_imports_nothing_when_a_row_is_bad(new_backend, tmp_path):
     backend = new_backend()
-    with pytest.raises(DataError, match=r"--strict: 4 bad row\(s\), nothing was imported:\n  .*events\.csv:4: user_id"):
+    with pytest.raises(
+        DataError,
+        match=r"--strict: 4 bad row\(s\), nothing was imported:\n  .*events\.csv:4: user_id",
+    ):
         import_files(backend, [_csv(tmp_path)], mapping=MAP, strict=True)
     assert not backend.has_table("events")
 
@@ -79,14 +88,30 @@ def test_strict_imports_nothing_when_a_row_is_bad(new_backend, tmp_path):
 def test_segment_and_rudderstack_messages(new_backend, tmp_path):
     backend = new_backend()
     lines = [
-        {"type": "track", "event": "Project Created", "userId": "u1", "messageId": "m1",
-         "timestamp": "2026-09-01T10:00:00.000Z", "properties": {"plan": "free"}},
+        {
+            "type": "track",
+            "event": "Project Created",
+            "userId": "u1",
+            "messageId": "m1",
+            "timestamp": "2026-09-01T10:00:00.000Z",
+            "properties": {"plan": "free"},
+        },
         {"type": "identify", "userId": "u1", "traits": {"email": "a@acme.com"}},
-        {"type": "page", "name": "Pricing", "anonymousId": "anon-7", "messageId": "m2",
-         "timestamp": "2026-09-01T11:00:00+01:00"},
+        {
+            "type": "page",
+            "name": "Pricing",
+            "anonymousId": "anon-7",
+            "messageId": "m2",
+            "timestamp": "2026-09-01T11:00:00+01:00",
+        },
         {"type": "track", "userId": "u1", "messageId": "m3", "timestamp": "2026-09-01T12:00:00Z"},
-        {"type": "track", "event": "Project Created", "userId": "u1", "messageId": "m1",
-         "timestamp": "2026-09-01T10:00:00.000Z"},
+        {
+            "type": "track",
+            "event": "Project Created",
+            "userId": "u1",
+            "messageId": "m1",
+            "timestamp": "2026-09-01T10:00:00.000Z",
+        },
     ]
     path = tmp_path / "segment.jsonl"
     path.write_text("\n".join(json.dumps(m) for m in lines) + "\n")
@@ -99,21 +124,51 @@ def test_segment_and_rudderstack_messages(new_backend, tmp_path):
     assert rows["m2"]["anonymous_id"] == "anon-7" and rows["m2"]["user_id"] is None
     assert rows["m2"]["timestamp"] == datetime(2026, 9, 1, 10, 0)
     batch = tmp_path / "batch.json"
-    batch.write_text(json.dumps({"batch": [{"type": "track", "event": "X", "userId": "u9", "messageId": "b1",
-                                            "timestamp": "2026-09-02T00:00:00Z"}],
-                                 "context": {"library": {"name": "analytics-python"}}}))
+    batch.write_text(
+        json.dumps(
+            {
+                "batch": [
+                    {
+                        "type": "track",
+                        "event": "X",
+                        "userId": "u9",
+                        "messageId": "b1",
+                        "timestamp": "2026-09-02T00:00:00Z",
+                    }
+                ],
+                "context": {"library": {"name": "analytics-python"}},
+            }
+        )
+    )
     assert import_files(backend, [batch], fmt="rudderstack").imported == 1
 
 
 def test_amplitude_export(new_backend, tmp_path):
     backend = new_backend()
     path = tmp_path / "amplitude.json"
-    path.write_text("\n".join(json.dumps(r) for r in [
-        {"event_type": "Dashboard Created", "user_id": "u1", "device_id": "d1", "insert_id": "i1",
-         "event_time": "2026-09-01 10:00:00.123000", "event_properties": {"size": 3}},
-        {"event_type": "Dashboard Created", "user_id": None, "device_id": "d2", "uuid": "i2",
-         "event_time": "2026-09-01 11:00:00"},
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {
+                    "event_type": "Dashboard Created",
+                    "user_id": "u1",
+                    "device_id": "d1",
+                    "insert_id": "i1",
+                    "event_time": "2026-09-01 10:00:00.123000",
+                    "event_properties": {"size": 3},
+                },
+                {
+                    "event_type": "Dashboard Created",
+                    "user_id": None,
+                    "device_id": "d2",
+                    "uuid": "i2",
+                    "event_time": "2026-09-01 11:00:00",
+                },
+            ]
+        )
+        + "\n"
+    )
     report = import_files(backend, [path], fmt="amplitude")
     assert report.imported == 2
     rows = {r["message_id"]: r for r in backend.rows(backend.table("events"))}
@@ -139,21 +194,43 @@ def test_sparkify_log_with_a_mapping(new_backend):
     folder = shared_path("sparkify-eventsim", "log_data", "2018", "11")
     files = sorted(folder.glob("*.json"))
     backend = new_backend()
-    report = import_files(backend, files, fmt="jsonl",
-                          mapping={"user_id": "userId", "event": "page", "timestamp": "ts"}, source="sparkify")
+    report = import_files(
+        backend,
+        files,
+        fmt="jsonl",
+        mapping={"user_id": "userId", "event": "page", "timestamp": "ts"},
+        source="sparkify",
+    )
     assert sum(f.read for f in report.files) == 8056
     assert report.imported + report.skipped + report.duplicates == 8056
     reasons = {why for f in report.files for _, why in f.problems}
     assert reasons == {"user_id: a row needs a user_id or an anonymous_id"}  # logged-out events
     assert report.skipped == 8056 - 7770  # logged-in events all have a user id
-    assert backend.rows(backend.table("events").aggregate(n=backend.table("events").user_id.nunique()))[0]["n"] == 97
+    assert (
+        backend.rows(
+            backend.table("events").aggregate(n=backend.table("events").user_id.nunique())
+        )[0]["n"]
+        == 97
+    )
 
 
 def test_cli_import_summary_and_json(tmp_path):
     path = _csv(tmp_path)
     db = str(tmp_path / "x.duckdb")
-    argv = ["import", str(path), "--url", db, "--map", "user_id=uid", "--map", "event=what",
-            "--map", "timestamp=when", "--map", "properties=props"]
+    argv = [
+        "import",
+        str(path),
+        "--url",
+        db,
+        "--map",
+        "user_id=uid",
+        "--map",
+        "event=what",
+        "--map",
+        "timestamp=when",
+        "--map",
+        "properties=props",
+    ]
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 0, result.output
     assert "7 rows read, 3 accepted" in result.output and f"{path}:4: user_id" in result.output

@@ -38,15 +38,23 @@ def test_future_events_never_reach_a_feature(world_backend, model_file):
     before = _rows(engine)
     # plant, after as_of, a flood of the strongest behaviour for every user
     users = sorted(before)
-    future = pa.table({
-        "message_id": [f"future-{i}" for i in range(len(users) * 5)],
-        "user_id": [u for u in users for _ in range(5)],
-        "account_id": [before[u]["account_id"] for u in users for _ in range(5)],
-        "event": ["contact_sales_requested", "project_created", "invite_sent", "limit_reached", "pricing_viewed"]
-        * len(users),
-        "timestamp": [AS_OF + timedelta(hours=1 + i) for i in range(len(users) * 5)],
-        "properties": ["{}"] * (len(users) * 5),
-    })
+    future = pa.table(
+        {
+            "message_id": [f"future-{i}" for i in range(len(users) * 5)],
+            "user_id": [u for u in users for _ in range(5)],
+            "account_id": [before[u]["account_id"] for u in users for _ in range(5)],
+            "event": [
+                "contact_sales_requested",
+                "project_created",
+                "invite_sent",
+                "limit_reached",
+                "pricing_viewed",
+            ]
+            * len(users),
+            "timestamp": [AS_OF + timedelta(hours=1 + i) for i in range(len(users) * 5)],
+            "properties": ["{}"] * (len(users) * 5),
+        }
+    )
     world_backend.insert("events", future)
     after = _rows(Engine(load_model(model_file), world_backend))
     assert after.keys() == before.keys()
@@ -54,7 +62,9 @@ def test_future_events_never_reach_a_feature(world_backend, model_file):
         assert after[u] == before[u], u  # every feature and every label as before
 
 
-def test_labels_come_from_the_horizon_after_the_date_and_converted_users_are_left_out(world_backend, model_file):
+def test_labels_come_from_the_horizon_after_the_date_and_converted_users_are_left_out(
+    world_backend, model_file
+):
     engine = Engine(load_model(model_file), world_backend)
     rows = _rows(engine)
     o = {r["outcome_id"]: r for r in world_backend.rows(world_backend.table("outcomes"))}
@@ -76,7 +86,9 @@ def test_lift_and_its_interval_match_the_textbook():
     x = metrics.lift("f", fact, y)
     se = math.sqrt(1 / 40 - 1 / 100 + 1 / 10 - 1 / 100)
     assert (x.rate_with, x.rate_without, x.lift) == (0.4, 0.1, 4.0)
-    assert x.low == pytest.approx(4 * math.exp(-1.959964 * se)) and x.high == pytest.approx(4 * math.exp(1.959964 * se))
+    assert x.low == pytest.approx(4 * math.exp(-1.959964 * se)) and x.high == pytest.approx(
+        4 * math.exp(1.959964 * se)
+    )
     assert x.significant and x.coverage == 0.5
 
 
@@ -84,14 +96,19 @@ def test_auc_equals_the_share_of_correctly_ordered_pairs():
     rng = np.random.default_rng(5)
     y = rng.random(60) < 0.3
     score = rng.integers(0, 6, 60).astype(float)  # many ties
-    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0)
-             for (a, ya), (b, yb) in itertools.product(zip(score, y, strict=True), repeat=2) if ya and not yb]
+    pairs = [
+        (1.0 if a > b else 0.5 if a == b else 0.0)
+        for (a, ya), (b, yb) in itertools.product(zip(score, y, strict=True), repeat=2)
+        if ya and not yb
+    ]
     assert metrics.auc(y, score) == pytest.approx(sum(pairs) / len(pairs))
 
 
 @pytest.fixture(scope="module")
 def demo_engine(tmp_path_factory):
-    with demo_engine_in(tmp_path_factory.mktemp("learn"), DemoSize(accounts=1500, users=6000, days=90, seed=3)) as engine:
+    with demo_engine_in(
+        tmp_path_factory.mktemp("learn"), DemoSize(accounts=1500, users=6000, days=90, seed=3)
+    ) as engine:
         yield engine
 
 
@@ -120,13 +137,28 @@ def test_cold_start_says_what_it_needs_and_still_shows_lifts(demo_engine):
 
 
 def test_pql_learn_json(demo_engine):
-    out = CliRunner().invoke(cli, ["learn", "-m", str(demo_engine.loaded.path), "--url", demo_engine.backend.url,
-                                   "--snapshots", "3", "--no-reference", "--json"])
+    out = CliRunner().invoke(
+        cli,
+        [
+            "learn",
+            "-m",
+            str(demo_engine.loaded.path),
+            "--url",
+            demo_engine.backend.url,
+            "--snapshots",
+            "3",
+            "--no-reference",
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)
     assert data["outcome"] == "opportunity" and len(data["dates"]) == 3
     assert data["conversions"] == data["train_conversions"] + data["test_conversions"]
-    assert {q["model"] if "model" in q else q["name"] for q in data["quality"]} == {"current model", "learned points"}
+    assert {q["model"] if "model" in q else q["name"] for q in data["quality"]} == {
+        "current model",
+        "learned points",
+    }
 
 
 def test_the_proposed_model_scores_exactly_like_the_learned_points(demo_engine, tmp_path):
@@ -134,21 +166,33 @@ def test_the_proposed_model_scores_exactly_like_the_learned_points(demo_engine, 
 
     result = learn(demo_engine, "opportunity", HORIZON, snapshots=4, reference=False)
     assert result.points is not None and result.train is not None
-    proposal = propose(demo_engine.loaded, result.points, result.train, outcome="opportunity",
-                       horizon_days=HORIZON.days)
+    proposal = propose(
+        demo_engine.loaded,
+        result.points,
+        result.train,
+        outcome="opportunity",
+        horizon_days=HORIZON.days,
+    )
     path = tmp_path / "proposed.yml"
     path.write_text(proposal.text)
     proposed = Engine(load_model(path), demo_engine.backend)
     last = result.dates[-1]
     held_out = dataset.snapshot_rows(demo_engine, "opportunity", dataset.Snapshot(last, HORIZON))
     expected = np.clip(result.points.score(held_out), 0, 100)
-    scored = {r["user_id"]: r["score"] for r in demo_engine.backend.rows(proposed.scores(last).select("user_id", "score"))}
+    scored = {
+        r["user_id"]: r["score"]
+        for r in demo_engine.backend.rows(proposed.scores(last).select("user_id", "score"))
+    }
     got = np.asarray([scored[u] for u in held_out.column("user_id").to_pylist()], float)
     assert np.array_equal(got, expected)  # the YAML says exactly what was fitted, user for user
     assert len(set(got)) > 5
     # the rest of the model is untouched: same gates for every user
-    before = demo_engine.backend.rows(demo_engine.scores(last).select("user_id", "icp_profile", "excluded", "activated"))
-    after = demo_engine.backend.rows(proposed.scores(last).select("user_id", "icp_profile", "excluded", "activated"))
+    before = demo_engine.backend.rows(
+        demo_engine.scores(last).select("user_id", "icp_profile", "excluded", "activated")
+    )
+    after = demo_engine.backend.rows(
+        proposed.scores(last).select("user_id", "icp_profile", "excluded", "activated")
+    )
     assert sorted(before, key=lambda r: r["user_id"]) == sorted(after, key=lambda r: r["user_id"])
     learned = [c for c in proposal.changes if c.note == "learned"]
     assert len(learned) == len({c.signal for c in learned}) > 3
@@ -158,7 +202,16 @@ def test_the_proposed_model_scores_exactly_like_the_learned_points(demo_engine, 
 def test_pql_learn_never_overwrites_the_model_or_a_file_it_did_not_write(demo_engine, tmp_path):
     model = tmp_path / "pql.yml"
     model.write_text(Path(demo_engine.loaded.path).read_text())
-    base = ["learn", "-m", str(model), "--url", demo_engine.backend.url, "--snapshots", "3", "--no-reference"]
+    base = [
+        "learn",
+        "-m",
+        str(model),
+        "--url",
+        demo_engine.backend.url,
+        "--snapshots",
+        "3",
+        "--no-reference",
+    ]
     out = CliRunner().invoke(cli, [*base, "--propose", str(model)])
     assert out.exit_code == 1 and "never overwrites" in " ".join(out.output.split())
     assert "Traceback" not in out.output
@@ -177,15 +230,34 @@ def test_pql_learn_never_overwrites_the_model_or_a_file_it_did_not_write(demo_en
     assert out.exit_code == 0, out.output
 
 
-LEAKAGE = ["Tags", "Lead Quality", "Lead Profile", "Last Activity", "Last Notable Activity",
-           "Asymmetrique Activity Index", "Asymmetrique Profile Index", "Asymmetrique Activity Score",
-           "Asymmetrique Profile Score"]
+LEAKAGE = [
+    "Tags",
+    "Lead Quality",
+    "Lead Profile",
+    "Last Activity",
+    "Last Notable Activity",
+    "Asymmetrique Activity Index",
+    "Asymmetrique Profile Index",
+    "Asymmetrique Activity Score",
+    "Asymmetrique Profile Score",
+]
 
 
 def test_x_education_leads_user_level_table_points_match_the_reference():
     path = shared_path("x-education-leads", "Leads.csv")
-    args = ["learn", "--from-table", str(path), "--label", "Converted", "--exclude", "Prospect ID",
-            "--exclude", "Lead Number", *[a for c in LEAKAGE for a in ("--exclude", c)], "--json"]
+    args = [
+        "learn",
+        "--from-table",
+        str(path),
+        "--label",
+        "Converted",
+        "--exclude",
+        "Prospect ID",
+        "--exclude",
+        "Lead Number",
+        *[a for c in LEAKAGE for a in ("--exclude", c)],
+        "--json",
+    ]
     out = CliRunner().invoke(cli, args)
     assert out.exit_code == 0, out.output
     data = json.loads(out.output)

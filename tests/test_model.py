@@ -76,10 +76,12 @@ def test_unknown_signal_reference():
 
 
 def test_all_problems_are_reported_at_once_sorted_by_line():
-    text = (MINIMAL.replace("priority", "x")
-            .replace("gte: 0}", "gte: 0, lte: 5}")
-            .replace("kind: event_count", "kind: nope")
-            .replace("{signal: used}", "{signal: unused}"))
+    text = (
+        MINIMAL.replace("priority", "x")
+        .replace("gte: 0}", "gte: 0, lte: 5}")
+        .replace("kind: event_count", "kind: nope")
+        .replace("{signal: used}", "{signal: unused}")
+    )
     found = problems(text)
     assert len(found) == 3
     lines = [int(p.split(":")[1]) for p in found]
@@ -118,7 +120,10 @@ def test_namespaces_are_checked_per_context():
 
 
 def test_decisions_only_after_they_are_made():
-    text = MINIMAL + "segments:\n  - {id: hot, when: {field: decision.motion, equals: x}}\n  - {id: rest}\n"
+    text = (
+        MINIMAL
+        + "segments:\n  - {id: hot, when: {field: decision.motion, equals: x}}\n  - {id: rest}\n"
+    )
     [p] = problems(text)
     assert "decision.motion is not known when segment rules run" in p
 
@@ -130,7 +135,10 @@ def test_only_last_segment_may_omit_when():
 
 
 def test_grid_tiers_shape_is_checked():
-    text = MINIMAL + "tiers: {kind: grid, fit_cuts: [40], usage_cuts: [30, 60], matrix: [[D, C], [B, A]]}\n"
+    text = (
+        MINIMAL
+        + "tiers: {kind: grid, fit_cuts: [40], usage_cuts: [30, 60], matrix: [[D, C], [B, A]]}\n"
+    )
     [p] = problems(text)
     assert "matrix must have 2 rows of 3 tiers each" in p
 

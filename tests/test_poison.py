@@ -21,8 +21,14 @@ NOW = datetime(2026, 11, 1, 12, 0, 0)
 
 
 def _good(i: int) -> dict:
-    return {"type": "track", "userId": f"u{i}", "event": "Project Created", "messageId": f"good-{i}",
-            "timestamp": "2026-11-01T11:00:00Z", "properties": {"n": i}}
+    return {
+        "type": "track",
+        "userId": f"u{i}",
+        "event": "Project Created",
+        "messageId": f"good-{i}",
+        "timestamp": "2026-11-01T11:00:00Z",
+        "properties": {"n": i},
+    }
 
 
 #: Messages a hostile or broken client sends; each must get a 400 naming its field.
@@ -31,8 +37,10 @@ POISON = {
     "year 9999 with a negative offset": ({"timestamp": "9999-12-31T23:59:59-14:00"}, "timestamp"),
     "epoch far in the future": ({"timestamp": 1e20}, "timestamp"),
     "negative epoch": ({"timestamp": -1e15}, "timestamp"),
-    "skew that leaves the calendar": ({"timestamp": "1971-01-01T00:00:00Z", "sentAt": "2199-01-01T00:00:00Z"},
-                                      "timestamp"),
+    "skew that leaves the calendar": (
+        {"timestamp": "1971-01-01T00:00:00Z", "sentAt": "2199-01-01T00:00:00Z"},
+        "timestamp",
+    ),
     "properties as text": ({"properties": "plan=pro"}, "properties"),
     "properties as a list": ({"properties": [1, 2]}, "properties"),
     "context as a number": ({"context": 7}, "context"),
@@ -43,8 +51,7 @@ POISON = {
     "messageId as a list": ({"messageId": ["a"]}, "messageId"),
     "NUL in the user id": ({"userId": "u\x00x"}, "userId"),
     "NUL in a property": ({"properties": {"k": "v\x00"}}, "properties"),
-    "nested too deep": ({"properties": json.loads('{"a":' * 40 + "1" + "}" * 40)},
-                        "properties"),
+    "nested too deep": ({"properties": json.loads('{"a":' * 40 + "1" + "}" * 40)}, "properties"),
     "sentAt not a time": ({"sentAt": {"at": 1}}, "sentAt"),
     "unicode digits as a time": ({"timestamp": "²³"}, "timestamp"),
 }
@@ -58,11 +65,15 @@ def test_the_request_path_refuses_what_cannot_be_stored(name):
         check_body("batch", body, 500)
     assert info.value.status == 400
     assert f"batch[1].{field}" in info.value.message or (
-        field in info.value.message and "batch[1]" in info.value.message), info.value.message
+        field in info.value.message and "batch[1]" in info.value.message
+    ), info.value.message
 
 
 def _line(body: dict, endpoint: str = "batch") -> bytes:
-    return json.dumps({"s": "web", "r": "2026-11-01T12:00:00Z", "e": endpoint, "b": body}).encode() + b"\n"
+    return (
+        json.dumps({"s": "web", "r": "2026-11-01T12:00:00Z", "e": endpoint, "b": body}).encode()
+        + b"\n"
+    )
 
 
 def _flush_all(flusher: Flusher) -> None:
@@ -74,9 +85,11 @@ def test_poison_in_the_log_is_quarantined_and_every_good_message_stored(new_back
     """Lines a damaged disk, an older version or a bug could leave in the log, planted between
     good ones; and a value the database itself refuses (a CHECK constraint on a user's table)."""
     backend = new_backend()
-    backend.run_sql('CREATE TABLE events (message_id VARCHAR, source VARCHAR, user_id VARCHAR, '
-                    'anonymous_id VARCHAR, account_id VARCHAR, event VARCHAR CHECK (length(event) < 40), '
-                    '"timestamp" TIMESTAMP, received_at TIMESTAMP, properties VARCHAR)')
+    backend.run_sql(
+        "CREATE TABLE events (message_id VARCHAR, source VARCHAR, user_id VARCHAR, "
+        "anonymous_id VARCHAR, account_id VARCHAR, event VARCHAR CHECK (length(event) < 40), "
+        '"timestamp" TIMESTAMP, received_at TIMESTAMP, properties VARCHAR)'
+    )
     backend.tables()
     log = DurableLog(tmp_path / "log")
     poison = [
@@ -101,7 +114,10 @@ def test_poison_in_the_log_is_quarantined_and_every_good_message_stored(new_back
     stored = sorted(r[0] for r in backend.run_sql("SELECT message_id FROM events"))
     assert stored == sorted(good_ids)
     assert flusher.quarantined == len(poison)
-    reasons = [r[0] for r in backend.run_sql(f'SELECT reason FROM "{QUARANTINE}" ORDER BY segment, "offset"')]
+    reasons = [
+        r[0]
+        for r in backend.run_sql(f'SELECT reason FROM "{QUARANTINE}" ORDER BY segment, "offset"')
+    ]
     assert len(reasons) == len(poison)
     assert any("refused" in r for r in reasons)  # the database's own refusal
     assert any("out of range" in r for r in reasons)
@@ -119,27 +135,44 @@ def test_the_collector_answers_4xx_to_poison_and_stores_every_good_message(tmp_p
             for i, name in enumerate(sorted(POISON)):
                 change, field = POISON[name]
                 good = [_good(100 + 2 * i), _good(101 + 2 * i)]
-                r = http.post("/v1/batch", content=json.dumps({"batch": [good[0], {**_good(0), **change}]}),
-                              headers={"content-type": "application/json"})
+                r = http.post(
+                    "/v1/batch",
+                    content=json.dumps({"batch": [good[0], {**_good(0), **change}]}),
+                    headers={"content-type": "application/json"},
+                )
                 assert r.status_code == 400, (name, r.text)
                 assert field in r.json()["message"], (name, r.json())
                 r = http.post("/v1/batch", json={"batch": good})
                 assert r.status_code == 200
                 sent += [g["messageId"] for g in good]
-            assert http.post("/v1/batch", content=b"{}", headers={"content-encoding": "br"}).status_code == 415
+            assert (
+                http.post(
+                    "/v1/batch", content=b"{}", headers={"content-encoding": "br"}
+                ).status_code
+                == 415
+            )
             assert http.post("/v1/batch", content=b'{"batch": [}').status_code == 400
             assert http.post("/v1/batch", content=b'\xff{"batch": []}').status_code == 400
             import gzip
 
             truncated = gzip.compress(json.dumps({"batch": [_good(5)]}).encode())[:-6]
-            assert http.post("/v1/batch", content=truncated, headers={"content-encoding": "gzip"}).status_code == 400
+            assert (
+                http.post(
+                    "/v1/batch", content=truncated, headers={"content-encoding": "gzip"}
+                ).status_code
+                == 400
+            )
             metrics = http.get("/metrics").json()
         # a chunked body that never ends: the client gives up; nothing may be logged
         body = json.dumps({"batch": [_good(7777)]}).encode()
         with socket.create_connection(("127.0.0.1", server.port)) as s:
-            s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic d2tfd2ViOg==\r\n"
-                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
-                      + f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            s.sendall(
+                b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic d2tfd2ViOg==\r\n"
+                b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + f"{len(body):x}\r\n".encode()
+                + body
+                + b"\r\n"
+            )
             s.shutdown(socket.SHUT_WR)
             s.settimeout(5)
             assert s.recv(100) == b""  # no answer for an incomplete request

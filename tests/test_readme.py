@@ -33,15 +33,22 @@ def test_quick_tour_commands_run(tmp_path):
     pql = [sys.executable, "-m", "pqlkit.cli"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     # `make demo` runs `pql demo`; the tour then runs against what it made.
-    demo = subprocess.run([*pql, "demo", "--users", "800", "--accounts", "200", "--days", "45"],
-                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    demo = subprocess.run(
+        [*pql, "demo", "--users", "800", "--accounts", "200", "--days", "45"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert demo.returncode == 0, demo.stderr
     assert "Top 10 PQLs and why" in demo.stdout and "pql-demo/demo.duckdb" in demo.stdout
     for line in tour:
         argv = shlex.split(line)[1:]
         if argv[0] == "explain":  # the README names a user of the default demo size
             argv[1] = "u_000001"
-        result = subprocess.run([*pql, *argv], cwd=tmp_path, capture_output=True, text=True, env=env)
+        result = subprocess.run(
+            [*pql, *argv], cwd=tmp_path, capture_output=True, text=True, env=env
+        )
         assert result.returncode == 0, f"{line}\n{result.stderr}"
         assert "Traceback" not in result.stderr
     assert (tmp_path / "pql-demo" / "october.parquet").exists()

@@ -84,7 +84,9 @@ def test_plans_change_at_the_real_upgrade_moment(sparkify):
     for user, moment in upgrades:
         before = engine.explain(user, moment - timedelta(seconds=1))
         after = engine.explain(user, moment + timedelta(seconds=1))
-        assert before.attributes["user.is_paid"] is False or before.attributes["user.plan"] == "paid"
+        assert (
+            before.attributes["user.is_paid"] is False or before.attributes["user.plan"] == "paid"
+        )
         assert after.attributes["user.is_paid"] is True
         assert after.outputs["segment"] in ("converted_without_assistance", "asked_for_sales")
 

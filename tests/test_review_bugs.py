@@ -64,28 +64,52 @@ def test_file_sources_score_again_in_a_second_process(model_file, small_world, t
     pq.write_table(small_world.accounts, tmp_path / "accounts.parquet")
     pq.write_table(small_world.outcomes, tmp_path / "outcomes.parquet")
     text = model_file.read_text()
-    text = (text.replace("{table: events}", "{path: events.parquet}")
-                .replace("{table: users}", "{path: users.csv}")
-                .replace("{table: accounts}", "{path: accounts.parquet}")
-                .replace("{table: outcomes}", "{path: outcomes.parquet}"))
+    text = (
+        text.replace("{table: events}", "{path: events.parquet}")
+        .replace("{table: users}", "{path: users.csv}")
+        .replace("{table: accounts}", "{path: accounts.parquet}")
+        .replace("{table: outcomes}", "{path: outcomes.parquet}")
+    )
     model_file.write_text(text)
     db = tmp_path / "files.duckdb"
     outs = []
     for as_of in (DEMO_END - timedelta(days=3), DEMO_END):
-        done = subprocess.run([sys.executable, "-c", _SCRIPT, str(model_file), str(db), as_of.isoformat()],
-                              capture_output=True, text=True, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", _SCRIPT, str(model_file), str(db), as_of.isoformat()],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr
         outs.append(json.loads(done.stdout))
     assert outs[0]["users"] > 0 and outs[1]["users"] >= outs[0]["users"]
     # and learning reads the same files in a third process
-    done = subprocess.run([sys.executable, "-m", "pqlkit.cli", "learn", "-m", str(model_file), "--url", str(db),
-                           "--snapshots", "3", "--no-propose", "--json"],
-                          capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pqlkit.cli",
+            "learn",
+            "-m",
+            str(model_file),
+            "--url",
+            str(db),
+            "--snapshots",
+            "3",
+            "--no-propose",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode in (0, 3), done.stderr
     assert "ibis_read" not in done.stderr
 
 
-def test_a_programming_error_in_a_run_is_a_bug_not_a_backend_error(model_file, world_backend, monkeypatch):
+def test_a_programming_error_in_a_run_is_a_bug_not_a_backend_error(
+    model_file, world_backend, monkeypatch
+):
     """Engine.run turned every exception into 'BackendError: ... rolled back' (exit 1)."""
     from pqlkit.errors import BackendError
 
@@ -122,11 +146,22 @@ def test_a_bug_exits_70_and_pql_debug_shows_the_traceback(tmp_path):
         "main(sys.argv[1:])\n"
     )
     (tmp_path / "pql.yml").write_text((ROOT / "src/pqlkit/model/starter.yml").read_text())
-    args = [sys.executable, "-c", script, "score", "-m", str(tmp_path / "pql.yml"), "--url", str(tmp_path / "x.duckdb")]
+    args = [
+        sys.executable,
+        "-c",
+        script,
+        "score",
+        "-m",
+        str(tmp_path / "pql.yml"),
+        "--url",
+        str(tmp_path / "x.duckdb"),
+    ]
     done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 70
     assert "This is a bug in pqlkit" in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path, env={**_env(), "PQL_DEBUG": "1"})
+    done = subprocess.run(
+        args, capture_output=True, text=True, cwd=tmp_path, env={**_env(), "PQL_DEBUG": "1"}
+    )
     assert "Traceback" in done.stderr and "planted" in done.stderr
 
 

@@ -31,8 +31,15 @@ values = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=F
     value=values,
 )
 def test_signal_points_respect_min_cap_and_sign(points, cap, per_unit, minimum, value):
-    s = EventCountSignal(kind="event_count", id="s", events=["e"], points=points, cap=cap,
-                         per_unit=per_unit, min=minimum)
+    s = EventCountSignal(
+        kind="event_count",
+        id="s",
+        events=["e"],
+        points=points,
+        cap=cap,
+        per_unit=per_unit,
+        min=minimum,
+    )
     r = signal_result(s, "usage", {"signal.s": value}, ops)
     assert isinstance(r.points, int)
     if value < minimum:
@@ -53,21 +60,28 @@ def _value_strategy(signal):
     return st.floats(min_value=0, max_value=60, allow_nan=False)
 
 
-attr = st.fixed_dictionaries({
-    "user.email": st.none() | st.sampled_from(["a@acme.com", "b@gmail.com", "s@state-university.edu", "x", ""]),
-    "user.email_domain": st.none() | st.sampled_from(["acme.com", "gmail.com", "state-university.edu"]),
-    "user.is_business_email": st.booleans(),
-    "user.role": st.none() | st.sampled_from(["VP Engineering", "Student", "engineer", "CTO", ""]),
-    "user.plan": st.none() | st.sampled_from(["free", "paid", "trial"]),
-    "user.is_paid": st.booleans(),
-    "user.sales_touched": st.booleans(),
-    "account.employees": st.none() | st.floats(min_value=0, max_value=20000, allow_nan=False),
-    "account.industry": st.none() | st.sampled_from(["software", "fintech", "education", "media"]),
-    "account.domain": st.none() | st.sampled_from(["rivalmetrics.io", "acme.com"]),
-    "account.plan": st.none() | st.sampled_from(["enterprise", "free"]),
-    "account.tech_stack": st.none() | st.lists(st.sampled_from(["snowflake", "dbt", "excel"]), max_size=3),
-    **{f"signal.{s.id}": _value_strategy(s) for s in SIGNALS},
-})
+attr = st.fixed_dictionaries(
+    {
+        "user.email": st.none()
+        | st.sampled_from(["a@acme.com", "b@gmail.com", "s@state-university.edu", "x", ""]),
+        "user.email_domain": st.none()
+        | st.sampled_from(["acme.com", "gmail.com", "state-university.edu"]),
+        "user.is_business_email": st.booleans(),
+        "user.role": st.none()
+        | st.sampled_from(["VP Engineering", "Student", "engineer", "CTO", ""]),
+        "user.plan": st.none() | st.sampled_from(["free", "paid", "trial"]),
+        "user.is_paid": st.booleans(),
+        "user.sales_touched": st.booleans(),
+        "account.employees": st.none() | st.floats(min_value=0, max_value=20000, allow_nan=False),
+        "account.industry": st.none()
+        | st.sampled_from(["software", "fintech", "education", "media"]),
+        "account.domain": st.none() | st.sampled_from(["rivalmetrics.io", "acme.com"]),
+        "account.plan": st.none() | st.sampled_from(["enterprise", "free"]),
+        "account.tech_stack": st.none()
+        | st.lists(st.sampled_from(["snowflake", "dbt", "excel"]), max_size=3),
+        **{f"signal.{s.id}": _value_strategy(s) for s in SIGNALS},
+    }
+)
 
 
 @settings(max_examples=200)
@@ -83,16 +97,29 @@ def test_decisions_are_consistent(env):
     assert out["excluded"] == (out["exclusion"] is not None)
     tiers = {b.tier: b.min_score for b in MODEL.tiers.bands}
     assert out["score"] >= tiers[out["tier"]]
-    assert out["segment"] in {"converted_without_assistance", "asked_for_sales", "maxed_out_free", "free_user"}
+    assert out["segment"] in {
+        "converted_without_assistance",
+        "asked_for_sales",
+        "maxed_out_free",
+        "free_user",
+    }
 
 
 def _as_table(rows):
     """Generated feature rows as an Ibis table, and the env of its columns."""
     columns = {k.replace(".", "__"): [r[k] for r in rows] for k in rows[0]}
-    types = {k: (pa.list_(pa.string()) if k == "account__tech_stack" else
-                 pa.float64() if k.startswith("signal__") or k == "account__employees" else
-                 pa.bool_() if k.startswith(("user__is_", "user__sales")) else pa.string())
-             for k in columns}
+    types = {
+        k: (
+            pa.list_(pa.string())
+            if k == "account__tech_stack"
+            else pa.float64()
+            if k.startswith("signal__") or k == "account__employees"
+            else pa.bool_()
+            if k.startswith(("user__is_", "user__sales"))
+            else pa.string()
+        )
+        for k in columns
+    }
     t = ibis.memtable(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}))
     return t, {k.replace("__", "."): t[k] for k in columns}
 
@@ -103,7 +130,9 @@ def test_database_and_python_evaluation_agree_on_any_rows(rows):
     """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row."""
     t, env = _as_table(rows)
     out = decide(MODEL, env, IbisOps())
-    expr = t.select(**{f: (v if isinstance(v, ibis.Value) else ibis.literal(v)) for f, v in out.items()})
+    expr = t.select(
+        **{f: (v if isinstance(v, ibis.Value) else ibis.literal(v)) for f, v in out.items()}
+    )
     con = ibis.duckdb.connect()
     try:
         in_db = con.to_pyarrow(expr).to_pylist()
@@ -124,13 +153,18 @@ def test_value_formatting_matches_in_both_paths(value):
     assert in_db == ops.fmt_value(value)
 
 
-GRID = MODEL.model_copy(update={"tiers": parse_model(
-    starter_text().replace(
-        "tiers:\n  kind: bands\n  bands:\n    - {tier: A, min_score: 80}\n    - {tier: B, min_score: 60}\n"
-        "    - {tier: C, min_score: 40}\n    - {tier: D, min_score: 0}\n",
-        "tiers: {kind: grid, fit_cuts: [15, 30], usage_cuts: [30, 60],\n"
-        "        matrix: [[D, D, C], [C, B, A], [B, A, A]]}\n",
-    )).model.tiers})
+GRID = MODEL.model_copy(
+    update={
+        "tiers": parse_model(
+            starter_text().replace(
+                "tiers:\n  kind: bands\n  bands:\n    - {tier: A, min_score: 80}\n    - {tier: B, min_score: 60}\n"
+                "    - {tier: C, min_score: 40}\n    - {tier: D, min_score: 0}\n",
+                "tiers: {kind: grid, fit_cuts: [15, 30], usage_cuts: [30, 60],\n"
+                "        matrix: [[D, D, C], [C, B, A], [B, A, A]]}\n",
+            )
+        ).model.tiers
+    }
+)
 
 
 @settings(max_examples=100)
@@ -139,7 +173,9 @@ def test_grid_tiers_follow_the_matrix(env):
     out = decide(GRID, dict(env), ops)
     fit_level = sum(out["fit_score"] >= c for c in (15, 30))
     usage_level = sum(out["usage_score"] >= c for c in (30, 60))
-    assert out["tier"] == [["D", "D", "C"], ["C", "B", "A"], ["B", "A", "A"]][fit_level][usage_level]
+    assert (
+        out["tier"] == [["D", "D", "C"], ["C", "B", "A"], ["B", "A", "A"]][fit_level][usage_level]
+    )
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

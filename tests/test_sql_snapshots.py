@@ -39,13 +39,31 @@ def engine(tmp_path_factory):
     (path / "pql.yml").write_text(MODEL)
     backend = connect(":memory:")
     empty = {
-        "events": {"message_id": pa.string(), "user_id": pa.string(), "anonymous_id": pa.string(),
-                   "account_id": pa.string(), "event": pa.string(), "timestamp": pa.timestamp("us"),
-                   "properties": pa.string()},
-        "users": {"user_id": pa.string(), "email": pa.string(), "account_id": pa.string(),
-                  "created_at": pa.timestamp("us"), "plan": pa.string(), "role": pa.string()},
-        "accounts": {"account_id": pa.string(), "domain": pa.string(), "industry": pa.string(),
-                     "employees": pa.int64(), "tech_stack": pa.list_(pa.string()), "seats": pa.int64()},
+        "events": {
+            "message_id": pa.string(),
+            "user_id": pa.string(),
+            "anonymous_id": pa.string(),
+            "account_id": pa.string(),
+            "event": pa.string(),
+            "timestamp": pa.timestamp("us"),
+            "properties": pa.string(),
+        },
+        "users": {
+            "user_id": pa.string(),
+            "email": pa.string(),
+            "account_id": pa.string(),
+            "created_at": pa.timestamp("us"),
+            "plan": pa.string(),
+            "role": pa.string(),
+        },
+        "accounts": {
+            "account_id": pa.string(),
+            "domain": pa.string(),
+            "industry": pa.string(),
+            "employees": pa.int64(),
+            "tech_stack": pa.list_(pa.string()),
+            "seats": pa.int64(),
+        },
     }
     for name, cols in empty.items():
         backend.write_table(name, pa.schema(cols).empty_table())
@@ -63,7 +81,9 @@ def test_compiled_sql_matches_snapshot(engine, dialect):
     snapshot = SNAPSHOTS / f"user_scores.{dialect}.sql"
     if os.environ.get("PQLKIT_UPDATE_SNAPSHOTS") == "1":
         snapshot.write_text(sql)
-    assert snapshot.exists(), f"no snapshot {snapshot.name}; create it with PQLKIT_UPDATE_SNAPSHOTS=1"
+    assert snapshot.exists(), (
+        f"no snapshot {snapshot.name}; create it with PQLKIT_UPDATE_SNAPSHOTS=1"
+    )
     assert sql == snapshot.read_text(), (
         f"compiled {dialect} SQL changed; if intended, rerun with PQLKIT_UPDATE_SNAPSHOTS=1 "
         "and review the diff of tests/snapshots/"

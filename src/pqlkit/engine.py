@@ -1,8 +1,8 @@
 """One scoring run, composed: model + backend + as_of -> scores written atomically.
 
-    engine = Engine.open("pql.yml", "pql.duckdb")
-    result = engine.run(as_of=datetime(2026, 11, 1))       # writes pql_user_scores
-    engine.explain("u_42", as_of=...)                        # the same logic, in plain Python
+engine = Engine.open("pql.yml", "pql.duckdb")
+result = engine.run(as_of=datetime(2026, 11, 1))       # writes pql_user_scores
+engine.explain("u_42", as_of=...)                        # the same logic, in plain Python
 """
 
 from __future__ import annotations
@@ -115,8 +115,14 @@ class Explanation:
             "model_version": self.model_version,
             **self.outputs,
             "signals": [
-                {"id": s.id, "group": s.group, "value": s.value, "fired": bool(s.fired),
-                 "points": s.points, "reason": s.text}
+                {
+                    "id": s.id,
+                    "group": s.group,
+                    "value": s.value,
+                    "fired": bool(s.fired),
+                    "points": s.points,
+                    "reason": s.text,
+                }
                 for s in self.signals
             ],
         }
@@ -151,21 +157,31 @@ class Engine:
         return check_data(self.bound, self.loaded, self.backend, thorough=thorough)
 
     # --- expressions ------------------------------------------------------------------------
-    def features(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
+    def features(
+        self, as_of: datetime | str | None = None, *, dialect: str | None = None
+    ) -> ir.Table:
         """Per-user features as of ``as_of``, for this backend or for another ``dialect`` (then
         with that database's own JSON functions when pqlkit knows it, else Ibis's)."""
-        target: Any = type(self.backend) if dialect in (None, self.backend.name) else dialect_class(dialect)
+        target: Any = (
+            type(self.backend) if dialect in (None, self.backend.name) else dialect_class(dialect)
+        )
         return user_features(
-            self.bound, self.loaded, as_utc(as_of),
+            self.bound,
+            self.loaded,
+            as_utc(as_of),
             bitmask_days=bool(target and target.bitmask_days),
             json=target if target is not None else IbisJson(dialect or self.backend.name),
         )
 
-    def scores(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
+    def scores(
+        self, as_of: datetime | str | None = None, *, dialect: str | None = None
+    ) -> ir.Table:
         when = as_utc(as_of)
         return user_scores(self.features(when, dialect=dialect), self.loaded, when)
 
-    def accounts(self, as_of: datetime | str | None = None, *, dialect: str | None = None) -> ir.Table:
+    def accounts(
+        self, as_of: datetime | str | None = None, *, dialect: str | None = None
+    ) -> ir.Table:
         when = as_utc(as_of)
         return account_scores(self.scores(when, dialect=dialect), self.bound, self.loaded, when)
 
@@ -235,18 +251,27 @@ class Engine:
         key = {"as_of": when, "model_version": version}
         # Driver errors (disk full, a lost connection, a constraint) roll the run back and are
         # reported as BackendError; any other exception is a bug and propagates as it is.
-        with self.backend.errors("the scoring run failed and was rolled back (previous results are intact)"), \
-                self.backend.transaction():
+        with (
+            self.backend.errors(
+                "the scoring run failed and was rolled back (previous results are intact)"
+            ),
+            self.backend.transaction(),
+        ):
             self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
             say("rolling up accounts")
             self.backend.replace_rows(
-                ACCOUNT_SCORES, key, account_scores(self.stored_users(when, version), bound, self.loaded, when)
+                ACCOUNT_SCORES,
+                key,
+                account_scores(self.stored_users(when, version), bound, self.loaded, when),
             )
             counts = self._counts(when, version)
             self.backend.replace_rows(RUNS, key, [self._run_row(when, counts)])
         return RunResult(
-            as_of=when, model_version=version, seconds=time.perf_counter() - started,
-            warnings=warnings, **counts,
+            as_of=when,
+            model_version=version,
+            seconds=time.perf_counter() - started,
+            warnings=warnings,
+            **counts,
         )
 
     def _ensure_tables(self) -> None:
@@ -336,4 +361,3 @@ class Engine:
 
     def close(self) -> None:
         self.backend.close()
-

@@ -19,7 +19,16 @@ from urllib.parse import urlparse
 from ..errors import BackendError
 from .base import Backend, ConflictRule, first_line
 
-__all__ = ["DEFAULT_URL", "SCHEMES", "Backend", "ConflictRule", "connect", "dialect_class", "driver_errors", "first_line"]
+__all__ = [
+    "DEFAULT_URL",
+    "SCHEMES",
+    "Backend",
+    "ConflictRule",
+    "connect",
+    "dialect_class",
+    "driver_errors",
+    "first_line",
+]
 
 DEFAULT_URL = "pql.duckdb"
 

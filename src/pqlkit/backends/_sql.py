@@ -30,7 +30,9 @@ def literal(value: Any) -> exp.Expression:
     if isinstance(value, int | float):
         return exp.Literal.number(value)
     if isinstance(value, datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("timestamp"))
+        return exp.cast(
+            exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.build("timestamp")
+        )
     return exp.Literal.string(str(value))
 
 
@@ -39,7 +41,11 @@ def equals_all(where: Mapping[str, Any], of: str | None = None) -> exp.Expressio
     parts: list[exp.Expression] = []
     for k, v in where.items():
         col = column(k, of)
-        parts.append(exp.Is(this=col, expression=exp.Null()) if v is None else exp.EQ(this=col, expression=literal(v)))
+        parts.append(
+            exp.Is(this=col, expression=exp.Null())
+            if v is None
+            else exp.EQ(this=col, expression=literal(v))
+        )
     return exp.and_(*parts) if parts else exp.true()
 
 

@@ -188,25 +188,37 @@ class Backend(ABC):
             f"load {path} into a {self.name} table and use `table:` instead"
         )
 
-    def ensure_table(self, name: str, schema: Schema, *, primary_key: Iterable[str] = (),
-                     not_null: Iterable[str] = ()) -> None:
+    def ensure_table(
+        self,
+        name: str,
+        schema: Schema,
+        *,
+        primary_key: Iterable[str] = (),
+        not_null: Iterable[str] = (),
+    ) -> None:
         """Create ``name`` with these columns unless it exists."""
         if self.has_table(name):
             return
-        ibis_schema = schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
+        ibis_schema = (
+            schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
+        )
         required = set(not_null) | set(primary_key)
         columns: list[exp.Expression] = [
             exp.ColumnDef(
                 this=_sql.ident(col),
                 kind=exp.DataType.build(self._type_sql(typ), dialect=self.name),
-                constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if col in required else [],
+                constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())]
+                if col in required
+                else [],
             )
             for col, typ in ibis_schema.items()
         ]
         key = list(primary_key)
         if key:
             columns.append(exp.PrimaryKey(expressions=[_sql.ident(k) for k in key]))
-        ddl = exp.Create(this=exp.Schema(this=_sql.table(name), expressions=columns), kind="TABLE", exists=True)
+        ddl = exp.Create(
+            this=exp.Schema(this=_sql.table(name), expressions=columns), kind="TABLE", exists=True
+        )
         self._execute(_sql.sql(ddl, self.name))
         self.tables()
 
@@ -226,13 +238,19 @@ class Backend(ABC):
     def replace_table(self, name: str, expr: ir.Table) -> None:
         """(Re)create ``name`` as the result of ``expr``, inside the caller's transaction."""
         select = self.compile(expr)
-        self._execute(_sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self.name))
+        self._execute(
+            _sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self.name)
+        )
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self.name)} AS {select}")
         self.tables()
 
     # --- writing -------------------------------------------------------------------------------
-    def insert(self, table: str, rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
-               columns: list[str] | None = None) -> None:
+    def insert(
+        self,
+        table: str,
+        rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
+        columns: list[str] | None = None,
+    ) -> None:
         """Insert rows (Arrow, a list of dicts, an Ibis expression, or compiled SELECT text
         with ``columns``) inside the caller's transaction."""
         if isinstance(rows, list):
@@ -268,8 +286,11 @@ class Backend(ABC):
     def update(self, table: str, values: Mapping[str, Any], where: exp.Expression) -> int:
         n = self.count(table, where)
         if n:
-            stmt = exp.update(_sql.table(table), {_sql.ident(k): _sql.literal(v) for k, v in values.items()},
-                              where=where)
+            stmt = exp.update(
+                _sql.table(table),
+                {_sql.ident(k): _sql.literal(v) for k, v in values.items()},
+                where=where,
+            )
             self._execute(_sql.sql(stmt, self.name))
         return n
 
@@ -280,15 +301,21 @@ class Backend(ABC):
         _, rows = self._fetch(_sql.sql(query, self.name))
         return int(rows[0][0])
 
-    def replace_rows(self, table: str, key: Mapping[str, Any],
-                     rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
-                     columns: list[str] | None = None) -> None:
+    def replace_rows(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
+        columns: list[str] | None = None,
+    ) -> None:
         """Replace the rows whose columns equal ``key`` (a run's rows) by ``rows``, inside the
         caller's transaction."""
         self.delete(table, key)
         self.insert(table, rows, columns)
 
-    def upsert(self, table: str, rows: pa.Table, key: Iterable[str], on_conflict: ConflictRule = "replace") -> None:
+    def upsert(
+        self, table: str, rows: pa.Table, key: Iterable[str], on_conflict: ConflictRule = "replace"
+    ) -> None:
         """Insert ``rows``; a row whose ``key`` is stored already follows ``on_conflict``.
         The table needs a primary key on ``key``. Call inside a transaction."""
         if rows.num_rows == 0:
@@ -299,23 +326,44 @@ class Backend(ABC):
         if on_conflict == "ignore":
             action = "DO NOTHING"
         else:
-            rules = on_conflict if isinstance(on_conflict, Mapping) else {c: "replace" for c in cols if c not in keys}
+            rules = (
+                on_conflict
+                if isinstance(on_conflict, Mapping)
+                else {c: "replace" for c in cols if c not in keys}
+            )
             sets = []
             for c, rule in rules.items():
                 new = f"excluded.{_q(c)}"
-                sets.append(f"{_q(c)} = " + (new if rule == "replace" else
-                                             f"{'LEAST' if rule == 'min' else 'GREATEST'}({t}.{_q(c)}, {new})"))
+                sets.append(
+                    f"{_q(c)} = "
+                    + (
+                        new
+                        if rule == "replace"
+                        else f"{'LEAST' if rule == 'min' else 'GREATEST'}({t}.{_q(c)}, {new})"
+                    )
+                )
             action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
         with self.staged(rows) as stage:
             # the subquery keeps one row per key: ON CONFLICT cannot touch a row twice
-            ranked = (f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(_q(k) for k in keys)}) "
-                      f"AS _pql_n FROM {_q(stage)}) s WHERE _pql_n = 1")
+            ranked = (
+                f"SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY {', '.join(_q(k) for k in keys)}) "
+                f"AS _pql_n FROM {_q(stage)}) s WHERE _pql_n = 1"
+            )
             select = f"SELECT {', '.join(_q(c) for c in cols)} FROM ({ranked}) s2 WHERE TRUE"
-            self._execute(f"INSERT INTO {t} ({', '.join(_q(c) for c in cols)}) {select} "
-                          f"ON CONFLICT ({', '.join(_q(k) for k in keys)}) {action}")
+            self._execute(
+                f"INSERT INTO {t} ({', '.join(_q(c) for c in cols)}) {select} "
+                f"ON CONFLICT ({', '.join(_q(k) for k in keys)}) {action}"
+            )
 
-    def insert_new(self, table: str, rows: pa.Table, *, key: tuple[str, str] = ("source", "message_id"),
-                   window: timedelta | None = None, time_column: str = "received_at") -> int:
+    def insert_new(
+        self,
+        table: str,
+        rows: pa.Table,
+        *,
+        key: tuple[str, str] = ("source", "message_id"),
+        window: timedelta | None = None,
+        time_column: str = "received_at",
+    ) -> int:
         """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
         ``window`` before the oldest new row's ``time_column``; None: all); the first of
         several new rows with one key wins. Return how many went in. Call in a transaction."""
@@ -329,7 +377,9 @@ class Backend(ABC):
                 times = [v for v in rows.column(time_column).to_pylist() if v is not None]
                 if times:
                     oldest = min(times) - window
-                    recent = f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self.name)} "
+                    recent = (
+                        f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self.name)} "
+                    )
             before = self.count(table)
             self._execute(
                 f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
@@ -395,8 +445,12 @@ class Backend(ABC):
         return found[0][0] if found else None
 
     def store_sql(self, key: str, sql: str, now: datetime) -> None:
-        self.ensure_table(self.SQL_CACHE, self._SQL_CACHE_SCHEMA, primary_key=["key"], not_null=["sql"])
-        row = pa.table({"key": [key], "sql": [sql], "created_at": pa.array([now], pa.timestamp("us"))})
+        self.ensure_table(
+            self.SQL_CACHE, self._SQL_CACHE_SCHEMA, primary_key=["key"], not_null=["sql"]
+        )
+        row = pa.table(
+            {"key": [key], "sql": [sql], "created_at": pa.array([now], pa.timestamp("us"))}
+        )
         self.upsert(self.SQL_CACHE, row, ["key"], "ignore")
 
 
@@ -407,5 +461,3 @@ def first_line(exc: BaseException) -> str:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-

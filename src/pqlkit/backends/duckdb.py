@@ -64,8 +64,13 @@ class DuckDBBackend(Backend):
     def data_errors(cls) -> tuple[type[BaseException], ...]:
         import duckdb
 
-        return (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.OutOfRangeException,
-                duckdb.ConstraintException, duckdb.TypeMismatchException)
+        return (
+            duckdb.ConversionException,
+            duckdb.InvalidInputException,
+            duckdb.OutOfRangeException,
+            duckdb.ConstraintException,
+            duckdb.TypeMismatchException,
+        )
 
     @classmethod
     def open(cls, url: str, wait: float) -> DuckDBBackend:
@@ -73,7 +78,9 @@ class DuckDBBackend(Backend):
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.exists():
-                raise BackendError(f"cannot create the DuckDB file {path}: folder {parent} does not exist")
+                raise BackendError(
+                    f"cannot create the DuckDB file {path}: folder {parent} does not exist"
+                )
         lock = None
         if path != ":memory:":
             try:
@@ -140,14 +147,20 @@ class DuckDBBackend(Backend):
     @staticmethod
     def json_number(properties: ir.Value, key: str) -> ir.FloatingValue:
         path = _path(key)
-        return ibis.ifelse(_json_type(properties, path).isin(_NUMBER_TYPES),
-                           _json_extract_string(properties, path).cast("float64"), ibis.null("float64"))
+        return ibis.ifelse(
+            _json_type(properties, path).isin(_NUMBER_TYPES),
+            _json_extract_string(properties, path).cast("float64"),
+            ibis.null("float64"),
+        )
 
     @staticmethod
     def json_bool(properties: ir.Value, key: str) -> ir.BooleanValue:
         path = _path(key)
-        return ibis.ifelse(_json_type(properties, path) == "BOOLEAN",
-                           _json_extract_string(properties, path) == "true", ibis.null("boolean"))
+        return ibis.ifelse(
+            _json_type(properties, path) == "BOOLEAN",
+            _json_extract_string(properties, path) == "true",
+            ibis.null("boolean"),
+        )
 
     def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
         text = str(path)
@@ -164,7 +177,9 @@ class DuckDBBackend(Backend):
                 return self._con.read_csv(text, table_name=view)
             return self._con.read_json(text, table_name=view)
         except self.driver_errors() as exc:
-            raise MappingError(f"sources.{role}: cannot read {path} as {fmt}: {first_line(exc)}") from None
+            raise MappingError(
+                f"sources.{role}: cannot read {path} as {fmt}: {first_line(exc)}"
+            ) from None
 
     def purge(self, tables: list[str]) -> str:
         if self.path is None:
@@ -178,8 +193,10 @@ class DuckDBBackend(Backend):
         path = self.path
         assert path is not None  # checked by purge
         if self._lock is None:
-            raise DataError(f"cannot rewrite {path}: its folder is not writable (the rows are deleted; "
-                            "copy the file somewhere writable and run `pql forget` there to purge it)")
+            raise DataError(
+                f"cannot rewrite {path}: its folder is not writable (the rows are deleted; "
+                "copy the file somewhere writable and run `pql forget` there to purge it)"
+            )
         if not self._lock.sole():
             raise DataError(
                 f"cannot rewrite {path}: this process has it open more than once; close the other connections"
@@ -231,7 +248,9 @@ def _open(path: str, wait: float) -> Any:
         except duckdb.IOException as exc:
             text = str(exc)
             if "Could not set lock" not in text:
-                raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
+                raise BackendError(
+                    f"cannot open the DuckDB file {path}: {first_line(exc)}"
+                ) from None
             if time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue

@@ -59,7 +59,9 @@ class PostgresBackend(Backend):
         try:
             import psycopg  # noqa: F401
         except ImportError:
-            raise BackendError('the postgres backend needs an optional dependency: pip install "pqlkit[postgres]"') from None
+            raise BackendError(
+                'the postgres backend needs an optional dependency: pip install "pqlkit[postgres]"'
+            ) from None
         try:
             con = ibis.connect(url.replace("postgresql://", "postgres://", 1))
         except Exception as exc:  # psycopg's OperationalError, or ibis's parse of the URL
@@ -116,14 +118,20 @@ class PostgresBackend(Backend):
     @staticmethod
     def json_number(properties: ir.Value, key: str) -> ir.FloatingValue:
         j = _as_json(properties)
-        return ibis.ifelse(_json_typeof(_json_extract_path(j, key)) == "number",
-                           _json_extract_path_text(j, key).cast("float64"), ibis.null("float64"))
+        return ibis.ifelse(
+            _json_typeof(_json_extract_path(j, key)) == "number",
+            _json_extract_path_text(j, key).cast("float64"),
+            ibis.null("float64"),
+        )
 
     @staticmethod
     def json_bool(properties: ir.Value, key: str) -> ir.BooleanValue:
         j = _as_json(properties)
-        return ibis.ifelse(_json_typeof(_json_extract_path(j, key)) == "boolean",
-                           _json_extract_path_text(j, key) == "true", ibis.null("boolean"))
+        return ibis.ifelse(
+            _json_typeof(_json_extract_path(j, key)) == "boolean",
+            _json_extract_path_text(j, key) == "true",
+            ibis.null("boolean"),
+        )
 
     def purge(self, tables: list[str]) -> str:
         for table in tables:

@@ -55,15 +55,25 @@ def _handle_errors(fn):
 
 # Options defined once, shared by the commands that take them.
 model_option = click.option(
-    "-m", "--model", "model_path", default="pql.yml", show_default=True, envvar="PQL_MODEL",
-    type=click.Path(dir_okay=False), help="The model file.",
+    "-m",
+    "--model",
+    "model_path",
+    default="pql.yml",
+    show_default=True,
+    envvar="PQL_MODEL",
+    type=click.Path(dir_okay=False),
+    help="The model file.",
 )
 url_option = click.option(
-    "--url", default=None, envvar="PQL_DATABASE_URL",
+    "--url",
+    default=None,
+    envvar="PQL_DATABASE_URL",
     help="Database: a DuckDB file (default pql.duckdb) or postgresql://user@host:port/db.",
 )
 as_of_option = click.option(
-    "--as-of", "as_of", default=None,
+    "--as-of",
+    "as_of",
+    default=None,
     help="Score as of this time (ISO 8601, UTC unless an offset is given). Default: now.",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")

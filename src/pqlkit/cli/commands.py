@@ -28,9 +28,29 @@ from . import (
     url_option,
 )
 
-USER_COLUMNS = ["user_id", "account_id", "score", "tier", "icp_profile", "is_pql", "segment", "motion", "reasons"]
-ACCOUNT_COLUMNS = ["account_id", "name", "score", "tier", "users", "pql_users", "seat_share_active",
-                   "champion_user_id", "motion", "is_pqa"]
+USER_COLUMNS = [
+    "user_id",
+    "account_id",
+    "score",
+    "tier",
+    "icp_profile",
+    "is_pql",
+    "segment",
+    "motion",
+    "reasons",
+]
+ACCOUNT_COLUMNS = [
+    "account_id",
+    "name",
+    "score",
+    "tier",
+    "users",
+    "pql_users",
+    "seat_share_active",
+    "champion_user_id",
+    "motion",
+    "is_pqa",
+]
 
 
 @contextlib.contextmanager
@@ -40,8 +60,11 @@ def _progress(enabled: bool):
         yield lambda _msg: None
         return
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=render.err, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=render.err,
+        transient=True,
     ) as bar:
         task = bar.add_task("starting", total=None)
         yield lambda msg: bar.update(task, description=msg)
@@ -49,10 +72,19 @@ def _progress(enabled: bool):
 
 def _outcome_options(fn):
     """--outcome and --horizon, shared by learn and evaluate."""
-    fn = click.option("--horizon", default="30d", show_default=True,
-                      help="How long after each date a conversion counts (e.g. 30d, 6w).")(fn)
-    return click.option("--outcome", type=click.Choice(["opportunity", "closed_won", "self_serve"]),
-                        default="opportunity", show_default=True, help="What counts as converting.")(fn)
+    fn = click.option(
+        "--horizon",
+        default="30d",
+        show_default=True,
+        help="How long after each date a conversion counts (e.g. 30d, 6w).",
+    )(fn)
+    return click.option(
+        "--outcome",
+        type=click.Choice(["opportunity", "closed_won", "self_serve"]),
+        default="opportunity",
+        show_default=True,
+        help="What counts as converting.",
+    )(fn)
 
 
 def _interactive(as_json: bool) -> bool:
@@ -74,14 +106,20 @@ def init(path: str, force: bool) -> None:
     if target.exists() and not force:
         raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
     write_model(target)
-    render.out.print(f"Wrote a starter model to {target}. Edit it, then run `pql validate -m {target}`.")
+    render.out.print(
+        f"Wrote a starter model to {target}. Edit it, then run `pql validate -m {target}`."
+    )
 
 
 @cli.command()
 @model_option
 @url_option
-@click.option("--data/--no-data", default=True, show_default=True,
-              help="Also check the database: mapped tables and columns, ids, timestamps, event names.")
+@click.option(
+    "--data/--no-data",
+    default=True,
+    show_default=True,
+    help="Also check the database: mapped tables and columns, ids, timestamps, event names.",
+)
 @json_option
 @_handle_errors
 def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> None:
@@ -93,8 +131,9 @@ def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> Non
         warnings = engine.check(thorough=True)
         engine.close()
     if as_json:
-        render.emit_json({"ok": True, "model": loaded.path, "version": loaded.version,
-                          "warnings": warnings})
+        render.emit_json(
+            {"ok": True, "model": loaded.path, "version": loaded.version, "warnings": warnings}
+        )
         return
     for w in warnings:
         render.warn(w)
@@ -117,8 +156,17 @@ def _run(model_path: str, url: str | None, as_of: str | None, checks: bool, inte
     return engine, result
 
 
-def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], title: str,
-                    limit: int, as_json: bool, summary: dict, csv_formulas: bool = False) -> None:
+def _write_or_print(
+    expr,
+    out: str | None,
+    fmt: str | None,
+    columns: list[str],
+    title: str,
+    limit: int,
+    as_json: bool,
+    summary: dict,
+    csv_formulas: bool = False,
+) -> None:
     if out:
         n = export(expr, out, fmt or format_from_path(out), csv_formulas=csv_formulas)
         if as_json:
@@ -150,24 +198,54 @@ def _write_or_print(expr, out: str | None, fmt: str | None, columns: list[str], 
             write_json(data, sys.stdout, lines=True)
 
 
-_FORMAT = click.option("--format", "fmt", type=click.Choice(["table", *FORMATS]), default=None,
-                       help="Output format (default: table; from the file name with --out).")
-_OUT = click.option("--out", default=None, type=click.Path(dir_okay=False),
-                    help="Write the results to this file (CSV, Parquet, JSON lines).")
-_LIMIT = click.option("--limit", default=20, show_default=True,
-                      help="Rows shown in the table (0: only the summary; results are stored either way).")
+_FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", *FORMATS]),
+    default=None,
+    help="Output format (default: table; from the file name with --out).",
+)
+_OUT = click.option(
+    "--out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Write the results to this file (CSV, Parquet, JSON lines).",
+)
+_LIMIT = click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    help="Rows shown in the table (0: only the summary; results are stored either way).",
+)
 _CSV_FORMULAS = click.option(
-    "--csv-formulas", is_flag=True,
+    "--csv-formulas",
+    is_flag=True,
     help="Keep CSV cells that start with = + - @ as they are (by default they get a leading ' so a "
-         "spreadsheet shows them as text instead of running them).")
-_CHECKS = click.option("--checks/--no-checks", default=True, show_default=True,
-                       help="Check the data (ids, timestamps, event names) before scoring.")
+    "spreadsheet shows them as text instead of running them).",
+)
+_CHECKS = click.option(
+    "--checks/--no-checks",
+    default=True,
+    show_default=True,
+    help="Check the data (ids, timestamps, event names) before scoring.",
+)
 
 
 def _run_options(fn):
     """The options of the commands that run a scoring (score, accounts), defined once."""
-    for option in reversed((model_option, url_option, as_of_option, _FORMAT, _OUT, _LIMIT, _CHECKS, _CSV_FORMULAS,
-                            json_option)):
+    for option in reversed(
+        (
+            model_option,
+            url_option,
+            as_of_option,
+            _FORMAT,
+            _OUT,
+            _LIMIT,
+            _CHECKS,
+            _CSV_FORMULAS,
+            json_option,
+        )
+    ):
         fn = option(fn)
     return fn
 
@@ -191,7 +269,9 @@ def score(model_path, url, as_of, fmt, out, limit, pql_only, checks, csv_formula
             f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version}) in "
             f"{result.seconds:.1f}s: {result.pqls:,} PQLs, {result.pqas:,} product-qualified accounts."
         )
-    _write_or_print(users, out, fmt, USER_COLUMNS, "Top users", limit, as_json, result.to_dict(), csv_formulas)
+    _write_or_print(
+        users, out, fmt, USER_COLUMNS, "Top users", limit, as_json, result.to_dict(), csv_formulas
+    )
 
 
 @cli.command()
@@ -203,13 +283,25 @@ def accounts(model_path, url, as_of, fmt, out, limit, checks, csv_formulas, as_j
     for w in result.warnings:
         render.warn(w)
     accts = engine.stored_accounts(result.as_of, result.model_version)
-    accts = accts.order_by([accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id])
+    accts = accts.order_by(
+        [accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id]
+    )
     if not as_json and not out and (fmt in (None, "table")):
         render.out.print(
             f"{result.pqas:,} of {result.accounts:,} accounts are product-qualified as of "
             f"{result.as_of.isoformat(sep=' ')} UTC (model {result.model_version})."
         )
-    _write_or_print(accts, out, fmt, ACCOUNT_COLUMNS, "Top accounts", limit, as_json, result.to_dict(), csv_formulas)
+    _write_or_print(
+        accts,
+        out,
+        fmt,
+        ACCOUNT_COLUMNS,
+        "Top accounts",
+        limit,
+        as_json,
+        result.to_dict(),
+        csv_formulas,
+    )
 
 
 # --- explain / compile ---------------------------------------------------------------------------
@@ -252,20 +344,35 @@ def explain(user_id, model_path, url, as_of, as_json) -> None:
     if why_not and not o["is_pql"]:
         render.out.print("  not a PQL because: " + "; ".join(why_not))
     rows = [
-        {"group": s.group, "signal": s.id, "value": s.value, "fired": bool(s.fired),
-         "points": s.points, "reason": s.text}
+        {
+            "group": s.group,
+            "signal": s.id,
+            "value": s.value,
+            "fired": bool(s.fired),
+            "points": s.points,
+            "reason": s.text,
+        }
         for s in e.signals
     ]
-    render.table(rows, ["group", "signal", "value", "fired", "points", "reason"],
-                 title="Signals", wrap=("reason",))
+    render.table(
+        rows,
+        ["group", "signal", "value", "fired", "points", "reason"],
+        title="Signals",
+        wrap=("reason",),
+    )
 
 
 @cli.command(name="compile")
 @model_option
 @url_option
 @as_of_option
-@click.option("--dialect", type=click.Choice(["duckdb", "postgres", "snowflake", "bigquery"]),
-              default="duckdb", show_default=True, help="SQL dialect to print.")
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "postgres", "snowflake", "bigquery"]),
+    default="duckdb",
+    show_default=True,
+    help="SQL dialect to print.",
+)
 @_handle_errors
 def compile_(model_path, url, as_of, dialect) -> None:
     """Print the SQL a warehouse would run to score every user."""
@@ -278,13 +385,29 @@ def compile_(model_path, url, as_of, dialect) -> None:
 
 @cli.command(name="import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", "segment", "rudderstack", "amplitude"]),
-              default=None, help="File format (default: from the extension; segment/rudderstack/amplitude for their exports).")
-@click.option("--map", "maps", multiple=True, metavar="COLUMN=YOURS",
-              help="Map a canonical events column to yours, e.g. --map user_id=uid (repeatable).")
-@click.option("--table", default="events", show_default=True, help="The events table to import into.")
-@click.option("--source", default="import", show_default=True,
-              help="Source name; message ids are unique per source.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet", "segment", "rudderstack", "amplitude"]),
+    default=None,
+    help="File format (default: from the extension; segment/rudderstack/amplitude for their exports).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=YOURS",
+    help="Map a canonical events column to yours, e.g. --map user_id=uid (repeatable).",
+)
+@click.option(
+    "--table", default="events", show_default=True, help="The events table to import into."
+)
+@click.option(
+    "--source",
+    default="import",
+    show_default=True,
+    help="Source name; message ids are unique per source.",
+)
 @click.option("--strict", is_flag=True, help="Import nothing if any row is bad.")
 @url_option
 @json_option
@@ -301,8 +424,16 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
         mapping[column.strip()] = theirs.strip()
     backend = connect(url)
     with _progress(_interactive(as_json)) as say:
-        report = import_files(backend, list(files), fmt=fmt, mapping=mapping, table=table, source=source,
-                              strict=strict, progress=lambda step, n: say(f"{step}: {n:,} rows"))
+        report = import_files(
+            backend,
+            list(files),
+            fmt=fmt,
+            mapping=mapping,
+            table=table,
+            source=source,
+            strict=strict,
+            progress=lambda step, n: say(f"{step}: {n:,} rows"),
+        )
     backend.close()
     if as_json:
         render.emit_json(report.to_dict())
@@ -311,8 +442,11 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
         reasons = ", ".join(f"{n} {why}" for why, n in f.reasons().most_common(3))
         render.out.print(
             f"{f.path} ({f.format}): {f.read:,} rows read, {f.accepted:,} accepted"
-            + (f", {f.identity_messages:,} identify/group/alias messages kept for identities"
-               if f.identity_messages else "")
+            + (
+                f", {f.identity_messages:,} identify/group/alias messages kept for identities"
+                if f.identity_messages
+                else ""
+            )
             + (f", {f.suppressed:,} rows of forgotten users dropped" if f.suppressed else "")
             + (f", {f.skipped:,} skipped ({reasons})" if f.skipped else "")
         )
@@ -334,26 +468,73 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
 @model_option
 @url_option
 @_outcome_options
-@click.option("--snapshots", default=6, show_default=True, type=click.IntRange(min=2),
-              help="How many dates to take snapshots at; the last is held out to measure quality.")
-@click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
+@click.option(
+    "--snapshots",
+    default=6,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="How many dates to take snapshots at; the last is held out to measure quality.",
+)
+@click.option(
+    "--until", default=None, help="Treat data after this date as unseen (default: the last event)."
+)
 @click.option("--no-reference", is_flag=True, help="Skip the gradient-boosted reference model.")
 @click.option("--top", default=15, show_default=True, help="How many lifts and points to show.")
-@click.option("--from-table", "user_table", default=None, metavar="TABLE|FILE",
-              help="Learn from a user-level table instead (one row per user, an outcome column): "
-                   "a table in the database or a CSV/Parquet file.")
-@click.option("--label", default=None, help="With --from-table: the outcome column (1/0, true/false, yes/no).")
-@click.option("--exclude", "excluded", multiple=True, metavar="COLUMN",
-              help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.")
-@click.option("--propose", "propose_path", default=None, metavar="FILE",
-              help="Where to write the proposed model [default: <model>.proposed.yml beside the model].")
+@click.option(
+    "--from-table",
+    "user_table",
+    default=None,
+    metavar="TABLE|FILE",
+    help="Learn from a user-level table instead (one row per user, an outcome column): "
+    "a table in the database or a CSV/Parquet file.",
+)
+@click.option(
+    "--label", default=None, help="With --from-table: the outcome column (1/0, true/false, yes/no)."
+)
+@click.option(
+    "--exclude",
+    "excluded",
+    multiple=True,
+    metavar="COLUMN",
+    help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.",
+)
+@click.option(
+    "--propose",
+    "propose_path",
+    default=None,
+    metavar="FILE",
+    help="Where to write the proposed model [default: <model>.proposed.yml beside the model].",
+)
 @click.option("--no-propose", is_flag=True, help="Do not write a proposed model file.")
-@click.option("--force", is_flag=True, help="Let --propose replace a file that is not an earlier proposal.")
-@click.option("--diff", "show_diff", is_flag=True, help="Also print the proposal as a unified diff of the model.")
+@click.option(
+    "--force", is_flag=True, help="Let --propose replace a file that is not an earlier proposal."
+)
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Also print the proposal as a unified diff of the model.",
+)
 @json_option
 @_handle_errors
-def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top, user_table, label, excluded,
-          propose_path, no_propose, force, show_diff, as_json) -> None:
+def learn(
+    model_path,
+    url,
+    outcome,
+    horizon,
+    snapshots,
+    until,
+    no_reference,
+    top,
+    user_table,
+    label,
+    excluded,
+    propose_path,
+    no_propose,
+    force,
+    show_diff,
+    as_json,
+) -> None:
     """Which behaviours and traits go with conversions, and points fitted to them.
 
     Builds point-in-time snapshots (features before each date, the outcome within --horizon
@@ -368,7 +549,11 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
     from ..model.signals import duration_seconds
 
     model_file = Path(model_path)
-    target = Path(propose_path) if propose_path else model_file.with_name(f"{model_file.stem}.proposed.yml")
+    target = (
+        Path(propose_path)
+        if propose_path
+        else model_file.with_name(f"{model_file.stem}.proposed.yml")
+    )
     if not user_table and not no_propose:
         from ..learn.propose import check_target
 
@@ -387,14 +572,27 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
             raise PqlkitError(f"--horizon: {exc}") from None
         engine = Engine.open(model_path, url)
         with _progress(_interactive(as_json)) as say:
-            result = run_learn(engine, outcome, span, snapshots=snapshots,
-                               until=as_utc(until) if until else None, reference=not no_reference, progress=say)
+            result = run_learn(
+                engine,
+                outcome,
+                span,
+                snapshots=snapshots,
+                until=as_utc(until) if until else None,
+                reference=not no_reference,
+                progress=say,
+            )
     proposal = None
     if not user_table and not no_propose and result.points is not None and result.train is not None:
         from ..learn.propose import propose, write_proposal
 
-        proposal = propose(engine.loaded, result.points, result.train, outcome=outcome,
-                           horizon_days=result.horizon_days, auc=result.quality_of("learned points"))
+        proposal = propose(
+            engine.loaded,
+            result.points,
+            result.train,
+            outcome=outcome,
+            horizon_days=result.horizon_days,
+            auc=result.quality_of("learned points"),
+        )
         write_proposal(proposal, target, model_file, force=force)
     if as_json:
         payload = result.to_dict()
@@ -403,9 +601,11 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
         render.emit_json(payload)
         return
     if user_table:
-        render.out.print(f"[bold]{label}[/bold] in {user_table}: {result.rows:,} rows, {result.conversions:,} "
-                         f"converted ({result.train_conversions:,} to fit on, {result.test_conversions:,} in a "
-                         "random held-out quarter)")
+        render.out.print(
+            f"[bold]{label}[/bold] in {user_table}: {result.rows:,} rows, {result.conversions:,} "
+            f"converted ({result.train_conversions:,} to fit on, {result.test_conversions:,} in a "
+            "random held-out quarter)"
+        )
     else:
         render.out.print(
             f"[bold]{outcome}[/bold] within {result.horizon_days} days, snapshots "
@@ -413,27 +613,61 @@ def learn(model_path, url, outcome, horizon, snapshots, until, no_reference, top
             f"{result.conversions:,} conversions ({result.train_conversions:,} to fit on, "
             f"{result.test_conversions:,} on the held-out last date)"
         )
-    rows = [{"fact": x.name, "coverage": f"{x.coverage:.1%}", "rate with": f"{x.rate_with:.1%}",
-             "rate without": f"{x.rate_without:.1%}", "lift": f"{x.lift:.2f}",
-             "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else "")}
-            for x in result.lifts[:top]]
-    render.table(rows, list(rows[0]) if rows else [], title="What goes with converting (* = interval excludes 1)")
+    rows = [
+        {
+            "fact": x.name,
+            "coverage": f"{x.coverage:.1%}",
+            "rate with": f"{x.rate_with:.1%}",
+            "rate without": f"{x.rate_without:.1%}",
+            "lift": f"{x.lift:.2f}",
+            "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else ""),
+        }
+        for x in result.lifts[:top]
+    ]
+    render.table(
+        rows,
+        list(rows[0]) if rows else [],
+        title="What goes with converting (* = interval excludes 1)",
+    )
     if result.quality:
-        render.table([{"model": q.name, "AUC": f"{q.auc:.3f}", "lift top 5%": f"{q.lift_5:.2f}",
-                       "lift top 10%": f"{q.lift_10:.2f}"} for q in result.quality],
-                     ["model", "AUC", "lift top 5%", "lift top 10%"], title="Quality on the held-out last date")
+        render.table(
+            [
+                {
+                    "model": q.name,
+                    "AUC": f"{q.auc:.3f}",
+                    "lift top 5%": f"{q.lift_5:.2f}",
+                    "lift top 10%": f"{q.lift_10:.2f}",
+                }
+                for q in result.quality
+            ],
+            ["model", "AUC", "lift top 5%", "lift top 10%"],
+            title="Quality on the held-out last date",
+        )
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
     if proposal is not None:
-        changed = [{"signal": c.signal, "group": c.group.removesuffix("_signals"), "points now": c.before,
-                 "proposed": c.after, "change": c.note} for c in proposal.changes
-                if c.before != c.after]
-        render.table(changed, ["signal", "group", "points now", "proposed", "change"],
-                     title=f"Proposed model {target} (your model file is unchanged)")
-        render.out.print(f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-                         "(about as many PQLs as now on the training dates). Review it, then "
-                         f"`pql evaluate --model {target}`; copy it over your model to adopt it.")
+        changed = [
+            {
+                "signal": c.signal,
+                "group": c.group.removesuffix("_signals"),
+                "points now": c.before,
+                "proposed": c.after,
+                "change": c.note,
+            }
+            for c in proposal.changes
+            if c.before != c.after
+        ]
+        render.table(
+            changed,
+            ["signal", "group", "points now", "proposed", "change"],
+            title=f"Proposed model {target} (your model file is unchanged)",
+        )
+        render.out.print(
+            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+            "(about as many PQLs as now on the training dates). Review it, then "
+            f"`pql evaluate --model {target}`; copy it over your model to adopt it."
+        )
         if show_diff:
             render.out.print(proposal.unified_diff, markup=False, highlight=False)
     for note in result.notes:
@@ -449,9 +683,15 @@ def _read_user_table(name: str, url: str | None):
         if not path.exists():
             raise PqlkitError(f"--from-table: no such file {path}")
         try:
-            return pq.read_table(path) if path.suffix.lower() in (".parquet", ".pq") else pacsv.read_csv(path)
+            return (
+                pq.read_table(path)
+                if path.suffix.lower() in (".parquet", ".pq")
+                else pacsv.read_csv(path)
+            )
         except (pa.ArrowInvalid, OSError) as exc:
-            raise PqlkitError(f"--from-table: cannot read {path}: {str(exc).splitlines()[0]}") from None
+            raise PqlkitError(
+                f"--from-table: cannot read {path}: {str(exc).splitlines()[0]}"
+            ) from None
     backend = connect(url)
     rows = backend.rows(backend.table(name, role="user-level"))
     return pa.Table.from_pylist(rows)
@@ -476,8 +716,11 @@ def forget(user_ids, url, yes, as_json) -> None:
     from ..collect.forget import forget as forget_users
 
     if not yes and not as_json:
-        click.confirm(f"Delete {', '.join(user_ids)} everywhere in {url or 'pql.duckdb'}? This cannot be undone",
-                      abort=True, err=True)
+        click.confirm(
+            f"Delete {', '.join(user_ids)} everywhere in {url or 'pql.duckdb'}? This cannot be undone",
+            abort=True,
+            err=True,
+        )
     backend = connect(url)
     with _progress(_interactive(as_json)) as say:
         say("deleting and rewriting the database")
@@ -490,8 +733,13 @@ def forget(user_ids, url, yes, as_json) -> None:
         rows = ", ".join(f"{n:,} from {t}" for t, n in sorted(r.deleted.items())) or "no rows"
         render.out.print(f"Forgot {r.user_id} (ids: {', '.join(r.ids)}): deleted {rows}.")
         if r.blanked:
-            render.out.print("  Blanked mentions: " + ", ".join(f"{n:,} in {t}" for t, n in sorted(r.blanked.items())))
-    render.out.print(f"Suppressed: later messages for these ids are dropped. Storage: {results[0].rewritten}.")
+            render.out.print(
+                "  Blanked mentions: "
+                + ", ".join(f"{n:,} in {t}" for t, n in sorted(r.blanked.items()))
+            )
+    render.out.print(
+        f"Suppressed: later messages for these ids are dropped. Storage: {results[0].rewritten}."
+    )
 
 
 # --- serve -----------------------------------------------------------------------------------------
@@ -501,13 +749,31 @@ def forget(user_ids, url, yes, as_json) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="PQL_HOST")
 @click.option("--port", default=8088, show_default=True, envvar="PQL_PORT", type=int)
 @url_option
-@click.option("--log-dir", default="pql-log", show_default=True, envvar="PQL_LOG_DIR",
-              type=click.Path(file_okay=False), help="The durable log acknowledged events are written to first.")
-@click.option("--write-key", "write_keys", multiple=True, metavar="SOURCE=KEY",
-              help="A write key and the source it names (repeatable); or PQL_WRITE_KEYS=web=k1,app=k2.")
-@click.option("--table", default="events", show_default=True, help="The events table to store into.")
-@click.option("--resolve-every", default=5.0, show_default=True, type=click.FloatRange(min=0),
-              help="Seconds between rebuilds of pql_users, pql_accounts and pql_identities after new identities.")
+@click.option(
+    "--log-dir",
+    default="pql-log",
+    show_default=True,
+    envvar="PQL_LOG_DIR",
+    type=click.Path(file_okay=False),
+    help="The durable log acknowledged events are written to first.",
+)
+@click.option(
+    "--write-key",
+    "write_keys",
+    multiple=True,
+    metavar="SOURCE=KEY",
+    help="A write key and the source it names (repeatable); or PQL_WRITE_KEYS=web=k1,app=k2.",
+)
+@click.option(
+    "--table", default="events", show_default=True, help="The events table to store into."
+)
+@click.option(
+    "--resolve-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between rebuilds of pql_users, pql_accounts and pql_identities after new identities.",
+)
 @_handle_errors
 def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...)."""
@@ -516,7 +782,9 @@ def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
     try:
         import uvicorn
     except ImportError:
-        raise PqlkitError('`pql serve` needs the server extra: pip install "pqlkit[server]"') from None
+        raise PqlkitError(
+            '`pql serve` needs the server extra: pip install "pqlkit[server]"'
+        ) from None
     from ..server.app import Collector
 
     pairs = list(write_keys) or [p for p in os.environ.get("PQL_WRITE_KEYS", "").split(",") if p]
@@ -524,12 +792,16 @@ def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
     for pair in pairs:
         source, sep, key = pair.partition("=")
         if not sep or not source or not key:
-            raise PqlkitError(f"--write-key {pair!r}: write SOURCE=KEY, e.g. --write-key web=sk_live_123")
+            raise PqlkitError(
+                f"--write-key {pair!r}: write SOURCE=KEY, e.g. --write-key web=sk_live_123"
+            )
         keys[source.strip()] = key.strip()
     if not keys:
         raise PqlkitError("give at least one write key: --write-key SOURCE=KEY (or PQL_WRITE_KEYS)")
     app = Collector(url or "pql.duckdb", log_dir, keys, table=table, resolve_interval=resolve_every)
-    render.err.print(f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})")
+    render.err.print(
+        f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
 
 
@@ -537,8 +809,14 @@ def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
 
 
 @cli.command()
-@click.option("--dir", "folder", default="pql-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the database, the model and the exports.")
+@click.option(
+    "--dir",
+    "folder",
+    default="pql-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the database, the model and the exports.",
+)
 @click.option("--url", default=None, help="Load into this database instead of DIR/demo.duckdb.")
 @click.option("--accounts", "n_accounts", default=5_000, show_default=True)
 @click.option("--users", "n_users", default=20_000, show_default=True)
@@ -573,8 +851,13 @@ def demo(folder, url, n_accounts, n_users, days, seed, top, as_json) -> None:
     counts = describe(data)
     users = engine.stored_users(result.as_of, result.model_version)
     breakdown = engine.breakdown(result)
-    top_rows = (users.filter(users.is_pql).order_by([users.score.desc(), users.user_id])
-                .limit(top).to_pyarrow().to_pylist())
+    top_rows = (
+        users.filter(users.is_pql)
+        .order_by([users.score.desc(), users.user_id])
+        .limit(top)
+        .to_pyarrow()
+        .to_pylist()
+    )
     scores_csv = out_dir / "scores.csv"
     export(users.order_by([users.score.desc(), users.user_id]), scores_csv, "csv")
     accounts_csv = out_dir / "accounts.csv"
@@ -582,16 +865,27 @@ def demo(folder, url, n_accounts, n_users, days, seed, top, as_json) -> None:
     export(accts.order_by([accts.score.desc(), accts.account_id]), accounts_csv, "csv")
     seconds = time.perf_counter() - started
     if as_json:
-        render.emit_json({"data": counts, "run": result.to_dict(), "breakdown": breakdown,
-                          "top_pqls": top_rows, "database": db_url, "model": str(model_path),
-                          "exports": [str(scores_csv), str(accounts_csv)], "seconds": seconds})
+        render.emit_json(
+            {
+                "data": counts,
+                "run": result.to_dict(),
+                "breakdown": breakdown,
+                "top_pqls": top_rows,
+                "database": db_url,
+                "model": str(model_path),
+                "exports": [str(scores_csv), str(accounts_csv)],
+                "seconds": seconds,
+            }
+        )
         return
     render.out.print(
         f"[bold]pqlkit demo[/bold]: {counts['accounts']:,} accounts, {counts['users']:,} users, "
         f"{counts['events']:,} events over {days} days, {counts['opportunities']:,} opportunities "
         f"({counts['won']:,} won). Scored as of {result.as_of.isoformat(sep=' ')} UTC in {result.seconds:.1f}s."
     )
-    render.table(breakdown, ["segment", "motion", "users", "pqls"], title="Users by segment and motion")
+    render.table(
+        breakdown, ["segment", "motion", "users", "pqls"], title="Users by segment and motion"
+    )
     render.lead_list(top_rows, f"Top {len(top_rows)} PQLs and why")
     render.out.print(
         f"{result.pqls:,} PQLs and {result.pqas:,} product-qualified accounts.\n"
@@ -630,7 +924,9 @@ def _day_option(option: str, text: str | None) -> datetime | None:
     try:
         return as_utc(text)
     except PqlkitError:
-        raise PqlkitError(f"{option} {text!r} is not a date; use ISO 8601, e.g. 2026-09-01") from None
+        raise PqlkitError(
+            f"{option} {text!r} is not a date; use ISO 8601, e.g. 2026-09-01"
+        ) from None
 
 
 def _pct(v) -> str:
@@ -642,8 +938,12 @@ def _pct(v) -> str:
 @url_option
 @_outcome_options
 @click.option("--every", default="7d", show_default=True, help="Time between evaluation dates.")
-@click.option("--split", default=None, help="First held-out date (default: 60% of the way through the dates).")
-@click.option("--until", default=None, help="Treat data after this date as unseen (default: the last event).")
+@click.option(
+    "--split", default=None, help="First held-out date (default: 60% of the way through the dates)."
+)
+@click.option(
+    "--until", default=None, help="Treat data after this date as unseen (default: the last event)."
+)
 @json_option
 @_handle_errors
 def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) -> None:
@@ -657,8 +957,15 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
 
     engine = Engine.open(model_path, url)
     with _progress(_interactive(as_json)) as say:
-        ev = run(engine, outcome=outcome, horizon=_duration("--horizon", horizon), every=_duration("--every", every),
-                 split=_day_option("--split", split), until=_day_option("--until", until), progress=say)
+        ev = run(
+            engine,
+            outcome=outcome,
+            horizon=_duration("--horizon", horizon),
+            every=_duration("--every", every),
+            split=_day_option("--split", split),
+            until=_day_option("--until", until),
+            progress=say,
+        )
     if as_json:
         render.emit_json(ev.to_dict())
         return
@@ -667,39 +974,108 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
         f"{ev.split:%Y-%m-%d}, measured on {len(ev.test_dates)} dates from it ({ev.rows:,} user-dates, "
         f"{ev.conversions:,} conversions)"
     )
-    render.table([
-        {"measure": "AUC", "PQL": f"{ev.auc:.3f}", "MQL": f"{ev.mql_auc:.3f}"},
-        {"measure": "lift top 5% / 10%", "PQL": f"{ev.lift_5:.2f} / {ev.lift_10:.2f}", "MQL": "-"},
-        {"measure": "flagged", "PQL": f"{ev.pql['flagged']:,}", "MQL": f"{ev.mql['flagged']:,}"},
-        {"measure": "precision", "PQL": _pct(ev.pql["precision"]), "MQL": _pct(ev.mql["precision"])},
-        {"measure": "recall", "PQL": _pct(ev.pql["recall"]), "MQL": _pct(ev.mql["recall"])},
-        {"measure": "Brier score", "PQL": "-" if ev.brier is None else f"{ev.brier:.4f}", "MQL": "-"},
-    ], ["measure", "PQL", "MQL"], title="Held-out quality (score and flag)")
+    render.table(
+        [
+            {"measure": "AUC", "PQL": f"{ev.auc:.3f}", "MQL": f"{ev.mql_auc:.3f}"},
+            {
+                "measure": "lift top 5% / 10%",
+                "PQL": f"{ev.lift_5:.2f} / {ev.lift_10:.2f}",
+                "MQL": "-",
+            },
+            {
+                "measure": "flagged",
+                "PQL": f"{ev.pql['flagged']:,}",
+                "MQL": f"{ev.mql['flagged']:,}",
+            },
+            {
+                "measure": "precision",
+                "PQL": _pct(ev.pql["precision"]),
+                "MQL": _pct(ev.mql["precision"]),
+            },
+            {"measure": "recall", "PQL": _pct(ev.pql["recall"]), "MQL": _pct(ev.mql["recall"])},
+            {
+                "measure": "Brier score",
+                "PQL": "-" if ev.brier is None else f"{ev.brier:.4f}",
+                "MQL": "-",
+            },
+        ],
+        ["measure", "PQL", "MQL"],
+        title="Held-out quality (score and flag)",
+    )
     if ev.calibration:
-        render.table([{"predicted": _pct(c["predicted"]), "observed": _pct(c["observed"]), "user-dates": c["n"]}
-                      for c in ev.calibration], ["predicted", "observed", "user-dates"],
-                     title="Calibration (deciles of the rate the earlier dates predict)")
-    render.table([{"score": b["band"], "users": b["users"], "converted": b["converted"], "rate": _pct(b["rate"])}
-                  for b in ev.by_band if b["users"]], ["score", "users", "converted", "rate"],
-                 title="Conversion by score band")
+        render.table(
+            [
+                {
+                    "predicted": _pct(c["predicted"]),
+                    "observed": _pct(c["observed"]),
+                    "user-dates": c["n"],
+                }
+                for c in ev.calibration
+            ],
+            ["predicted", "observed", "user-dates"],
+            title="Calibration (deciles of the rate the earlier dates predict)",
+        )
+    render.table(
+        [
+            {
+                "score": b["band"],
+                "users": b["users"],
+                "converted": b["converted"],
+                "rate": _pct(b["rate"]),
+            }
+            for b in ev.by_band
+            if b["users"]
+        ],
+        ["score", "users", "converted", "rate"],
+        title="Conversion by score band",
+    )
     for note in ev.notes:
         render.warn(note)
 
 
 def _replay_options(fn):
-    for option in reversed([
-        click.option("--from", "start", default=None, help="First date (default: four weeks into the data)."),
-        click.option("--to", "end", default=None, help="Last date (default: the last event's day)."),
-        click.option("--every", default="7d", show_default=True, help="Time between replayed dates."),
-        click.option("--horizon", default="30d", show_default=True,
-                     help="How long after a date an opportunity counts."),
-        click.option("--won-horizon", default="60d", show_default=True,
-                     help="How long after a date a closed-won deal counts (deals take longer)."),
-        click.option("--reps", default=2, show_default=True, type=click.IntRange(min=1),
-                     help="Sales reps working PQLs (for the capacity threshold)."),
-        click.option("--leads-per-rep", default=10, show_default=True, type=click.FloatRange(min=0, min_open=True),
-                     help="Leads each rep can work per --every period."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--from",
+                "start",
+                default=None,
+                help="First date (default: four weeks into the data).",
+            ),
+            click.option(
+                "--to", "end", default=None, help="Last date (default: the last event's day)."
+            ),
+            click.option(
+                "--every", default="7d", show_default=True, help="Time between replayed dates."
+            ),
+            click.option(
+                "--horizon",
+                default="30d",
+                show_default=True,
+                help="How long after a date an opportunity counts.",
+            ),
+            click.option(
+                "--won-horizon",
+                default="60d",
+                show_default=True,
+                help="How long after a date a closed-won deal counts (deals take longer).",
+            ),
+            click.option(
+                "--reps",
+                default=2,
+                show_default=True,
+                type=click.IntRange(min=1),
+                help="Sales reps working PQLs (for the capacity threshold).",
+            ),
+            click.option(
+                "--leads-per-rep",
+                default=10,
+                show_default=True,
+                type=click.FloatRange(min=0, min_open=True),
+                help="Leads each rep can work per --every period.",
+            ),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -716,7 +1092,9 @@ def _replay_window(engine, start, end):
 @_replay_options
 @json_option
 @_handle_errors
-def backtest(model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, as_json) -> None:
+def backtest(
+    model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, as_json
+) -> None:
     """Replay the model over history: PQLs each period and what they went on to do.
 
     As of each date from --from to --to: users who became PQLs (and MQLs) since the date before,
@@ -728,47 +1106,114 @@ def backtest(model_path, url, start, end, every, horizon, won_horizon, reps, lea
     from ..learn import backtest as bt
 
     engine = Engine.open(model_path, url)
-    every_d, hz, won = _duration("--every", every), _duration("--horizon", horizon), _duration("--won-horizon", won_horizon)
+    every_d, hz, won = (
+        _duration("--every", every),
+        _duration("--horizon", horizon),
+        _duration("--won-horizon", won_horizon),
+    )
     s, e = _replay_window(engine, start, end)
     with _progress(_interactive(as_json)) as say:
-        r = bt.replay(engine, bt.replay_dates(s, e, every_d), hz, every_d, won_horizon=won, progress=say)
+        r = bt.replay(
+            engine, bt.replay_dates(s, e, every_d), hz, every_d, won_horizon=won, progress=say
+        )
     weeks, sbs = bt.weekly(r), bt.side_by_side(r)
     cap = bt.capacity_curve(r, reps * leads_per_rep)
     mon = bt.monitor(r)
     if as_json:
-        render.emit_json({"horizon_days": hz.days, "won_horizon_days": won.days, "every_days": every_d.days,
-                          "weekly": weeks, "pql_vs_mql": sbs, "capacity": cap, "monitor": mon})
+        render.emit_json(
+            {
+                "horizon_days": hz.days,
+                "won_horizon_days": won.days,
+                "every_days": every_d.days,
+                "weekly": weeks,
+                "pql_vs_mql": sbs,
+                "capacity": cap,
+                "monitor": mon,
+            }
+        )
     else:
-        render.table([{
-            "as of": f"{w['as_of']:%Y-%m-%d}" + ("" if w["complete"] else " (open)"), "users": w["users"],
-            "new PQLs": w["new_pqls"], "to opp.": _pct(w["new_pqls_to_opportunity"]),
-            "to won": _pct(w["new_pqls_to_closed_won"]),
-            "days to opp.": "-" if w["new_pqls_days_to_opportunity"] is None else f"{w['new_pqls_days_to_opportunity']:.0f}",
-            "non-PQLs to opp.": _pct(w["non_pqls_to_opportunity"]), "new MQLs": w["new_mqls"],
-            "MQLs to opp.": _pct(w["new_mqls_to_opportunity"]),
-        } for w in weeks], ["as of", "users", "new PQLs", "to opp.", "to won", "days to opp.", "non-PQLs to opp.",
-                            "new MQLs", "MQLs to opp."],
+        render.table(
+            [
+                {
+                    "as of": f"{w['as_of']:%Y-%m-%d}" + ("" if w["complete"] else " (open)"),
+                    "users": w["users"],
+                    "new PQLs": w["new_pqls"],
+                    "to opp.": _pct(w["new_pqls_to_opportunity"]),
+                    "to won": _pct(w["new_pqls_to_closed_won"]),
+                    "days to opp.": "-"
+                    if w["new_pqls_days_to_opportunity"] is None
+                    else f"{w['new_pqls_days_to_opportunity']:.0f}",
+                    "non-PQLs to opp.": _pct(w["non_pqls_to_opportunity"]),
+                    "new MQLs": w["new_mqls"],
+                    "MQLs to opp.": _pct(w["new_mqls_to_opportunity"]),
+                }
+                for w in weeks
+            ],
+            [
+                "as of",
+                "users",
+                "new PQLs",
+                "to opp.",
+                "to won",
+                "days to opp.",
+                "non-PQLs to opp.",
+                "new MQLs",
+                "MQLs to opp.",
+            ],
             title=f"New PQLs every {every_d.days} days: opportunity within {hz.days} days, closed-won within {won.days} "
-                  "(open: horizon not over yet)")
+            "(open: horizon not over yet)",
+        )
         g, ref = sbs["groups"], sbs["reference_ranges"]
 
         def quoted(key: str) -> str:
             lo, hi = ref[key]
             return f"{lo:.0%}-{hi:.0%}"
 
-        render.table([
-            {"": "PQL", "people": g["PQL"]["people"], "to opportunity": _pct(g["PQL"]["to_opportunity"]),
-             "quoted": quoted("pql_to_opportunity"), "to closed-won": _pct(g["PQL"]["to_closed_won"]),
-             "quoted ": quoted("pql_to_closed_won"), "share of all opps": _pct(g["PQL"]["share_of_opportunities"])},
-            {"": "MQL", "people": g["MQL"]["people"], "to opportunity": _pct(g["MQL"]["to_opportunity"]),
-             "quoted": quoted("mql_to_opportunity"), "to closed-won": _pct(g["MQL"]["to_closed_won"]),
-             "quoted ": "-", "share of all opps": _pct(g["MQL"]["share_of_opportunities"])},
-            *({"": name, "people": o["people"], "to opportunity": _pct(o["to_opportunity"]), "quoted": "",
-               "to closed-won": _pct(o["to_closed_won"]), "quoted ": "", "share of all opps": ""}
-              for name, o in sbs["overlap"].items()),
-        ], ["", "people", "to opportunity", "quoted", "to closed-won", "quoted ", "share of all opps"],
+        render.table(
+            [
+                {
+                    "": "PQL",
+                    "people": g["PQL"]["people"],
+                    "to opportunity": _pct(g["PQL"]["to_opportunity"]),
+                    "quoted": quoted("pql_to_opportunity"),
+                    "to closed-won": _pct(g["PQL"]["to_closed_won"]),
+                    "quoted ": quoted("pql_to_closed_won"),
+                    "share of all opps": _pct(g["PQL"]["share_of_opportunities"]),
+                },
+                {
+                    "": "MQL",
+                    "people": g["MQL"]["people"],
+                    "to opportunity": _pct(g["MQL"]["to_opportunity"]),
+                    "quoted": quoted("mql_to_opportunity"),
+                    "to closed-won": _pct(g["MQL"]["to_closed_won"]),
+                    "quoted ": "-",
+                    "share of all opps": _pct(g["MQL"]["share_of_opportunities"]),
+                },
+                *(
+                    {
+                        "": name,
+                        "people": o["people"],
+                        "to opportunity": _pct(o["to_opportunity"]),
+                        "quoted": "",
+                        "to closed-won": _pct(o["to_closed_won"]),
+                        "quoted ": "",
+                        "share of all opps": "",
+                    }
+                    for name, o in sbs["overlap"].items()
+                ),
+            ],
+            [
+                "",
+                "people",
+                "to opportunity",
+                "quoted",
+                "to closed-won",
+                "quoted ",
+                "share of all opps",
+            ],
             title=f"PQL vs MQL on the same {sbs['people']:,} people (each once, at the first date they qualified; "
-                  f"base rate {_pct(sbs['base_rate'])})")
+            f"base rate {_pct(sbs['base_rate'])})",
+        )
         best = cap["recommended"]
         render.out.print(
             f"Capacity {cap['capacity_per_week']:g} leads per {every_d.days} days: threshold "
@@ -788,11 +1233,20 @@ def backtest(model_path, url, start, end, every, horizon, won_horizon, reps, lea
 @model_option
 @url_option
 @_replay_options
-@click.option("-o", "--out", "out_path", default="pql-report.html", show_default=True,
-              type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option(
+    "-o",
+    "--out",
+    "out_path",
+    default="pql-report.html",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The HTML file to write.",
+)
 @json_option
 @_handle_errors
-def report(model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, out_path, as_json) -> None:
+def report(
+    model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, out_path, as_json
+) -> None:
     """Write one self-contained HTML report (opens offline): funnel, score distribution by
     outcome, signal lift, calibration, PQL vs MQL, the weekly backtest and the capacity curve."""
     from ..report.build import CHARTS, gather
@@ -801,16 +1255,31 @@ def report(model_path, url, start, end, every, horizon, won_horizon, reps, leads
     engine = Engine.open(model_path, url)
     s, e = _replay_window(engine, start, end)
     with _progress(_interactive(as_json)) as say:
-        findings = gather(engine, horizon=_duration("--horizon", horizon), won_horizon=_duration("--won-horizon", won_horizon),
-                          every=_duration("--every", every), capacity=reps * leads_per_rep, start=s, end=e,
-                          progress=say)
+        findings = gather(
+            engine,
+            horizon=_duration("--horizon", horizon),
+            won_horizon=_duration("--won-horizon", won_horizon),
+            every=_duration("--every", every),
+            capacity=reps * leads_per_rep,
+            start=s,
+            end=e,
+            progress=say,
+        )
         html = render_html(findings)
     target = Path(out_path)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
     if as_json:
-        render.emit_json({"path": str(target), "bytes": len(html.encode()), "charts": list(CHARTS),
-                          "alerts": findings["monitor"]["alerts"]})
+        render.emit_json(
+            {
+                "path": str(target),
+                "bytes": len(html.encode()),
+                "charts": list(CHARTS),
+                "alerts": findings["monitor"]["alerts"],
+            }
+        )
         return
-    render.out.print(f"Wrote {target} ({len(html.encode()) / 1024:.0f} KB, {len(CHARTS)} charts); open it in a browser.")
+    render.out.print(
+        f"Wrote {target} ({len(html.encode()) / 1024:.0f} KB, {len(CHARTS)} charts); open it in a browser."
+    )

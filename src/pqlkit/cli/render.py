@@ -36,12 +36,20 @@ def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, default=_default, indent=2) + "\n")
 
 
-def table(rows: list[dict[str, Any]], columns: list[str], title: str | None = None,
-          wrap: tuple[str, ...] = ("reasons",)) -> None:
+def table(
+    rows: list[dict[str, Any]],
+    columns: list[str],
+    title: str | None = None,
+    wrap: tuple[str, ...] = ("reasons",),
+) -> None:
     t = Table(title=title, title_justify="left", show_lines=False, expand=False)
     for c in columns:
-        t.add_column(c, overflow="fold", max_width=90 if c in wrap else None,
-                     justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left")
+        t.add_column(
+            c,
+            overflow="fold",
+            max_width=90 if c in wrap else None,
+            justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left",
+        )
     for r in rows:
         t.add_row(*(_cell(r.get(c)) for c in columns))
     out.print(t)

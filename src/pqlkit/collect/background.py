@@ -29,7 +29,9 @@ class SharedState:
         self.duplicates = ctx.Value("q", 0, lock=False)
         self.suppressed = ctx.Value("q", 0, lock=False)
         self.quarantined = ctx.Value("q", 0, lock=False)  # log lines that could not be stored
-        self.stored_segment = ctx.Value("q", 0, lock=False)  # the log segment the database has reached
+        self.stored_segment = ctx.Value(
+            "q", 0, lock=False
+        )  # the log segment the database has reached
         self.error = ctx.Array("c", 1024, lock=False)
         self.ready = ctx.Event()
         self.stop = ctx.Event()
@@ -54,8 +56,16 @@ class SharedState:
         return text or None
 
 
-def flusher_main(url: str, log_dir: str, table: str, interval: float, resolve_interval: float,
-                 hold: bool, state: SharedState, parent: int) -> None:
+def flusher_main(
+    url: str,
+    log_dir: str,
+    table: str,
+    interval: float,
+    resolve_interval: float,
+    hold: bool,
+    state: SharedState,
+    parent: int,
+) -> None:
     """The flusher process's body."""
     from ..backends import connect
     from .log import LogReader
@@ -64,8 +74,14 @@ def flusher_main(url: str, log_dir: str, table: str, interval: float, resolve_in
     with contextlib.suppress(OSError):
         os.nice(10)  # acknowledging requests comes first
     try:
-        flusher = Flusher(lambda: connect(url), LogReader(Path(log_dir), state.position), table=table,
-                          interval=interval, hold=hold, resolve_interval=resolve_interval)
+        flusher = Flusher(
+            lambda: connect(url),
+            LogReader(Path(log_dir), state.position),
+            table=table,
+            interval=interval,
+            hold=hold,
+            resolve_interval=resolve_interval,
+        )
     except BaseException as exc:
         state.set_error(exc)
         raise SystemExit(1) from None
@@ -87,21 +103,32 @@ def flusher_main(url: str, log_dir: str, table: str, interval: float, resolve_in
 class FlusherProcess:
     """Starts and stops the flusher process."""
 
-    def __init__(self, url: str, log_dir: Path, table: str, *, interval: float, resolve_interval: float,
-                 hold: bool):
+    def __init__(
+        self,
+        url: str,
+        log_dir: Path,
+        table: str,
+        *,
+        interval: float,
+        resolve_interval: float,
+        hold: bool,
+    ):
         self.ctx = multiprocessing.get_context("spawn")
         self.state = SharedState(self.ctx)
         self.args = (url, str(log_dir), table, interval, resolve_interval, hold)
         self.process: Any = None
 
     def start(self, timeout: float = 120.0) -> None:
-        self.process = self.ctx.Process(target=flusher_main, name="pql-flusher",
-                                        args=(*self.args, self.state, os.getpid()))
+        self.process = self.ctx.Process(
+            target=flusher_main, name="pql-flusher", args=(*self.args, self.state, os.getpid())
+        )
         self.process.start()
         deadline = time.monotonic() + timeout
         while not self.state.ready.wait(0.05):
             if not self.process.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the flusher did not start: {self.state.error_text() or 'no reason given'}")
+                raise RuntimeError(
+                    f"the flusher did not start: {self.state.error_text() or 'no reason given'}"
+                )
 
     @property
     def alive(self) -> bool:

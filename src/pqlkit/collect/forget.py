@@ -41,8 +41,13 @@ class Forgotten:
     rewritten: str = ""
 
     def to_dict(self) -> dict:
-        return {"user_id": self.user_id, "ids": self.ids, "deleted": self.deleted,
-                "blanked": self.blanked, "rewritten": self.rewritten}
+        return {
+            "user_id": self.user_id,
+            "ids": self.ids,
+            "deleted": self.deleted,
+            "blanked": self.blanked,
+            "rewritten": self.rewritten,
+        }
 
 
 def forget(backend, user_ids: list[str], *, rewrite: bool = True) -> list[Forgotten]:
@@ -59,8 +64,13 @@ def forget(backend, user_ids: list[str], *, rewrite: bool = True) -> list[Forgot
             result = Forgotten(user_id=user_id, ids=ids)
             _delete(backend, ids, result)
             touched |= set(result.deleted) | set(result.blanked)
-            rows = pa.table({"id": ids, "user_id": [user_id] * len(ids),
-                             "forgotten_at": pa.array([now] * len(ids), pa.timestamp("us"))})
+            rows = pa.table(
+                {
+                    "id": ids,
+                    "user_id": [user_id] * len(ids),
+                    "forgotten_at": pa.array([now] * len(ids), pa.timestamp("us")),
+                }
+            )
             backend.upsert(SUPPRESSIONS, rows, ["id"], "ignore")
             results.append(result)
     if rewrite:
@@ -71,7 +81,9 @@ def forget(backend, user_ids: list[str], *, rewrite: bool = True) -> list[Forgot
 
 
 def _ensure_suppressions(backend) -> None:
-    backend.ensure_table(SUPPRESSIONS, SUPPRESSIONS_SCHEMA, primary_key=["id"], not_null=["user_id", "forgotten_at"])
+    backend.ensure_table(
+        SUPPRESSIONS, SUPPRESSIONS_SCHEMA, primary_key=["id"], not_null=["user_id", "forgotten_at"]
+    )
 
 
 def _delete(backend, ids: list[str], result: Forgotten) -> None:
@@ -83,8 +95,11 @@ def _delete(backend, ids: list[str], result: Forgotten) -> None:
         if "anonymous_id" in columns:
             # an anonymous row is theirs; a row another user sent from a shared device is not
             anonymous = _sql.isin("anonymous_id", ids)
-            where.append(exp.and_(anonymous, exp.Is(this=_sql.column("user_id"), expression=exp.Null()))
-                         if "user_id" in columns else anonymous)
+            where.append(
+                exp.and_(anonymous, exp.Is(this=_sql.column("user_id"), expression=exp.Null()))
+                if "user_id" in columns
+                else anonymous
+            )
         if table in (identity.LINKS, identity.IDENTITIES):
             where.append(_sql.isin("id", ids))
         if table == identity.TRAITS:

@@ -43,16 +43,31 @@ LINKS, TRAITS, SEEN = "pql_identity_links", "pql_traits", "pql_seen"
 IDENTITIES, USERS, ACCOUNTS = "pql_identities", "pql_users", "pql_accounts"
 
 LINKS_SCHEMA = pa.schema(
-    [("id", pa.string()), ("user_id", pa.string()), ("linked_at", pa.timestamp("us")), ("via", pa.string())]
+    [
+        ("id", pa.string()),
+        ("user_id", pa.string()),
+        ("linked_at", pa.timestamp("us")),
+        ("via", pa.string()),
+    ]
 )
 TRAITS_SCHEMA = pa.schema(
     [
-        ("source", pa.string()), ("message_id", pa.string()), ("entity", pa.string()), ("id", pa.string()),
-        ("key", pa.string()), ("value", pa.string()), ("kind", pa.string()), ("timestamp", pa.timestamp("us")),
+        ("source", pa.string()),
+        ("message_id", pa.string()),
+        ("entity", pa.string()),
+        ("id", pa.string()),
+        ("key", pa.string()),
+        ("value", pa.string()),
+        ("kind", pa.string()),
+        ("timestamp", pa.timestamp("us")),
     ]
 )
 SEEN_SCHEMA = pa.schema(
-    [("user_id", pa.string()), ("first_seen", pa.timestamp("us")), ("last_seen", pa.timestamp("us"))]
+    [
+        ("user_id", pa.string()),
+        ("first_seen", pa.timestamp("us")),
+        ("last_seen", pa.timestamp("us")),
+    ]
 )
 #: Table -> primary key (every key column is NOT NULL too).
 _KEYS = {
@@ -136,8 +151,11 @@ class IdentityBatch:
         kind = message.get("type")
         user_id = _text(message.get("userId"))
         anonymous_id = _text(message.get("anonymousId"))
-        when = parse_timestamp(message.get("timestamp") or message.get("originalTimestamp")
-                               or message.get("receivedAt"))
+        when = parse_timestamp(
+            message.get("timestamp")
+            or message.get("originalTimestamp")
+            or message.get("receivedAt")
+        )
         self.saw(user_id, when)
         self.link(anonymous_id, user_id, when, kind or "message")
         who = user_id or anonymous_id
@@ -154,8 +172,14 @@ class IdentityBatch:
             if isinstance(company, dict) and _text(company.get("id")):
                 account_id = _text(company.get("id"))
                 self._trait(source, message_id, "user", who, "account_id", account_id, when)
-                self._traits(source, message_id, "account", account_id,
-                             {k: v for k, v in company.items() if k != "id"}, when)
+                self._traits(
+                    source,
+                    message_id,
+                    "account",
+                    account_id,
+                    {k: v for k, v in company.items() if k != "id"},
+                    when,
+                )
                 traits = {k: v for k, v in traits.items() if k != "company"}
             self._traits(source, message_id, "user", who, traits, when)
         elif kind == "group":
@@ -176,8 +200,14 @@ class IdentityBatch:
             return
         text, kind = _value(key, value)
         self.traits[(source, message_id, entity, id_, key)] = {
-            "source": source, "message_id": message_id, "entity": entity, "id": id_, "key": key,
-            "value": text, "kind": kind, "timestamp": when,
+            "source": source,
+            "message_id": message_id,
+            "entity": entity,
+            "id": id_,
+            "key": key,
+            "value": text,
+            "kind": kind,
+            "timestamp": when,
         }
 
 
@@ -201,13 +231,29 @@ def store(backend, batch: IdentityBatch) -> None:
     if not batch:
         return
     ensure_tables(backend)
-    links = [{"id": i, "user_id": u, "linked_at": w, "via": via} for (i, u), (w, via) in batch.links.items()]
-    backend.upsert(LINKS, pa.Table.from_pylist(links, schema=LINKS_SCHEMA), _KEYS[LINKS][1], {"linked_at": "min"})
-    backend.upsert(TRAITS, pa.Table.from_pylist(list(batch.traits.values()), schema=TRAITS_SCHEMA),
-                   _KEYS[TRAITS][1], "ignore")
+    links = [
+        {"id": i, "user_id": u, "linked_at": w, "via": via}
+        for (i, u), (w, via) in batch.links.items()
+    ]
+    backend.upsert(
+        LINKS,
+        pa.Table.from_pylist(links, schema=LINKS_SCHEMA),
+        _KEYS[LINKS][1],
+        {"linked_at": "min"},
+    )
+    backend.upsert(
+        TRAITS,
+        pa.Table.from_pylist(list(batch.traits.values()), schema=TRAITS_SCHEMA),
+        _KEYS[TRAITS][1],
+        "ignore",
+    )
     seen = [{"user_id": u, "first_seen": a, "last_seen": b} for u, (a, b) in batch.seen.items()]
-    backend.upsert(SEEN, pa.Table.from_pylist(seen, schema=SEEN_SCHEMA), _KEYS[SEEN][1],
-                   {"first_seen": "min", "last_seen": "max"})
+    backend.upsert(
+        SEEN,
+        pa.Table.from_pylist(seen, schema=SEEN_SCHEMA),
+        _KEYS[SEEN][1],
+        {"first_seen": "min", "last_seen": "max"},
+    )
 
 
 # --- deriving the current state -------------------------------------------------------------------
@@ -231,14 +277,18 @@ def materialize(backend) -> Resolved:
         ident = backend.table(IDENTITIES)
         users = users_expr(backend.table(SEEN), backend.table(TRAITS), ident, kinds.get("user", {}))
         backend.replace_table(USERS, users)
-        accounts = accounts_expr(backend.table(TRAITS), backend.table(USERS), kinds.get("account", {}))
+        accounts = accounts_expr(
+            backend.table(TRAITS), backend.table(USERS), kinds.get("account", {})
+        )
         backend.replace_table(ACCOUNTS, accounts)
     return Resolved(*(backend.count(t) for t in (IDENTITIES, USERS, ACCOUNTS)))
 
 
 def _trait_kinds(backend) -> dict[str, dict[str, set[str]]]:
     out: dict[str, dict[str, set[str]]] = {}
-    for entity, key, kind in backend.values(backend.table(TRAITS).select("entity", "key", "kind").distinct()):
+    for entity, key, kind in backend.values(
+        backend.table(TRAITS).select("entity", "key", "kind").distinct()
+    ):
         out.setdefault(entity, {}).setdefault(key, set()).add(kind)
     return out
 
@@ -278,11 +328,15 @@ def _column_type(key: str, kinds: set[str]) -> str:
     return "string"
 
 
-def _latest_traits(traits: ir.Table, entity: str, kinds: dict[str, set[str]], ident: ir.Table | None) -> tuple[ir.Table, list[str]]:
+def _latest_traits(
+    traits: ir.Table, entity: str, kinds: dict[str, set[str]], ident: ir.Table | None
+) -> tuple[ir.Table, list[str]]:
     t = traits.filter(traits.entity == entity)
     t = _resolve(t, "id", ident) if ident is not None else t.mutate(_rid=t.id)
     ranked = t.mutate(
-        _n=ibis.row_number().over(group_by=[t._rid, t.key], order_by=[t.timestamp.desc(), t.message_id.desc()])
+        _n=ibis.row_number().over(
+            group_by=[t._rid, t.key], order_by=[t.timestamp.desc(), t.message_id.desc()]
+        )
     )
     latest = ranked.filter(ranked._n == 0)
     columns: dict[str, ir.Scalar] = {}
@@ -297,24 +351,41 @@ def _latest_traits(traits: ir.Table, entity: str, kinds: dict[str, set[str]], id
     return latest.group_by("_rid").aggregate(**columns), list(columns)
 
 
-def users_expr(seen: ir.Table, traits: ir.Table, ident: ir.Table, kinds: dict[str, set[str]]) -> ir.Table:
-    base = _resolve(seen, "user_id", ident).group_by("_rid").aggregate(
-        first_seen=seen.first_seen.min(), last_seen=seen.last_seen.max()
+def users_expr(
+    seen: ir.Table, traits: ir.Table, ident: ir.Table, kinds: dict[str, set[str]]
+) -> ir.Table:
+    base = (
+        _resolve(seen, "user_id", ident)
+        .group_by("_rid")
+        .aggregate(first_seen=seen.first_seen.min(), last_seen=seen.last_seen.max())
     )
     latest, keys = _latest_traits(traits, "user", kinds, ident)
     joined = base.left_join(latest, base._rid == latest._rid)
-    created = joined.first_seen if "created_at" not in keys else ibis.coalesce(joined.created_at, joined.first_seen)
+    created = (
+        joined.first_seen
+        if "created_at" not in keys
+        else ibis.coalesce(joined.created_at, joined.first_seen)
+    )
     others = {k: joined[k] for k in keys if k != "created_at"}
-    return joined.select(user_id=joined._rid, created_at=created, **others,
-                         first_seen=joined.first_seen, last_seen=joined.last_seen)
+    return joined.select(
+        user_id=joined._rid,
+        created_at=created,
+        **others,
+        first_seen=joined.first_seen,
+        last_seen=joined.last_seen,
+    )
 
 
 def accounts_expr(traits: ir.Table, users: ir.Table, kinds: dict[str, set[str]]) -> ir.Table:
-    from_traits = traits.filter(traits.entity == "account").select(account_id=traits.id.cast("string"))
+    from_traits = traits.filter(traits.entity == "account").select(
+        account_id=traits.id.cast("string")
+    )
     ids = from_traits
     if "account_id" in users.columns:
         ids = from_traits.union(
-            users.filter(users.account_id.notnull()).select(account_id=users.account_id.cast("string"))
+            users.filter(users.account_id.notnull()).select(
+                account_id=users.account_id.cast("string")
+            )
         )
     ids = ids.distinct()
     latest, keys = _latest_traits(traits, "account", kinds, None)
@@ -339,6 +410,17 @@ def ids_for(backend, user_id: str) -> list[str]:
 
 
 __all__ = [
-    "ACCOUNTS", "IDENTITIES", "LINKS", "SEEN", "TRAITS", "USERS", "IdentityBatch", "Resolved",
-    "column_name", "ensure_tables", "ids_for", "materialize", "store",
+    "ACCOUNTS",
+    "IDENTITIES",
+    "LINKS",
+    "SEEN",
+    "TRAITS",
+    "USERS",
+    "IdentityBatch",
+    "Resolved",
+    "column_name",
+    "ensure_tables",
+    "ids_for",
+    "materialize",
+    "store",
 ]

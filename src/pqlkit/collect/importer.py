@@ -47,6 +47,7 @@ from .store import (
 FORMATS = ("csv", "jsonl", "parquet", *MESSAGE_FORMATS)
 CHUNK = 50_000
 
+
 @dataclass
 class FileReport:
     """What one file gave."""
@@ -87,12 +88,23 @@ class ImportReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "table": self.table, "source": self.source, "imported": self.imported,
-            "duplicates": self.duplicates, "skipped": self.skipped, "seconds": self.seconds,
+            "table": self.table,
+            "source": self.source,
+            "imported": self.imported,
+            "duplicates": self.duplicates,
+            "skipped": self.skipped,
+            "seconds": self.seconds,
             "files": [
-                {"path": f.path, "format": f.format, "read": f.read, "accepted": f.accepted,
-                 "identity_messages": f.identity_messages, "suppressed": f.suppressed, "skipped": f.skipped,
-                 "problems": [{"line": line, "reason": why} for line, why in f.problems[:100]]}
+                {
+                    "path": f.path,
+                    "format": f.format,
+                    "read": f.read,
+                    "accepted": f.accepted,
+                    "identity_messages": f.identity_messages,
+                    "suppressed": f.suppressed,
+                    "skipped": f.skipped,
+                    "problems": [{"line": line, "reason": why} for line, why in f.problems[:100]],
+                }
                 for f in self.files
             ],
         }
@@ -106,7 +118,9 @@ def format_of(path: Path) -> str:
         return "parquet"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
-    raise DataError(f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})")
+    raise DataError(
+        f"{path}: cannot tell the format from the name; pass --format ({', '.join(FORMATS)})"
+    )
 
 
 def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -119,8 +133,9 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
                 yield n, row, None
         return
     if fmt == "csv":
-        reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(
-            column_types=None, strings_can_be_null=True))
+        reader = pacsv.open_csv(
+            path, convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=True)
+        )
         n = 1  # the header is line 1
         for batch in reader:
             for row in batch.to_pylist():
@@ -163,7 +178,9 @@ def _document_rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str
         yield exc.lineno if hasattr(exc, "lineno") else 1, None, f"not valid JSON ({exc})"
         return
     items = value.get("batch") if isinstance(value, dict) else value
-    shared = {k: value[k] for k in ("context", "integrations") if isinstance(value, dict) and k in value}
+    shared = {
+        k: value[k] for k in ("context", "integrations") if isinstance(value, dict) and k in value
+    }
     for n, item in enumerate(items or [], start=1):
         if not isinstance(item, dict):
             yield n, None, "a message must be a JSON object"
@@ -190,7 +207,9 @@ def import_files(
     mapping = dict(mapping or {})
     unknown = sorted(set(mapping) - set(EVENT_COLUMNS))
     if unknown:
-        raise DataError(f"--map {unknown[0]}=...: {unknown[0]!r} is not an events column ({', '.join(EVENT_COLUMNS)})")
+        raise DataError(
+            f"--map {unknown[0]}=...: {unknown[0]!r} is not an events column ({', '.join(EVENT_COLUMNS)})"
+        )
     received = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     report = ImportReport(table=table, source=source, files=[])
     seen: set[str] = set()
@@ -271,18 +290,27 @@ def _identity_message(row: dict[str, Any], received: datetime) -> dict[str, Any]
     """An identify, group or alias message with the fields storing it needs, or RowError."""
     message = dict(row)
     stamp = message.get("timestamp") or message.get("originalTimestamp") or message.get("sentAt")
-    message["timestamp"] = parse_timestamp(stamp).isoformat() if stamp is not None else received.isoformat()
+    message["timestamp"] = (
+        parse_timestamp(stamp).isoformat() if stamp is not None else received.isoformat()
+    )
     message["receivedAt"] = message.get("receivedAt") or received.isoformat()
     if not message.get("messageId"):
         key = json.dumps(row, sort_keys=True, default=str)
         message["messageId"] = "pql-" + hashlib.sha1(key.encode()).hexdigest()
     if not (message.get("userId") or message.get("anonymousId")):
-        raise RowError("userId", f"an {message.get('type')} message needs a userId or an anonymousId")
+        raise RowError(
+            "userId", f"an {message.get('type')} message needs a userId or an anonymousId"
+        )
     return message
 
 
-def _store(backend, table: str, chunks: list[pa.Table], messages: list[dict[str, Any]],
-           ids: identity.IdentityBatch) -> int:
+def _store(
+    backend,
+    table: str,
+    chunks: list[pa.Table],
+    messages: list[dict[str, Any]],
+    ids: identity.IdentityBatch,
+) -> int:
     """Insert, in one transaction, the rows whose (source, message_id) is not stored yet, the
     identity messages, and what they say about identities."""
     backend.ensure_table(table, EVENTS_SCHEMA)
@@ -297,6 +325,8 @@ def _store(backend, table: str, chunks: list[pa.Table], messages: list[dict[str,
     identity.ensure_tables(backend)
     with backend.transaction():
         stored = sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
-        insert_new(backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None)
+        insert_new(
+            backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None
+        )
         identity.store(backend, ids)
     return stored

@@ -22,8 +22,12 @@ class DurableLog:
     """The writing side (the collector's HTTP process). ``on_durable(segment, offset)`` is
     called after each fsync, e.g. to publish the position to a flusher in another process."""
 
-    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES,
-                 on_durable: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        directory: str | Path,
+        segment_bytes: int = SEGMENT_BYTES,
+        on_durable: Callable[[int, int], None] | None = None,
+    ):
         self.on_durable = on_durable
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)

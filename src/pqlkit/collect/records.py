@@ -62,7 +62,8 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
             dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise RowError(
-                field, f"{value!r} is not a time (use ISO 8601, e.g. 2024-05-01T12:00:00Z, or epoch seconds)"
+                field,
+                f"{value!r} is not a time (use ISO 8601, e.g. 2024-05-01T12:00:00Z, or epoch seconds)",
             ) from None
     else:
         raise RowError(field, f"{value!r} is not a time")
@@ -101,8 +102,14 @@ def _properties(value: Any, field: str = "properties") -> str:
 
 def _message_id(source: str, record: dict[str, Any]) -> str:
     key = json.dumps(
-        [source, record["user_id"], record["anonymous_id"], record["event"],
-         record["timestamp"].isoformat(), record["properties"]],
+        [
+            source,
+            record["user_id"],
+            record["anonymous_id"],
+            record["event"],
+            record["timestamp"].isoformat(),
+            record["properties"],
+        ],
         separators=(",", ":"),
     )
     return "pql-" + hashlib.sha1(key.encode()).hexdigest()
@@ -121,7 +128,9 @@ def finish(record: dict[str, Any], source: str, received_at: datetime) -> dict[s
     return {c: record.get(c) for c in EVENT_COLUMNS}
 
 
-def from_row(row: dict[str, Any], mapping: dict[str, str], source: str, received_at: datetime) -> dict[str, Any]:
+def from_row(
+    row: dict[str, Any], mapping: dict[str, str], source: str, received_at: datetime
+) -> dict[str, Any]:
     """A table row (CSV, JSON lines, Parquet) with canonical names or a mapping to them."""
 
     def get(canonical: str) -> Any:
@@ -139,7 +148,9 @@ def from_row(row: dict[str, Any], mapping: dict[str, str], source: str, received
     return finish(record, source, received_at)
 
 
-def from_segment(message: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any] | None:
+def from_segment(
+    message: dict[str, Any], source: str, received_at: datetime
+) -> dict[str, Any] | None:
     """A Segment or RudderStack message (their exports and HTTP API share the shape).
 
     track, page and screen become events (page and screen named "Page Viewed: <name>" and
@@ -175,12 +186,18 @@ def from_segment(message: dict[str, Any], source: str, received_at: datetime) ->
 def from_amplitude(row: dict[str, Any], source: str, received_at: datetime) -> dict[str, Any]:
     """A row of an Amplitude export (JSON lines)."""
     record = {
-        "message_id": text_or_none(row.get("insert_id") or row.get("$insert_id") or row.get("uuid")),
+        "message_id": text_or_none(
+            row.get("insert_id") or row.get("$insert_id") or row.get("uuid")
+        ),
         "user_id": text_or_none(row.get("user_id")),
         "anonymous_id": text_or_none(row.get("device_id")),
-        "account_id": text_or_none((row.get("groups") or {}).get("company")) if isinstance(row.get("groups"), dict) else None,
+        "account_id": text_or_none((row.get("groups") or {}).get("company"))
+        if isinstance(row.get("groups"), dict)
+        else None,
         "event": text_or_none(row.get("event_type")),
-        "timestamp": parse_timestamp(row.get("event_time") or row.get("client_event_time"), "event_time"),
+        "timestamp": parse_timestamp(
+            row.get("event_time") or row.get("client_event_time"), "event_time"
+        ),
         "properties": _properties(row.get("event_properties")),
     }
     return finish(record, source, received_at)

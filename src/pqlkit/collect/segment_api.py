@@ -52,8 +52,13 @@ def _now() -> datetime:
 
 
 def messages_from_body(
-    endpoint: str, body: Any, raw_size: int, received_at: datetime, id_prefix: str | None = None,
-    *, build: bool = True,
+    endpoint: str,
+    body: Any,
+    raw_size: int,
+    received_at: datetime,
+    id_prefix: str | None = None,
+    *,
+    build: bool = True,
 ) -> list[dict[str, Any]]:
     """Validated messages of one request to ``/v1/<endpoint>``, each with `type`,
     `messageId`, `receivedAt` and a clock-corrected `timestamp` (ISO 8601, UTC). A message
@@ -70,7 +75,11 @@ def messages_from_body(
         if not isinstance(item, dict):
             raise ApiError(400, "invalid_message", f"{where}: must be a JSON object")
         if big and len(_dumps(item)) > MAX_MESSAGE_BYTES:
-            raise ApiError(400, "message_too_large", f"{where}: a message may be at most {MAX_MESSAGE_BYTES} bytes")
+            raise ApiError(
+                400,
+                "message_too_large",
+                f"{where}: a message may be at most {MAX_MESSAGE_BYTES} bytes",
+            )
         original, sent = _check(item, where)
         if sent is None:
             sent = sent_default
@@ -81,8 +90,11 @@ def messages_from_body(
         else:
             timestamp = received_at - (sent - original)  # the client's clock skew removed
             if not (EARLIEST <= timestamp <= LATEST):
-                raise ApiError(400, "invalid_message",
-                               f"{where}.timestamp: with sentAt it gives {timestamp.isoformat()}, out of range")
+                raise ApiError(
+                    400,
+                    "invalid_message",
+                    f"{where}.timestamp: with sentAt it gives {timestamp.isoformat()}, out of range",
+                )
         if not build:
             continue
         message = _merge(shared, item)
@@ -101,17 +113,32 @@ def _items(endpoint: str, body: Any, raw_size: int) -> tuple[list[Any], dict[str
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     if endpoint in ("batch", "import"):
         if raw_size > MAX_BATCH_BYTES:
-            raise ApiError(400, "batch_too_large", f"a batch may be at most {MAX_BATCH_BYTES} bytes, got {raw_size}")
+            raise ApiError(
+                400,
+                "batch_too_large",
+                f"a batch may be at most {MAX_BATCH_BYTES} bytes, got {raw_size}",
+            )
         batch = body.get("batch")
         if not isinstance(batch, list):
             raise ApiError(400, "invalid_request", "batch: must be a list of messages")
         if len(batch) > MAX_BATCH_MESSAGES:
-            raise ApiError(400, "batch_too_large",
-                           f"a batch may hold at most {MAX_BATCH_MESSAGES} messages, got {len(batch)}")
-        return batch, {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}, "batch[{i}]"
+            raise ApiError(
+                400,
+                "batch_too_large",
+                f"a batch may hold at most {MAX_BATCH_MESSAGES} messages, got {len(batch)}",
+            )
+        return (
+            batch,
+            {k: body[k] for k in ("context", "integrations", "sentAt") if k in body},
+            "batch[{i}]",
+        )
     if endpoint in TYPES:
         if raw_size > MAX_MESSAGE_BYTES:
-            raise ApiError(400, "message_too_large", f"a message may be at most {MAX_MESSAGE_BYTES} bytes, got {raw_size}")
+            raise ApiError(
+                400,
+                "message_too_large",
+                f"a message may be at most {MAX_MESSAGE_BYTES} bytes, got {raw_size}",
+            )
         return [{**body, "type": endpoint}], {}, "message"
     raise ApiError(404, "not_found", f"no endpoint /v1/{endpoint}")
 
@@ -151,30 +178,44 @@ def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, dateti
     """The message's rules; returns its (timestamp, sentAt) parsed."""
     kind = message.get("type")
     if kind not in TYPES:
-        raise ApiError(400, "invalid_message", f"{where}.type: must be one of {', '.join(TYPES)}, got {_short(kind)}")
+        raise ApiError(
+            400,
+            "invalid_message",
+            f"{where}.type: must be one of {', '.join(TYPES)}, got {_short(kind)}",
+        )
     for key in _ID_FIELDS:
         value = message.get(key)
         if value is not None and (value.__class__ not in (str, int, float)):
-            raise ApiError(400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}")
+            raise ApiError(
+                400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}"
+            )
         if value.__class__ is str and "\x00" in value:
             raise ApiError(400, "invalid_message", f"{where}.{key}: must not contain NUL (\\u0000)")
     for key in _TEXT_FIELDS:
         value = message.get(key)
         if value is not None and value.__class__ is not str:
-            raise ApiError(400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}")
+            raise ApiError(
+                400, "invalid_message", f"{where}.{key}: must be text, got {_kind(value)}"
+            )
         if value.__class__ is str and "\x00" in value:
             raise ApiError(400, "invalid_message", f"{where}.{key}: must not contain NUL (\\u0000)")
     for key in _OBJECT_FIELDS:
         value = message.get(key)
         if value is not None:
             if value.__class__ is not dict:
-                raise ApiError(400, "invalid_message", f"{where}.{key}: must be a JSON object, got {_kind(value)}")
+                raise ApiError(
+                    400,
+                    "invalid_message",
+                    f"{where}.{key}: must be a JSON object, got {_kind(value)}",
+                )
             _check_nesting(value, f"{where}.{key}")
     if not (_present(message.get("userId")) or _present(message.get("anonymousId"))):
         raise ApiError(400, "invalid_message", f"{where}: a message needs userId or anonymousId")
     if kind == "track" and not _present(message.get("event")):
         raise ApiError(400, "invalid_message", f"{where}.event: a track needs an event")
-    if kind == "alias" and not (_present(message.get("userId")) and _present(message.get("previousId"))):
+    if kind == "alias" and not (
+        _present(message.get("userId")) and _present(message.get("previousId"))
+    ):
         raise ApiError(400, "invalid_message", f"{where}: an alias needs userId and previousId")
     if kind == "group" and not _present(message.get("groupId")):
         raise ApiError(400, "invalid_message", f"{where}.groupId: a group call needs a groupId")
@@ -196,7 +237,9 @@ def _check_nesting(value: Any, where: str) -> None:
     while stack:
         item, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ApiError(400, "invalid_message", f"{where}: nested more than {MAX_DEPTH} levels deep")
+            raise ApiError(
+                400, "invalid_message", f"{where}: nested more than {MAX_DEPTH} levels deep"
+            )
         if item.__class__ is dict:
             for k, v in item.items():
                 if "\x00" in k:
@@ -204,17 +247,25 @@ def _check_nesting(value: Any, where: str) -> None:
                 if v.__class__ in (dict, list):
                     stack.append((v, depth + 1))
                 elif v.__class__ is str and "\x00" in v:
-                    raise ApiError(400, "invalid_message", f"{where}.{_short(k)}: must not contain NUL (\\u0000)")
+                    raise ApiError(
+                        400,
+                        "invalid_message",
+                        f"{where}.{_short(k)}: must not contain NUL (\\u0000)",
+                    )
         elif item.__class__ is list:
             for v in item:
                 if v.__class__ in (dict, list):
                     stack.append((v, depth + 1))
                 elif v.__class__ is str and "\x00" in v:
-                    raise ApiError(400, "invalid_message", f"{where}: a list item contains NUL (\\u0000)")
+                    raise ApiError(
+                        400, "invalid_message", f"{where}: a list item contains NUL (\\u0000)"
+                    )
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", bool: "a boolean", str: "text"}.get(value.__class__, type(value).__name__)
+    return {dict: "an object", list: "a list", bool: "a boolean", str: "text"}.get(
+        value.__class__, type(value).__name__
+    )
 
 
 def _short(value: Any) -> str:
@@ -230,8 +281,11 @@ def _parse(value: Any, where: str) -> datetime | None:
     except RowError as exc:
         raise ApiError(400, "invalid_message", f"{where.rsplit('.', 1)[0]}.{exc}") from None
     if not (EARLIEST <= when <= LATEST):
-        raise ApiError(400, "invalid_message",
-                       f"{where}: {_short(value)} is out of range ({EARLIEST.year} to {LATEST.year})")
+        raise ApiError(
+            400,
+            "invalid_message",
+            f"{where}: {_short(value)} is out of range ({EARLIEST.year} to {LATEST.year})",
+        )
     return when
 
 

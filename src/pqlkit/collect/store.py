@@ -32,26 +32,42 @@ DEDUP_WINDOW = timedelta(days=7)
 
 EVENTS_SCHEMA = pa.schema(
     [
-        ("message_id", pa.string()), ("source", pa.string()), ("user_id", pa.string()),
-        ("anonymous_id", pa.string()), ("account_id", pa.string()), ("event", pa.string()),
-        ("timestamp", pa.timestamp("us")), ("received_at", pa.timestamp("us")), ("properties", pa.string()),
+        ("message_id", pa.string()),
+        ("source", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("account_id", pa.string()),
+        ("event", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("received_at", pa.timestamp("us")),
+        ("properties", pa.string()),
     ]
 )
 QUARANTINE = "pql_quarantine"
 QUARANTINE_SCHEMA = pa.schema(
     [
-        ("segment", pa.int64()), ("offset", pa.int64()), ("source", pa.string()),
-        ("received_at", pa.timestamp("us")), ("reason", pa.string()), ("raw", pa.string()),
+        ("segment", pa.int64()),
+        ("offset", pa.int64()),
+        ("source", pa.string()),
+        ("received_at", pa.timestamp("us")),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
         ("quarantined_at", pa.timestamp("us")),
     ]
 )
 OFFSETS_SCHEMA = pa.schema([("name", pa.string()), ("segment", pa.int64()), ("offset", pa.int64())])
 MESSAGES_SCHEMA = pa.schema(
     [
-        ("message_id", pa.string()), ("source", pa.string()), ("type", pa.string()),
-        ("user_id", pa.string()), ("anonymous_id", pa.string()), ("group_id", pa.string()),
-        ("previous_id", pa.string()), ("timestamp", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")), ("traits", pa.string()),
+        ("message_id", pa.string()),
+        ("source", pa.string()),
+        ("type", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("group_id", pa.string()),
+        ("previous_id", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("received_at", pa.timestamp("us")),
+        ("traits", pa.string()),
     ]
 )
 
@@ -75,9 +91,15 @@ def quarantine_row(at: tuple[int, int], line: bytes, reason: str) -> dict[str, A
         source = entry.get("s") if isinstance(entry.get("s"), str) else None
         received = parse_timestamp(entry["r"])
     raw = line.rstrip(b"\n").decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-    return {"segment": at[0], "offset": at[1], "source": source, "received_at": received,
-            "reason": reason[:2000].replace("\x00", "\\x00"), "raw": raw,
-            "quarantined_at": datetime.now(UTC).replace(tzinfo=None)}
+    return {
+        "segment": at[0],
+        "offset": at[1],
+        "source": source,
+        "received_at": received,
+        "reason": reason[:2000].replace("\x00", "\\x00"),
+        "raw": raw,
+        "quarantined_at": datetime.now(UTC).replace(tzinfo=None),
+    }
 
 
 def message_row(message: dict[str, Any], source: str) -> dict[str, Any]:
@@ -86,9 +108,13 @@ def message_row(message: dict[str, Any], source: str) -> dict[str, Any]:
     if not traits and isinstance(context, dict):
         traits = context.get("traits")
     return {
-        "message_id": message["messageId"], "source": source, "type": message["type"],
-        "user_id": text_or_none(message.get("userId")), "anonymous_id": text_or_none(message.get("anonymousId")),
-        "group_id": text_or_none(message.get("groupId")), "previous_id": text_or_none(message.get("previousId")),
+        "message_id": message["messageId"],
+        "source": source,
+        "type": message["type"],
+        "user_id": text_or_none(message.get("userId")),
+        "anonymous_id": text_or_none(message.get("anonymousId")),
+        "group_id": text_or_none(message.get("groupId")),
+        "previous_id": text_or_none(message.get("previousId")),
         "timestamp": parse_timestamp(message["timestamp"]),
         "received_at": parse_timestamp(message["receivedAt"]),
         "traits": json.dumps(traits or {}, sort_keys=True, default=str),
@@ -126,7 +152,9 @@ def messages_of(line: bytes, position: tuple[int, int]) -> tuple[str, list[dict[
     if "message" in entry:  # one message a line (logs written before requests were logged whole)
         return entry["source"], [entry["message"]]
     received = parse_timestamp(entry["r"])
-    return entry["s"], messages_from_body(entry["e"], entry["b"], 0, received, id_prefix=f"{position[0]}.{position[1]}")
+    return entry["s"], messages_from_body(
+        entry["e"], entry["b"], 0, received, id_prefix=f"{position[0]}.{position[1]}"
+    )
 
 
 class Flusher:
@@ -142,9 +170,17 @@ class Flusher:
     changed.
     """
 
-    def __init__(self, open_backend: Callable[[], Any], reader: LogReader, *, table: str = "events",
-                 name: str = "collector", interval: float = 0.25, hold: bool = True,
-                 resolve_interval: float = 5.0):
+    def __init__(
+        self,
+        open_backend: Callable[[], Any],
+        reader: LogReader,
+        *,
+        table: str = "events",
+        name: str = "collector",
+        interval: float = 0.25,
+        hold: bool = True,
+        resolve_interval: float = 5.0,
+    ):
         self.open_backend = open_backend
         self.reader = reader
         self.table = table
@@ -215,7 +251,9 @@ class Flusher:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)
 
-    def _store_or_split(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]) -> None:
+    def _store_or_split(
+        self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]
+    ) -> None:
         """Store the lines in one transaction; when the database refuses the data (a value it
         cannot hold), store each half on its own, down to the one line it refuses, which is
         quarantined. Errors that are not about the data (a lost connection, a full disk)
@@ -224,14 +262,21 @@ class Flusher:
             self._store(backend, start, lines)
         except (*backend.data_errors(), pa.ArrowException) as exc:
             if len(lines) == 1:
-                self._quarantine_lines(backend, start, lines, f"the database refused it: {first_line(exc)}")
+                self._quarantine_lines(
+                    backend, start, lines, f"the database refused it: {first_line(exc)}"
+                )
                 return
             half = len(lines) // 2
             self._store_or_split(backend, start, lines[:half])
             self._store_or_split(backend, lines[half - 1][0], lines[half:])
 
-    def _quarantine_lines(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]],
-                          reason: str) -> None:
+    def _quarantine_lines(
+        self,
+        backend,
+        start: tuple[int, int],
+        lines: list[tuple[tuple[int, int], bytes]],
+        reason: str,
+    ) -> None:
         rows = []
         at = start
         for position, line in lines:
@@ -245,10 +290,18 @@ class Flusher:
         log.warning("quarantined %d log line(s) at %s: %s", len(rows), start, reason)
 
     def _save_checkpoint(self, backend, last: tuple[int, int]) -> None:
-        backend.upsert(OFFSETS, pa.table({"name": [self.name], "segment": [last[0]], "offset": [last[1]]},
-                                         schema=OFFSETS_SCHEMA), ["name"])
+        backend.upsert(
+            OFFSETS,
+            pa.table(
+                {"name": [self.name], "segment": [last[0]], "offset": [last[1]]},
+                schema=OFFSETS_SCHEMA,
+            ),
+            ["name"],
+        )
 
-    def _store(self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]) -> None:
+    def _store(
+        self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]
+    ) -> None:
         events: list[dict[str, Any]] = []
         others: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
@@ -271,8 +324,14 @@ class Flusher:
                     else:
                         line_others.append((message, message_row(message, source)))
             except Exception as exc:
-                bad.append(quarantine_row(start, line, f"cannot be read as messages: {type(exc).__name__}: {exc}"))
-                log.warning("quarantined the log line at %s: %s: %s", start, type(exc).__name__, exc)
+                bad.append(
+                    quarantine_row(
+                        start, line, f"cannot be read as messages: {type(exc).__name__}: {exc}"
+                    )
+                )
+                log.warning(
+                    "quarantined the log line at %s: %s: %s", start, type(exc).__name__, exc
+                )
                 start = position
                 continue
             start = position
@@ -284,7 +343,9 @@ class Flusher:
                 ids.message(message, row["source"])
         last = lines[-1][0]
         with backend.transaction():
-            stored = insert_new(backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
+            stored = insert_new(
+                backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
+            )
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
             if bad:
@@ -335,4 +396,16 @@ class Flusher:
             self._backend = None
 
 
-__all__ = ["EVENTS_SCHEMA", "MESSAGES_SCHEMA", "QUARANTINE", "SUPPRESSIONS", "Flusher", "ensure_table", "insert_new", "is_suppressed", "message_row", "messages_of", "suppressed_ids"]
+__all__ = [
+    "EVENTS_SCHEMA",
+    "MESSAGES_SCHEMA",
+    "QUARANTINE",
+    "SUPPRESSIONS",
+    "Flusher",
+    "ensure_table",
+    "insert_new",
+    "is_suppressed",
+    "message_row",
+    "messages_of",
+    "suppressed_ids",
+]

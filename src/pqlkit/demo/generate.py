@@ -19,43 +19,184 @@ import numpy as np
 import pyarrow as pa
 
 INDUSTRIES = np.array(
-    ["software", "fintech", "ecommerce", "media", "professional_services",
-     "healthcare", "manufacturing", "education", "nonprofit", "government"]
+    [
+        "software",
+        "fintech",
+        "ecommerce",
+        "media",
+        "professional_services",
+        "healthcare",
+        "manufacturing",
+        "education",
+        "nonprofit",
+        "government",
+    ]
 )
 INDUSTRY_P = np.array([0.24, 0.10, 0.12, 0.07, 0.12, 0.09, 0.09, 0.07, 0.05, 0.05])
 CORE_INDUSTRIES = {"software", "fintech", "ecommerce", "media", "professional_services"}
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "CA", "AU", "NL", "IN", "BR", "SE"])
 COUNTRY_P = np.array([0.42, 0.12, 0.09, 0.06, 0.07, 0.05, 0.04, 0.08, 0.04, 0.03])
-STACK = np.array(["snowflake", "dbt", "bigquery", "postgres", "salesforce", "hubspot",
-                  "segment", "looker", "tableau", "excel"])
+STACK = np.array(
+    [
+        "snowflake",
+        "dbt",
+        "bigquery",
+        "postgres",
+        "salesforce",
+        "hubspot",
+        "segment",
+        "looker",
+        "tableau",
+        "excel",
+    ]
+)
 STACK_P = np.array([0.25, 0.2, 0.15, 0.4, 0.35, 0.3, 0.15, 0.12, 0.2, 0.5])
-ROLES = np.array(["Software Engineer", "Data Analyst", "Product Manager", "VP Engineering",
-                  "Head of Data", "CTO", "Founder", "Marketing Manager", "Consultant",
-                  "Director of Operations", "Student"])
+ROLES = np.array(
+    [
+        "Software Engineer",
+        "Data Analyst",
+        "Product Manager",
+        "VP Engineering",
+        "Head of Data",
+        "CTO",
+        "Founder",
+        "Marketing Manager",
+        "Consultant",
+        "Director of Operations",
+        "Student",
+    ]
+)
 ROLE_P = np.array([0.24, 0.18, 0.12, 0.05, 0.05, 0.03, 0.04, 0.1, 0.07, 0.06, 0.06])
 SENIOR = {"VP Engineering", "Head of Data", "CTO", "Founder", "Director of Operations"}
 FREE_MAIL = np.array(["gmail.com", "outlook.com", "yahoo.com", "hotmail.com", "icloud.com"])
 COMPETITORS = ["rivalmetrics.io", "copycat-analytics.com", "lookalike.ai"]
-FEATURES = np.array(["dashboards", "reports", "alerts", "integrations", "api", "exports",
-                     "automations", "sql_editor"])
-WORDS = np.array(["acme", "globex", "initech", "umbrella", "stark", "wayne", "wonka", "hooli",
-                  "pied", "piper", "vandelay", "cyberdyne", "tyrell", "soylent", "aperture",
-                  "blue", "sun", "north", "river", "peak", "nova", "bright", "lumen", "delta",
-                  "orbit", "quant", "vertex", "echo", "atlas", "zen", "pixel", "cobalt"])
+FEATURES = np.array(
+    [
+        "dashboards",
+        "reports",
+        "alerts",
+        "integrations",
+        "api",
+        "exports",
+        "automations",
+        "sql_editor",
+    ]
+)
+WORDS = np.array(
+    [
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+        "stark",
+        "wayne",
+        "wonka",
+        "hooli",
+        "pied",
+        "piper",
+        "vandelay",
+        "cyberdyne",
+        "tyrell",
+        "soylent",
+        "aperture",
+        "blue",
+        "sun",
+        "north",
+        "river",
+        "peak",
+        "nova",
+        "bright",
+        "lumen",
+        "delta",
+        "orbit",
+        "quant",
+        "vertex",
+        "echo",
+        "atlas",
+        "zen",
+        "pixel",
+        "cobalt",
+    ]
+)
 SUFFIX = np.array(["labs", "corp", "systems", "tech", "group", "io", "cloud", "works", "hq", "ai"])
-FIRST = np.array(["ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "ivan", "jo",
-                  "kai", "lena", "mo", "nia", "omar", "pia", "quinn", "ravi", "sara", "tom",
-                  "uma", "vik", "wen", "xena", "yuki", "zoe"])
-LAST = np.array(["smith", "garcia", "kim", "nguyen", "patel", "muller", "rossi", "silva",
-                 "cohen", "ivanova", "okafor", "tanaka", "jensen", "dubois", "khan", "lopez"])
+FIRST = np.array(
+    [
+        "ana",
+        "ben",
+        "chen",
+        "dara",
+        "eli",
+        "fatima",
+        "gus",
+        "hana",
+        "ivan",
+        "jo",
+        "kai",
+        "lena",
+        "mo",
+        "nia",
+        "omar",
+        "pia",
+        "quinn",
+        "ravi",
+        "sara",
+        "tom",
+        "uma",
+        "vik",
+        "wen",
+        "xena",
+        "yuki",
+        "zoe",
+    ]
+)
+LAST = np.array(
+    [
+        "smith",
+        "garcia",
+        "kim",
+        "nguyen",
+        "patel",
+        "muller",
+        "rossi",
+        "silva",
+        "cohen",
+        "ivanova",
+        "okafor",
+        "tanaka",
+        "jensen",
+        "dubois",
+        "khan",
+        "lopez",
+    ]
+)
 
 # Product event mix on an active day, before intent shifts it.
-PRODUCT_EVENTS = np.array(["session_started", "feature_used", "project_created", "invite_sent",
-                           "pricing_viewed", "upgrade_clicked"])
-MARKETING_EVENTS = np.array(["email_opened", "email_clicked", "content_downloaded",
-                             "webinar_attended", "form_submitted", "site_visited", "ad_clicked"])
-ONBOARDING = ["onboarding_profile_completed", "onboarding_workspace_created",
-              "onboarding_first_dashboard"]
+PRODUCT_EVENTS = np.array(
+    [
+        "session_started",
+        "feature_used",
+        "project_created",
+        "invite_sent",
+        "pricing_viewed",
+        "upgrade_clicked",
+    ]
+)
+MARKETING_EVENTS = np.array(
+    [
+        "email_opened",
+        "email_clicked",
+        "content_downloaded",
+        "webinar_attended",
+        "form_submitted",
+        "site_visited",
+        "ad_clicked",
+    ]
+)
+ONBOARDING = [
+    "onboarding_profile_completed",
+    "onboarding_workspace_created",
+    "onboarding_first_dashboard",
+]
 FREE_PROJECT_QUOTA = 5
 
 
@@ -92,12 +233,16 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     employees = np.clip(np.round(np.exp(rng.normal(3.6, 1.6, n_a))), 1, 50_000).astype(np.int64)
     industry = rng.choice(INDUSTRIES, n_a, p=INDUSTRY_P)
     w1, w2, sfx = rng.choice(WORDS, n_a), rng.choice(WORDS, n_a), rng.choice(SUFFIX, n_a)
-    names = np.char.add(np.char.add(np.char.capitalize(w1), np.char.capitalize(w2)),
-                        np.char.add(" ", np.char.capitalize(sfx)))
+    names = np.char.add(
+        np.char.add(np.char.capitalize(w1), np.char.capitalize(w2)),
+        np.char.add(" ", np.char.capitalize(sfx)),
+    )
     domains = np.array([f"{a}{b}{i}.com" for i, (a, b) in enumerate(zip(w1, w2, strict=True))])
     competitor = rng.random(n_a) < 0.004
     domains[competitor] = rng.choice(COMPETITORS, int(competitor.sum()))
-    acct_plan = np.where(rng.random(n_a) < np.where(employees >= 1000, 0.12, 0.005), "enterprise", "free")
+    acct_plan = np.where(
+        rng.random(n_a) < np.where(employees >= 1000, 0.12, 0.005), "enterprise", "free"
+    )
     seats = np.maximum(1, np.round(employees * rng.uniform(0.02, 0.2, n_a))).astype(np.int64)
     stack_mask = rng.random((n_a, len(STACK))) < STACK_P
     tech = [list(STACK[row]) for row in stack_mask]
@@ -127,8 +272,12 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     signup_at = base + (signup_day * 86400 + rng.integers(0, 86400, n_u)).astype("timedelta64[s]")
     senior = np.isin(role, list(SENIOR))
     intent = (
-        account_fit[acct] + 0.7 * senior - 1.5 * student - 0.7 * personal
-        + rng.normal(0, 1.0, n_u) - 0.6
+        account_fit[acct]
+        + 0.7 * senior
+        - 1.5 * student
+        - 0.7 * personal
+        + rng.normal(0, 1.0, n_u)
+        - 0.6
     )
     engagement = _sigmoid(intent + rng.normal(0, 0.6, n_u))
 
@@ -142,7 +291,11 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
         rows_user.append(np.asarray(users))
         rows_event.append(np.asarray(names))
         rows_ts.append(np.asarray(ts, dtype="datetime64[s]"))
-        rows_props.append(np.full(len(users), "{}", dtype=object) if props is None else np.asarray(props, dtype=object))
+        rows_props.append(
+            np.full(len(users), "{}", dtype=object)
+            if props is None
+            else np.asarray(props, dtype=object)
+        )
 
     emit(np.arange(n_u), np.full(n_u, "signed_up"), signup_at)
     # onboarding steps in the first days, more likely for engaged users
@@ -157,7 +310,9 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     fade = rng.uniform(0.0, 0.04, n_u) * (1.2 - engagement)
     u_grid, d_grid = np.meshgrid(np.arange(n_u), day_idx, indexing="ij")
     since = d_grid - signup_day[:, None]
-    p_day = np.where(since >= 0, 0.08 + 0.5 * engagement[:, None] * np.exp(-fade[:, None] * since), 0.0)
+    p_day = np.where(
+        since >= 0, 0.08 + 0.5 * engagement[:, None] * np.exp(-fade[:, None] * since), 0.0
+    )
     p_day = np.where(d_grid < days_total, p_day, 0.0)
     active = rng.random(p_day.shape) < p_day
     au, ad = u_grid[active], d_grid[active]
@@ -187,7 +342,9 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     is_feat = ename == "feature_used"
     props[is_feat] = np.char.add(np.char.add('{"feature": "', feat[is_feat]), '"}')
     is_inv = ename == "invite_sent"
-    invitee = np.char.add(np.char.add(rng.choice(FIRST, int(is_inv.sum())), "@"), email_domain[eu[is_inv]])
+    invitee = np.char.add(
+        np.char.add(rng.choice(FIRST, int(is_inv.sum())), "@"), email_domain[eu[is_inv]]
+    )
     props[is_inv] = np.char.add(np.char.add('{"invitee": "', invitee), '"}')
     emit(eu, ename, ets, props)
 
@@ -198,8 +355,12 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     rank = np.arange(proj.size) - np.searchsorted(proj_user, proj_user, side="left")
     hit = rank == FREE_PROJECT_QUOTA  # the attempt that exceeds the free quota
     hit_users, hit_ts = proj_user[hit], ets[proj][hit]
-    emit(hit_users, np.full(hit_users.size, "limit_reached"),
-         hit_ts + np.timedelta64(5, "s"), np.full(hit_users.size, '{"limit": "projects"}'))
+    emit(
+        hit_users,
+        np.full(hit_users.size, "limit_reached"),
+        hit_ts + np.timedelta64(5, "s"),
+        np.full(hit_users.size, '{"limit": "projects"}'),
+    )
     limited = np.zeros(n_u, bool)
     limited[hit_users] = True
 
@@ -257,8 +418,9 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     )
 
     # --- outcomes: opportunities and deals ------------------------------------------------------
-    usage_n = np.bincount(ev_user[np.isin(ev_name, ["feature_used", "project_created", "invite_sent"])],
-                          minlength=n_u)
+    usage_n = np.bincount(
+        ev_user[np.isin(ev_name, ["feature_used", "project_created", "invite_sent"])], minlength=n_u
+    )
     act = np.log1p(usage_n)
     acct_intent = np.full(n_a, -9.0)
     np.maximum.at(acct_intent, acct, intent + 0.35 * act - 1.0 * personal - 2.0 * student)
@@ -272,34 +434,49 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
     opp_accounts = np.flatnonzero(has_opp)
     first_user = np.full(n_a, -1)
     first_user[acct[::-1]] = np.arange(n_u)[::-1]
-    champ_day = np.clip(signup_day[first_user[opp_accounts]] + rng.integers(10, 60, opp_accounts.size),
-                        0, days_total + 20)
-    opp_created = base + (champ_day * 86400 + rng.integers(0, 86400, opp_accounts.size)).astype("timedelta64[s]")
+    champ_day = np.clip(
+        signup_day[first_user[opp_accounts]] + rng.integers(10, 60, opp_accounts.size),
+        0,
+        days_total + 20,
+    )
+    opp_created = base + (champ_day * 86400 + rng.integers(0, 86400, opp_accounts.size)).astype(
+        "timedelta64[s]"
+    )
     p_win = _sigmoid(0.9 * acct_intent[opp_accounts] - 1.4 + 0.5 * account_fit[opp_accounts])
     cycle = rng.integers(14, 75, opp_accounts.size).astype("timedelta64[D]")
     closed_at = opp_created + cycle
     resolved = closed_at < end64
     won = rng.random(opp_accounts.size) < p_win
     stage = np.where(resolved, np.where(won, "won", "lost"), "open")
-    amount = np.round(np.where(employees[opp_accounts] >= 1000, 60_000, 12_000)
-                      * rng.uniform(0.5, 1.8, opp_accounts.size), -2)
+    amount = np.round(
+        np.where(employees[opp_accounts] >= 1000, 60_000, 12_000)
+        * rng.uniform(0.5, 1.8, opp_accounts.size),
+        -2,
+    )
     opp_keep = opp_created < end64
     n_o = int(opp_keep.sum())
     ss_users = np.flatnonzero(upgraded)
     outcomes = pa.table(
         {
             "outcome_id": pa.array(
-                [f"o_{i:05d}" for i in range(n_o)] + [f"s_{i:05d}" for i in range(ss_users.size)], pa.string()
+                [f"o_{i:05d}" for i in range(n_o)] + [f"s_{i:05d}" for i in range(ss_users.size)],
+                pa.string(),
             ),
-            "account_id": pa.array(np.concatenate([aid[opp_accounts[opp_keep]], aid[acct[ss_users]]])),
+            "account_id": pa.array(
+                np.concatenate([aid[opp_accounts[opp_keep]], aid[acct[ss_users]]])
+            ),
             "user_id": pa.array([None] * n_o + list(uid[ss_users]), pa.string()),
             "kind": pa.array(["opportunity"] * n_o + ["self_serve"] * ss_users.size, pa.string()),
-            "created_at": pa.array(np.concatenate([opp_created[opp_keep], up_ts[ss_users]]).astype("datetime64[us]")),
+            "created_at": pa.array(
+                np.concatenate([opp_created[opp_keep], up_ts[ss_users]]).astype("datetime64[us]")
+            ),
             "closed_at": pa.array(
-                np.concatenate([
-                    np.where(resolved[opp_keep], closed_at[opp_keep], np.datetime64("NaT")),
-                    up_ts[ss_users],
-                ]).astype("datetime64[us]")
+                np.concatenate(
+                    [
+                        np.where(resolved[opp_keep], closed_at[opp_keep], np.datetime64("NaT")),
+                        up_ts[ss_users],
+                    ]
+                ).astype("datetime64[us]")
             ),
             "stage": pa.array(np.concatenate([stage[opp_keep], np.full(ss_users.size, "won")])),
             "amount": pa.array(np.concatenate([amount[opp_keep], np.full(ss_users.size, 600.0)])),
@@ -338,10 +515,16 @@ def describe(data: DemoData) -> dict[str, int]:
         "accounts": data.accounts.num_rows,
         "users": data.users.num_rows,
         "events": data.events.num_rows,
-        "opportunities": sum(1 for k in data.outcomes.column("kind").to_pylist() if k == "opportunity"),
+        "opportunities": sum(
+            1 for k in data.outcomes.column("kind").to_pylist() if k == "opportunity"
+        ),
         "won": sum(
-            1 for k, s in zip(data.outcomes.column("kind").to_pylist(),
-                              data.outcomes.column("stage").to_pylist(), strict=True)
+            1
+            for k, s in zip(
+                data.outcomes.column("kind").to_pylist(),
+                data.outcomes.column("stage").to_pylist(),
+                strict=True,
+            )
             if k == "opportunity" and s == "won"
         ),
     }

@@ -1,10 +1,10 @@
 """Assemble the per-user features table and the scores expression, as of a timestamp.
 
-    users known before as_of
-      LEFT JOIN (events before as_of -> one GROUP BY user_id with filtered aggregates)
-      LEFT JOIN accounts
-    -> features: user__*, account__*, signal__* columns
-    -> scores:   decide(model, features, IbisOps)  (the same function `pql explain` runs in Python)
+users known before as_of
+  LEFT JOIN (events before as_of -> one GROUP BY user_id with filtered aggregates)
+  LEFT JOIN accounts
+-> features: user__*, account__*, signal__* columns
+-> scores:   decide(model, features, IbisOps)  (the same function `pql explain` runs in Python)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def env_of(columns) -> dict[str, str]:
     for c in columns:
         for prefix, ns in ((USER, "user."), (ACCOUNT, "account."), (SIGNAL, "signal.")):
             if c.startswith(prefix):
-                out[c] = ns + c[len(prefix):]
+                out[c] = ns + c[len(prefix) :]
     return out
 
 
@@ -49,8 +49,12 @@ def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Sca
     links = identities.filter(identities.linked_at < as_of_lit).select(
         _link_id=identities.id, _link_user=identities.user_id
     )
-    joined = events.left_join(links, ibis.coalesce(events.user_id, events.anonymous_id) == links._link_id)
-    return joined.mutate(user_id=ibis.coalesce(joined._link_user, joined.user_id)).drop("_link_id", "_link_user")
+    joined = events.left_join(
+        links, ibis.coalesce(events.user_id, events.anonymous_id) == links._link_id
+    )
+    return joined.mutate(user_id=ibis.coalesce(joined._link_user, joined.user_id)).drop(
+        "_link_id", "_link_user"
+    )
 
 
 def user_features(
@@ -68,7 +72,9 @@ def user_features(
     if bound.identities is not None:
         events = resolve_identities(events, bound.identities, as_of_lit)
     events = events.filter(events.user_id.notnull())
-    needed = sorted({n for s in [*model.usage_signals, *model.mql_signals] for n in signal_events(s)})
+    needed = sorted(
+        {n for s in [*model.usage_signals, *model.mql_signals] for n in signal_events(s)}
+    )
     any_event = any(reads_every_event(s) for s in [*model.usage_signals, *model.mql_signals])
     upgrade_events = list(model.plans.upgrade_events)
     if needed and not any_event:
@@ -99,22 +105,33 @@ def user_features(
         a = bound.accounts.rename({f"{ACCOUNT}{c}": c for c in bound.accounts.columns})
         joined = joined.left_join(a, joined[f"{USER}account_id"] == a[f"{ACCOUNT}account_id"])
     else:  # a product without accounts: account.* fields are empty
-        joined = joined.mutate(**{
-            f"{ACCOUNT}{c}": ibis.null(default_type("accounts", c)) for c in CANONICAL_COLUMNS["accounts"]
-        })
-
-    at = joined[f"{USER}email"].find("@")  # portable; split()[1] indexes arrays differently on PostgreSQL
-    joined = joined.mutate(**{
-        f"{USER}email_domain": ibis.ifelse(
-            at >= 0, joined[f"{USER}email"].lower().substr(at + 1), ibis.null("string")
+        joined = joined.mutate(
+            **{
+                f"{ACCOUNT}{c}": ibis.null(default_type("accounts", c))
+                for c in CANONICAL_COLUMNS["accounts"]
+            }
         )
-    })
+
+    at = joined[f"{USER}email"].find(
+        "@"
+    )  # portable; split()[1] indexes arrays differently on PostgreSQL
+    joined = joined.mutate(
+        **{
+            f"{USER}email_domain": ibis.ifelse(
+                at >= 0, joined[f"{USER}email"].lower().substr(at + 1), ibis.null("string")
+            )
+        }
+    )
     derived = _derived_user_fields(joined, bound, loaded, as_of)
     joined = joined.mutate(**derived)
     view = {f: joined[c] for c, f in env_of(joined.columns).items()}
-    view.update({k: joined[k] for k in joined.columns if k.startswith("a__") or k == "last_seen_at"})
+    view.update(
+        {k: joined[k] for k in joined.columns if k.startswith("a__") or k == "last_seen_at"}
+    )
     view.update({name: joined[target] for name, target in same_as.items()})
-    signal_cols = {f"{SIGNAL}{sid}": plan.finish(view).cast("float64") for sid, plan in plans.items()}
+    signal_cols = {
+        f"{SIGNAL}{sid}": plan.finish(view).cast("float64") for sid, plan in plans.items()
+    }
     keep = [c for c in joined.columns if c.startswith((USER, ACCOUNT)) or c == "last_seen_at"]
     return joined.select(*keep, **signal_cols)
 
@@ -199,7 +216,9 @@ def _typed(name: str, value) -> ir.Value:
     return expr.cast(dtype)
 
 
-def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime) -> ir.Table:
+def account_scores(
+    user_scores_table: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime
+) -> ir.Table:
     """Roll users up to accounts: score by the model's rule, PQL users, seats active, champion."""
     rollup = loaded.model.accounts
     s = user_scores_table.filter(user_scores_table.account_id.notnull())
@@ -231,7 +250,9 @@ def account_scores(user_scores_table: ir.Table, bound: Bound, loaded: LoadedMode
         acc = bound.accounts.select("account_id", "name", "domain", "seats")
         joined = joined.left_join(acc, "account_id").drop("account_id_right")
     else:
-        joined = joined.mutate(name=ibis.null("string"), domain=ibis.null("string"), seats=ibis.null("float64"))
+        joined = joined.mutate(
+            name=ibis.null("string"), domain=ibis.null("string"), seats=ibis.null("float64")
+        )
     score = {
         "max": joined.best_score,
         "sum": joined.sum_score.clip(upper=100),

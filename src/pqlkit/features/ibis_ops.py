@@ -24,8 +24,6 @@ def _expr(x: Any) -> ir.Value:
     return x if isinstance(x, ir.Value) else ibis.literal(x)
 
 
-
-
 class IbisOps:
     """:class:`~pqlkit.scoring.ops.Ops` over Ibis expressions.
 
@@ -188,7 +186,9 @@ class IbisOps:
         return out
 
     def join(self, sep: str, items: Sequence[tuple[Any, Any]]) -> Any:
-        live = [ibis.ifelse(self._bool(keep), _expr(text), ibis.null("string")) for keep, text in items]
+        live = [
+            ibis.ifelse(self._bool(keep), _expr(text), ibis.null("string")) for keep, text in items
+        ]
         if not live:
             return ibis.literal("")
         return ibis.literal(sep).join(live).fill_null("")

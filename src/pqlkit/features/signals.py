@@ -284,7 +284,9 @@ def limit_reached(s: LimitReachedSignal, ctx: EventContext, name: str) -> Signal
 
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
         plan = a["user.plan"]
-        quota = ibis.cases(*((plan == p, float(q)) for p, q in quotas.items()), else_=ibis.null("float64"))
+        quota = ibis.cases(
+            *((plan == p, float(q)) for p, q in quotas.items()), else_=ibis.null("float64")
+        )
         ratio = a[name].fill_null(0).cast("float64") / quota
         return ibis.ifelse(quota > 0, ratio, 0.0).fill_null(0.0)
 

@@ -69,14 +69,20 @@ def bind(backend, loaded: LoadedModel) -> Bound:
     text_ts: list[tuple[str, str, ir.Table]] = []
     for role in ROLES:
         source: Source | None = getattr(sources, role)
-        if source is None or (role == "identities" and "identities" not in sources.model_fields_set
-                              and source.table is not None and not backend.has_table(source.table)):
+        if source is None or (
+            role == "identities"
+            and "identities" not in sources.model_fields_set
+            and source.table is not None
+            and not backend.has_table(source.table)
+        ):
             tables[role] = None  # the default identities table is used only once it exists
             continue
         try:
             raw = _open(backend, source, role, loaded.base_dir)
         except MappingError as exc:  # say where in the model the table or file is named
-            raise MappingError(f"{loaded.path}:{loaded.line_of(('sources', role))}: {exc}") from None
+            raise MappingError(
+                f"{loaded.path}:{loaded.line_of(('sources', role))}: {exc}"
+            ) from None
         tables[role], texts = _canonical(raw, source, role, loaded)
         text_ts.extend(texts)
     bound = Bound(text_timestamps=text_ts, **tables)
@@ -125,7 +131,9 @@ def _canonical(
                 f"{where}: sources.{role}.columns.{canonical}: column {theirs!r} is not in {role} "
                 f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
             )
-    renames = {canonical: theirs for canonical, theirs in source.columns.items() if canonical != theirs}
+    renames = {
+        canonical: theirs for canonical, theirs in source.columns.items() if canonical != theirs
+    }
     mapped_from = set(renames.values())
     keep = [c for c in present if c not in mapped_from and c not in renames]
     table = raw.select(*keep, **{c: raw[theirs] for c, theirs in renames.items()})
@@ -135,7 +143,8 @@ def _canonical(
         if required:
             raise MappingError(
                 f"{where}: the {role} table ({name}) has no column {column!r}; columns present: "
-                f"{', '.join(present)}" + _suggest(column, present)
+                f"{', '.join(present)}"
+                + _suggest(column, present)
                 + f"; map yours with sources.{role}.columns: {{{column}: <your column>}}"
             )
         table = table.mutate(**{column: ibis.null(default_type(role, column))})
@@ -195,7 +204,9 @@ def utc_timestamp(col: ir.Value) -> ir.Value:
 
 
 def _from_epoch(seconds: ir.NumericValue) -> ir.Value:
-    return ibis.timestamp("1970-01-01 00:00:00") + (seconds * 1_000_000).cast("int64").as_interval("us")
+    return ibis.timestamp("1970-01-01 00:00:00") + (seconds * 1_000_000).cast("int64").as_interval(
+        "us"
+    )
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -220,7 +231,9 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
         places.append((("routing", "rules", i, "when"), r.when))
     columns = {
         "user": [*bound.users.columns, *DERIVED_USER_FIELDS],
-        "account": list(bound.accounts.columns if bound.accounts is not None else CANONICAL_COLUMNS["accounts"]),
+        "account": list(
+            bound.accounts.columns if bound.accounts is not None else CANONICAL_COLUMNS["accounts"]
+        ),
     }
     problems = []
     for base, cond in places:
@@ -246,11 +259,13 @@ def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = F
     problems: list[str] = []
     warnings: list[str] = []
     users = bound.users
-    stats = backend.rows(users.aggregate(
-        n=users.count(),
-        null_ids=users.user_id.isnull().sum(),
-        distinct_ids=users.user_id.nunique(),
-    ))[0]
+    stats = backend.rows(
+        users.aggregate(
+            n=users.count(),
+            null_ids=users.user_id.isnull().sum(),
+            distinct_ids=users.user_id.nunique(),
+        )
+    )[0]
     if stats["n"] == 0:
         problems.append("the users table is empty: load users before scoring")
     if stats["null_ids"]:
@@ -266,8 +281,13 @@ def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = F
     accounts = bound.accounts
     adupes = 0
     if accounts is not None:
-        a = backend.rows(accounts.aggregate(n=accounts.count(), distinct_ids=accounts.account_id.nunique(),
-                                            null_ids=accounts.account_id.isnull().sum()))[0]
+        a = backend.rows(
+            accounts.aggregate(
+                n=accounts.count(),
+                distinct_ids=accounts.account_id.nunique(),
+                null_ids=accounts.account_id.isnull().sum(),
+            )
+        )[0]
         adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
     if adupes > 0 and accounts is not None:
         example = _duplicate_example(backend, accounts, "account_id")
@@ -284,9 +304,17 @@ def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = F
     referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
     # One early-exit probe per name: a name that occurs is found in the first rows read; only a
     # missing one costs a full scan, and only then are the known names listed.
-    unknown = [n for n in referenced if not backend.rows(events.filter(events.event == n).select("event").limit(1))]
+    unknown = [
+        n
+        for n in referenced
+        if not backend.rows(events.filter(events.event == n).select("event").limit(1))
+    ]
     if unknown:
-        known = sorted(r["event"] for r in backend.rows(events.select("event").distinct()) if r["event"] is not None)
+        known = sorted(
+            r["event"]
+            for r in backend.rows(events.select("event").distinct())
+            if r["event"] is not None
+        )
         for name in unknown:
             hint = _suggest(name, known)
             warnings.append(
@@ -294,12 +322,14 @@ def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = F
                 f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
             )
     if thorough:
-        e = backend.rows(events.aggregate(
-            null_users=events.user_id.isnull().sum(),
-            n=events.count(),
-            ids=events.message_id.nunique(),
-            with_ids=events.message_id.notnull().sum(),
-        ))[0]
+        e = backend.rows(
+            events.aggregate(
+                null_users=events.user_id.isnull().sum(),
+                n=events.count(),
+                ids=events.message_id.nunique(),
+                with_ids=events.message_id.notnull().sum(),
+            )
+        )[0]
         if e["null_users"]:
             warnings.append(
                 f"events: {e['null_users']} of {e['n']} events have no user_id and are not scored"
@@ -323,7 +353,9 @@ def _timestamp_problems(bound: Bound, backend) -> list[str]:
     out = []
     for role, col, table in bound.text_timestamps:
         raw = table[col]
-        bad = table.filter(raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull())
+        bad = table.filter(
+            raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull()
+        )
         sample = backend.rows(bad.select(value=raw).limit(1))
         if sample:
             total = backend.rows(bad.aggregate(n=bad.count()))[0]["n"]

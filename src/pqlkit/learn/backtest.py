@@ -44,9 +44,30 @@ REFERENCE_RANGES = {
 #: steady model raises a false alarm about once in 370 dates, not once in 20.
 CONTROL_SIGMAS = 3.0
 
-META = {"as_of", "user_id", "account_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql",
-        "activated", "icp_profile", "excluded", "tier", "segment", "label", "days_to_convert", "closed_won",
-        "days_to_closed_won", "business_email", "employees", "industry", "days_since_signup"}
+META = {
+    "as_of",
+    "user_id",
+    "account_id",
+    "score",
+    "fit_score",
+    "usage_score",
+    "mql_score",
+    "is_pql",
+    "is_mql",
+    "activated",
+    "icp_profile",
+    "excluded",
+    "tier",
+    "segment",
+    "label",
+    "days_to_convert",
+    "closed_won",
+    "days_to_closed_won",
+    "business_email",
+    "employees",
+    "industry",
+    "days_since_signup",
+}
 
 
 @dataclass
@@ -82,8 +103,15 @@ class Replay:
     """Dates before this index are only the baseline for "new" (not reported)."""
 
     @classmethod
-    def from_table(cls, table: pa.Table, horizon: timedelta, data_end: datetime, *, baseline: bool = True,
-                   won_horizon: timedelta | None = None) -> Replay:
+    def from_table(
+        cls,
+        table: pa.Table,
+        horizon: timedelta,
+        data_end: datetime,
+        *,
+        baseline: bool = True,
+        won_horizon: timedelta | None = None,
+    ) -> Replay:
         if table.num_rows == 0:
             raise DataError("no users at the replayed dates")
         dates = sorted(set(table.column("as_of").to_pylist()))
@@ -99,11 +127,20 @@ class Replay:
             return np.asarray(values, dtype)[order]
 
         date_index, user = date_index[order], user[order]
-        profile = np.asarray([v is not None for v in table.column("icp_profile").to_pylist()], bool)[order]
+        profile = np.asarray(
+            [v is not None for v in table.column("icp_profile").to_pylist()], bool
+        )[order]
         gate = profile & ~col("excluded", bool, False) & col("activated", bool, False)
-        signals = {c: col(c, float, 0.0) for c in table.column_names
-                   if c not in META and not c.startswith(("fit_", "days_to_")) and
-                   (pa.types.is_floating(table.column(c).type) or pa.types.is_integer(table.column(c).type))}
+        signals = {
+            c: col(c, float, 0.0)
+            for c in table.column_names
+            if c not in META
+            and not c.startswith(("fit_", "days_to_"))
+            and (
+                pa.types.is_floating(table.column(c).type)
+                or pa.types.is_integer(table.column(c).type)
+            )
+        }
         score = col("score", float, 0.0)
         is_pql, is_mql = col("is_pql", bool, False), col("is_mql", bool, False)
         same = np.zeros(user.size, bool)
@@ -115,16 +152,28 @@ class Replay:
             return out
 
         return cls(
-            dates=dates, complete=[d + horizon <= data_end for d in dates],
+            dates=dates,
+            complete=[d + horizon <= data_end for d in dates],
             won_complete=[d + (won_horizon or horizon) <= data_end for d in dates],
             horizon_days=horizon.total_seconds() / 86400,
             won_horizon_days=(won_horizon or horizon).total_seconds() / 86400,
-            date_index=date_index, user=user, score=score, mql_score=col("mql_score", float, 0.0), gate=gate,
-            is_pql=is_pql, is_mql=is_mql, opportunity=col("label", bool, False),
-            days_to_opportunity=col("days_to_convert", float, np.nan), closed_won=col("closed_won", bool, False),
-            days_to_closed_won=col("days_to_closed_won", float, np.nan), signals=signals,
-            prev_score=prev(score, np.nan), prev_gate=prev(gate, False), prev_pql=prev(is_pql, False),
-            prev_mql=prev(is_mql, False), first_date=1 if baseline and len(dates) > 1 else 0,
+            date_index=date_index,
+            user=user,
+            score=score,
+            mql_score=col("mql_score", float, 0.0),
+            gate=gate,
+            is_pql=is_pql,
+            is_mql=is_mql,
+            opportunity=col("label", bool, False),
+            days_to_opportunity=col("days_to_convert", float, np.nan),
+            closed_won=col("closed_won", bool, False),
+            days_to_closed_won=col("days_to_closed_won", float, np.nan),
+            signals=signals,
+            prev_score=prev(score, np.nan),
+            prev_gate=prev(gate, False),
+            prev_pql=prev(is_pql, False),
+            prev_mql=prev(is_mql, False),
+            first_date=1 if baseline and len(dates) > 1 else 0,
         )
 
     @property
@@ -161,12 +210,21 @@ def replay_dates(start: datetime, end: datetime, every: timedelta) -> list[datet
         out.append(d)
         d += every
     if len(out) > 520:
-        raise DataError(f"{len(out)} dates from --from to --to; use a longer --every (at most 520 dates)")
+        raise DataError(
+            f"{len(out)} dates from --from to --to; use a longer --every (at most 520 dates)"
+        )
     return out
 
 
-def replay(engine, dates: list[datetime], horizon: timedelta, every: timedelta, *,
-           won_horizon: timedelta | None = None, progress: Callable[[str], None] | None = None) -> Replay:
+def replay(
+    engine,
+    dates: list[datetime],
+    horizon: timedelta,
+    every: timedelta,
+    *,
+    won_horizon: timedelta | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Replay:
     """Snapshots at ``dates`` (plus one date before the first, the baseline for "new")."""
     _, data_end = dataset.data_span(engine)
     every_date = [dates[0] - every, *dates]
@@ -174,14 +232,22 @@ def replay(engine, dates: list[datetime], horizon: timedelta, every: timedelta, 
     for i, when in enumerate(every_date):
         if progress:
             progress(f"replaying {when:%Y-%m-%d} ({i + 1}/{len(every_date)})")
-        rows = dataset.snapshot_rows(engine, "opportunity", dataset.Snapshot(when, horizon),
-                                     also=(("closed_won", won_horizon or horizon),))
+        rows = dataset.snapshot_rows(
+            engine,
+            "opportunity",
+            dataset.Snapshot(when, horizon),
+            also=(("closed_won", won_horizon or horizon),),
+        )
         if rows.num_rows:
             tables.append(rows)
     if not tables:
         raise DataError("no users at any replayed date: check --from and --to against your events")
-    return Replay.from_table(pa.concat_tables(tables, promote_options="permissive"), horizon, data_end,
-                             won_horizon=won_horizon)
+    return Replay.from_table(
+        pa.concat_tables(tables, promote_options="permissive"),
+        horizon,
+        data_end,
+        won_horizon=won_horizon,
+    )
 
 
 def _rate(k: int, n: int) -> float | None:
@@ -199,16 +265,25 @@ def weekly(r: Replay) -> list[dict[str, Any]]:
     for i in r.reported:
         at = r.date_index == i
         new_pql, new_mql, other = at & r.new_pql, at & r.new_mql, at & ~r.is_pql
-        row: dict[str, Any] = {"as_of": r.dates[i], "complete": r.complete[i], "users": int(at.sum()),
-                               "pqls": int((at & r.is_pql).sum())}
+        row: dict[str, Any] = {
+            "as_of": r.dates[i],
+            "complete": r.complete[i],
+            "users": int(at.sum()),
+            "pqls": int((at & r.is_pql).sum()),
+        }
         for name, group in (("new_pqls", new_pql), ("new_mqls", new_mql), ("non_pqls", other)):
             n = int(group.sum())
             row[name] = n
             done, won_done = r.complete[i], r.won_complete[i]
-            row[f"{name}_to_opportunity"] = _rate(int((group & r.opportunity).sum()), n) if done else None
-            row[f"{name}_days_to_opportunity"] = (_median(r.days_to_opportunity[group & r.opportunity])
-                                                  if done else None)
-            row[f"{name}_to_closed_won"] = _rate(int((group & r.closed_won).sum()), n) if won_done else None
+            row[f"{name}_to_opportunity"] = (
+                _rate(int((group & r.opportunity).sum()), n) if done else None
+            )
+            row[f"{name}_days_to_opportunity"] = (
+                _median(r.days_to_opportunity[group & r.opportunity]) if done else None
+            )
+            row[f"{name}_to_closed_won"] = (
+                _rate(int((group & r.closed_won).sum()), n) if won_done else None
+            )
         out.append(row)
     return out
 
@@ -240,9 +315,16 @@ def side_by_side(r: Replay) -> dict[str, Any]:
         opp = int(r.opportunity[a].sum()) if a.size else 0
         won_rows = a[won_ok[a]] if a.size else a
         won = int(r.closed_won[won_rows].sum()) if won_rows.size else 0
-        return {"people": int(a.size), "opportunities": opp, "to_opportunity": _rate(opp, int(a.size)),
-                "closed_won": won, "to_closed_won": _rate(won, int(won_rows.size)),
-                "median_days_to_opportunity": _median(r.days_to_opportunity[a][r.opportunity[a]]) if a.size else None}
+        return {
+            "people": int(a.size),
+            "opportunities": opp,
+            "to_opportunity": _rate(opp, int(a.size)),
+            "closed_won": won,
+            "to_closed_won": _rate(won, int(won_rows.size)),
+            "median_days_to_opportunity": _median(r.days_to_opportunity[a][r.opportunity[a]])
+            if a.size
+            else None,
+        }
 
     all_opp = 0
     for u, row in zip(users, seen, strict=True):
@@ -254,18 +336,26 @@ def side_by_side(r: Replay) -> dict[str, Any]:
         groups[name] = outcome_at(list(firsts.values()))
         groups[name]["share_of_opportunities"] = _rate(groups[name]["opportunities"], all_opp)
     overlap = {}
-    for name, test in (("both", lambda u: u in first_pql and u in first_mql),
-                       ("PQL only", lambda u: u in first_pql and u not in first_mql),
-                       ("MQL only", lambda u: u in first_mql and u not in first_pql),
-                       ("neither", lambda u: u not in first_pql and u not in first_mql)):
+    for name, test in (
+        ("both", lambda u: u in first_pql and u in first_mql),
+        ("PQL only", lambda u: u in first_pql and u not in first_mql),
+        ("MQL only", lambda u: u in first_mql and u not in first_pql),
+        ("neither", lambda u: u not in first_pql and u not in first_mql),
+    ):
         rows = []
         for u, row in zip(users, seen, strict=True):
             if test(u):
                 cands = [x for x in (first_pql.get(u), first_mql.get(u)) if x is not None]
                 rows.append(min(cands) if cands else row)
         overlap[name] = outcome_at(rows)
-    return {"people": total, "opportunities": all_opp, "base_rate": _rate(all_opp, total), "groups": groups,
-            "overlap": overlap, "reference_ranges": REFERENCE_RANGES}
+    return {
+        "people": total,
+        "opportunities": all_opp,
+        "base_rate": _rate(all_opp, total),
+        "groups": groups,
+        "overlap": overlap,
+        "reference_ranges": REFERENCE_RANGES,
+    }
 
 
 def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict[str, Any]:
@@ -291,12 +381,23 @@ def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict
             top = rows[np.argsort(-r.score[rows], kind="mergesort")][: int(capacity)]
             worked += r.opportunity[top].sum()
         n = len(dates)
-        curve.append({"threshold": t, "leads_per_week": leads / n, "conversion": conv / leads if leads else None,
-                      "conversions_per_week": conv / n, "worked_conversions_per_week": worked / n,
-                      "missed_conversions_per_week": (conv - worked) / n})
+        curve.append(
+            {
+                "threshold": t,
+                "leads_per_week": leads / n,
+                "conversion": conv / leads if leads else None,
+                "conversions_per_week": conv / n,
+                "worked_conversions_per_week": worked / n,
+                "missed_conversions_per_week": (conv - worked) / n,
+            }
+        )
     best = max(curve, key=lambda c: (round(c["worked_conversions_per_week"], 9), c["threshold"]))
-    return {"capacity_per_week": capacity, "recommended_threshold": best["threshold"], "recommended": best,
-            "curve": curve}
+    return {
+        "capacity_per_week": capacity,
+        "recommended_threshold": best["threshold"],
+        "recommended": best,
+        "curve": curve,
+    }
 
 
 def _psi(expected: np.ndarray, actual: np.ndarray, edges: np.ndarray) -> float:
@@ -316,11 +417,15 @@ def _drift_alerts(drift: list[dict[str, Any]]) -> list[str]:
         hit = [d for d in drift if name in d["flags"]]
         last = drift[-1]
         if name == "score":
-            out.append(f"score distribution: PSI {last['psi']:.2f} on {last['as_of']:%Y-%m-%d} "
-                       f"(above 0.25 since {hit[0]['as_of']:%Y-%m-%d})")
+            out.append(
+                f"score distribution: PSI {last['psi']:.2f} on {last['as_of']:%Y-%m-%d} "
+                f"(above 0.25 since {hit[0]['as_of']:%Y-%m-%d})"
+            )
         else:
-            out.append(f"{name} coverage {last['baseline_coverage'][name]:.0%} in the baseline, "
-                       f"{last['coverage'][name]:.0%} on {last['as_of']:%Y-%m-%d} (moved since {hit[0]['as_of']:%Y-%m-%d})")
+            out.append(
+                f"{name} coverage {last['baseline_coverage'][name]:.0%} in the baseline, "
+                f"{last['coverage'][name]:.0%} on {last['as_of']:%Y-%m-%d} (moved since {hit[0]['as_of']:%Y-%m-%d})"
+            )
     return out
 
 
@@ -338,7 +443,9 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
     base = np.isin(r.date_index, base_dates)
     base_pql = base & r.new_pql
     p0 = float(r.opportunity[base_pql].mean()) if base_pql.any() else float("nan")
-    base_cover = {name: float((v[base] > 0).mean()) if base.any() else 0.0 for name, v in r.signals.items()}
+    base_cover = {
+        name: float((v[base] > 0).mean()) if base.any() else 0.0 for name, v in r.signals.items()
+    }
     edges = np.linspace(0, 100, 11)
     edges[-1] = 100.0001
     conversion, drift = [], []
@@ -346,11 +453,18 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
         at = r.date_index == i
         group = at & r.new_pql
         n = int(group.sum())
-        row: dict[str, Any] = {"as_of": r.dates[i], "complete": r.complete[i], "new_pqls": n, "baseline": i in base_dates}
+        row: dict[str, Any] = {
+            "as_of": r.dates[i],
+            "complete": r.complete[i],
+            "new_pqls": n,
+            "baseline": i in base_dates,
+        }
         if r.complete[i] and n and not math.isnan(p0):
             k_conv = int(r.opportunity[group].sum())
             half = CONTROL_SIGMAS * math.sqrt(p0 * (1 - p0) / n)
-            row.update(rate=k_conv / n, expected=p0, low=max(0.0, p0 - half), high=min(1.0, p0 + half))
+            row.update(
+                rate=k_conv / n, expected=p0, low=max(0.0, p0 - half), high=min(1.0, p0 + half)
+            )
             row["outside"] = not (row["low"] <= row["rate"] <= row["high"])
         conversion.append(row)
         flags = []
@@ -362,18 +476,37 @@ def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
             c0 = base_cover[name]
             c1 = float((values[at] > 0).mean()) if at.any() else 0.0
             cover[name] = c1
-            se = math.sqrt(max(c0 * (1 - c0), 1e-9) * (1 / max(base.sum(), 1) + 1 / max(at.sum(), 1)))
+            se = math.sqrt(
+                max(c0 * (1 - c0), 1e-9) * (1 / max(base.sum(), 1) + 1 / max(at.sum(), 1))
+            )
             if abs(c1 - c0) >= 0.05 and abs(c1 - c0) / se > 3:
                 flags.append(name)
-        drift.append({"as_of": r.dates[i], "psi": psi, "coverage": cover, "baseline_coverage": base_cover,
-                      "flags": flags})
+        drift.append(
+            {
+                "as_of": r.dates[i],
+                "psi": psi,
+                "coverage": cover,
+                "baseline_coverage": base_cover,
+                "flags": flags,
+            }
+        )
     later = [row for row in conversion if not row["baseline"]]
-    alerts = [f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.1%} of {row['new_pqls']} new PQLs, "
-              f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.1%}-{row['high']:.1%}"
-              for row in later if row.get("outside")]
-    alerts += _drift_alerts([d for d in drift if d["as_of"] not in {r.dates[i] for i in base_dates}])
-    return {"baseline_dates": [r.dates[i] for i in base_dates], "expected_rate": None if math.isnan(p0) else p0,
-            "conversion": conversion, "drift": drift, "alerts": alerts}
+    alerts = [
+        f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.1%} of {row['new_pqls']} new PQLs, "
+        f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.1%}-{row['high']:.1%}"
+        for row in later
+        if row.get("outside")
+    ]
+    alerts += _drift_alerts(
+        [d for d in drift if d["as_of"] not in {r.dates[i] for i in base_dates}]
+    )
+    return {
+        "baseline_dates": [r.dates[i] for i in base_dates],
+        "expected_rate": None if math.isnan(p0) else p0,
+        "conversion": conversion,
+        "drift": drift,
+        "alerts": alerts,
+    }
 
 
 __all__ = [

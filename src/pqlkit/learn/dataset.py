@@ -62,8 +62,9 @@ def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) ->
     return o.filter(kind, window, when.notnull()).select("user_id", "account_id", when=when)
 
 
-def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
-                  also: tuple[tuple[str, timedelta], ...] = ()) -> ir.Table:
+def snapshot_expr(
+    engine, outcome: str, snapshot: Snapshot, *, also: tuple[tuple[str, timedelta], ...] = ()
+) -> ir.Table:
     """One row per user known at ``snapshot.as_of`` who had not converted yet: decisions,
     signal values, fit-signal flags and the label (did ``outcome`` happen within the horizon?).
     Each (outcome, horizon) in ``also`` adds ``<outcome>`` (a label within that horizon) and
@@ -81,9 +82,12 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
     signal_cols = [c for c in features.columns if c.startswith("signal__")]
     env = {field: features[col] for col, field in env_of(features.columns).items()}
     ops = IbisOps(features)
-    fit_flags = {f"fit_{s.id}": evaluate(s.when, env, ops).cast("boolean") for s in engine.model.fit_signals}
+    fit_flags = {
+        f"fit_{s.id}": evaluate(s.when, env, ops).cast("boolean") for s in engine.model.fit_signals
+    }
     f = features.select(
-        _uid=features.user__user_id, _acc=features.user__account_id,
+        _uid=features.user__user_id,
+        _acc=features.user__account_id,
         business_email=features.user__is_business_email.cast("boolean"),
         employees=features.account__employees.cast("float64"),
         industry=features.account__industry.cast("string"),
@@ -92,8 +96,18 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
         **{c.removeprefix("signal__"): features[c].cast("float64") for c in signal_cols},
     )
     s = scores.select(
-        "user_id", "score", "fit_score", "usage_score", "mql_score", "is_pql", "is_mql", "activated",
-        "icp_profile", "excluded", "tier", "segment",
+        "user_id",
+        "score",
+        "fit_score",
+        "usage_score",
+        "mql_score",
+        "is_pql",
+        "is_mql",
+        "activated",
+        "icp_profile",
+        "excluded",
+        "tier",
+        "segment",
     )
     j = s.join(f, s.user_id == f._uid)
     keep = [c for c in j.columns if c not in ("_uid", "_acc")]
@@ -107,9 +121,16 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
 
     for i, (name, span) in enumerate(((outcome, snapshot.horizon), *also)):
         future = _hits(o, name, start, point.minus(-span.total_seconds()))
-        by_user = future.filter(future.user_id.notnull()).group_by(_u=future.user_id).aggregate(_wu=future.when.min())
-        by_acc = future.filter(future.account_id.notnull()).group_by(_a=future.account_id).aggregate(
-            _wa=future.when.min())
+        by_user = (
+            future.filter(future.user_id.notnull())
+            .group_by(_u=future.user_id)
+            .aggregate(_wu=future.when.min())
+        )
+        by_acc = (
+            future.filter(future.account_id.notnull())
+            .group_by(_a=future.account_id)
+            .aggregate(_wa=future.when.min())
+        )
         j = j.left_join(by_user, j.user_id == by_user._u)
         j = j.left_join(by_acc, j._acc == by_acc._a)
         first = ibis.coalesce(ibis.least(j._wu, j._wa), j._wu, j._wa)
@@ -122,19 +143,33 @@ def snapshot_expr(engine, outcome: str, snapshot: Snapshot, *,
         extra[name] = j[f"_hit{i}"]
         extra[f"days_to_{name}"] = j[f"_days{i}"]
     return j.select(
-        as_of=start.cast("timestamp"), **{c: j[c] for c in keep},
-        account_id=j._acc, label=j._hit0, days_to_convert=j._days0, **extra,
+        as_of=start.cast("timestamp"),
+        **{c: j[c] for c in keep},
+        account_id=j._acc,
+        label=j._hit0,
+        days_to_convert=j._days0,
+        **extra,
     )
 
 
-def snapshot_rows(engine, outcome: str, snapshot: Snapshot, *,
-                  also: tuple[tuple[str, timedelta], ...] = ()) -> pa.Table:
+def snapshot_rows(
+    engine, outcome: str, snapshot: Snapshot, *, also: tuple[tuple[str, timedelta], ...] = ()
+) -> pa.Table:
     """The snapshot's rows (one per user: aggregates, never events), through SQL compiled once
     per model, outcome and horizon and reused for every date."""
-    key = ":".join(["snapshot", outcome, str(int(snapshot.horizon.total_seconds())),
-                    *(f"{n}/{int(h.total_seconds())}" for n, h in also)])
-    sql = engine.sql_at(key, lambda when: snapshot_expr(engine, outcome, Snapshot(when, snapshot.horizon),
-                                                        also=also), snapshot.as_of)
+    key = ":".join(
+        [
+            "snapshot",
+            outcome,
+            str(int(snapshot.horizon.total_seconds())),
+            *(f"{n}/{int(h.total_seconds())}" for n, h in also),
+        ]
+    )
+    sql = engine.sql_at(
+        key,
+        lambda when: snapshot_expr(engine, outcome, Snapshot(when, snapshot.horizon), also=also),
+        snapshot.as_of,
+    )
     return engine.backend.arrow(sql)
 
 
@@ -147,8 +182,14 @@ def data_span(engine) -> tuple[datetime, datetime]:
     return row["lo"], row["hi"]
 
 
-def snapshot_dates(first: datetime, last: datetime, horizon: timedelta, *, count: int = 6,
-                   warmup: timedelta = timedelta(days=28)) -> list[datetime]:
+def snapshot_dates(
+    first: datetime,
+    last: datetime,
+    horizon: timedelta,
+    *,
+    count: int = 6,
+    warmup: timedelta = timedelta(days=28),
+) -> list[datetime]:
     """``count`` dates, evenly spaced, each late enough to have history before it (warmup) and
     early enough for its whole horizon to have been observed."""
     lo = first + warmup
@@ -169,8 +210,9 @@ def day_of(when: datetime) -> datetime:
     return when.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def build(engine, outcome: str, dates: list[datetime], horizon: timedelta,
-          progress=None) -> pa.Table:
+def build(
+    engine, outcome: str, dates: list[datetime], horizon: timedelta, progress=None
+) -> pa.Table:
     """The training table: every snapshot's rows, stacked."""
     tables = []
     for i, when in enumerate(dates, start=1):
@@ -184,4 +226,13 @@ def build(engine, outcome: str, dates: list[datetime], horizon: timedelta,
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-__all__ = ["OUTCOMES", "Snapshot", "build", "data_span", "day_of", "snapshot_dates", "snapshot_expr", "snapshot_rows"]
+__all__ = [
+    "OUTCOMES",
+    "Snapshot",
+    "build",
+    "data_span",
+    "day_of",
+    "snapshot_dates",
+    "snapshot_expr",
+    "snapshot_rows",
+]

@@ -64,8 +64,13 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def evaluation_dates(first: datetime, last: datetime, horizon: timedelta, every: timedelta,
-                     warmup: timedelta = timedelta(days=28)) -> list[datetime]:
+def evaluation_dates(
+    first: datetime,
+    last: datetime,
+    horizon: timedelta,
+    every: timedelta,
+    warmup: timedelta = timedelta(days=28),
+) -> list[datetime]:
     lo = dataset.day_of(first + warmup)
     hi = last - horizon
     if hi < lo:
@@ -82,9 +87,16 @@ def evaluation_dates(first: datetime, last: datetime, horizon: timedelta, every:
 
 def flag_quality(y: np.ndarray, flag: np.ndarray) -> dict[str, Any]:
     precision, recall = metrics.precision_recall(y, flag)
-    return {"flagged": int(flag.sum()), "converted": int((flag & y).sum()), "precision": precision,
-            "recall": recall, "base_rate": float(y.mean()) if y.size else float("nan"),
-            "lift": precision / float(y.mean()) if y.size and y.mean() and not math.isnan(precision) else float("nan")}
+    return {
+        "flagged": int(flag.sum()),
+        "converted": int((flag & y).sum()),
+        "precision": precision,
+        "recall": recall,
+        "base_rate": float(y.mean()) if y.size else float("nan"),
+        "lift": precision / float(y.mean())
+        if y.size and y.mean() and not math.isnan(precision)
+        else float("nan"),
+    }
 
 
 def score_bands(y: np.ndarray, score: np.ndarray, width: int = 10) -> list[dict[str, Any]]:
@@ -93,12 +105,21 @@ def score_bands(y: np.ndarray, score: np.ndarray, width: int = 10) -> list[dict[
         hi = lo + width
         inside = (score >= lo) & ((score < hi) if hi < 100 else (score <= 100))
         n = int(inside.sum())
-        out.append({"band": f"{lo}-{hi - 1 if hi < 100 else 100}", "low": lo, "users": n,
-                    "converted": int(y[inside].sum()), "rate": float(y[inside].mean()) if n else None})
+        out.append(
+            {
+                "band": f"{lo}-{hi - 1 if hi < 100 else 100}",
+                "low": lo,
+                "users": n,
+                "converted": int(y[inside].sum()),
+                "rate": float(y[inside].mean()) if n else None,
+            }
+        )
     return out
 
 
-def evaluate_table(table: pa.Table, split: datetime, *, model: str, outcome: str, horizon_days: int) -> Evaluation:
+def evaluate_table(
+    table: pa.Table, split: datetime, *, model: str, outcome: str, horizon_days: int
+) -> Evaluation:
     """Every figure from the snapshot rows (pure: no database)."""
     as_of = np.asarray(table.column("as_of").to_pylist(), dtype="datetime64[us]")
     test = as_of >= np.datetime64(split, "us")
@@ -120,24 +141,44 @@ def evaluate_table(table: pa.Table, split: datetime, *, model: str, outcome: str
         calibration = metrics.calibration(yt, predicted, bins=10)
         brier = float(np.mean((predicted - yt) ** 2))
     else:
-        notes.append("too few conversions before the split to calibrate (need 5); calibration is left out")
+        notes.append(
+            "too few conversions before the split to calibrate (need 5); calibration is left out"
+        )
     if int(yt.sum()) < 30:
         notes.append(f"only {int(yt.sum())} conversions after the split: the figures are rough")
     dates = sorted(set(as_of.tolist()))
     return Evaluation(
-        model=model, outcome=outcome, horizon_days=horizon_days, split=split,
-        train_dates=[d for d in dates if d < split], test_dates=[d for d in dates if d >= split],
-        rows=int(test.sum()), conversions=int(yt.sum()), auc=metrics.auc(yt, st),
-        lift_5=metrics.lift_at(yt, st, 0.05), lift_10=metrics.lift_at(yt, st, 0.10),
-        pql=flag_quality(yt, is_pql[test]), mql=flag_quality(yt, is_mql[test]),
-        mql_auc=metrics.auc(yt, mql_score[test]), calibration=calibration, by_band=score_bands(yt, st),
-        brier=brier, notes=notes,
+        model=model,
+        outcome=outcome,
+        horizon_days=horizon_days,
+        split=split,
+        train_dates=[d for d in dates if d < split],
+        test_dates=[d for d in dates if d >= split],
+        rows=int(test.sum()),
+        conversions=int(yt.sum()),
+        auc=metrics.auc(yt, st),
+        lift_5=metrics.lift_at(yt, st, 0.05),
+        lift_10=metrics.lift_at(yt, st, 0.10),
+        pql=flag_quality(yt, is_pql[test]),
+        mql=flag_quality(yt, is_mql[test]),
+        mql_auc=metrics.auc(yt, mql_score[test]),
+        calibration=calibration,
+        by_band=score_bands(yt, st),
+        brier=brier,
+        notes=notes,
     )
 
 
-def evaluate(engine, *, outcome: str = "opportunity", horizon: timedelta = timedelta(days=30),
-             every: timedelta = timedelta(days=7), split: datetime | None = None, until: datetime | None = None,
-             progress: Callable[[str], None] | None = None) -> Evaluation:
+def evaluate(
+    engine,
+    *,
+    outcome: str = "opportunity",
+    horizon: timedelta = timedelta(days=30),
+    every: timedelta = timedelta(days=7),
+    split: datetime | None = None,
+    until: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Evaluation:
     first, last = dataset.data_span(engine)
     dates = evaluation_dates(first, until or last, horizon, every)
     if len(dates) < 2:
@@ -150,11 +191,22 @@ def evaluate(engine, *, outcome: str = "opportunity", horizon: timedelta = timed
             progress(f"snapshot {i}/{len(dates)} as of {when:%Y-%m-%d}")
         rows = dataset.snapshot_rows(engine, outcome, dataset.Snapshot(when, horizon))
         if rows.num_rows:
-            tables.append(rows.select(["as_of", "user_id", "score", "mql_score", "is_pql", "is_mql", "label"]))
+            tables.append(
+                rows.select(["as_of", "user_id", "score", "mql_score", "is_pql", "is_mql", "label"])
+            )
     if not tables:
         raise DataError("no users at the evaluation dates")
     table = pa.concat_tables(tables, promote_options="permissive")
-    return evaluate_table(table, split, model=str(engine.loaded.path), outcome=outcome, horizon_days=horizon.days)
+    return evaluate_table(
+        table, split, model=str(engine.loaded.path), outcome=outcome, horizon_days=horizon.days
+    )
 
 
-__all__ = ["Evaluation", "evaluate", "evaluate_table", "evaluation_dates", "flag_quality", "score_bands"]
+__all__ = [
+    "Evaluation",
+    "evaluate",
+    "evaluate_table",
+    "evaluation_dates",
+    "flag_quality",
+    "score_bands",
+]

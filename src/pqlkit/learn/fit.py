@@ -20,9 +20,27 @@ from . import metrics
 #: Columns of a snapshot table that are outputs, keys or the PQL gates (activated, excluded:
 #: they decide the flag, not the score), never inputs.
 NOT_INPUTS = {
-    "as_of", "user_id", "account_id", "label", "days_to_convert", "score", "fit_score", "usage_score",
-    "mql_score", "is_pql", "is_mql", "tier", "segment", "activated", "excluded",
-    "opportunity", "closed_won", "self_serve", "days_to_opportunity", "days_to_closed_won", "days_to_self_serve",
+    "as_of",
+    "user_id",
+    "account_id",
+    "label",
+    "days_to_convert",
+    "score",
+    "fit_score",
+    "usage_score",
+    "mql_score",
+    "is_pql",
+    "is_mql",
+    "tier",
+    "segment",
+    "activated",
+    "excluded",
+    "opportunity",
+    "closed_won",
+    "self_serve",
+    "days_to_opportunity",
+    "days_to_closed_won",
+    "days_to_self_serve",
 }
 
 
@@ -37,7 +55,11 @@ class Step:
     @property
     def name(self) -> str:
         if self.threshold is not None:
-            t = int(self.threshold) if float(self.threshold).is_integer() else round(self.threshold, 2)
+            t = (
+                int(self.threshold)
+                if float(self.threshold).is_integer()
+                else round(self.threshold, 2)
+            )
             return f"{self.column} >= {t}"
         return f"{self.column} = {self.value}"
 
@@ -97,7 +119,9 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
 
-def logistic(X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100) -> tuple[float, np.ndarray]:
+def logistic(
+    X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100
+) -> tuple[float, np.ndarray]:
     """L2-regularised logistic regression by Newton's method: (intercept, weights)."""
     n, p = X.shape
     A = np.column_stack([np.ones(n), X])
@@ -135,12 +159,16 @@ class Points:
         return _sigmoid(self.intercept + matrix(table, self.steps) @ np.asarray(self.weights))
 
     def rows(self) -> list[dict[str, Any]]:
-        return [{"input": s.name, "points": p, "log_odds": round(w, 4)}
-                for s, p, w in zip(self.steps, self.points, self.weights, strict=True) if p != 0]
+        return [
+            {"input": s.name, "points": p, "log_odds": round(w, 4)}
+            for s, p, w in zip(self.steps, self.points, self.weights, strict=True)
+            if p != 0
+        ]
 
 
-def fit_points(train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0,
-               min_points: int = 3) -> Points:
+def fit_points(
+    train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0, min_points: int = 3
+) -> Points:
     """Fit the regression (choosing the penalty on a validation part when not given) and turn
     it into whole points the scorecard way: ``double_odds`` points double the odds of
     converting, so rounding moves no step by more than a few percent of odds.
@@ -162,14 +190,25 @@ def fit_points(train: pa.Table, *, l2: float | None = None, double_odds: float =
         intercept, w = logistic(X, y, l2=l2)
     points = [round(x * scale) for x in w]
     kept = [i for i, p in enumerate(points) if p != 0]
-    return Points([steps[i] for i in kept], [points[i] for i in kept], intercept,
-                  [float(w[i]) for i in kept], scale)
+    return Points(
+        [steps[i] for i in kept],
+        [points[i] for i in kept],
+        intercept,
+        [float(w[i]) for i in kept],
+        scale,
+    )
 
 
-def _choose_l2(train: pa.Table, X: np.ndarray, y: np.ndarray, grid=(0.3, 1.0, 3.0, 10.0, 30.0)) -> float:
+def _choose_l2(
+    train: pa.Table, X: np.ndarray, y: np.ndarray, grid=(0.3, 1.0, 3.0, 10.0, 30.0)
+) -> float:
     """The penalty that ranks a validation part of the training rows best: the last training
     date when there are dates, else a random quarter."""
-    dates = np.asarray([str(v) for v in train.column("as_of").to_pylist()]) if "as_of" in train.column_names else None
+    dates = (
+        np.asarray([str(v) for v in train.column("as_of").to_pylist()])
+        if "as_of" in train.column_names
+        else None
+    )
     if dates is not None and len(set(dates)) >= 2:
         last = max(dates)
         fit_rows, val_rows = dates != last, dates == last
@@ -216,14 +255,18 @@ def fit_reference(train: pa.Table, seed: int = 0) -> Reference:
     except ImportError:
         from ..errors import PqlkitError
 
-        raise PqlkitError('the gradient-boosted reference needs scikit-learn: pip install "pqlkit[learn]"') from None
+        raise PqlkitError(
+            'the gradient-boosted reference needs scikit-learn: pip install "pqlkit[learn]"'
+        ) from None
     columns, categories = [], {}
     for name in train.column_names:
         if name in NOT_INPUTS:
             continue
         t = train.column(name).type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            categories[name] = sorted({v for v in train.column(name).to_pylist() if v is not None})[:250]
+            categories[name] = sorted({v for v in train.column(name).to_pylist() if v is not None})[
+                :250
+            ]
         elif not (pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)):
             continue
         columns.append(name)
@@ -232,10 +275,23 @@ def fit_reference(train: pa.Table, seed: int = 0) -> Reference:
     y = np.asarray(train.column("label").to_pylist(), int)
     mask = [c in categories for c in columns]
     ref.model = HistGradientBoostingClassifier(
-        max_iter=300, learning_rate=0.05, max_leaf_nodes=15, l2_regularization=1.0,
-        categorical_features=mask if any(mask) else None, random_state=seed,
+        max_iter=300,
+        learning_rate=0.05,
+        max_leaf_nodes=15,
+        l2_regularization=1.0,
+        categorical_features=mask if any(mask) else None,
+        random_state=seed,
     ).fit(X, y)
     return ref
 
 
-__all__ = ["Points", "Reference", "Step", "fit_points", "fit_reference", "logistic", "matrix", "steps_for"]
+__all__ = [
+    "Points",
+    "Reference",
+    "Step",
+    "fit_points",
+    "fit_reference",
+    "logistic",
+    "matrix",
+    "steps_for",
+]

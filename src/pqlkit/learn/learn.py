@@ -30,7 +30,10 @@ class Quality:
     lift_10: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
+        return {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in self.__dict__.items()
+        }
 
 
 @dataclass
@@ -54,9 +57,13 @@ class Learned:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "outcome": self.outcome, "horizon_days": self.horizon_days,
-            "dates": [d.isoformat() for d in self.dates], "rows": self.rows, "conversions": self.conversions,
-            "train_conversions": self.train_conversions, "test_conversions": self.test_conversions,
+            "outcome": self.outcome,
+            "horizon_days": self.horizon_days,
+            "dates": [d.isoformat() for d in self.dates],
+            "rows": self.rows,
+            "conversions": self.conversions,
+            "train_conversions": self.train_conversions,
+            "test_conversions": self.test_conversions,
             "lifts": [_clean(x.to_dict()) for x in self.lifts],
             "quality": [q.to_dict() for q in self.quality],
             "points": self.points.rows() if self.points else None,
@@ -83,7 +90,9 @@ def split_by_time(table: pa.Table) -> tuple[pa.Table, pa.Table, datetime]:
     return table.filter(pc.invert(is_test)), table.filter(is_test), last
 
 
-def split_at_random(table: pa.Table, share: float = 0.25, seed: int = 0) -> tuple[pa.Table, pa.Table, None]:
+def split_at_random(
+    table: pa.Table, share: float = 0.25, seed: int = 0
+) -> tuple[pa.Table, pa.Table, None]:
     """A stratified random hold-out, for a table without dates."""
     rng = np.random.default_rng(seed)
     y = np.asarray(table.column("label").to_pylist(), bool)
@@ -94,18 +103,36 @@ def split_at_random(table: pa.Table, share: float = 0.25, seed: int = 0) -> tupl
     return table.filter(pa.array(~test)), table.filter(pa.array(test)), None
 
 
-def learn_table(table: pa.Table, outcome: str, horizon: timedelta, dates: list[datetime],
-                *, reference: bool = True, split=split_by_time) -> Learned:
+def learn_table(
+    table: pa.Table,
+    outcome: str,
+    horizon: timedelta,
+    dates: list[datetime],
+    *,
+    reference: bool = True,
+    split=split_by_time,
+) -> Learned:
     """Lifts, and (with enough conversions) fitted points and their quality on the held-out
     rows (the last date, or a random quarter for a table without dates)."""
     y = np.asarray(table.column("label").to_pylist(), bool)
-    lifts = sorted((metrics.lift(s.name, s.apply(table), y) for s in facts(table)),
-                   key=lambda x: (-(x.lift if not math.isnan(x.lift) else -1), x.name))
+    lifts = sorted(
+        (metrics.lift(s.name, s.apply(table), y) for s in facts(table)),
+        key=lambda x: (-(x.lift if not math.isnan(x.lift) else -1), x.name),
+    )
     train, test, _ = split(table)
     y_train = np.asarray(train.column("label").to_pylist(), bool)
     y_test = np.asarray(test.column("label").to_pylist(), bool)
-    result = Learned(outcome, horizon.days, dates, table.num_rows, int(y.sum()), int(y_train.sum()),
-                     int(y_test.sum()), lifts, train=train)
+    result = Learned(
+        outcome,
+        horizon.days,
+        dates,
+        table.num_rows,
+        int(y.sum()),
+        int(y_train.sum()),
+        int(y_test.sum()),
+        lifts,
+        train=train,
+    )
     inputs = len(fit.steps_for(train))
     needed = max(MIN_CONVERSIONS, metrics.needed_conversions(min(inputs, 20)))
     if y_train.sum() < MIN_CONVERSIONS or y_test.sum() == 0:
@@ -133,11 +160,24 @@ def learn_table(table: pa.Table, outcome: str, horizon: timedelta, dates: list[d
 
 
 def _quality(name: str, y: np.ndarray, score: np.ndarray) -> Quality:
-    return Quality(name, metrics.auc(y, score), metrics.lift_at(y, score, 0.05), metrics.lift_at(y, score, 0.10))
+    return Quality(
+        name,
+        metrics.auc(y, score),
+        metrics.lift_at(y, score, 0.05),
+        metrics.lift_at(y, score, 0.10),
+    )
 
 
-def learn(engine, outcome: str, horizon: timedelta, *, snapshots: int = 6, until: datetime | None = None,
-          reference: bool = True, progress=None) -> Learned:
+def learn(
+    engine,
+    outcome: str,
+    horizon: timedelta,
+    *,
+    snapshots: int = 6,
+    until: datetime | None = None,
+    reference: bool = True,
+    progress=None,
+) -> Learned:
     first, last = dataset.data_span(engine)
     dates = dataset.snapshot_dates(first, until or last, horizon, count=snapshots)
     table = dataset.build(engine, outcome, dates, horizon, progress=progress)
@@ -146,13 +186,25 @@ def learn(engine, outcome: str, horizon: timedelta, *, snapshots: int = 6, until
     return learn_table(table, outcome, horizon, dates, reference=reference)
 
 
-def user_level(table: pa.Table, label: str, *, exclude: list[str] | None = None, id_column: str | None = None,
-               reference: bool = True) -> Learned:
+def user_level(
+    table: pa.Table,
+    label: str,
+    *,
+    exclude: list[str] | None = None,
+    id_column: str | None = None,
+    reference: bool = True,
+) -> Learned:
     """Learn from a plain user-level table: one row per user, usage and trait columns, and an
     outcome column (1/0, true/false, yes/no). No dates, so the hold-out is a random quarter."""
-    missing = [c for c in [label, *(exclude or []), *([id_column] if id_column else [])] if c not in table.column_names]
+    missing = [
+        c
+        for c in [label, *(exclude or []), *([id_column] if id_column else [])]
+        if c not in table.column_names
+    ]
     if missing:
-        raise DataError(f"no column {missing[0]!r} in the table; columns: {', '.join(table.column_names)}")
+        raise DataError(
+            f"no column {missing[0]!r} in the table; columns: {', '.join(table.column_names)}"
+        )
     y = [_truthy(v, label) for v in table.column(label).to_pylist()]
     drop = {label, *(exclude or []), *([id_column] if id_column else [])}
     keep = [c for c in table.column_names if c not in drop]
@@ -172,7 +224,17 @@ def _truthy(value: Any, column: str) -> bool:
         return True
     if text in ("0", "false", "no", "n", "lost", ""):
         return False
-    raise DataError(f"outcome column {column!r}: cannot read {value!r} as yes or no (use 1/0, true/false, yes/no)")
+    raise DataError(
+        f"outcome column {column!r}: cannot read {value!r} as yes or no (use 1/0, true/false, yes/no)"
+    )
 
 
-__all__ = ["Learned", "Quality", "learn", "learn_table", "split_at_random", "split_by_time", "user_level"]
+__all__ = [
+    "Learned",
+    "Quality",
+    "learn",
+    "learn_table",
+    "split_at_random",
+    "split_by_time",
+    "user_level",
+]

@@ -26,7 +26,7 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
         j = i
         while j + 1 < s.size and s[j + 1] == s[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
@@ -59,8 +59,13 @@ def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, 
     out = []
     for chunk in np.array_split(order, min(bins, max(1, p.size))):
         if chunk.size:
-            out.append({"predicted": float(p[chunk].mean()), "observed": float(y[chunk].mean()),
-                        "n": int(chunk.size)})
+            out.append(
+                {
+                    "predicted": float(p[chunk].mean()),
+                    "observed": float(y[chunk].mean()),
+                    "n": int(chunk.size),
+                }
+            )
     return out
 
 
@@ -98,13 +103,32 @@ def lift(name: str, fact: np.ndarray, y: np.ndarray) -> Lift:
     r1 = a / n1 if n1 else float("nan")
     r0 = c / n0 if n0 else float("nan")
     if n1 == 0 or n0 == 0:
-        return Lift(name, fact.size, n1, n1 / max(fact.size, 1), r1, r0, float("nan"), float("nan"), float("nan"))
+        return Lift(
+            name,
+            fact.size,
+            n1,
+            n1 / max(fact.size, 1),
+            r1,
+            r0,
+            float("nan"),
+            float("nan"),
+            float("nan"),
+        )
     aa, cc = (a + 0.5, c + 0.5) if a == 0 or c == 0 else (a, c)
     nn1, nn0 = (n1 + 0.5, n0 + 0.5) if a == 0 or c == 0 else (n1, n0)
     rr = (aa / nn1) / (cc / nn0)
     se = math.sqrt(max(1 / aa - 1 / nn1 + 1 / cc - 1 / nn0, 0.0))
-    return Lift(name, fact.size, n1, n1 / fact.size, r1, r0, rr,
-                math.exp(math.log(rr) - Z95 * se), math.exp(math.log(rr) + Z95 * se))
+    return Lift(
+        name,
+        fact.size,
+        n1,
+        n1 / fact.size,
+        r1,
+        r0,
+        rr,
+        math.exp(math.log(rr) - Z95 * se),
+        math.exp(math.log(rr) + Z95 * se),
+    )
 
 
 def needed_conversions(features: int, per_feature: int = 10) -> int:
@@ -112,4 +136,12 @@ def needed_conversions(features: int, per_feature: int = 10) -> int:
     return features * per_feature
 
 
-__all__ = ["Lift", "auc", "calibration", "lift", "lift_at", "needed_conversions", "precision_recall"]
+__all__ = [
+    "Lift",
+    "auc",
+    "calibration",
+    "lift",
+    "lift_at",
+    "needed_conversions",
+    "precision_recall",
+]

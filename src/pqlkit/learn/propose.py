@@ -62,8 +62,10 @@ class Proposal:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "pql_score_before": self.pql_score_before, "pql_score_after": self.pql_score_after,
-            "changes": [c.to_dict() for c in self.changes], "skipped": self.skipped,
+            "pql_score_before": self.pql_score_before,
+            "pql_score_after": self.pql_score_after,
+            "changes": [c.to_dict() for c in self.changes],
+            "skipped": self.skipped,
             "diff": self.unified_diff,
         }
 
@@ -107,7 +109,9 @@ class _Translator:
         self.model = loaded.model
         self.raw = raw
         self.event_signals = {s.id: s for s in [*self.model.usage_signals, *self.model.mql_signals]}
-        self.raw_event = {s["id"]: s for s in [*raw.get("usage_signals", []), *raw.get("mql_signals", [])]}
+        self.raw_event = {
+            s["id"]: s for s in [*raw.get("usage_signals", []), *raw.get("mql_signals", [])]
+        }
         self.fit_signals = {s.id: s for s in self.model.fit_signals}
         self.raw_fit = {s["id"]: s for s in raw.get("fit_signals", [])}
 
@@ -116,7 +120,11 @@ class _Translator:
         c = step.column
         if c in self.event_signals and step.threshold is not None:
             return "usage_signals", self._event_step(c, step.threshold, points)
-        if c.startswith("fit_") and c.removeprefix("fit_") in self.fit_signals and step.value is True:
+        if (
+            c.startswith("fit_")
+            and c.removeprefix("fit_") in self.fit_signals
+            and step.value is True
+        ):
             base = copy.deepcopy(self.raw_fit[c.removeprefix("fit_")])
             base.update(points=points)
             return "fit_signals", base
@@ -152,18 +160,29 @@ class _Translator:
         profiles = sorted(self.raw["icp"]["profiles"], key=lambda p: p.get("priority", 0))
         ids = [p["id"] for p in profiles]
         if pid not in ids:
-            raise PqlkitError(f"learned a step on ICP profile {pid!r}, which the model does not define")
+            raise PqlkitError(
+                f"learned a step on ICP profile {pid!r}, which the model does not define"
+            )
         i = ids.index(pid)
         before = [{"not": p["when"]} for p in profiles[:i]]
         return {"all": [profiles[i]["when"], *before]} if before else profiles[i]["when"]
 
 
 def _key(d: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in d.items() if k not in ("id", "points", "label")}, sort_keys=True)
+    return json.dumps(
+        {k: v for k, v in d.items() if k not in ("id", "points", "label")}, sort_keys=True
+    )
 
 
-def propose(loaded: LoadedModel, points: Points, train: pa.Table, *, outcome: str, horizon_days: int,
-            auc: float | None = None) -> Proposal:
+def propose(
+    loaded: LoadedModel,
+    points: Points,
+    train: pa.Table,
+    *,
+    outcome: str,
+    horizon_days: int,
+    auc: float | None = None,
+) -> Proposal:
     """The proposed model text (validated) and its differences from ``loaded``."""
     raw = yaml.safe_load(Path(loaded.path).read_text(encoding="utf-8"))
     new = copy.deepcopy(raw)
@@ -223,9 +242,17 @@ def propose(loaded: LoadedModel, points: Points, train: pa.Table, *, outcome: st
     body = yaml.safe_dump(new, sort_keys=False, allow_unicode=True, width=110)
     text = header + body
     parse_model(text, "proposed model")  # raises ModelValidationError if the translation is wrong
-    old_norm = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=110).splitlines(keepends=True)
-    diff = "".join(difflib.unified_diff(old_norm, body.splitlines(keepends=True),
-                                        fromfile=Path(loaded.path).name, tofile="proposed"))
+    old_norm = yaml.safe_dump(raw, sort_keys=False, allow_unicode=True, width=110).splitlines(
+        keepends=True
+    )
+    diff = "".join(
+        difflib.unified_diff(
+            old_norm,
+            body.splitlines(keepends=True),
+            fromfile=Path(loaded.path).name,
+            tofile="proposed",
+        )
+    )
     return Proposal(text, before, after, changes, diff, skipped)
 
 
@@ -237,8 +264,14 @@ def _threshold(points: Points, train: pa.Table) -> int:
     for col, want in (("icp_profile", None), ("excluded", False), ("activated", True)):
         if col in train.column_names:
             v = train.column(col).to_pylist()
-            gate &= np.asarray([x is not None for x in v] if want is None else [x is want for x in v], bool)
-    current = int(np.asarray(train.column("is_pql").to_pylist(), bool).sum()) if "is_pql" in train.column_names else 0
+            gate &= np.asarray(
+                [x is not None for x in v] if want is None else [x is want for x in v], bool
+            )
+    current = (
+        int(np.asarray(train.column("is_pql").to_pylist(), bool).sum())
+        if "is_pql" in train.column_names
+        else 0
+    )
     if current == 0:
         current = max(1, int(0.1 * gate.sum()))
     for t in range(0, 101):
@@ -251,16 +284,22 @@ def check_target(target: Path, model_path: Path, *, force: bool = False) -> None
     """Refuse a target that is the model itself, or an existing file that is not an earlier
     proposal (unless ``force``)."""
     if target.resolve() == model_path.resolve():
-        raise PqlkitError(f"--propose {target} is your model file; pqlkit never overwrites it. Write the "
-                          "proposal elsewhere and copy it over once you have reviewed it")
+        raise PqlkitError(
+            f"--propose {target} is your model file; pqlkit never overwrites it. Write the "
+            "proposal elsewhere and copy it over once you have reviewed it"
+        )
     if target.exists() and not force:
         head = target.read_text(encoding="utf-8", errors="replace")[:200]
         if not head.startswith(HEADER):
-            raise PqlkitError(f"{target} exists and is not an earlier proposal; pass --force to replace it, "
-                              "or choose another --propose path")
+            raise PqlkitError(
+                f"{target} exists and is not an earlier proposal; pass --force to replace it, "
+                "or choose another --propose path"
+            )
 
 
-def write_proposal(proposal: Proposal, target: Path, model_path: Path, *, force: bool = False) -> None:
+def write_proposal(
+    proposal: Proposal, target: Path, model_path: Path, *, force: bool = False
+) -> None:
     """Write the proposal to ``target`` (see :func:`check_target`), atomically."""
     check_target(target, model_path, force=force)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -29,7 +29,9 @@ def free_mail_domains() -> frozenset[str]:
     """The shipped list of free-mail providers (model/freemail.txt)."""
     text = files("pqlkit.model").joinpath("freemail.txt").read_text(encoding="utf-8")
     return frozenset(
-        line.strip().lower() for line in text.splitlines() if line.strip() and not line.startswith("#")
+        line.strip().lower()
+        for line in text.splitlines()
+        if line.strip() and not line.startswith("#")
     )
 
 

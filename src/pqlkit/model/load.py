@@ -73,7 +73,10 @@ def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) 
             [
                 *issues,
                 ModelIssue(
-                    filename, 1, "", "the model must be a mapping of keys (icp:, usage_signals:, ...)",
+                    filename,
+                    1,
+                    "",
+                    "the model must be a mapping of keys (icp:, usage_signals:, ...)",
                     "start from `pql init`",
                 ),
             ]
@@ -123,9 +126,17 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mo
     try:
         node = loader.get_single_node()
     except RecursionError:
-        raise ModelValidationError([ModelIssue(
-            filename, _deepest_line(text), "", f"nested more than {MAX_DEPTH} levels deep",
-            "flatten the structure; conditions rarely need more than a few levels")]) from None
+        raise ModelValidationError(
+            [
+                ModelIssue(
+                    filename,
+                    _deepest_line(text),
+                    "",
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "flatten the structure; conditions rarely need more than a few levels",
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -133,7 +144,10 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mo
         raise ModelValidationError(
             [
                 ModelIssue(
-                    filename, line, "", f"malformed YAML: {problem}",
+                    filename,
+                    line,
+                    "",
+                    f"malformed YAML: {problem}",
                     "check indentation and that every `key: value` has a space after the colon",
                 )
             ]
@@ -148,18 +162,26 @@ def _read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mo
     try:
         return _to_python(loader, node, (), lines, issues, filename, budget), lines, issues
     except _TooLarge as exc:
-        raise ModelValidationError([ModelIssue(filename, exc.line, "", exc.message, exc.hint)]) from None
+        raise ModelValidationError(
+            [ModelIssue(filename, exc.line, "", exc.message, exc.hint)]
+        ) from None
 
 
 def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
     budget[0] -= 1
     line = node.start_mark.line + 1
     if budget[0] < 0:
-        raise _TooLarge(line, f"the model expands to more than {MAX_NODES:,} values",
-                        "aliases (*name) that repeat aliases multiply; write the values out instead")
+        raise _TooLarge(
+            line,
+            f"the model expands to more than {MAX_NODES:,} values",
+            "aliases (*name) that repeat aliases multiply; write the values out instead",
+        )
     if len(path) > MAX_DEPTH:
-        raise _TooLarge(line, f"nested more than {MAX_DEPTH} levels deep",
-                        "flatten the structure; conditions rarely need more than a few levels")
+        raise _TooLarge(
+            line,
+            f"nested more than {MAX_DEPTH} levels deep",
+            "flatten the structure; conditions rarely need more than a few levels",
+        )
     lines[path] = line
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
@@ -168,15 +190,27 @@ def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[
             if key in result:
                 issues.append(
                     ModelIssue(
-                        filename, key_node.start_mark.line + 1, _dotted((*path, key)),
-                        "duplicate key", "a key may appear once; remove or merge the other",
+                        filename,
+                        key_node.start_mark.line + 1,
+                        _dotted((*path, key)),
+                        "duplicate key",
+                        "a key may appear once; remove or merge the other",
                     )
                 )
             if not isinstance(key, str | int | float | bool) or key is None:
-                issues.append(ModelIssue(filename, key_node.start_mark.line + 1, _dotted(path),
-                                         f"a key must be text, got {type(key).__name__}", "write `name: value`"))
+                issues.append(
+                    ModelIssue(
+                        filename,
+                        key_node.start_mark.line + 1,
+                        _dotted(path),
+                        f"a key must be text, got {type(key).__name__}",
+                        "write `name: value`",
+                    )
+                )
                 continue
-            result[key] = _to_python(loader, value_node, (*path, key), lines, issues, filename, budget)
+            result[key] = _to_python(
+                loader, value_node, (*path, key), lines, issues, filename, budget
+            )
             lines[(*path, key)] = key_node.start_mark.line + 1
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -187,19 +221,41 @@ def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[
     try:
         value = loader.construct_object(node, deep=True)
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        issues.append(ModelIssue(filename, line, _dotted(path), f"cannot read this value: {exc}",
-                                 "write a plain number or text"))
+        issues.append(
+            ModelIssue(
+                filename,
+                line,
+                _dotted(path),
+                f"cannot read this value: {exc}",
+                "write a plain number or text",
+            )
+        )
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and not (-MAX_NUMBER <= value <= MAX_NUMBER):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not (-MAX_NUMBER <= value <= MAX_NUMBER)
+    ):
         # inf and nan fail this comparison too
-        issues.append(ModelIssue(filename, line, _dotted(path), f"the number {_short_number(value)} is out of range",
-                                 f"numbers in a model are between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}"))
+        issues.append(
+            ModelIssue(
+                filename,
+                line,
+                _dotted(path),
+                f"the number {_short_number(value)} is out of range",
+                f"numbers in a model are between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}",
+            )
+        )
         return 0
     return value
 
 
 def _short_number(value: int | float) -> str:
-    text = str(value) if isinstance(value, float) or value.bit_length() < 200 else f"with {len(str(abs(value)))} digits"
+    text = (
+        str(value)
+        if isinstance(value, float) or value.bit_length() < 200
+        else f"with {len(str(abs(value)))} digits"
+    )
     return text if len(text) < 40 else text[:37] + "..."
 
 
@@ -235,16 +291,33 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
         elif etype == "condition":
             message = err["msg"]
             hint = "e.g. {field: account.employees, gte: 50}"
-        elif etype == "string_pattern_mismatch" and path and path[-1] in (
-            "window", "half_life", "within", "older_than", "active_within",
+        elif (
+            etype == "string_pattern_mismatch"
+            and path
+            and path[-1]
+            in (
+                "window",
+                "half_life",
+                "within",
+                "older_than",
+                "active_within",
+            )
         ):
             message = f"not a duration: {cur!r}"
             hint = "write a number and a unit: 30d, 12h, 2w"
         elif etype == "string_pattern_mismatch":
             message = f"{cur!r} is not allowed here"
-            hint = "use lower_snake_case ids (letters, digits, _)" if path and path[-1] in (
-                "id", "reason", "motion",
-            ) else f"must match {err.get('ctx', {}).get('pattern', '')}"
+            hint = (
+                "use lower_snake_case ids (letters, digits, _)"
+                if path
+                and path[-1]
+                in (
+                    "id",
+                    "reason",
+                    "motion",
+                )
+                else f"must match {err.get('ctx', {}).get('pattern', '')}"
+            )
         else:
             message = err["msg"].removeprefix("Value error, ")
             if cur is not None and etype.endswith(("_type", "_parsing")):
@@ -260,15 +333,21 @@ def _resolve(loc, data) -> tuple[PathT, Any]:
     cur = data
     for i, elem in enumerate(loc):
         last = i == len(loc) - 1
-        if (isinstance(cur, dict) and elem in cur) or (isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)):
+        if (isinstance(cur, dict) and elem in cur) or (
+            isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)
+        ):
             path.append(elem)
             cur = cur[elem]
-        elif isinstance(elem, str) and not last and (
-            elem in ("all", "any", "not", "signal", "email", "field", "function-after")
-            or not isinstance(cur, dict)
-            or "[" in elem
-            or "kind" in cur
-            or _condition_tag(cur) is not None
+        elif (
+            isinstance(elem, str)
+            and not last
+            and (
+                elem in ("all", "any", "not", "signal", "email", "field", "function-after")
+                or not isinstance(cur, dict)
+                or "[" in elem
+                or "kind" in cur
+                or _condition_tag(cur) is not None
+            )
         ):
             continue  # a union tag, not a key
         elif isinstance(elem, str) and elem in ("str", "int", "float", "bool", "list[...]"):
@@ -358,8 +437,10 @@ def _narrow(classes: list[Any], value) -> list[Any]:
     kind = value.get("kind")
     if kind is not None:
         by_kind = [
-            c for c in models
-            if "kind" in c.model_fields and kind in typing.get_args(c.model_fields["kind"].annotation)
+            c
+            for c in models
+            if "kind" in c.model_fields
+            and kind in typing.get_args(c.model_fields["kind"].annotation)
         ]
         if by_kind:
             return by_kind
@@ -386,8 +467,11 @@ def _cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
             sid = sig.get("id") if isinstance(sig, dict) else None
             if isinstance(sid, str):
                 if sid in signal_ids:
-                    issue((group, i, "id"), f"duplicate signal id {sid!r}",
-                          f"already used at {_dotted(signal_ids[sid])}; ids must be unique")
+                    issue(
+                        (group, i, "id"),
+                        f"duplicate signal id {sid!r}",
+                        f"already used at {_dotted(signal_ids[sid])}; ids must be unique",
+                    )
                 else:
                     signal_ids[sid] = (group, i)
 
@@ -398,8 +482,11 @@ def _cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
     _unique_ids(segments, ("segments",), issue, "id")
     for i, seg in enumerate(segments):
         if isinstance(seg, dict) and "when" not in seg and i != len(segments) - 1:
-            issue(("segments", i), "only the last segment may leave out `when`",
-                  "add a `when:` rule, or move this segment to the end")
+            issue(
+                ("segments", i),
+                "only the last segment may leave out `when`",
+                "add a `when:` rule, or move this segment to the end",
+            )
 
     places: list[tuple[PathT, Any, str]] = []
     for group in ("profiles", "exclusions"):
@@ -462,26 +549,45 @@ def _check_leaf(path: PathT, leaf: dict, context: str, signal_ids, issue) -> Non
     if "signal" in leaf:
         ref = leaf["signal"]
         if context == "fit":
-            issue((*path, "signal"), "fit rules cannot depend on signals",
-                  "use user.* and account.* fields here")
+            issue(
+                (*path, "signal"),
+                "fit rules cannot depend on signals",
+                "use user.* and account.* fields here",
+            )
         elif isinstance(ref, str) and ref not in signal_ids:
-            issue((*path, "signal"), f"unknown signal {ref!r}",
-                  _did_you_mean(ref, signal_ids) or f"known signals: {', '.join(signal_ids) or 'none'}")
+            issue(
+                (*path, "signal"),
+                f"unknown signal {ref!r}",
+                _did_you_mean(ref, signal_ids)
+                or f"known signals: {', '.join(signal_ids) or 'none'}",
+            )
         return
     fld = leaf.get("field")
     if not isinstance(fld, str) or "." not in fld:
         return
     ns, name = fld.split(".", 1)
     if ns not in allowed_ns:
-        issue((*path, "field"), f"{ns}.* fields cannot be used in {context} rules",
-              f"allowed here: {', '.join(n + '.*' for n in allowed_ns)}")
+        issue(
+            (*path, "field"),
+            f"{ns}.* fields cannot be used in {context} rules",
+            f"allowed here: {', '.join(n + '.*' for n in allowed_ns)}",
+        )
     elif ns == "signal" and name not in signal_ids:
-        issue((*path, "field"), f"unknown signal {name!r}",
-              _did_you_mean(name, signal_ids) or f"known signals: {', '.join(signal_ids) or 'none'}")
+        issue(
+            (*path, "field"),
+            f"unknown signal {name!r}",
+            _did_you_mean(name, signal_ids) or f"known signals: {', '.join(signal_ids) or 'none'}",
+        )
     elif ns == "score" and name not in SCORE_FIELDS:
-        issue((*path, "field"), f"unknown score {name!r}",
-              _did_you_mean(name, SCORE_FIELDS) or f"one of: {', '.join(SCORE_FIELDS)}")
+        issue(
+            (*path, "field"),
+            f"unknown score {name!r}",
+            _did_you_mean(name, SCORE_FIELDS) or f"one of: {', '.join(SCORE_FIELDS)}",
+        )
     elif ns == "decision" and name not in DECISIONS_BY_CONTEXT.get(context, ()):
         known = DECISIONS_BY_CONTEXT.get(context, ())
-        issue((*path, "field"), f"decision.{name} is not known when {context} rules run",
-              _did_you_mean(name, known) or f"available: {', '.join(known)}")
+        issue(
+            (*path, "field"),
+            f"decision.{name} is not known when {context} rules run",
+            _did_you_mean(name, known) or f"available: {', '.join(known)}",
+        )

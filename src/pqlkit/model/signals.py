@@ -32,7 +32,9 @@ def _duration_in_range(text: str) -> str:
 
 
 Duration = Annotated[
-    str, Field(pattern=DURATION_PATTERN, examples=["30d", "12h", "2w"]), AfterValidator(_duration_in_range)
+    str,
+    Field(pattern=DURATION_PATTERN, examples=["30d", "12h", "2w"]),
+    AfterValidator(_duration_in_range),
 ]
 
 

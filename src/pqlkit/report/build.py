@@ -19,12 +19,28 @@ from ..learn.evaluate import evaluate
 from ..learn.learn import learn
 from . import svg
 
-CHARTS = ("funnel", "score-distribution", "signal-lift", "calibration", "pql-vs-mql", "weekly-trend", "capacity")
+CHARTS = (
+    "funnel",
+    "score-distribution",
+    "signal-lift",
+    "calibration",
+    "pql-vs-mql",
+    "weekly-trend",
+    "capacity",
+)
 
 
-def gather(engine, *, horizon: timedelta, won_horizon: timedelta, every: timedelta, capacity: float,
-           start: datetime | None = None, end: datetime | None = None,
-           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def gather(
+    engine,
+    *,
+    horizon: timedelta,
+    won_horizon: timedelta,
+    every: timedelta,
+    capacity: float,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     say = progress or (lambda _m: None)
     first, last = dataset.data_span(engine)
     start, end = backtest.window(engine, start, end)
@@ -46,14 +62,24 @@ def gather(engine, *, horizon: timedelta, won_horizon: timedelta, every: timedel
         ("fit an ICP and activated", int(gated.size)),
         ("PQLs", int(pqls.size)),
         ("PQL to opportunity", int(r.opportunity[pqls].sum())),
-        ("PQL to closed-won", int(sum(bool(r.closed_won[i]) for i, w in zip(pqls, won_ok, strict=True) if w))),
+        (
+            "PQL to closed-won",
+            int(sum(bool(r.closed_won[i]) for i, w in zip(pqls, won_ok, strict=True) if w)),
+        ),
     ]
     return {
-        "model": {"path": str(engine.loaded.path), "name": engine.model.name, "version": engine.loaded.version,
-                  "pql_score": engine.model.thresholds.pql_score, "mql_score": engine.model.thresholds.mql_score},
+        "model": {
+            "path": str(engine.loaded.path),
+            "name": engine.model.name,
+            "version": engine.loaded.version,
+            "pql_score": engine.model.thresholds.pql_score,
+            "mql_score": engine.model.thresholds.mql_score,
+        },
         "generated_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
         "data": {"first_event": first, "last_event": last},
-        "horizon_days": horizon.days, "won_horizon_days": won_horizon.days, "every_days": every.days,
+        "horizon_days": horizon.days,
+        "won_horizon_days": won_horizon.days,
+        "every_days": every.days,
         "funnel": funnel,
         "lifts": [x.to_dict() for x in learned.lifts],
         "learned": learned.to_dict(),
@@ -96,9 +122,18 @@ def _num(v: Any) -> str:
 
 
 def _table(headers: list[str], rows: list[list[Any]], numeric: Collection[int] = ()) -> str:
-    head = "".join(f'<th class="{"n" if i in numeric else ""}">{escape(h)}</th>' for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="{"n" if i in numeric else ""}">{escape(str(c))}</td>'
-                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    head = "".join(
+        f'<th class="{"n" if i in numeric else ""}">{escape(h)}</th>' for i, h in enumerate(headers)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"n" if i in numeric else ""}">{escape(str(c))}</td>'
+            for i, c in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -112,82 +147,190 @@ def render(f: dict[str, Any]) -> str:
     parts: list[str] = []
     add = parts.append
     add(f"<h1>PQL model report: {escape(m['name'])}</h1>")
-    add(f'<p class="muted">Model {escape(m["path"])} (version {escape(m["version"])}), PQL threshold '
-        f'{m["pql_score"]:g}, MQL threshold {m["mql_score"]:g}. Events from {_day(f["data"]["first_event"])} to '
-        f'{_day(f["data"]["last_event"])}. Conversions count within {f["horizon_days"]} days of a date '
-        f'(closed-won: {f["won_horizon_days"]} days). Generated {_day(f["generated_at"])} by pqlkit; every figure '
-        "is point-in-time: computed as of each date from what was known then.</p>")
+    add(
+        f'<p class="muted">Model {escape(m["path"])} (version {escape(m["version"])}), PQL threshold '
+        f"{m['pql_score']:g}, MQL threshold {m['mql_score']:g}. Events from {_day(f['data']['first_event'])} to "
+        f"{_day(f['data']['last_event'])}. Conversions count within {f['horizon_days']} days of a date "
+        f"(closed-won: {f['won_horizon_days']} days). Generated {_day(f['generated_at'])} by pqlkit; every figure "
+        "is point-in-time: computed as of each date from what was known then.</p>"
+    )
 
     # funnel
     labels = [name for name, _ in f["funnel"]]
     add('<section id="funnel"><h2>Funnel</h2>')
     add('<p class="muted">Each person once, over the replayed dates whose horizon is complete.</p>')
-    add(svg.bars("funnel", "Funnel", labels, [("people", [v for _, v in f["funnel"]])], ylabel="people"))
+    add(
+        svg.bars(
+            "funnel", "Funnel", labels, [("people", [v for _, v in f["funnel"]])], ylabel="people"
+        )
+    )
     add("</section>")
 
     # evaluation
     add('<section id="evaluation"><h2>How well the score predicts, after a time split</h2>')
-    add(f'<p class="muted">Calibrated on {len(ev["train_dates"])} dates before {_day(ev["split"])}, measured on '
-        f'{len(ev["test_dates"])} dates from it: {ev["rows"]:,} user-dates, {ev["conversions"]:,} opportunities.</p>')
+    add(
+        f'<p class="muted">Calibrated on {len(ev["train_dates"])} dates before {_day(ev["split"])}, measured on '
+        f"{len(ev['test_dates'])} dates from it: {ev['rows']:,} user-dates, {ev['conversions']:,} opportunities.</p>"
+    )
     pql, mql = ev["pql"], ev["mql"]
-    add(_table(["measure", "PQL score / flag", "MQL score / flag"], [
-        ["AUC", _num(ev["auc"]), _num(ev["mql_auc"])],
-        ["lift in the top 5% / 10%", f"{_num(ev['lift_5'])} / {_num(ev['lift_10'])}", "-"],
-        ["flagged", _num(pql["flagged"]), _num(mql["flagged"])],
-        ["precision (flagged who converted)", _pct(pql["precision"]), _pct(mql["precision"])],
-        ["recall (converters who were flagged)", _pct(pql["recall"]), _pct(mql["recall"])],
-        ["Brier score (calibrated)", _num(ev["brier"]), "-"],
-    ]))
+    add(
+        _table(
+            ["measure", "PQL score / flag", "MQL score / flag"],
+            [
+                ["AUC", _num(ev["auc"]), _num(ev["mql_auc"])],
+                ["lift in the top 5% / 10%", f"{_num(ev['lift_5'])} / {_num(ev['lift_10'])}", "-"],
+                ["flagged", _num(pql["flagged"]), _num(mql["flagged"])],
+                [
+                    "precision (flagged who converted)",
+                    _pct(pql["precision"]),
+                    _pct(mql["precision"]),
+                ],
+                ["recall (converters who were flagged)", _pct(pql["recall"]), _pct(mql["recall"])],
+                ["Brier score (calibrated)", _num(ev["brier"]), "-"],
+            ],
+        )
+    )
     for note in ev.get("notes", []):
         add(f'<div class="alert">{escape(note)}</div>')
     bands = ev["by_band"]
     conv_total = sum(b["converted"] for b in bands) or 1
     rest_total = sum(b["users"] - b["converted"] for b in bands) or 1
     add("<h2>Score distribution by outcome</h2>")
-    add(svg.bars("score-distribution", "Score distribution by outcome", [b["band"] for b in bands], [
-        ("converted", [b["converted"] / conv_total for b in bands]),
-        ("did not convert", [(b["users"] - b["converted"]) / rest_total for b in bands]),
-    ], percent=True, xlabel="score", ylabel="share of the group"))
+    add(
+        svg.bars(
+            "score-distribution",
+            "Score distribution by outcome",
+            [b["band"] for b in bands],
+            [
+                ("converted", [b["converted"] / conv_total for b in bands]),
+                ("did not convert", [(b["users"] - b["converted"]) / rest_total for b in bands]),
+            ],
+            percent=True,
+            xlabel="score",
+            ylabel="share of the group",
+        )
+    )
     add("<h2>Calibration</h2>")
-    add('<p class="muted">The conversion rate the earlier dates predict for a score, against the rate that '
-        "followed (deciles of prediction); on the dashed diagonal is perfect.</p>")
-    add(svg.scatter("calibration", "Calibration", [(c["predicted"], c["observed"], f"{c['n']} user-dates")
-                                                    for c in ev["calibration"]],
-                    xlabel="predicted rate", ylabel="observed rate"))
+    add(
+        '<p class="muted">The conversion rate the earlier dates predict for a score, against the rate that '
+        "followed (deciles of prediction); on the dashed diagonal is perfect.</p>"
+    )
+    add(
+        svg.scatter(
+            "calibration",
+            "Calibration",
+            [(c["predicted"], c["observed"], f"{c['n']} user-dates") for c in ev["calibration"]],
+            xlabel="predicted rate",
+            ylabel="observed rate",
+        )
+    )
     add("</section>")
 
     # lifts
     lifts = [x for x in f["lifts"] if x.get("lift") is not None and not math.isnan(x["lift"])][:15]
     add('<section id="signal-lift"><h2>Which behaviours and traits go with opportunities</h2>')
-    add('<p class="muted">Conversion rate with the fact over the rate without it, with its 95% interval; the '
-        "dashed line is no difference.</p>")
-    add(svg.hbars("signal-lift", "Signal lift", [(x["name"], x["lift"], x["low"] if x["low"] is not None else
-                                                  float("nan"), x["high"] if x["high"] is not None else float("nan"))
-                                                 for x in lifts], xlabel="lift"))
-    add(_table(["fact", "coverage", "rate with", "rate without", "lift", "95% interval"],
-               [[x["name"], _pct(x["coverage"]), _pct(x["rate_with"]), _pct(x["rate_without"]), _num(x["lift"]),
-                 f"{_num(x['low'])}-{_num(x['high'])}"] for x in lifts], {1, 2, 3, 4}))
+    add(
+        '<p class="muted">Conversion rate with the fact over the rate without it, with its 95% interval; the '
+        "dashed line is no difference.</p>"
+    )
+    add(
+        svg.hbars(
+            "signal-lift",
+            "Signal lift",
+            [
+                (
+                    x["name"],
+                    x["lift"],
+                    x["low"] if x["low"] is not None else float("nan"),
+                    x["high"] if x["high"] is not None else float("nan"),
+                )
+                for x in lifts
+            ],
+            xlabel="lift",
+        )
+    )
+    add(
+        _table(
+            ["fact", "coverage", "rate with", "rate without", "lift", "95% interval"],
+            [
+                [
+                    x["name"],
+                    _pct(x["coverage"]),
+                    _pct(x["rate_with"]),
+                    _pct(x["rate_without"]),
+                    _num(x["lift"]),
+                    f"{_num(x['low'])}-{_num(x['high'])}",
+                ]
+                for x in lifts
+            ],
+            {1, 2, 3, 4},
+        )
+    )
     add("</section>")
 
     # PQL vs MQL
     g = sbs["groups"]
     ref = sbs["reference_ranges"]
     add('<section id="pql-vs-mql"><h2>PQL vs MQL on the same people</h2>')
-    add(f'<p class="muted">{sbs["people"]:,} people, each counted once at the first date they qualified; base '
-        f'rate to opportunity {_pct(sbs["base_rate"])}. Shaded: the ranges practitioners quote.</p>')
-    add(svg.bars("pql-vs-mql", "PQL vs MQL", ["to opportunity", "to closed-won"], [
-        ("PQL", [g["PQL"]["to_opportunity"], g["PQL"]["to_closed_won"]]),
-        ("MQL", [g["MQL"]["to_opportunity"], g["MQL"]["to_closed_won"]]),
-        ("everyone", [sbs["base_rate"], None]),
-    ], percent=True, bands=[(0, *ref["pql_to_opportunity"], "PQL to opportunity, quoted 15-30%"),
-                            (1, *ref["pql_to_closed_won"], "PQL to closed-won, quoted 5-15%")]))
-    add(_table(["", "people", "to opportunity", "quoted range", "to closed-won", "quoted range", "median days to opp."], [
-        ["PQL", g["PQL"]["people"], _pct(g["PQL"]["to_opportunity"]), "15-30%", _pct(g["PQL"]["to_closed_won"]),
-         "5-15%", _num(g["PQL"]["median_days_to_opportunity"])],
-        ["MQL", g["MQL"]["people"], _pct(g["MQL"]["to_opportunity"]), "5-15%", _pct(g["MQL"]["to_closed_won"]), "-",
-         _num(g["MQL"]["median_days_to_opportunity"])],
-    ] + [[name, o["people"], _pct(o["to_opportunity"]), "", _pct(o["to_closed_won"]), "", ""]
-         for name, o in sbs["overlap"].items()], {1, 2, 4, 6}))
+    add(
+        f'<p class="muted">{sbs["people"]:,} people, each counted once at the first date they qualified; base '
+        f"rate to opportunity {_pct(sbs['base_rate'])}. Shaded: the ranges practitioners quote.</p>"
+    )
+    add(
+        svg.bars(
+            "pql-vs-mql",
+            "PQL vs MQL",
+            ["to opportunity", "to closed-won"],
+            [
+                ("PQL", [g["PQL"]["to_opportunity"], g["PQL"]["to_closed_won"]]),
+                ("MQL", [g["MQL"]["to_opportunity"], g["MQL"]["to_closed_won"]]),
+                ("everyone", [sbs["base_rate"], None]),
+            ],
+            percent=True,
+            bands=[
+                (0, *ref["pql_to_opportunity"], "PQL to opportunity, quoted 15-30%"),
+                (1, *ref["pql_to_closed_won"], "PQL to closed-won, quoted 5-15%"),
+            ],
+        )
+    )
+    add(
+        _table(
+            [
+                "",
+                "people",
+                "to opportunity",
+                "quoted range",
+                "to closed-won",
+                "quoted range",
+                "median days to opp.",
+            ],
+            [
+                [
+                    "PQL",
+                    g["PQL"]["people"],
+                    _pct(g["PQL"]["to_opportunity"]),
+                    "15-30%",
+                    _pct(g["PQL"]["to_closed_won"]),
+                    "5-15%",
+                    _num(g["PQL"]["median_days_to_opportunity"]),
+                ],
+                [
+                    "MQL",
+                    g["MQL"]["people"],
+                    _pct(g["MQL"]["to_opportunity"]),
+                    "5-15%",
+                    _pct(g["MQL"]["to_closed_won"]),
+                    "-",
+                    _num(g["MQL"]["median_days_to_opportunity"]),
+                ],
+            ]
+            + [
+                [name, o["people"], _pct(o["to_opportunity"]), "", _pct(o["to_closed_won"]), "", ""]
+                for name, o in sbs["overlap"].items()
+            ],
+            {1, 2, 4, 6},
+        )
+    )
     add("</section>")
 
     # weekly trend + monitoring
@@ -195,44 +338,97 @@ def render(f: dict[str, Any]) -> str:
     conv = mon["conversion"]
     xs = [_day(w["as_of"])[5:] for w in weeks]
     add('<section id="weekly-trend"><h2>Backtest: week by week</h2>')
-    add(f'<p class="muted">New PQLs each {f["every_days"]} days and their conversion to opportunity; shaded: '
-        "the band the baseline dates expect for that many PQLs.</p>")
-    add(svg.lines("weekly-trend", "Weekly backtest trend", xs, [
-        ("new PQLs to opportunity", [w["new_pqls_to_opportunity"] for w in weeks]),
-        ("non-PQLs to opportunity", [w["non_pqls_to_opportunity"] for w in weeks]),
-        ("new MQLs to opportunity", [w["new_mqls_to_opportunity"] for w in weeks]),
-    ], percent=True, band=([c.get("low") for c in conv], [c.get("high") for c in conv])))
-    add(_table(["date", "users", "new PQLs", "to opp.", "to won", "median days", "non-PQLs to opp.", "new MQLs",
-                "MQL to opp."],
-               [[_day(w["as_of"]) + ("" if w["complete"] else " (open)"), w["users"], w["new_pqls"],
-                 _pct(w["new_pqls_to_opportunity"]), _pct(w["new_pqls_to_closed_won"]),
-                 _num(w["new_pqls_days_to_opportunity"]), _pct(w["non_pqls_to_opportunity"]), w["new_mqls"],
-                 _pct(w["new_mqls_to_opportunity"])] for w in weeks], {1, 2, 3, 4, 5, 6, 7, 8}))
+    add(
+        f'<p class="muted">New PQLs each {f["every_days"]} days and their conversion to opportunity; shaded: '
+        "the band the baseline dates expect for that many PQLs.</p>"
+    )
+    add(
+        svg.lines(
+            "weekly-trend",
+            "Weekly backtest trend",
+            xs,
+            [
+                ("new PQLs to opportunity", [w["new_pqls_to_opportunity"] for w in weeks]),
+                ("non-PQLs to opportunity", [w["non_pqls_to_opportunity"] for w in weeks]),
+                ("new MQLs to opportunity", [w["new_mqls_to_opportunity"] for w in weeks]),
+            ],
+            percent=True,
+            band=([c.get("low") for c in conv], [c.get("high") for c in conv]),
+        )
+    )
+    add(
+        _table(
+            [
+                "date",
+                "users",
+                "new PQLs",
+                "to opp.",
+                "to won",
+                "median days",
+                "non-PQLs to opp.",
+                "new MQLs",
+                "MQL to opp.",
+            ],
+            [
+                [
+                    _day(w["as_of"]) + ("" if w["complete"] else " (open)"),
+                    w["users"],
+                    w["new_pqls"],
+                    _pct(w["new_pqls_to_opportunity"]),
+                    _pct(w["new_pqls_to_closed_won"]),
+                    _num(w["new_pqls_days_to_opportunity"]),
+                    _pct(w["non_pqls_to_opportunity"]),
+                    w["new_mqls"],
+                    _pct(w["new_mqls_to_opportunity"]),
+                ]
+                for w in weeks
+            ],
+            {1, 2, 3, 4, 5, 6, 7, 8},
+        )
+    )
     add("<h2>Monitoring</h2>")
     if mon["alerts"]:
         add("".join(f'<div class="alert">{escape(a)}</div>' for a in mon["alerts"]))
     else:
-        add('<div class="ok">Conversion within its band and no drift in signal coverage or scores.</div>')
+        add(
+            '<div class="ok">Conversion within its band and no drift in signal coverage or scores.</div>'
+        )
     add("</section>")
 
     # capacity
     curve = cap["curve"]
     best = cap["recommended"]
     add('<section id="capacity"><h2>A threshold that fits sales capacity</h2>')
-    add(f'<p class="muted">Capacity {cap["capacity_per_week"]:g} leads a week, worked best score first. The '
-        f'recommended threshold, {cap["recommended_threshold"]}, works {best["worked_conversions_per_week"]:.1f} '
-        f'opportunities a week from {best["leads_per_week"]:.1f} new leads ({_pct(best["conversion"])} convert).</p>')
-    add(svg.lines("capacity", "Capacity curve", [str(c["threshold"]) for c in curve], [
-        ("new leads a week", [c["leads_per_week"] for c in curve]),
-        ("opportunities a week, all leads", [c["conversions_per_week"] for c in curve]),
-        ("opportunities a week, worked within capacity", [c["worked_conversions_per_week"] for c in curve]),
-    ], xlabel="threshold", marker=cap["recommended_threshold"],
-        hline=(cap["capacity_per_week"], "capacity")))
+    add(
+        f'<p class="muted">Capacity {cap["capacity_per_week"]:g} leads a week, worked best score first. The '
+        f"recommended threshold, {cap['recommended_threshold']}, works {best['worked_conversions_per_week']:.1f} "
+        f"opportunities a week from {best['leads_per_week']:.1f} new leads ({_pct(best['conversion'])} convert).</p>"
+    )
+    add(
+        svg.lines(
+            "capacity",
+            "Capacity curve",
+            [str(c["threshold"]) for c in curve],
+            [
+                ("new leads a week", [c["leads_per_week"] for c in curve]),
+                ("opportunities a week, all leads", [c["conversions_per_week"] for c in curve]),
+                (
+                    "opportunities a week, worked within capacity",
+                    [c["worked_conversions_per_week"] for c in curve],
+                ),
+            ],
+            xlabel="threshold",
+            marker=cap["recommended_threshold"],
+            hline=(cap["capacity_per_week"], "capacity"),
+        )
+    )
     add("</section>")
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>PQL model report: {escape(m['name'])}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main></body></html>")
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>PQL model report: {escape(m['name'])}</title><style>{CSS}</style></head>"
+        f"<body><main>{''.join(parts)}</main></body></html>"
+    )
 
 
 __all__ = ["CHARTS", "gather", "render"]

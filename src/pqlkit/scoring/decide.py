@@ -87,8 +87,10 @@ def evaluate(cond: Condition, env: Mapping[str, Any], ops: Ops) -> Any:
         return env[f"fired.{cond.signal}"]
     if isinstance(cond, EmailCondition):
         business = env["user.is_business_email"]
-        return business if cond.email == "business" else ops.and_(
-            ops.is_set(env["user.email_domain"]), ops.not_(business)
+        return (
+            business
+            if cond.email == "business"
+            else ops.and_(ops.is_set(env["user.email_domain"]), ops.not_(business))
         )
     return _field(cond, env[cond.field], ops)
 
@@ -159,7 +161,9 @@ def _label_parts(label: str, value: Any, integral: bool, ops: Ops) -> list[Any]:
 
 def _integral(signal) -> bool:
     """Whether the signal's value is always a whole number (a plain count)."""
-    if isinstance(signal, TraitSignal | OnboardingSignal | ActiveDaysSignal | DistinctFeaturesSignal):
+    if isinstance(
+        signal, TraitSignal | OnboardingSignal | ActiveDaysSignal | DistinctFeaturesSignal
+    ):
         return True
     if isinstance(signal, LimitReachedSignal):
         return signal.events is not None
@@ -191,7 +195,9 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
     )
     for group, rs in results.items():
         results[group] = [
-            SignalResult(r.id, r.group, r.value, staged[f"fired.{r.id}"], staged[f"points.{r.id}"], r.text)
+            SignalResult(
+                r.id, r.group, r.value, staged[f"fired.{r.id}"], staged[f"points.{r.id}"], r.text
+            )
             for r in rs
         ]
     env.update({k: v for k, v in staged.items() if k.startswith("fired.")})
@@ -218,8 +224,13 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
     excluded = ops.or_(ops.lit(False), *(m for m, _ in exclusion_matches))
     activated = evaluate(model.activation, env, ops)
     fit_decisions = ops.stage(
-        {"profile": profile, "exclusion": exclusion, "reason": reason, "excluded": excluded,
-         "activated": activated}
+        {
+            "profile": profile,
+            "exclusion": exclusion,
+            "reason": reason,
+            "excluded": excluded,
+            "activated": activated,
+        }
     )
     profile, exclusion, reason = (fit_decisions[k] for k in ("profile", "exclusion", "reason"))
     excluded, activated = fit_decisions["excluded"], fit_decisions["activated"]

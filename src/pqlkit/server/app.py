@@ -39,9 +39,18 @@ def hash_key(key: str) -> str:
 class Collector:
     """The ASGI app. ``write_keys`` maps a source name to its write key (kept only hashed)."""
 
-    def __init__(self, url: str, log_dir: str | Path, write_keys: dict[str, str], *,
-                 table: str = "events", max_queue: int = 250_000, flush_interval: float = 0.25,
-                 resolve_interval: float = 5.0, max_backlog_segments: int = 32):
+    def __init__(
+        self,
+        url: str,
+        log_dir: str | Path,
+        write_keys: dict[str, str],
+        *,
+        table: str = "events",
+        max_queue: int = 250_000,
+        flush_interval: float = 0.25,
+        resolve_interval: float = 5.0,
+        max_backlog_segments: int = 32,
+    ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
         self.url = url
@@ -66,8 +75,14 @@ class Collector:
         if probe.url == ":memory:":
             raise ValueError("the collector needs a database file or server, not :memory:")
         probe.close()
-        self.flusher = FlusherProcess(self.url, self.log_dir, self.table, interval=self.flush_interval,
-                                      resolve_interval=self.resolve_interval, hold=hold)
+        self.flusher = FlusherProcess(
+            self.url,
+            self.log_dir,
+            self.table,
+            interval=self.flush_interval,
+            resolve_interval=self.resolve_interval,
+            hold=hold,
+        )
         self.log = DurableLog(self.log_dir, on_durable=self.flusher.state.publish)
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         # Everything imported so far lives as long as the server: keep it out of the garbage
@@ -95,10 +110,16 @@ class Collector:
                 error = f"the flusher process has stopped ({error or 'no reason given'})"
             status = 200 if error is None else 503
             quarantined = self.flusher.state.quarantined.value if self.flusher else 0
-            await _json(send, status, {"status": "ok" if error is None else "degraded",
-                                       **({"error": str(error)} if error else {}),
-                                       # stored apart with the reason: see pql_quarantine
-                                       "quarantined": quarantined})
+            await _json(
+                send,
+                status,
+                {
+                    "status": "ok" if error is None else "degraded",
+                    **({"error": str(error)} if error else {}),
+                    # stored apart with the reason: see pql_quarantine
+                    "quarantined": quarantined,
+                },
+            )
             return
         if method == "GET" and path == "/metrics":
             await _json(send, 200, self.metrics())
@@ -147,8 +168,11 @@ class Collector:
         if encoding in ("gzip", "x-gzip"):
             raw = _gunzip(raw, MAX_BODY)
         elif encoding not in (None, "", "identity"):
-            raise ApiError(415, "unsupported_encoding",
-                           f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding")
+            raise ApiError(
+                415,
+                "unsupported_encoding",
+                f"Content-Encoding {encoding!r} is not supported; send gzip or no encoding",
+            )
         try:
             body = orjson.loads(raw)
         except ValueError:
@@ -157,17 +181,32 @@ class Collector:
         assert self.log is not None  # started by the lifespan
         if self.log.pending_messages > self.max_queue:
             return 503, {"code": "overloaded", "message": "the collector is busy; retry shortly"}
-        if self.flusher is not None and self.flusher.state.backlog_segments() > self.max_backlog_segments:
-            return 503, {"code": "overloaded",
-                         "message": "the database is behind the log; retry shortly (nothing was stored)"}
+        if (
+            self.flusher is not None
+            and self.flusher.state.backlog_segments() > self.max_backlog_segments
+        ):
+            return 503, {
+                "code": "overloaded",
+                "message": "the database is behind the log; retry shortly (nothing was stored)",
+            }
         now = datetime.now(UTC).replace(tzinfo=None)
         received = now.isoformat() + "Z"
         n = check_body(endpoint, body, len(raw), received_at=now)
         # The body goes to the log as it came (JSON whitespace made spaces, so it is one line):
         # nothing is serialised again on the request path.
-        line = b"".join((b'{"s":', orjson.dumps(source), b',"r":"', received.encode(), b'","e":',
-                         orjson.dumps(endpoint), b',"b":', raw.replace(b"\r", b" ").replace(b"\n", b" "),
-                         b"}\n"))
+        line = b"".join(
+            (
+                b'{"s":',
+                orjson.dumps(source),
+                b',"r":"',
+                received.encode(),
+                b'","e":',
+                orjson.dumps(endpoint),
+                b',"b":',
+                raw.replace(b"\r", b" ").replace(b"\n", b" "),
+                b"}\n",
+            )
+        )
         await asyncio.wrap_future(self.log.append([line], messages=n))
         self.accepted += n
         return 200, {"success": True}
@@ -186,7 +225,11 @@ class Collector:
             key = body.get("writeKey")
         source = self.keys.get(hash_key(key)) if isinstance(key, str) and key else None
         if source is None:
-            raise ApiError(401, "unauthorized", "a valid write key is needed (HTTP Basic 'writeKey:' or writeKey in the body)")
+            raise ApiError(
+                401,
+                "unauthorized",
+                "a valid write key is needed (HTTP Basic 'writeKey:' or writeKey in the body)",
+            )
         if from_header and authorization is not None and len(self._known) < 1024:
             self._known[authorization] = source  # a good header, seen again on every request
         return source
@@ -221,7 +264,9 @@ async def _read_body(receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes")
+            raise ApiError(
+                400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes"
+            )
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -236,13 +281,23 @@ def _gunzip(raw: bytes, limit: int) -> bytes:
     if len(out) <= limit and not d.eof:
         raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
     if len(out) > limit:
-        raise ApiError(400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed")
+        raise ApiError(
+            400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed"
+        )
     return out
 
 
 async def _json(send, status: int, body: dict[str, Any], headers: list | None = None) -> None:
     payload = orjson.dumps(body)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

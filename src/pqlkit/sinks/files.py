@@ -30,8 +30,13 @@ def format_from_path(path: str | Path) -> str:
     return fmt
 
 
-def export(expr: ir.Table | pa.Table, path: str | Path, fmt: str | None = None, *,
-           csv_formulas: bool = False) -> int:
+def export(
+    expr: ir.Table | pa.Table,
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    csv_formulas: bool = False,
+) -> int:
     """Write ``expr`` to ``path``; return the number of rows written. In CSV, text that a
     spreadsheet would run as a formula is neutralised unless ``csv_formulas`` (see
     :func:`neutralise_formulas`)."""
@@ -100,7 +105,9 @@ def neutralise_formulas(data: pa.Table) -> pa.Table:
             starts = pc.starts_with(col, FORMULA_START[0])
             for prefix in FORMULA_START[1:]:
                 starts = pc.or_(starts, pc.starts_with(col, prefix))
-            col = pc.if_else(pc.fill_null(starts, False), pc.binary_join_element_wise("'", col, ""), col)
+            col = pc.if_else(
+                pc.fill_null(starts, False), pc.binary_join_element_wise("'", col, ""), col
+            )
         cols.append(col)
     return pa.table(dict(zip(data.column_names, cols, strict=True)))
 
