@@ -105,7 +105,21 @@ FORBIDDEN = {
     "sinks": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features"),
     "server": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
     "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
-    "engine": ("pqlkit.cli",),
+    "engine": ("pqlkit.cli", "pqlkit.usecases"),
+    # the shells call use cases; they do no engine work and import no database library
+    "cli": (
+        "ibis",
+        "duckdb",
+        "psycopg",
+        "pqlkit.engine",
+        "pqlkit.features",
+        "pqlkit.learn",
+        "pqlkit.collect",
+        "pqlkit.report",
+        "pqlkit.scoring",
+        "pqlkit.server",
+    ),
+    "usecases": ("pqlkit.cli",),
     "learn": (
         "duckdb",
         "psycopg",
@@ -194,3 +208,16 @@ def test_collect_and_the_engine_write_no_sql_by_hand():
                 if sql.search(line):
                     offenders.append(f"{path.relative_to(SRC)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_help_and_init_import_no_database_library(tmp_path):
+    code = (
+        "import sys; from pqlkit.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(','.join(m for m in ('ibis', 'duckdb', 'pyarrow', 'psycopg') if m in sys.modules), file=sys.stderr)"
+    )
+    for args in (["--help"], ["init", str(tmp_path / "m.yml")], ["score", "--help"]):
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+        )
+        assert done.stderr.strip().splitlines()[-1:] in ([], [""]), (args, done.stderr)

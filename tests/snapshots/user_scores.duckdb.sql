@@ -593,7 +593,7 @@ FROM (
                       "t4"."timestamp" >= (
                         MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) - INTERVAL '2592000000000' MICROSECOND
                       )) AS "a__active_w0",
-                    COUNT(DISTINCT "t4"."properties" ->> '$.feature') FILTER(WHERE
+                    COUNT(DISTINCT "t4"."properties" ->> '/feature') FILTER(WHERE
                       "t4"."event" = 'feature_used') AS "a__features",
                     SUM(
                       EXP(

@@ -534,7 +534,7 @@ FROM (
                     CAST('2026-10-01T00:00:00' AS TIMESTAMP) - INTERVAL '2592000000000 MICROSECOND'
                   )) AS "a__active",
                 COUNT(
-                  DISTINCT JSON_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSON), 'feature')
+                  DISTINCT JSONB_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSONB), 'feature')
                 ) FILTER(WHERE
                   "t4"."event" = 'feature_used') AS "a__features",
                 SUM(

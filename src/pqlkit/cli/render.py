@@ -8,6 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -51,7 +52,7 @@ def table(
             justify="right" if rows and isinstance(rows[0].get(c), int | float) else "left",
         )
     for r in rows:
-        t.add_row(*(_cell(r.get(c)) for c in columns))
+        t.add_row(*(escape(_cell(r.get(c))) for c in columns))
     out.print(t)
 
 
@@ -68,11 +69,11 @@ def _cell(v: Any) -> str:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/yellow] {message}")
+    err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/bold red] {escape(message)}", markup=True, highlight=False)
 
 
 def lead_list(rows: list[dict[str, Any]], title: str) -> None:
@@ -80,9 +81,10 @@ def lead_list(rows: list[dict[str, Any]], title: str) -> None:
     out.print(f"[bold]{title}[/bold]")
     for r in rows:
         out.print(
-            f"  [bold]{r['user_id']}[/bold] ({r.get('account_id') or '-'})  score {r['score']}  "
-            f"tier {r['tier']}  {r.get('icp_profile') or '-'}  {r['segment']} -> {r['motion']}"
+            f"  [bold]{escape(str(r['user_id']))}[/bold] ({escape(str(r.get('account_id') or '-'))})  "
+            f"score {r['score']}  tier {escape(str(r['tier']))}  {escape(str(r.get('icp_profile') or '-'))}  "
+            f"{escape(str(r['segment']))} -> {escape(str(r['motion']))}"
         )
         for reason in (r.get("reasons") or "").split("; "):
             if reason:
-                out.print(f"      {reason}")
+                out.print(f"      {escape(reason)}")

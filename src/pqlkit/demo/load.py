@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..backends import Backend
-from .generate import DemoData
+if TYPE_CHECKING:  # `pql init` writes the starter model without loading any of these
+    from ..backends import Backend
+    from .generate import DemoData
 
 TABLES = ("accounts", "users", "events", "outcomes")
 

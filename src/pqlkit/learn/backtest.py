@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import DataError
+from ..scoring.decide import FIT_GATES, fit_gates_pass
 from . import dataset
 
 #: What practitioners quote (OpenView, Pocus, Gainsight PLG benchmarks): shown beside the
@@ -127,10 +128,8 @@ class Replay:
             return np.asarray(values, dtype)[order]
 
         date_index, user = date_index[order], user[order]
-        profile = np.asarray(
-            [v is not None for v in table.column("icp_profile").to_pylist()], bool
-        )[order]
-        gate = profile & ~col("excluded", bool, False) & col("activated", bool, False)
+        gate_cols = [g.output for g in FIT_GATES]
+        gate = np.asarray(fit_gates_pass(table.select(gate_cols).to_pylist()), bool)[order]
         signals = {
             c: col(c, float, 0.0)
             for c in table.column_names

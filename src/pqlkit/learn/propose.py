@@ -29,6 +29,7 @@ import yaml
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, parse_model
 from ..model.signals import RecencySignal
+from ..scoring.decide import FIT_GATES, fit_gates_pass
 from .fit import Points, Step
 
 HEADER = "# Proposed by `pql learn`"
@@ -260,13 +261,12 @@ def _threshold(points: Points, train: pa.Table) -> int:
     """The smallest whole threshold that flags no more training rows than the current model
     did (among rows passing the PQL gates: an ICP profile, not excluded, activated)."""
     score = np.clip(points.score(train), 0, 100)
-    gate = np.ones(train.num_rows, bool)
-    for col, want in (("icp_profile", None), ("excluded", False), ("activated", True)):
-        if col in train.column_names:
-            v = train.column(col).to_pylist()
-            gate &= np.asarray(
-                [x is not None for x in v] if want is None else [x is want for x in v], bool
-            )
+    gate_cols = [g.output for g in FIT_GATES if g.output in train.column_names]
+    gate = (
+        np.asarray(fit_gates_pass(train.select(gate_cols).to_pylist()), bool)
+        if len(gate_cols) == len(FIT_GATES)
+        else np.ones(train.num_rows, bool)
+    )
     current = (
         int(np.asarray(train.column("is_pql").to_pylist(), bool).sum())
         if "is_pql" in train.column_names

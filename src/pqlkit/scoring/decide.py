@@ -8,7 +8,7 @@ each step adds what it decided to ``env`` so that later rules (segments, routing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,63 @@ OUTPUT_FIELDS = (
     "reasons",
     "mql_reasons",
 )
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One condition a PQL must meet, over one decided output; written once, read by the
+    decision itself, by `pql explain` and by learning and backtests."""
+
+    name: str
+    output: str
+    """The output field (see :data:`OUTPUT_FIELDS`) the gate reads."""
+    test: Callable[[Any, Ops, Model], Any]
+    words: Callable[[Mapping[str, Any], Model], str]
+
+    def passes(self, outputs: Mapping[str, Any], model: Model, ops: Ops = _PLAIN) -> Any:
+        return self.test(outputs[self.output], ops, model)
+
+    def reason(self, outputs: Mapping[str, Any], model: Model) -> str:
+        """Why a user who does not pass it is blocked, in words."""
+        return self.words(outputs, model)
+
+
+#: What a PQL needs, in order: fit a profile, not be excluded, be activated, reach the score.
+PQL_GATES = (
+    Gate(
+        "profile",
+        "icp_profile",
+        lambda v, ops, m: ops.is_set(v),
+        lambda o, m: "fits no ICP profile",
+    ),
+    Gate(
+        "exclusion",
+        "excluded",
+        lambda v, ops, m: ops.not_(v),
+        lambda o, m: f"excluded by {o['exclusion']} (reason: {o['exclusion_reason']})",
+    ),
+    Gate("activation", "activated", lambda v, ops, m: v, lambda o, m: "not activated"),
+    Gate(
+        "score",
+        "score",
+        lambda v, ops, m: ops.cmp(v, "gte", m.thresholds.pql_score),
+        lambda o, m: f"score below {m.thresholds.pql_score:g}",
+    ),
+)
+#: The gates that do not depend on points (what learning holds fixed while it refits them).
+FIT_GATES = tuple(g for g in PQL_GATES if g.name != "score")
+
+
+def blocked_by(
+    model: Model, outputs: Mapping[str, Any], gates: tuple[Gate, ...] = PQL_GATES
+) -> list[Gate]:
+    """The gates one user's outputs (plain values) do not pass; empty for a PQL."""
+    return [g for g in gates if not g.passes(outputs, model)]
+
+
+def fit_gates_pass(rows: list[Mapping[str, Any]]) -> list[bool]:
+    """For each row of outputs (plain values), whether it passes every gate but the score."""
+    return [all(g.passes(row, None) for g in FIT_GATES) for row in rows]  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -234,12 +291,13 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
     )
     profile, exclusion, reason = (fit_decisions[k] for k in ("profile", "exclusion", "reason"))
     excluded, activated = fit_decisions["excluded"], fit_decisions["activated"]
-    is_pql = ops.and_(
-        ops.is_set(profile),
-        ops.not_(excluded),
-        activated,
-        ops.cmp(score, "gte", model.thresholds.pql_score),
-    )
+    decided_so_far = {
+        "icp_profile": profile,
+        "excluded": excluded,
+        "activated": activated,
+        "score": score,
+    }
+    is_pql = ops.and_(*(gate.passes(decided_so_far, model, ops) for gate in PQL_GATES))
     is_mql = ops.cmp(mql, "gte", model.thresholds.mql_score)
     env.update(
         {

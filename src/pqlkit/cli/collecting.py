@@ -1,0 +1,167 @@
+"""`pql import`, `forget`, `serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import cli, render
+from .options import interactive, json_option, progress, url_option
+
+
+@cli.command(name="import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "parquet", "segment", "rudderstack", "amplitude"]),
+    default=None,
+    help="File format (default: from the extension; segment/rudderstack/amplitude for their exports).",
+)
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=YOURS",
+    help="Map a canonical events column to yours, e.g. --map user_id=uid (repeatable).",
+)
+@click.option(
+    "--table", default="events", show_default=True, help="The events table to import into."
+)
+@click.option(
+    "--source",
+    default="import",
+    show_default=True,
+    help="Source name; message ids are unique per source.",
+)
+@click.option("--strict", is_flag=True, help="Import nothing if any row is bad.")
+@url_option
+@json_option
+def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
+    """Import events from CSV, JSON lines, Parquet, or Segment, RudderStack and Amplitude exports."""
+    from ..usecases.collecting import import_events, parse_mapping
+
+    mapping = parse_mapping(maps)
+    with progress(interactive(as_json)) as say:
+        report = import_events(
+            list(files),
+            url,
+            fmt=fmt,
+            mapping=mapping,
+            table=table,
+            source=source,
+            strict=strict,
+            progress=lambda step, n: say(f"{step}: {n:,} rows"),
+        )
+    if as_json:
+        render.emit_json(report.to_dict())
+        return
+    for f in report.files:
+        reasons = ", ".join(f"{n} {why}" for why, n in f.reasons().most_common(3))
+        render.out.print(
+            render.escape(
+                f"{f.path} ({f.format}): {f.read:,} rows read, {f.accepted:,} accepted"
+                + (
+                    f", {f.identity_messages:,} identify/group/alias messages kept for identities"
+                    if f.identity_messages
+                    else ""
+                )
+                + (f", {f.suppressed:,} rows of forgotten users dropped" if f.suppressed else "")
+                + (f", {f.skipped:,} skipped ({reasons})" if f.skipped else "")
+            )
+        )
+        for line, why in f.problems[:5]:
+            render.warn(f"{f.path}:{line}: {why}")
+        if f.skipped > 5:
+            render.warn(f"... and {f.skipped - 5} more skipped rows (--json lists them)")
+    render.out.print(
+        f"Imported {report.imported:,} events into {render.escape(report.table)} (source "
+        f"{render.escape(report.source)}); {report.duplicates:,} duplicates not stored again; "
+        f"{report.skipped:,} rows skipped; {report.seconds:.1f}s."
+    )
+
+
+@cli.command()
+@click.argument("user_ids", nargs=-1, required=True)
+@url_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+def forget(user_ids, url, yes, as_json) -> None:
+    """Delete users everywhere and suppress their later events (a privacy request).
+
+    Deletes the rows of each USER_ID and of every id linked to it (anonymous ids, aliases) in
+    every table, records a suppression so the collector and `pql import` drop their later
+    messages, and rewrites the database file so the deleted data cannot be read from it.
+    """
+    from ..usecases.collecting import forget_users
+
+    if not yes and not as_json:
+        click.confirm(
+            f"Delete {', '.join(user_ids)} everywhere in {url or 'pql.duckdb'}? This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    with progress(interactive(as_json)) as say:
+        say("deleting and rewriting the database")
+        results = forget_users(list(user_ids), url)
+    if as_json:
+        render.emit_json({"forgotten": [r.to_dict() for r in results]})
+        return
+    for r in results:
+        rows = ", ".join(f"{n:,} from {t}" for t, n in sorted(r.deleted.items())) or "no rows"
+        render.out.print(
+            render.escape(f"Forgot {r.user_id} (ids: {', '.join(r.ids)}): deleted {rows}.")
+        )
+        if r.blanked:
+            render.out.print(
+                "  Blanked mentions: "
+                + ", ".join(f"{n:,} in {t}" for t, n in sorted(r.blanked.items()))
+            )
+    render.out.print(
+        f"Suppressed: later messages for these ids are dropped. Storage: {results[0].rewritten}."
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="PQL_HOST")
+@click.option("--port", default=8088, show_default=True, envvar="PQL_PORT", type=int)
+@url_option
+@click.option(
+    "--log-dir",
+    default="pql-log",
+    show_default=True,
+    envvar="PQL_LOG_DIR",
+    type=click.Path(file_okay=False),
+    help="The durable log acknowledged events are written to first.",
+)
+@click.option(
+    "--write-key",
+    "write_keys",
+    multiple=True,
+    metavar="SOURCE=KEY",
+    help="A write key and the source it names (repeatable); or PQL_WRITE_KEYS=web=k1,app=k2.",
+)
+@click.option(
+    "--table", default="events", show_default=True, help="The events table to store into."
+)
+@click.option(
+    "--resolve-every",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds between rebuilds of pql_users, pql_accounts and pql_identities after new identities.",
+)
+def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
+    """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...)."""
+    from ..usecases.collecting import collector
+    from ..usecases.collecting import write_keys as parse_keys
+
+    keys = parse_keys(write_keys)
+    app = collector(url, log_dir, keys, table=table, resolve_every=resolve_every)
+    import uvicorn
+
+    render.err.print(
+        f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")

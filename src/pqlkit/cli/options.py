@@ -1,0 +1,79 @@
+"""Options defined once and shared by the commands that take them; progress for people."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from . import render
+
+model_option = click.option(
+    "-m",
+    "--model",
+    "model_path",
+    default="pql.yml",
+    show_default=True,
+    envvar="PQL_MODEL",
+    type=click.Path(dir_okay=False),
+    help="The model file.",
+)
+url_option = click.option(
+    "--url",
+    default=None,
+    envvar="PQL_DATABASE_URL",
+    help="Database: a DuckDB file (default pql.duckdb) or postgresql://user@host:port/db.",
+)
+as_of_option = click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Score as of this time (ISO 8601, UTC unless an offset is given). Default: now.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+
+
+def outcome_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--outcome and --horizon, shared by learn and evaluate."""
+    fn = click.option(
+        "--horizon",
+        default="30d",
+        show_default=True,
+        help="How long after each date a conversion counts (e.g. 30d, 6w).",
+    )(fn)
+    return click.option(
+        "--outcome",
+        type=click.Choice(["opportunity", "closed_won", "self_serve"]),
+        default="opportunity",
+        show_default=True,
+        help="What counts as converting.",
+    )(fn)
+
+
+def interactive(as_json: bool) -> bool:
+    return not as_json and render.err.is_terminal
+
+
+@contextlib.contextmanager
+def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step, on stderr, when a person is watching."""
+    if not enabled:
+        yield lambda _msg: None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=render.err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+        yield lambda msg: bar.update(task, description=msg)
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"

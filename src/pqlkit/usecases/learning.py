@@ -1,0 +1,292 @@
+"""Learning and proving use cases: learn points and propose a model, evaluate, backtest, and
+write the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from ..backends import connect
+from ..engine import Engine
+from ..errors import PqlkitError
+from .common import Progress, day, duration, quiet
+
+if TYPE_CHECKING:
+    from ..learn.evaluate import Evaluation
+    from ..learn.learn import Learned
+    from ..learn.propose import Proposal
+
+
+@dataclass(frozen=True)
+class LearnOptions:
+    """What `pql learn` is asked to do."""
+
+    outcome: str = "opportunity"
+    horizon: str = "30d"
+    snapshots: int = 6
+    until: str | datetime | None = None
+    reference: bool = True
+    user_table: str | None = None
+    """Learn from a user-level table (or CSV/Parquet file) instead of events."""
+    label: str | None = None
+    excluded: tuple[str, ...] = ()
+    propose: bool = True
+    propose_path: str | None = None
+    force: bool = False
+
+
+@dataclass
+class LearnOutcome:
+    """What was learned, and the proposed model written (if any)."""
+
+    result: Learned
+    proposal: Proposal | None = None
+    target: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        payload = self.result.to_dict()
+        if self.proposal is not None:
+            payload["proposal"] = {"path": str(self.target), **self.proposal.to_dict()}
+        return payload
+
+
+def proposal_target(model_path: str | Path, propose_path: str | None) -> Path:
+    model_file = Path(model_path)
+    return (
+        Path(propose_path)
+        if propose_path
+        else model_file.with_name(f"{model_file.stem}.proposed.yml")
+    )
+
+
+def learn(
+    model_path: str | Path, url: str | None, options: LearnOptions, progress: Progress = quiet
+) -> LearnOutcome:
+    """Point-in-time snapshots, lifts, fitted points compared with the current model and a
+    boosted reference, and (event mode) a proposed model file beside the model."""
+    from ..learn.learn import learn as run_learn
+    from ..learn.learn import user_level
+
+    model_file = Path(model_path)
+    target = proposal_target(model_file, options.propose_path)
+    if options.user_table:
+        if not options.label:
+            raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
+        table = read_user_table(options.user_table, url)
+        progress(f"learning from {table.num_rows:,} rows of {options.user_table}")
+        result = user_level(
+            table, options.label, exclude=list(options.excluded), reference=options.reference
+        )
+        return LearnOutcome(result)
+    if options.propose:
+        from ..learn.propose import check_target
+
+        check_target(target, model_file, force=options.force)  # before the work, not after
+    span = duration("--horizon", options.horizon)
+    engine = Engine.open(str(model_file), url)
+    result = run_learn(
+        engine,
+        options.outcome,
+        span,
+        snapshots=options.snapshots,
+        until=day("--until", options.until),
+        reference=options.reference,
+        progress=progress,
+    )
+    if not options.propose or result.points is None or result.train is None:
+        return LearnOutcome(result)
+    from ..learn.propose import propose, write_proposal
+
+    proposal = propose(
+        engine.loaded,
+        result.points,
+        result.train,
+        outcome=options.outcome,
+        horizon_days=result.horizon_days,
+        auc=result.quality_of("learned points"),
+    )
+    write_proposal(proposal, target, model_file, force=options.force)
+    return LearnOutcome(result, proposal, target)
+
+
+def read_user_table(name: str, url: str | None) -> pa.Table:
+    """A user-level table: a CSV or Parquet file, or a table in the database."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    path = Path(name)
+    if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
+        if not path.exists():
+            raise PqlkitError(f"--from-table: no such file {path}")
+        try:
+            return (
+                pq.read_table(path)
+                if path.suffix.lower() in (".parquet", ".pq")
+                else pacsv.read_csv(path)
+            )
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise PqlkitError(
+                f"--from-table: cannot read {path}: {str(exc).splitlines()[0]}"
+            ) from None
+    backend = connect(url)
+    try:
+        return pa.Table.from_pylist(backend.rows(backend.table(name, role="user-level")))
+    finally:
+        backend.close()
+
+
+def evaluate(
+    model_path: str | Path,
+    url: str | None = None,
+    *,
+    outcome: str = "opportunity",
+    horizon: str = "30d",
+    every: str = "7d",
+    split: str | datetime | None = None,
+    until: str | datetime | None = None,
+    progress: Progress = quiet,
+) -> Evaluation:
+    """How well the score and the PQL flag predicted conversions after a time split."""
+    from ..learn.evaluate import evaluate as run
+
+    engine = Engine.open(str(model_path), url)
+    return run(
+        engine,
+        outcome=outcome,
+        horizon=duration("--horizon", horizon),
+        every=duration("--every", every),
+        split=day("--split", split),
+        until=day("--until", until),
+        progress=progress,
+    )
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """The dates and horizons of a replay (backtest and report)."""
+
+    start: str | datetime | None = None
+    end: str | datetime | None = None
+    every: str = "7d"
+    horizon: str = "30d"
+    won_horizon: str = "60d"
+    reps: int = 2
+    leads_per_rep: float = 10
+
+    def spans(self) -> tuple[timedelta, timedelta, timedelta]:
+        return (
+            duration("--every", self.every),
+            duration("--horizon", self.horizon),
+            duration("--won-horizon", self.won_horizon),
+        )
+
+
+@dataclass
+class Backtest:
+    """A replay of the model over history, summarised."""
+
+    every_days: int
+    horizon_days: int
+    won_horizon_days: int
+    pql_score: float
+    weekly: list[dict[str, Any]]
+    pql_vs_mql: dict[str, Any]
+    capacity: dict[str, Any]
+    monitor: dict[str, Any]
+    alerts: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "horizon_days": self.horizon_days,
+            "won_horizon_days": self.won_horizon_days,
+            "every_days": self.every_days,
+            "weekly": self.weekly,
+            "pql_vs_mql": self.pql_vs_mql,
+            "capacity": self.capacity,
+            "monitor": self.monitor,
+        }
+
+
+def backtest(
+    model_path: str | Path, url: str | None, options: ReplayOptions, progress: Progress = quiet
+) -> Backtest:
+    """New PQLs (and MQLs) each period and what they went on to do; PQL vs MQL; the threshold
+    that fits sales capacity; monitoring."""
+    from ..learn import backtest as bt
+
+    engine = Engine.open(str(model_path), url)
+    every, horizon, won = options.spans()
+    start, end = bt.window(engine, day("--from", options.start), day("--to", options.end))
+    r = bt.replay(
+        engine,
+        bt.replay_dates(start, end, every),
+        horizon,
+        every,
+        won_horizon=won,
+        progress=progress,
+    )
+    mon = bt.monitor(r)
+    return Backtest(
+        every_days=every.days,
+        horizon_days=horizon.days,
+        won_horizon_days=won.days,
+        pql_score=engine.model.thresholds.pql_score,
+        weekly=bt.weekly(r),
+        pql_vs_mql=bt.side_by_side(r),
+        capacity=bt.capacity_curve(r, options.reps * options.leads_per_rep),
+        monitor=mon,
+        alerts=list(mon["alerts"]),
+    )
+
+
+@dataclass
+class Report:
+    path: Path
+    bytes: int
+    charts: list[str]
+    alerts: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "bytes": self.bytes,
+            "charts": self.charts,
+            "alerts": self.alerts,
+        }
+
+
+def report(
+    model_path: str | Path,
+    url: str | None,
+    options: ReplayOptions,
+    out_path: str | Path,
+    progress: Progress = quiet,
+) -> Report:
+    """Write the self-contained HTML report (atomically)."""
+    from ..learn.backtest import window
+    from ..report.build import CHARTS, gather
+    from ..report.build import render as render_html
+
+    engine = Engine.open(str(model_path), url)
+    every, horizon, won = options.spans()
+    start, end = window(engine, day("--from", options.start), day("--to", options.end))
+    findings = gather(
+        engine,
+        horizon=horizon,
+        won_horizon=won,
+        every=every,
+        capacity=options.reps * options.leads_per_rep,
+        start=start,
+        end=end,
+        progress=progress,
+    )
+    html = render_html(findings)
+    target = Path(out_path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return Report(target, len(html.encode()), list(CHARTS), list(findings["monitor"]["alerts"]))

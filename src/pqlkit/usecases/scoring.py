@@ -1,0 +1,163 @@
+"""Scoring use cases: check a model, score users and accounts, explain one user, print SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import ibis.expr.types as ir
+
+from ..backends import connect
+from ..engine import Engine, Explanation, RunResult
+from ..errors import PqlkitError
+from ..model.load import load_model
+from ..scoring.decide import blocked_by
+from .common import Progress, quiet
+
+
+def init_model(path: str | Path, *, force: bool = False) -> Path:
+    """Write the commented starter model to ``path``."""
+    from ..demo.load import write_model
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
+    write_model(target)
+    return target
+
+
+@dataclass
+class Validated:
+    """A model that loaded (and, with data, whose data fits)."""
+
+    path: str
+    version: str
+    profiles: int
+    exclusions: int
+    fit_signals: int
+    usage_signals: int
+    mql_signals: int
+    data_checked: bool
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "model": self.path, "version": self.version, "warnings": self.warnings}
+
+
+def validate(model_path: str | Path, url: str | None = None, *, data: bool = True) -> Validated:
+    """Load the model (every problem at once) and, with ``data``, check the data fits it."""
+    loaded = load_model(model_path)
+    warnings: list[str] = []
+    if data:
+        engine = Engine(loaded, connect(url))
+        try:
+            warnings = engine.check(thorough=True)
+        finally:
+            engine.close()
+    m = loaded.model
+    return Validated(
+        path=loaded.path,
+        version=loaded.version,
+        profiles=len(m.icp.profiles),
+        exclusions=len(m.icp.exclusions),
+        fit_signals=len(m.fit_signals),
+        usage_signals=len(m.usage_signals),
+        mql_signals=len(m.mql_signals),
+        data_checked=data,
+        warnings=warnings,
+    )
+
+
+@dataclass
+class Scored:
+    """A stored run and its rows (users or accounts), best first, as an expression to page
+    through or export."""
+
+    engine: Engine
+    run: RunResult
+    rows: ir.Table
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.run.to_dict()
+
+
+def score(
+    model_path: str | Path,
+    url: str | None = None,
+    as_of: str | datetime | None = None,
+    *,
+    checks: bool = True,
+    pql_only: bool = False,
+    progress: Progress = quiet,
+) -> Scored:
+    """Score every user and account as of ``as_of`` (default now), store them atomically, and
+    return the users, highest score first."""
+    engine = Engine.open(str(model_path), url)
+    result = engine.run(as_of, checks=checks, progress=progress)
+    users = engine.stored_users(result.as_of, result.model_version)
+    if pql_only:
+        users = users.filter(users.is_pql)
+    return Scored(engine, result, users.order_by([users.score.desc(), users.user_id]))
+
+
+def accounts(
+    model_path: str | Path,
+    url: str | None = None,
+    as_of: str | datetime | None = None,
+    *,
+    checks: bool = True,
+    progress: Progress = quiet,
+) -> Scored:
+    """Like :func:`score`, returning the accounts (users rolled up), highest score first."""
+    engine = Engine.open(str(model_path), url)
+    result = engine.run(as_of, checks=checks, progress=progress)
+    accts = engine.stored_accounts(result.as_of, result.model_version)
+    order = [accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id]
+    return Scored(engine, result, accts.order_by(order))
+
+
+@dataclass
+class Explained:
+    """One user's score, decisions and signals, and what keeps them from being a PQL."""
+
+    explanation: Explanation
+    blocked_by: list[str]
+    """The PQL gates the user does not pass, in words (empty for a PQL)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.explanation.to_dict(), "blocked_by": self.blocked_by}
+
+
+def explain(
+    user_id: str,
+    model_path: str | Path,
+    url: str | None = None,
+    as_of: str | datetime | None = None,
+) -> Explained:
+    """Why ``user_id`` scored what they did, by the plain-Python decision path."""
+    engine = Engine.open(str(model_path), url)
+    try:
+        e = engine.explain(user_id, as_of)
+        return Explained(
+            e,
+            [gate.reason(e.outputs, engine.model) for gate in blocked_by(engine.model, e.outputs)],
+        )
+    finally:
+        engine.close()
+
+
+def compile_sql(
+    model_path: str | Path,
+    url: str | None = None,
+    as_of: str | datetime | None = None,
+    *,
+    dialect: str = "duckdb",
+) -> str:
+    """The SQL ``dialect`` would run to score every user."""
+    engine = Engine.open(str(model_path), url)
+    try:
+        return engine.compile(dialect, as_of)
+    finally:
+        engine.close()
