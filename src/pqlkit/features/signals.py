@@ -226,6 +226,9 @@ def distinct_features(s: DistinctFeaturesSignal, ctx: EventContext, name: str) -
         cond = ctx.match(s.events, s.window, s.where)
         agg = ctx.prop_text(s.property).nunique(where=cond)
         return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
+    if "*" in s.events:  # any event: each distinct event name is a feature
+        agg = ctx.events.event.nunique(where=ctx.match(s.events, s.window, s.where))
+        return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
     return _per_event_presence(ctx, name, s.events, s.window, s.where)
 
 
@@ -304,18 +307,20 @@ def recency(s: RecencySignal, ctx: EventContext, name: str) -> SignalPlan:
     return SignalPlan({name: agg}, finish)
 
 
-KINDS: dict[str, Callable[..., SignalPlan]] = {
-    "event_count": event_count,
-    "hand_raise": event_count,
-    "teammates_invited": teammates_invited,
-    "active_days": active_days,
-    "distinct_features": distinct_features,
-    "property_threshold": property_threshold,
-    "onboarding_completed": onboarding_completed,
-    "limit_reached": limit_reached,
-    "recency": recency,
+#: The value of each event signal kind, registered by its model class (see model/signals.py
+#: for the rest of what a kind means). A kind missing here fails the kinds conformance test.
+PLANS: dict[type, Callable[..., SignalPlan]] = {
+    EventCountSignal: event_count,
+    HandRaiseSignal: event_count,
+    TeammatesInvitedSignal: teammates_invited,
+    ActiveDaysSignal: active_days,
+    DistinctFeaturesSignal: distinct_features,
+    PropertyThresholdSignal: property_threshold,
+    OnboardingSignal: onboarding_completed,
+    LimitReachedSignal: limit_reached,
+    RecencySignal: recency,
 }
 
 
 def plan_signal(signal, ctx: EventContext, name: str) -> SignalPlan:
-    return KINDS[signal.kind](signal, ctx, name)
+    return PLANS[type(signal)](signal, ctx, name)

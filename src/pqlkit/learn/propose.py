@@ -28,7 +28,6 @@ import yaml
 
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, parse_model
-from ..model.signals import RecencySignal
 from ..scoring.decide import FIT_GATES, fit_gates_pass
 from .fit import Points, Step
 
@@ -149,10 +148,7 @@ class _Translator:
         d = copy.deepcopy(self.raw_event[sid])
         for k in ("per_unit", "cap", "min", "within", "older_than"):
             d.pop(k, None)
-        if isinstance(signal, RecencySignal):
-            d["older_than"] = f"{_number(t)}d"  # the value is days since the last activity
-        else:  # onboarding (steps done), limits (share of quota) and counts all fire at `min`
-            d["min"] = _number(t)
+        d.update(signal.at_threshold(_number(t)))  # each kind says how it fires at a threshold
         d["id"] = f"{sid}_{_slug(t)}"[:63]
         d["points"] = points
         return d

@@ -8,8 +8,10 @@ by ``cap`` and rounded to a whole number.
 
 from __future__ import annotations
 
+import builtins
 import re
-from typing import Annotated, Literal
+import typing
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -75,7 +77,31 @@ class _Named(_Strict):
         return self.label or self.id.replace("_", " ")
 
 
-class _FixedPoints(_Named):
+class _Kind(_Named):
+    """What a signal kind means, declared on its class (one place per kind): the events it
+    reads, when it fires, whether its value is a whole number, and how a learned threshold is
+    written back into a model. The value itself is computed in features/signals.py, registered
+    for the same class."""
+
+    def event_names(self) -> list[str]:
+        """Event names the signal reads ('*': any event)."""
+        return list(getattr(self, "events", None) or [])
+
+    def fires(self, value: Any, ops: Any) -> Any:
+        """Whether the signal fires for ``value`` (``ops``: plain Python or SQL, see scoring.ops)."""
+        return ops.cmp(value, "gte", getattr(self, "min", 1))
+
+    @property
+    def integral(self) -> bool:
+        """Whether the value is always a whole number (reasons print it without decimals)."""
+        return False
+
+    def at_threshold(self, threshold: float) -> dict[str, Any]:
+        """The keys that make a copy of this signal fire at a learned ``threshold``."""
+        return {"min": threshold}
+
+
+class _FixedPoints(_Kind):
     """Kinds that earn their points once."""
 
     per_unit: Literal[False] = False
@@ -84,7 +110,7 @@ class _FixedPoints(_Named):
     """Not needed for this kind (points are earned once)."""
 
 
-class _Signal(_Named):
+class _Signal(_Kind):
     per_unit: bool = False
     """true: earn `points` for each unit of value (2 points per active day) instead of once."""
     cap: float | None = Field(default=None, gt=0)
@@ -105,6 +131,10 @@ class _EventSignal(_Signal):
 class _DecayingSignal(_EventSignal):
     half_life: Duration | None = None
     """Each event counts 0.5^(age / half_life): recent behaviour weighs more."""
+
+    @property
+    def integral(self) -> bool:
+        return self.half_life is None  # a plain count
 
 
 class EventCountSignal(_DecayingSignal):
@@ -145,6 +175,10 @@ class ActiveDaysSignal(_EventSignal):
     events: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     """Event names that make a day active; ["*"] (the default) means any event."""
 
+    @property
+    def integral(self) -> bool:
+        return True
+
 
 class DistinctFeaturesSignal(_EventSignal):
     """How many different core features were used: distinct event names from `events`, or
@@ -154,6 +188,10 @@ class DistinctFeaturesSignal(_EventSignal):
     """The signal kind: `distinct_features`."""
     property: str | None = None
     """Event property naming the feature (default: the event name is the feature)."""
+
+    @builtins.property  # `property` is a field of this class
+    def integral(self) -> bool:
+        return True
 
 
 class PropertyThresholdSignal(_EventSignal):
@@ -188,6 +226,13 @@ class OnboardingSignal(_FixedPoints):
     def events(self) -> list[str]:
         return self.steps
 
+    def fires(self, value: Any, ops: Any) -> Any:
+        return ops.cmp(value, "gte", self.threshold)
+
+    @property
+    def integral(self) -> bool:
+        return True
+
 
 class UsageMetric(_Strict):
     """Product usage measured against a plan quota."""
@@ -218,6 +263,13 @@ class LimitReachedSignal(_FixedPoints):
     window: Duration | None = None
     """Only events in this long before as_of."""
 
+    def event_names(self) -> list[str]:
+        return list(self.events or []) + (list(self.usage.events) if self.usage else [])
+
+    @property
+    def integral(self) -> bool:
+        return self.events is not None  # a count of limit events, not a share of a quota
+
     @model_validator(mode="after")
     def _events_or_usage(self) -> LimitReachedSignal:
         if (self.events is None) == (self.usage is None):
@@ -242,6 +294,15 @@ class RecencySignal(_FixedPoints):
     older_than: Duration | None = None
     """Fires when the last activity is more than this long before as_of (or there was none)."""
 
+    def fires(self, value: Any, ops: Any) -> Any:
+        if self.within is not None:
+            return ops.cmp(value, "lte", duration_days(self.within))
+        return ops.cmp(value, "gt", duration_days(self.older_than or "0d"))
+
+    def at_threshold(self, threshold: float) -> dict[str, Any]:
+        # the value is days since the last activity: a learned step is "quiet for t days"
+        return {"older_than": f"{threshold:g}d"}
+
     @model_validator(mode="after")
     def _one_bound(self) -> RecencySignal:
         if (self.within is None) == (self.older_than is None):
@@ -256,6 +317,10 @@ class TraitSignal(_FixedPoints):
     """The signal kind: `trait`."""
     when: Condition
     """The condition over `user.*` and `account.*` fields (and `email`)."""
+
+    @property
+    def integral(self) -> bool:
+        return True
 
 
 _EventKinds = (
@@ -272,33 +337,18 @@ _EventKinds = (
 EventSignal = Annotated[_EventKinds, Field(discriminator="kind")]
 AnySignal = _EventKinds | TraitSignal
 
-EVENT_SIGNAL_KINDS = (
-    "event_count",
-    "hand_raise",
-    "teammates_invited",
-    "active_days",
-    "distinct_features",
-    "property_threshold",
-    "onboarding_completed",
-    "limit_reached",
-    "recency",
+#: Every event signal class, and its `kind` (derived from the union: one place to add a kind).
+EVENT_SIGNAL_CLASSES: tuple[type[_Kind], ...] = typing.get_args(_EventKinds)
+EVENT_SIGNAL_KINDS = tuple(
+    typing.get_args(c.model_fields["kind"].annotation)[0] for c in EVENT_SIGNAL_CLASSES
 )
-
-
-def _named_events(signal: AnySignal) -> list[str]:
-    """Every event name a signal reads, '*' (any event) included."""
-    if isinstance(signal, LimitReachedSignal):
-        return list(signal.events or []) + (list(signal.usage.events) if signal.usage else [])
-    if isinstance(signal, TraitSignal):
-        return []
-    return list(signal.events)
 
 
 def signal_events(signal: AnySignal) -> list[str]:
     """Event names a signal reads, without the '*' wildcard."""
-    return [n for n in _named_events(signal) if n != "*"]
+    return [n for n in signal.event_names() if n != "*"]
 
 
 def reads_every_event(signal: AnySignal) -> bool:
     """Whether the signal counts any event ('*'), so events cannot be filtered by name."""
-    return "*" in _named_events(signal)
+    return "*" in signal.event_names()

@@ -23,16 +23,7 @@ from ..model.conditions import (
 )
 from ..model.defaults import effective_segments
 from ..model.signals import (
-    ActiveDaysSignal,
-    DistinctFeaturesSignal,
-    EventCountSignal,
-    HandRaiseSignal,
-    LimitReachedSignal,
-    OnboardingSignal,
-    RecencySignal,
-    TeammatesInvitedSignal,
     TraitSignal,
-    duration_days,
 )
 from ..model.spec import BandTiers, Model
 from .ops import Ops, PyOps
@@ -178,8 +169,8 @@ def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> Signa
         value = ops.cases([(fired, ops.lit(1.0))], ops.lit(0.0))
     else:
         value = env[f"signal.{signal.id}"]
-        fired = _fires(signal, value, ops)
-    integral = _integral(signal)
+        fired = signal.fires(value, ops)
+    integral = signal.integral
     if signal.per_unit:
         raw = signal.points * value
         if signal.cap is not None:
@@ -196,37 +187,12 @@ def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> Signa
     return SignalResult(signal.id, group, value, fired, points, text)
 
 
-def _fires(signal, value: Any, ops: Ops) -> Any:
-    if isinstance(signal, RecencySignal):
-        if signal.within is not None:
-            return ops.cmp(value, "lte", duration_days(signal.within))
-        return ops.cmp(value, "gt", duration_days(signal.older_than or "0d"))
-    if isinstance(signal, OnboardingSignal):
-        return ops.cmp(value, "gte", signal.threshold)
-    if isinstance(signal, LimitReachedSignal):
-        return ops.cmp(value, "gte", signal.min)
-    return ops.cmp(value, "gte", signal.min)
-
-
 def _label_parts(label: str, value: Any, integral: bool, ops: Ops) -> list[Any]:
     if "{value}" not in label:
         return [label]
     before, _, after = label.partition("{value}")
     shown = ops.fmt_value(ops.coalesce(value, ops.lit(0.0)), integral)
     return [before, shown, *_label_parts(after, value, integral, ops)]
-
-
-def _integral(signal) -> bool:
-    """Whether the signal's value is always a whole number (a plain count)."""
-    if isinstance(
-        signal, TraitSignal | OnboardingSignal | ActiveDaysSignal | DistinctFeaturesSignal
-    ):
-        return True
-    if isinstance(signal, LimitReachedSignal):
-        return signal.events is not None
-    if isinstance(signal, EventCountSignal | HandRaiseSignal | TeammatesInvitedSignal):
-        return signal.half_life is None
-    return False
 
 
 def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
