@@ -221,3 +221,13 @@ def test_help_and_init_import_no_database_library(tmp_path):
             [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
         )
         assert done.stderr.strip().splitlines()[-1:] in ([], [""]), (args, done.stderr)
+
+
+def test_no_source_file_is_a_god_module():
+    """One responsibility a file: none over ~500 lines (../shared/STYLE.md)."""
+    long = [
+        f"{p.relative_to(SRC)}: {n}"
+        for p in sorted(SRC.rglob("*.py"))
+        if (n := len(p.read_text().splitlines())) > 520
+    ]
+    assert long == []

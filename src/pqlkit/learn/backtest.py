@@ -32,6 +32,7 @@ import pyarrow as pa
 from ..errors import DataError
 from ..scoring.decide import FIT_GATES, fit_gates_pass
 from . import dataset
+from .columns import NOT_SIGNALS
 
 #: What practitioners quote (OpenView, Pocus, Gainsight PLG benchmarks): shown beside the
 #: measured rates, never used in any computation.
@@ -45,30 +46,7 @@ REFERENCE_RANGES = {
 #: steady model raises a false alarm about once in 370 dates, not once in 20.
 CONTROL_SIGMAS = 3.0
 
-META = {
-    "as_of",
-    "user_id",
-    "account_id",
-    "score",
-    "fit_score",
-    "usage_score",
-    "mql_score",
-    "is_pql",
-    "is_mql",
-    "activated",
-    "icp_profile",
-    "excluded",
-    "tier",
-    "segment",
-    "label",
-    "days_to_convert",
-    "closed_won",
-    "days_to_closed_won",
-    "business_email",
-    "employees",
-    "industry",
-    "days_since_signup",
-}
+META = NOT_SIGNALS
 
 
 @dataclass

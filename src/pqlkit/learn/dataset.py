@@ -23,12 +23,7 @@ from ..features.build import env_of
 from ..features.ibis_ops import IbisOps
 from ..features.signals import AsOf, epoch
 from ..scoring.decide import evaluate
-
-OUTCOMES = {
-    "opportunity": "an opportunity is created for the user or their account",
-    "closed_won": "an opportunity of the user or their account closes won",
-    "self_serve": "the user upgrades by themselves (a self_serve outcome)",
-}
+from .columns import OUTCOMES, OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -95,20 +90,7 @@ def snapshot_expr(
         **fit_flags,
         **{c.removeprefix("signal__"): features[c].cast("float64") for c in signal_cols},
     )
-    s = scores.select(
-        "user_id",
-        "score",
-        "fit_score",
-        "usage_score",
-        "mql_score",
-        "is_pql",
-        "is_mql",
-        "activated",
-        "icp_profile",
-        "excluded",
-        "tier",
-        "segment",
-    )
+    s = scores.select("user_id", *OUTPUTS)
     j = s.join(f, s.user_id == f._uid)
     keep = [c for c in j.columns if c not in ("_uid", "_acc")]
 

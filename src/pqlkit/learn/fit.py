@@ -16,32 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import metrics
-
-#: Columns of a snapshot table that are outputs, keys or the PQL gates (activated, excluded:
-#: they decide the flag, not the score), never inputs.
-NOT_INPUTS = {
-    "as_of",
-    "user_id",
-    "account_id",
-    "label",
-    "days_to_convert",
-    "score",
-    "fit_score",
-    "usage_score",
-    "mql_score",
-    "is_pql",
-    "is_mql",
-    "tier",
-    "segment",
-    "activated",
-    "excluded",
-    "opportunity",
-    "closed_won",
-    "self_serve",
-    "days_to_opportunity",
-    "days_to_closed_won",
-    "days_to_self_serve",
-}
+from .columns import NOT_INPUTS
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import types
 import typing
@@ -10,17 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelError, ModelIssue, ModelValidationError
-from .conditions import (
-    DECISIONS_BY_CONTEXT,
-    NAMESPACES_BY_CONTEXT,
-    SCORE_FIELDS,
-    _condition_tag,
-)
+from .conditions import _condition_tag
+from .references import cross_reference_issues
 from .spec import Model
+from .yaml_lines import did_you_mean, dotted, line_at, read_yaml
 
 PathT = tuple[Any, ...]
 
@@ -44,7 +39,7 @@ class LoadedModel:
         return 0
 
     def issue(self, path: PathT, message: str, hint: str = "") -> ModelIssue:
-        return ModelIssue(self.path, self.line_of(path), _dotted(path), message, hint)
+        return ModelIssue(self.path, self.line_of(path), dotted(path), message, hint)
 
     @property
     def base_dir(self) -> Path:
@@ -67,7 +62,7 @@ def load_model(path: str | Path) -> LoadedModel:
 
 def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) -> LoadedModel:
     version = hashlib.sha256(raw if raw is not None else text.encode()).hexdigest()[:12]
-    data, lines, issues = _read_yaml(text, filename)
+    data, lines, issues = read_yaml(text, filename)
     if not isinstance(data, dict):
         raise ModelValidationError(
             [
@@ -86,177 +81,10 @@ def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) 
         model = Model.model_validate(data)
     except ValidationError as exc:
         issues.extend(_pydantic_issues(exc, data, lines, filename))
-    issues.extend(_cross_reference_issues(data, lines, filename))
+    issues.extend(cross_reference_issues(data, lines, filename))
     if issues or model is None:
         raise ModelValidationError(_dedupe(issues))
     return LoadedModel(model=model, path=filename, version=version, lines=lines)
-
-
-# --- YAML with line numbers --------------------------------------------------------------
-
-
-#: Guards against hostile or broken files: how deep the YAML may nest, how many nodes it may
-#: expand to (aliases included: an alias bomb expands exponentially), how large a number may be.
-MAX_DEPTH = 48
-MAX_NODES = 50_000
-MAX_NUMBER = 1e12
-
-
-class _TooLarge(Exception):
-    def __init__(self, line: int, message: str, hint: str):
-        super().__init__(message)
-        self.line, self.message, self.hint = line, message, hint
-
-
-def _deepest_line(text: str) -> int:
-    """The first line where flow-style brackets nest deeper than MAX_DEPTH (a rough scan: the
-    parser itself ran out of stack, so this only has to find the place)."""
-    depth = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        for ch in line:
-            depth += ch in "[{"
-            depth -= ch in "]}"
-            if depth > MAX_DEPTH:
-                return number
-    return 1
-
-
-def _read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[ModelIssue]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-    except RecursionError:
-        raise ModelValidationError(
-            [
-                ModelIssue(
-                    filename,
-                    _deepest_line(text),
-                    "",
-                    f"nested more than {MAX_DEPTH} levels deep",
-                    "flatten the structure; conditions rarely need more than a few levels",
-                )
-            ]
-        ) from None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        problem = exc.problem or "malformed YAML"
-        raise ModelValidationError(
-            [
-                ModelIssue(
-                    filename,
-                    line,
-                    "",
-                    f"malformed YAML: {problem}",
-                    "check indentation and that every `key: value` has a space after the colon",
-                )
-            ]
-        ) from None
-    finally:
-        loader.dispose()
-    lines: dict[PathT, int] = {}
-    issues: list[ModelIssue] = []
-    if node is None:
-        return None, lines, issues
-    budget = [MAX_NODES]
-    try:
-        return _to_python(loader, node, (), lines, issues, filename, budget), lines, issues
-    except _TooLarge as exc:
-        raise ModelValidationError(
-            [ModelIssue(filename, exc.line, "", exc.message, exc.hint)]
-        ) from None
-
-
-def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
-    budget[0] -= 1
-    line = node.start_mark.line + 1
-    if budget[0] < 0:
-        raise _TooLarge(
-            line,
-            f"the model expands to more than {MAX_NODES:,} values",
-            "aliases (*name) that repeat aliases multiply; write the values out instead",
-        )
-    if len(path) > MAX_DEPTH:
-        raise _TooLarge(
-            line,
-            f"nested more than {MAX_DEPTH} levels deep",
-            "flatten the structure; conditions rarely need more than a few levels",
-        )
-    lines[path] = line
-    if isinstance(node, yaml.MappingNode):
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if key in result:
-                issues.append(
-                    ModelIssue(
-                        filename,
-                        key_node.start_mark.line + 1,
-                        _dotted((*path, key)),
-                        "duplicate key",
-                        "a key may appear once; remove or merge the other",
-                    )
-                )
-            if not isinstance(key, str | int | float | bool) or key is None:
-                issues.append(
-                    ModelIssue(
-                        filename,
-                        key_node.start_mark.line + 1,
-                        _dotted(path),
-                        f"a key must be text, got {type(key).__name__}",
-                        "write `name: value`",
-                    )
-                )
-                continue
-            result[key] = _to_python(
-                loader, value_node, (*path, key), lines, issues, filename, budget
-            )
-            lines[(*path, key)] = key_node.start_mark.line + 1
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(loader, child, (*path, i), lines, issues, filename, budget)
-            for i, child in enumerate(node.value)
-        ]
-    try:
-        value = loader.construct_object(node, deep=True)
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        issues.append(
-            ModelIssue(
-                filename,
-                line,
-                _dotted(path),
-                f"cannot read this value: {exc}",
-                "write a plain number or text",
-            )
-        )
-        return None
-    if (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and not (-MAX_NUMBER <= value <= MAX_NUMBER)
-    ):
-        # inf and nan fail this comparison too
-        issues.append(
-            ModelIssue(
-                filename,
-                line,
-                _dotted(path),
-                f"the number {_short_number(value)} is out of range",
-                f"numbers in a model are between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}",
-            )
-        )
-        return 0
-    return value
-
-
-def _short_number(value: int | float) -> str:
-    text = (
-        str(value)
-        if isinstance(value, float) or value.bit_length() < 200
-        else f"with {len(str(abs(value)))} digits"
-    )
-    return text if len(text) < 40 else text[:37] + "..."
 
 
 # --- pydantic errors -> issues -------------------------------------------------------------
@@ -272,7 +100,7 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
             key = path[-1]
             allowed = _allowed_keys(path[:-1], data)
             message = f"unknown key {key!r}"
-            hint = _did_you_mean(str(key), allowed) or (
+            hint = did_you_mean(str(key), allowed) or (
                 f"allowed here: {', '.join(sorted(allowed))}" if allowed else ""
             )
         elif etype == "missing":
@@ -283,7 +111,7 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
             tag = str(ctx.get("tag", ""))
             expected = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
             message = f"unknown kind {tag!r}"
-            hint = _did_you_mean(tag, expected) or f"one of: {', '.join(expected)}"
+            hint = did_you_mean(tag, expected) or f"one of: {', '.join(expected)}"
             path = (*path, "kind") if path and path[-1] != "kind" else path
         elif etype == "union_tag_not_found":
             message = "missing `kind`"
@@ -322,8 +150,8 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
             message = err["msg"].removeprefix("Value error, ")
             if cur is not None and etype.endswith(("_type", "_parsing")):
                 message = f"{message}, got {cur!r}"
-        line = _line(lines, path)
-        issues.append(ModelIssue(filename, line, _dotted(path), message, hint))
+        line = line_at(lines, path)
+        issues.append(ModelIssue(filename, line, dotted(path), message, hint))
     return issues
 
 
@@ -356,25 +184,6 @@ def _resolve(loc, data) -> tuple[PathT, Any]:
             path.append(elem)
             cur = None
     return tuple(path), cur
-
-
-def _line(lines: dict[PathT, int], path: PathT) -> int:
-    for end in range(len(path), -1, -1):
-        if tuple(path[:end]) in lines:
-            return lines[tuple(path[:end])]
-    return 0
-
-
-def _dotted(path: PathT) -> str:
-    out = ""
-    for elem in path:
-        out += f"[{elem}]" if isinstance(elem, int) else (f".{elem}" if out else str(elem))
-    return out
-
-
-def _did_you_mean(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else ""
 
 
 def _dedupe(issues: list[ModelIssue]) -> list[ModelIssue]:
@@ -450,144 +259,3 @@ def _narrow(classes: list[Any], value) -> list[Any]:
         if tagged:
             return tagged
     return models or flat
-
-
-# --- cross references --------------------------------------------------------------------
-
-
-def _cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
-    issues: list[ModelIssue] = []
-
-    def issue(path: PathT, message: str, hint: str = "") -> None:
-        issues.append(ModelIssue(filename, _line(lines, path), _dotted(path), message, hint))
-
-    signal_ids: dict[str, PathT] = {}
-    for group in ("fit_signals", "usage_signals", "mql_signals"):
-        for i, sig in enumerate(_as_list(data.get(group))):
-            sid = sig.get("id") if isinstance(sig, dict) else None
-            if isinstance(sid, str):
-                if sid in signal_ids:
-                    issue(
-                        (group, i, "id"),
-                        f"duplicate signal id {sid!r}",
-                        f"already used at {_dotted(signal_ids[sid])}; ids must be unique",
-                    )
-                else:
-                    signal_ids[sid] = (group, i)
-
-    icp = _as_dict(data.get("icp"))
-    for group in ("profiles", "exclusions"):
-        _unique_ids(_as_list(icp.get(group)), ("icp", group), issue, "id")
-    segments = _as_list(data.get("segments"))
-    _unique_ids(segments, ("segments",), issue, "id")
-    for i, seg in enumerate(segments):
-        if isinstance(seg, dict) and "when" not in seg and i != len(segments) - 1:
-            issue(
-                ("segments", i),
-                "only the last segment may leave out `when`",
-                "add a `when:` rule, or move this segment to the end",
-            )
-
-    places: list[tuple[PathT, Any, str]] = []
-    for group in ("profiles", "exclusions"):
-        for i, p in enumerate(_as_list(icp.get(group))):
-            if isinstance(p, dict) and "when" in p:
-                places.append((("icp", group, i, "when"), p["when"], "fit"))
-    for i, s in enumerate(_as_list(data.get("fit_signals"))):
-        if isinstance(s, dict) and "when" in s:
-            places.append((("fit_signals", i, "when"), s["when"], "fit"))
-    if "activation" in data:
-        places.append((("activation",), data["activation"], "activation"))
-    for i, s in enumerate(segments):
-        if isinstance(s, dict) and "when" in s:
-            places.append((("segments", i, "when"), s["when"], "segment"))
-    routing = _as_dict(data.get("routing"))
-    for i, r in enumerate(_as_list(routing.get("rules"))):
-        if isinstance(r, dict) and "when" in r:
-            places.append((("routing", "rules", i, "when"), r["when"], "routing"))
-
-    for path, cond, context in places:
-        for leaf_path, leaf in _leaves(cond, path):
-            _check_leaf(leaf_path, leaf, context, signal_ids, issue)
-    return issues
-
-
-def _unique_ids(items, base: PathT, issue, key: str) -> None:
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        value = item.get(key) if isinstance(item, dict) else None
-        if isinstance(value, str):
-            if value in seen:
-                issue((*base, i, key), f"duplicate id {value!r}", "ids must be unique")
-            seen.add(value)
-
-
-def _as_list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _as_dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _leaves(cond, path: PathT):
-    if not isinstance(cond, dict):
-        return
-    for combinator in ("all", "any"):
-        if isinstance(cond.get(combinator), list):
-            for i, child in enumerate(cond[combinator]):
-                yield from _leaves(child, (*path, combinator, i))
-            return
-    if "not" in cond:
-        yield from _leaves(cond["not"], (*path, "not"))
-        return
-    yield path, cond
-
-
-def _check_leaf(path: PathT, leaf: dict, context: str, signal_ids, issue) -> None:
-    allowed_ns = NAMESPACES_BY_CONTEXT[context]
-    if "signal" in leaf:
-        ref = leaf["signal"]
-        if context == "fit":
-            issue(
-                (*path, "signal"),
-                "fit rules cannot depend on signals",
-                "use user.* and account.* fields here",
-            )
-        elif isinstance(ref, str) and ref not in signal_ids:
-            issue(
-                (*path, "signal"),
-                f"unknown signal {ref!r}",
-                _did_you_mean(ref, signal_ids)
-                or f"known signals: {', '.join(signal_ids) or 'none'}",
-            )
-        return
-    fld = leaf.get("field")
-    if not isinstance(fld, str) or "." not in fld:
-        return
-    ns, name = fld.split(".", 1)
-    if ns not in allowed_ns:
-        issue(
-            (*path, "field"),
-            f"{ns}.* fields cannot be used in {context} rules",
-            f"allowed here: {', '.join(n + '.*' for n in allowed_ns)}",
-        )
-    elif ns == "signal" and name not in signal_ids:
-        issue(
-            (*path, "field"),
-            f"unknown signal {name!r}",
-            _did_you_mean(name, signal_ids) or f"known signals: {', '.join(signal_ids) or 'none'}",
-        )
-    elif ns == "score" and name not in SCORE_FIELDS:
-        issue(
-            (*path, "field"),
-            f"unknown score {name!r}",
-            _did_you_mean(name, SCORE_FIELDS) or f"one of: {', '.join(SCORE_FIELDS)}",
-        )
-    elif ns == "decision" and name not in DECISIONS_BY_CONTEXT.get(context, ()):
-        known = DECISIONS_BY_CONTEXT.get(context, ())
-        issue(
-            (*path, "field"),
-            f"decision.{name} is not known when {context} rules run",
-            _did_you_mean(name, known) or f"available: {', '.join(known)}",
-        )

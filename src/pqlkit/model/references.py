@@ -1,0 +1,150 @@
+"""Cross references in a model: unique ids, signals that exist, fields in the namespaces
+allowed where they stand, decisions used only after they are made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ModelIssue
+from .conditions import DECISIONS_BY_CONTEXT, NAMESPACES_BY_CONTEXT, SCORE_FIELDS
+from .yaml_lines import did_you_mean, dotted, line_at
+
+PathT = tuple[Any, ...]
+
+
+def cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
+    issues: list[ModelIssue] = []
+
+    def issue(path: PathT, message: str, hint: str = "") -> None:
+        issues.append(ModelIssue(filename, line_at(lines, path), dotted(path), message, hint))
+
+    signal_ids: dict[str, PathT] = {}
+    for group in ("fit_signals", "usage_signals", "mql_signals"):
+        for i, sig in enumerate(_as_list(data.get(group))):
+            sid = sig.get("id") if isinstance(sig, dict) else None
+            if isinstance(sid, str):
+                if sid in signal_ids:
+                    issue(
+                        (group, i, "id"),
+                        f"duplicate signal id {sid!r}",
+                        f"already used at {dotted(signal_ids[sid])}; ids must be unique",
+                    )
+                else:
+                    signal_ids[sid] = (group, i)
+
+    icp = _as_dict(data.get("icp"))
+    for group in ("profiles", "exclusions"):
+        _unique_ids(_as_list(icp.get(group)), ("icp", group), issue, "id")
+    segments = _as_list(data.get("segments"))
+    _unique_ids(segments, ("segments",), issue, "id")
+    for i, seg in enumerate(segments):
+        if isinstance(seg, dict) and "when" not in seg and i != len(segments) - 1:
+            issue(
+                ("segments", i),
+                "only the last segment may leave out `when`",
+                "add a `when:` rule, or move this segment to the end",
+            )
+
+    places: list[tuple[PathT, Any, str]] = []
+    for group in ("profiles", "exclusions"):
+        for i, p in enumerate(_as_list(icp.get(group))):
+            if isinstance(p, dict) and "when" in p:
+                places.append((("icp", group, i, "when"), p["when"], "fit"))
+    for i, s in enumerate(_as_list(data.get("fit_signals"))):
+        if isinstance(s, dict) and "when" in s:
+            places.append((("fit_signals", i, "when"), s["when"], "fit"))
+    if "activation" in data:
+        places.append((("activation",), data["activation"], "activation"))
+    for i, s in enumerate(segments):
+        if isinstance(s, dict) and "when" in s:
+            places.append((("segments", i, "when"), s["when"], "segment"))
+    routing = _as_dict(data.get("routing"))
+    for i, r in enumerate(_as_list(routing.get("rules"))):
+        if isinstance(r, dict) and "when" in r:
+            places.append((("routing", "rules", i, "when"), r["when"], "routing"))
+
+    for path, cond, context in places:
+        for leaf_path, leaf in _leaves(cond, path):
+            _check_leaf(leaf_path, leaf, context, signal_ids, issue)
+    return issues
+
+
+def _unique_ids(items, base: PathT, issue, key: str) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        value = item.get(key) if isinstance(item, dict) else None
+        if isinstance(value, str):
+            if value in seen:
+                issue((*base, i, key), f"duplicate id {value!r}", "ids must be unique")
+            seen.add(value)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _as_dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _leaves(cond, path: PathT):
+    if not isinstance(cond, dict):
+        return
+    for combinator in ("all", "any"):
+        if isinstance(cond.get(combinator), list):
+            for i, child in enumerate(cond[combinator]):
+                yield from _leaves(child, (*path, combinator, i))
+            return
+    if "not" in cond:
+        yield from _leaves(cond["not"], (*path, "not"))
+        return
+    yield path, cond
+
+
+def _check_leaf(path: PathT, leaf: dict, context: str, signal_ids, issue) -> None:
+    allowed_ns = NAMESPACES_BY_CONTEXT[context]
+    if "signal" in leaf:
+        ref = leaf["signal"]
+        if context == "fit":
+            issue(
+                (*path, "signal"),
+                "fit rules cannot depend on signals",
+                "use user.* and account.* fields here",
+            )
+        elif isinstance(ref, str) and ref not in signal_ids:
+            issue(
+                (*path, "signal"),
+                f"unknown signal {ref!r}",
+                did_you_mean(ref, signal_ids)
+                or f"known signals: {', '.join(signal_ids) or 'none'}",
+            )
+        return
+    fld = leaf.get("field")
+    if not isinstance(fld, str) or "." not in fld:
+        return
+    ns, name = fld.split(".", 1)
+    if ns not in allowed_ns:
+        issue(
+            (*path, "field"),
+            f"{ns}.* fields cannot be used in {context} rules",
+            f"allowed here: {', '.join(n + '.*' for n in allowed_ns)}",
+        )
+    elif ns == "signal" and name not in signal_ids:
+        issue(
+            (*path, "field"),
+            f"unknown signal {name!r}",
+            did_you_mean(name, signal_ids) or f"known signals: {', '.join(signal_ids) or 'none'}",
+        )
+    elif ns == "score" and name not in SCORE_FIELDS:
+        issue(
+            (*path, "field"),
+            f"unknown score {name!r}",
+            did_you_mean(name, SCORE_FIELDS) or f"one of: {', '.join(SCORE_FIELDS)}",
+        )
+    elif ns == "decision" and name not in DECISIONS_BY_CONTEXT.get(context, ()):
+        known = DECISIONS_BY_CONTEXT.get(context, ())
+        issue(
+            (*path, "field"),
+            f"decision.{name} is not known when {context} rules run",
+            did_you_mean(name, known) or f"available: {', '.join(known)}",
+        )

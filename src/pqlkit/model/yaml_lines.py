@@ -1,0 +1,198 @@
+"""YAML read with the line of every node, guarded against hostile files (alias bombs, deep
+nesting, numbers out of range); problems become ModelIssues with their lines."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+
+from ..errors import ModelIssue, ModelValidationError
+
+PathT = tuple[Any, ...]
+
+
+def line_at(lines: dict[PathT, int], path: PathT) -> int:
+    """The line of the deepest known node on ``path`` (0 when unknown)."""
+    for end in range(len(path), -1, -1):
+        if tuple(path[:end]) in lines:
+            return lines[tuple(path[:end])]
+    return 0
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def dotted(path: PathT) -> str:
+    """('usage_signals', 0, 'window') -> usage_signals[0].window"""
+    out = ""
+    for elem in path:
+        out += f"[{elem}]" if isinstance(elem, int) else (f".{elem}" if out else str(elem))
+    return out
+
+
+#: Guards against hostile or broken files: how deep the YAML may nest, how many nodes it may
+#: expand to (aliases included: an alias bomb expands exponentially), how large a number may be.
+MAX_DEPTH = 48
+MAX_NODES = 50_000
+MAX_NUMBER = 1e12
+
+
+class _TooLarge(Exception):
+    def __init__(self, line: int, message: str, hint: str):
+        super().__init__(message)
+        self.line, self.message, self.hint = line, message, hint
+
+
+def _deepest_line(text: str) -> int:
+    """The first line where flow-style brackets nest deeper than MAX_DEPTH (a rough scan: the
+    parser itself ran out of stack, so this only has to find the place)."""
+    depth = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        for ch in line:
+            depth += ch in "[{"
+            depth -= ch in "]}"
+            if depth > MAX_DEPTH:
+                return number
+    return 1
+
+
+def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[ModelIssue]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except RecursionError:
+        raise ModelValidationError(
+            [
+                ModelIssue(
+                    filename,
+                    _deepest_line(text),
+                    "",
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    "flatten the structure; conditions rarely need more than a few levels",
+                )
+            ]
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        problem = exc.problem or "malformed YAML"
+        raise ModelValidationError(
+            [
+                ModelIssue(
+                    filename,
+                    line,
+                    "",
+                    f"malformed YAML: {problem}",
+                    "check indentation and that every `key: value` has a space after the colon",
+                )
+            ]
+        ) from None
+    finally:
+        loader.dispose()
+    lines: dict[PathT, int] = {}
+    issues: list[ModelIssue] = []
+    if node is None:
+        return None, lines, issues
+    budget = [MAX_NODES]
+    try:
+        return _to_python(loader, node, (), lines, issues, filename, budget), lines, issues
+    except _TooLarge as exc:
+        raise ModelValidationError(
+            [ModelIssue(filename, exc.line, "", exc.message, exc.hint)]
+        ) from None
+
+
+def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
+    budget[0] -= 1
+    line = node.start_mark.line + 1
+    if budget[0] < 0:
+        raise _TooLarge(
+            line,
+            f"the model expands to more than {MAX_NODES:,} values",
+            "aliases (*name) that repeat aliases multiply; write the values out instead",
+        )
+    if len(path) > MAX_DEPTH:
+        raise _TooLarge(
+            line,
+            f"nested more than {MAX_DEPTH} levels deep",
+            "flatten the structure; conditions rarely need more than a few levels",
+        )
+    lines[path] = line
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if key in result:
+                issues.append(
+                    ModelIssue(
+                        filename,
+                        key_node.start_mark.line + 1,
+                        dotted((*path, key)),
+                        "duplicate key",
+                        "a key may appear once; remove or merge the other",
+                    )
+                )
+            if not isinstance(key, str | int | float | bool) or key is None:
+                issues.append(
+                    ModelIssue(
+                        filename,
+                        key_node.start_mark.line + 1,
+                        dotted(path),
+                        f"a key must be text, got {type(key).__name__}",
+                        "write `name: value`",
+                    )
+                )
+                continue
+            result[key] = _to_python(
+                loader, value_node, (*path, key), lines, issues, filename, budget
+            )
+            lines[(*path, key)] = key_node.start_mark.line + 1
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _to_python(loader, child, (*path, i), lines, issues, filename, budget)
+            for i, child in enumerate(node.value)
+        ]
+    try:
+        value = loader.construct_object(node, deep=True)
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        issues.append(
+            ModelIssue(
+                filename,
+                line,
+                dotted(path),
+                f"cannot read this value: {exc}",
+                "write a plain number or text",
+            )
+        )
+        return None
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and not (-MAX_NUMBER <= value <= MAX_NUMBER)
+    ):
+        # inf and nan fail this comparison too
+        issues.append(
+            ModelIssue(
+                filename,
+                line,
+                dotted(path),
+                f"the number {_short_number(value)} is out of range",
+                f"numbers in a model are between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}",
+            )
+        )
+        return 0
+    return value
+
+
+def _short_number(value: int | float) -> str:
+    text = (
+        str(value)
+        if isinstance(value, float) or value.bit_length() < 200
+        else f"with {len(str(abs(value)))} digits"
+    )
+    return text if len(text) < 40 else text[:37] + "..."
