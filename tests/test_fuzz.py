@@ -200,3 +200,43 @@ def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
     assert not failures, f"{len(failures)} of {MODELS}: " + "; ".join(
         sorted({f[0] for f in failures})
     )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        # found by the model fuzzer: each ended as a bug or an error without a location
+        (
+            "{signal: onboarded}",
+            "{field: user.is_paid, equals: 0.5}",
+            "user.is_paid holds true/false",
+        ),
+        ("{signal: onboarded}", "{field: account.industry, gte: 3}", "`gte` compares numbers"),
+        (
+            "{signal: onboarded}",
+            "{field: account.employees, equals: many}",
+            "compares it with text",
+        ),
+        ("'\\.edu$'", "'*edu'", "is not a regular expression"),
+        ("'\\.edu$'", "'(?=x)edu'", "lookahead is not supported by every database"),
+        ("pql_score: 60", "pql_score: " + "9" * 30, "out of range"),
+        ("window: 30d", "window: 0d", "not a positive duration"),
+    ],
+)
+def test_what_the_model_fuzzer_found_is_a_located_error(tmp_path, old, new, message):
+    from pqlkit.backends import connect
+    from pqlkit.demo.generate import DemoSize, generate
+    from pqlkit.demo.load import load, starter_text
+
+    from .conftest import DEMO_END
+
+    text = starter_text()
+    assert old in text
+    backend = connect(str(tmp_path / "m.duckdb"))
+    load(backend, generate(DemoSize(accounts=8, users=30, days=20, seed=5), end=DEMO_END))
+    try:
+        outcome, detail = _judge(text.replace(old, new, 1), tmp_path, backend)
+    finally:
+        backend.close()
+    assert outcome == ModelOutcome.LOCATED, detail
+    assert message in detail and "pql.yml:" in detail

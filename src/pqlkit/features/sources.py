@@ -236,19 +236,100 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
         ),
     }
     problems = []
+    types = _field_types(bound)
     for base, cond in places:
         for path, leaf in walk(cond, base):
-            if isinstance(leaf, FieldCondition) and leaf.namespace in columns:
+            if not isinstance(leaf, FieldCondition):
+                continue
+            if leaf.namespace in columns and leaf.name not in columns[leaf.namespace]:
                 known = columns[leaf.namespace]
-                if leaf.name not in known:
-                    issue = loaded.issue(
-                        (*path, "field"),
-                        f"{leaf.field}: the {leaf.namespace}s table has no column {leaf.name!r}",
-                        (_suggest(leaf.name, known).strip(" ()") or "columns: " + ", ".join(known)),
+                issue = loaded.issue(
+                    (*path, "field"),
+                    f"{leaf.field}: the {leaf.namespace}s table has no column {leaf.name!r}",
+                    (_suggest(leaf.name, known).strip(" ()") or "columns: " + ", ".join(known)),
+                )
+                problems.append(str(issue))
+                continue
+            kind = types.get(leaf.field) or types.get(f"{leaf.namespace}.*")
+            wrong = _incomparable(kind, leaf.operator, leaf.operand) if kind else None
+            if wrong:
+                problems.append(
+                    str(
+                        loaded.issue(
+                            (*path, leaf.operator),
+                            f"{leaf.field} holds {kind}; {wrong}",
+                            "compare it with a value of its type",
+                        )
                     )
-                    problems.append(str(issue))
+                )
     if problems:
         raise MappingError("\n".join(sorted(set(problems))))
+
+
+def _kind(dtype: dt.DataType) -> str:
+    if dtype.is_boolean():
+        return "true/false values"
+    if dtype.is_numeric():
+        return "numbers"
+    if dtype.is_string():
+        return "text"
+    if dtype.is_timestamp() or dtype.is_date():
+        return "times"
+    if dtype.is_array():
+        return "lists"
+    return str(dtype)
+
+
+def _field_types(bound: Bound) -> dict[str, str]:
+    """What each field a condition may name holds (user.*, account.*, signal.*, ...)."""
+    out: dict[str, str] = {
+        "signal.*": "numbers",
+        "score.*": "numbers",
+        "user.email_domain": "text",
+        "user.is_business_email": "true/false values",
+        "user.is_paid": "true/false values",
+        "user.sales_touched": "true/false values",
+        "user.days_since_signup": "numbers",
+        "user.plan": "text",
+        "decision.profile": "text",
+        "decision.exclusion": "text",
+        "decision.tier": "text",
+        "decision.segment": "text",
+        "decision.excluded": "true/false values",
+        "decision.activated": "true/false values",
+        "decision.is_pql": "true/false values",
+    }
+    for ns, table in (("user", bound.users), ("account", bound.accounts)):
+        if table is not None:
+            for name, dtype in table.schema().items():
+                out.setdefault(f"{ns}.{name}", _kind(dtype))
+    return out
+
+
+def _incomparable(kind: str, op: str, operand: object) -> str | None:
+    """Why ``op operand`` cannot be asked of a field holding ``kind`` (None: it can)."""
+    if op == "is_set":
+        return None
+    if op in ("contains", "matches"):
+        return (
+            None
+            if kind in ("text", "lists") or (op == "contains" and kind == "lists")
+            else f"`{op}` needs text"
+        )
+    if op in ("gte", "gt", "lte", "lt", "between"):
+        return None if kind == "numbers" else f"`{op}` compares numbers"
+    values = operand if isinstance(operand, list) else [operand]
+    for v in values:
+        want = (
+            "true/false values"
+            if isinstance(v, bool)
+            else "numbers"
+            if isinstance(v, int | float)
+            else "text"
+        )
+        if want != kind and not (want == "text" and kind == "times"):
+            return f"`{op}: {v!r}` compares it with {want}"
+    return None
 
 
 # --- data checks ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ is_pql|tier|segment``. Which namespaces a condition may use depends on where it 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -109,6 +110,8 @@ class FieldCondition(_Strict):
             )
         if self.between is not None and self.between[0] > self.between[1]:
             raise ValueError(f"between: low {self.between[0]} is above high {self.between[1]}")
+        if self.matches is not None:
+            _check_pattern(self.matches)
         return self
 
     @property
@@ -126,6 +129,33 @@ class FieldCondition(_Strict):
     @property
     def name(self) -> str:
         return self.field.split(".", 1)[1]
+
+
+#: Regular-expression features RE2 (DuckDB) lacks; PostgreSQL's engine has them, so a model
+#: that used them would score differently, or fail, depending on the database.
+_NOT_PORTABLE = (
+    ("(?=", "lookahead"),
+    ("(?!", "negative lookahead"),
+    ("(?<=", "lookbehind"),
+    ("(?<!", "negative lookbehind"),
+    ("(?P=", "a named backreference"),
+)
+
+
+def _check_pattern(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"matches: {pattern!r} is not a regular expression ({exc})") from None
+    for token, what in _NOT_PORTABLE:
+        if token in pattern:
+            raise ValueError(
+                f"matches: {what} is not supported by every database (DuckDB uses RE2); rewrite without it"
+            )
+    if re.search(r"\\[1-9]", pattern):
+        raise ValueError(
+            "matches: backreferences (\\1) are not supported by every database (DuckDB uses RE2)"
+        )
 
 
 def _attr(op: str) -> str:
