@@ -149,6 +149,12 @@ class IbisOps:
             else_=else_,
         )
 
+    def add(self, x: Any, y: Any) -> Any:
+        return x + y
+
+    def scale(self, x: Any, factor: float) -> Any:
+        return factor * x
+
     def round_int(self, x: Any) -> Any:
         if not isinstance(x, ir.Value):
             import math

@@ -22,11 +22,9 @@ from ..model.conditions import (
     SignalCondition,
 )
 from ..model.defaults import effective_segments
-from ..model.signals import (
-    TraitSignal,
-)
+from ..model.signals import AnySignal, TraitSignal
 from ..model.spec import BandTiers, Model
-from .ops import Ops, PyOps
+from .ops import Ops, PyOps, V
 
 _PLAIN = PyOps()
 inf = float("inf")
@@ -123,7 +121,7 @@ class SignalResult:
     text: Any
 
 
-def evaluate(cond: Condition, env: Mapping[str, Any], ops: Ops) -> Any:
+def evaluate(cond: Condition, env: Mapping[str, V], ops: Ops[V]) -> V:
     """A condition as a non-null boolean."""
     if isinstance(cond, AllCondition):
         return ops.and_(*(evaluate(c, env, ops) for c in cond.all))
@@ -143,7 +141,7 @@ def evaluate(cond: Condition, env: Mapping[str, Any], ops: Ops) -> Any:
     return _field(cond, env[cond.field], ops)
 
 
-def _field(cond: FieldCondition, x: Any, ops: Ops) -> Any:
+def _field(cond: FieldCondition, x: V, ops: Ops[V]) -> V:
     op, v = cond.operator, cond.operand
     if op in ("equals", "gte", "gt", "lte", "lt"):
         return ops.cmp(x, op, v)
@@ -162,7 +160,7 @@ def _field(cond: FieldCondition, x: Any, ops: Ops) -> Any:
     return ops.is_set(x) if v else ops.not_(ops.is_set(x))
 
 
-def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> SignalResult:
+def signal_result(signal: AnySignal, group: str, env: Mapping[str, V], ops: Ops[V]) -> SignalResult:
     """Value, firing, points and reason text of one signal."""
     if isinstance(signal, TraitSignal):
         fired = evaluate(signal.when, env, ops)
@@ -171,8 +169,9 @@ def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> Signa
         value = env[f"signal.{signal.id}"]
         fired = signal.fires(value, ops)
     integral = signal.integral
+    shown: V | str
     if signal.per_unit:
-        raw = signal.points * value
+        raw = ops.scale(value, signal.points)
         if signal.cap is not None:
             raw = ops.clamp(raw, -signal.cap, signal.cap)
         points = ops.cases([(fired, ops.round_int(raw))], ops.lit(0))
@@ -187,7 +186,7 @@ def signal_result(signal, group: str, env: Mapping[str, Any], ops: Ops) -> Signa
     return SignalResult(signal.id, group, value, fired, points, text)
 
 
-def _label_parts(label: str, value: Any, integral: bool, ops: Ops) -> list[Any]:
+def _label_parts(label: str, value: V, integral: bool, ops: Ops[V]) -> list[V | str]:
     if "{value}" not in label:
         return [label]
     before, _, after = label.partition("{value}")
@@ -195,7 +194,7 @@ def _label_parts(label: str, value: Any, integral: bool, ops: Ops) -> list[Any]:
     return [before, shown, *_label_parts(after, value, integral, ops)]
 
 
-def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
+def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     """Every per-user output (see :data:`OUTPUT_FIELDS`) from the features in ``env``."""
     env = dict(env)
     groups = (
@@ -225,15 +224,17 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
         ]
     env.update({k: v for k, v in staged.items() if k.startswith("fired.")})
 
-    def total(group: str) -> Any:
-        acc: Any = ops.lit(0)
+    def total(group: str) -> V:
+        acc = ops.lit(0)
         for r in results[group]:
-            acc = acc + r.points
+            acc = ops.add(acc, r.points)
         return acc
 
     totals = ops.stage({"fit": total("fit"), "usage": total("usage"), "mql": total("mql")})
     fit, usage, mql_raw = totals["fit"], totals["usage"], totals["mql"]
-    scores = ops.stage({"score": ops.clamp(fit + usage, 0, 100), "mql": ops.clamp(mql_raw, 0, 100)})
+    scores = ops.stage(
+        {"score": ops.clamp(ops.add(fit, usage), 0, 100), "mql": ops.clamp(mql_raw, 0, 100)}
+    )
     score, mql = scores["score"], scores["mql"]
     env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
 
@@ -317,7 +318,7 @@ def decide(model: Model, env: Mapping[str, Any], ops: Ops) -> dict[str, Any]:
     }
 
 
-def signal_breakdown(model: Model, env: Mapping[str, Any], ops: Ops) -> list[SignalResult]:
+def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[SignalResult]:
     """Every signal's result for one user, in model order (for `pql explain`)."""
     env = dict(env)
     out = []
@@ -333,7 +334,7 @@ def signal_breakdown(model: Model, env: Mapping[str, Any], ops: Ops) -> list[Sig
     return out
 
 
-def _tier(model: Model, fit: Any, usage: Any, score: Any, ops: Ops) -> Any:
+def _tier(model: Model, fit: V, usage: V, score: V, ops: Ops[V]) -> V:
     tiers = model.tiers
     if isinstance(tiers, BandTiers):
         return ops.cases(
