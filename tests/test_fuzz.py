@@ -221,6 +221,8 @@ def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
         ("'\\.edu$'", "'(?=x)edu'", "lookahead is not supported by every database"),
         ("pql_score: 60", "pql_score: " + "9" * 30, "out of range"),
         ("window: 30d", "window: 0d", "not a positive duration"),
+        ("{table: users}", "{table: 'a.b.c'}", "cannot read table 'a.b.c'"),
+        ("{table: users}", "{table: 'k\"e'}", "does not exist"),
     ],
 )
 def test_what_the_model_fuzzer_found_is_a_located_error(tmp_path, old, new, message):

@@ -117,11 +117,13 @@ def test_learned_points_come_within_a_hundredth_of_the_boosted_reference(demo_en
     quality = {q.name: q for q in result.quality}
     points = quality["learned points"].auc
     reference = quality["gradient-boosted reference"].auc
-    assert reference - points < 0.01, (points, reference)
+    assert reference - points < 0.005, (points, reference)
     assert points > quality["current model"].auc  # learning improves on the hand-set starter
     assert result.points is not None and any(r["points"] > 0 for r in result.points.rows())
     top = {x.name for x in result.lifts[:5]}
-    assert "asked_for_sales >= 1" in top  # the behaviour the demo's deals depend on most
+    assert (
+        "asked_for_sales = 1" in top
+    )  # the behaviour the demo's deals depend on most (a 0/1 value)
 
 
 def test_cold_start_says_what_it_needs_and_still_shows_lifts(demo_engine):
@@ -186,6 +188,24 @@ def test_the_proposed_model_scores_exactly_like_the_learned_points(demo_engine, 
     got = np.asarray([scored[u] for u in held_out.column("user_id").to_pylist()], float)
     assert np.array_equal(got, expected)  # the YAML says exactly what was fitted, user for user
     assert len(set(got)) > 5
+    # no score is clipped (base points and a bounded spread), so the engine's ranking is the
+    # fit's: the AUC of the proposal, scored by the engine, is the one the header reports
+    raw = result.points.score(held_out)
+    assert raw.min() >= 0 and raw.max() <= 100
+    y = np.asarray(held_out.column("label").to_pylist(), bool)
+    reported = result.quality_of("learned points")
+    assert round(metrics.auc(y, got), 3) == round(reported, 3)
+    assert (
+        f"held-out AUC {reported:.3f}"
+        in propose(
+            demo_engine.loaded,
+            result.points,
+            result.train,
+            outcome="opportunity",
+            horizon_days=HORIZON.days,
+            auc=reported,
+        ).text
+    )
     # the rest of the model is untouched: same gates for every user
     before = demo_engine.backend.rows(
         demo_engine.scores(last).select("user_id", "icp_profile", "excluded", "activated")
@@ -263,7 +283,57 @@ def test_x_education_leads_user_level_table_points_match_the_reference():
     data = json.loads(out.output)
     assert data["rows"] == 9240 and data["conversions"] == 3561
     quality = {q["name"]: q["auc"] for q in data["quality"]}
-    assert quality["gradient-boosted reference"] - quality["learned points"] < 0.01, quality
+    assert quality["gradient-boosted reference"] - quality["learned points"] < 0.005, quality
     assert not any(c in p["input"] for p in data["points"] for c in LEAKAGE)
     bad = CliRunner().invoke(cli, ["learn", "--from-table", str(path), "--label", "Convertd"])
     assert bad.exit_code == 1 and "no column 'Convertd'" in bad.output
+
+
+def test_lift_at_k_averages_over_ties_instead_of_row_order():
+    """A model with few distinct scores: ties at the cut count in proportion."""
+    y = np.asarray([0, 0, 0, 0, 1, 0, 0, 0, 0, 1] * 10, bool)
+    score = np.zeros(y.size)  # one score for everyone: the top 10% is a random 10%
+    assert metrics.lift_at(y, score, 0.10) == pytest.approx(1.0)
+    order = np.argsort(~y, kind="stable")  # conversions first: row order must not matter
+    assert metrics.lift_at(y[order], score[order], 0.10) == pytest.approx(1.0)
+    two = np.where(np.arange(y.size) < 20, 1.0, 0.0)  # 20 rows tied on top, 4 of them convert
+    y2 = np.zeros(y.size, bool)
+    y2[[0, 5, 10, 15]] = True
+    y2[[50, 60]] = True
+    assert metrics.lift_at(y2, two, 0.10) == pytest.approx((4 / 20) / (6 / 100))
+
+
+def test_the_points_fit_converges_on_separable_data_and_stays_readable():
+    """The hand-written Newton step diverged on such data (points in the thousands)."""
+    from pqlkit.learn import fit
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    a = rng.integers(0, 20, n).astype(float)
+    table = pa.table({"a": a, "noise": rng.random(n), "label": a >= 10})  # perfectly separable
+    points = fit.fit_points(table)
+    assert points.converged
+    assert all(abs(p) <= 100 for p in points.points) and 0 <= points.base <= 100
+    scores = points.score(table)
+    assert scores.min() >= 0 and scores.max() <= 100
+    assert metrics.auc(np.asarray(table.column("label")), scores) > 0.99
+
+
+def test_the_reference_takes_a_column_that_is_empty_everywhere():
+    """Event mode without an accounts' employees column crashed the boosted reference."""
+    from pqlkit.learn import fit
+
+    rng = np.random.default_rng(1)
+    n = 500
+    table = pa.table(
+        {
+            "x": rng.random(n),
+            "employees": pa.nulls(n, pa.float64()),
+            "industry": pa.array(["a", "", None, "b"] * (n // 4)),
+            "label": rng.random(n) < 0.3,
+        }
+    )
+    ref = fit.fit_reference(table)
+    assert "employees" not in ref.columns
+    assert "" not in ref.categories["industry"]
+    assert ref.probability(table).shape == (n,)

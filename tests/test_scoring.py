@@ -14,7 +14,7 @@ from pqlkit.demo.load import starter_text
 from pqlkit.features.ibis_ops import IbisOps
 from pqlkit.model.load import parse_model
 from pqlkit.model.signals import EventCountSignal
-from pqlkit.scoring.decide import OUTPUT_FIELDS, _integral, decide, signal_result
+from pqlkit.scoring.decide import OUTPUT_FIELDS, decide, signal_result
 from pqlkit.scoring.ops import PyOps
 
 ops = PyOps()
@@ -55,7 +55,7 @@ SIGNALS = [*MODEL.usage_signals, *MODEL.mql_signals]
 
 def _value_strategy(signal):
     """Counts are whole numbers; decayed counts, ratios and days are any non-negative number."""
-    if _integral(signal):
+    if signal.integral:
         return st.integers(min_value=0, max_value=60).map(float)
     return st.floats(min_value=0, max_value=60, allow_nan=False)
 

@@ -162,13 +162,18 @@ class Backend(ABC):
 
     def table(self, name: str, *, role: str = "") -> ir.Table:
         schema, _, table = name.rpartition(".")
+        if not schema and not self.has_table(table):
+            return self._missing_table(name, role)
         try:
             return self._con.table(table, database=schema or None)
         except Exception as exc:
             if not self._is_missing_table(exc):
                 if isinstance(exc, self.driver_errors()):
-                    raise BackendError(f"cannot read table {name!r}: {first_line(exc)}") from None
+                    raise MappingError(f"cannot read table {name!r}: {first_line(exc)}") from None
                 raise
+        return self._missing_table(name, role)
+
+    def _missing_table(self, name: str, role: str) -> ir.Table:
         known = self.tables()
         hint = f"tables here: {', '.join(known)}" if known else "the database has no tables yet"
         what = f"the {role} table" if role else "table"

@@ -158,7 +158,8 @@ def learn(
                 for q in result.quality
             ],
             ["model", "AUC", "lift top 5%", "lift top 10%"],
-            title="Quality on the held-out last date",
+            title="Quality on "
+            + ("a random held-out quarter" if user_table else "the held-out last date"),
         )
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]

@@ -156,12 +156,19 @@ def snapshot_rows(
 
 
 def data_span(engine) -> tuple[datetime, datetime]:
-    """First and last event time (the dates a snapshot can sit between)."""
+    """The first event, and the last thing known: the last event or the last outcome created
+    or closed, whichever is later (a deal won after the last event is known, and the horizon
+    before it has been observed)."""
     e = engine.bound.events
     row = engine.backend.rows(e.aggregate(lo=e.timestamp.min(), hi=e.timestamp.max()))[0]
     if row["lo"] is None:
         raise DataError("the events table is empty: nothing to learn from")
-    return row["lo"], row["hi"]
+    hi = row["hi"]
+    o = engine.bound.outcomes
+    if o is not None:
+        seen = engine.backend.rows(o.aggregate(c=o.created_at.max(), d=o.closed_at.max()))[0]
+        hi = max([hi, *(v for v in (seen["c"], seen["d"]) if v is not None)])
+    return row["lo"], hi
 
 
 def snapshot_dates(

@@ -136,8 +136,11 @@ def evaluate_table(
     brier = None
     train = ~test
     if y[train].sum() >= 5 and (~y[train]).sum() >= 5:
-        b, w = fit.logistic((score[train] / 10.0)[:, None], y[train].astype(float), l2=1e-3)
-        predicted = 1.0 / (1.0 + np.exp(-(b + w[0] * st / 10.0)))
+        # Platt scaling: a one-input logistic regression (barely penalised) from score to rate
+        f = fit.logistic((score[train] / 10.0)[:, None], y[train].astype(float), C=1000.0, l1=False)
+        predicted = 1.0 / (1.0 + np.exp(-np.clip(f.intercept + f.weights[0] * st / 10.0, -35, 35)))
+        if not f.converged:
+            notes.append("the calibration fit did not converge; its figures are rough")
         calibration = metrics.calibration(yt, predicted, bins=10)
         brier = float(np.mean((predicted - yt) ** 2))
     else:

@@ -2,8 +2,10 @@
 at least 3 projects", "business e-mail"), turned into whole points, with a gradient-boosted
 model beside it as the reference for how much a points model leaves on the table.
 
-Pure numpy (the regression) and scikit-learn (the reference, an optional dependency); the
-training table comes from :mod:`dataset` or from a user-level table.
+Both models come from scikit-learn (the `learn` extra): an L1-penalised logistic regression,
+which leaves most steps at exactly zero so no separate pruning pass is needed, and a
+histogram gradient-boosted classifier. The training table comes from :mod:`dataset` or from a
+user-level table.
 """
 
 from __future__ import annotations
@@ -30,12 +32,9 @@ class Step:
     @property
     def name(self) -> str:
         if self.threshold is not None:
-            t = (
-                int(self.threshold)
-                if float(self.threshold).is_integer()
-                else round(self.threshold, 2)
-            )
-            return f"{self.column} >= {t}"
+            t = self.threshold
+            shown = int(t) if float(t).is_integer() else float(f"{t:.3g}")
+            return f"{self.column} >= {shown}"
         return f"{self.column} = {self.value}"
 
     def apply(self, table: pa.Table) -> np.ndarray:
@@ -43,7 +42,7 @@ class Step:
         if self.threshold is not None:
             values = np.asarray(col, float)
             return np.nan_to_num(values, nan=-np.inf) >= self.threshold
-        return np.asarray([v == self.value for v in col], bool)
+        return np.asarray([v is not None and v == self.value for v in col], bool)
 
 
 #: Thresholds for numbers: every 5th percentile of the positive values (steps whose weight
@@ -51,36 +50,53 @@ class Step:
 FINE = tuple(i / 20 for i in range(20))
 
 
-def steps_for(table: pa.Table, *, max_levels: int = 12, quantiles=FINE) -> list[Step]:
+def steps_for(
+    table: pa.Table, *, max_levels: int = 40, quantiles=FINE, min_rows: int = 5
+) -> list[Step]:
     """Step inputs for every usable column: thresholds at quantiles of the positive values for
-    numbers, one step per frequent value for text and flags."""
+    numbers (a 0/1 column is one yes/no step), one step per value seen at least ``min_rows``
+    times for text (the ``max_levels`` most frequent; empty text is missing, not a value).
+    Steps true (or false) for fewer than ``min_rows`` rows, or 0.2% of them, are left out: a
+    near-constant column cannot earn large points."""
     out: list[Step] = []
+    n = table.num_rows
+    floor = max(min_rows, int(0.002 * n))
     for name in table.column_names:
         if name in NOT_INPUTS:
             continue
         col = table.column(name)
         t = col.type
+        candidates: list[Step] = []
         if pa.types.is_boolean(t):
-            out.append(Step(name, value=True))
+            candidates.append(Step(name, value=True))
         elif pa.types.is_integer(t) or pa.types.is_floating(t):
             values = np.asarray(col.to_numpy(zero_copy_only=False), float)
-            positive = values[np.isfinite(values) & (values > 0)]
-            if positive.size < 5:
-                continue
-            qs = np.quantile(positive, quantiles)
-            if np.all(np.mod(positive, 1) == 0):
-                qs = np.ceil(qs)
-            else:  # three significant digits: a threshold a person can read in the model file
-                qs = np.asarray([float(f"{q:.3g}") for q in qs])
-            for q in sorted(set(float(x) for x in qs)):
-                out.append(Step(name, threshold=q))
+            finite = values[np.isfinite(values)]
+            if finite.size and set(np.unique(finite)) <= {0.0, 1.0}:
+                candidates.append(
+                    Step(name, value=1)
+                )  # a flag stored as 0/1: "col = 1", not ">= 1"
+            else:
+                positive = finite[finite > 0]
+                if positive.size < min_rows:
+                    continue
+                qs = np.quantile(positive, quantiles)
+                if np.all(np.mod(positive, 1) == 0):
+                    qs = np.ceil(qs)
+                else:  # three significant digits: a threshold a person can read in the model file
+                    qs = np.asarray([float(f"{q:.3g}") for q in qs])
+                candidates.extend(Step(name, threshold=q) for q in sorted({float(x) for x in qs}))
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             counts: dict[Any, int] = {}
             for v in col.to_pylist():
-                if v is not None:
+                if v is not None and str(v).strip() != "":
                     counts[v] = counts.get(v, 0) + 1
             frequent = sorted(counts, key=lambda v: (-counts[v], v))[:max_levels]
-            out.extend(Step(name, value=v) for v in frequent if counts[v] >= 5)
+            candidates.extend(Step(name, value=v) for v in frequent)
+        for step in candidates:
+            hits = int(step.apply(table).sum())
+            if floor <= hits <= n - floor:
+                out.append(step)
     return out
 
 
@@ -94,31 +110,66 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -35, 35)))
 
 
+def _sklearn() -> Any:
+    try:
+        import sklearn.linear_model as linear
+    except ImportError:
+        from ..errors import PqlkitError
+
+        raise PqlkitError(
+            'learning points needs scikit-learn: pip install "pqlkit[learn]"'
+        ) from None
+    return linear
+
+
+@dataclass
+class Fitted:
+    """A logistic regression's intercept and weights, and what the solver said."""
+
+    intercept: float
+    weights: np.ndarray
+    converged: bool = True
+    iterations: int = 0
+
+
 def logistic(
-    X: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 100
-) -> tuple[float, np.ndarray]:
-    """L2-regularised logistic regression by Newton's method: (intercept, weights)."""
-    n, p = X.shape
-    A = np.column_stack([np.ones(n), X])
-    w = np.zeros(p + 1)
-    base = min(max(y.mean(), 1e-6), 1 - 1e-6)
-    w[0] = math.log(base / (1 - base))
-    penalty = np.full(p + 1, l2)
-    penalty[0] = 0.0
-    for _ in range(iters):
-        prob = _sigmoid(A @ w)
-        grad = A.T @ (prob - y) + penalty * w
-        hess = (A * (prob * (1 - prob))[:, None]).T @ A + np.diag(penalty + 1e-9)
-        delta = np.linalg.solve(hess, grad)
-        w -= delta
-        if np.max(np.abs(delta)) < 1e-7:
-            break
-    return float(w[0]), w[1:]
+    X: np.ndarray, y: np.ndarray, *, C: float = 1.0, l1: bool = True, max_iter: int = 1000
+) -> Fitted:
+    """A penalised logistic regression by scikit-learn's liblinear solver (L1 by default: most
+    weights come out exactly zero). The intercept is scaled up so the penalty barely touches
+    it. Non-convergence is reported, never hidden."""
+    import warnings
+
+    linear = _sklearn()
+    from sklearn.exceptions import ConvergenceWarning
+
+    if X.shape[1] == 0 or len(set(np.asarray(y, int).tolist())) < 2:
+        base = min(max(float(np.mean(y)) if len(y) else 0.5, 1e-6), 1 - 1e-6)
+        return Fitted(math.log(base / (1 - base)), np.zeros(X.shape[1]))
+    model = linear.LogisticRegression(
+        l1_ratio=1.0 if l1 else 0.0,
+        C=C,
+        solver="liblinear",
+        intercept_scaling=100.0,
+        max_iter=max_iter,
+        tol=1e-6,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(X, np.asarray(y, int))
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return Fitted(
+        float(model.intercept_[0]),
+        np.asarray(model.coef_[0], float),
+        converged,
+        int(np.max(model.n_iter_)),
+    )
 
 
 @dataclass
 class Points:
-    """A fitted points model: whole points per step, and the logistic scale behind them."""
+    """A fitted points model: whole points per step, base points every user gets (so every
+    score lies within the engine's 0-100 without clipping), and the logistic scale behind it."""
 
     steps: list[Step]
     points: list[int]
@@ -126,9 +177,12 @@ class Points:
     weights: list[float]
     scale: float
     """Points per unit of log-odds."""
+    base: int = 0
+    C: float = 1.0
+    converged: bool = True
 
     def score(self, table: pa.Table) -> np.ndarray:
-        return matrix(table, self.steps) @ np.asarray(self.points, float)
+        return self.base + matrix(table, self.steps) @ np.asarray(self.points, float)
 
     def probability(self, table: pa.Table) -> np.ndarray:
         return _sigmoid(self.intercept + matrix(table, self.steps) @ np.asarray(self.weights))
@@ -141,44 +195,64 @@ class Points:
         ]
 
 
-def fit_points(
-    train: pa.Table, *, l2: float | None = None, double_odds: float = 10.0, min_points: int = 3
-) -> Points:
-    """Fit the regression (choosing the penalty on a validation part when not given) and turn
-    it into whole points the scorecard way: ``double_odds`` points double the odds of
-    converting, so rounding moves no step by more than a few percent of odds.
+#: Penalties tried (C, the inverse of the L1 strength), strongest first.
+C_GRID = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 
-    Steps worth fewer than ``min_points`` are dropped and the rest refitted, so the model reads
-    as a short list of behaviours that matter rather than many +-1s that mostly fit noise
-    (on the demo data this also ranks the held-out date slightly better)."""
+
+def fit_points(
+    train: pa.Table,
+    *,
+    C: float | None = None,
+    double_odds: float = 10.0,
+    max_rules: int = 30,
+    tolerance: float = 0.002,
+) -> Points:
+    """Fit the L1 regression and turn it into whole points the scorecard way: ``double_odds``
+    points double the odds of converting.
+
+    The penalty is chosen on a validation part of the training rows (the last training date,
+    or a random quarter): the strongest penalty whose validation AUC is within ``tolerance`` of
+    the best and that keeps at most ``max_rules`` steps, so the model reads as a short list of
+    behaviours that matter. When the points would span more than the engine's 0-100, they are
+    scaled down so that none is clipped: the engine then ranks users exactly as the fit does."""
     steps = steps_for(train)
     X = matrix(train, steps)
     y = np.asarray(train.column("label").to_pylist(), float)
-    if l2 is None:
-        l2 = _choose_l2(train, X, y)
+    if C is None:
+        C = _choose_C(train, X, y, max_rules=max_rules, tolerance=tolerance)
+    fitted = logistic(X, y, C=C)
+    w = fitted.weights
     scale = double_odds / math.log(2.0)
-    intercept, w = logistic(X, y, l2=l2)
-    if min_points > 1:
-        keep = np.abs(np.round(w * scale)) >= min_points
-        steps = [s for s, k in zip(steps, keep, strict=True) if k]
-        X = X[:, keep]
-        intercept, w = logistic(X, y, l2=l2)
+    spread = float(np.abs(w).sum()) * scale
+    if spread > 100:
+        scale *= 100 / spread
     points = [round(x * scale) for x in w]
     kept = [i for i, p in enumerate(points) if p != 0]
+    base = -sum(p for p in points if p < 0)
+    while (
+        base + sum(p for p in points if p > 0) > 100
+    ):  # rounding pushed it over: one more step down
+        scale *= 0.98
+        points = [round(x * scale) for x in w]
+        kept = [i for i, p in enumerate(points) if p != 0]
+        base = -sum(p for p in points if p < 0)
     return Points(
         [steps[i] for i in kept],
         [points[i] for i in kept],
-        intercept,
+        fitted.intercept,
         [float(w[i]) for i in kept],
         scale,
+        base=base,
+        C=C,
+        converged=fitted.converged,
     )
 
 
-def _choose_l2(
-    train: pa.Table, X: np.ndarray, y: np.ndarray, grid=(0.3, 1.0, 3.0, 10.0, 30.0)
+def _choose_C(
+    train: pa.Table, X: np.ndarray, y: np.ndarray, *, max_rules: int, tolerance: float
 ) -> float:
-    """The penalty that ranks a validation part of the training rows best: the last training
-    date when there are dates, else a random quarter."""
+    """The strongest penalty that ranks a validation part of the training rows within
+    ``tolerance`` of the best and keeps at most ``max_rules`` steps."""
     dates = (
         np.asarray([str(v) for v in train.column("as_of").to_pylist()])
         if "as_of" in train.column_names
@@ -191,14 +265,17 @@ def _choose_l2(
         val_rows = np.random.default_rng(1).random(y.size) < 0.25
         fit_rows = ~val_rows
     if y[val_rows].sum() == 0 or y[fit_rows].sum() == 0:
-        return 3.0
-    best, best_auc = 3.0, -1.0
-    for l2 in grid:
-        b, w = logistic(X[fit_rows], y[fit_rows], l2=l2)
-        a = metrics.auc(y[val_rows], X[val_rows] @ w + b)
-        if a > best_auc + 1e-4:
-            best, best_auc = l2, a
-    return best
+        return 0.1
+    results = []
+    for C in C_GRID:
+        f = logistic(X[fit_rows], y[fit_rows], C=C)
+        results.append(
+            (C, metrics.auc(y[val_rows], X[val_rows] @ f.weights), int(np.count_nonzero(f.weights)))
+        )
+    best = max(a for _, a, _ in results)
+    good = [(C, a, k) for C, a, k in results if a >= best - tolerance]
+    small = [r for r in good if r[2] <= max_rules]
+    return (small or good)[0][0]
 
 
 @dataclass
@@ -238,10 +315,15 @@ def fit_reference(train: pa.Table, seed: int = 0) -> Reference:
         if name in NOT_INPUTS:
             continue
         t = train.column(name).type
+        if train.column(name).null_count == train.num_rows:
+            continue  # nothing to learn from (an accounts table without employees, say)
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            categories[name] = sorted({v for v in train.column(name).to_pylist() if v is not None})[
-                :250
-            ]
+            counts: dict[Any, int] = {}
+            for v in train.column(name).to_pylist():
+                if v is not None and str(v).strip() != "":
+                    counts[v] = counts.get(v, 0) + 1
+            # the most frequent values (the boosted trees take at most 255 categories)
+            categories[name] = sorted(counts, key=lambda v: (-counts[v], v))[:250]
         elif not (pa.types.is_boolean(t) or pa.types.is_integer(t) or pa.types.is_floating(t)):
             continue
         columns.append(name)

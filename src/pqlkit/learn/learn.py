@@ -152,6 +152,10 @@ def learn_table(
         current = np.asarray(test.column("score").to_pylist(), float)
         result.quality.append(_quality("current model", y_test, current))
     result.points = fit.fit_points(train)
+    if not result.points.converged:
+        result.notes.append(
+            "the points fit did not converge within its iterations; the weights are approximate"
+        )
     result.quality.append(_quality("learned points", y_test, result.points.score(test)))
     if reference:
         ref = fit.fit_reference(train)

@@ -32,14 +32,23 @@ def auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def lift_at(y: np.ndarray, score: np.ndarray, fraction: float) -> float:
-    """Conversion rate among the top ``fraction`` by score, over the overall rate."""
+    """Conversion rate among the top ``fraction`` by score, over the overall rate.
+
+    Rows tied at the cut count in proportion (the expected rate if ties were broken at
+    random), not by their order in the table: a model with few distinct scores is not judged
+    by how its rows happen to be sorted."""
     y = np.asarray(y, bool)
+    s = np.asarray(score, float)
     base = y.mean() if y.size else 0.0
     if base == 0:
         return float("nan")
     k = max(1, round(fraction * y.size))
-    top = np.argsort(-np.asarray(score, float), kind="mergesort")[:k]
-    return float(y[top].mean() / base)
+    cut = np.sort(s)[::-1][k - 1]
+    above = s > cut
+    at = s == cut
+    take = k - int(above.sum())  # how many of the tied rows make the top k
+    hits = float(y[above].sum()) + (float(y[at].sum()) * take / int(at.sum()) if take > 0 else 0.0)
+    return float(hits / k / base)
 
 
 def precision_recall(y: np.ndarray, flag: np.ndarray) -> tuple[float, float]:

@@ -118,8 +118,12 @@ class _Translator:
     def step(self, step: Step, points: int) -> tuple[str, dict[str, Any]] | None:
         """(group, signal definition) for one learned step, or None if the model cannot say it."""
         c = step.column
-        if c in self.event_signals and step.threshold is not None:
-            return "usage_signals", self._event_step(c, step.threshold, points)
+        # a 0/1 column is learned as "= 1": for a signal's value that is "at least 1"
+        threshold = (
+            step.threshold if step.threshold is not None else (1.0 if step.value == 1 else None)
+        )
+        if c in self.event_signals and threshold is not None:
+            return "usage_signals", self._event_step(c, threshold, points)
         if (
             c.startswith("fit_")
             and c.removeprefix("fit_") in self.fit_signals
@@ -188,6 +192,12 @@ def propose(
     learned: dict[str, list[dict[str, Any]]] = {"fit_signals": [], "usage_signals": []}
     skipped: list[str] = []
     seen: dict[str, dict[str, Any]] = {}
+    # a learned condition that is already a signal of the model sets that signal's points
+    # instead of appearing twice (once at 0 points, once learned)
+    existing = {
+        g + _key(s): s["id"] for g in ("fit_signals", "usage_signals") for s in raw.get(g) or []
+    }
+    assigned: dict[str, int] = {}
     for step, p in zip(points.steps, points.points, strict=True):
         out = tr.step(step, p)
         if out is None:
@@ -195,19 +205,40 @@ def propose(
             continue
         group, d = out
         k = group + _key(d)
+        if k in existing:
+            assigned[existing[k]] = assigned.get(existing[k], 0) + p
+            continue
         if k in seen:  # the same condition learned twice (a trait and a fit signal): add up
             seen[k]["points"] += p
             continue
         seen[k] = d
         learned[group].append(d)
+    if points.base:
+        # every user starts at the base, so no learned score falls below 0 (the engine clips
+        # scores to 0-100; clipped scores would tie and rank worse than the fit says)
+        learned["fit_signals"].insert(
+            0,
+            {
+                "id": "base_points",
+                "label": "Base points",
+                "points": points.base,
+                "when": {"field": "user.user_id", "is_set": True},
+            },
+        )
     changes: list[Change] = []
     ids: set[str] = set()
     for group in ("fit_signals", "usage_signals"):
         kept = []
         for s in raw.get(group) or []:
-            kept.append({**s, "points": 0})
-            why = " (activation, segments or routing read it)" if s["id"] in keep else ""
-            changes.append(Change(s["id"], group, s.get("points"), 0, f"kept at 0 points{why}"))
+            if s["id"] in assigned:
+                kept.append({**s, "points": assigned[s["id"]]})
+                changes.append(
+                    Change(s["id"], group, s.get("points"), assigned[s["id"]], "learned")
+                )
+            else:
+                kept.append({**s, "points": 0})
+                why = " (activation, segments or routing read it)" if s["id"] in keep else ""
+                changes.append(Change(s["id"], group, s.get("points"), 0, f"kept at 0 points{why}"))
             ids.add(s["id"])
         fresh = [d for d in learned[group] if d["points"] != 0]
         for d in fresh:
