@@ -117,7 +117,7 @@ def test_every_acknowledged_message_is_stored(collector):
 
 # --- model files -------------------------------------------------------------------------------
 
-MODELS = 2_000 if LONG else 120
+MODELS = 2_000 if LONG else 60
 
 
 class ModelOutcome:

@@ -337,3 +337,44 @@ def test_the_reference_takes_a_column_that_is_empty_everywhere():
     assert "employees" not in ref.columns
     assert "" not in ref.categories["industry"]
     assert ref.probability(table).shape == (n,)
+
+
+def test_a_user_level_table_reports_how_the_split_moves_the_figures(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 1200
+    x = rng.integers(0, 10, n)
+    table = pa.table(
+        {
+            "id": [f"u{i}" for i in range(n)],
+            "visits": x,
+            "kind": rng.choice(["a", "b", "c"], n),
+            "won": (rng.random(n) < 0.1 + 0.06 * x).astype(int),
+        }
+    )
+    path = tmp_path / "leads.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)
+    out = CliRunner().invoke(
+        cli,
+        [
+            "learn",
+            "--from-table",
+            str(path),
+            "--label",
+            "won",
+            "--exclude",
+            "id",
+            "--seeds",
+            "3",
+            "--json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert len(data["stability"]["learned points"]) == 3
+    assert any("over 3 random splits" in n for n in data["notes"])
+    refused = CliRunner().invoke(
+        cli, ["learn", "--from-table", str(path), "--label", "won", "--propose", "x.yml"]
+    )
+    assert refused.exit_code == 1 and "--propose works with event snapshots only" in refused.output

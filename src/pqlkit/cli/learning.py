@@ -53,6 +53,13 @@ from .options import (
     help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.",
 )
 @click.option(
+    "--seeds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=20),
+    help="With --from-table: refit on this many random splits and report how much the AUCs move.",
+)
+@click.option(
     "--propose",
     "propose_path",
     default=None,
@@ -82,6 +89,7 @@ def learn(
     user_table,
     label,
     excluded,
+    seeds,
     propose_path,
     no_propose,
     force,
@@ -107,10 +115,13 @@ def learn(
         user_table=user_table,
         label=label,
         excluded=tuple(excluded),
+        seeds=seeds,
         propose=not no_propose,
         propose_path=propose_path,
         force=force,
     )
+    if user_table and show_diff:
+        raise click.UsageError("--diff shows a proposed model, which --from-table does not write")
     with progress(interactive(as_json)) as say:
         learned = run(model_path, url, options, progress=say)
     if as_json:

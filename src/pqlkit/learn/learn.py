@@ -51,6 +51,8 @@ class Learned:
     notes: list[str] = field(default_factory=list)
     train: pa.Table | None = field(default=None, repr=False)
     """The rows the points were fitted on (for choosing a proposed model's threshold)."""
+    stability: dict[str, list[float]] = field(default_factory=dict)
+    """Held-out AUC of each model over several random splits (user-level tables, --seeds)."""
 
     def quality_of(self, name: str) -> float | None:
         return next((q.auc for q in self.quality if q.name == name), None)
@@ -67,6 +69,8 @@ class Learned:
             "lifts": [_clean(x.to_dict()) for x in self.lifts],
             "quality": [q.to_dict() for q in self.quality],
             "points": self.points.rows() if self.points else None,
+            "base_points": self.points.base if self.points else None,
+            "stability": self.stability,
             "notes": self.notes,
         }
 
@@ -197,6 +201,7 @@ def user_level(
     exclude: list[str] | None = None,
     id_column: str | None = None,
     reference: bool = True,
+    seeds: int = 1,
 ) -> Learned:
     """Learn from a plain user-level table: one row per user, usage and trait columns, and an
     outcome column (1/0, true/false, yes/no). No dates, so the hold-out is a random quarter."""
@@ -215,7 +220,36 @@ def user_level(
     data = table.select(keep)
     data = data.rename_columns([f"_{c}" if c in fit.NOT_INPUTS else c for c in keep])
     data = data.append_column("label", pa.array(y, pa.bool_()))
-    return learn_table(data, label, timedelta(0), [], reference=reference, split=split_at_random)
+    result = learn_table(data, label, timedelta(0), [], reference=reference, split=split_at_random)
+    if seeds > 1 and result.quality:
+        # the same fit on other random splits: how much the figures move with the split alone
+        runs = [result] + [
+            learn_table(
+                data,
+                label,
+                timedelta(0),
+                [],
+                reference=reference,
+                split=lambda t, s=seed: split_at_random(t, seed=s),
+            )
+            for seed in range(1, seeds)
+        ]
+        for q in result.quality:
+            result.stability[q.name] = [r.quality_of(q.name) or float("nan") for r in runs]
+        spread = max(max(v) - min(v) for v in result.stability.values())
+        note = (
+            f"over {seeds} random splits the held-out AUCs move by at most {spread:.3f}: "
+            + "; ".join(f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in result.stability.items())
+        )
+        ref, pts = (
+            result.stability.get("gradient-boosted reference"),
+            result.stability.get("learned points"),
+        )
+        if ref and pts:
+            gaps = [r - p for r, p in zip(ref, pts, strict=True)]
+            note += f"; the reference's lead per split {min(gaps):+.3f} to {max(gaps):+.3f}"
+        result.notes.append(note)
+    return result
 
 
 def _truthy(value: Any, column: str) -> bool:

@@ -257,9 +257,11 @@ def propose(
     tiers = new.get("tiers")
     if isinstance(tiers, dict) and tiers.get("kind", "bands") == "bands" and before > 0:
         ratio = after / before
-        for band in tiers.get("bands", []):
+        floor = 0  # scaled bands stay strictly ordered, lowest first (rounding must not tie them)
+        for band in reversed(tiers.get("bands", [])):
             if band.get("min_score"):
-                band["min_score"] = min(100, round(band["min_score"] * ratio))
+                band["min_score"] = min(100, max(round(band["min_score"] * ratio), floor + 1))
+                floor = band["min_score"]
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     quality = f", held-out AUC {auc:.3f}" if auc is not None else ""
     header = (

@@ -34,6 +34,8 @@ class LearnOptions:
     """Learn from a user-level table (or CSV/Parquet file) instead of events."""
     label: str | None = None
     excluded: tuple[str, ...] = ()
+    seeds: int = 1
+    """With a user-level table: refit on this many random splits and report how the AUCs move."""
     propose: bool = True
     propose_path: str | None = None
     force: bool = False
@@ -76,10 +78,19 @@ def learn(
     if options.user_table:
         if not options.label:
             raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
+        if options.propose_path:
+            raise PqlkitError(
+                "--propose works with event snapshots only: a user-level table's columns are not "
+                "signals of your model yet (the learned points are printed, and in --json)"
+            )
         table = read_user_table(options.user_table, url)
         progress(f"learning from {table.num_rows:,} rows of {options.user_table}")
         result = user_level(
-            table, options.label, exclude=list(options.excluded), reference=options.reference
+            table,
+            options.label,
+            exclude=list(options.excluded),
+            reference=options.reference,
+            seeds=options.seeds,
         )
         return LearnOutcome(result)
     if options.propose:
