@@ -120,6 +120,7 @@ FORBIDDEN = {
         "pqlkit.server",
     ),
     "usecases": ("pqlkit.cli",),
+    "handoff": ("pqlkit.cli", "pqlkit.usecases", "pqlkit.server", "pqlkit.learn"),
     "learn": (
         "duckdb",
         "psycopg",

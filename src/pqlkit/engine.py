@@ -92,6 +92,8 @@ class RunResult:
     pqas: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    transitions: int | None = None
+    """Transitions recorded for the hand-off (None: the model has no `handoff:`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "as_of": self.as_of.isoformat()}
@@ -265,7 +267,21 @@ class Engine:
                 account_scores(self.stored_users(when, version), bound, self.loaded, when),
             )
             counts = self._counts(when, version)
-            self.backend.replace_rows(RUNS, key, [self._run_row(when, counts)])
+            if self.model.handoff is not None:  # transitions go out with the run, or not at all
+                say("recording transitions")
+                from .handoff.transitions import record
+
+                counts["transitions"] = record(
+                    self.backend,
+                    self.model.handoff,
+                    self.stored_users(when, version),
+                    self.stored_accounts(when, version),
+                    when,
+                    version,
+                    utc_now(),
+                )
+            run_counts = {k: v for k, v in counts.items() if k != "transitions"}
+            self.backend.replace_rows(RUNS, key, [self._run_row(when, run_counts)])
         return RunResult(
             as_of=when,
             model_version=version,

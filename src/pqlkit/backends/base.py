@@ -288,7 +288,11 @@ class Backend(ABC):
             self._execute(_sql.sql(exp.delete(_sql.table(table), where=cond), self.name))
         return n
 
-    def update(self, table: str, values: Mapping[str, Any], where: exp.Expression) -> int:
+    def update(
+        self, table: str, values: Mapping[str, Any], where: Mapping[str, Any] | exp.Expression
+    ) -> int:
+        """Set ``values`` on the rows matching ``where``; return how many there were."""
+        where = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
         n = self.count(table, where)
         if n:
             stmt = exp.update(

@@ -32,6 +32,19 @@ def cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
                 else:
                     signal_ids[sid] = (group, i)
 
+    handoff = _as_dict(data.get("handoff"))
+    _unique_ids(_as_list(handoff.get("destinations")), ("handoff", "destinations"), issue, "id")
+    known = [d.get("id") for d in _as_list(handoff.get("destinations")) if isinstance(d, dict)]
+    for i, route in enumerate(_as_list(handoff.get("routes"))):
+        for j, dest in enumerate(_as_list(_as_dict(route).get("to"))):
+            if isinstance(dest, str) and dest not in known:
+                issue(
+                    ("handoff", "routes", i, "to", j),
+                    f"unknown destination {dest!r}",
+                    did_you_mean(dest, [k for k in known if isinstance(k, str)])
+                    or f"destinations: {', '.join(str(k) for k in known) or 'none'}",
+                )
+
     icp = _as_dict(data.get("icp"))
     for group in ("profiles", "exclusions"):
         _unique_ids(_as_list(icp.get(group)), ("icp", group), issue, "id")

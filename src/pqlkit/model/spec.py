@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .conditions import Condition
+from .handoff import Handoff
 from .signals import Duration, EventSignal, SignalId, TraitSignal
 
 SCHEMA_VERSION = 1
@@ -320,6 +321,8 @@ class Model(_Strict):
     """Motion routing."""
     accounts: AccountRollup = AccountRollup()
     """Account rollup."""
+    handoff: Handoff | None = None
+    """Where transitions (became a PQL, tier changed...) are delivered: signed webhooks, Slack."""
 
     @property
     def all_signals(self) -> list:

@@ -1,0 +1,90 @@
+"""`pql deliver` and `pql deliveries`: the hand-off's worker and its ledger."""
+
+from __future__ import annotations
+
+import click
+
+from . import cli, render
+from .options import json_option, model_option, url_option
+
+STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
+
+
+@cli.command()
+@model_option
+@url_option
+@click.option(
+    "--loop", is_flag=True, help="Keep delivering every --interval seconds (Ctrl-C to stop)."
+)
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
+@json_option
+def deliver(model_path, url, loop, interval, as_json) -> None:
+    """Send the transitions that are due to the model's destinations (signed webhooks, Slack)."""
+    from ..usecases.handoff import deliver as run
+
+    report = run(model_path, url, loop=loop, interval=interval)
+    if as_json:
+        render.emit_json(report.to_dict())
+        return
+    render.out.print(
+        f"{report.delivered:,} delivered, {report.retrying:,} to retry, {report.dead:,} dead-lettered, "
+        f"{report.disabled:,} to disabled destinations."
+    )
+    for e in report.errors[:20]:
+        render.warn(e)
+
+
+@cli.command()
+@url_option
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(STATUSES),
+    help="Only these (repeatable; default: pending, failed and dead).",
+)
+@click.option("--since", default=None, help="Only transitions recorded since this date.")
+@click.option(
+    "--retry", "do_retry", is_flag=True, help="Make the listed failed and dead deliveries due now."
+)
+@click.option(
+    "--replay", is_flag=True, help="With --since: send delivered ones again too (same ids)."
+)
+@click.option("--limit", default=100, show_default=True)
+@json_option
+def deliveries(url, statuses, since, do_retry, replay, limit, as_json) -> None:
+    """List pending, failed and dead-lettered deliveries with their last error; retry or replay them."""
+    from ..usecases.handoff import deliveries as listing
+    from ..usecases.handoff import retry
+
+    wanted = list(statuses) or ["pending", "failed", "dead"]
+    if do_retry or replay:
+        again = [s for s in wanted if s in ("failed", "dead", "disabled")] + (
+            ["delivered"] if replay else []
+        )
+        n = retry(url, statuses=again or ["failed", "dead"], since=since)
+        if as_json:
+            render.emit_json({"retried": n})
+        else:
+            render.out.print(f"{n:,} deliveries are due again; `pql deliver` sends them.")
+        return
+    rows = listing(url, statuses=wanted, since=since, limit=limit)
+    if as_json:
+        render.emit_json({"deliveries": rows})
+        return
+    render.table(
+        rows,
+        [
+            "transition_id",
+            "destination",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_status",
+            "last_error",
+            "kind",
+            "entity_id",
+        ],
+        title="Deliveries",
+        wrap=("last_error",),
+    )

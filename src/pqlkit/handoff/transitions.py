@@ -1,0 +1,351 @@
+"""Transitions: what changed for a user or an account since the last run, written in the same
+transaction as the run (an outbox), so a crash can neither lose nor invent one.
+
+Each transition has a stable id (from what changed, for whom, and as of when): a rerun of the
+same date records nothing new, and every delivery of a transition carries that id as its
+idempotency key (the `webhook-id`). Only a run at least as late as the last one compares: a
+backtest at an older date records nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ..model.handoff import Handoff, HandoffRoute
+from ..scoring.decide import REASON_SEPARATOR
+
+USER_STATE = "pql_user_state"
+ACCOUNT_STATE = "pql_account_state"
+OUTBOX = "pql_outbox"
+DELIVERIES = "pql_deliveries"
+
+USER_STATE_COLUMNS = (
+    "user_id",
+    "account_id",
+    "as_of",
+    "model_version",
+    "is_pql",
+    "tier",
+    "segment",
+    "motion",
+    "score",
+    "icp_profile",
+)
+OUTBOX_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("kind", pa.string()),
+        ("entity", pa.string()),
+        ("entity_id", pa.string()),
+        ("account_id", pa.string()),
+        ("old_value", pa.string()),
+        ("new_value", pa.string()),
+        ("as_of", pa.timestamp("us")),
+        ("model_version", pa.string()),
+        ("payload", pa.string()),
+        ("created_at", pa.timestamp("us")),
+    ]
+)
+DELIVERIES_SCHEMA = pa.schema(
+    [
+        ("transition_id", pa.string()),
+        ("destination", pa.string()),
+        ("status", pa.string()),
+        ("attempts", pa.int64()),
+        ("next_attempt_at", pa.timestamp("us")),
+        ("created_at", pa.timestamp("us")),
+        ("updated_at", pa.timestamp("us")),
+        ("delivered_at", pa.timestamp("us")),
+        ("last_status", pa.int64()),
+        ("last_error", pa.string()),
+    ]
+)
+_USER_STATE_SCHEMA = ibis.schema(
+    {
+        "user_id": "string",
+        "account_id": "string",
+        "as_of": "timestamp",
+        "model_version": "string",
+        "is_pql": "boolean",
+        "tier": "string",
+        "segment": "string",
+        "motion": "string",
+        "score": "int64",
+        "icp_profile": "string",
+    }
+)
+_ACCOUNT_STATE_SCHEMA = ibis.schema(
+    {"account_id": "string", "as_of": "timestamp", "is_pqa": "boolean"}
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    id: str
+    kind: str
+    entity: str
+    entity_id: str
+    account_id: str | None
+    old: str | None
+    new: str | None
+    payload: dict[str, Any]
+
+
+def transition_id(
+    kind: str, entity: str, entity_id: str, old: Any, new: Any, as_of: datetime
+) -> str:
+    key = json.dumps([kind, entity, entity_id, old, new, as_of.isoformat()], default=str)
+    return "tr_" + hashlib.sha256(key.encode()).hexdigest()[:29]
+
+
+def ensure_tables(backend) -> None:
+    backend.ensure_table(USER_STATE, _USER_STATE_SCHEMA, primary_key=["user_id"])
+    backend.ensure_table(ACCOUNT_STATE, _ACCOUNT_STATE_SCHEMA, primary_key=["account_id"])
+    backend.ensure_table(OUTBOX, OUTBOX_SCHEMA, primary_key=["id"])
+    backend.ensure_table(
+        DELIVERIES, DELIVERIES_SCHEMA, primary_key=["transition_id", "destination"]
+    )
+
+
+def _changed(new: ir.Table, state: ir.Table) -> ir.Table:
+    s = state.select(
+        _u=state.user_id, _pql=state.is_pql, _tier=state.tier, _seg=state.segment, _mot=state.motion
+    )
+    j = new.left_join(s, new.user_id == s._u)
+    first = j._u.isnull() & j.is_pql
+    moved = j._u.notnull() & (
+        ~j._pql.identical_to(j.is_pql)
+        | ~j._tier.identical_to(j.tier)
+        | ~j._seg.identical_to(j.segment)
+        | ~j._mot.identical_to(j.motion)
+    )
+    return j.filter(first | moved)
+
+
+def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) -> list[Transition]:
+    """Transitions of the changed users (one row each: the new state and the old, `_`-prefixed)."""
+    out = []
+    for r in rows:
+        seen = r["_u"] is not None
+        changes = []
+        if bool(r["is_pql"]) != bool(r["_pql"]) and (r["is_pql"] or seen):
+            changes.append(
+                (
+                    "became_pql" if r["is_pql"] else "left_pql",
+                    r["_pql"] if seen else None,
+                    r["is_pql"],
+                )
+            )
+        if seen:
+            for kind, old, new in (
+                ("tier_changed", r["_tier"], r["tier"]),
+                ("segment_changed", r["_seg"], r["segment"]),
+                ("motion_changed", r["_mot"], r["motion"]),
+            ):
+                if old != new:
+                    changes.append((kind, old, new))
+        for kind, old, new in changes:
+            tid = transition_id(kind, "user", r["user_id"], old, new, as_of)
+            reasons = [x for x in (r.get("reasons") or "").split(REASON_SEPARATOR) if x]
+            payload = {
+                "type": f"pql.{kind}",
+                "id": tid,
+                "as_of": as_of.isoformat() + "Z",
+                "model_version": version,
+                "user": {
+                    "id": r["user_id"],
+                    "account_id": r["account_id"],
+                    "score": r["score"],
+                    "tier": r["tier"],
+                    "segment": r["segment"],
+                    "motion": r["motion"],
+                    "icp_profile": r["icp_profile"],
+                    "is_pql": bool(r["is_pql"]),
+                    "top_reasons": reasons[:3],
+                },
+                "change": {"from": old, "to": new},
+            }
+            out.append(
+                Transition(
+                    tid,
+                    kind,
+                    "user",
+                    r["user_id"],
+                    r["account_id"],
+                    _text(old),
+                    _text(new),
+                    payload,
+                )
+            )
+    return out
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+def _matches(route: HandoffRoute, t: Transition) -> bool:
+    w = route.when
+    if t.kind not in w.transitions:
+        return False
+    subject = t.payload.get("user") or t.payload.get("account") or {}
+    for key, allowed in (
+        ("motion", w.motion),
+        ("segment", w.segment),
+        ("tier", w.tier),
+        ("icp_profile", w.profile),
+    ):
+        if allowed is not None and subject.get(key) not in allowed:
+            return False
+    return True
+
+
+def route(handoff: Handoff, transitions: list[Transition]) -> list[tuple[str, str]]:
+    """(transition id, destination) pairs: every route a transition matches, each destination once."""
+    pairs: dict[tuple[str, str], None] = {}
+    for t in transitions:
+        for r in handoff.routes:
+            if _matches(r, t):
+                for dest in r.to:
+                    pairs[(t.id, dest)] = None
+    return list(pairs)
+
+
+def record(
+    backend,
+    handoff: Handoff,
+    users: ir.Table,
+    accounts: ir.Table,
+    as_of: datetime,
+    version: str,
+    now: datetime,
+) -> int:
+    """Compare the run's users and accounts with the last known state, write the transitions and
+    their deliveries, and move the state on; call inside the run's transaction. Returns the
+    number of transitions recorded."""
+    ensure_tables(backend)
+    state = backend.table(USER_STATE)
+    latest = backend.values(state.aggregate(m=state.as_of.max()))[0][0]
+    if latest is not None and as_of < latest:
+        return 0  # an older date (a backtest, a replay): not news
+    new = users.select(
+        "user_id",
+        "account_id",
+        "is_pql",
+        "tier",
+        "segment",
+        "motion",
+        "score",
+        "icp_profile",
+        "reasons",
+    )
+    transitions = user_transitions(backend.rows(_changed(new, state)), as_of, version)
+    transitions += _account_transitions(backend, accounts, as_of, version)
+    if transitions:
+        rows = [
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "entity": t.entity,
+                "entity_id": t.entity_id,
+                "account_id": t.account_id,
+                "old_value": t.old,
+                "new_value": t.new,
+                "as_of": as_of,
+                "model_version": version,
+                "payload": json.dumps(t.payload, sort_keys=True, default=str),
+                "created_at": now,
+            }
+            for t in transitions
+        ]
+        backend.upsert(OUTBOX, pa.Table.from_pylist(rows, schema=OUTBOX_SCHEMA), ["id"], "ignore")
+        deliveries = [
+            {
+                "transition_id": tid,
+                "destination": dest,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "delivered_at": None,
+                "last_status": None,
+                "last_error": None,
+            }
+            for tid, dest in route(handoff, transitions)
+        ]
+        if deliveries:
+            backend.upsert(
+                DELIVERIES,
+                pa.Table.from_pylist(deliveries, schema=DELIVERIES_SCHEMA),
+                ["transition_id", "destination"],
+                "ignore",
+            )
+    backend.replace_table(USER_STATE, users.select(*USER_STATE_COLUMNS))
+    backend.replace_table(ACCOUNT_STATE, accounts.select("account_id", "as_of", "is_pqa"))
+    return len(transitions)
+
+
+def _account_transitions(
+    backend, accounts: ir.Table, as_of: datetime, version: str
+) -> list[Transition]:
+    state = backend.table(ACCOUNT_STATE)
+    s = state.select(_a=state.account_id, _pqa=state.is_pqa)
+    j = accounts.left_join(s, accounts.account_id == s._a)
+    became = j.filter(j.is_pqa & ~j._pqa.fill_null(False))
+    out = []
+    for r in backend.rows(
+        became.select(
+            "account_id",
+            "name",
+            "domain",
+            "score",
+            "tier",
+            "segment",
+            "motion",
+            "icp_profile",
+            "pql_users",
+            "champion_user_id",
+        )
+    ):
+        tid = transition_id("became_pqa", "account", r["account_id"], False, True, as_of)
+        payload = {
+            "type": "pql.became_pqa",
+            "id": tid,
+            "as_of": as_of.isoformat() + "Z",
+            "model_version": version,
+            "account": {
+                "id": r["account_id"],
+                "name": r["name"],
+                "domain": r["domain"],
+                "score": r["score"],
+                "tier": r["tier"],
+                "segment": r["segment"],
+                "motion": r["motion"],
+                "icp_profile": r["icp_profile"],
+                "pql_users": r["pql_users"],
+                "champion_user_id": r["champion_user_id"],
+            },
+            "change": {"from": False, "to": True},
+        }
+        out.append(
+            Transition(
+                tid,
+                "became_pqa",
+                "account",
+                r["account_id"],
+                r["account_id"],
+                "false",
+                "true",
+                payload,
+            )
+        )
+    return out

@@ -1,0 +1,122 @@
+"""The hand-off: which transitions (a user becoming a PQL, a tier changing...) go to which
+destinations. Declared in the model like everything a RevOps person decides; secrets are named
+by environment variable, never written in the model file."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .signals import Duration
+
+TRANSITIONS = (
+    "became_pql",
+    "left_pql",
+    "tier_changed",
+    "segment_changed",
+    "motion_changed",
+    "became_pqa",
+)
+Transition = Literal[
+    "became_pql", "left_pql", "tier_changed", "segment_changed", "motion_changed", "became_pqa"
+]
+EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)]
+DestinationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+def _http_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+class WebhookDestination(_Strict):
+    """A signed webhook (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature)."""
+
+    id: DestinationId
+    """Unique id, named by routes."""
+    kind: Literal["webhook"]
+    """`webhook`."""
+    url: str
+    """Where to POST (http or https)."""
+    secret_env: EnvName
+    """The environment variable holding the signing secret (`whsec_...`); several secrets,
+    separated by spaces, sign with each (key rotation)."""
+    timeout: Duration = "10s"
+    """How long to wait for an answer before trying again later."""
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class SlackDestination(_Strict):
+    """A Slack incoming webhook: a readable Block Kit message."""
+
+    id: DestinationId
+    """Unique id, named by routes."""
+    kind: Literal["slack"]
+    """`slack`."""
+    url_env: EnvName
+    """The environment variable holding the incoming-webhook URL (it is a secret)."""
+    link: str | None = None
+    """A link for each message; `{user_id}` is replaced (e.g. your CRM's or pqlkit's lead page)."""
+    timeout: Duration = "10s"
+    """How long to wait for an answer before trying again later."""
+
+
+Destination = Annotated[WebhookDestination | SlackDestination, Field(discriminator="kind")]
+
+
+class RouteFilter(_Strict):
+    """Which transitions a route takes: every listed key must match (unlisted: any)."""
+
+    transitions: list[Transition] = Field(default=["became_pql"], min_length=1)
+    """Transition kinds (default: became_pql)."""
+    motion: list[str] | None = None
+    """Only users (or accounts' champions) routed to these motions."""
+    segment: list[str] | None = None
+    """Only these segments."""
+    tier: list[str] | None = None
+    """Only these tiers."""
+    profile: list[str] | None = None
+    """Only these ICP profiles."""
+
+
+class HandoffRoute(_Strict):
+    """Send the transitions that match `when` to the destinations in `to`."""
+
+    when: RouteFilter = RouteFilter()
+    """Which transitions (default: every became_pql)."""
+    to: list[DestinationId] = Field(min_length=1)
+    """Destination ids."""
+
+
+class Handoff(_Strict):
+    """Where transitions go."""
+
+    destinations: list[Destination] = Field(min_length=1)
+    """Webhooks and Slack channels."""
+    routes: list[HandoffRoute] = Field(min_length=1)
+    """Routes, each to one or more destinations; a transition goes to every route it matches."""
+    retry_for: Duration = "3d"
+    """How long a failing delivery is retried (Standard Webhooks' schedule: 5 s, 5 min, 30 min,
+    2 h, 5 h, 10 h, 10 h...) before it is dead-lettered."""
+
+
+__all__ = [
+    "TRANSITIONS",
+    "Handoff",
+    "HandoffRoute",
+    "RouteFilter",
+    "SlackDestination",
+    "WebhookDestination",
+]

@@ -1,0 +1,90 @@
+"""Hand-off use cases: deliver what is due, list deliveries, retry or replay them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..backends import connect
+from ..engine import utc_now
+from ..errors import PqlkitError
+from ..model.load import load_model
+from .common import day
+
+
+def _handoff(model_path: str | Path) -> Any:
+    loaded = load_model(model_path)
+    if loaded.model.handoff is None:
+        raise PqlkitError(
+            f"{loaded.path}: the model has no `handoff:` section (destinations and routes); see docs/model.md"
+        )
+    return loaded.model.handoff
+
+
+def deliver(
+    model_path: str | Path,
+    url: str | None = None,
+    *,
+    loop: bool = False,
+    interval: float = 1.0,
+    stop: Callable[[], bool] = lambda: False,
+    client: Any = None,
+) -> Any:
+    """Deliver what is due, once, or every ``interval`` seconds until ``stop()``."""
+    try:
+        import httpx
+    except ImportError:
+        raise PqlkitError('the hand-off needs its extra: pip install "pqlkit[handoff]"') from None
+    from ..handoff.deliver import Report, deliver_due
+
+    handoff = _handoff(model_path)
+    total = Report()
+    own = client is None
+    client = client or httpx.Client()
+    try:
+        while True:
+            backend = connect(url)
+            try:
+                r = deliver_due(backend, handoff, utc_now, client)
+            finally:
+                backend.close()
+            for k in ("delivered", "retrying", "dead", "disabled"):
+                setattr(total, k, getattr(total, k) + getattr(r, k))
+            total.errors += r.errors
+            if not loop or stop():
+                return total
+            time.sleep(interval)
+    finally:
+        if own:
+            client.close()
+
+
+def deliveries(
+    url: str | None = None,
+    *,
+    statuses: list[str] | None = None,
+    since: str | datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    from ..handoff.deliver import listing
+
+    backend = connect(url)
+    try:
+        return listing(backend, statuses, day("--since", since), limit)
+    finally:
+        backend.close()
+
+
+def retry(
+    url: str | None = None, *, statuses: list[str], since: str | datetime | None = None
+) -> int:
+    from ..handoff.deliver import retry as run
+
+    backend = connect(url)
+    try:
+        return run(backend, utc_now(), statuses, day("--since", since))
+    finally:
+        backend.close()
