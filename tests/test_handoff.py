@@ -392,3 +392,109 @@ def test_pql_deliver_and_deliveries_from_the_command_line(
     assert len({s["id"] for s in receiver.seen}) == pqls and all(
         s["verified"] for s in receiver.seen
     )
+
+
+def test_feedback_silences_a_user_during_the_cooldown(model_file, world_backend, receiver):
+    from pqlkit.handoff.feedback import record_feedback
+
+    _handoff_model(model_file, receiver.url)
+    engine = Engine(load_model(model_file), world_backend)
+    early, late = DEMO_END - timedelta(days=21), DEMO_END
+    engine.run(early)
+    was = {
+        r["user_id"]: r["is_pql"]
+        for r in world_backend.rows(engine.stored_users(early, engine.loaded.version))
+    }
+    now = {r["user_id"]: r["is_pql"] for r in world_backend.rows(engine.scores(late))}
+    newcomers = sorted(u for u, p in now.items() if p and not was.get(u))
+    assert len(newcomers) >= 2
+    quiet, loud = newcomers[0], newcomers[1]
+    fb = record_feedback(
+        world_backend,
+        quiet,
+        "disqualify",
+        reason="student project",
+        by="ana",
+        now=early,
+        cooldown=timedelta(days=30),
+    )
+    assert fb.quiet_until == early + timedelta(days=30)
+    engine.run(late)
+    o, dl = world_backend.table(OUTBOX), world_backend.table(DELIVERIES)
+    became = {r["entity_id"]: r["id"] for r in world_backend.rows(o.filter(o.kind == "became_pql"))}
+    delivered_to = {r["transition_id"] for r in world_backend.rows(dl.select("transition_id"))}
+    assert quiet in became and became[quiet] not in delivered_to  # recorded, not re-alerted
+    assert became[loud] in delivered_to
+    with pytest.raises(PqlkitError, match="disqualify needs a reason"):
+        record_feedback(
+            world_backend,
+            loud,
+            "disqualify",
+            reason=" ",
+            by=None,
+            now=late,
+            cooldown=timedelta(days=1),
+        )
+    with pytest.raises(PqlkitError, match="no scored user 'nobody'"):
+        record_feedback(
+            world_backend,
+            "nobody",
+            "done",
+            reason=None,
+            by=None,
+            now=late,
+            cooldown=timedelta(days=1),
+        )
+
+
+def test_pql_feedback_from_the_command_line(model_file, tmp_path, receiver):
+    from click.testing import CliRunner
+
+    from pqlkit.backends import connect
+    from pqlkit.cli import cli
+    from pqlkit.demo.generate import DemoSize, generate
+    from pqlkit.demo.load import load
+
+    db = str(tmp_path / "f.duckdb")
+    backend = connect(db)
+    load(backend, generate(DemoSize(accounts=40, users=160, days=40, seed=2), end=DEMO_END))
+    backend.close()
+    _handoff_model(model_file, receiver.url)
+    runner = CliRunner()
+    scored = runner.invoke(
+        cli,
+        [
+            "score",
+            "-m",
+            str(model_file),
+            "--url",
+            db,
+            "--as-of",
+            DEMO_END.isoformat(),
+            "--json",
+            "--limit",
+            "1",
+        ],
+    )
+    user = json.loads(scored.output)["rows"][0]["user_id"]
+    ok = runner.invoke(
+        cli,
+        [
+            "feedback",
+            user,
+            "disqualify",
+            "--reason",
+            "a competitor",
+            "--by",
+            "ana",
+            "-m",
+            str(model_file),
+            "--url",
+            db,
+            "--json",
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["reason"] == "a competitor"
+    bad = runner.invoke(cli, ["feedback", "nobody", "done", "-m", str(model_file), "--url", db])
+    assert bad.exit_code == 1 and "no scored user 'nobody'" in bad.output

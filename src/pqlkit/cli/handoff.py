@@ -88,3 +88,33 @@ def deliveries(url, statuses, since, do_retry, replay, limit, as_json) -> None:
         title="Deliveries",
         wrap=("last_error",),
     )
+
+
+@cli.command()
+@click.argument("user_id")
+@click.argument("action", type=click.Choice(["done", "disqualify"]))
+@model_option
+@url_option
+@click.option("--reason", default=None, help="Why (required to disqualify).")
+@click.option("--by", default=None, help="Who gives the feedback (a rep's name or e-mail).")
+@click.option(
+    "--cooldown",
+    default=None,
+    help="No re-alert for this long (default: the model's handoff.cooldown).",
+)
+@json_option
+def feedback(user_id, action, model_path, url, reason, by, cooldown, as_json) -> None:
+    """Record a rep's feedback on USER_ID: done, or disqualify with a reason (no re-alert during the cooldown)."""
+    from ..usecases.handoff import feedback as run
+
+    fb = run(user_id, action, model_path, url, reason=reason, by=by, cooldown=cooldown)
+    if as_json:
+        render.emit_json(fb.to_dict())
+        return
+    render.out.print(
+        render.escape(
+            f"{fb.user_id}: {fb.action}"
+            + (f" ({fb.reason})" if fb.reason else "")
+            + f"; no re-alert until {fb.quiet_until:%Y-%m-%d %H:%M} UTC."
+        )
+    )

@@ -25,6 +25,7 @@ from ..scoring.decide import REASON_SEPARATOR
 USER_STATE = "pql_user_state"
 ACCOUNT_STATE = "pql_account_state"
 OUTBOX = "pql_outbox"
+FEEDBACK = "pql_feedback"
 DELIVERIES = "pql_deliveries"
 
 USER_STATE_COLUMNS = (
@@ -85,6 +86,16 @@ _USER_STATE_SCHEMA = ibis.schema(
 _ACCOUNT_STATE_SCHEMA = ibis.schema(
     {"account_id": "string", "as_of": "timestamp", "is_pqa": "boolean"}
 )
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("action", pa.string()),
+        ("reason", pa.string()),
+        ("by", pa.string()),
+        ("at", pa.timestamp("us")),
+        ("quiet_until", pa.timestamp("us")),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,14 @@ def ensure_tables(backend) -> None:
     backend.ensure_table(
         DELIVERIES, DELIVERIES_SCHEMA, primary_key=["transition_id", "destination"]
     )
+    backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
+
+
+def quiet_users(backend, as_of: datetime) -> set[str]:
+    """Users a rep marked done or disqualified whose cooldown runs past ``as_of``."""
+    f = backend.table(FEEDBACK)
+    active = f.filter(f.quiet_until > ibis.timestamp(as_of)).select("user_id").distinct()
+    return {r[0] for r in backend.values(active)}
 
 
 def _changed(new: ir.Table, state: ir.Table) -> ir.Table:
@@ -267,6 +286,8 @@ def record(
             for t in transitions
         ]
         backend.upsert(OUTBOX, pa.Table.from_pylist(rows, schema=OUTBOX_SCHEMA), ["id"], "ignore")
+        quiet = quiet_users(backend, as_of)  # recorded, for the audit; not delivered
+        audible = [t for t in transitions if not (t.entity == "user" and t.entity_id in quiet)]
         deliveries = [
             {
                 "transition_id": tid,
@@ -280,7 +301,7 @@ def record(
                 "last_status": None,
                 "last_error": None,
             }
-            for tid, dest in route(handoff, transitions)
+            for tid, dest in route(handoff, audible)
         ]
         if deliveries:
             backend.upsert(

@@ -107,6 +107,9 @@ class Handoff(_Strict):
     """Webhooks and Slack channels."""
     routes: list[HandoffRoute] = Field(min_length=1)
     """Routes, each to one or more destinations; a transition goes to every route it matches."""
+    cooldown: Duration = "30d"
+    """After a rep marks a user done or disqualified (`pql feedback`), how long their transitions
+    are recorded but not delivered (no re-alert)."""
     retry_for: Duration = "3d"
     """How long a failing delivery is retried (Standard Webhooks' schedule: 5 s, 5 min, 30 min,
     2 h, 5 h, 10 h, 10 h...) before it is dead-lettered."""

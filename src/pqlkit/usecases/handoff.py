@@ -88,3 +88,29 @@ def retry(
         return run(backend, utc_now(), statuses, day("--since", since))
     finally:
         backend.close()
+
+
+def feedback(
+    user_id: str,
+    action: str,
+    model_path: str | Path,
+    url: str | None = None,
+    *,
+    reason: str | None = None,
+    by: str | None = None,
+    cooldown: str | None = None,
+) -> Any:
+    """A rep's feedback on a user: done or disqualify (with a reason); no re-alert during the
+    cooldown (the model's `handoff.cooldown`, or ``cooldown``)."""
+    from ..handoff.feedback import record_feedback
+    from .common import duration
+
+    handoff = _handoff(model_path)
+    span = duration("--cooldown", cooldown or handoff.cooldown)
+    backend = connect(url)
+    try:
+        return record_feedback(
+            backend, user_id, action, reason=reason, by=by, now=utc_now(), cooldown=span
+        )
+    finally:
+        backend.close()
