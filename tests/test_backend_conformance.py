@@ -185,6 +185,12 @@ def test_timestamp_literals_and_the_sql_cache(backend):
     assert backend.cached_sql("k") == "SELECT 'it''s'"
 
 
+def test_analyze_after_a_bulk_write(backend):
+    backend.write_table("big", pa.table({"a": list(range(1000))}))  # write_table analyzes itself
+    backend.analyze(["big"])
+    assert backend.count("big") == 1000
+
+
 def test_purge_and_close(backend):
     backend.write_table("p", pa.table({"a": ["secret"]}))
     backend.delete("p", {"a": "secret"})

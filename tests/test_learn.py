@@ -378,3 +378,14 @@ def test_a_user_level_table_reports_how_the_split_moves_the_figures(tmp_path):
         cli, ["learn", "--from-table", str(path), "--label", "won", "--propose", "x.yml"]
     )
     assert refused.exit_code == 1 and "--propose works with event snapshots only" in refused.output
+
+
+def test_the_steps_of_one_number_never_contradict_each_other(demo_engine):
+    """'projects >= 3: +10' with 'projects >= 5: -4' would make more projects cost points."""
+    result = learn(demo_engine, "opportunity", HORIZON, snapshots=4, reference=False)
+    assert result.points is not None
+    signs: dict[str, set[int]] = {}
+    for step, p in zip(result.points.steps, result.points.points, strict=True):
+        if step.threshold is not None and p != 0:
+            signs.setdefault(step.column, set()).add(1 if p > 0 else -1)
+    assert all(len(s) == 1 for s in signs.values()), signs

@@ -234,6 +234,13 @@ class Backend(ABC):
         """Create ``name`` holding ``data`` (replacing an existing table with ``overwrite``)."""
         self._con.create_table(name, data, overwrite=overwrite)
         self.tables()
+        self.analyze([name])
+
+    @abstractmethod
+    def analyze(self, tables: list[str]) -> None:
+        """Refresh the planner's statistics after a bulk write (nothing where the database keeps
+        them itself). A planner that believes a freshly filled table is empty can pick a plan
+        hundreds of times slower."""
 
     def run_sql(self, sql: str) -> list[tuple]:
         """Run SQL text as it is and return its rows (none for a statement). For tools and

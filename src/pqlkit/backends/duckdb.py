@@ -181,6 +181,9 @@ class DuckDBBackend(Backend):
                 f"sources.{role}: cannot read {path} as {fmt}: {first_line(exc)}"
             ) from None
 
+    def analyze(self, tables: list[str]) -> None:
+        """DuckDB keeps its statistics as it writes."""
+
     def purge(self, tables: list[str]) -> str:
         if self.path is None:
             return "in memory"

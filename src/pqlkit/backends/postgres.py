@@ -133,6 +133,10 @@ class PostgresBackend(Backend):
             ibis.null("boolean"),
         )
 
+    def analyze(self, tables: list[str]) -> None:
+        for table in tables:
+            self._execute(f"ANALYZE {_q(table)}")
+
     def purge(self, tables: list[str]) -> str:
         for table in tables:
             self._execute(f"VACUUM FULL {_q(table)}")

@@ -72,19 +72,11 @@ def deliveries(url, statuses, since, do_retry, replay, limit, as_json) -> None:
     if as_json:
         render.emit_json({"deliveries": rows})
         return
+    from ..usecases.handoff import LISTED
+
     render.table(
         rows,
-        [
-            "transition_id",
-            "destination",
-            "status",
-            "attempts",
-            "next_attempt_at",
-            "last_status",
-            "last_error",
-            "kind",
-            "entity_id",
-        ],
+        list(LISTED),
         title="Deliveries",
         wrap=("last_error",),
     )

@@ -41,6 +41,7 @@ from .records import RowError, parse_timestamp
 
 LINKS, TRAITS, SEEN = "pql_identity_links", "pql_traits", "pql_seen"
 IDENTITIES, USERS, ACCOUNTS = "pql_identities", "pql_users", "pql_accounts"
+APPEND_ONLY = (LINKS, TRAITS, SEEN)
 
 LINKS_SCHEMA = pa.schema(
     [
@@ -281,6 +282,7 @@ def materialize(backend) -> Resolved:
             backend.table(TRAITS), backend.table(USERS), kinds.get("account", {})
         )
         backend.replace_table(ACCOUNTS, accounts)
+    backend.analyze([IDENTITIES, USERS, ACCOUNTS])
     return Resolved(*(backend.count(t) for t in (IDENTITIES, USERS, ACCOUNTS)))
 
 

@@ -329,4 +329,5 @@ def _store(
             backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None
         )
         identity.store(backend, ids)
+    backend.analyze([table, MESSAGES, *identity.APPEND_ONLY])
     return stored

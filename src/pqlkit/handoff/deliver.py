@@ -28,6 +28,20 @@ from ..model.signals import duration_seconds
 from .transitions import DELIVERIES, OUTBOX, ensure_tables
 
 DESTINATIONS = "pql_destination_state"
+#: The columns `pql deliveries` lists, most useful first.
+LISTED = (
+    "transition_id",
+    "destination",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status",
+    "last_error",
+    "kind",
+    "entity_id",
+    "created_at",
+    "delivered_at",
+)
 SCHEDULE = (5, 300, 1800, 7200, 18000, 36000)
 """Seconds before the next attempt after the 1st, 2nd... failure (the last repeats)."""
 _DEST_SCHEMA = pa.schema(
@@ -226,19 +240,7 @@ def listing(
         j = j.filter(j.status.isin(statuses))
     if since is not None:
         j = j.filter(j.created_at >= ibis.timestamp(since))
-    cols = j.select(
-        "transition_id",
-        "destination",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "last_status",
-        "last_error",
-        "kind",
-        "entity_id",
-        "created_at",
-        "delivered_at",
-    )
+    cols = j.select(*LISTED)
     return backend.rows(
         cols.order_by([ibis.desc(cols.created_at), cols.transition_id]).limit(limit)
     )

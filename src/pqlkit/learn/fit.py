@@ -221,6 +221,7 @@ def fit_points(
     if C is None:
         C = _choose_C(train, X, y, max_rules=max_rules, tolerance=tolerance)
     fitted = logistic(X, y, C=C)
+    steps, X, fitted = _monotone(steps, X, y, C, fitted)
     w = fitted.weights
     scale = double_odds / math.log(2.0)
     spread = float(np.abs(w).sum()) * scale
@@ -246,6 +247,29 @@ def fit_points(
         C=C,
         converged=fitted.converged,
     )
+
+
+def _monotone(
+    steps: list[Step], X: np.ndarray, y: np.ndarray, C: float, fitted: Fitted, rounds: int = 4
+) -> tuple[list[Step], np.ndarray, Fitted]:
+    """No contradicting steps: the thresholds of one number must all push the same way (more
+    projects never costs points that fewer projects earned). Steps against their column's main
+    direction are dropped and the rest refitted, until none is left."""
+    for _ in range(rounds):
+        direction: dict[str, float] = {}
+        for s, w in zip(steps, fitted.weights, strict=True):
+            if s.threshold is not None:
+                direction[s.column] = direction.get(s.column, 0.0) + w
+        keep = [
+            not (s.threshold is not None and w * direction[s.column] < 0)
+            for s, w in zip(steps, fitted.weights, strict=True)
+        ]
+        if all(keep):
+            break
+        steps = [s for s, k in zip(steps, keep, strict=True) if k]
+        X = X[:, np.asarray(keep, bool)]
+        fitted = logistic(X, y, C=C)
+    return steps, X, fitted
 
 
 def _choose_C(

@@ -14,6 +14,19 @@ from ..errors import PqlkitError
 from ..model.load import load_model
 from .common import day
 
+#: The columns `pql deliveries` shows (a listing's, most useful first).
+LISTED = (
+    "transition_id",
+    "destination",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_status",
+    "last_error",
+    "kind",
+    "entity_id",
+)
+
 
 def _handoff(model_path: str | Path) -> Any:
     loaded = load_model(model_path)
