@@ -138,9 +138,23 @@ class PostgresBackend(Backend):
             self._execute(f"ANALYZE {_q(table)}")
 
     def purge(self, tables: list[str]) -> str:
+        """Rewrite the tables without their deleted rows, and the planner's statistics too: its
+        most-common values of a column (an e-mail, say) are copies of the data, kept in the
+        pg_statistic catalog until the table is analysed again and the catalog rewritten."""
+        if not tables:
+            return "nothing to rewrite"
         for table in tables:
             self._execute(f"VACUUM FULL {_q(table)}")
-        return f"VACUUM FULL on {len(tables)} table(s)" if tables else "nothing to rewrite"
+            self._execute(f"ANALYZE {_q(table)}")  # statistics from what is left
+        try:
+            self._execute("VACUUM FULL pg_catalog.pg_statistic")
+        except self.driver_errors() as exc:  # only a superuser (or the catalog's owner) may
+            return (
+                f"VACUUM FULL and ANALYZE on {len(tables)} table(s); the statistics catalog was not "
+                f"rewritten ({first_line(exc)}): old statistics may stay in its file until a superuser runs "
+                "VACUUM FULL pg_catalog.pg_statistic"
+            )
+        return f"VACUUM FULL and ANALYZE on {len(tables)} table(s), statistics catalog rewritten"
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):
