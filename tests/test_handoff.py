@@ -498,3 +498,39 @@ def test_pql_feedback_from_the_command_line(model_file, tmp_path, receiver):
     assert json.loads(ok.output)["reason"] == "a competitor"
     bad = runner.invoke(cli, ["feedback", "nobody", "done", "-m", str(model_file), "--url", db])
     assert bad.exit_code == 1 and "no scored user 'nobody'" in bad.output
+
+
+def test_slack_destinations_get_block_kit_messages_at_most_one_a_second(
+    model_file, world_backend, receiver
+):
+    model_file.write_text(
+        model_file.read_text()
+        + """
+handoff:
+  destinations:
+    - {id: sales_channel, kind: slack, url_env: PQL_TEST_SLACK_URL, link: "https://app.example.com/leads/{user_id}"}
+  routes:
+    - {when: {transitions: [became_pqa]}, to: [sales_channel]}
+"""
+    )
+    result = Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    assert result.pqas > 1
+    handoff = load_model(model_file).model.handoff
+    waits: list[float] = []
+    clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
+    with httpx.Client() as client:
+        report = d.deliver_due(
+            world_backend,
+            handoff,
+            clock,
+            client,
+            env={"PQL_TEST_SLACK_URL": receiver.url},
+            sleep=waits.append,
+        )
+    assert report.delivered == result.pqas
+    assert len(waits) == result.pqas - 1 and all(
+        0 < w <= 1.0 for w in waits
+    )  # one message a second
+    first = receiver.seen[0]
+    assert first["id"] is None  # Slack gets no webhook signature headers
+    assert "became pqa" in first["body"]["text"] and first["body"]["blocks"][0]["type"] == "header"
