@@ -11,21 +11,12 @@ from typing import Any
 from ..backends import connect
 from ..engine import utc_now
 from ..errors import PqlkitError
+from ..handoff.deliver import LISTED as _LISTING
 from ..model.load import load_model
 from .common import day
 
-#: The columns `pql deliveries` shows (a listing's, most useful first).
-LISTED = (
-    "transition_id",
-    "destination",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_status",
-    "last_error",
-    "kind",
-    "entity_id",
-)
+#: The columns `pql deliveries` shows: a listing's, without the timestamps.
+LISTED = _LISTING[:9]
 
 
 def _handoff(model_path: str | Path) -> Any:
