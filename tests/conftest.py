@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from pqlkit.backends import Backend, connect
@@ -24,6 +25,29 @@ from pqlkit.demo.load import load, starter_text
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEMO_END = datetime(2026, 10, 1)
+
+#: The canonical users and events columns, for tests that write small hand-made tables.
+USERS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("email", pa.string()),
+        ("account_id", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("plan", pa.string()),
+        ("role", pa.string()),
+    ]
+)
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("message_id", pa.string()),
+        ("user_id", pa.string()),
+        ("anonymous_id", pa.string()),
+        ("account_id", pa.string()),
+        ("event", pa.string()),
+        ("timestamp", pa.timestamp("us")),
+        ("properties", pa.string()),
+    ]
+)
 
 
 def _require(var: str) -> bool:

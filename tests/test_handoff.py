@@ -112,6 +112,18 @@ handoff:
     )
 
 
+def _demo_db(path) -> str:
+    """A small demo world in a DuckDB file, for the command-line tests."""
+    from pqlkit.backends import connect
+    from pqlkit.demo.generate import DemoSize, generate
+    from pqlkit.demo.load import load
+
+    backend = connect(str(path))
+    load(backend, generate(DemoSize(accounts=40, users=160, days=40, seed=2), end=DEMO_END))
+    backend.close()
+    return str(path)
+
+
 def _count(backend, table: str) -> int:
     return backend.count(table)
 
@@ -354,15 +366,9 @@ def test_pql_deliver_and_deliveries_from_the_command_line(
 ):
     from click.testing import CliRunner
 
-    from pqlkit.backends import connect
     from pqlkit.cli import cli
-    from pqlkit.demo.generate import DemoSize, generate
-    from pqlkit.demo.load import load
 
-    db = str(tmp_path / "h.duckdb")
-    backend = connect(db)
-    load(backend, generate(DemoSize(accounts=40, users=160, days=40, seed=2), end=DEMO_END))
-    backend.close()
+    db = _demo_db(tmp_path / "h.duckdb")
     _handoff_model(model_file, receiver.url)
     runner = CliRunner()
     scored = runner.invoke(
@@ -450,15 +456,9 @@ def test_feedback_silences_a_user_during_the_cooldown(model_file, world_backend,
 def test_pql_feedback_from_the_command_line(model_file, tmp_path, receiver):
     from click.testing import CliRunner
 
-    from pqlkit.backends import connect
     from pqlkit.cli import cli
-    from pqlkit.demo.generate import DemoSize, generate
-    from pqlkit.demo.load import load
 
-    db = str(tmp_path / "f.duckdb")
-    backend = connect(db)
-    load(backend, generate(DemoSize(accounts=40, users=160, days=40, seed=2), end=DEMO_END))
-    backend.close()
+    db = _demo_db(tmp_path / "f.duckdb")
     _handoff_model(model_file, receiver.url)
     runner = CliRunner()
     scored = runner.invoke(

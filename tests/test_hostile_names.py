@@ -17,6 +17,8 @@ from pqlkit.engine import Engine
 from pqlkit.errors import PqlkitError
 from pqlkit.model.load import load_model
 
+from .conftest import EVENTS_SCHEMA, USERS_SCHEMA
+
 NASTY = [
     'k"e',
     "k'e",
@@ -130,39 +132,8 @@ def _world(backend) -> None:
                     "properties": json.dumps(props),
                 }
             )
-    backend.write_table(
-        "users",
-        pa.Table.from_pylist(
-            users,
-            schema=pa.schema(
-                [
-                    ("user_id", pa.string()),
-                    ("email", pa.string()),
-                    ("account_id", pa.string()),
-                    ("created_at", pa.timestamp("us")),
-                    ("plan", pa.string()),
-                    ("role", pa.string()),
-                ]
-            ),
-        ),
-    )
-    backend.write_table(
-        "events",
-        pa.Table.from_pylist(
-            events,
-            schema=pa.schema(
-                [
-                    ("message_id", pa.string()),
-                    ("user_id", pa.string()),
-                    ("anonymous_id", pa.string()),
-                    ("account_id", pa.string()),
-                    ("event", pa.string()),
-                    ("timestamp", pa.timestamp("us")),
-                    ("properties", pa.string()),
-                ]
-            ),
-        ),
-    )
+    backend.write_table("users", pa.Table.from_pylist(users, schema=USERS_SCHEMA))
+    backend.write_table("events", pa.Table.from_pylist(events, schema=EVENTS_SCHEMA))
 
 
 def test_hostile_text_scores_as_data(new_backend, tmp_path):

@@ -23,6 +23,7 @@ from pqlkit.model.load import parse_model
 from pqlkit.scoring.decide import OUTPUT_FIELDS
 from pqlkit.scoring.ops import PyOps
 
+from .conftest import EVENTS_SCHEMA, USERS_SCHEMA
 from .signal_reference import value as reference
 
 AS_OF = datetime(2026, 10, 1)
@@ -147,29 +148,6 @@ def world(draw) -> tuple[list[dict], list[dict], list[dict]]:
                 }
             )
     return signals, users, events
-
-
-USERS_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("email", pa.string()),
-        ("account_id", pa.string()),
-        ("created_at", pa.timestamp("us")),
-        ("plan", pa.string()),
-        ("role", pa.string()),
-    ]
-)
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("account_id", pa.string()),
-        ("event", pa.string()),
-        ("timestamp", pa.timestamp("us")),
-        ("properties", pa.string()),
-    ]
-)
 
 
 def _model(signals: list[dict]) -> dict:
