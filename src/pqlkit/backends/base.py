@@ -247,14 +247,23 @@ class Backend(ABC):
         tests; pqlkit's own code says what it needs through the intent methods."""
         return self._fetch(sql)[1]
 
-    def replace_table(self, name: str, expr: ir.Table) -> None:
-        """(Re)create ``name`` as the result of ``expr``, inside the caller's transaction."""
-        select = self.compile(expr)
+    def replace_table(self, name: str, expr: ir.Table | str) -> None:
+        """(Re)create ``name`` as the result of ``expr`` (an expression or compiled SELECT
+        text), inside the caller's transaction."""
+        select = expr if isinstance(expr, str) else self.compile(expr)
         self._execute(
             _sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self.name)
         )
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self.name)} AS {select}")
         self.tables()
+
+    def replace_keys(self, name: str, key: str, expr: ir.Table) -> None:
+        """Replace the rows of ``name`` whose ``key`` appears in ``expr`` by ``expr``'s rows
+        (the others stay), inside the caller's transaction."""
+        select = self.compile(expr)
+        keys = self.compile(expr.select(key).distinct())
+        self._execute(f"DELETE FROM {_q(name)} WHERE {_q(key)} IN ({keys})")
+        self._insert_select(name, list(expr.columns), select)
 
     # --- writing -------------------------------------------------------------------------------
     def insert(

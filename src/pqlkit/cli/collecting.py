@@ -152,13 +152,49 @@ def forget(user_ids, url, yes, as_json) -> None:
     type=click.FloatRange(min=0),
     help="Seconds between rebuilds of pql_users, pql_accounts and pql_identities after new identities.",
 )
-def serve(host, port, url, log_dir, write_keys, table, resolve_every) -> None:
-    """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...)."""
+@click.option(
+    "--model",
+    "model_path",
+    default=None,
+    envvar="PQL_MODEL",
+    type=click.Path(dir_okay=False),
+    help="Score live with this model: rescore touched users after each flush, hand off "
+    "transitions within seconds, answer GET /v1/prompts/{user_id} and POST /v1/feedback.",
+)
+@click.option(
+    "--full-every",
+    default="1h",
+    show_default=True,
+    help="With --model: how often a full pass scores everyone (what time alone changes: "
+    "windows, decay).",
+)
+@click.option(
+    "--product-key",
+    "product_keys",
+    multiple=True,
+    metavar="KEY",
+    help="With --model: a key the product sends as 'Authorization: Bearer KEY' to the prompt "
+    "and feedback API (repeatable); or PQL_PRODUCT_KEY.",
+)
+def serve(
+    host, port, url, log_dir, write_keys, table, resolve_every, model_path, full_every, product_keys
+) -> None:
+    """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
+    score live and hand off."""
     from ..usecases.collecting import collector
     from ..usecases.collecting import write_keys as parse_keys
 
     keys = parse_keys(write_keys)
-    app = collector(url, log_dir, keys, table=table, resolve_every=resolve_every)
+    app = collector(
+        url,
+        log_dir,
+        keys,
+        table=table,
+        resolve_every=resolve_every,
+        model=model_path,
+        full_every=full_every,
+        product_keys=list(product_keys),
+    )
     import uvicorn
 
     render.err.print(

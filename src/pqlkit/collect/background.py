@@ -33,6 +33,7 @@ class SharedState:
             "q", 0, lock=False
         )  # the log segment the database has reached
         self.error = ctx.Array("c", 1024, lock=False)
+        self.live = ctx.Array("c", 4096, lock=False)  # live scoring's counters, as JSON
         self.ready = ctx.Event()
         self.stop = ctx.Event()
 
@@ -51,6 +52,17 @@ class SharedState:
         text = b"" if exc is None else f"{type(exc).__name__}: {exc}".encode()[:1023]
         self.error.value = text
 
+    def set_live(self, stats: dict[str, Any]) -> None:
+        import json
+
+        self.live.value = json.dumps(stats, default=str).encode()[:4095]
+
+    def live_stats(self) -> dict[str, Any] | None:
+        import json
+
+        text = self.live.value.decode(errors="replace")
+        return json.loads(text) if text else None
+
     def error_text(self) -> str | None:
         text = self.error.value.decode(errors="replace")
         return text or None
@@ -65,6 +77,9 @@ def flusher_main(
     hold: bool,
     state: SharedState,
     parent: int,
+    model: str | None = None,
+    full_every: float = 3600.0,
+    serving: str | None = None,
 ) -> None:
     """The flusher process's body."""
     from ..backends import connect
@@ -74,6 +89,11 @@ def flusher_main(
     with contextlib.suppress(OSError):
         os.nice(10)  # acknowledging requests comes first
     try:
+        live = None
+        if model is not None:
+            from ..handoff.live import Live
+
+            live = Live(model, full_every=full_every, serving=serving)
         flusher = Flusher(
             lambda: connect(url),
             LogReader(Path(log_dir), state.position),
@@ -81,6 +101,7 @@ def flusher_main(
             interval=interval,
             hold=hold,
             resolve_interval=resolve_interval,
+            live=live,
         )
     except BaseException as exc:
         state.set_error(exc)
@@ -95,6 +116,8 @@ def flusher_main(
         state.quarantined.value = flusher.quarantined
         state.stored_segment.value = flusher.checkpoint[0]
         state.set_error(flusher.error)
+        if live is not None:
+            state.set_live(live.stats.__dict__)
 
     flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
     progress()
@@ -112,15 +135,21 @@ class FlusherProcess:
         interval: float,
         resolve_interval: float,
         hold: bool,
+        model: str | None = None,
+        full_every: float = 3600.0,
+        serving: str | None = None,
     ):
         self.ctx = multiprocessing.get_context("spawn")
         self.state = SharedState(self.ctx)
         self.args = (url, str(log_dir), table, interval, resolve_interval, hold)
+        self.live_args = (model, full_every, serving)
         self.process: Any = None
 
     def start(self, timeout: float = 120.0) -> None:
         self.process = self.ctx.Process(
-            target=flusher_main, name="pql-flusher", args=(*self.args, self.state, os.getpid())
+            target=flusher_main,
+            name="pql-flusher",
+            args=(*self.args, self.state, os.getpid(), *self.live_args),
         )
         self.process.start()
         deadline = time.monotonic() + timeout

@@ -144,11 +144,24 @@ except ImportError:  # pragma: no cover - the importer works without the server 
     _loads = json.loads
 
 
+def feedback_row(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_id": str(message["user_id"]),
+        "action": str(message["action"]),
+        "reason": message.get("reason"),
+        "by": message.get("by"),
+        "at": parse_timestamp(message["at"]),
+        "quiet_until": parse_timestamp(message["quiet_until"]),
+    }
+
+
 def messages_of(line: bytes, position: tuple[int, int]) -> tuple[str, list[dict[str, Any]]]:
     """(source, normalised messages) of one log line. The collector logs each request as it
     came, validated, with its source and receive time; messages without an id get one from the
     line's position, so replaying the line gives the same ids."""
     entry = _loads(line)
+    if entry.get("e") == "feedback":  # a rep's feedback (POST /v1/feedback), stored as it came
+        return entry["s"], [{"type": "feedback", **entry["b"]}]
     if "message" in entry:  # one message a line (logs written before requests were logged whole)
         return entry["source"], [entry["message"]]
     received = parse_timestamp(entry["r"])
@@ -180,8 +193,10 @@ class Flusher:
         interval: float = 0.25,
         hold: bool = True,
         resolve_interval: float = 5.0,
+        live: Any = None,
     ):
         self.open_backend = open_backend
+        self.live = live  # handoff.live.Live: rescoring and delivery after each flush
         self.reader = reader
         self.table = table
         self.name = name
@@ -233,6 +248,9 @@ class Flusher:
         if not self.reader.has_beyond(self._checkpoint):
             if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                 self.resolve()
+            elif self.live is not None and self.live.wants_tick():
+                with self._connection() as backend:
+                    self.live.tick(backend)
             return 0
         with self._connection() as backend:
             self._checkpoint = self._read_checkpoint(backend)  # another flusher may have moved it
@@ -247,6 +265,8 @@ class Flusher:
                 self._store_or_split(backend, self._checkpoint, lines)
                 if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                     self._resolve(backend)
+                if self.live is not None:
+                    self.live.tick(backend)
         if lines:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)
@@ -305,6 +325,7 @@ class Flusher:
         events: list[dict[str, Any]] = []
         others: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
+        feedback: list[dict[str, Any]] = []
         ids = identity.IdentityBatch()
         suppressed = suppressed_ids(backend)
         dropped = 0
@@ -313,8 +334,11 @@ class Flusher:
                 source, messages = messages_of(line, start)
                 # every message of the line is normalised before any is kept: a line is
                 # stored whole or quarantined whole
-                line_events, line_others = [], []
+                line_events, line_others, line_feedback = [], [], []
                 for message in messages:
+                    if message.get("type") == "feedback":
+                        line_feedback.append(feedback_row(message))
+                        continue
                     if is_suppressed(message, suppressed):
                         dropped += 1
                         continue
@@ -341,6 +365,7 @@ class Flusher:
             for message, row in line_others:
                 others.append(row)
                 ids.message(message, row["source"])
+            feedback.extend(line_feedback)
         last = lines[-1][0]
         with backend.transaction():
             stored = insert_new(
@@ -348,6 +373,11 @@ class Flusher:
             )
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
+            if feedback:
+                from ..handoff.transitions import FEEDBACK, FEEDBACK_SCHEMA, ensure_tables
+
+                ensure_tables(backend)
+                backend.insert(FEEDBACK, pa.Table.from_pylist(feedback, schema=FEEDBACK_SCHEMA))
             if bad:
                 backend.insert(QUARANTINE, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA))
             self._save_checkpoint(backend, last)
@@ -357,16 +387,22 @@ class Flusher:
         self.suppressed += dropped
         self.quarantined += len(bad)
         self._dirty = self._dirty or bool(ids)
+        if self.live is not None:
+            self.live.note(events, ids)
 
     def resolve(self) -> None:
         """Rebuild pql_identities, pql_users and pql_accounts now."""
         with self._connection() as backend:
             self._resolve(backend)
+            if self.live is not None:
+                self.live.tick(backend)
 
     def _resolve(self, backend) -> None:
         identity.materialize(backend)
         self.resolved_at = time.monotonic()
         self._dirty = False
+        if self.live is not None:
+            self.live.resolved()
 
     def run(self, stop: Callable[[], bool], on_progress: Callable[[], None] | None = None) -> None:
         """Flush until ``stop()``, then flush what is left."""
@@ -391,6 +427,9 @@ class Flusher:
             pass
         if self._dirty:
             self.resolve()
+        if self.live is not None:  # what was sent is recorded; what was not is sent next start
+            with self._connection() as backend:
+                self.live.finish(backend)
         if self._backend is not None:
             self._backend.close()
             self._backend = None

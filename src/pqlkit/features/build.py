@@ -9,6 +9,7 @@ users known before as_of
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 import ibis
@@ -55,6 +56,33 @@ def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Sca
     return joined.mutate(user_id=ibis.coalesce(joined._link_user, joined.user_id)).drop(
         "_link_id", "_link_user"
     )
+
+
+def restrict(bound: Bound, touched: ir.Table) -> Bound:
+    """The sources cut down to the users a live rescore must score again: the users named in
+    ``touched`` (columns user_id, account_id), every user of their accounts and of the accounts
+    it names (an account's rollup needs all its users), and the events that can resolve to
+    them. Scoring the result gives, for these users and accounts, exactly the rows a full run
+    gives: a user's features read only their own events, their row, their account and the
+    outcomes. A named id may be an anonymous id or an old user id: it names its user."""
+    u = bound.users
+    named = touched.filter(touched.user_id.notnull()).select("user_id")
+    if bound.identities is not None:  # an anonymous (or old) id stands for its user
+        links = bound.identities
+        named = named.union(links.filter(links.id.isin(named.user_id)).select("user_id"))
+    named = named.user_id
+    of_named = u.filter(u.user_id.isin(named)).account_id
+    named_accounts = touched.filter(touched.account_id.notnull()).account_id
+    keep = u.filter(
+        u.user_id.isin(named) | u.account_id.isin(of_named) | u.account_id.isin(named_accounts)
+    )
+    ids = keep.select(id=keep.user_id)
+    if bound.identities is not None:  # ids linked to them: their anonymous and old user ids
+        links = bound.identities
+        ids = ids.union(links.filter(links.user_id.isin(keep.user_id)).select(id=links.id))
+    e = bound.events
+    events = e.filter(e.user_id.isin(ids.id) | e.anonymous_id.isin(ids.id))
+    return dataclasses.replace(bound, users=keep, events=events)
 
 
 def user_features(

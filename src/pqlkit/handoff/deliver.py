@@ -131,103 +131,145 @@ def deliver_due(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Report:
     """One pass over the deliveries that are due."""
-    from ..sinks import webhook
-
     secrets = secrets_for(handoff, env)
+    report = Report()
+    pacer = Pacer(sleep)
+    gone: set[str] = set()
+    for row in claimable(backend, handoff, now_fn(), limit, report):
+        if row["destination"] in gone:  # a 410 earlier in this pass
+            disable(backend, row, "the destination is disabled (410)", now_fn(), report)
+            continue
+        dest = destination(handoff, row["destination"])
+        sent = attempt(dest, secrets[dest.id], client, row, now_fn, pacer)
+        settle(backend, handoff, row, sent, now_fn(), report)
+        if sent.gone:
+            gone.add(dest.id)
+    return report
+
+
+def disable(backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
+    key = {"transition_id": row["transition_id"], "destination": row["destination"]}
+    backend.update(DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, key)
+    report.disabled += 1
+
+
+class Pacer:
+    """Slack takes one message a second per incoming webhook."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep):
+        self.sleep = sleep
+        self.last: dict[str, float] = {}
+
+    def wait(self, dest_id: str) -> None:
+        wait = 1.0 - (time.monotonic() - self.last.get(dest_id, -10.0))
+        if wait > 0:
+            self.sleep(wait)
+        self.last[dest_id] = time.monotonic()
+
+
+def destination(handoff: Handoff, dest_id: str) -> Any:
+    return next((d for d in handoff.destinations if d.id == dest_id), None)
+
+
+def claimable(
+    backend, handoff: Handoff, now: datetime, limit: int, report: Report
+) -> list[dict[str, Any]]:
+    """The due deliveries to attempt; those whose destination left the model or was disabled
+    (410) are marked so here and not returned."""
     ensure_tables(backend)
     backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
     disabled = {r[0] for r in backend.values(backend.table(DESTINATIONS).select("destination"))}
-    by_id = {d.id: d for d in handoff.destinations}
-    retry_for = timedelta(seconds=duration_seconds(handoff.retry_for))
-    report = Report()
-    last_slack: dict[str, float] = {}
-    for row in due(backend, now_fn(), limit):
-        key = {"transition_id": row["transition_id"], "destination": row["destination"]}
-        dest = by_id.get(row["destination"])
+    out = []
+    for row in due(backend, now, limit):
+        dest = destination(handoff, row["destination"])
         if dest is None or row["destination"] in disabled:
             why = (
                 "the destination is no longer in the model"
                 if dest is None
                 else "the destination is disabled (410)"
             )
-            backend.update(
-                DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now_fn()}, key
-            )
-            report.disabled += 1
+            disable(backend, row, why, now, report)
             continue
-        timeout = duration_seconds(dest.timeout)
-        if isinstance(dest, WebhookDestination):
-            sent = webhook.send_webhook(
-                client,
-                dest.url,
-                secrets[dest.id],
-                row["transition_id"],
-                row["payload"],
-                timeout,
-                now_fn(),
+        out.append(row)
+    return out
+
+
+def attempt(
+    dest: Any,
+    secrets: list[str],
+    client: Any,
+    row: dict[str, Any],
+    now_fn: Callable[[], datetime],
+    pacer: Pacer,
+) -> Any:
+    """Send one delivery (no database involved: a live dispatcher calls this off the
+    database's thread)."""
+    from ..sinks import webhook
+
+    timeout = duration_seconds(dest.timeout)
+    if isinstance(dest, WebhookDestination):
+        return webhook.send_webhook(
+            client, dest.url, secrets, row["transition_id"], row["payload"], timeout, now_fn()
+        )
+    pacer.wait(dest.id)
+    message = webhook.slack_message(json.loads(row["payload"]), dest.link)
+    return webhook.post(
+        client, secrets[0], json.dumps(message), {"content-type": "application/json"}, timeout
+    )
+
+
+def settle(
+    backend, handoff: Handoff, row: dict[str, Any], sent: Any, now: datetime, report: Report
+) -> None:
+    """Record what an attempt came to: delivered, retried later, dead, or the destination
+    disabled (410)."""
+    key = {"transition_id": row["transition_id"], "destination": row["destination"]}
+    dest_id = row["destination"]
+    retry_for = timedelta(seconds=duration_seconds(handoff.retry_for))
+    attempts = int(row["attempts"]) + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "updated_at": now,
+        "last_status": sent.status,
+        "last_error": sent.error,
+    }
+    if sent.ok:
+        values.update(status="delivered", delivered_at=now)
+        report.delivered += 1
+    elif sent.gone:
+        values.update(status="disabled")
+        with backend.transaction():
+            backend.upsert(
+                DESTINATIONS,
+                pa.table(
+                    {
+                        "destination": [dest_id],
+                        "disabled_at": pa.array([now], pa.timestamp("us")),
+                        "reason": [sent.error],
+                    },
+                    schema=_DEST_SCHEMA,
+                ),
+                ["destination"],
+                "ignore",
             )
+            backend.update(DELIVERIES, values, key)
+        report.disabled += 1
+        report.errors.append(f"{dest_id}: {sent.error}; the destination is disabled")
+        return
+    else:
+        later = (
+            None
+            if sent.permanent
+            else next_attempt(attempts, now, row["created_at"], retry_for, sent.retry_after)
+        )
+        if later is None:
+            values.update(status="dead")
+            report.dead += 1
         else:
-            wait = 1.0 - (
-                time.monotonic() - last_slack.get(dest.id, -10.0)
-            )  # Slack: one message a second
-            if wait > 0:
-                sleep(wait)
-            message = webhook.slack_message(json.loads(row["payload"]), dest.link)
-            sent = webhook.post(
-                client,
-                secrets[dest.id][0],
-                json.dumps(message),
-                {"content-type": "application/json"},
-                timeout,
-            )
-            last_slack[dest.id] = time.monotonic()
-        now = now_fn()
-        attempts = int(row["attempts"]) + 1
-        values: dict[str, Any] = {
-            "attempts": attempts,
-            "updated_at": now,
-            "last_status": sent.status,
-            "last_error": sent.error,
-        }
-        if sent.ok:
-            values.update(status="delivered", delivered_at=now)
-            report.delivered += 1
-        elif sent.gone:
-            values.update(status="disabled")
-            with backend.transaction():
-                backend.upsert(
-                    DESTINATIONS,
-                    pa.table(
-                        {
-                            "destination": [dest.id],
-                            "disabled_at": pa.array([now], pa.timestamp("us")),
-                            "reason": [sent.error],
-                        },
-                        schema=_DEST_SCHEMA,
-                    ),
-                    ["destination"],
-                    "ignore",
-                )
-                backend.update(DELIVERIES, values, key)
-            disabled.add(dest.id)
-            report.disabled += 1
-            report.errors.append(f"{dest.id}: {sent.error}; the destination is disabled")
-            continue
-        else:
-            later = (
-                None
-                if sent.permanent
-                else next_attempt(attempts, now, row["created_at"], retry_for, sent.retry_after)
-            )
-            if later is None:
-                values.update(status="dead")
-                report.dead += 1
-            else:
-                values.update(status="failed", next_attempt_at=later)
-                report.retrying += 1
-            report.errors.append(f"{dest.id} {row['transition_id']}: {sent.error}")
-        backend.update(DELIVERIES, values, key)
-    return report
+            values.update(status="failed", next_attempt_at=later)
+            report.retrying += 1
+        report.errors.append(f"{dest_id} {row['transition_id']}: {sent.error}")
+    backend.update(DELIVERIES, values, key)
 
 
 def listing(

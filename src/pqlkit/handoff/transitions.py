@@ -28,18 +28,6 @@ OUTBOX = "pql_outbox"
 FEEDBACK = "pql_feedback"
 DELIVERIES = "pql_deliveries"
 
-USER_STATE_COLUMNS = (
-    "user_id",
-    "account_id",
-    "as_of",
-    "model_version",
-    "is_pql",
-    "tier",
-    "segment",
-    "motion",
-    "score",
-    "icp_profile",
-)
 OUTBOX_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -68,23 +56,6 @@ DELIVERIES_SCHEMA = pa.schema(
         ("last_status", pa.int64()),
         ("last_error", pa.string()),
     ]
-)
-_USER_STATE_SCHEMA = ibis.schema(
-    {
-        "user_id": "string",
-        "account_id": "string",
-        "as_of": "timestamp",
-        "model_version": "string",
-        "is_pql": "boolean",
-        "tier": "string",
-        "segment": "string",
-        "motion": "string",
-        "score": "int64",
-        "icp_profile": "string",
-    }
-)
-_ACCOUNT_STATE_SCHEMA = ibis.schema(
-    {"account_id": "string", "as_of": "timestamp", "is_pqa": "boolean"}
 )
 FEEDBACK_SCHEMA = pa.schema(
     [
@@ -118,13 +89,35 @@ def transition_id(
 
 
 def ensure_tables(backend) -> None:
-    backend.ensure_table(USER_STATE, _USER_STATE_SCHEMA, primary_key=["user_id"])
-    backend.ensure_table(ACCOUNT_STATE, _ACCOUNT_STATE_SCHEMA, primary_key=["account_id"])
+    """The outbox, deliveries and feedback tables (the state tables take the shape of the
+    scores: :func:`ensure_state`)."""
     backend.ensure_table(OUTBOX, OUTBOX_SCHEMA, primary_key=["id"])
     backend.ensure_table(
         DELIVERIES, DELIVERIES_SCHEMA, primary_key=["transition_id", "destination"]
     )
     backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
+
+
+def ensure_state(backend, users: ir.Table, accounts: ir.Table) -> None:
+    """The last known state of every user and account: the latest scores row of each, the
+    columns of ``users`` and ``accounts``. A state table from an older version (fewer columns)
+    keeps its rows, the new columns empty until the user is scored again."""
+    for name, expr in ((USER_STATE, users), (ACCOUNT_STATE, accounts)):
+        schema = expr.schema()
+        if not backend.has_table(name):
+            backend.ensure_table(name, schema)
+            continue
+        old = backend.table(name)
+        if list(old.columns) != list(schema.names):
+            backend.replace_table(
+                name,
+                old.select(
+                    *[
+                        (old[c].cast(t) if c in old.columns else ibis.null(t)).name(c)
+                        for c, t in schema.items()
+                    ]
+                ),
+            )
 
 
 def quiet_users(backend, as_of: datetime) -> set[str]:
@@ -246,11 +239,17 @@ def record(
     as_of: datetime,
     version: str,
     now: datetime,
+    *,
+    partial: bool = False,
 ) -> int:
     """Compare the run's users and accounts with the last known state, write the transitions and
     their deliveries, and move the state on; call inside the run's transaction. Returns the
-    number of transitions recorded."""
+    number of transitions recorded.
+
+    A full run (`pql score`) replaces the state; a ``partial`` one (live rescoring of the users
+    whose data changed) replaces the rows of its users and accounts and keeps the others."""
     ensure_tables(backend)
+    ensure_state(backend, users, accounts)
     state = backend.table(USER_STATE)
     latest = backend.values(state.aggregate(m=state.as_of.max()))[0][0]
     if latest is not None and as_of < latest:
@@ -310,8 +309,15 @@ def record(
                 ["transition_id", "destination"],
                 "ignore",
             )
-    backend.replace_table(USER_STATE, users.select(*USER_STATE_COLUMNS))
-    backend.replace_table(ACCOUNT_STATE, accounts.select("account_id", "as_of", "is_pqa"))
+    if partial:
+        for name, expr, key in (
+            (USER_STATE, users, "user_id"),
+            (ACCOUNT_STATE, accounts, "account_id"),
+        ):
+            backend.replace_keys(name, key, expr)
+    else:
+        backend.replace_table(USER_STATE, users)
+        backend.replace_table(ACCOUNT_STATE, accounts)
     return len(transitions)
 
 

@@ -100,6 +100,46 @@ class HandoffRoute(_Strict):
     """Destination ids."""
 
 
+class PromptFilter(_Strict):
+    """Which users a prompt is for: every listed key must match (unlisted: any)."""
+
+    pql: bool | None = True
+    """Only PQLs (default), only non-PQLs (`false`), or anyone (`null`)."""
+    motion: list[str] | None = None
+    """Only users routed to these motions."""
+    segment: list[str] | None = None
+    """Only these segments."""
+    tier: list[str] | None = None
+    """Only these tiers."""
+    profile: list[str] | None = None
+    """Only these ICP profiles."""
+
+
+class Prompt(_Strict):
+    """An in-app upgrade prompt the product may show (its copy lives in the product)."""
+
+    id: DestinationId
+    """What the product shows, by id (e.g. `upgrade_team`, `talk_to_sales`)."""
+    when: PromptFilter = PromptFilter()
+    """Who it is for (default: every PQL)."""
+    data: dict[Annotated[str, Field(max_length=63)], Annotated[str, Field(max_length=500)]] = {}
+    """Strings passed to the product with the answer (e.g. a plan to offer)."""
+
+
+class Prompts(_Strict):
+    """The in-app prompt API (`GET /v1/prompts/{user_id}` on `pql serve --model`): the first
+    prompt whose `when` matches the user's live state, within a frequency cap."""
+
+    rules: list[Prompt] = Field(min_length=1)
+    """Prompts, first match wins."""
+    cooldown: Duration = "1d"
+    """After a prompt is shown (answered `show: true`), none is shown to that user for this long."""
+    cap: int = Field(default=3, ge=1, le=1000)
+    """At most this many prompts shown to a user..."""
+    cap_window: Duration = "30d"
+    """...within this window."""
+
+
 class Handoff(_Strict):
     """Where transitions go."""
 
@@ -110,6 +150,8 @@ class Handoff(_Strict):
     cooldown: Duration = "30d"
     """After a rep marks a user done or disqualified (`pql feedback`), how long their transitions
     are recorded but not delivered (no re-alert)."""
+    prompts: Prompts | None = None
+    """In-app upgrade prompts the product asks for (`GET /v1/prompts/{user_id}`)."""
     retry_for: Duration = "3d"
     """How long a failing delivery is retried (Standard Webhooks' schedule: 5 s, 5 min, 30 min,
     2 h, 5 h, 10 h, 10 h...) before it is dead-lettered."""
@@ -119,6 +161,9 @@ __all__ = [
     "TRANSITIONS",
     "Handoff",
     "HandoffRoute",
+    "Prompt",
+    "PromptFilter",
+    "Prompts",
     "RouteFilter",
     "SlackDestination",
     "WebhookDestination",

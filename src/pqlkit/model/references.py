@@ -35,6 +35,8 @@ def cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
     handoff = _as_dict(data.get("handoff"))
     _unique_ids(_as_list(handoff.get("destinations")), ("handoff", "destinations"), issue, "id")
     known = [d.get("id") for d in _as_list(handoff.get("destinations")) if isinstance(d, dict)]
+    prompts = _as_dict(handoff.get("prompts"))
+    _unique_ids(_as_list(prompts.get("rules")), ("handoff", "prompts", "rules"), issue, "id")
     for i, route in enumerate(_as_list(handoff.get("routes"))):
         for j, dest in enumerate(_as_list(_as_dict(route).get("to"))):
             if isinstance(dest, str) and dest not in known:

@@ -2,6 +2,8 @@
 
     POST /v1/batch /v1/track /v1/identify /v1/group /v1/page /v1/screen /v1/alias
     GET  /health   GET /metrics
+    with a model (`pql serve --model`), for the product, authenticated with a product key:
+    GET  /v1/prompts/{user_id}   POST /v1/feedback
 
 A request is validated, then logged as it came (its body, source and receive time, one line)
 and acknowledged (HTTP 200, JSON body) only after the line is fsync'ed to the durable log. A
@@ -18,7 +20,7 @@ import binascii
 import gc
 import hashlib
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,9 @@ class Collector:
         flush_interval: float = 0.25,
         resolve_interval: float = 5.0,
         max_backlog_segments: int = 32,
+        model: str | Path | None = None,
+        full_every: float = 3600.0,
+        product_keys: list[str] | None = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -67,6 +72,31 @@ class Collector:
         self.abandoned = 0  # requests whose client left before the body was complete
         self.log: DurableLog | None = None
         self.flusher: FlusherProcess | None = None
+        self.model = str(model) if model is not None else None
+        self.full_every = full_every
+        self.product_keys = {hash_key(k) for k in (product_keys or [])}
+        self._known_products: set[str] = set()
+        self.handoff: Any = None
+        self.reader: Any = None
+        self.desk: Any = None
+        self.prompts_answered = 0
+        self.prompts_shown = 0
+        self.feedback_accepted = 0
+        if self.model is not None:
+            from ..model.load import load_model
+
+            handoff = load_model(self.model).model.handoff
+            if handoff is None:
+                raise ValueError(
+                    f"{self.model}: `pql serve --model` scores live for the hand-off, and the "
+                    "model has no `handoff:` section (destinations and routes); see docs/model.md"
+                )
+            if not self.product_keys:
+                raise ValueError(
+                    "`pql serve --model` answers the product's prompt and feedback API: give a "
+                    "product key (--product-key KEY or PQL_PRODUCT_KEY)"
+                )
+            self.handoff = handoff
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -82,7 +112,17 @@ class Collector:
             interval=self.flush_interval,
             resolve_interval=self.resolve_interval,
             hold=hold,
+            model=self.model,
+            full_every=self.full_every,
+            serving=str(self.log_dir) if self.model else None,
         )
+        if self.handoff is not None:
+            from ..handoff.serving import PromptDesk, StateReader
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.reader = StateReader(self.log_dir)
+            if self.handoff.prompts is not None:
+                self.desk = PromptDesk(self.log_dir, self.handoff.prompts, self.reader)
         self.log = DurableLog(self.log_dir, on_durable=self.flusher.state.publish)
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         # Everything imported so far lives as long as the server: keep it out of the garbage
@@ -95,6 +135,10 @@ class Collector:
             self.log.close()  # everything acknowledged is durable
         if self.flusher is not None:
             self.flusher.stop()  # and stored
+        if self.desk is not None:
+            self.desk.close()
+        elif self.reader is not None:
+            self.reader.close()
 
     # --- ASGI ---------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send) -> None:
@@ -126,6 +170,16 @@ class Collector:
             return
         if not path.startswith("/v1/"):
             await _json(send, 404, {"code": "not_found", "message": f"no endpoint {path}"})
+            return
+        if path.startswith("/v1/prompts/") or path == "/v1/feedback":
+            try:
+                status, body = await self._product(method, path, scope, receive)
+            except ClientGone:
+                self.abandoned += 1
+                return
+            except ApiError as exc:
+                status, body = exc.status, exc.body()
+            await _json(send, status, body)
             return
         if method != "POST":
             await _json(send, 405, {"code": "method_not_allowed", "message": "use POST"})
@@ -211,6 +265,117 @@ class Collector:
         self.accepted += n
         return 200, {"success": True}
 
+    # --- the product's API ----------------------------------------------------------------------
+    async def _product(self, method: str, path: str, scope, receive) -> tuple[int, dict[str, Any]]:
+        if self.handoff is None:
+            raise ApiError(
+                404,
+                "not_found",
+                f"{path} needs live scoring: start the collector with --model pql.yml",
+            )
+        self._product_key(scope)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        if path.startswith("/v1/prompts/"):
+            if method != "GET":
+                raise ApiError(405, "method_not_allowed", "use GET")
+            if self.desk is None:
+                raise ApiError(404, "not_found", "the model declares no prompts (handoff.prompts)")
+            from urllib.parse import unquote
+
+            user_id = unquote(path[len("/v1/prompts/") :])
+            if not user_id or len(user_id) > 1000:
+                raise ApiError(400, "invalid_user_id", "name a user id: GET /v1/prompts/{user_id}")
+            answer = self.desk.answer(user_id, now)
+            self.prompts_answered += 1
+            self.prompts_shown += int(answer.show)
+            return 200, answer.to_dict(user_id)
+        if method != "POST":
+            raise ApiError(405, "method_not_allowed", "use POST")
+        raw = await _read_body(receive, 64 * 1024)
+        try:
+            body = orjson.loads(raw)
+        except ValueError:
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+        row = self._feedback_row(body, now)
+        line = (
+            orjson.dumps({"s": "feedback", "r": now.isoformat() + "Z", "e": "feedback", "b": row})
+            + b"\n"
+        )
+        assert self.log is not None
+        await asyncio.wrap_future(self.log.append([line], messages=1))
+        self.feedback_accepted += 1
+        return 200, {"success": True, "user_id": row["user_id"], "quiet_until": row["quiet_until"]}
+
+    def _feedback_row(self, body: Any, now: datetime) -> dict[str, Any]:
+        from ..handoff.feedback import ACTIONS
+        from ..model.signals import duration_seconds
+
+        if not isinstance(body, dict):
+            raise ApiError(
+                400,
+                "invalid_body",
+                'send {"user_id": ..., "action": "done"|"disqualify", "reason": ...}',
+            )
+        unknown = set(body) - {"user_id", "action", "reason", "by"}
+        if unknown:
+            raise ApiError(
+                400,
+                "invalid_body",
+                f"unknown field(s): {', '.join(sorted(unknown))}; allowed: user_id, action, reason, by",
+            )
+        user_id, action = body.get("user_id"), body.get("action")
+        reason, by = body.get("reason"), body.get("by")
+        if not isinstance(user_id, str) or not user_id or len(user_id) > 1000:
+            raise ApiError(400, "invalid_user_id", "user_id: a non-empty string")
+        if action not in ACTIONS:
+            raise ApiError(400, "invalid_action", f"action: one of {', '.join(ACTIONS)}")
+        for name, value in (("reason", reason), ("by", by)):
+            if value is not None and (
+                not isinstance(value, str) or len(value) > 2000 or "\x00" in value
+            ):
+                raise ApiError(
+                    400, f"invalid_{name}", f"{name}: a string of at most 2000 characters"
+                )
+        if action == "disqualify" and not (reason and reason.strip()):
+            raise ApiError(
+                400,
+                "reason_required",
+                "disqualify needs a reason, so the next rep and learning know why",
+            )
+        assert self.reader is not None
+        if self.reader.get(user_id) is None:
+            raise ApiError(
+                404,
+                "unknown_user",
+                f"no scored user {user_id!r}: feedback is for users pqlkit has scored",
+            )
+        quiet = now + timedelta(seconds=duration_seconds(self.handoff.cooldown))
+        return {
+            "user_id": user_id,
+            "action": action,
+            "reason": (reason or "").strip() or None,
+            "by": by,
+            "at": now.isoformat(),
+            "quiet_until": quiet.isoformat(),
+        }
+
+    def _product_key(self, scope) -> None:
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
+            None,
+        )
+        if authorization is not None and authorization in self._known_products:
+            return
+        key = None
+        if authorization and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if not key or hash_key(key) not in self.product_keys:
+            raise ApiError(
+                401, "unauthorized", "a valid product key is needed (Authorization: Bearer KEY)"
+            )
+        if authorization is not None and len(self._known_products) < 1024:
+            self._known_products.add(authorization)
+
     def _source(self, authorization: str | None, body: Any) -> str:
         if authorization is not None and authorization in self._known:
             return self._known[authorization]
@@ -248,6 +413,15 @@ class Collector:
             "queue_depth": self.log.pending_messages if self.log else 0,
             "backlog_segments": state.backlog_segments() if state else 0,
             "log_position": {"segment": position[0], "offset": position[1]},
+            **(
+                {
+                    "live": state.live_stats() if state else None,
+                    "prompts": {"answered": self.prompts_answered, "shown": self.prompts_shown},
+                    "feedback": self.feedback_accepted,
+                }
+                if self.handoff is not None
+                else {}
+            ),
         }
 
 

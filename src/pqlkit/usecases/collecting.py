@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from ..backends import connect
 from ..errors import PqlkitError
+from .common import duration
 
 if TYPE_CHECKING:
     from ..collect.forget import Forgotten
@@ -91,8 +92,12 @@ def collector(
     *,
     table: str = "events",
     resolve_every: float = 5.0,
+    model: str | Path | None = None,
+    full_every: str = "1h",
+    product_keys: list[str] | None = None,
 ) -> Collector:
-    """The Segment-compatible collector app (run it under an ASGI server: `pql serve`)."""
+    """The Segment-compatible collector app (run it under an ASGI server: `pql serve`); with a
+    ``model``, it scores live, hands off, and answers the product's prompt and feedback API."""
     try:
         import uvicorn  # noqa: F401
     except ImportError:
@@ -101,6 +106,33 @@ def collector(
         ) from None
     from ..server.app import Collector
 
+    every = duration("--full-every", full_every).total_seconds()
+    products = list(product_keys or []) + [
+        k.strip() for k in os.environ.get("PQL_PRODUCT_KEY", "").split(",") if k.strip()
+    ]
+    if model is not None:
+        from ..handoff.deliver import secrets_for
+        from ..model.load import load_model
+
+        loaded = load_model(model)  # a bad model or a missing secret stops here, clearly
+        if loaded.model.handoff is None:
+            raise PqlkitError(
+                f"{loaded.path}: `pql serve --model` scores live for the hand-off, and the model "
+                "has no `handoff:` section (destinations and routes); see docs/model.md"
+            )
+        secrets_for(loaded.model.handoff)
+        if not products:
+            raise PqlkitError(
+                "`pql serve --model` answers the product's prompt and feedback API: give a "
+                "product key (--product-key KEY or PQL_PRODUCT_KEY)"
+            )
     return Collector(
-        url or "pql.duckdb", log_dir, keys, table=table, resolve_interval=resolve_every
+        url or "pql.duckdb",
+        log_dir,
+        keys,
+        table=table,
+        resolve_interval=resolve_every,
+        model=model,
+        full_every=every,
+        product_keys=products,
     )

@@ -1,0 +1,281 @@
+"""Live scoring inside the collector (`pql serve --model pql.yml`): after each flush, the users
+whose data changed are scored again, their transitions recorded (the outbox) and delivered
+within seconds.
+
+Which users: those with new events (an anonymous id names its user once linked), those an
+identify, alias or group call changed (after the identity tables are rebuilt), every user of
+their accounts, and the accounts. What time alone changes (windows, decay, recency) is caught
+by a full pass: at start-up, then every ``full_every`` seconds.
+
+The database is only touched from the flusher's thread. Deliveries are sent by one thread per
+destination (a stalled receiver holds up only its own queue); what they come to is recorded by
+the flusher's thread on its next pass. A delivery sent but not recorded when the process dies
+is sent again after a restart with the same webhook-id (the transition's id): a receiver may
+see a retry, never two ids for one transition.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..engine import RESCORED
+from ..model.handoff import Handoff
+from ..model.load import load_model
+from .deliver import Pacer, Report, attempt, claimable, destination, secrets_for, settle
+from .transitions import DELIVERIES, USER_STATE
+
+log = logging.getLogger("pqlkit.live")
+
+
+@dataclass
+class LiveStats:
+    """What live scoring has done since the process started (shown by /metrics)."""
+
+    rescores: int = 0
+    rescored_users: int = 0
+    full_runs: int = 0
+    transitions: int = 0
+    last_rescore_ms: float = 0.0
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    disabled: int = 0
+    in_flight: int = 0
+    waiting_for: list[str] | None = None
+    """Source tables that do not exist yet (e.g. pql_users before the first identify)."""
+    by_status: dict[str, int] = field(default_factory=dict)
+    """Deliveries in the database by status (pending, failed, delivered, dead, disabled)."""
+
+
+class Dispatcher:
+    """One sending thread per destination; results come back on a queue."""
+
+    def __init__(self, handoff: Handoff, secrets: dict[str, list[str]], client: Any):
+        self.handoff = handoff
+        self.secrets = secrets
+        self.client = client
+        self.results: queue.Queue[tuple[dict[str, Any], Any]] = queue.Queue()
+        self.in_flight: set[tuple[str, str]] = set()
+        self.queues: dict[str, queue.Queue[dict[str, Any] | None]] = {}
+        self.threads: list[threading.Thread] = []
+        self.pacer = Pacer()
+        for d in self.handoff.destinations:
+            q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+            self.queues[d.id] = q
+            t = threading.Thread(target=self._work, args=(d.id, q), name=f"pql-send-{d.id}")
+            t.daemon = True
+            t.start()
+            self.threads.append(t)
+
+    def submit(self, rows: Iterable[dict[str, Any]]) -> int:
+        n = 0
+        for row in rows:
+            key = (row["transition_id"], row["destination"])
+            if key in self.in_flight:
+                continue
+            self.in_flight.add(key)
+            self.queues[row["destination"]].put(row)
+            n += 1
+        return n
+
+    def _work(self, dest_id: str, q: queue.Queue[dict[str, Any] | None]) -> None:
+        from ..engine import utc_now
+
+        dest = destination(self.handoff, dest_id)
+        while True:
+            row = q.get()
+            if row is None:
+                return
+            try:
+                sent = attempt(dest, self.secrets[dest_id], self.client, row, utc_now, self.pacer)
+            except Exception as exc:  # a bug must not stop the thread; the row is retried
+                from ..sinks.webhook import Sent
+
+                sent = Sent(False, error=f"{type(exc).__name__}: {exc}")
+            self.results.put((row, sent))
+
+    def finished(self) -> list[tuple[dict[str, Any], Any]]:
+        out: list[tuple[dict[str, Any], Any]] = []
+        while True:
+            try:
+                row, sent = self.results.get_nowait()
+            except queue.Empty:
+                return out
+            out.append((row, sent))
+
+    def close(self, wait: float = 5.0) -> None:
+        for q in self.queues.values():
+            q.put(None)
+        deadline = time.monotonic() + wait
+        for t in self.threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
+class Live:
+    """Rescoring and delivery for the flusher. ``note`` and ``resolved`` gather what changed;
+    ``tick`` (on the flusher's thread, with its connection) does the work."""
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        full_every: float = 3600.0,
+        due_every: float = 1.0,
+        env: dict[str, str] | None = None,
+        client: Any = None,
+        serving: str | Path | None = None,
+    ):
+        self.loaded = load_model(model_path)
+        handoff = self.loaded.model.handoff
+        if handoff is None:
+            from ..errors import PqlkitError
+
+            raise PqlkitError(
+                f"{self.loaded.path}: `pql serve --model` scores live for the hand-off, and the "
+                "model has no `handoff:` section (destinations and routes); see docs/model.md"
+            )
+        secrets = secrets_for(handoff, env)  # a missing secret stops the start, clearly
+        if client is None:
+            import httpx
+
+            client = httpx.Client()
+        self.client = client
+        self.handoff: Handoff = handoff
+        self.dispatcher = Dispatcher(handoff, secrets, client)
+        self.full_every = full_every
+        self.due_every = due_every
+        self.users: set[str] = set()
+        self.accounts: set[str] = set()
+        self.waiting_users: set[str] = set()  # known once the identity tables are rebuilt
+        self.waiting_accounts: set[str] = set()
+        self.last_full: float | None = None
+        self.last_due = 0.0
+        self.templates: dict[str, str] = {}
+        self.stats = LiveStats()
+        self.serving = None
+        if serving is not None:  # the prompt API's copy of the users' state
+            from .serving import StateWriter
+
+            self.serving = StateWriter(serving)
+
+    # --- what changed ------------------------------------------------------------------------
+    def note(self, events: list[dict[str, Any]], ids: Any) -> None:
+        """A stored batch: its events' users (or anonymous ids) now; the identity calls' users
+        and accounts once the identity tables are rebuilt."""
+        for e in events:
+            who = e.get("user_id") or e.get("anonymous_id")
+            if who:
+                self.users.add(who)
+        for other, user in ids.links:
+            self.waiting_users.update((other, user))
+        for _source, _mid, entity, ident, _key in ids.traits:
+            (self.waiting_accounts if entity == "account" else self.waiting_users).add(ident)
+
+    def resolved(self) -> None:
+        self.users |= self.waiting_users
+        self.accounts |= self.waiting_accounts
+        self.waiting_users, self.waiting_accounts = set(), set()
+
+    def wants_tick(self) -> bool:
+        now = time.monotonic()
+        return bool(
+            self.users
+            or self.accounts
+            or not self.dispatcher.results.empty()
+            or self.last_full is None
+            or now - self.last_full >= self.full_every
+            or now - self.last_due >= self.due_every
+        )
+
+    # --- the work ----------------------------------------------------------------------------
+    def tick(self, backend) -> None:
+        from ..engine import Engine, utc_now
+
+        def now_exact() -> datetime:  # every stored event is before it (timestamps are clamped
+            return datetime.now(UTC).replace(tzinfo=None)  # to the receive time)
+
+        missing = self._missing_tables(backend)
+        self.stats.waiting_for = missing or None
+        if missing:  # e.g. pql_users before the first identify: nothing to score yet
+            return
+        engine = Engine(self.loaded, backend)
+        engine._templates = self.templates  # compiled once per process, not per connection
+        report = Report()
+        for row, sent in self.dispatcher.finished():  # first record what was sent
+            settle(backend, self.handoff, row, sent, utc_now(), report)
+            self.dispatcher.in_flight.discard((row["transition_id"], row["destination"]))
+        now = time.monotonic()
+        if self.last_full is None or now - self.last_full >= self.full_every:
+            result = engine.run(now_exact(), checks=False)
+            self.last_full = now
+            self.stats.full_runs += 1
+            self.stats.transitions += result.transitions or 0
+            self.users, self.accounts = set(), set()  # the full pass scored them all
+            self._serve(backend, USER_STATE, replace_all=True)
+        elif self.users or self.accounts:
+            users, accounts = self.users, self.accounts
+            started = time.perf_counter()
+            result = engine.rescore(users, accounts, now_exact())
+            self.users, self.accounts = set(), set()
+            self.stats.rescores += 1
+            self.stats.rescored_users += result.users
+            self.stats.transitions += result.transitions or 0
+            self.stats.last_rescore_ms = round((time.perf_counter() - started) * 1000, 1)
+            self._serve(backend, RESCORED)
+        self.last_due = time.monotonic()
+        rows = claimable(backend, self.handoff, utc_now(), 500, report)
+        self.dispatcher.submit(rows)
+        for k in ("delivered", "retrying", "dead", "disabled"):
+            setattr(self.stats, k, getattr(self.stats, k) + getattr(report, k))
+        self.stats.in_flight = len(self.dispatcher.in_flight)
+        d = backend.table(DELIVERIES)
+        self.stats.by_status = {
+            str(k): int(n) for k, n in backend.values(d.group_by("status").aggregate(n=d.count()))
+        }
+        for e in report.errors:
+            log.warning("delivery: %s", e)
+
+    def _missing_tables(self, backend) -> list[str]:
+        sources = self.loaded.model.sources
+        out = []
+        for role in ("events", "users", "accounts"):
+            source = getattr(sources, role)
+            if (
+                source is not None
+                and source.table is not None
+                and not backend.has_table(source.table)
+            ):
+                out.append(source.table)
+        return out
+
+    def _serve(self, backend, table: str, *, replace_all: bool = False) -> None:
+        if self.serving is None or not backend.has_table(table):
+            return
+        from .serving import COLUMNS
+
+        rows = backend.arrow(backend.compile(backend.table(table).select(*COLUMNS))).to_pylist()
+        self.serving.write(rows, replace_all=replace_all)
+
+    def finish(self, backend, wait: float = 5.0) -> None:
+        """Stop sending (waiting up to ``wait`` seconds for what is in flight) and record
+        what was sent."""
+        from ..engine import utc_now
+
+        self.dispatcher.close(wait)
+        report = Report()
+        for row, sent in self.dispatcher.finished():
+            settle(backend, self.handoff, row, sent, utc_now(), report)
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+__all__ = ["Dispatcher", "Live", "LiveStats"]
