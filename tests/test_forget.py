@@ -11,10 +11,19 @@ from click.testing import CliRunner
 from pqlkit.cli import cli
 from pqlkit.collect.forget import forget
 from pqlkit.collect.importer import import_files
+from pqlkit.engine import Engine
+from pqlkit.model.load import load_model
 
 from .test_identity import _collected
 
 ANN, BO = b"ann@acme.io", b"bo@gmail.com"
+HANDOFF = """
+handoff:
+  destinations:
+    - {id: hook, kind: webhook, url: "http://127.0.0.1:9/x", secret_env: PQL_TEST_SECRET}
+  routes:
+    - {to: [hook]}
+"""
 
 
 def _database_files(backend, request) -> list[Path]:
@@ -38,7 +47,14 @@ def _readable(backend, request, needle: bytes) -> bool:
 def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, tmp_path, request):
     backend = new_backend()
     engine = _collected(backend, tmp_path)
+    model = tmp_path / "pql.yml"
+    model.write_text(  # the hand-off records transitions whose payloads name the user
+        model.read_text() + "thresholds: {pql_score: 0}\n" + HANDOFF
+    )
+    engine = Engine(load_model(model), backend)
     engine.run("2026-09-10")  # scores stored for u1 and u2
+    outbox = backend.rows(backend.table("pql_outbox"))
+    assert "u1" in {r["entity_id"] for r in outbox}
     assert _readable(backend, request, ANN) and _readable(backend, request, BO)
 
     [result] = forget(backend, ["u1"])
@@ -59,6 +75,9 @@ def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, 
                     f"SELECT count(*) FROM \"{table}\" WHERE \"{col}\" IN ('u1', 'anon-1', 'legacy-9')"
                 )
                 assert found == [(0,)], (table, col)
+    assert result.deleted["pql_outbox"] >= 1 and result.deleted["pql_deliveries"] >= 1
+    payloads = [r[0] for r in backend.run_sql("SELECT payload FROM pql_outbox")]
+    assert payloads and not any('"u1"' in p for p in payloads)
     assert not _readable(backend, request, ANN)
     assert _readable(backend, request, BO)  # the scan does find what is still there
     suppressed = backend.run_sql("SELECT id FROM pql_suppressions ORDER BY id")

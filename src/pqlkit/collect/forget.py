@@ -86,7 +86,54 @@ def _ensure_suppressions(backend) -> None:
     )
 
 
+def _delete_transitions(backend, ids: list[str], result: Forgotten) -> None:
+    """The hand-off's transitions about them (their payloads name them) and their deliveries."""
+    from ..handoff.transitions import DELIVERIES, OUTBOX
+
+    if not backend.has_table(OUTBOX):
+        return
+    theirs = exp.and_(_sql.equals_all({"entity": "user"}), _sql.isin("entity_id", ids))
+    if backend.has_table(DELIVERIES):
+        of_theirs = exp.select(_sql.column("id")).from_(_sql.table(OUTBOX)).where(theirs)
+        n = backend.delete(
+            DELIVERIES,
+            exp.In(this=_sql.column("transition_id"), query=exp.Subquery(this=of_theirs)),
+        )
+        if n:
+            result.deleted[DELIVERIES] = n
+    n = backend.delete(OUTBOX, theirs)
+    if n:
+        result.deleted[OUTBOX] = n
+    # an account's transition names its champion: blanked, like champion_user_id elsewhere
+    import json
+
+    mentions = exp.or_(
+        *(
+            exp.Like(
+                this=_sql.column("payload"),
+                expression=_sql.literal(f'%"champion_user_id": {json.dumps(i)}%'),
+            )
+            for i in ids
+        )
+    )
+    found = backend.run_sql(
+        _sql.sql(
+            exp.select(_sql.column("id"), _sql.column("payload"))
+            .from_(_sql.table(OUTBOX))
+            .where(exp.and_(_sql.equals_all({"entity": "account"}), mentions)),
+            backend.name,
+        )
+    )
+    for tid, payload in found:
+        data = json.loads(payload)
+        if data.get("account", {}).get("champion_user_id") in ids:
+            data["account"]["champion_user_id"] = None
+            backend.update(OUTBOX, {"payload": json.dumps(data, sort_keys=True)}, {"id": tid})
+            result.blanked[OUTBOX] = result.blanked.get(OUTBOX, 0) + 1
+
+
 def _delete(backend, ids: list[str], result: Forgotten) -> None:
+    _delete_transitions(backend, ids, result)
     for table in backend.base_tables():
         if table == SUPPRESSIONS or table.startswith("_pql_stage_"):
             continue
