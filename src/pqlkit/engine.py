@@ -17,8 +17,6 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
-import sqlglot.expressions as sge
 
 from .backends import Backend, connect, dialect_class
 from .errors import BackendError, PqlkitError
@@ -26,7 +24,6 @@ from .features.build import (
     account_scores,
     count_true,
     env_of,
-    restrict,
     user_features,
     user_scores,
 )
@@ -39,12 +36,6 @@ from .scoring.ops import PyOps
 USER_SCORES = "pql_user_scores"
 ACCOUNT_SCORES = "pql_account_scores"
 RUNS = "pql_runs"
-TOUCHED = "pql_live_touched"
-"""The users (and accounts) a live rescore scores again; replaced by each rescore."""
-RESCORED = "pql_live_scored"
-"""The rows a live rescore computed, before they move into the state; replaced by each."""
-TOUCHED_SCHEMA = ibis.schema({"user_id": "string", "account_id": "string"})
-
 RUNS_SCHEMA = ibis.schema(
     {
         "as_of": "timestamp",
@@ -59,11 +50,6 @@ RUNS_SCHEMA = ibis.schema(
 )
 
 Progress = Callable[[str], None]
-TOUCHED_ARROW = pa.schema([("user_id", pa.string()), ("account_id", pa.string())])
-
-
-def exp_true() -> sge.Expression:
-    return sge.true()
 
 
 #: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
@@ -310,68 +296,12 @@ class Engine:
         account_ids: Iterable[str] = (),
         as_of: datetime | str | None = None,
     ) -> RunResult:
-        """Score again, as of ``as_of`` (now), only the named users, every user of their
-        accounts and of the named accounts, and those accounts; move their state on and record
-        their transitions (the model's `handoff:`), all or nothing. The other users keep their
-        state. For each user it scores, the row equals what a full run at ``as_of`` gives
-        (tests/test_live.py); what time alone changes (windows, decay) waits for a full run."""
-        started = time.perf_counter()
-        handoff = self.model.handoff
-        if handoff is None:
-            raise PqlkitError(
-                f"{self.loaded.path}: live rescoring keeps the hand-off's state, and the model "
-                "has no `handoff:` section (destinations and routes); see docs/model.md"
-            )
-        from .handoff.transitions import record
+        """Score again only the named users (and the users of the named accounts), roll up
+        their accounts from their users' state, and record the transitions: see
+        :func:`pqlkit.handoff.rescore.rescore`."""
+        from .handoff.rescore import rescore
 
-        when = as_utc(as_of)
-        version = self.loaded.version
-        touched = [{"user_id": str(u), "account_id": None} for u in dict.fromkeys(user_ids)]
-        touched += [{"user_id": None, "account_id": str(a)} for a in dict.fromkeys(account_ids)]
-        if not touched:
-            return RunResult(when, version, 0, 0, 0, 0, 0.0, transitions=0)
-        self._ensure_tables()
-        self.backend.ensure_table(TOUCHED, TOUCHED_SCHEMA)
-        sql = self.sql_at("live-users", self._live_scores, when)
-        with (
-            self.backend.errors("the live rescore failed and was rolled back"),
-            self.backend.transaction(),
-        ):
-            self.backend.delete(TOUCHED, exp_true())
-            self.backend.insert(TOUCHED, pa.Table.from_pylist(touched, schema=TOUCHED_ARROW))
-            self.backend.replace_table(RESCORED, sql)
-            users = self.backend.table(RESCORED)
-            accounts = account_scores(users, self.bound, self.loaded, when)
-            n = record(
-                self.backend, handoff, users, accounts, when, version, utc_now(), partial=True
-            )
-            counts = self.backend.rows(
-                users.aggregate(users=users.count(), pqls=count_true(users.is_pql))
-            )[0]
-            accts = self.backend.rows(
-                accounts.aggregate(accounts=accounts.count(), pqas=count_true(accounts.is_pqa))
-            )[0]
-        return RunResult(
-            as_of=when,
-            model_version=version,
-            users=int(counts["users"] or 0),
-            pqls=int(counts["pqls"] or 0),
-            accounts=int(accts["accounts"] or 0),
-            pqas=int(accts["pqas"] or 0),
-            seconds=time.perf_counter() - started,
-            transitions=n,
-        )
-
-    def _live_scores(self, when: datetime) -> ir.Table:
-        part = restrict(self.bound, self.backend.table(TOUCHED))
-        features = user_features(
-            part,
-            self.loaded,
-            when,
-            bitmask_days=self.backend.bitmask_days,
-            json=type(self.backend),
-        )
-        return user_scores(features, self.loaded, when)
+        return rescore(self, user_ids, account_ids, as_of)
 
     def _ensure_tables(self) -> None:
         if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):

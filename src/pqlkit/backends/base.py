@@ -61,6 +61,7 @@ class Backend(ABC):
         self.url = url
         self._con = con
         self._tables: set[str] | None = None
+        self._opened: dict[str, ir.Table] = {}  # tables by name, until the catalog is re-read
         self.on_close: list[Callable[[Backend], None]] = []
 
     def __repr__(self) -> str:
@@ -143,7 +144,9 @@ class Backend(ABC):
 
     # --- tables --------------------------------------------------------------------------------
     def tables(self) -> list[str]:
+        """The tables, read from the catalog again (every pqlkit DDL calls this after)."""
         self._tables = set(self._con.list_tables())
+        self._opened = {}
         return sorted(self._tables)
 
     def base_tables(self) -> list[str]:
@@ -164,8 +167,13 @@ class Backend(ABC):
         schema, _, table = name.rpartition(".")
         if not schema and not self.has_table(table):
             return self._missing_table(name, role)
+        known = self._opened.get(name)
+        if known is not None:  # reading a schema costs a catalog query and type parsing
+            return known
         try:
-            return self._con.table(table, database=schema or None)
+            opened = self._con.table(table, database=schema or None)
+            self._opened[name] = opened
+            return opened
         except Exception as exc:
             if not self._is_missing_table(exc):
                 if isinstance(exc, self.driver_errors()):
@@ -245,6 +253,7 @@ class Backend(ABC):
     def run_sql(self, sql: str) -> list[tuple]:
         """Run SQL text as it is and return its rows (none for a statement). For tools and
         tests; pqlkit's own code says what it needs through the intent methods."""
+        self._opened = {}  # it may change a table
         return self._fetch(sql)[1]
 
     def replace_table(self, name: str, expr: ir.Table | str) -> None:
@@ -257,12 +266,15 @@ class Backend(ABC):
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self.name)} AS {select}")
         self.tables()
 
-    def replace_keys(self, name: str, key: str, expr: ir.Table) -> None:
-        """Replace the rows of ``name`` whose ``key`` appears in ``expr`` by ``expr``'s rows
-        (the others stay), inside the caller's transaction."""
+    def replace_keys(
+        self, name: str, key: str, expr: ir.Table, *, keys: ir.Table | None = None
+    ) -> None:
+        """Replace the rows of ``name`` whose ``key`` appears in ``expr`` (or in ``keys``, a
+        table with that column: rows whose key is not in ``expr`` are then deleted) by
+        ``expr``'s rows (the others stay), inside the caller's transaction."""
         select = self.compile(expr)
-        keys = self.compile(expr.select(key).distinct())
-        self._execute(f"DELETE FROM {_q(name)} WHERE {_q(key)} IN ({keys})")
+        keys_sql = self.compile((keys if keys is not None else expr).select(key).distinct())
+        self._execute(f"DELETE FROM {_q(name)} WHERE {_q(key)} IN ({keys_sql})")
         self._insert_select(name, list(expr.columns), select)
 
     # --- writing -------------------------------------------------------------------------------
@@ -432,8 +444,21 @@ class Backend(ABC):
         self._execute(drop)
 
     # --- reading -------------------------------------------------------------------------------
+    _COMPILED_MAX = 256
+
     def compile(self, expr: ir.Expr) -> str:
-        return str(ibis.to_sql(expr, dialect=self.name))
+        """The SQL of ``expr``. Expressions are compared by structure (tables by name and
+        schema, literals by value), so the statements a live rescore builds again on every
+        pass compile once per process."""
+        cache: dict[Any, str] = self.__dict__.setdefault("_compiled", {})
+        key = expr.op()
+        sql = cache.get(key)
+        if sql is None:
+            sql = str(ibis.to_sql(expr, dialect=self.name))
+            if len(cache) >= self._COMPILED_MAX:
+                cache.pop(next(iter(cache)))
+            cache[key] = sql
+        return sql
 
     def execute(self, expr: ir.Table) -> None:
         """Run an expression for its side effects (rarely wanted; prefer rows/arrow)."""

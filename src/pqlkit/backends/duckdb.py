@@ -231,6 +231,7 @@ class DuckDBBackend(Backend):
         self._con = ibis.duckdb.connect(self.url)
         self._raw.execute("SET TimeZone = 'UTC'")
         self._tables = None
+        self._opened = {}
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):

@@ -265,8 +265,8 @@ class Flusher:
                 self._store_or_split(backend, self._checkpoint, lines)
                 if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                     self._resolve(backend)
-                if self.live is not None:
-                    self.live.tick(backend)
+            if self.live is not None and (lines or self.live.wants_tick()):
+                self.live.tick(backend)
         if lines:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)

@@ -60,22 +60,18 @@ def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Sca
 
 def restrict(bound: Bound, touched: ir.Table) -> Bound:
     """The sources cut down to the users a live rescore must score again: the users named in
-    ``touched`` (columns user_id, account_id), every user of their accounts and of the accounts
-    it names (an account's rollup needs all its users), and the events that can resolve to
-    them. Scoring the result gives, for these users and accounts, exactly the rows a full run
-    gives: a user's features read only their own events, their row, their account and the
-    outcomes. A named id may be an anonymous id or an old user id: it names its user."""
+    ``touched`` (columns user_id, account_id) and every user of the accounts it names (their
+    attributes changed), with the events that can resolve to them. Scoring the result gives,
+    for these users, exactly the rows a full run gives: a user's features read only their own
+    events, their row, their account and the outcomes. A named id may be an anonymous id or an
+    old user id: it names its user."""
     u = bound.users
     named = touched.filter(touched.user_id.notnull()).select("user_id")
     if bound.identities is not None:  # an anonymous (or old) id stands for its user
         links = bound.identities
         named = named.union(links.filter(links.id.isin(named.user_id)).select("user_id"))
-    named = named.user_id
-    of_named = u.filter(u.user_id.isin(named)).account_id
     named_accounts = touched.filter(touched.account_id.notnull()).account_id
-    keep = u.filter(
-        u.user_id.isin(named) | u.account_id.isin(of_named) | u.account_id.isin(named_accounts)
-    )
+    keep = u.filter(u.user_id.isin(named.user_id) | u.account_id.isin(named_accounts))
     ids = keep.select(id=keep.user_id)
     if bound.identities is not None:  # ids linked to them: their anonymous and old user ids
         links = bound.identities

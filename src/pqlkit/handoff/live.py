@@ -27,10 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..engine import RESCORED
 from ..model.handoff import Handoff
 from ..model.load import load_model
 from .deliver import Pacer, Report, attempt, claimable, destination, secrets_for, settle
+from .rescore import RESCORED
 from .transitions import DELIVERIES, USER_STATE
 
 log = logging.getLogger("pqlkit.live")

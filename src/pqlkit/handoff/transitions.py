@@ -241,6 +241,7 @@ def record(
     now: datetime,
     *,
     partial: bool = False,
+    accounts_affected: ir.Table | None = None,
 ) -> int:
     """Compare the run's users and accounts with the last known state, write the transitions and
     their deliveries, and move the state on; call inside the run's transaction. Returns the
@@ -310,11 +311,8 @@ def record(
                 "ignore",
             )
     if partial:
-        for name, expr, key in (
-            (USER_STATE, users, "user_id"),
-            (ACCOUNT_STATE, accounts, "account_id"),
-        ):
-            backend.replace_keys(name, key, expr)
+        backend.replace_keys(USER_STATE, "user_id", users)
+        backend.replace_keys(ACCOUNT_STATE, "account_id", accounts, keys=accounts_affected)
     else:
         backend.replace_table(USER_STATE, users)
         backend.replace_table(ACCOUNT_STATE, accounts)
