@@ -142,7 +142,7 @@ def bench_rescore(users: int, events: int, repeat: int, touched: list[int]) -> d
         }
         out["partial"].append(row)
         print(
-            f"rescore {k:>6,} touched ({scored:>7,} with their accounts): {med * 1000:8.1f} ms"
+            f"rescore {k:>6,} touched ({scored:>7,} scored): {med * 1000:8.1f} ms"
             f"   full/partial = {row['full_over_partial']:.1f}x",
             flush=True,
         )

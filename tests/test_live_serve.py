@@ -259,3 +259,28 @@ def test_a_server_killed_mid_delivery_resends_the_same_id_after_a_restart(tmp_pa
         release.set()
         server.stop()
         receiver.close()
+
+
+def test_serve_with_a_model_says_clearly_what_is_missing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from pqlkit.cli import cli
+
+    monkeypatch.delenv("PQL_PRODUCT_KEY", raising=False)
+    monkeypatch.delenv("PQL_TEST_HOOK_SECRET", raising=False)
+    model = tmp_path / "pql.yml"
+    base = ["serve", "--url", str(tmp_path / "x.duckdb"), "--write-key", "web=wk"]
+    model.write_text(MODEL.split("handoff:")[0])
+    for args, env, message in (
+        ([], {}, "has no `handoff:` section"),
+        ([], {"X": "1"}, None),
+        (["--product-key", "pk"], {}, "PQL_TEST_HOOK_SECRET is not set"),
+        ([], {"PQL_TEST_HOOK_SECRET": SECRET}, "give a product key"),
+        (["--full-every", "soon"], {"PQL_TEST_HOOK_SECRET": SECRET}, "--full-every"),
+    ):
+        if message is None:  # from here on, a model with a hand-off
+            model.write_text(MODEL.replace("RECEIVER", "http://127.0.0.1:9/x"))
+            continue
+        result = CliRunner().invoke(cli, [*base, "--model", str(model), *args], env=env)
+        assert result.exit_code == 1, result.output
+        assert message in result.output and "Traceback" not in result.output, result.output
