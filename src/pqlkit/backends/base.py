@@ -62,6 +62,7 @@ class Backend(ABC):
         self._con = con
         self._tables: set[str] | None = None
         self._opened: dict[str, ir.Table] = {}  # tables by name, until the catalog is re-read
+        self._compiled: dict[Any, str] = {}  # SQL by expression (see compile)
         self.on_close: list[Callable[[Backend], None]] = []
 
     def __repr__(self) -> str:
@@ -450,7 +451,7 @@ class Backend(ABC):
         """The SQL of ``expr``. Expressions are compared by structure (tables by name and
         schema, literals by value), so the statements a live rescore builds again on every
         pass compile once per process."""
-        cache: dict[Any, str] = self.__dict__.setdefault("_compiled", {})
+        cache = self._compiled
         key = expr.op()
         sql = cache.get(key)
         if sql is None:

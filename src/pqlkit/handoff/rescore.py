@@ -36,10 +36,6 @@ TOUCHED_SCHEMA = ibis.schema({"user_id": "string", "account_id": "string"})
 TOUCHED_ARROW = pa.schema([("user_id", pa.string()), ("account_id", pa.string())])
 
 
-def exp_true() -> sge.Expression:
-    return sge.true()
-
-
 def rescore(
     engine: Engine,
     user_ids: Iterable[str] = (),
@@ -87,11 +83,9 @@ def rescore(
         engine.backend.errors("the live rescore failed and was rolled back"),
         engine.backend.transaction(),
     ):
-        engine.backend.delete(TOUCHED, exp_true())
+        for scratch in (TOUCHED, RESCORED, AFFECTED, RESCORED_ACCOUNTS):
+            engine.backend.delete(scratch, sge.true())
         engine.backend.insert(TOUCHED, pa.Table.from_pylist(touched, schema=TOUCHED_ARROW))
-        for name in (TOUCHED, RESCORED, AFFECTED, RESCORED_ACCOUNTS):
-            if name != TOUCHED:
-                engine.backend.delete(name, exp_true())
         engine.backend.insert(RESCORED, sql, list(USER_COLUMNS))
         engine.backend.insert(AFFECTED, _affected_accounts(engine))
         engine.backend.insert(
