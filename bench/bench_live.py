@@ -3,6 +3,7 @@
     python bench/bench_live.py rescore  --users 1M --events 5M   # partial against full
     python bench/bench_live.py prompts  --users 1M               # the prompt API's lookups
     python bench/bench_live.py latency  --users 100k --load 5000 # event to webhook, under load
+                                       [--flusher fast,reference]    # with each flusher path
 
 rescore: a full run against rescoring 1, 100 and 10k touched users (and everyone in their
 accounts) on the same database, medians of --repeat runs, and the ratio.
@@ -176,7 +177,7 @@ class Receiver:
 
 
 class Serve:
-    def __init__(self, db: Path, model_text: str, folder: Path):
+    def __init__(self, db: Path, model_text: str, folder: Path, env: dict[str, str] | None = None):
         self.folder = folder
         self.model = folder / "live.yml"
         self.model.write_text(model_text)
@@ -186,7 +187,7 @@ class Serve:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PQL_BENCH_SECRET": SECRET, "PYTHONWARNINGS": "ignore"}
+        env = {**os.environ, "PQL_BENCH_SECRET": SECRET, "PYTHONWARNINGS": "ignore", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pqlkit.cli", "serve", "--port", str(self.port),
              "--url", str(db), "--log-dir", str(folder / "log"), "--write-key", "bench=wk",
@@ -274,7 +275,7 @@ def bench_prompts(users: int, requests: int) -> dict:
     return out
 
 
-def bench_latency(users: int, load: int, probes: int) -> dict:
+def bench_latency(users: int, load: int, probes: int, flusher: str = "fast") -> dict:
     import httpx
 
     db_src = dataset(users, users * 5, collector=True)
@@ -282,7 +283,12 @@ def bench_latency(users: int, load: int, probes: int) -> dict:
     db = folder / "live.duckdb"
     shutil.copy(db_src, db)
     receiver = Receiver()
-    serve = Serve(db, LATENCY_MODEL + HANDOFF.replace("RECEIVER", receiver.url), folder)
+    serve = Serve(
+        db,
+        LATENCY_MODEL + HANDOFF.replace("RECEIVER", receiver.url),
+        folder,
+        {"PQL_FLUSHER_FASTPATH": "1" if flusher == "fast" else "0"},
+    )
     stop = threading.Event()
     sent = [0]
 
@@ -336,6 +342,7 @@ def bench_latency(users: int, load: int, probes: int) -> dict:
         receiver.server.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
     out = {
+        "flusher": flusher,
         "users": users,
         "load_events_per_s": load,
         "background_events_sent": sent[0],
@@ -347,7 +354,8 @@ def bench_latency(users: int, load: int, probes: int) -> dict:
         "seconds": round(elapsed, 1),
     }
     print(
-        f"event to webhook with {users:,} users under {load:,} events/s: p50 {out['p50_s']} s, "
+        f"[{flusher} flusher] event to webhook with {users:,} users under {load:,} events/s: "
+        f"p50 {out['p50_s']} s, "
         f"p99 {out['p99_s']} s over {out['probes']} probes ({out['rescores']} rescores, the last "
         f"{out['last_rescore_ms']} ms)"
     )
@@ -366,6 +374,9 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--load", type=int, default=5000)
     ap.add_argument("--probes", type=int, default=40)
+    ap.add_argument(
+        "--flusher", default="fast,reference", help="latency: the flusher paths to compare"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.what == "rescore":
@@ -374,7 +385,14 @@ def main() -> None:
     elif a.what == "prompts":
         out = bench_prompts(parse_count(a.users or "1M"), a.requests)
     else:
-        out = bench_latency(parse_count(a.users or "100k"), a.load, a.probes)
+        runs = [
+            bench_latency(parse_count(a.users or "100k"), a.load, a.probes, path)
+            for path in a.flusher.split(",")
+        ]
+        if len(runs) == 2 and all(r["p99_s"] for r in runs):
+            print(f"p99 {runs[1]['flusher']} / {runs[0]['flusher']}: "
+                  f"{runs[1]['p99_s'] / runs[0]['p99_s']:.2f}x")  # fmt: skip
+        out = {"runs": runs}
     if a.json:
         print(json.dumps(out))
 

@@ -160,6 +160,14 @@ def test_real_segment_client_events_are_stored_once(server):
     client.flush()
     metrics = httpx.get(server.url + "/metrics").json()
     assert metrics["accepted"] == 28 and metrics["rejected"] == 0
+    deadline = time.monotonic() + 30
+    while metrics["stored"] < 26 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        metrics = httpx.get(server.url + "/metrics").json()
+    # what the real client sends (its context, offsets, sentAt) is read by the fast path; the
+    # identify call by the reference path
+    assert metrics["log_lines"]["fast_path"] >= 25, metrics
+    assert metrics["log_lines"]["reference_path"] >= 1, metrics
     server.stop()
     rows = server.events()
     assert len(rows) == 26 and len({r[1] for r in rows}) == 26

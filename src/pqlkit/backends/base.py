@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot.expressions as exp
 
 from ..errors import BackendError, MappingError
@@ -403,25 +404,28 @@ class Backend(ABC):
         time_column: str = "received_at",
     ) -> int:
         """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
-        ``window`` before the oldest new row's ``time_column``; None: all); the first of
-        several new rows with one key wins. Return how many went in. Call in a transaction."""
+        ``window`` before the oldest new row's ``time_column``; None: all); of several new
+        rows with one key, the first by ``time_column`` and then by their order in ``rows``
+        wins. Return how many went in. Call in a transaction."""
         if rows.num_rows == 0:
             return 0
         cols = ", ".join(_q(c) for c in rows.column_names)
+        rows = rows.append_column("_pql_seq", pa.array(range(rows.num_rows), pa.int64()))
         scope, ident = key
         with self.staged(rows) as stage:
             recent = ""
             if window is not None:
-                times = [v for v in rows.column(time_column).to_pylist() if v is not None]
-                if times:
-                    oldest = min(times) - window
+                first = pc.min(rows.column(time_column)).as_py()
+                if first is not None:
+                    oldest = first - window
                     recent = (
                         f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self.name)} "
                     )
             before = self.count(table)
             self._execute(
                 f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
-                f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}) AS _pql_n FROM {_q(stage)}) s "
+                f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, _pql_seq) AS _pql_n "
+                f"FROM {_q(stage)}) s "
                 f"WHERE s._pql_n = 1 AND NOT EXISTS (SELECT 1 FROM {_q(table)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
                 f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent})"
             )

@@ -266,3 +266,14 @@ def _open(path: str, wait: float) -> Any:
             ) from None
         except duckdb.Error as exc:
             raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
+
+
+def scratch() -> Any:
+    """An in-memory DuckDB connection for computing over data held in the process (Arrow
+    tables registered on it), never over a user's database: the collector's fast path reads
+    log lines with it whatever database the rows go to. Times are in UTC."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    return con

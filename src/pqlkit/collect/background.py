@@ -29,6 +29,8 @@ class SharedState:
         self.duplicates = ctx.Value("q", 0, lock=False)
         self.suppressed = ctx.Value("q", 0, lock=False)
         self.quarantined = ctx.Value("q", 0, lock=False)  # log lines that could not be stored
+        self.fast_lines = ctx.Value("q", 0, lock=False)  # log lines the fast path stored
+        self.reference_lines = ctx.Value("q", 0, lock=False)  # and the reference path
         self.stored_segment = ctx.Value(
             "q", 0, lock=False
         )  # the log segment the database has reached
@@ -102,6 +104,9 @@ def flusher_main(
             hold=hold,
             resolve_interval=resolve_interval,
             live=live,
+            # PQL_FLUSHER_FASTPATH=0: every line through the reference path (an escape hatch,
+            # and the baseline of bench/bench_flusher.py and bench_live.py latency)
+            fast=os.environ.get("PQL_FLUSHER_FASTPATH", "1") != "0",
         )
     except BaseException as exc:
         state.set_error(exc)
@@ -114,6 +119,8 @@ def flusher_main(
         state.duplicates.value = flusher.duplicates
         state.suppressed.value = flusher.suppressed
         state.quarantined.value = flusher.quarantined
+        state.fast_lines.value = flusher.fast_lines
+        state.reference_lines.value = flusher.reference_lines
         state.stored_segment.value = flusher.checkpoint[0]
         state.set_error(flusher.error)
         if live is not None:

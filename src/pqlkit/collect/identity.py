@@ -142,6 +142,15 @@ class IdentityBatch:
             span[0] = min(span[0], when)
             span[1] = max(span[1], when)
 
+    def saw_spans(self, spans: Iterable[tuple[str, datetime, datetime]]) -> None:
+        """Each user's (first, last) times at once, as :meth:`saw` would gather them."""
+        if not self.seen:
+            self.seen = {user: [first, last] for user, first, last in spans if user}
+            return
+        for user, first, last in spans:
+            self.saw(user, first)
+            self.saw(user, last)
+
     def event(self, record: dict[str, Any]) -> None:
         """An event row (canonical columns)."""
         self.saw(record["user_id"], record["timestamp"])

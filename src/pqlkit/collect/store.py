@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..backends import first_line
 from . import identity
+from .fastpath import FastBatch, FastPath
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
 from .segment_api import messages_from_body
@@ -194,8 +196,10 @@ class Flusher:
         hold: bool = True,
         resolve_interval: float = 5.0,
         live: Any = None,
+        fast: bool = True,
     ):
         self.open_backend = open_backend
+        self._fastpath = FastPath(EVENTS_SCHEMA) if fast else None
         self.live = live  # handoff.live.Live: rescoring and delivery after each flush
         self.reader = reader
         self.table = table
@@ -207,6 +211,8 @@ class Flusher:
         self.duplicates = 0
         self.suppressed = 0
         self.quarantined = 0
+        self.fast_lines = 0  # log lines stored by the fast path
+        self.reference_lines = 0  # and by the reference path (quarantined ones included)
         self.resolved_at = 0.0
         self._dirty = False
         self._backend = None
@@ -326,10 +332,18 @@ class Flusher:
         others: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []
         feedback: list[dict[str, Any]] = []
+        order: list[int] = []  # each event's place in the log (the first of repeats wins)
         ids = identity.IdentityBatch()
         suppressed = suppressed_ids(backend)
         dropped = 0
-        for position, line in lines:
+        fast = self._fast(start, lines, suppressed, ids)
+        taken = fast.taken if fast is not None else set()
+        if fast is not None:
+            dropped += fast.dropped
+        for k, (position, line) in enumerate(lines):
+            if k in taken:
+                start = position
+                continue
             try:
                 source, messages = messages_of(line, start)
                 # every message of the line is normalised before any is kept: a line is
@@ -359,18 +373,25 @@ class Flusher:
                 start = position
                 continue
             start = position
-            for record in line_events:
+            for i, record in enumerate(line_events):
                 events.append(record)
+                order.append(k * 10000 + i)
                 ids.event(record)
             for message, row in line_others:
                 others.append(row)
                 ids.message(message, row["source"])
             feedback.extend(line_feedback)
         last = lines[-1][0]
+        rows = pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
+        if fast is not None and fast.events.num_rows:
+            if events:  # both paths' rows in log order
+                rows = pa.concat_tables([fast.events, rows])
+                places = pa.chunked_array([*fast.order.chunks, pa.array(order, pa.int64())])
+                rows = rows.take(pc.sort_indices(places))
+            else:
+                rows = fast.events
         with backend.transaction():
-            stored = insert_new(
-                backend, self.table, pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
-            )
+            stored = insert_new(backend, self.table, rows)
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
             if feedback:
@@ -383,12 +404,35 @@ class Flusher:
             self._save_checkpoint(backend, last)
         self._checkpoint = last
         self.stored += stored
-        self.duplicates += len(events) - stored
+        self.duplicates += rows.num_rows - stored
         self.suppressed += dropped
         self.quarantined += len(bad)
+        self.fast_lines += len(taken)
+        self.reference_lines += len(lines) - len(taken)
         self._dirty = self._dirty or bool(ids)
         if self.live is not None:
-            self.live.note(events, ids)
+            self.live.note(_whos(rows), ids)
+
+    def _fast(
+        self,
+        start: tuple[int, int],
+        lines: list[tuple[tuple[int, int], bytes]],
+        suppressed: set[str],
+        ids: identity.IdentityBatch,
+    ) -> FastBatch | None:
+        """The lines the fast path takes (see :mod:`fastpath`), their identities noted."""
+        if self._fastpath is None:
+            return None
+        prefixes = [start] + [position for position, _ in lines[:-1]]
+        fast = self._fastpath.take(
+            [(f"{p[0]}.{p[1]}", line) for p, (_, line) in zip(prefixes, lines, strict=True)],
+            suppressed,
+        )
+        if fast is not None:
+            ids.saw_spans(fast.seen)
+            for other, user, when in fast.links:
+                ids.link(other, user, when, "event")
+        return fast
 
     def resolve(self) -> None:
         """Rebuild pql_identities, pql_users and pql_accounts now."""
@@ -433,6 +477,12 @@ class Flusher:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def _whos(rows: pa.Table) -> set[str]:
+    """The users (or anonymous ids) a batch of event rows is about."""
+    who = pc.coalesce(rows.column("user_id"), rows.column("anonymous_id"))
+    return {w for w in pc.unique(who).to_pylist() if w}
 
 
 __all__ = [

@@ -168,13 +168,10 @@ class Live:
             self.serving = StateWriter(serving)
 
     # --- what changed ------------------------------------------------------------------------
-    def note(self, events: list[dict[str, Any]], ids: Any) -> None:
+    def note(self, users: Iterable[str], ids: Any) -> None:
         """A stored batch: its events' users (or anonymous ids) now; the identity calls' users
         and accounts once the identity tables are rebuilt."""
-        for e in events:
-            who = e.get("user_id") or e.get("anonymous_id")
-            if who:
-                self.users.add(who)
+        self.users.update(users)
         for other, user in ids.links:
             self.waiting_users.update((other, user))
         for _source, _mid, entity, ident, _key in ids.traits:

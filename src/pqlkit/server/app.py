@@ -409,6 +409,10 @@ class Collector:
             "stored": state.stored.value if state else 0,
             "suppressed": state.suppressed.value if state else 0,
             "quarantined": state.quarantined.value if state else 0,
+            "log_lines": {  # how the flusher read them (see pqlkit.collect.fastpath)
+                "fast_path": state.fast_lines.value if state else 0,
+                "reference_path": state.reference_lines.value if state else 0,
+            },
             "abandoned": self.abandoned,
             "queue_depth": self.log.pending_messages if self.log else 0,
             "backlog_segments": state.backlog_segments() if state else 0,

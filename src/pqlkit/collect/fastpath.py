@@ -1,0 +1,162 @@
+"""The flusher's fast path: DuckDB reads the logged requests and normalises their events.
+
+:func:`store.messages_of` and :func:`records.from_segment` are the reference: they normalise
+any message the collector accepts. :mod:`pqlkit.backends.segment_lines` computes the same
+event rows in DuckDB, over a batch of log lines at once, for the messages whose shape it can
+read *exactly*: track, page and screen messages whose ids are text, whose times are plain ISO
+8601, and whose properties are a flat object. Every other line (identify, group and alias
+calls, numeric ids, epoch times, nested properties, repeated keys, anything odd) is left to
+the reference path, line by line, in the same transaction. A line is taken whole by one path
+or the other.
+
+``tests/test_fastpath.py`` generates request bodies the collector accepts and checks that this
+path gives the reference's rows for every line it takes.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..backends.segment_lines import SegmentLines
+from .segment_api import EARLIEST, LATEST
+
+#: How many lines DuckDB reads in one piece.
+_CHUNK = 64
+#: How the collector writes a batch request's endpoint (other lines are single messages).
+_BATCH_MARKS = (b'"e":"batch"', b'"e":"import"')
+
+
+def _is_batch(line: bytes) -> bool:
+    head = line[:1024]  # the header the collector writes before the body
+    return _BATCH_MARKS[0] in head or _BATCH_MARKS[1] in head
+
+
+@dataclass
+class FastBatch:
+    """What the fast path took from a batch of lines."""
+
+    events: pa.Table  #: event rows (the events table's columns), suppressed ids dropped
+    line_index: pa.ChunkedArray  #: the line each event row came from
+    order: pa.ChunkedArray  #: line * 10000 + the message's place in it
+    taken: set[int] = field(default_factory=set)  #: indexes of the lines it took whole
+    dropped: int = 0  #: messages of suppressed ids
+    seen: list[tuple[str, datetime, datetime]] = field(default_factory=list)
+    links: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+
+class FastPath:
+    """Normalises log lines with a DuckDB of its own (one per flusher)."""
+
+    def __init__(self, schema: pa.Schema):
+        self.schema = schema
+        self.reader = SegmentLines(EARLIEST, LATEST)
+        self.failures = 0
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def take(
+        self, lines: list[tuple[str, bytes]], suppressed: set[str] | frozenset[str] = frozenset()
+    ) -> FastBatch | None:
+        """Normalise what it can of ``lines`` (each with its id prefix, the position the
+        line starts at); None when DuckDB could not read the batch (the reference then reads
+        every line)."""
+        table = pa.table(
+            {
+                "k": pa.array(range(len(lines)), pa.int64()),
+                "prefix": pa.array([prefix for prefix, _ in lines], pa.string()),
+                "line": _texts([line for _, line in lines]),
+            }
+        )
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=_CHUNK), table.schema)
+        singles = [k for k, (_, line) in enumerate(lines) if not _is_batch(line)]
+        try:
+            rows = self.reader.read(table, table.take(singles) if singles else None)
+        except self.reader.errors():
+            self.failures += 1
+            return None
+        k = rows.column("k")
+        slow = pc.unique(pc.filter(k, pc.invert(rows.column("fast"))))
+        rows = rows.filter(pc.invert(pc.is_in(k, value_set=slow)))
+        taken = set(pc.unique(rows.column("k")).to_pylist())
+        dropped = 0
+        if suppressed and rows.num_rows:
+            values = pa.array(sorted(suppressed), pa.string())
+            hit = pc.or_(
+                pc.or_(
+                    pc.fill_null(pc.is_in(rows.column("user_id"), value_set=values), False),
+                    pc.fill_null(pc.is_in(rows.column("anonymous_id"), value_set=values), False),
+                ),
+                pc.fill_null(pc.is_in(rows.column("previous_id"), value_set=values), False),
+            )
+            dropped = pc.sum(hit).as_py() or 0
+            rows = rows.filter(pc.invert(hit))
+        events = rows.select(list(self.schema.names)).cast(self.schema)
+        seen, links = _identities(events)
+        return FastBatch(events, rows.column("k"), rows.column("seq"), taken, dropped, seen, links)
+
+
+def _identities(events: pa.Table) -> tuple[list, list]:
+    """Per user the first and last event time, and each (anonymous id, user) pair's first
+    time: what IdentityBatch.event gathers row by row, aggregated by Arrow."""
+    if not events.num_rows:
+        return [], []
+    users = events.filter(pc.is_valid(events.column("user_id")))
+    spans = users.group_by("user_id").aggregate([("timestamp", "min"), ("timestamp", "max")])
+    seen = list(
+        zip(
+            spans.column("user_id").to_pylist(),
+            spans.column("timestamp_min").to_pylist(),
+            spans.column("timestamp_max").to_pylist(),
+            strict=True,
+        )
+    )
+    both = users.filter(
+        pc.and_(
+            pc.is_valid(users.column("anonymous_id")),
+            pc.not_equal(users.column("anonymous_id"), users.column("user_id")),
+        )
+    )
+    firsts = both.group_by(["anonymous_id", "user_id"]).aggregate([("timestamp", "min")])
+    links = list(
+        zip(
+            firsts.column("anonymous_id").to_pylist(),
+            firsts.column("user_id").to_pylist(),
+            firsts.column("timestamp_min").to_pylist(),
+            strict=True,
+        )
+    )
+    return seen, links
+
+
+def _texts(lines: list[bytes]) -> pa.Array:
+    """The lines as Arrow text; a line that is not UTF-8 becomes empty (the reference path
+    then reads it and quarantines it)."""
+    offsets = array("i", [0])
+    at = 0
+    for line in lines:
+        at += len(line)
+        offsets.append(at)
+    try:
+        texts = pa.StringArray.from_buffers(
+            len(lines), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(lines))
+        )
+        texts.validate(full=True)  # UTF-8
+        return texts
+    except pa.ArrowInvalid:
+        return pa.array([_utf8_or_empty(line) for line in lines], pa.string())
+
+
+def _utf8_or_empty(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+__all__ = ["FastBatch", "FastPath"]
