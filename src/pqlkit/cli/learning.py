@@ -53,6 +53,14 @@ from .options import (
     help="With --from-table: a column to leave out (ids, or columns filled in after the outcome); repeatable.",
 )
 @click.option(
+    "--id",
+    "id_column",
+    default=None,
+    metavar="COLUMN",
+    help="With --from-table: the column that identifies a row (default: user_id); the proposed "
+    "model reads its users from the table by it.",
+)
+@click.option(
     "--seeds",
     default=1,
     show_default=True,
@@ -89,6 +97,7 @@ def learn(
     user_table,
     label,
     excluded,
+    id_column,
     seeds,
     propose_path,
     no_propose,
@@ -115,13 +124,12 @@ def learn(
         user_table=user_table,
         label=label,
         excluded=tuple(excluded),
+        id_column=id_column,
         seeds=seeds,
         propose=not no_propose,
         propose_path=propose_path,
         force=force,
     )
-    if user_table and show_diff:
-        raise click.UsageError("--diff shows a proposed model, which --from-table does not write")
     with progress(interactive(as_json)) as say:
         learned = run(model_path, url, options, progress=say)
     if as_json:
@@ -192,11 +200,18 @@ def learn(
             ["signal", "group", "points now", "proposed", "change"],
             title=f"Proposed model {target} (your model file is unchanged)",
         )
-        render.out.print(
-            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-            "(about as many PQLs as now on the training dates). Review it, then "
-            f"`pql evaluate --model {target}`; copy it over your model to adopt it."
-        )
+        if user_table:
+            render.out.print(
+                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+                "(the top tenth of the rows it was fitted on). Its users are the rows of "
+                f"{render.escape(user_table)}: `pql score --model {target}` scores them."
+            )
+        else:
+            render.out.print(
+                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+                "(about as many PQLs as now on the training dates). Review it, then "
+                f"`pql evaluate --model {target}`; copy it over your model to adopt it."
+            )
         if show_diff:
             render.out.print(proposal.unified_diff, markup=False, highlight=False)
     for note in result.notes:

@@ -131,8 +131,26 @@ def _canonical(
                 f"{where}: sources.{role}.columns.{canonical}: column {theirs!r} is not in {role} "
                 f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
             )
+    for trait, theirs in source.traits.items():
+        if trait in canon:
+            raise MappingError(
+                f"{where}: sources.{role}.traits: {trait!r} is a canonical {role} column; map "
+                f"it under sources.{role}.columns instead"
+            )
+        if theirs not in present:
+            raise MappingError(
+                f"{where}: sources.{role}.traits.{trait}: column {theirs!r} is not in {role} "
+                f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
+            )
+        if trait in present and trait != theirs:
+            raise MappingError(
+                f"{where}: sources.{role}.traits.{trait}: {role} ({name}) already has a column "
+                f"{trait!r}; choose another name"
+            )
     renames = {
-        canonical: theirs for canonical, theirs in source.columns.items() if canonical != theirs
+        canonical: theirs
+        for canonical, theirs in {**source.columns, **source.traits}.items()
+        if canonical != theirs
     }
     mapped_from = set(renames.values())
     keep = [c for c in present if c not in mapped_from and c not in renames]

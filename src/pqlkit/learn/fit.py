@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import metrics
 from .columns import NOT_INPUTS
@@ -38,11 +39,13 @@ class Step:
         return f"{self.column} = {self.value}"
 
     def apply(self, table: pa.Table) -> np.ndarray:
-        col = table.column(self.column).to_numpy(zero_copy_only=False)
+        column = table.column(self.column)
         if self.threshold is not None:
-            values = np.asarray(col, float)
+            values = np.asarray(column.to_numpy(zero_copy_only=False), float)
             return np.nan_to_num(values, nan=-np.inf) >= self.threshold
-        return np.asarray([v is not None and v == self.value for v in col], bool)
+        # equal to the value; a missing value (or NaN) is not equal to anything
+        hit = pc.fill_null(pc.equal(column, pa.scalar(self.value)), False)
+        return np.asarray(hit.to_numpy(zero_copy_only=False), bool)
 
 
 #: Thresholds for numbers: every 5th percentile of the positive values (steps whose weight
@@ -153,6 +156,7 @@ def logistic(
         intercept_scaling=100.0,
         max_iter=max_iter,
         tol=1e-4,
+        random_state=0,  # liblinear shuffles: the same table gives the same points, every run
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)

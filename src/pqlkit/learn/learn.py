@@ -7,6 +7,9 @@ every quality figure is measured on a later period than the one the points were 
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,6 +56,12 @@ class Learned:
     """The rows the points were fitted on (for choosing a proposed model's threshold)."""
     stability: dict[str, list[float]] = field(default_factory=dict)
     """Held-out AUC of each model over several random splits (user-level tables, --seeds)."""
+    cross_validated: dict[str, list[float]] = field(default_factory=dict)
+    """Each seed's cross-validated AUC (the mean over its folds), per model (--seeds)."""
+    test_ids: list[str] = field(default_factory=list, repr=False)
+    """The held-out rows' ids (user-level tables with an id column)."""
+    originals: dict[str, str] = field(default_factory=dict, repr=False)
+    """Input column of the fitted table -> the user-level table's own column."""
 
     def quality_of(self, name: str) -> float | None:
         return next((q.auc for q in self.quality if q.name == name), None)
@@ -71,6 +80,7 @@ class Learned:
             "points": self.points.rows() if self.points else None,
             "base_points": self.points.base if self.points else None,
             "stability": self.stability,
+            "cross_validated": self.cross_validated,
             "notes": self.notes,
         }
 
@@ -94,16 +104,27 @@ def split_by_time(table: pa.Table) -> tuple[pa.Table, pa.Table, datetime]:
     return table.filter(pc.invert(is_test)), table.filter(is_test), last
 
 
-def split_at_random(
-    table: pa.Table, share: float = 0.25, seed: int = 0
-) -> tuple[pa.Table, pa.Table, None]:
-    """A stratified random hold-out, for a table without dates."""
+#: A table without dates is split in this many stratified folds; the first is held out.
+FOLDS = 4
+
+
+def stratified_folds(y: np.ndarray, k: int = FOLDS, seed: int = 0) -> np.ndarray:
+    """Each row's fold, 0 to k-1: every fold holds a random k-th of each class."""
     rng = np.random.default_rng(seed)
-    y = np.asarray(table.column("label").to_pylist(), bool)
-    test = np.zeros(y.size, bool)
+    fold = np.empty(y.size, int)
     for cls in (True, False):
-        idx = np.flatnonzero(y == cls)
-        test[rng.choice(idx, round(share * idx.size), replace=False)] = True
+        idx = rng.permutation(np.flatnonzero(y == cls))
+        fold[idx] = np.arange(idx.size) % k
+    return fold
+
+
+def split_at_random(
+    table: pa.Table, seed: int = 0, fold: int = 0
+) -> tuple[pa.Table, pa.Table, None]:
+    """A stratified random hold-out (a quarter: one of :data:`FOLDS` folds), for a table
+    without dates."""
+    y = np.asarray(table.column("label").to_pylist(), bool)
+    test = stratified_folds(y, FOLDS, seed) == fold
     return table.filter(pa.array(~test)), table.filter(pa.array(test)), None
 
 
@@ -218,38 +239,94 @@ def user_level(
     drop = {label, *(exclude or []), *([id_column] if id_column else [])}
     keep = [c for c in table.column_names if c not in drop]
     data = table.select(keep)
-    data = data.rename_columns([f"_{c}" if c in fit.NOT_INPUTS else c for c in keep])
+    inputs = [f"_{c}" if c in fit.NOT_INPUTS else c for c in keep]
+    data = data.rename_columns(inputs)
     data = data.append_column("label", pa.array(y, pa.bool_()))
+    if id_column:
+        ids = [None if v is None else str(v) for v in table.column(id_column).to_pylist()]
+        _check_ids(ids, id_column)
+        data = data.append_column("user_id", pa.array(ids, pa.string()))
     result = learn_table(data, label, timedelta(0), [], reference=reference, split=split_at_random)
+    result.originals = dict(zip(inputs, keep, strict=True))
+    if id_column:
+        result.test_ids = split_at_random(data)[1].column("user_id").to_pylist()
     if seeds > 1 and result.quality:
-        # the same fit on other random splits: how much the figures move with the split alone
-        runs = [result] + [
-            learn_table(
-                data,
-                label,
-                timedelta(0),
-                [],
-                reference=reference,
-                split=lambda t, s=seed: split_at_random(t, seed=s),
-            )
-            for seed in range(1, seeds)
-        ]
-        for q in result.quality:
-            result.stability[q.name] = [r.quality_of(q.name) or float("nan") for r in runs]
-        spread = max(max(v) - min(v) for v in result.stability.values())
-        note = (
-            f"over {seeds} random splits the held-out AUCs move by at most {spread:.3f}: "
-            + "; ".join(f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in result.stability.items())
-        )
-        ref, pts = (
-            result.stability.get("gradient-boosted reference"),
-            result.stability.get("learned points"),
-        )
-        if ref and pts:
-            gaps = [r - p for r, p in zip(ref, pts, strict=True)]
-            note += f"; the reference's lead per split {min(gaps):+.3f} to {max(gaps):+.3f}"
-        result.notes.append(note)
+        _stability(result, data, label, reference, seeds)
     return result
+
+
+def _stability(result: Learned, data: pa.Table, label: str, reference: bool, seeds: int) -> None:
+    """The same fit on every fold of ``seeds`` random fold assignments: how much one held-out
+    quarter's AUC moves with the split alone, and the cross-validated AUC (the mean over the
+    folds) of each seed, which moves much less."""
+    held: dict[str, list[float]] = {q.name: [] for q in result.quality}
+    crossed: dict[str, list[float]] = {q.name: [] for q in result.quality}
+
+    jobs = [(seed, fold) for seed in range(seeds) for fold in range(FOLDS)][1:]
+    # One process a core: liblinear draws from the C library's one random generator, so fits
+    # in threads of one process would not give the same points twice.
+    workers = min(4, os.cpu_count() or 1, len(jobs))
+    args = list(zip(*[(data, label, reference, s, f) for s, f in jobs], strict=True))
+    if workers > 1 and data.num_rows >= 5000:  # below that, starting the workers costs more
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            done = list(pool.map(_fold_quality, *args))
+    else:
+        done = list(map(_fold_quality, *args))
+    runs = {(0, 0): {q.name: q.auc for q in result.quality}, **dict(zip(jobs, done, strict=True))}
+    for seed in range(seeds):
+        per_fold = {
+            name: [runs[(seed, f)].get(name, float("nan")) for f in range(FOLDS)] for name in held
+        }
+        for name in held:
+            held[name].append(per_fold[name][0])
+            crossed[name].append(float(np.mean(per_fold[name])))
+    result.stability = held
+    result.cross_validated = crossed
+
+    def spread(values: dict[str, list[float]]) -> float:
+        return max(max(v) - min(v) for v in values.values())
+
+    note = (
+        f"over {seeds} random seeds, the {FOLDS}-fold cross-validated AUCs move by at most "
+        f"{spread(crossed):.3f} ("
+        + "; ".join(f"{k} {min(v):.3f}-{max(v):.3f}" for k, v in crossed.items())
+        + f"); one held-out quarter's move by up to {spread(held):.3f} with the split alone"
+    )
+    ref, pts = crossed.get("gradient-boosted reference"), crossed.get("learned points")
+    if ref and pts:
+        gaps = [r - p for r, p in zip(ref, pts, strict=True)]
+        note += f"; the reference's cross-validated lead {min(gaps):+.3f} to {max(gaps):+.3f}"
+    result.notes.append(note)
+
+
+def _fold_quality(
+    data: pa.Table, label: str, reference: bool, seed: int, fold: int
+) -> dict[str, float]:
+    """Each model's AUC with one fold of one seed held out (run in a worker process)."""
+    run = learn_table(
+        data,
+        label,
+        timedelta(0),
+        [],
+        reference=reference,
+        split=lambda t: split_at_random(t, seed=seed, fold=fold),
+    )
+    return {q.name: q.auc for q in run.quality}
+
+
+def _check_ids(ids: list[str | None], column: str) -> None:
+    """Each row one user: an id on every row, and no id twice."""
+    seen: set[str] = set()
+    for row, value in enumerate(ids, start=1):
+        if value is None or not value.strip():
+            raise DataError(f"--id {column!r}: row {row} has no id; every row needs one")
+        if value in seen:
+            raise DataError(
+                f"--id {column!r}: {value!r} is on more than one row (row {row} again); each "
+                "row must be one user"
+            )
+        seen.add(value)
 
 
 def _truthy(value: Any, column: str) -> bool:
@@ -268,11 +345,13 @@ def _truthy(value: Any, column: str) -> bool:
 
 
 __all__ = [
+    "FOLDS",
     "Learned",
     "Quality",
     "learn",
     "learn_table",
     "split_at_random",
     "split_by_time",
+    "stratified_folds",
     "user_level",
 ]

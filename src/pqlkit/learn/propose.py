@@ -188,7 +188,6 @@ def propose(
     raw = yaml.safe_load(Path(loaded.path).read_text(encoding="utf-8"))
     new = copy.deepcopy(raw)
     tr = _Translator(loaded, raw)
-    keep = _referenced_signals(raw)
     learned: dict[str, list[dict[str, Any]]] = {"fit_signals": [], "usage_signals": []}
     skipped: list[str] = []
     seen: dict[str, dict[str, Any]] = {}
@@ -213,6 +212,43 @@ def propose(
             continue
         seen[k] = d
         learned[group].append(d)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    quality = f", held-out AUC {auc:.3f}" if auc is not None else ""
+    header = (
+        f"{HEADER} from {Path(loaded.path).name} (version {loaded.version}) on {stamp}:\n"
+        f"# points fitted to {outcome} within {horizon_days} days{quality}; 10 points double the odds.\n"
+        "# Review it, run `pql evaluate --model` on it, then copy it over your model if you agree.\n"
+    )
+    return assemble(
+        raw,
+        new,
+        learned,
+        assigned,
+        skipped,
+        points,
+        train,
+        before=float(loaded.model.thresholds.pql_score),
+        header=header,
+        name=Path(loaded.path).name,
+    )
+
+
+def assemble(
+    raw: dict[str, Any],
+    new: dict[str, Any],
+    learned: dict[str, list[dict[str, Any]]],
+    assigned: dict[str, int],
+    skipped: list[str],
+    points: Points,
+    train: pa.Table,
+    *,
+    before: float,
+    header: str,
+    name: str,
+) -> Proposal:
+    """The proposed model: ``new`` (a copy of ``raw``, the current model) with the learned
+    signals added, the current fit and usage signals at 0 points (or at the points
+    ``assigned`` to them), a base, the threshold and tier bands; validated."""
     if points.base:
         # every user starts at the base, so no learned score falls below 0 (the engine clips
         # scores to 0-100; clipped scores would tie and rank worse than the fit says)
@@ -225,6 +261,7 @@ def propose(
                 "when": {"field": "user.user_id", "is_set": True},
             },
         )
+    keep = _referenced_signals(raw)
     changes: list[Change] = []
     ids: set[str] = set()
     for group in ("fit_signals", "usage_signals"):
@@ -251,7 +288,6 @@ def propose(
             changes.append(Change(d["id"], group, None, d["points"], "learned"))
         new[group] = kept + fresh
 
-    before = float(loaded.model.thresholds.pql_score)
     after = float(_threshold(points, train))
     new.setdefault("thresholds", {})["pql_score"] = _number(after)
     tiers = new.get("tiers")
@@ -262,13 +298,6 @@ def propose(
             if band.get("min_score"):
                 band["min_score"] = min(100, max(round(band["min_score"] * ratio), floor + 1))
                 floor = band["min_score"]
-    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    quality = f", held-out AUC {auc:.3f}" if auc is not None else ""
-    header = (
-        f"{HEADER} from {Path(loaded.path).name} (version {loaded.version}) on {stamp}:\n"
-        f"# points fitted to {outcome} within {horizon_days} days{quality}; 10 points double the odds.\n"
-        "# Review it, run `pql evaluate --model` on it, then copy it over your model if you agree.\n"
-    )
     body = yaml.safe_dump(new, sort_keys=False, allow_unicode=True, width=110)
     text = header + body
     parse_model(text, "proposed model")  # raises ModelValidationError if the translation is wrong
@@ -279,7 +308,7 @@ def propose(
         difflib.unified_diff(
             old_norm,
             body.splitlines(keepends=True),
-            fromfile=Path(loaded.path).name,
+            fromfile=name,
             tofile="proposed",
         )
     )
@@ -336,4 +365,12 @@ def write_proposal(
     tmp.replace(target)
 
 
-__all__ = ["HEADER", "Change", "Proposal", "check_target", "propose", "write_proposal"]
+__all__ = [
+    "HEADER",
+    "Change",
+    "Proposal",
+    "assemble",
+    "check_target",
+    "propose",
+    "write_proposal",
+]

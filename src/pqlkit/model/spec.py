@@ -74,6 +74,9 @@ CANONICAL_COLUMNS: dict[str, dict[str, bool]] = {
 }
 
 
+TraitName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=63)]
+
+
 class Source(_Strict):
     """Where one canonical table comes from: a table in the database or a file."""
 
@@ -87,11 +90,20 @@ class Source(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
     """Canonical column -> your column, for columns whose names differ
     (e.g. {user_id: uid, event: event_name})."""
+    traits: dict[TraitName, str] = Field(default_factory=dict)
+    """Trait name -> your column, for columns whose names cannot follow `user.` or `account.`
+    in a condition (spaces, punctuation): {lead_source: "Lead Source"} makes the column
+    `user.lead_source`. Other columns keep their names as traits."""
 
     @model_validator(mode="after")
     def _table_or_path(self) -> Source:
         if (self.table is None) == (self.path is None):
             raise ValueError("give either table or path")
+        taken = set(self.columns) & set(self.traits)
+        if taken:
+            raise ValueError(
+                f"traits: {sorted(taken)[0]!r} is also in columns; give each name once"
+            )
         return self
 
 

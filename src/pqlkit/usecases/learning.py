@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..backends import connect
 from ..engine import Engine
-from ..errors import PqlkitError
+from ..errors import DataError, MappingError, PqlkitError
 from .common import Progress, day, duration, quiet
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ class LearnOptions:
     user_table: str | None = None
     """Learn from a user-level table (or CSV/Parquet file) instead of events."""
     label: str | None = None
+    id_column: str | None = None
+    """With a user-level table: the column that identifies a row (default: user_id)."""
     excluded: tuple[str, ...] = ()
     seeds: int = 1
     """With a user-level table: refit on this many random splits and report how the AUCs move."""
@@ -71,28 +73,11 @@ def learn(
     """Point-in-time snapshots, lifts, fitted points compared with the current model and a
     boosted reference, and (event mode) a proposed model file beside the model."""
     from ..learn.learn import learn as run_learn
-    from ..learn.learn import user_level
 
     model_file = Path(model_path)
     target = proposal_target(model_file, options.propose_path)
     if options.user_table:
-        if not options.label:
-            raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
-        if options.propose_path:
-            raise PqlkitError(
-                "--propose works with event snapshots only: a user-level table's columns are not "
-                "signals of your model yet (the learned points are printed, and in --json)"
-            )
-        table = read_user_table(options.user_table, url)
-        progress(f"learning from {table.num_rows:,} rows of {options.user_table}")
-        result = user_level(
-            table,
-            options.label,
-            exclude=list(options.excluded),
-            reference=options.reference,
-            seeds=options.seeds,
-        )
-        return LearnOutcome(result)
+        return _learn_from_table(model_file, target, url, options, progress)
     if options.propose:
         from ..learn.propose import check_target
 
@@ -124,28 +109,84 @@ def learn(
     return LearnOutcome(result, proposal, target)
 
 
-def read_user_table(name: str, url: str | None) -> pa.Table:
-    """A user-level table: a CSV or Parquet file, or a table in the database."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
+def _learn_from_table(
+    model_file: Path, target: Path, url: str | None, options: LearnOptions, progress: Progress
+) -> LearnOutcome:
+    """Points from a user-level table, and a proposed model whose users are its rows."""
+    from ..learn.learn import user_level
 
+    if not options.label:
+        raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
+    table = read_user_table(options.user_table or "", url)
+    for column in (options.label, options.id_column, *options.excluded):
+        if column is not None and column not in table.column_names:
+            raise DataError(
+                f"no column {column!r} in the table; columns: {', '.join(table.column_names)}"
+            )
+    id_column = options.id_column or ("user_id" if "user_id" in table.column_names else None)
+    if options.propose and id_column is None:
+        raise PqlkitError(
+            "--from-table writes a proposed model whose users are the table's rows: name the "
+            "column that identifies a row with --id COLUMN (or pass --no-propose)"
+        )
+    if options.propose:
+        from ..learn.propose import check_target
+
+        check_target(target, model_file, force=options.force)  # before the work, not after
+    progress(f"learning from {table.num_rows:,} rows of {options.user_table}")
+    result = user_level(
+        table,
+        options.label,
+        exclude=list(options.excluded),
+        id_column=id_column,
+        reference=options.reference,
+        seeds=options.seeds,
+    )
+    if not options.propose or result.points is None or result.train is None:
+        return LearnOutcome(result)
+    from ..learn.propose import write_proposal
+    from ..learn.propose_table import propose_from_table, users_source_for
+
+    if model_file.exists():
+        base_text, base_name = model_file.read_text(encoding="utf-8"), model_file.name
+    else:
+        from ..demo.load import starter_text
+
+        base_text, base_name = starter_text(), "the starter model"
+    proposal = propose_from_table(
+        base_text,
+        base_name,
+        result.points,
+        result.train,
+        users_source=users_source_for(options.user_table or ""),
+        id_column=id_column or "user_id",
+        originals=result.originals,
+        label=options.label,
+        auc=result.quality_of("learned points"),
+        seed=0,
+    )
+    write_proposal(proposal, target, model_file, force=options.force)
+    return LearnOutcome(result, proposal, target)
+
+
+def read_user_table(name: str, url: str | None) -> pa.Table:
+    """A user-level table: a CSV or Parquet file (read by DuckDB, as the engine reads a
+    model's file sources, so that both see the same types), or a table in the database."""
     path = Path(name)
     if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
         if not path.exists():
             raise PqlkitError(f"--from-table: no such file {path}")
+        backend = connect(":memory:")
+        fmt = "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
         try:
-            return (
-                pq.read_table(path)
-                if path.suffix.lower() in (".parquet", ".pq")
-                else pacsv.read_csv(path)
-            )
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise PqlkitError(
-                f"--from-table: cannot read {path}: {str(exc).splitlines()[0]}"
-            ) from None
+            return backend.arrow(backend.compile(backend.read_file(path, fmt, role="user-level")))
+        except MappingError as exc:
+            raise PqlkitError(f"--from-table: {exc}") from None
+        finally:
+            backend.close()
     backend = connect(url)
     try:
-        return pa.Table.from_pylist(backend.rows(backend.table(name, role="user-level")))
+        return backend.arrow(backend.compile(backend.table(name, role="user-level")))
     finally:
         backend.close()
 

@@ -1,0 +1,151 @@
+"""A proposed model from a user-level table (`pql learn --from-table`).
+
+The proposal is the current model (or the starter model when there is none) with its users
+read from the table itself: ``sources.users`` names the file or table, maps the row id to
+``user_id``, and gives columns whose names cannot stand in a condition (spaces, punctuation)
+a trait name (``sources.users.traits``). Each learned step becomes a fit signal on that trait
+(``user.total_visits >= 4``, ``user.lead_source = Google``), with the base points every row
+starts at. The current fit and usage signals stay at 0 points, as in event mode. Scored by the
+engine, the proposal gives every row the points the fit gave it (tested on every table the
+tests use), so its held-out AUC is the one its header reports.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import yaml
+
+from ..model.spec import CANONICAL_COLUMNS
+from .fit import Points, Step
+from .propose import HEADER, Proposal, assemble
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def trait_names(columns: list[str], id_column: str) -> dict[str, str]:
+    """Your column -> the name it has in conditions (``user.<name>``): the column itself when
+    it is a usable name, else a lower_snake_case name that no other column has."""
+    canonical = set(CANONICAL_COLUMNS["users"])
+    taken = {c.lower() for c in columns if _IDENTIFIER.match(c)} | canonical
+    names: dict[str, str] = {}
+    for column in columns:
+        if column == id_column:
+            continue
+        if _IDENTIFIER.match(column) and len(column) <= 63:
+            names[column] = column
+            continue
+        base = re.sub(r"[^a-z0-9_]+", "_", column.lower()).strip("_")[:50] or "column"
+        if base[0].isdigit():
+            base = f"c_{base}"
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}_{n}", n + 1
+        taken.add(name)
+        names[column] = name
+    return names
+
+
+def _condition(step: Step, field: str) -> dict[str, Any]:
+    if step.threshold is not None:
+        t = step.threshold
+        return {"field": field, "gte": int(t) if float(t).is_integer() else float(t)}
+    value = step.value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return {"field": field, "equals": value}
+
+
+def _slug(value: Any) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", str(value).lower()).strip("_") or "x"
+
+
+def propose_from_table(
+    base_text: str,
+    base_name: str,
+    points: Points,
+    train: pa.Table,
+    *,
+    users_source: dict[str, Any],
+    id_column: str,
+    originals: dict[str, str],
+    label: str,
+    auc: float | None,
+    seed: int,
+) -> Proposal:
+    """The proposed model text (validated) for points learned from a user-level table.
+
+    ``users_source`` is the model's source for the table ({path: ...} or {table: ...});
+    ``originals`` maps each input column of the fitted table to the table's own column."""
+    raw = yaml.safe_load(base_text) or {}
+    new = copy.deepcopy(raw)
+    names = trait_names(list(originals.values()), id_column)
+    used: dict[str, str] = {}
+    learned: dict[str, list[dict[str, Any]]] = {"fit_signals": [], "usage_signals": []}
+    seen: dict[str, dict[str, Any]] = {}
+    for step, p in zip(points.steps, points.points, strict=True):
+        if p == 0:
+            continue
+        column = originals[step.column]
+        name = names[column]
+        if name != column:
+            used[name] = column
+        when = _condition(step, f"user.{name}")
+        key = repr(sorted(when.items()))
+        if key in seen:
+            seen[key]["points"] += p
+            continue
+        tail = _slug(step.threshold if step.threshold is not None else step.value)
+        d = {
+            "id": f"{_slug(name)}_{tail}"[:63],
+            "label": f"{column} {'>=' if step.threshold is not None else '='} "
+            f"{when.get('gte', when.get('equals'))}",
+            "points": p,
+            "when": when,
+        }
+        seen[key] = d
+        learned["fit_signals"].append(d)
+    source: dict[str, Any] = dict(users_source)
+    if id_column != "user_id":
+        source["columns"] = {"user_id": id_column}
+    if used:
+        source["traits"] = dict(sorted(used.items()))
+    new["sources"] = {**(raw.get("sources") or {}), "users": source}
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    where = users_source.get("path") or users_source.get("table")
+    quality = f"; AUC {auc:.3f} on the held-out quarter" if auc is not None else ""
+    header = (
+        f"{HEADER} from {base_name} and the table {where} on {stamp}:\n"
+        f"# points fitted to {label} on a random three quarters of its rows (seed {seed}){quality};\n"
+        "# 10 points double the odds. Its users are the table's rows (sources.users).\n"
+        "# Review it, score it with `pql score --model` on it, then adopt it if you agree.\n"
+    )
+    thresholds = raw.get("thresholds") or {}
+    return assemble(
+        raw,
+        new,
+        learned,
+        {},
+        [],
+        points,
+        train,
+        before=float(thresholds.get("pql_score", 60)),
+        header=header,
+        name=base_name,
+    )
+
+
+def users_source_for(name: str) -> dict[str, Any]:
+    """The model's source for a user-level table given as a file or a table name."""
+    path = Path(name)
+    if path.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
+        return {"path": str(path.resolve())}
+    return {"table": name}
+
+
+__all__ = ["propose_from_table", "trait_names", "users_source_for"]
