@@ -55,9 +55,48 @@ def test_missing_table_lists_the_tables(model_file, new_backend):
 
 def test_empty_events_table(model_file, world_backend, small_world):
     _replace(world_backend, "events", small_world.events.slice(0, 0))
-    with pytest.raises(DataQualityError, match="the events table is empty"):
+    with pytest.raises(DataQualityError, match="the events table is empty.*'onboarded' earn"):
         _engine(model_file, world_backend).run(DEMO_END)
     assert not world_backend.has_table(USER_SCORES)
+    # a model whose usage signals earn nothing (scored from traits alone) runs, with a warning
+    import yaml
+
+    raw = yaml.safe_load(model_file.read_text())
+    for signal in raw["usage_signals"]:
+        signal["points"] = 0
+    model_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    result = _engine(model_file, world_backend).run(DEMO_END)
+    assert any("only fit signals earn points" in w for w in result.warnings)
+
+
+def test_traits_name_columns_a_condition_cannot_name(model_file, world_backend, small_world):
+    """sources.<role>.traits gives a column with spaces a name conditions can use; a missing
+    column, a canonical name or a name another column has is a located error."""
+    users = small_world.users
+    plans = users.column("plan")
+    _replace(world_backend, "users", users.append_column("Plan Tier!", plans))
+    text = model_file.read_text()
+    model_file.write_text(
+        text.replace(
+            "  users: {table: users}", '  users: {table: users, traits: {plan_tier: "Plan Tier!"}}'
+        )
+        + "\n"
+    )
+    raw = model_file.read_text()
+    assert "traits: {plan_tier" in raw
+    engine = _engine(model_file, world_backend)
+    rows = world_backend.rows(engine.bound.users.select("user_id", "plan", "plan_tier").limit(50))
+    assert rows and all(r["plan"] == r["plan_tier"] for r in rows)
+    for traits, message in (
+        ('{plan_tier: "Plan Tierr"}', "column 'Plan Tierr' is not in users"),
+        ('{plan: "Plan Tier!"}', "'plan' is a canonical users column"),
+        ('{email: "Plan Tier!"}', "'email' is a canonical users column"),
+        ('{role2: "Plan Tier!", account_id: "x"}', "canonical users column"),
+    ):
+        model_file.write_text(raw.replace('{plan_tier: "Plan Tier!"}', traits))
+        with pytest.raises(MappingError, match=message) as info:
+            _engine(model_file, world_backend).run(DEMO_END)
+        assert "pql.yml:" in str(info.value)
 
 
 def test_null_and_duplicate_user_ids(model_file, world_backend, small_world):

@@ -525,6 +525,31 @@ def test_a_table_proposal_scores_what_it_reports(tmp_path, model_file):
          str(model_file), "--url", str(db), "--propose", str(target), "--no-reference"]
     )  # fmt: skip
     assert data["proposal"]["path"] == str(target)
+    # without a model of your own, the proposal is built on the starter model, whose gates a
+    # table's rows cannot meet: every row then fits and is activated, and the PQL flag is the
+    # threshold alone (about the top tenth)
+    alone = tmp_path / "alone.yml"
+    learn_use_case(
+        tmp_path / "no-model.yml",
+        str(db),
+        LearnOptions(
+            user_table=str(path), label="Won?", id_column="Lead ID", reference=False,
+            propose_path=str(alone),
+        ),
+    )  # fmt: skip
+    assert "every row fits (profile table_rows)" in alone.read_text()
+    engine = Engine.open(str(alone), str(db))
+    try:
+        run = engine.run()
+        assert any("only fit signals earn points" in w for w in run.warnings)
+        pqls = engine.backend.rows(
+            engine.scores().filter(lambda t: t.is_pql).select("score", "icp_profile")
+        )
+    finally:
+        engine.close()
+    assert 0.05 * n <= len(pqls) <= 0.15 * n
+    threshold = load_model(alone).model.thresholds.pql_score
+    assert all(r["score"] >= threshold and r["icp_profile"] == "table_rows" for r in pqls)
     assert round(
         next(q["auc"] for q in data["quality"] if q["name"] == "learned points"), 3
     ) == round(reported, 3)

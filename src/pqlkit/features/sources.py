@@ -394,11 +394,21 @@ def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = F
             f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"
         )
     events = bound.events
-    if not backend.rows(events.select("event").limit(1)):
-        problems.append("the events table is empty: load events before scoring")
+    no_events = not backend.rows(events.select("event").limit(1))
+    if no_events:
+        earning = [s.id for s in loaded.model.usage_signals if s.points]
+        if earning:
+            problems.append(
+                f"the events table is empty: load events before scoring (signals such as "
+                f"{earning[0]!r} earn points from events)"
+            )
+        else:  # a model scored from traits alone (a proposal learned from a user-level table)
+            warnings.append("the events table is empty: only fit signals earn points")
     problems.extend(_timestamp_problems(bound, backend))
     if problems:
         raise DataQualityError("\n".join(problems))
+    if no_events:
+        return warnings
 
     referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
     # One early-exit probe per name: a name that occurs is found in the first rows read; only a

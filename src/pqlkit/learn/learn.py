@@ -267,9 +267,13 @@ def _stability(result: Learned, data: pa.Table, label: str, reference: bool, see
     # in threads of one process would not give the same points twice.
     workers = min(4, os.cpu_count() or 1, len(jobs))
     args = list(zip(*[(data, label, reference, s, f) for s, f in jobs], strict=True))
-    if workers > 1 and data.num_rows >= 5000:  # below that, starting the workers costs more
+    # Points alone: one worker a core (the boosted reference already uses every core, and
+    # below 5,000 rows starting the workers costs more than it saves)
+    if workers > 1 and not reference and data.num_rows >= 5000:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_one_thread
+        ) as pool:
             done = list(pool.map(_fold_quality, *args))
     else:
         done = list(map(_fold_quality, *args))
@@ -298,6 +302,16 @@ def _stability(result: Learned, data: pa.Table, label: str, reference: bool, see
         gaps = [r - p for r, p in zip(ref, pts, strict=True)]
         note += f"; the reference's cross-validated lead {min(gaps):+.3f} to {max(gaps):+.3f}"
     result.notes.append(note)
+
+
+_LIMITS: list[object] = []
+
+
+def _one_thread() -> None:
+    """A worker's numerical libraries use one thread each: the workers share the cores."""
+    from threadpoolctl import threadpool_limits
+
+    _LIMITS.append(threadpool_limits(limits=1))
 
 
 def _fold_quality(

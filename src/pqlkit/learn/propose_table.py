@@ -77,11 +77,15 @@ def propose_from_table(
     label: str,
     auc: float | None,
     seed: int,
+    open_gates: bool = False,
 ) -> Proposal:
     """The proposed model text (validated) for points learned from a user-level table.
 
     ``users_source`` is the model's source for the table ({path: ...} or {table: ...});
-    ``originals`` maps each input column of the fitted table to the table's own column."""
+    ``originals`` maps each input column of the fitted table to the table's own column.
+    With ``open_gates`` (a proposal from the starter model, which has no gates a table's
+    rows could meet) every row fits a catch-all ICP profile and counts as activated, so the
+    PQL flag is the threshold alone; a model of your own keeps its gates."""
     raw = yaml.safe_load(base_text) or {}
     new = copy.deepcopy(raw)
     names = trait_names(list(originals.values()), id_column)
@@ -116,13 +120,33 @@ def propose_from_table(
     if used:
         source["traits"] = dict(sorted(used.items()))
     new["sources"] = {**(raw.get("sources") or {}), "users": source}
+    every_row = {"field": "user.user_id", "is_set": True}
+    if open_gates:
+        icp = new.setdefault("icp", {})
+        profiles = icp.setdefault("profiles", [])
+        last = max((p.get("priority", 0) for p in profiles), default=0)
+        profiles.append(
+            {
+                "id": "table_rows",
+                "priority": last + 1,
+                "description": "Every row of the table the points were learned from",
+                "when": every_row,
+            }
+        )
+        new["activation"] = every_row
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = users_source.get("path") or users_source.get("table")
     quality = f"; AUC {auc:.3f} on the held-out quarter" if auc is not None else ""
+    gates = (
+        "# From the starter model: every row fits (profile table_rows) and is activated.\n"
+        if open_gates
+        else ""
+    )
     header = (
         f"{HEADER} from {base_name} and the table {where} on {stamp}:\n"
         f"# points fitted to {label} on a random three quarters of its rows (seed {seed}){quality};\n"
         "# 10 points double the odds. Its users are the table's rows (sources.users).\n"
+        f"{gates}"
         "# Review it, score it with `pql score --model` on it, then adopt it if you agree.\n"
     )
     thresholds = raw.get("thresholds") or {}

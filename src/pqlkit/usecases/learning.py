@@ -164,6 +164,7 @@ def _learn_from_table(
         label=options.label,
         auc=result.quality_of("learned points"),
         seed=0,
+        open_gates=not model_file.exists(),
     )
     write_proposal(proposal, target, model_file, force=options.force)
     return LearnOutcome(result, proposal, target)
