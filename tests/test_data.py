@@ -55,7 +55,7 @@ def test_missing_table_lists_the_tables(model_file, new_backend):
 
 def test_empty_events_table(model_file, world_backend, small_world):
     _replace(world_backend, "events", small_world.events.slice(0, 0))
-    with pytest.raises(DataQualityError, match="the events table is empty.*'onboarded' earn"):
+    with pytest.raises(DataQualityError, match=r"the events table is empty.*'onboarded' earn"):
         _engine(model_file, world_backend).run(DEMO_END)
     assert not world_backend.has_table(USER_SCORES)
     # a model whose usage signals earn nothing (scored from traits alone) runs, with a warning
