@@ -49,9 +49,7 @@ def x_education() -> pa.Table:
     path = ROOT.parent / "shared" / "datasets" / "x-education-leads" / "Leads.csv"
     table = read_user_table(str(path), None)
     keep = [c for c in table.column_names if c not in {*LEAKAGE, "Prospect ID", "Converted"}]
-    data = table.select(keep).rename_columns(
-        [f"_{c}" if c in fit.NOT_INPUTS else c for c in keep]
-    )
+    data = table.select(keep).rename_columns([f"_{c}" if c in fit.NOT_INPUTS else c for c in keep])
     y = [_truthy(v, "Converted") for v in table.column("Converted").to_pylist()]
     return data.append_column("label", pa.array(y, pa.bool_()))
 
