@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,8 +44,8 @@ class FastBatch:
     order: pa.ChunkedArray  #: line * 10000 + the message's place in it
     taken: set[int] = field(default_factory=set)  #: indexes of the lines it took whole
     dropped: int = 0  #: messages of suppressed ids
-    seen: list[tuple[str, datetime, datetime]] = field(default_factory=list)
-    links: list[tuple[str, str, datetime]] = field(default_factory=list)
+    seen: pa.Table | None = None  #: user_id, first_seen, last_seen
+    links: pa.Table | None = None  #: id, user_id, linked_at (an anonymous id and its user)
 
 
 class FastPath:
@@ -101,20 +100,15 @@ class FastPath:
         return FastBatch(events, rows.column("k"), rows.column("seq"), taken, dropped, seen, links)
 
 
-def _identities(events: pa.Table) -> tuple[list, list]:
+def _identities(events: pa.Table) -> tuple[pa.Table, pa.Table]:
     """Per user the first and last event time, and each (anonymous id, user) pair's first
     time: what IdentityBatch.event gathers row by row, aggregated by Arrow."""
-    if not events.num_rows:
-        return [], []
     users = events.filter(pc.is_valid(events.column("user_id")))
-    spans = users.group_by("user_id").aggregate([("timestamp", "min"), ("timestamp", "max")])
-    seen = list(
-        zip(
-            spans.column("user_id").to_pylist(),
-            spans.column("timestamp_min").to_pylist(),
-            spans.column("timestamp_max").to_pylist(),
-            strict=True,
-        )
+    seen = (
+        users.group_by("user_id")
+        .aggregate([("timestamp", "min"), ("timestamp", "max")])
+        .select(["user_id", "timestamp_min", "timestamp_max"])
+        .rename_columns(["user_id", "first_seen", "last_seen"])
     )
     both = users.filter(
         pc.and_(
@@ -122,14 +116,11 @@ def _identities(events: pa.Table) -> tuple[list, list]:
             pc.not_equal(users.column("anonymous_id"), users.column("user_id")),
         )
     )
-    firsts = both.group_by(["anonymous_id", "user_id"]).aggregate([("timestamp", "min")])
-    links = list(
-        zip(
-            firsts.column("anonymous_id").to_pylist(),
-            firsts.column("user_id").to_pylist(),
-            firsts.column("timestamp_min").to_pylist(),
-            strict=True,
-        )
+    links = (
+        both.group_by(["anonymous_id", "user_id"])
+        .aggregate([("timestamp", "min")])
+        .select(["anonymous_id", "user_id", "timestamp_min"])
+        .rename_columns(["id", "user_id", "linked_at"])
     )
     return seen, links
 

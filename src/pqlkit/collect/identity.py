@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from urllib.parse import urlparse
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .records import RowError, parse_timestamp
 
@@ -121,9 +122,27 @@ class IdentityBatch:
     links: dict[tuple[str, str], tuple[datetime, str]] = field(default_factory=dict)
     traits: dict[tuple[str, str, str, str, str], dict[str, Any]] = field(default_factory=dict)
     seen: dict[str, list[datetime]] = field(default_factory=dict)
+    #: The same gathered by Arrow (the flusher's fast path): (user_id, first_seen, last_seen)
+    #: and (id, user_id, linked_at) of events, merged with the dicts when stored.
+    seen_rows: list[pa.Table] = field(default_factory=list)
+    link_rows: list[pa.Table] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.links or self.traits or self.seen)
+        return bool(
+            self.links
+            or self.traits
+            or self.seen
+            or any(t.num_rows for t in self.seen_rows)
+            or any(t.num_rows for t in self.link_rows)
+        )
+
+    def link_pairs(self) -> Iterator[tuple[str, str]]:
+        """Every (id, user) pair linked in the batch."""
+        yield from self.links
+        for rows in self.link_rows:
+            yield from zip(
+                rows.column("id").to_pylist(), rows.column("user_id").to_pylist(), strict=True
+            )
 
     def link(self, other: str | None, user_id: str | None, when: datetime, via: str) -> None:
         if not other or not user_id or other == user_id:
@@ -141,15 +160,6 @@ class IdentityBatch:
         else:
             span[0] = min(span[0], when)
             span[1] = max(span[1], when)
-
-    def saw_spans(self, spans: Iterable[tuple[str, datetime, datetime]]) -> None:
-        """Each user's (first, last) times at once, as :meth:`saw` would gather them."""
-        if not self.seen:
-            self.seen = {user: [first, last] for user, first, last in spans if user}
-            return
-        for user, first, last in spans:
-            self.saw(user, first)
-            self.saw(user, last)
 
     def event(self, record: dict[str, Any]) -> None:
         """An event row (canonical columns)."""
@@ -241,29 +251,49 @@ def store(backend, batch: IdentityBatch) -> None:
     if not batch:
         return
     ensure_tables(backend)
-    links = [
-        {"id": i, "user_id": u, "linked_at": w, "via": via}
-        for (i, u), (w, via) in batch.links.items()
-    ]
-    backend.upsert(
-        LINKS,
-        pa.Table.from_pylist(links, schema=LINKS_SCHEMA),
-        _KEYS[LINKS][1],
-        {"linked_at": "min"},
+    links = pa.Table.from_pylist(
+        [
+            {"id": i, "user_id": u, "linked_at": w, "via": via}
+            for (i, u), (w, via) in batch.links.items()
+        ],
+        schema=LINKS_SCHEMA,
     )
+    if batch.link_rows:  # one row a pair: the earliest link, and what made it
+        events = [
+            t.append_column("via", pa.array(["event"] * t.num_rows, pa.string()))
+            .select(LINKS_SCHEMA.names)
+            .cast(LINKS_SCHEMA)
+            for t in batch.link_rows
+        ]
+        links = pa.concat_tables([links, *events])
+        links = links.take(pc.sort_indices(links, [("linked_at", "ascending")]))
+        links = (
+            links.group_by(["id", "user_id"], use_threads=False)
+            .aggregate([("linked_at", "min"), ("via", "first")])
+            .select(["id", "user_id", "linked_at_min", "via_first"])
+            .rename_columns(LINKS_SCHEMA.names)
+            .cast(LINKS_SCHEMA)
+        )
+    backend.upsert(LINKS, links, _KEYS[LINKS][1], {"linked_at": "min"})
     backend.upsert(
         TRAITS,
         pa.Table.from_pylist(list(batch.traits.values()), schema=TRAITS_SCHEMA),
         _KEYS[TRAITS][1],
         "ignore",
     )
-    seen = [{"user_id": u, "first_seen": a, "last_seen": b} for u, (a, b) in batch.seen.items()]
-    backend.upsert(
-        SEEN,
-        pa.Table.from_pylist(seen, schema=SEEN_SCHEMA),
-        _KEYS[SEEN][1],
-        {"first_seen": "min", "last_seen": "max"},
+    seen = pa.Table.from_pylist(
+        [{"user_id": u, "first_seen": a, "last_seen": b} for u, (a, b) in batch.seen.items()],
+        schema=SEEN_SCHEMA,
     )
+    if batch.seen_rows:  # one row a user: the first and last times of both
+        seen = pa.concat_tables([seen, *(t.cast(SEEN_SCHEMA) for t in batch.seen_rows)])
+        seen = (
+            seen.group_by("user_id")
+            .aggregate([("first_seen", "min"), ("last_seen", "max")])
+            .select(["user_id", "first_seen_min", "last_seen_max"])
+            .rename_columns(SEEN_SCHEMA.names)
+        )
+    backend.upsert(SEEN, seen, _KEYS[SEEN][1], {"first_seen": "min", "last_seen": "max"})
 
 
 # --- deriving the current state -------------------------------------------------------------------

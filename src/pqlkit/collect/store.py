@@ -429,9 +429,8 @@ class Flusher:
             suppressed,
         )
         if fast is not None:
-            ids.saw_spans(fast.seen)
-            for other, user, when in fast.links:
-                ids.link(other, user, when, "event")
+            ids.seen_rows.append(fast.seen)
+            ids.link_rows.append(fast.links)
         return fast
 
     def resolve(self) -> None:

@@ -172,7 +172,7 @@ class Live:
         """A stored batch: its events' users (or anonymous ids) now; the identity calls' users
         and accounts once the identity tables are rebuilt."""
         self.users.update(users)
-        for other, user in ids.links:
+        for other, user in ids.link_pairs():
             self.waiting_users.update((other, user))
         for _source, _mid, entity, ident, _key in ids.traits:
             (self.waiting_accounts if entity == "account" else self.waiting_users).add(ident)
