@@ -222,7 +222,7 @@ def _accepted(endpoint: str, raw: bytes, received: datetime) -> bool:
 
 
 @settings(
-    max_examples=int(os.environ.get("PQLKIT_FASTPATH_EXAMPLES", "250")),
+    max_examples=int(os.environ.get("PQLKIT_FASTPATH_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
