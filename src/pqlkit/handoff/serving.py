@@ -125,15 +125,7 @@ def matches(prompt: Prompt, state: dict[str, Any]) -> bool:
     w = prompt.when
     if w.pql is not None and bool(state["is_pql"]) != w.pql:
         return False
-    for key, allowed in (
-        ("motion", w.motion),
-        ("segment", w.segment),
-        ("tier", w.tier),
-        ("icp_profile", w.profile),
-    ):
-        if allowed is not None and state.get(key) not in allowed:
-            return False
-    return True
+    return w.admits(state)
 
 
 class StateReader:

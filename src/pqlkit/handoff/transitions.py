@@ -208,16 +208,7 @@ def _matches(route: HandoffRoute, t: Transition) -> bool:
     w = route.when
     if t.kind not in w.transitions:
         return False
-    subject = t.payload.get("user") or t.payload.get("account") or {}
-    for key, allowed in (
-        ("motion", w.motion),
-        ("segment", w.segment),
-        ("tier", w.tier),
-        ("icp_profile", w.profile),
-    ):
-        if allowed is not None and subject.get(key) not in allowed:
-            return False
-    return True
+    return w.admits(t.payload.get("user") or t.payload.get("account") or {})
 
 
 def route(handoff: Handoff, transitions: list[Transition]) -> list[tuple[str, str]]:

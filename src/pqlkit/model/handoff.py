@@ -4,7 +4,8 @@ by environment variable, never written in the model file."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -76,11 +77,9 @@ class SlackDestination(_Strict):
 Destination = Annotated[WebhookDestination | SlackDestination, Field(discriminator="kind")]
 
 
-class RouteFilter(_Strict):
-    """Which transitions a route takes: every listed key must match (unlisted: any)."""
+class _DecisionFilter(_Strict):
+    """Keys on what scoring decided; every listed key must match (unlisted: any)."""
 
-    transitions: list[Transition] = Field(default=["became_pql"], min_length=1)
-    """Transition kinds (default: became_pql)."""
     motion: list[str] | None = None
     """Only users (or accounts' champions) routed to these motions."""
     segment: list[str] | None = None
@@ -89,6 +88,26 @@ class RouteFilter(_Strict):
     """Only these tiers."""
     profile: list[str] | None = None
     """Only these ICP profiles."""
+
+    def admits(self, decided: Mapping[str, Any]) -> bool:
+        """Whether a user's (or account's) decided motion, segment, tier and ICP profile are
+        among the listed ones."""
+        for key, allowed in (
+            ("motion", self.motion),
+            ("segment", self.segment),
+            ("tier", self.tier),
+            ("icp_profile", self.profile),
+        ):
+            if allowed is not None and decided.get(key) not in allowed:
+                return False
+        return True
+
+
+class RouteFilter(_DecisionFilter):
+    """Which transitions a route takes: every listed key must match (unlisted: any)."""
+
+    transitions: list[Transition] = Field(default=["became_pql"], min_length=1)
+    """Transition kinds (default: became_pql)."""
 
 
 class HandoffRoute(_Strict):
@@ -100,19 +119,11 @@ class HandoffRoute(_Strict):
     """Destination ids."""
 
 
-class PromptFilter(_Strict):
+class PromptFilter(_DecisionFilter):
     """Which users a prompt is for: every listed key must match (unlisted: any)."""
 
     pql: bool | None = True
     """Only PQLs (default), only non-PQLs (`false`), or anyone (`null`)."""
-    motion: list[str] | None = None
-    """Only users routed to these motions."""
-    segment: list[str] | None = None
-    """Only these segments."""
-    tier: list[str] | None = None
-    """Only these tiers."""
-    profile: list[str] | None = None
-    """Only these ICP profiles."""
 
 
 class Prompt(_Strict):
