@@ -247,7 +247,7 @@ class Engine:
         warnings = check_data(bound, self.loaded, self.backend) if checks else []
         say("building expressions")
         version = self.loaded.version
-        self._ensure_tables()
+        self.ensure_tables()
         users_sql = self.scores_sql(when)
         say("scoring users")
         key = {"as_of": when, "model_version": version}
@@ -303,7 +303,9 @@ class Engine:
 
         return rescore(self, user_ids, account_ids, as_of)
 
-    def _ensure_tables(self) -> None:
+    def ensure_tables(self) -> None:
+        """Create the score tables (users, accounts, runs) if missing, with the columns this
+        version writes; refuse a users table written by a version with other columns."""
         if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):
             scores = self.scores(_SENTINEL)
             self.backend.ensure_table(USER_SCORES, scores.schema())

@@ -67,7 +67,7 @@ def rescore(
         return RunResult(when, version, 0, 0, 0, 0, 0.0, transitions=0)
     if not engine.backend.has_table(USER_STATE):
         return engine.run(when, checks=False)
-    engine._ensure_tables()
+    engine.ensure_tables()
     engine.backend.ensure_table(TOUCHED, TOUCHED_SCHEMA)
     engine.backend.ensure_table(AFFECTED, AFFECTED_SCHEMA)
     for scratch, like in ((RESCORED, USER_SCORES), (RESCORED_ACCOUNTS, ACCOUNT_SCORES)):
