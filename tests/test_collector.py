@@ -4,11 +4,8 @@ lost when the server is killed."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 
@@ -18,7 +15,7 @@ import pytest
 
 from pqlkit.collect.segment_api import ApiError, messages_from_body
 
-from .conftest import free_port
+from .serve import Serve
 
 NOW = datetime(2026, 11, 1, 12, 0, 0)
 
@@ -80,63 +77,8 @@ def test_bad_messages_name_index_and_field(endpoint, body, message):
     assert info.value.status == 400
 
 
-class Server:
-    def __init__(self, tmp_path):
-        self.db = str(tmp_path / "c.duckdb")
-        self.log = str(tmp_path / "log")
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.stderr = tmp_path / "server.err"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-        with self.stderr.open("ab") as err:  # the child keeps its own handle
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pqlkit.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--url",
-                    self.db,
-                    "--log-dir",
-                    self.log,
-                    "--write-key",
-                    "web=wk_web",
-                    "--write-key",
-                    "backend=wk_be",
-                    "--resolve-every",
-                    "0",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise AssertionError(f"server did not start: {self.stderr.read_text()}")
-
-    def stop(self, sig=signal.SIGTERM) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        self.proc.wait(timeout=30)
-
-    def events(self) -> list[tuple]:
-        with duckdb.connect(self.db, read_only=True) as con:
-            return con.execute(
-                "SELECT source, message_id, user_id, event FROM events ORDER BY message_id"
-            ).fetchall()
+def Server(tmp_path) -> Serve:
+    return Serve(tmp_path, write_keys=("web=wk_web", "backend=wk_be"))
 
 
 @pytest.fixture

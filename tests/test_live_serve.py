@@ -6,10 +6,6 @@ killed with SIGKILL mid-delivery resends the same webhook-id after a restart."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +14,7 @@ import duckdb
 import httpx
 import pytest
 
-from .conftest import free_port
+from .serve import Serve
 from .test_handoff import SECRET, Receiver
 
 MODEL = """
@@ -48,69 +44,16 @@ handoff:
 """
 
 
-class LiveServer:
+class LiveServer(Serve):
     def __init__(self, tmp_path: Path, receiver_url: str):
-        self.tmp = tmp_path
-        self.db = str(tmp_path / "live.duckdb")
-        self.log = str(tmp_path / "log")
         self.model = tmp_path / "pql.yml"
         self.model.write_text(MODEL.replace("RECEIVER", receiver_url))
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-        self.stderr = tmp_path / "server.err"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONWARNINGS": "ignore", "PQL_TEST_HOOK_SECRET": SECRET}
-        with self.stderr.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pqlkit.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--url",
-                    self.db,
-                    "--log-dir",
-                    self.log,
-                    "--write-key",
-                    "web=wk_web",
-                    "--resolve-every",
-                    "0",
-                    "--model",
-                    str(self.model),
-                    "--product-key",
-                    "pk_test",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-                start_new_session=True,  # its own process group: SIGKILL takes the flusher too
-            )
-        deadline = time.time() + 60
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server did not start: {self.stderr.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        super().__init__(
+            tmp_path,
+            db="live.duckdb",
+            args=("--model", str(self.model), "--product-key", "pk_test"),
+            env={"PQL_TEST_HOOK_SECRET": SECRET},
+        )
 
     def product(self, method: str, path: str, key: str = "pk_test", **kw) -> httpx.Response:
         headers = {"authorization": f"Bearer {key}"} if key else {}
@@ -125,9 +68,6 @@ class LiveServer:
             return reader.get(user_id)
         finally:
             reader.close()
-
-    def metrics(self) -> dict:
-        return httpx.get(self.url + "/metrics", timeout=5).json()
 
 
 def _send(url: str, user: str, email: str, events: list[str]) -> None:
