@@ -15,6 +15,7 @@ path gives the reference's rows for every line it takes.
 
 from __future__ import annotations
 
+import re
 from array import array
 from dataclasses import dataclass, field
 
@@ -26,13 +27,12 @@ from .segment_api import EARLIEST, LATEST
 
 #: How many lines DuckDB reads in one piece.
 _CHUNK = 64
-#: How the collector writes a batch request's endpoint (other lines are single messages).
-_BATCH_MARKS = (b'"e":"batch"', b'"e":"import"')
+#: A batch request's endpoint in a log line's header (other lines hold one message).
+_BATCH = re.compile(rb'"e"\s*:\s*"(?:batch|import)"')
 
 
 def _is_batch(line: bytes) -> bool:
-    head = line[:1024]  # the header the collector writes before the body
-    return _BATCH_MARKS[0] in head or _BATCH_MARKS[1] in head
+    return _BATCH.search(line, 0, 1024) is not None  # the header comes before the body
 
 
 @dataclass
