@@ -575,3 +575,73 @@ def test_a_table_proposal_scores_what_it_reports(tmp_path, model_file):
         ],
     )
     assert bad.exit_code == 1 and "'a' is on more than one row" in bad.output
+
+
+def test_a_table_in_the_database_is_learned_from_and_scored_on_each_backend(
+    backend_name, request, tmp_path, model_file
+):
+    """`--from-table NAME` reads a table of the database (DuckDB or PostgreSQL); the proposal's
+    users source is that table, and the engine scores it to the reported AUC."""
+    from pqlkit.backends import connect
+
+    if backend_name == "duckdb":
+        url = str(tmp_path / "t.duckdb")
+    else:
+        url = request.getfixturevalue("pg_server").create_database()
+    rng = np.random.default_rng(11)
+    n = 2400
+    visits = rng.integers(0, 10, n)
+    plan = rng.choice(["trial", "team", "solo"], n)
+    won = rng.random(n) < 0.08 + 0.05 * visits + 0.15 * (plan == "team")
+    backend = connect(url)
+    try:
+        backend.write_table(
+            "crm_leads",
+            pa.table(
+                {
+                    "lead_id": [f"c{i}" for i in range(n)],
+                    "visits": visits,
+                    "plan_kind": plan,
+                    "won": won,
+                }
+            ),
+        )
+        empty = {
+            "events": pa.schema(
+                [
+                    ("user_id", pa.string()),
+                    ("event", pa.string()),
+                    ("timestamp", pa.timestamp("us")),
+                ]
+            ),
+            "accounts": pa.schema([("account_id", pa.string())]),
+            "outcomes": pa.schema([("created_at", pa.timestamp("us")), ("stage", pa.string())]),
+        }
+        for name, schema in empty.items():
+            backend.write_table(name, schema.empty_table())
+    finally:
+        backend.close()
+    target = tmp_path / "db.proposed.yml"
+    learned = learn_use_case(
+        model_file,
+        url,
+        LearnOptions(
+            user_table="crm_leads", label="won", id_column="lead_id", reference=False,
+            propose_path=str(target),
+        ),
+    )  # fmt: skip
+    assert "table: crm_leads" in target.read_text()
+    reported = learned.result.quality_of("learned points")
+    labels = {f"c{i}": bool(w) for i, w in enumerate(won)}
+    engine = Engine.open(str(target), url)
+    try:
+        rows = engine.backend.rows(engine.scores().select("user_id", "score"))
+    finally:
+        engine.close()
+    scores = {r["user_id"]: r["score"] for r in rows}
+    test_ids = learned.result.test_ids
+    auc = metrics.auc(
+        np.asarray([labels[i] for i in test_ids], bool),
+        np.asarray([scores[i] for i in test_ids], float),
+    )
+    assert round(auc, 3) == round(reported, 3)
