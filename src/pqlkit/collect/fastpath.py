@@ -42,10 +42,10 @@ class FastBatch:
     events: pa.Table  #: event rows (the events table's columns), suppressed ids dropped
     line_index: pa.ChunkedArray  #: the line each event row came from
     order: pa.ChunkedArray  #: line * 10000 + the message's place in it
+    seen: pa.Table  #: user_id, first_seen, last_seen
+    links: pa.Table  #: id, user_id, linked_at (an anonymous id and its user)
     taken: set[int] = field(default_factory=set)  #: indexes of the lines it took whole
     dropped: int = 0  #: messages of suppressed ids
-    seen: pa.Table | None = None  #: user_id, first_seen, last_seen
-    links: pa.Table | None = None  #: id, user_id, linked_at (an anonymous id and its user)
 
 
 class FastPath:
@@ -97,7 +97,7 @@ class FastPath:
             rows = rows.filter(pc.invert(hit))
         events = rows.select(list(self.schema.names)).cast(self.schema)
         seen, links = _identities(events)
-        return FastBatch(events, rows.column("k"), rows.column("seq"), taken, dropped, seen, links)
+        return FastBatch(events, rows.column("k"), rows.column("seq"), seen, links, taken, dropped)
 
 
 def _identities(events: pa.Table) -> tuple[pa.Table, pa.Table]:
