@@ -111,26 +111,34 @@ def run_baseline(port: int, path: str) -> None:
 # --- the load generator (its own process) ----------------------------------------------------------
 
 
+EVENTS = ["Feature Used", "Project Created", "Page Viewed", "Invite Sent", "Pricing Viewed"]
+
+
+def track_batch(start: int, stop: int, run: str, users: int = 50_000) -> bytes:
+    """The body of one /v1/batch request: track calls ``start``..``stop`` of a run, from
+    ``users`` users, with context and three properties (bench_flusher.py logs the same)."""
+    messages = [
+        {
+            "type": "track",
+            "userId": f"u{i % users}",
+            "event": EVENTS[i % 5],
+            "messageId": f"{run}-{i}",
+            "timestamp": "2026-11-01T12:00:00.000Z",
+            "properties": {"plan": "free", "n": i, "feature": "reports"},
+            "context": {"library": {"name": "bench", "version": "1"}},
+        }
+        for i in range(start, stop)
+    ]
+    return json.dumps({"batch": messages, "sentAt": "2026-11-01T12:00:00.000Z"}).encode()
+
+
 def build_requests(n_events: int, batch: int, run: str) -> list[bytes]:
     import base64
 
     auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
-    events = ["Feature Used", "Project Created", "Page Viewed", "Invite Sent", "Pricing Viewed"]
     requests = []
     for start in range(0, n_events, batch):
-        messages = [
-            {
-                "type": "track",
-                "userId": f"u{i % 50_000}",
-                "event": events[i % 5],
-                "messageId": f"{run}-{i}",
-                "timestamp": "2026-11-01T12:00:00.000Z",
-                "properties": {"plan": "free", "n": i, "feature": "reports"},
-                "context": {"library": {"name": "bench", "version": "1"}},
-            }
-            for i in range(start, min(start + batch, n_events))
-        ]
-        body = json.dumps({"batch": messages, "sentAt": "2026-11-01T12:00:00.000Z"}).encode()
+        body = track_batch(start, min(start + batch, n_events), run)
         head = (
             f"POST /v1/batch HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
             f"Authorization: Basic {auth}\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -13,7 +13,6 @@ unless both paths store every event exactly once.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -47,23 +46,13 @@ def build(folder: Path, events: int, batch: int, users: int) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from pqlkit.collect.log import DurableLog
 
-    names = ["Feature Used", "Project Created", "Page Viewed", "Invite Sent", "Pricing Viewed"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_collect import track_batch
+
     log = DurableLog(folder / "source")
     lines = []
     for start in range(0, events, batch):
-        messages = [
-            {
-                "type": "track",
-                "userId": f"u{i % users}",
-                "event": names[i % 5],
-                "messageId": f"m-{i}",
-                "timestamp": "2026-11-01T12:00:00.000Z",
-                "properties": {"plan": "free", "n": i, "feature": "reports"},
-                "context": {"library": {"name": "bench", "version": "1"}},
-            }
-            for i in range(start, min(start + batch, events))
-        ]
-        body = json.dumps({"batch": messages, "sentAt": "2026-11-01T12:00:00.000Z"}).encode()
+        body = track_batch(start, min(start + batch, events), "m", users)
         lines.append(b'{"s":"web","r":"2026-11-01T12:00:00.120Z","e":"batch","b":' + body + b"}\n")
         if len(lines) >= 200:
             log.append(lines).result()

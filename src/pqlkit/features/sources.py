@@ -120,32 +120,29 @@ def _canonical(
     where = f"{loaded.path}:{loaded.line_of(('sources', role))}"
     name = source.table or source.path
     canon = CANONICAL_COLUMNS[role]
-    for canonical, theirs in source.columns.items():
-        if canonical not in canon:
+    for key, ours, theirs in [
+        *(("columns", c, t) for c, t in source.columns.items()),
+        *(("traits", c, t) for c, t in source.traits.items()),
+    ]:
+        if key == "columns" and ours not in canon:
             raise MappingError(
-                f"{where}: sources.{role}.columns: {canonical!r} is not a canonical {role} column "
+                f"{where}: sources.{role}.columns: {ours!r} is not a canonical {role} column "
                 f"({', '.join(canon)}); other columns need no mapping and are kept as traits"
             )
-        if theirs not in present:
+        if key == "traits" and ours in canon:
             raise MappingError(
-                f"{where}: sources.{role}.columns.{canonical}: column {theirs!r} is not in {role} "
-                f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
-            )
-    for trait, theirs in source.traits.items():
-        if trait in canon:
-            raise MappingError(
-                f"{where}: sources.{role}.traits: {trait!r} is a canonical {role} column; map "
+                f"{where}: sources.{role}.traits: {ours!r} is a canonical {role} column; map "
                 f"it under sources.{role}.columns instead"
             )
         if theirs not in present:
             raise MappingError(
-                f"{where}: sources.{role}.traits.{trait}: column {theirs!r} is not in {role} "
+                f"{where}: sources.{role}.{key}.{ours}: column {theirs!r} is not in {role} "
                 f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
             )
-        if trait in present and trait != theirs:
+        if key == "traits" and ours in present and ours != theirs:
             raise MappingError(
-                f"{where}: sources.{role}.traits.{trait}: {role} ({name}) already has a column "
-                f"{trait!r}; choose another name"
+                f"{where}: sources.{role}.traits.{ours}: {role} ({name}) already has a column "
+                f"{ours!r}; choose another name"
             )
     renames = {
         canonical: theirs
