@@ -24,6 +24,7 @@ from .features.build import (
     account_scores,
     count_true,
     env_of,
+    restrict,
     user_features,
     user_scores,
 )
@@ -55,6 +56,8 @@ Progress = Callable[[str], None]
 #: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
 #: by swapping its one timestamp literal (see features.signals.AsOf).
 _SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
+_USER_SENTINEL = "pql-explain-user-5f0c2b9e"
+"""A stand-in user id in the compiled SQL of `explain`, swapped for the id asked about."""
 USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
 
 
@@ -133,11 +136,14 @@ class Explanation:
 class Engine:
     """Scores one model against one backend."""
 
-    def __init__(self, loaded: LoadedModel, backend: Backend):
+    def __init__(
+        self, loaded: LoadedModel, backend: Backend, *, templates: dict[str, str] | None = None
+    ):
         self.loaded = loaded
         self.backend = backend
         self._bound: Bound | None = None
-        self._templates: dict[str, str] = {}
+        # compiled SQL by kind and fingerprint; a long-lived caller (the web app) shares one
+        self._templates: dict[str, str] = {} if templates is None else templates
 
     @classmethod
     def open(cls, model_path: str, url: str | None = None) -> Engine:
@@ -353,16 +359,33 @@ class Engine:
 
     # --- the plain-Python path ------------------------------------------------------------------
     def explain(self, user_id: str, as_of: datetime | str | None = None) -> Explanation:
-        """Why ``user_id`` scored what they did, computed by the plain-Python decision logic."""
+        """Why ``user_id`` scored what they did, computed by the plain-Python decision logic
+        from the features of that one user (their row, their events, their account: what
+        live rescoring reads, proven equal to a full run's by tests/test_live.py). The SQL is
+        compiled once per model and reused for any user and date."""
         when = as_utc(as_of)
-        feats = self.features(when)
-        rows = feats.filter(feats["user__user_id"] == str(user_id)).to_pyarrow().to_pylist()
+        sql = self.sql_at("explain", lambda w: self._user_features(w, _USER_SENTINEL), when)
+        swap = self.backend.string_literal
+        sql = sql.replace(swap(_USER_SENTINEL), swap(str(user_id)))
+        rows = self.backend.arrow(sql).to_pylist()
         if not rows:
             raise PqlkitError(
                 f"no user {user_id!r} known as of {when.isoformat()} (not in the users table, "
                 "or created after as_of); check the id or pass a later --as-of"
             )
         return self._explain_row(rows[0], when)
+
+    def _user_features(self, when: datetime, user_id: str) -> ir.Table:
+        u = self.bound.users
+        one = u.filter(u.user_id == user_id).select("user_id", account_id=ibis.null("string"))
+        f = user_features(
+            restrict(self.bound, one),
+            self.loaded,
+            when,
+            bitmask_days=self.backend.bitmask_days,
+            json=type(self.backend),
+        )
+        return f.filter(f["user__user_id"] == user_id)
 
     def _explain_row(self, row: dict[str, Any], when: datetime) -> Explanation:
         fields = env_of(row)

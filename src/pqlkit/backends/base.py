@@ -488,6 +488,16 @@ class Backend(ABC):
             raise BackendError(f"cannot find the timestamp literal in {sql!r}")
         return match.group(1)
 
+    def string_literal(self, text: str) -> str:
+        """How this dialect writes ``text`` as a string literal in compiled SQL (quoted and
+        escaped by the same compiler as the rest of the query)."""
+        t = ibis.table({"x": "int64"}, name="t")
+        sql = str(ibis.to_sql(t.select(v=ibis.literal(text, "string")), dialect=self.name))
+        match = re.search(r"SELECT\s+(.*)\s+AS\s+\"?v\"?\s+FROM", sql, re.S)
+        if match is None:
+            raise BackendError(f"cannot find the string literal in {sql!r}")
+        return match.group(1)
+
     # --- compiled SQL kept in the database, so a later run (any as_of) skips compiling ------
     SQL_CACHE = "pql_compiled"
     _SQL_CACHE_SCHEMA = ibis.schema({"key": "string", "sql": "string", "created_at": "timestamp"})

@@ -41,6 +41,7 @@ LISTED = (
     "entity_id",
     "created_at",
     "delivered_at",
+    "entity",
 )
 SCHEDULE = (5, 300, 1800, 7200, 18000, 36000)
 """Seconds before the next attempt after the 1st, 2nd... failure (the last repeats)."""
@@ -305,3 +306,22 @@ def retry(backend, now: datetime, statuses: list[str], since: datetime | None = 
                 {"transition_id": tid, "destination": dest},
             )
     return len(keys)
+
+
+def retry_one(backend, now: datetime, transition_id: str, destination: str) -> int:
+    """Make one delivery that is not pending due again now (1), or nothing (0)."""
+    ensure_tables(backend)
+    d = backend.table(DELIVERIES)
+    key = {"transition_id": transition_id, "destination": destination}
+    found = backend.values(
+        d.filter(
+            d.transition_id == transition_id, d.destination == destination, d.status != "pending"
+        ).select("status")
+    )
+    if not found:
+        return 0
+    with backend.transaction():
+        backend.update(
+            DELIVERIES, {"status": "pending", "next_attempt_at": now, "updated_at": now}, key
+        )
+    return 1

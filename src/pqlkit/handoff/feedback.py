@@ -10,6 +10,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
+from ..engine import USER_SCORES
 from ..errors import DataError
 from .transitions import FEEDBACK, FEEDBACK_SCHEMA, USER_STATE, ensure_tables
 
@@ -51,8 +52,12 @@ def record_feedback(
             "disqualify needs a reason (--reason), so the next rep and learning know why"
         )
     ensure_tables(backend)
-    state = backend.table(USER_STATE)
-    if not backend.values(state.filter(state.user_id == user_id).select("user_id").limit(1)):
+    # the live state when the hand-off keeps one, else every run of `pql score`
+    name = USER_STATE if backend.has_table(USER_STATE) else USER_SCORES
+    state = backend.table(name) if backend.has_table(name) else None
+    if state is None or not backend.values(
+        state.filter(state.user_id == user_id).select("user_id").limit(1)
+    ):
         raise DataError(
             f"no scored user {user_id!r}: feedback is for users pqlkit has scored (check the id)"
         )

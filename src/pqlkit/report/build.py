@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
+from markupsafe import Markup
+
 from ..learn import backtest, dataset
 from ..learn.evaluate import evaluate
 from ..learn.learn import learn
@@ -142,6 +144,21 @@ def _day(v: Any) -> str:
 
 
 def render(f: dict[str, Any]) -> str:
+    """The report as one offline HTML file (templates/report.html around :func:`body`)."""
+    from ..templates import environment
+
+    return (
+        environment()
+        .get_template("report.html")
+        .render(
+            title=f"PQL model report: {f['model']['name']}", css=Markup(CSS), body=Markup(body(f))
+        )
+    )
+
+
+def body(f: dict[str, Any]) -> str:
+    """The report's sections as HTML (every text escaped): the file's body, and the web app's
+    model page."""
     ev, sbs, cap, mon = f["evaluation"], f["pql_vs_mql"], f["capacity"], f["monitor"]
     m = f["model"]
     parts: list[str] = []
@@ -423,12 +440,7 @@ def render(f: dict[str, Any]) -> str:
         )
     )
     add("</section>")
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>PQL model report: {escape(m['name'])}</title><style>{CSS}</style></head>"
-        f"<body><main>{''.join(parts)}</main></body></html>"
-    )
+    return "".join(parts)
 
 
-__all__ = ["CHARTS", "gather", "render"]
+__all__ = ["CHARTS", "CSS", "body", "gather", "render"]

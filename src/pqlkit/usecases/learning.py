@@ -312,22 +312,15 @@ class Report:
         }
 
 
-def report(
-    model_path: str | Path,
-    url: str | None,
-    options: ReplayOptions,
-    out_path: str | Path,
-    progress: Progress = quiet,
-) -> Report:
-    """Write the self-contained HTML report (atomically)."""
+def findings(engine: Engine, options: ReplayOptions, progress: Progress = quiet) -> dict[str, Any]:
+    """What the report shows, as data: the funnel, the evaluation, the backtest's trend, PQL
+    vs MQL, the capacity curve and drift (`pql report` and the web app's model page)."""
     from ..learn.backtest import window
-    from ..report.build import CHARTS, gather
-    from ..report.build import render as render_html
+    from ..report.build import gather
 
-    engine = Engine.open(str(model_path), url)
     every, horizon, won = options.spans()
     start, end = window(engine, day("--from", options.start), day("--to", options.end))
-    findings = gather(
+    return gather(
         engine,
         horizon=horizon,
         won_horizon=won,
@@ -337,9 +330,24 @@ def report(
         end=end,
         progress=progress,
     )
-    html = render_html(findings)
+
+
+def report(
+    model_path: str | Path,
+    url: str | None,
+    options: ReplayOptions,
+    out_path: str | Path,
+    progress: Progress = quiet,
+) -> Report:
+    """Write the self-contained HTML report (atomically)."""
+    from ..report.build import CHARTS
+    from ..report.build import render as render_html
+
+    engine = Engine.open(str(model_path), url)
+    found = findings(engine, options, progress)
+    html = render_html(found)
     target = Path(out_path)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
-    return Report(target, len(html.encode()), list(CHARTS), list(findings["monitor"]["alerts"]))
+    return Report(target, len(html.encode()), list(CHARTS), list(found["monitor"]["alerts"]))

@@ -1,0 +1,102 @@
+"""`pql ui` (the web app for reps and RevOps) and `pql users` (who may sign in)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import cli, render
+from .options import json_option, model_option, url_option
+
+
+@cli.command()
+@model_option
+@url_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--proposal",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A proposed model to show as a diff on the model page [default: <model>.proposed.yml].",
+)
+@click.option(
+    "--https-only",
+    is_flag=True,
+    help="Send the session cookie over HTTPS only (behind a TLS-terminating proxy).",
+)
+def ui(model_path, url, host, port, proposal, https_only) -> None:
+    """Serve the web app: the PQL inbox, leads, accounts, model health and deliveries.
+
+    Sign-in only; create users with `pql users add`. Sessions are signed with
+    $PQL_UI_SECRET (without it, with a random key: sessions end when the app stops)."""
+    from ..usecases import ui as use
+
+    key, from_env = use.secret()
+    app = use.app(model_path, url, secret_key=key, proposal=proposal, https_only=https_only)
+    if not from_env:
+        render.warn(
+            f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "
+            "this process stops"
+        )
+    import uvicorn
+
+    render.err.print(f"pqlkit web app on http://{host}:{port} (model {model_path})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+@cli.group()
+def users() -> None:
+    """Who may sign in to the web app (`pql ui`)."""
+
+
+@users.command("add")
+@click.argument("name")
+@url_option
+@click.option("--role", type=click.Choice(["rep", "admin"]), default="rep", show_default=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (for scripts).",
+)
+@click.option("--reset", is_flag=True, help="Give an existing user a new password and role.")
+@json_option
+def users_add(name, url, role, password_stdin, reset, as_json) -> None:
+    """Create a user NAME (asks for the password twice)."""
+    from ..usecases import ui as use
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = use.add_user(url, name, role, password, reset=reset)
+    if as_json:
+        render.emit_json({"name": user.name, "role": user.role, "reset": reset})
+        return
+    render.out.print(f"{'Reset' if reset else 'Added'} {user.name} ({user.role}).")
+
+
+@users.command("list")
+@url_option
+@json_option
+def users_list(url, as_json) -> None:
+    """List who may sign in."""
+    from ..usecases import ui as use
+
+    rows = use.users(url)
+    if as_json:
+        render.emit_json(rows)
+        return
+    render.table(rows, ["name", "role", "created_at", "updated_at"], title="Web app users")
+
+
+@users.command("remove")
+@click.argument("name")
+@url_option
+def users_remove(name, url) -> None:
+    """Remove a user (their sessions end at once)."""
+    from ..usecases import ui as use
+
+    use.remove_user(url, name)
+    render.out.print(f"Removed {name}.")

@@ -1,0 +1,451 @@
+"""What a rep works from: the inbox of PQLs and PQAs, a lead's story, an account, owners.
+
+Read by the web app (`pql ui`); every query is an Ibis expression run in the database, cut to
+one page (or one user) there, so a page costs the same with a thousand users or a million.
+"The current state" is the live state `pql serve --model` keeps (the hand-off's state tables)
+when there is one, else the latest stored run of `pql score`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, Explanation, utc_now
+from ..errors import DataError, PqlkitError
+from ..handoff import feedback as fb
+from ..handoff.transitions import ACCOUNT_STATE, FEEDBACK, OUTBOX, USER_STATE
+from ..scoring.decide import REASON_SEPARATOR
+
+PAGE = 50
+OWNERS = "pql_owners"
+OWNERS_SCHEMA = pa.schema(
+    [
+        ("entity", pa.string()),
+        ("id", pa.string()),
+        ("owner", pa.string()),
+        ("assigned_at", pa.timestamp("us")),
+    ]
+)
+KINDS = ("users", "accounts")
+STATUSES = ("open", "worked", "all")
+UNASSIGNED = "-"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """An inbox query. ``owner`` is a user name, or ``-`` for nobody's; ``status`` open hides
+    users a rep marked done or disqualified while their cooldown runs, worked shows only them."""
+
+    kind: str = "users"
+    motion: str | None = None
+    segment: str | None = None
+    tier: str | None = None
+    profile: str | None = None
+    owner: str | None = None
+    q: str | None = None
+    status: str = "open"
+    page: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise DataError(f"inbox kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        if self.status not in STATUSES:
+            raise DataError(f"inbox status {self.status!r}: use one of {', '.join(STATUSES)}")
+        if self.page < 1:
+            raise DataError(f"inbox page {self.page}: pages count from 1")
+
+
+@dataclass
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+    filters: Filters
+    options: dict[str, list[str]]
+    scored_as_of: datetime | None
+    notice: str | None = None
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE))
+
+
+@dataclass
+class Lead:
+    row: dict[str, Any]
+    explanation: Explanation | None
+    history: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    identities: list[dict[str, Any]]
+    attributes: dict[str, Any]
+    account: dict[str, Any] | None
+    teammates: list[dict[str, Any]]
+    feedback: list[dict[str, Any]]
+    owner: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Account:
+    row: dict[str, Any]
+    users: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    owner: str | None
+
+
+# --- the current state ---------------------------------------------------------------------------
+
+
+def latest_run(engine: Engine) -> tuple[datetime, str] | None:
+    """(as_of, model version) of the latest stored run: of the current model if it has one."""
+    b = engine.backend
+    if not b.has_table(RUNS):
+        return None
+    r = b.table(RUNS)
+    for runs in (r.filter(r.model_version == engine.loaded.version), r):
+        found = b.values(
+            runs.order_by([ibis.desc(runs.as_of), ibis.desc(runs.finished_at)])
+            .select("as_of", "model_version")
+            .limit(1)
+        )
+        if found:
+            return found[0][0], found[0][1]
+    return None
+
+
+def users_now(engine: Engine) -> ir.Table | None:
+    b = engine.backend
+    if b.has_table(USER_STATE):
+        return b.table(USER_STATE)
+    run = latest_run(engine)
+    return engine.stored_users(*run) if run else None
+
+
+def accounts_now(engine: Engine) -> ir.Table | None:
+    b = engine.backend
+    if b.has_table(ACCOUNT_STATE):
+        return b.table(ACCOUNT_STATE)
+    run = latest_run(engine)
+    return engine.stored_accounts(*run) if run else None
+
+
+def _since(engine: Engine, entity: str) -> ir.Table:
+    """(id, since): when each user (account) last became a PQL (PQA): the hand-off's latest
+    transition into it, else the first stored run of the current streak."""
+    b = engine.backend
+    flag, key, table = (
+        ("is_pql", "user_id", USER_SCORES)
+        if entity == "user"
+        else ("is_pqa", "account_id", ACCOUNT_SCORES)
+    )
+    s = b.table(table)
+    s = s.filter(s.model_version == engine.loaded.version)
+    no = s.filter(~s[flag]).group_by(key).aggregate(last_no=s.as_of.max())
+    yes = s.filter(s[flag]).select(key, "as_of")
+    j = yes.left_join(no, yes[key] == no[key]).select(yes[key], yes.as_of, no.last_no)
+    j = j.filter(j.last_no.isnull() | (j.as_of > j.last_no))
+    streak = j.group_by(key).aggregate(since=j.as_of.min()).rename(id=key)
+    if not b.has_table(OUTBOX):
+        return streak
+    o = b.table(OUTBOX)
+    kind = "became_pql" if entity == "user" else "became_pqa"
+    became = (
+        o.filter(o.kind == kind, o.entity == entity)
+        .group_by(id=o.entity_id)
+        .aggregate(became=o.as_of.max())
+    )
+    both = streak.outer_join(became, streak.id == became.id)
+    return both.select(
+        id=ibis.coalesce(both.id, both.id_right), since=ibis.coalesce(both.became, both.since)
+    )
+
+
+def _owners(engine: Engine, entity: str) -> ir.Table | None:
+    b = engine.backend
+    if not b.has_table(OWNERS):
+        return None
+    o = b.table(OWNERS)
+    return o.filter(o.entity == entity).select(id=o.id, owner=o.owner)
+
+
+def _quiet(engine: Engine, now: datetime) -> ir.Table | None:
+    b = engine.backend
+    if not b.has_table(FEEDBACK):
+        return None
+    f = b.table(FEEDBACK)
+    return f.filter(f.quiet_until > ibis.timestamp(now)).select(id=f.user_id).distinct()
+
+
+def _contains(col: ir.Value, needle: str) -> ir.BooleanValue:
+    return col.cast("string").lower().contains(needle)
+
+
+# --- the inbox -------------------------------------------------------------------------------------
+
+
+def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page:
+    """One page of PQLs (or PQAs), newest first, with the facets to filter by."""
+    now = now or utc_now()
+    users, accounts = users_now(engine), accounts_now(engine)
+    base = users if filters.kind == "users" else accounts
+    if base is None:
+        return Page(
+            [],
+            0,
+            filters,
+            {},
+            None,
+            "Nothing is scored yet: run `pql score` (or `pql serve --model`) first.",
+        )
+    b = engine.backend
+    flag, key, entity = (
+        ("is_pql", "user_id", "user")
+        if filters.kind == "users"
+        else ("is_pqa", "account_id", "account")
+    )
+    t = base.filter(base[flag])
+    facets = b.rows(t.group_by(["motion", "segment", "tier", "icp_profile"]).aggregate(n=t.count()))
+    options = {
+        name: sorted({str(r[col]) for r in facets if r[col] is not None})
+        for name, col in (
+            ("motion", "motion"),
+            ("segment", "segment"),
+            ("tier", "tier"),
+            ("profile", "icp_profile"),
+        )
+    }
+    for name, col in (
+        ("motion", "motion"),
+        ("segment", "segment"),
+        ("tier", "tier"),
+        ("profile", "icp_profile"),
+    ):
+        value = getattr(filters, name)
+        if value:
+            t = t.filter(t[col] == value)
+    if filters.kind == "users":
+        names = (
+            accounts.select(a_id=accounts.account_id, company=accounts.name, domain=accounts.domain)
+            if accounts is not None
+            else None
+        )
+        if names is not None:
+            t = t.left_join(names, t.account_id == names.a_id).drop("a_id")
+        else:
+            t = t.mutate(company=ibis.null("string"), domain=ibis.null("string"))
+        people = engine.bound.users
+        if "email" in people.columns:
+            mails = people.select(m_id=people.user_id, email=people.email.cast("string"))
+            t = t.left_join(mails, t.user_id == mails.m_id).drop("m_id")
+        else:
+            t = t.mutate(email=ibis.null("string"))
+    else:
+        t = t.mutate(company=t.name, email=ibis.null("string"))
+    quiet = _quiet(engine, now) if filters.kind == "users" else None
+    if quiet is not None and filters.status != "all":
+        t = (
+            t.anti_join(quiet, t.user_id == quiet.id)
+            if filters.status == "open"
+            else t.semi_join(quiet, t.user_id == quiet.id)
+        )
+    elif filters.status == "worked":
+        t = t.filter(ibis.literal(False))
+    owners = _owners(engine, entity)
+    if owners is not None:
+        t = t.left_join(owners, t[key] == owners.id).drop("id")
+    else:
+        t = t.mutate(owner=ibis.null("string"))
+    if filters.owner:
+        t = t.filter(t.owner.isnull() if filters.owner == UNASSIGNED else t.owner == filters.owner)
+    if filters.q and filters.q.strip():
+        needle = filters.q.strip().lower()
+        cols = [t[key], t.company, t.domain, t.email]
+        if filters.kind == "users":
+            cols.append(t.account_id)
+        hit = _contains(cols[0], needle)
+        for c in cols[1:]:
+            hit = hit | _contains(c, needle).fill_null(False)
+        t = t.filter(hit)
+    since = _since(engine, entity)
+    t = t.left_join(since, t[key] == since.id).drop("id")
+    total = int(b.values(t.aggregate(n=t.count()))[0][0])
+    order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]
+    rows = b.rows(t.order_by(order).limit(PAGE, offset=(filters.page - 1) * PAGE))
+    for r in rows:
+        r["top_reasons"] = top_reasons(r.get("reasons"))
+    as_of = max((r["as_of"] for r in rows if r.get("as_of")), default=None)
+    return Page(rows, total, filters, options, as_of)
+
+
+def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
+    return [r for r in (reasons or "").split(REASON_SEPARATOR) if r][:n]
+
+
+# --- a lead ----------------------------------------------------------------------------------------
+
+
+def _one(engine: Engine, t: ir.Table | None, col: str, value: str) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    rows = engine.backend.rows(t.filter(t[col] == value).limit(1))
+    return rows[0] if rows else None
+
+
+def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
+    """A user's story: their current state, every signal behind it, their score over the
+    stored runs, recent events, linked ids, account and teammates, feedback and owner."""
+    b = engine.backend
+    row = _one(engine, users_now(engine), "user_id", user_id)
+    if row is None:
+        return None
+    notes = []
+    if row.get("model_version") != engine.loaded.version:
+        notes.append(
+            f"Scored by model version {row.get('model_version')}; the signals below are the "
+            f"current model's ({engine.loaded.version}). Run `pql score` to score with it."
+        )
+    try:
+        explanation: Explanation | None = engine.explain(user_id, row["as_of"])
+    except PqlkitError as exc:  # no longer in the users table
+        explanation, notes = None, [*notes, str(exc)]
+    s = b.table(USER_SCORES)
+    history = b.rows(
+        s.filter(s.user_id == user_id)
+        .select("as_of", "model_version", "score", "tier", "is_pql", "segment", "motion")
+        .order_by("as_of")
+    )
+    bound = engine.bound
+    ids = [user_id]
+    identities: list[dict[str, Any]] = []
+    if bound.identities is not None:
+        i = bound.identities
+        identities = b.rows(
+            i.filter(i.user_id == user_id, i.id != user_id).order_by(i.id).limit(200)
+        )
+        ids += [r["id"] for r in identities]
+    e = bound.events
+    recent = e.filter(e.user_id.isin(ids) | e.anonymous_id.isin(ids).fill_null(False))
+    cols = ["timestamp", "event"] + (["properties"] if "properties" in e.columns else [])
+    recent_rows = b.rows(recent.select(*cols).order_by(ibis.desc(recent.timestamp)).limit(events))
+    for r in recent_rows:
+        if r.get("properties") is not None and not isinstance(r["properties"], str):
+            import json
+
+            r["properties"] = json.dumps(r["properties"], default=str, sort_keys=True)
+    attributes = _one(engine, bound.users, "user_id", user_id) or {}
+    account = None
+    teammates: list[dict[str, Any]] = []
+    if row.get("account_id") is not None:
+        account = _one(engine, accounts_now(engine), "account_id", row["account_id"])
+        u = users_now(engine)
+        assert u is not None
+        teammates = b.rows(
+            u.filter(u.account_id == row["account_id"], u.user_id != user_id)
+            .select("user_id", "score", "tier", "is_pql", "segment", "last_seen_at")
+            .order_by([ibis.desc(u.score), u.user_id])
+            .limit(25)
+        )
+    return Lead(
+        row=row,
+        explanation=explanation,
+        history=history,
+        events=recent_rows,
+        identities=identities,
+        attributes=attributes,
+        account=account,
+        teammates=teammates,
+        feedback=fb.history(b, user_id) if b.has_table(FEEDBACK) else [],
+        owner=owner_of(engine, "user", user_id),
+        notes=notes,
+    )
+
+
+def account(engine: Engine, account_id: str) -> Account | None:
+    b = engine.backend
+    row = _one(engine, accounts_now(engine), "account_id", account_id)
+    if row is None:
+        return None
+    u = users_now(engine)
+    assert u is not None
+    users = b.rows(
+        u.filter(u.account_id == account_id)
+        .select(
+            "user_id", "score", "tier", "is_pql", "segment", "motion", "activated", "last_seen_at"
+        )
+        .order_by([ibis.desc(u.score), u.user_id])
+        .limit(200)
+    )
+    s = b.table(ACCOUNT_SCORES)
+    history = b.rows(
+        s.filter(s.account_id == account_id)
+        .select("as_of", "model_version", "score", "tier", "is_pqa", "active_users", "pql_users")
+        .order_by("as_of")
+    )
+    return Account(row, users, history, owner_of(engine, "account", account_id))
+
+
+# --- owners and feedback ---------------------------------------------------------------------------
+
+
+def owner_of(engine: Engine, entity: str, id_: str) -> str | None:
+    o = _owners(engine, entity)
+    if o is None:
+        return None
+    found = engine.backend.values(o.filter(o.id == id_).select("owner").limit(1))
+    return found[0][0] if found else None
+
+
+def assign(engine: Engine, entity: str, id_: str, owner: str | None) -> None:
+    """Make ``owner`` the owner of a scored user or account (None: nobody's)."""
+    b = engine.backend
+    current = users_now(engine) if entity == "user" else accounts_now(engine)
+    key = "user_id" if entity == "user" else "account_id"
+    if _one(engine, current, key, id_) is None:
+        raise DataError(f"no scored {entity} {id_!r}: only scored {entity}s have owners")
+    b.ensure_table(OWNERS, OWNERS_SCHEMA, primary_key=["entity", "id"])
+    with b.transaction():
+        b.delete(OWNERS, {"entity": entity, "id": id_})
+        if owner:
+            row = {"entity": entity, "id": id_, "owner": owner, "assigned_at": utc_now()}
+            b.insert(OWNERS, pa.Table.from_pylist([row], schema=OWNERS_SCHEMA))
+
+
+def feedback(
+    engine: Engine, user_id: str, action: str, *, reason: str | None, by: str
+) -> fb.Feedback:
+    """A rep's done or disqualify on a scored user, with the model's cooldown (30 days when
+    the model has no `handoff:`)."""
+    from ..model.handoff import Handoff
+    from .common import duration
+
+    handoff = engine.model.handoff
+    cooldown = handoff.cooldown if handoff is not None else Handoff.model_fields["cooldown"].default
+    return fb.record_feedback(
+        engine.backend,
+        user_id,
+        action,
+        reason=reason,
+        by=by,
+        now=utc_now(),
+        cooldown=duration("cooldown", cooldown),
+    )
+
+
+__all__ = [
+    "PAGE",
+    "Filters",
+    "Lead",
+    "Page",
+    "account",
+    "assign",
+    "feedback",
+    "inbox",
+    "latest_run",
+    "lead",
+    "owner_of",
+]

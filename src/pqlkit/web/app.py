@@ -1,0 +1,520 @@
+"""The web app for reps and RevOps (`pql ui`): an inbox of PQLs and PQAs, a lead's story, an
+account, the model's health and the hand-off's deliveries.
+
+Server-rendered pages (Jinja2, autoescaped), no JavaScript at all (the Content-Security-Policy
+forbids scripts), every asset served from here. Signed-in only: a session is a cookie signed
+with the app's secret (Starlette's SessionMiddleware, itsdangerous), every form carries a CSRF
+token bound to the session, and a rep's session cannot open the admin pages. What is readable
+without signing in: /login, /static/app.css and /health (the text "ok", nothing more).
+
+Each request opens its own connection (a DuckDB file is shared with `pql serve` and `pql score`
+by turns) and calls the same use cases as the CLI (:mod:`pqlkit.usecases.inbox`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..backends import connect
+from ..engine import Engine, utc_now
+from ..errors import PqlkitError
+from ..model.load import LoadedModel, load_model
+from ..report import svg
+from ..report.build import CSS as REPORT_CSS
+from ..templates import environment
+from ..usecases import inbox as desk
+from . import accounts
+
+STATIC = Path(__file__).with_name("static")
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+DELIVERY_STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response, and no-store to every page."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += HEADERS
+                if not static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+@dataclass
+class Health:
+    """The model page's findings, computed in the background (a backtest takes seconds to
+    minutes), kept per model version and latest run."""
+
+    key: tuple[str, str] | None = None
+    body: str | None = None
+    error: str | None = None
+    started: float = 0.0
+    step: str = ""
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Ui:
+    def __init__(
+        self,
+        model_path: str | Path,
+        url: str | None,
+        *,
+        proposal: str | Path | None = None,
+        throttles: tuple[accounts.Throttle, accounts.Throttle] | None = None,
+    ):
+        self.model_path = Path(model_path)
+        self.url = url
+        self.proposal = Path(proposal) if proposal else None
+        # failed sign-ins: 5 per name, 30 per address, within 5 minutes
+        self.by_name, self.by_address = throttles or (
+            accounts.Throttle(5, 300.0),
+            accounts.Throttle(30, 300.0),
+        )
+        self.templates: dict[str, str] = {}  # compiled SQL, shared by every request's engine
+        self._loaded: tuple[float, LoadedModel] | None = None
+        self._load_lock = threading.Lock()
+        self.health = Health()
+        self.env = environment()
+        self.loaded()  # a model that does not load stops `pql ui` before it serves
+
+    # --- plumbing ------------------------------------------------------------------------------
+    def loaded(self) -> LoadedModel:
+        """The model, loaded again when its file changes."""
+        mtime = self.model_path.stat().st_mtime
+        with self._load_lock:
+            if self._loaded is None or self._loaded[0] != mtime:
+                self._loaded = (mtime, load_model(self.model_path))
+            return self._loaded[1]
+
+    @contextmanager
+    def engine(self) -> Iterator[Engine]:
+        engine = Engine(self.loaded(), connect(self.url), templates=self.templates)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
+        session = request.scope.get("session", {})
+        html = self.env.get_template(name).render(
+            request=request,
+            me=context.pop("me", None),
+            csrf=session.get("csrf", ""),
+            flash=session.pop("flash", None),
+            lead_url=lead_url,
+            account_url=account_url,
+            when=when,
+            **context,
+        )
+        return Response(html, status, media_type="text/html; charset=utf-8")
+
+    def page(self, role: str, fn: Callable[..., Response]) -> Callable[[Request], Any]:
+        """A GET page for ``role``; ``fn(request, me, engine)`` runs in a worker thread."""
+
+        async def endpoint(request: Request) -> Response:
+            return await run_in_threadpool(self._page, request, role, fn)
+
+        return endpoint
+
+    def _page(self, request: Request, role: str, fn: Callable[..., Response]) -> Response:
+        with self.engine() as engine:
+            me = self.signed_in(request, engine)
+            if me is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
+            if role == "admin" and not me.is_admin:
+                return self.render(request, "error.html", 403, me=me, message=FORBIDDEN)
+            try:
+                return fn(request, me, engine)
+            except PqlkitError as exc:
+                return self.render(request, "error.html", 400, me=me, message=str(exc))
+
+    def action(self, role: str, fn: Callable[..., Response]) -> Callable[[Request], Any]:
+        """A POST form for ``role``, refused without a session or with a CSRF token other
+        than the session's; ``fn(request, form, me, engine)`` runs in a worker thread."""
+
+        async def endpoint(request: Request) -> Response:
+            form = await request.form()
+            given = str(form.get("csrf", ""))
+            expected = str(request.session.get("csrf", ""))
+            if not (expected and given and hmac.compare_digest(given, expected)):
+                return PlainTextResponse(
+                    "403 Forbidden: the form's CSRF token does not match your session; reload "
+                    "the page and try again",
+                    403,
+                )
+            return await run_in_threadpool(self._action, request, form, role, fn)
+
+        return endpoint
+
+    def _action(self, request: Request, form: Any, role: str, fn: Callable[..., Response]):
+        with self.engine() as engine:
+            me = self.signed_in(request, engine)
+            if me is None:
+                return PlainTextResponse("401 Unauthorized: sign in first (/login)", 401)
+            if role == "admin" and not me.is_admin:
+                return PlainTextResponse(f"403 Forbidden: {FORBIDDEN}", 403)
+            try:
+                return fn(request, form, me, engine)
+            except PqlkitError as exc:
+                request.session["flash"] = f"Not done: {exc}"
+                return RedirectResponse(back(request, form), 303)
+
+    def signed_in(self, request: Request, engine: Engine) -> accounts.User | None:
+        session = request.session
+        name = session.get("user")
+        if not isinstance(name, str):
+            return None
+        user = accounts.get(engine.backend, name)
+        if user is None or not hmac.compare_digest(str(session.get("fp", "")), user.fingerprint):
+            session.clear()
+            return None
+        return user
+
+    # --- sign-in ---------------------------------------------------------------------------------
+    async def login_page(self, request: Request) -> Response:
+        request.session.setdefault("csrf", secrets.token_urlsafe(32))
+        return self.render(request, "login.html", next=safe_next(request.query_params.get("next")))
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        given, expected = str(form.get("csrf", "")), str(request.session.get("csrf", ""))
+        if not (expected and given and hmac.compare_digest(given, expected)):
+            return PlainTextResponse("403 Forbidden: reload the sign-in page and try again", 403)
+        name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
+        target = safe_next(str(form.get("next", "")))
+        address = request.client.host if request.client else "-"
+        key = name.lower()
+        wait = max(self.by_name.blocked(key), self.by_address.blocked(address))
+        if wait > 0:
+            return self.render(
+                request,
+                "login.html",
+                429,
+                next=target,
+                error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
+            )
+
+        def check() -> accounts.User | None:
+            backend = connect(self.url)
+            try:
+                return accounts.verify(backend, name, password)
+            finally:
+                backend.close()
+
+        user = await run_in_threadpool(check)
+        if user is None:
+            self.by_name.fail(key)
+            self.by_address.fail(address)
+            return self.render(
+                request, "login.html", 401, next=target, error="Wrong name or password."
+            )
+        self.by_name.clear(key)
+        request.session.clear()
+        request.session.update(
+            {"user": user.name, "fp": user.fingerprint, "csrf": secrets.token_urlsafe(32)}
+        )
+        return RedirectResponse(target, 303)
+
+    def logout(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", 303)
+
+    # --- pages -------------------------------------------------------------------------------------
+    def inbox(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+        q = request.query_params
+        try:
+            page = int(q.get("page") or 1)
+        except ValueError:
+            raise PqlkitError(f"page {q.get('page')!r} is not a number") from None
+        owner = q.get("owner") or None
+        filters = desk.Filters(
+            kind=q.get("kind") or "users",
+            motion=q.get("motion") or None,
+            segment=q.get("segment") or None,
+            tier=q.get("tier") or None,
+            profile=q.get("profile") or None,
+            owner=me.name if owner == "me" else owner,
+            q=q.get("q") or None,
+            status=q.get("status") or "open",
+            page=page,
+        )
+        result = desk.inbox(engine, filters)
+        args = {k: v for k, v in q.items() if v and k != "page"}
+        return self.render(
+            request,
+            "inbox.html",
+            me=me,
+            page=result,
+            args=args,
+            page_url=lambda n: "/inbox?" + urlencode({**args, "page": n}),
+            owner_choice=owner or "",
+        )
+
+    def lead(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+        user_id = request.path_params["user_id"]
+        found = desk.lead(engine, user_id)
+        if found is None:
+            return self.render(
+                request, "error.html", 404, me=me, message=f"No scored user {user_id!r}."
+            )
+        chart = None
+        if len(found.history) > 1:
+            chart = Markup(
+                svg.lines(
+                    "score-history",
+                    "Score over stored runs",
+                    [when(h["as_of"]) for h in found.history],
+                    [("score", [h["score"] for h in found.history])],
+                    ylabel="score",
+                )
+            )
+        return self.render(
+            request,
+            "lead.html",
+            me=me,
+            lead=found,
+            chart=chart,
+            threshold=engine.model.thresholds.pql_score,
+        )
+
+    def account(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+        account_id = request.path_params["account_id"]
+        found = desk.account(engine, account_id)
+        if found is None:
+            return self.render(
+                request, "error.html", 404, me=me, message=f"No scored account {account_id!r}."
+            )
+        return self.render(request, "account.html", me=me, account=found)
+
+    def model(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+        loaded = engine.loaded
+        run = desk.latest_run(engine)
+        key = (loaded.version, run[0].isoformat() if run else "")
+        self._start_health(key, request.query_params.get("refresh") == "1")
+        h = self.health
+        path = Path(loaded.path)
+        proposal = self.proposal or path.with_name(f"{path.stem}.proposed.yml")
+        diff = None
+        if proposal.exists():
+            diff = "".join(
+                difflib.unified_diff(
+                    path.read_text(encoding="utf-8").splitlines(keepends=True),
+                    proposal.read_text(encoding="utf-8").splitlines(keepends=True),
+                    path.name,
+                    str(proposal.name),
+                )
+            )
+        return self.render(
+            request,
+            "model.html",
+            me=me,
+            loaded=loaded,
+            run=run,
+            yaml=path.read_text(encoding="utf-8"),
+            model_file=path.name,
+            proposal=proposal,
+            diff=diff,
+            health=h,
+            findings=Markup(h.body) if h.body is not None and h.key == key else None,
+            elapsed=int(time.monotonic() - h.started) if h.started else 0,
+        )
+
+    def _start_health(self, key: tuple[str, str], refresh: bool) -> None:
+        h = self.health
+        with h.lock:
+            busy = h.thread is not None and h.thread.is_alive()
+            if busy or (h.key == key and not refresh and (h.body or h.error)):
+                return
+            h.key, h.body, h.error, h.step = key, None, None, "starting"
+            h.started = time.monotonic()
+            h.thread = threading.Thread(target=self._compute_health, args=(key,), daemon=True)
+            h.thread.start()
+
+    def _compute_health(self, key: tuple[str, str]) -> None:
+        from ..report.build import body
+        from ..usecases.learning import ReplayOptions, findings
+
+        h = self.health
+        try:
+            with self.engine() as engine:
+                found = findings(engine, ReplayOptions(), lambda m: setattr(h, "step", m))
+            html = body(found)
+            with h.lock:
+                if h.key == key:
+                    h.body = html
+        except Exception as exc:  # shown on the page; the app goes on
+            with h.lock:
+                if h.key == key:
+                    h.error = (
+                        f"{type(exc).__name__}: {exc}"
+                        if not isinstance(exc, PqlkitError)
+                        else str(exc)
+                    )
+
+    def deliveries(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+        from ..handoff.deliver import listing
+
+        chosen = [s for s in request.query_params.getlist("status") if s in DELIVERY_STATUSES]
+        statuses = chosen or ["pending", "failed", "dead", "disabled"]
+        rows = listing(engine.backend, statuses, limit=200)
+        return self.render(
+            request,
+            "deliveries.html",
+            me=me,
+            rows=rows,
+            statuses=statuses,
+            all_statuses=DELIVERY_STATUSES,
+        )
+
+    # --- actions -----------------------------------------------------------------------------------
+    def feedback(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+        user_id = str(form.get("user_id", ""))
+        action = str(form.get("action", ""))
+        fb = desk.feedback(engine, user_id, action, reason=str(form.get("reason", "")), by=me.name)
+        request.session["flash"] = (
+            f"{user_id} marked {'done' if action == 'done' else 'disqualified'}; "
+            f"no re-alert until {when(fb.quiet_until)} UTC."
+        )
+        return RedirectResponse(back(request, form), 303)
+
+    def assign(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+        entity = str(form.get("entity", "user"))
+        if entity not in ("user", "account"):
+            raise PqlkitError(f"entity {entity!r}: use user or account")
+        id_ = str(form.get("id", ""))
+        owner = me.name if form.get("owner") == "me" else None
+        desk.assign(engine, entity, id_, owner)
+        request.session["flash"] = f"{id_} is {'yours' if owner else 'unassigned'} now."
+        return RedirectResponse(back(request, form), 303)
+
+    def retry(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+        from ..handoff.deliver import retry, retry_one
+
+        tid, dest = str(form.get("transition_id", "")), str(form.get("destination", ""))
+        if tid:
+            n = retry_one(engine.backend, utc_now(), tid, dest)
+        else:
+            statuses = [s for s in form.getlist("status") if s in ("failed", "dead", "disabled")]
+            n = retry(engine.backend, utc_now(), statuses or ["failed", "dead"])
+        request.session["flash"] = f"{n} deliver{'y' if n == 1 else 'ies'} due again now."
+        return RedirectResponse(back(request, form), 303)
+
+    # --- the app -----------------------------------------------------------------------------------
+    def app(self, secret: str, *, https_only: bool = False, max_age: int = 8 * 3600) -> Starlette:
+        routes = [
+            Route("/", lambda r: RedirectResponse("/inbox", 303)),
+            Route("/health", lambda r: PlainTextResponse("ok")),
+            Route("/static/app.css", self.css),
+            Route("/login", self.login_page, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.action("rep", self.logout), methods=["POST"]),
+            Route("/inbox", self.page("rep", self.inbox)),
+            Route("/leads/{user_id:path}", self.page("rep", self.lead)),
+            Route("/accounts/{account_id:path}", self.page("rep", self.account)),
+            Route("/model", self.page("admin", self.model)),
+            Route("/deliveries", self.page("admin", self.deliveries)),
+            Route("/actions/feedback", self.action("rep", self.feedback), methods=["POST"]),
+            Route("/actions/assign", self.action("rep", self.assign), methods=["POST"]),
+            Route("/actions/retry", self.action("admin", self.retry), methods=["POST"]),
+        ]
+        middleware = [
+            Middleware(SecurityHeaders),
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret,
+                session_cookie="pql_session",
+                max_age=max_age,
+                same_site="strict",
+                https_only=https_only,
+            ),
+        ]
+        return Starlette(routes=routes, middleware=middleware)
+
+    def css(self, request: Request) -> Response:
+        text = (STATIC / "app.css").read_text(encoding="utf-8") + REPORT_CSS
+        return Response(text, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+
+FORBIDDEN = "this page is for admins; ask an admin (pql users add NAME --role admin)"
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site, never another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/inbox"
+    return target
+
+
+def back(request: Request, form: Any) -> str:
+    return safe_next(str(form.get("back", "")) or None)
+
+
+def lead_url(user_id: Any) -> str:
+    return "/leads/" + quote(str(user_id), safe="")
+
+
+def account_url(account_id: Any) -> str:
+    return "/accounts/" + quote(str(account_id), safe="")
+
+
+def when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return "" if value is None else str(value)
+
+
+def create_app(
+    model_path: str | Path,
+    url: str | None,
+    *,
+    secret: str,
+    proposal: str | Path | None = None,
+    https_only: bool = False,
+) -> Starlette:
+    return Ui(model_path, url, proposal=proposal).app(secret, https_only=https_only)
