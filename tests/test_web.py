@@ -498,3 +498,172 @@ def test_deliveries_page_lists_and_retries(site):
     assert site.sql("SELECT status FROM pql_deliveries WHERE transition_id = 'tr_x'") == [
         ("pending",)
     ]
+
+
+# --- in a real browser ------------------------------------------------------------------------------
+
+ARTIFACTS = (
+    Path(os.environ.get("PQLKIT_ARTIFACTS", Path(__file__).parents[1] / "test-artifacts")) / "web"
+)
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+]
+
+
+def _browser_path() -> str | None:
+    import shutil
+
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_a_rep_works_the_inbox_in_headless_chromium(site):
+    from playwright.sync_api import sync_playwright
+
+    from .conftest import _require
+
+    browser_path = _browser_path()
+    if browser_path is None:
+        if _require("PQLKIT_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required (CI): scripts/ensure-chromium installs it")
+        pytest.skip("no Chromium on this machine (scripts/ensure-chromium installs it)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    requests: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=browser_path, args=CHROMIUM_FLAGS, chromium_sandbox=False
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(site.url + "/inbox")
+            assert page.url.startswith(site.url + "/login")
+            page.screenshot(path=ARTIFACTS / "login.png", full_page=True)
+            page.fill("input[name=name]", "rob")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(site.url + "/inbox")
+            page.screenshot(path=ARTIFACTS / "inbox.png", full_page=True)
+            # filter by the first motion offered
+            motion = page.locator("select[name=motion] option").nth(1).get_attribute("value")
+            page.select_option("select[name=motion]", motion)
+            page.click("form.filters button[type=submit]")
+            page.wait_for_url(f"**motion={motion}**")
+            motions = page.locator("table.inbox tbody tr td:nth-child(6)").all_inner_texts()
+            assert motions and set(motions) == {motion}
+            page.screenshot(path=ARTIFACTS / "inbox-filtered.png", full_page=True)
+            # open the first lead
+            link = page.locator("table.inbox tbody tr a").first
+            href = link.get_attribute("href")
+            link.click()
+            page.wait_for_url(site.url + href)
+            assert page.locator("#signals table tbody tr").count() > 5
+            page.screenshot(path=ARTIFACTS / "lead.png", full_page=True)
+            user_id = page.locator("#disqualify input[name=user_id]").get_attribute("value")
+            # disqualify with a reason; back in the inbox, the lead has gone
+            page.fill("#disqualify input[name=reason]", "competitor evaluating us")
+            page.click("#disqualify button[type=submit]")
+            page.wait_for_url(site.url + "/inbox")
+            assert "disqualified" in page.locator(".flash").inner_text()
+            assert page.locator(f'table.inbox a[href="{href}"]').count() == 0
+            page.screenshot(path=ARTIFACTS / "inbox-after-disqualify.png", full_page=True)
+            page.goto(site.url + f"/accounts/{site.planted['account']}")
+            assert page.locator("#users table tbody tr").count() >= 1
+            page.screenshot(path=ARTIFACTS / "account.png", full_page=True)
+            # the admin's pages: the model's health computes in the background and the page
+            # reloads itself (no JavaScript) until the charts are there
+            page.click("button:has-text('Sign out')")
+            page.wait_for_url(site.url + "/login")
+            page.fill("input[name=name]", "ana")
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_url(site.url + "/inbox")
+            page.goto(site.url + "/model")
+            page.wait_for_selector('svg[data-chart="funnel"]', timeout=120_000)
+            assert page.locator("svg.chart").count() == 7
+            page.screenshot(path=ARTIFACTS / "model.png", full_page=True)
+            page.goto(site.url + "/deliveries")
+            page.screenshot(path=ARTIFACTS / "deliveries.png", full_page=True)
+        finally:
+            browser.close()
+    stored = site.sql(
+        f"SELECT action, reason FROM pql_feedback WHERE user_id = '{user_id}' AND \"by\" = 'rob'"
+    )
+    assert stored == [("disqualify", "competitor evaluating us")]
+    off_machine = [u for u in requests if not u.startswith(site.url + "/")]
+    assert requests and off_machine == []
+    for name in (
+        "login",
+        "inbox",
+        "inbox-filtered",
+        "lead",
+        "inbox-after-disqualify",
+        "account",
+        "model",
+    ):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 10_000
+
+
+# --- the same on PostgreSQL --------------------------------------------------------------------------
+
+
+def _desk_story(backend, model_file) -> dict:
+    engine = Engine(load_model(model_file), backend)
+    for when in (DEMO_END - timedelta(days=7), DEMO_END):
+        engine.run(when)
+    page = desk.inbox(engine, desk.Filters(status="all"))
+    rows = [(r["user_id"], r["since"], r["score"], r["company"], r["email"]) for r in page.rows]
+    first = page.rows[0]["user_id"]
+    lead = desk.lead(engine, first)
+    assert lead is not None and lead.explanation is not None
+    stored = {
+        r["user_id"]: r for r in backend.rows(engine.stored_users(DEMO_END, engine.loaded.version))
+    }
+    # explain (one user's features, compiled once) gives the run's outputs, for every PQL shown
+    for r in page.rows[:12]:
+        e = engine.explain(r["user_id"], DEMO_END)
+        for k in ("score", "tier", "is_pql", "segment", "motion", "reasons", "icp_profile"):
+            assert e.outputs[k] == stored[r["user_id"]][k], (r["user_id"], k)
+    account = desk.account(engine, lead.row["account_id"])
+    assert account is not None
+    desk.assign(engine, "user", first, "rob")
+    fb = desk.feedback(engine, first, "done", reason=None, by="rob")
+    after = desk.inbox(engine, desk.Filters())
+    assert first not in [r["user_id"] for r in after.rows] and after.total == page.total - 1
+    return {
+        "total": page.total,
+        "rows": rows,
+        "options": page.options,
+        "lead": (
+            lead.row["score"],
+            [s.points for s in lead.explanation.signals],
+            len(lead.events),
+            len(lead.history),
+        ),
+        "account": (account.row["score"], [u["user_id"] for u in account.users]),
+        "owner": desk.owner_of(engine, "user", first),
+        "quiet_days": (fb.quiet_until - fb.at).days,
+    }
+
+
+def test_the_desk_reads_the_same_on_duckdb_and_postgres(
+    tmp_path, pg_server, small_world, model_file
+):
+    duck, pg = connect(str(tmp_path / "desk.duckdb")), connect(pg_server.create_database())
+    try:
+        for backend in (duck, pg):
+            load(backend, small_world)
+        a, b = _desk_story(duck, model_file), _desk_story(pg, model_file)
+    finally:
+        duck.close()
+        pg.close()
+    assert a == b
+    assert a["owner"] == "rob" and a["quiet_days"] == 30 and a["total"] > 0

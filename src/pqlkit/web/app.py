@@ -149,6 +149,7 @@ class Ui:
             lead_url=lead_url,
             account_url=account_url,
             when=when,
+            num=num,
             **context,
         )
         return Response(html, status, media_type="text/html; charset=utf-8")
@@ -507,6 +508,15 @@ def when(value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return "" if value is None else str(value)
+
+
+def num(value: Any) -> str:
+    """A figure for people: whole numbers as they are, others to 3 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value.is_integer() else f"{value:.3g}"
+    return str(value)
 
 
 def create_app(
