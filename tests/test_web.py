@@ -471,16 +471,17 @@ def test_deliveries_page_lists_and_retries(site):
     page = admin.get("/deliveries")
     assert page.status_code == 200 and "No deliveries" in page.text
     # a dead-lettered delivery (as the hand-off leaves one), shown with its error, retried
-    with duckdb.connect(site.db) as con:
-        con.execute(
-            "INSERT INTO pql_outbox VALUES ('tr_x', 'became_pql', 'user', ?, NULL, 'false', 'true', "
-            "?, 'v', '{}', ?)",
-            [XSS[0], DEMO_END, DEMO_END],
-        )
-        con.execute(
-            "INSERT INTO pql_deliveries VALUES ('tr_x', 'crm', 'dead', 3, NULL, ?, ?, NULL, 400, ?)",
-            [DEMO_END, DEMO_END, "HTTP 400: <script>alert(11)</script>"],
-        )
+    # through pqlkit's connection, which takes its turn with the app's
+    when = f"TIMESTAMP '{DEMO_END:%Y-%m-%d %H:%M:%S}'"
+    xss = XSS[0].replace("'", "''")
+    site.sql(
+        f"INSERT INTO pql_outbox VALUES ('tr_x', 'became_pql', 'user', '{xss}', NULL, 'false', "
+        f"'true', {when}, 'v', '{{}}', {when})"
+    )
+    site.sql(
+        f"INSERT INTO pql_deliveries VALUES ('tr_x', 'crm', 'dead', 3, NULL, {when}, {when}, "
+        "NULL, 400, 'HTTP 400: <script>alert(11)</script>')"
+    )
     page = admin.get("/deliveries").text
     _no_markup_from_data(page)
     assert "HTTP 400: &lt;script&gt;alert(11)&lt;/script&gt;" in page

@@ -144,6 +144,8 @@ class Engine:
         self._bound: Bound | None = None
         # compiled SQL by kind and fingerprint; a long-lived caller (the web app) shares one
         self._templates: dict[str, str] = {} if templates is None else templates
+        self.query_cache = self._templates
+        """Compiled SQL by a caller's key (see Backend.reusable_sql)."""
 
     @classmethod
     def open(cls, model_path: str, url: str | None = None) -> Engine:

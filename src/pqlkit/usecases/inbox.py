@@ -8,6 +8,8 @@ when there is one, else the latest stored run of `pql score`.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot.expressions as sge
 
 from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, Explanation, utc_now
 from ..errors import DataError, PqlkitError
@@ -24,6 +27,7 @@ from ..scoring.decide import REASON_SEPARATOR
 
 PAGE = 50
 OWNERS = "pql_owners"
+SINCE, SINCE_KEY = "pql_inbox_since", "pql_inbox_since_key"
 OWNERS_SCHEMA = pa.schema(
     [
         ("entity", pa.string()),
@@ -35,6 +39,12 @@ OWNERS_SCHEMA = pa.schema(
 KINDS = ("users", "accounts")
 STATUSES = ("open", "worked", "all")
 UNASSIGNED = "-"
+FACETS = (
+    ("motion", "motion"),
+    ("segment", "segment"),
+    ("tier", "tier"),
+    ("profile", "icp_profile"),
+)
 
 
 @dataclass(frozen=True)
@@ -101,10 +111,28 @@ class Account:
 # --- the current state ---------------------------------------------------------------------------
 
 
+def _has(b: Any, name: str) -> bool:
+    return name in b.known_tables()
+
+
+def state(engine: Engine) -> tuple[ir.Table | None, ir.Table | None, list[Any]]:
+    """(users, accounts) as they stand now: the live state, else the latest run; and a key
+    saying which (for compiled SQL)."""
+    b = engine.backend
+    if _has(b, USER_STATE) and _has(b, ACCOUNT_STATE):
+        key: list[Any] = ["live", engine.loaded.version]
+        return b.table(USER_STATE), b.table(ACCOUNT_STATE), key
+    run = latest_run(engine)
+    key = ["run", engine.loaded.version, *(run or ())]
+    if run is None:
+        return None, None, key
+    return engine.stored_users(*run), engine.stored_accounts(*run), key
+
+
 def latest_run(engine: Engine) -> tuple[datetime, str] | None:
     """(as_of, model version) of the latest stored run: of the current model if it has one."""
     b = engine.backend
-    if not b.has_table(RUNS):
+    if not _has(b, RUNS):
         return None
     r = b.table(RUNS)
     for runs in (r.filter(r.model_version == engine.loaded.version), r):
@@ -118,25 +146,9 @@ def latest_run(engine: Engine) -> tuple[datetime, str] | None:
     return None
 
 
-def users_now(engine: Engine) -> ir.Table | None:
-    b = engine.backend
-    if b.has_table(USER_STATE):
-        return b.table(USER_STATE)
-    run = latest_run(engine)
-    return engine.stored_users(*run) if run else None
-
-
-def accounts_now(engine: Engine) -> ir.Table | None:
-    b = engine.backend
-    if b.has_table(ACCOUNT_STATE):
-        return b.table(ACCOUNT_STATE)
-    run = latest_run(engine)
-    return engine.stored_accounts(*run) if run else None
-
-
-def _since(engine: Engine, entity: str) -> ir.Table:
-    """(id, since): when each user (account) last became a PQL (PQA): the hand-off's latest
-    transition into it, else the first stored run of the current streak."""
+def _since_expr(engine: Engine, entity: str) -> ir.Table:
+    """(entity, id, since): when each user (account) last became a PQL (PQA): the hand-off's
+    latest transition into it, else the first stored run of the current streak."""
     b = engine.backend
     flag, key, table = (
         ("is_pql", "user_id", USER_SCORES)
@@ -150,35 +162,76 @@ def _since(engine: Engine, entity: str) -> ir.Table:
     j = yes.left_join(no, yes[key] == no[key]).select(yes[key], yes.as_of, no.last_no)
     j = j.filter(j.last_no.isnull() | (j.as_of > j.last_no))
     streak = j.group_by(key).aggregate(since=j.as_of.min()).rename(id=key)
-    if not b.has_table(OUTBOX):
-        return streak
-    o = b.table(OUTBOX)
-    kind = "became_pql" if entity == "user" else "became_pqa"
-    became = (
-        o.filter(o.kind == kind, o.entity == entity)
-        .group_by(id=o.entity_id)
-        .aggregate(became=o.as_of.max())
-    )
-    both = streak.outer_join(became, streak.id == became.id)
-    return both.select(
-        id=ibis.coalesce(both.id, both.id_right), since=ibis.coalesce(both.became, both.since)
-    )
+    if _has(b, OUTBOX):
+        o = b.table(OUTBOX)
+        kind = "became_pql" if entity == "user" else "became_pqa"
+        became = (
+            o.filter(o.kind == kind, o.entity == entity)
+            .group_by(id=o.entity_id)
+            .aggregate(became=o.as_of.max())
+        )
+        both = streak.outer_join(became, streak.id == became.id)
+        streak = both.select(
+            id=ibis.coalesce(both.id, both.id_right), since=ibis.coalesce(both.became, both.since)
+        )
+    return streak.select(entity=ibis.literal(entity), id=streak.id, since=streak.since)
+
+
+def _since_key(engine: Engine) -> str:
+    """What the since table depends on: the runs, the transitions, the model version."""
+    b = engine.backend
+    parts = [engine.loaded.version]
+    for table, col in ((RUNS, "finished_at"), (OUTBOX, "created_at")):
+        if _has(b, table):
+            t = b.table(table)
+            n, last = b.values(t.aggregate(n=t.count(), last=t[col].max()))[0]
+            parts += [str(n), str(last)]
+    return "|".join(parts)
+
+
+def _since(engine: Engine, entity: str) -> ir.Table:
+    """The since table, kept in the database (``pql_inbox_since``) and computed again only
+    when a run or a transition has been written since: computing it reads every stored run
+    (hundreds of milliseconds with a million users), reading it a few thousand rows."""
+    b = engine.backend
+    key = _since_key(engine)
+    if _has(b, SINCE_KEY):
+        k = b.table(SINCE_KEY)
+        fresh = b.values(k.filter(k.key == key).select("key").limit(1))
+    else:
+        fresh = []
+    if not fresh:
+        users = _since_expr(engine, "user") if _has(b, USER_SCORES) else None
+        accounts = _since_expr(engine, "account") if _has(b, ACCOUNT_SCORES) else None
+        parts = [p for p in (users, accounts) if p is not None]
+        if not parts:
+            return ibis.memtable(
+                {"id": [], "since": []}, schema={"id": "string", "since": "timestamp"}
+            )
+        both = parts[0].union(parts[1]) if len(parts) == 2 else parts[0]
+        b.ensure_table(SINCE_KEY, ibis.schema({"key": "string"}))
+        with b.transaction():
+            b.replace_table(SINCE, both)
+            b.delete(SINCE_KEY, sge.true())
+            b.insert(SINCE_KEY, pa.table({"key": [key]}))
+    t = b.table(SINCE)
+    return t.filter(t.entity == entity).select("id", "since")
 
 
 def _owners(engine: Engine, entity: str) -> ir.Table | None:
     b = engine.backend
-    if not b.has_table(OWNERS):
+    if not _has(b, OWNERS):
         return None
     o = b.table(OWNERS)
     return o.filter(o.entity == entity).select(id=o.id, owner=o.owner)
 
 
-def _quiet(engine: Engine, now: datetime) -> ir.Table | None:
+def _quiet(engine: Engine) -> ir.Table | None:
     b = engine.backend
-    if not b.has_table(FEEDBACK):
+    if not _has(b, FEEDBACK):
         return None
     f = b.table(FEEDBACK)
-    return f.filter(f.quiet_until > ibis.timestamp(now)).select(id=f.user_id).distinct()
+    return f.select(id=f.user_id, quiet_until=f.quiet_until)
 
 
 def _contains(col: ir.Value, needle: str) -> ir.BooleanValue:
@@ -191,7 +244,7 @@ def _contains(col: ir.Value, needle: str) -> ir.BooleanValue:
 def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page:
     """One page of PQLs (or PQAs), newest first, with the facets to filter by."""
     now = now or utc_now()
-    users, accounts = users_now(engine), accounts_now(engine)
+    users, accounts, state_key = state(engine)
     base = users if filters.kind == "users" else accounts
     if base is None:
         return Page(
@@ -211,75 +264,105 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
     t = base.filter(base[flag])
     facets = b.rows(t.group_by(["motion", "segment", "tier", "icp_profile"]).aggregate(n=t.count()))
     options = {
-        name: sorted({str(r[col]) for r in facets if r[col] is not None})
-        for name, col in (
-            ("motion", "motion"),
-            ("segment", "segment"),
-            ("tier", "tier"),
-            ("profile", "icp_profile"),
-        )
+        name: sorted({str(r[col]) for r in facets if r[col] is not None}) for name, col in FACETS
     }
-    for name, col in (
-        ("motion", "motion"),
-        ("segment", "segment"),
-        ("tier", "tier"),
-        ("profile", "icp_profile"),
-    ):
-        value = getattr(filters, name)
-        if value:
-            t = t.filter(t[col] == value)
-    if filters.kind == "users":
-        names = (
-            accounts.select(a_id=accounts.account_id, company=accounts.name, domain=accounts.domain)
-            if accounts is not None
-            else None
-        )
-        if names is not None:
-            t = t.left_join(names, t.account_id == names.a_id).drop("a_id")
+    searching = bool(filters.q and filters.q.strip())
+    values: dict[str, str | int | datetime] = {
+        name: str(getattr(filters, name)) for name, _ in FACETS if getattr(filters, name)
+    }
+    values["offset"] = (filters.page - 1) * PAGE
+    if filters.owner and filters.owner != UNASSIGNED:
+        values["owner"] = filters.owner
+    if searching:
+        values["q"] = str(filters.q).strip().lower()
+    quiet, owners, since = _quiet(engine), _owners(engine, entity), _since(engine, entity)
+    if quiet is not None and filters.kind == "users" and filters.status != "all":
+        values["now"] = now
+
+    def build(p: Mapping[str, Any]) -> ir.Table:
+        t = base.filter(base[flag])
+        for name, col in FACETS:
+            if name in p:
+                t = t.filter(t[col] == p[name])
+        if searching:  # the search reads names and e-mails of every candidate
+            t = _names(engine, t, filters.kind, accounts)
+        if quiet is not None and filters.kind == "users" and filters.status != "all":
+            q = quiet.filter(quiet.quiet_until > p["now"]).select("id").distinct()
+            t = (
+                t.anti_join(q, t.user_id == q.id)
+                if filters.status == "open"
+                else t.semi_join(q, t.user_id == q.id)
+            )
+        elif filters.status == "worked":
+            t = t.filter(ibis.literal(False))
+        if owners is not None:
+            t = t.left_join(owners, t[key] == owners.id).drop("id")
         else:
-            t = t.mutate(company=ibis.null("string"), domain=ibis.null("string"))
-        people = engine.bound.users
-        if "email" in people.columns:
-            mails = people.select(m_id=people.user_id, email=people.email.cast("string"))
-            t = t.left_join(mails, t.user_id == mails.m_id).drop("m_id")
-        else:
-            t = t.mutate(email=ibis.null("string"))
-    else:
-        t = t.mutate(company=t.name, email=ibis.null("string"))
-    quiet = _quiet(engine, now) if filters.kind == "users" else None
-    if quiet is not None and filters.status != "all":
-        t = (
-            t.anti_join(quiet, t.user_id == quiet.id)
-            if filters.status == "open"
-            else t.semi_join(quiet, t.user_id == quiet.id)
+            t = t.mutate(owner=ibis.null("string"))
+        if filters.owner:
+            t = t.filter(t.owner.isnull() if filters.owner == UNASSIGNED else t.owner == p["owner"])
+        if searching:
+            cols = [t[key], t.company, t.domain, t.email]
+            if filters.kind == "users":
+                cols.append(t.account_id)
+            hit = _contains(cols[0], p["q"])
+            for c in cols[1:]:
+                hit = hit | _contains(c, p["q"]).fill_null(False)
+            t = t.filter(hit)
+        t = t.left_join(since, t[key] == since.id).drop("id")
+        # one query: the page and, on each row, how many match
+        t = t.mutate(_total=t[key].count().over(ibis.window()))
+        order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]
+        paged = t.order_by(order).limit(PAGE, offset=p["offset"])
+        if not searching:  # names for the page's rows alone
+            paged = _names(engine, paged, filters.kind, accounts)
+            paged = paged.order_by(
+                [paged.since.desc(nulls_first=False), ibis.desc(paged.score), paged[key]]
+            )
+        return paged
+
+    shape = [
+        filters.kind,
+        filters.status,
+        sorted(values),
+        filters.owner == UNASSIGNED,
+        quiet is not None,
+        owners is not None,
+        state_key,
+    ]
+    sql = b.reusable_sql(engine.query_cache, json.dumps(shape, default=str), build, values)
+    rows = b.arrow(sql).to_pylist()
+    if rows:
+        total = int(rows[0]["_total"])
+    else:  # a page past the end
+        values["offset"] = 0
+        first = b.arrow(
+            b.reusable_sql(engine.query_cache, json.dumps(shape, default=str), build, values)
         )
-    elif filters.status == "worked":
-        t = t.filter(ibis.literal(False))
-    owners = _owners(engine, entity)
-    if owners is not None:
-        t = t.left_join(owners, t[key] == owners.id).drop("id")
-    else:
-        t = t.mutate(owner=ibis.null("string"))
-    if filters.owner:
-        t = t.filter(t.owner.isnull() if filters.owner == UNASSIGNED else t.owner == filters.owner)
-    if filters.q and filters.q.strip():
-        needle = filters.q.strip().lower()
-        cols = [t[key], t.company, t.domain, t.email]
-        if filters.kind == "users":
-            cols.append(t.account_id)
-        hit = _contains(cols[0], needle)
-        for c in cols[1:]:
-            hit = hit | _contains(c, needle).fill_null(False)
-        t = t.filter(hit)
-    since = _since(engine, entity)
-    t = t.left_join(since, t[key] == since.id).drop("id")
-    total = int(b.values(t.aggregate(n=t.count()))[0][0])
-    order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]
-    rows = b.rows(t.order_by(order).limit(PAGE, offset=(filters.page - 1) * PAGE))
+        total = int(first.column("_total")[0].as_py()) if first.num_rows else 0
     for r in rows:
+        r.pop("_total", None)
         r["top_reasons"] = top_reasons(r.get("reasons"))
     as_of = max((r["as_of"] for r in rows if r.get("as_of")), default=None)
     return Page(rows, total, filters, options, as_of)
+
+
+def _names(engine: Engine, t: ir.Table, kind: str, accounts: ir.Table | None) -> ir.Table:
+    """``t`` with company, domain and email: the account's name and domain, the user's e-mail."""
+    if kind != "users":
+        return t.mutate(company=t.name, email=ibis.null("string"))
+    if accounts is not None:
+        names = accounts.select(
+            a_id=accounts.account_id, company=accounts.name, domain=accounts.domain
+        )
+        t = t.left_join(names, t.account_id == names.a_id).drop("a_id")
+    else:
+        t = t.mutate(company=ibis.null("string"), domain=ibis.null("string"))
+    people = engine.bound.users
+    if "email" in people.columns:
+        mails = people.select(m_id=people.user_id, email=people.email.cast("string"))
+        return t.left_join(mails, t.user_id == mails.m_id).drop("m_id")
+    return t.mutate(email=ibis.null("string"))
 
 
 def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
@@ -300,7 +383,8 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
     """A user's story: their current state, every signal behind it, their score over the
     stored runs, recent events, linked ids, account and teammates, feedback and owner."""
     b = engine.backend
-    row = _one(engine, users_now(engine), "user_id", user_id)
+    users, accounts, _state_key = state(engine)
+    row = _one(engine, users, "user_id", user_id)
     if row is None:
         return None
     notes = []
@@ -341,8 +425,8 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
     account = None
     teammates: list[dict[str, Any]] = []
     if row.get("account_id") is not None:
-        account = _one(engine, accounts_now(engine), "account_id", row["account_id"])
-        u = users_now(engine)
+        account = _one(engine, accounts, "account_id", row["account_id"])
+        u = users
         assert u is not None
         teammates = b.rows(
             u.filter(u.account_id == row["account_id"], u.user_id != user_id)
@@ -359,7 +443,7 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
         attributes=attributes,
         account=account,
         teammates=teammates,
-        feedback=fb.history(b, user_id) if b.has_table(FEEDBACK) else [],
+        feedback=fb.history(b, user_id) if _has(b, FEEDBACK) else [],
         owner=owner_of(engine, "user", user_id),
         notes=notes,
     )
@@ -367,10 +451,10 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
 
 def account(engine: Engine, account_id: str) -> Account | None:
     b = engine.backend
-    row = _one(engine, accounts_now(engine), "account_id", account_id)
+    u, accounts, _ = state(engine)
+    row = _one(engine, accounts, "account_id", account_id)
     if row is None:
         return None
-    u = users_now(engine)
     assert u is not None
     users = b.rows(
         u.filter(u.account_id == account_id)
@@ -403,7 +487,7 @@ def owner_of(engine: Engine, entity: str, id_: str) -> str | None:
 def assign(engine: Engine, entity: str, id_: str, owner: str | None) -> None:
     """Make ``owner`` the owner of a scored user or account (None: nobody's)."""
     b = engine.backend
-    current = users_now(engine) if entity == "user" else accounts_now(engine)
+    current = state(engine)[0 if entity == "user" else 1]
     key = "user_id" if entity == "user" else "account_id"
     if _one(engine, current, key, id_) is None:
         raise DataError(f"no scored {entity} {id_!r}: only scored {entity}s have owners")

@@ -106,6 +106,7 @@ class Ui:
         *,
         proposal: str | Path | None = None,
         throttles: tuple[accounts.Throttle, accounts.Throttle] | None = None,
+        keep_open: float = 2.0,
     ):
         self.model_path = Path(model_path)
         self.url = url
@@ -120,6 +121,13 @@ class Ui:
         self._load_lock = threading.Lock()
         self.health = Health()
         self.env = environment()
+        # a DuckDB file stays open between requests while the app is busy (its cache warm; a
+        # request's own connection is then cheap), and is let go after `keep_open` idle
+        # seconds so `pql score` and `pql serve`'s flusher can take their turn
+        self.keep_open = keep_open
+        self._keeper: Any = None
+        self._last_use = 0.0
+        self._keeper_lock = threading.Lock()
         self.loaded()  # a model that does not load stops `pql ui` before it serves
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -133,11 +141,31 @@ class Ui:
 
     @contextmanager
     def engine(self) -> Iterator[Engine]:
-        engine = Engine(self.loaded(), connect(self.url), templates=self.templates)
+        backend = connect(self.url)
+        self._keep(backend)
+        engine = Engine(self.loaded(), backend, templates=self.templates)
         try:
             yield engine
         finally:
             engine.close()
+
+    def _keep(self, backend: Any) -> None:
+        if backend.path is None or self.keep_open <= 0:
+            return
+        with self._keeper_lock:
+            self._last_use = time.monotonic()
+            if self._keeper is None:
+                self._keeper = connect(self.url)
+                threading.Thread(target=self._let_go, daemon=True).start()
+
+    def _let_go(self) -> None:
+        while True:
+            time.sleep(min(0.5, self.keep_open))
+            with self._keeper_lock:
+                if time.monotonic() - self._last_use >= self.keep_open:
+                    keeper, self._keeper = self._keeper, None
+                    break
+        keeper.close()
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         session = request.scope.get("session", {})
