@@ -23,6 +23,7 @@ from pqlkit.demo.load import load, starter_text
 from pqlkit.engine import Engine
 from pqlkit.model.load import load_model
 from pqlkit.usecases import inbox as desk
+from pqlkit.usecases import leads
 from pqlkit.web import accounts
 from pqlkit.web.app import create_app, safe_next
 
@@ -623,7 +624,7 @@ def _desk_story(backend, model_file) -> dict:
     page = desk.inbox(engine, desk.Filters(status="all"))
     rows = [(r["user_id"], r["since"], r["score"], r["company"], r["email"]) for r in page.rows]
     first = page.rows[0]["user_id"]
-    lead = desk.lead(engine, first)
+    lead = leads.lead(engine, first)
     assert lead is not None and lead.explanation is not None
     stored = {
         r["user_id"]: r for r in backend.rows(engine.stored_users(DEMO_END, engine.loaded.version))
@@ -633,7 +634,7 @@ def _desk_story(backend, model_file) -> dict:
         e = engine.explain(r["user_id"], DEMO_END)
         for k in ("score", "tier", "is_pql", "segment", "motion", "reasons", "icp_profile"):
             assert e.outputs[k] == stored[r["user_id"]][k], (r["user_id"], k)
-    account = desk.account(engine, lead.row["account_id"])
+    account = leads.account(engine, lead.row["account_id"])
     assert account is not None
     desk.assign(engine, "user", first, "rob")
     fb = desk.feedback(engine, first, "done", reason=None, by="rob")

@@ -14,12 +14,10 @@ anything else is a bug and propagates unchanged.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -32,6 +30,7 @@ import sqlglot.expressions as exp
 
 from ..errors import BackendError, MappingError
 from . import _sql
+from .compiled import CompiledSql
 
 ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max", "replace"]]
 """What an upsert does with a row whose key is stored already: keep the stored row
@@ -40,7 +39,7 @@ ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max",
 Schema: TypeAlias = pa.Schema | ibis.Schema
 
 
-class Backend(ABC):
+class Backend(CompiledSql, ABC):
     """One open database. Subclasses set the capabilities and implement the primitives."""
 
     #: The dialect name (sqlglot and Ibis).
@@ -488,92 +487,6 @@ class Backend(ABC):
     def values(self, expr: ir.Table) -> list[tuple]:
         """The rows of a small query as tuples."""
         return self._fetch(self.compile(expr))[1]
-
-    def timestamp_literal(self, when: datetime) -> str:
-        """How this dialect writes a timestamp literal in compiled SQL."""
-        t = ibis.table({"x": "int64"}, name="t")
-        sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=self.name))
-        match = re.search(r"SELECT\s+(.*?)\s+AS\s+\"?v\"?\s", sql, re.S)
-        if match is None:
-            raise BackendError(f"cannot find the timestamp literal in {sql!r}")
-        return match.group(1)
-
-    def string_literal(self, text: str) -> str:
-        """How this dialect writes ``text`` as a string literal in compiled SQL (quoted and
-        escaped by the same compiler as the rest of the query)."""
-        return _literal_text(self.name, "str", text)
-
-    def reusable_sql(
-        self,
-        cache: dict[str, str],
-        key: str,
-        build: Callable[[Mapping[str, Any]], ir.Expr],
-        values: Mapping[str, str | int | datetime],
-    ) -> str:
-        """The SQL of ``build(values)``, compiled once per ``key`` with stand-in values and
-        reused for any values by swapping the stand-ins' literals for theirs (each literal
-        written by this dialect's compiler). ``key`` must name everything else the SQL
-        depends on. Compiling a large expression costs tens of milliseconds; a swap, none."""
-        stand_ins: dict[str, str | int | datetime] = {}
-        for i, (name, value) in enumerate(sorted(values.items())):
-            if isinstance(value, datetime):
-                stand_ins[name] = datetime(1901, 3, 4, 5, 6, 7, 100 + i)
-            elif isinstance(value, int) and not isinstance(value, bool):
-                stand_ins[name] = 918_273_645 + 7 * i
-            elif isinstance(value, str):
-                stand_ins[name] = f"pqlstandin{i}q{len(name)}"
-            else:
-                raise TypeError(f"{name}: a stand-in for {type(value).__name__} is not known")
-        template = cache.get(key)
-        if template is None:
-            template = self.compile(build(stand_ins))
-            if any(template.count(self._literal(v)) == 0 for v in stand_ins.values()):
-                return self.compile(build(values))  # a value the compiler folded away
-            cache[key] = template
-        sql = template
-        for name, stand_in in stand_ins.items():
-            sql = sql.replace(self._literal(stand_in), self._literal(values[name]))
-        return sql
-
-    def _literal(self, value: str | int | datetime) -> str:
-        return _literal_text(self.name, type(value).__name__, value)
-
-    # --- compiled SQL kept in the database, so a later run (any as_of) skips compiling ------
-    SQL_CACHE = "pql_compiled"
-    _SQL_CACHE_SCHEMA = ibis.schema({"key": "string", "sql": "string", "created_at": "timestamp"})
-
-    def cached_sql(self, key: str) -> str | None:
-        if not self.has_table(self.SQL_CACHE):
-            return None
-        t = self.table(self.SQL_CACHE)
-        found = self.values(t.filter(t.key == key).select("sql"))
-        return found[0][0] if found else None
-
-    def store_sql(self, key: str, sql: str, now: datetime) -> None:
-        self.ensure_table(
-            self.SQL_CACHE, self._SQL_CACHE_SCHEMA, primary_key=["key"], not_null=["sql"]
-        )
-        row = pa.table(
-            {"key": [key], "sql": [sql], "created_at": pa.array([now], pa.timestamp("us"))}
-        )
-        self.upsert(self.SQL_CACHE, row, ["key"], "ignore")
-
-
-@functools.lru_cache(maxsize=4096)
-def _literal_text(dialect: str, kind: str, value: str | int | datetime) -> str:
-    """How ``dialect`` writes a literal ``value`` (``kind`` keeps 1 and True apart)."""
-    t = ibis.table({"x": "int64"}, name="t")
-    if isinstance(value, datetime):
-        lit = ibis.timestamp(value)
-    elif isinstance(value, str):
-        lit = ibis.literal(value, "string")
-    else:
-        return str(int(value))
-    sql = str(ibis.to_sql(t.select(v=lit), dialect=dialect))
-    match = re.search(r"SELECT\s+(.*)\s+AS\s+\"?v\"?\s+FROM", sql, re.S)
-    if match is None:
-        raise BackendError(f"cannot find the literal in {sql!r}")
-    return match.group(1)
 
 
 def first_line(exc: BaseException) -> str:

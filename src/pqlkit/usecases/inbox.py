@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -19,8 +19,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, Explanation, utc_now
-from ..errors import DataError, PqlkitError
+from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, utc_now
+from ..errors import DataError
 from ..handoff import feedback as fb
 from ..handoff.transitions import ACCOUNT_STATE, FEEDBACK, OUTBOX, USER_STATE
 from ..scoring.decide import REASON_SEPARATOR
@@ -83,29 +83,6 @@ class Page:
     @property
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE))
-
-
-@dataclass
-class Lead:
-    row: dict[str, Any]
-    explanation: Explanation | None
-    history: list[dict[str, Any]]
-    events: list[dict[str, Any]]
-    identities: list[dict[str, Any]]
-    attributes: dict[str, Any]
-    account: dict[str, Any] | None
-    teammates: list[dict[str, Any]]
-    feedback: list[dict[str, Any]]
-    owner: str | None
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Account:
-    row: dict[str, Any]
-    users: list[dict[str, Any]]
-    history: list[dict[str, Any]]
-    owner: str | None
 
 
 # --- the current state ---------------------------------------------------------------------------
@@ -365,13 +342,6 @@ def _names(engine: Engine, t: ir.Table, kind: str, accounts: ir.Table | None) ->
     return t.mutate(email=ibis.null("string"))
 
 
-def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
-    return [r for r in (reasons or "").split(REASON_SEPARATOR) if r][:n]
-
-
-# --- a lead ----------------------------------------------------------------------------------------
-
-
 def _one(engine: Engine, t: ir.Table | None, col: str, value: str) -> dict[str, Any] | None:
     if t is None:
         return None
@@ -379,98 +349,8 @@ def _one(engine: Engine, t: ir.Table | None, col: str, value: str) -> dict[str, 
     return rows[0] if rows else None
 
 
-def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
-    """A user's story: their current state, every signal behind it, their score over the
-    stored runs, recent events, linked ids, account and teammates, feedback and owner."""
-    b = engine.backend
-    users, accounts, _state_key = state(engine)
-    row = _one(engine, users, "user_id", user_id)
-    if row is None:
-        return None
-    notes = []
-    if row.get("model_version") != engine.loaded.version:
-        notes.append(
-            f"Scored by model version {row.get('model_version')}; the signals below are the "
-            f"current model's ({engine.loaded.version}). Run `pql score` to score with it."
-        )
-    try:
-        explanation: Explanation | None = engine.explain(user_id, row["as_of"])
-    except PqlkitError as exc:  # no longer in the users table
-        explanation, notes = None, [*notes, str(exc)]
-    s = b.table(USER_SCORES)
-    history = b.rows(
-        s.filter(s.user_id == user_id)
-        .select("as_of", "model_version", "score", "tier", "is_pql", "segment", "motion")
-        .order_by("as_of")
-    )
-    bound = engine.bound
-    ids = [user_id]
-    identities: list[dict[str, Any]] = []
-    if bound.identities is not None:
-        i = bound.identities
-        identities = b.rows(
-            i.filter(i.user_id == user_id, i.id != user_id).order_by(i.id).limit(200)
-        )
-        ids += [r["id"] for r in identities]
-    e = bound.events
-    recent = e.filter(e.user_id.isin(ids) | e.anonymous_id.isin(ids).fill_null(False))
-    cols = ["timestamp", "event"] + (["properties"] if "properties" in e.columns else [])
-    recent_rows = b.rows(recent.select(*cols).order_by(ibis.desc(recent.timestamp)).limit(events))
-    for r in recent_rows:
-        if r.get("properties") is not None and not isinstance(r["properties"], str):
-            import json
-
-            r["properties"] = json.dumps(r["properties"], default=str, sort_keys=True)
-    attributes = _one(engine, bound.users, "user_id", user_id) or {}
-    account = None
-    teammates: list[dict[str, Any]] = []
-    if row.get("account_id") is not None:
-        account = _one(engine, accounts, "account_id", row["account_id"])
-        u = users
-        assert u is not None
-        teammates = b.rows(
-            u.filter(u.account_id == row["account_id"], u.user_id != user_id)
-            .select("user_id", "score", "tier", "is_pql", "segment", "last_seen_at")
-            .order_by([ibis.desc(u.score), u.user_id])
-            .limit(25)
-        )
-    return Lead(
-        row=row,
-        explanation=explanation,
-        history=history,
-        events=recent_rows,
-        identities=identities,
-        attributes=attributes,
-        account=account,
-        teammates=teammates,
-        feedback=fb.history(b, user_id) if _has(b, FEEDBACK) else [],
-        owner=owner_of(engine, "user", user_id),
-        notes=notes,
-    )
-
-
-def account(engine: Engine, account_id: str) -> Account | None:
-    b = engine.backend
-    u, accounts, _ = state(engine)
-    row = _one(engine, accounts, "account_id", account_id)
-    if row is None:
-        return None
-    assert u is not None
-    users = b.rows(
-        u.filter(u.account_id == account_id)
-        .select(
-            "user_id", "score", "tier", "is_pql", "segment", "motion", "activated", "last_seen_at"
-        )
-        .order_by([ibis.desc(u.score), u.user_id])
-        .limit(200)
-    )
-    s = b.table(ACCOUNT_SCORES)
-    history = b.rows(
-        s.filter(s.account_id == account_id)
-        .select("as_of", "model_version", "score", "tier", "is_pqa", "active_users", "pql_users")
-        .order_by("as_of")
-    )
-    return Account(row, users, history, owner_of(engine, "account", account_id))
+def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
+    return [r for r in (reasons or "").split(REASON_SEPARATOR) if r][:n]
 
 
 # --- owners and feedback ---------------------------------------------------------------------------
@@ -523,13 +403,10 @@ def feedback(
 __all__ = [
     "PAGE",
     "Filters",
-    "Lead",
     "Page",
-    "account",
     "assign",
     "feedback",
     "inbox",
     "latest_run",
-    "lead",
     "owner_of",
 ]

@@ -20,11 +20,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from markupsafe import Markup
 from starlette.applications import Starlette
@@ -43,59 +41,20 @@ from ..report import svg
 from ..report.build import CSS as REPORT_CSS
 from ..templates import environment
 from ..usecases import inbox as desk
-from . import accounts
-
-STATIC = Path(__file__).with_name("static")
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+from ..usecases import leads
+from . import accounts, health
+from .http import (
+    DELIVERY_STATUSES,
+    FORBIDDEN,
+    STATIC,
+    SecurityHeaders,
+    account_url,
+    back,
+    lead_url,
+    num,
+    safe_next,
+    when,
 )
-HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
-DELIVERY_STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
-
-
-class SecurityHeaders:
-    """Adds the headers above to every response, and no-store to every page."""
-
-    def __init__(self, app: Any):
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        static = scope["path"].startswith("/static/")
-
-        async def send_with_headers(message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += HEADERS
-                if not static:
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-@dataclass
-class Health:
-    """The model page's findings, computed in the background (a backtest takes seconds to
-    minutes), kept per model version and latest run."""
-
-    key: tuple[str, str] | None = None
-    body: str | None = None
-    error: str | None = None
-    started: float = 0.0
-    step: str = ""
-    thread: threading.Thread | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Ui:
@@ -119,7 +78,7 @@ class Ui:
         self.templates: dict[str, str] = {}  # compiled SQL, shared by every request's engine
         self._loaded: tuple[float, LoadedModel] | None = None
         self._load_lock = threading.Lock()
-        self.health = Health()
+        self.health = health.Health()
         self.env = environment()
         # a DuckDB file stays open between requests while the app is busy (its cache warm; a
         # request's own connection is then cheap), and is let go after `keep_open` idle
@@ -327,7 +286,7 @@ class Ui:
 
     def lead(self, request: Request, me: accounts.User, engine: Engine) -> Response:
         user_id = request.path_params["user_id"]
-        found = desk.lead(engine, user_id)
+        found = leads.lead(engine, user_id)
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored user {user_id!r}."
@@ -354,7 +313,7 @@ class Ui:
 
     def account(self, request: Request, me: accounts.User, engine: Engine) -> Response:
         account_id = request.path_params["account_id"]
-        found = desk.account(engine, account_id)
+        found = leads.account(engine, account_id)
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored account {account_id!r}."
@@ -365,7 +324,7 @@ class Ui:
         loaded = engine.loaded
         run = desk.latest_run(engine)
         key = (loaded.version, run[0].isoformat() if run else "")
-        self._start_health(key, request.query_params.get("refresh") == "1")
+        health.start(self.health, key, request.query_params.get("refresh") == "1", self.engine)
         h = self.health
         path = Path(loaded.path)
         proposal = self.proposal or path.with_name(f"{path.stem}.proposed.yml")
@@ -393,38 +352,6 @@ class Ui:
             findings=Markup(h.body) if h.body is not None and h.key == key else None,
             elapsed=int(time.monotonic() - h.started) if h.started else 0,
         )
-
-    def _start_health(self, key: tuple[str, str], refresh: bool) -> None:
-        h = self.health
-        with h.lock:
-            busy = h.thread is not None and h.thread.is_alive()
-            if busy or (h.key == key and not refresh and (h.body or h.error)):
-                return
-            h.key, h.body, h.error, h.step = key, None, None, "starting"
-            h.started = time.monotonic()
-            h.thread = threading.Thread(target=self._compute_health, args=(key,), daemon=True)
-            h.thread.start()
-
-    def _compute_health(self, key: tuple[str, str]) -> None:
-        from ..report.build import body
-        from ..usecases.learning import ReplayOptions, findings
-
-        h = self.health
-        try:
-            with self.engine() as engine:
-                found = findings(engine, ReplayOptions(), lambda m: setattr(h, "step", m))
-            html = body(found)
-            with h.lock:
-                if h.key == key:
-                    h.body = html
-        except Exception as exc:  # shown on the page; the app goes on
-            with h.lock:
-                if h.key == key:
-                    h.error = (
-                        f"{type(exc).__name__}: {exc}"
-                        if not isinstance(exc, PqlkitError)
-                        else str(exc)
-                    )
 
     def deliveries(self, request: Request, me: accounts.User, engine: Engine) -> Response:
         from ..handoff.deliver import listing
@@ -508,43 +435,6 @@ class Ui:
     def css(self, request: Request) -> Response:
         text = (STATIC / "app.css").read_text(encoding="utf-8") + REPORT_CSS
         return Response(text, media_type="text/css", headers={"cache-control": "max-age=3600"})
-
-
-FORBIDDEN = "this page is for admins; ask an admin (pql users add NAME --role admin)"
-
-
-def safe_next(target: str | None) -> str:
-    """Where to go after signing in: a path on this site, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/inbox"
-    return target
-
-
-def back(request: Request, form: Any) -> str:
-    return safe_next(str(form.get("back", "")) or None)
-
-
-def lead_url(user_id: Any) -> str:
-    return "/leads/" + quote(str(user_id), safe="")
-
-
-def account_url(account_id: Any) -> str:
-    return "/accounts/" + quote(str(account_id), safe="")
-
-
-def when(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    return "" if value is None else str(value)
-
-
-def num(value: Any) -> str:
-    """A figure for people: whole numbers as they are, others to 3 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.0f}" if value.is_integer() else f"{value:.3g}"
-    return str(value)
 
 
 def create_app(
