@@ -107,37 +107,61 @@ def test_decisions_are_consistent(env):
 
 def _as_table(rows):
     """Generated feature rows as an Ibis table, and the env of its columns."""
+    t = ibis.memtable(_arrow_rows(rows))
+    return t, {k.replace("__", "."): t[k] for k in t.columns}
+
+
+def _arrow_rows(rows) -> pa.Table:
     columns = {k.replace(".", "__"): [r[k] for r in rows] for k in rows[0]}
-    types = {
-        k: (
-            pa.list_(pa.string())
-            if k == "account__tech_stack"
-            else pa.float64()
-            if k.startswith("signal__") or k == "account__employees"
-            else pa.bool_()
-            if k.startswith(("user__is_", "user__sales"))
-            else pa.string()
+    return pa.table({k: pa.array(v, type=_type_of(k)) for k, v in columns.items()})
+
+
+def _type_of(k: str) -> pa.DataType:
+    return (
+        pa.list_(pa.string())
+        if k == "account__tech_stack"
+        else pa.float64()
+        if k.startswith("signal__") or k == "account__employees"
+        else pa.bool_()
+        if k.startswith(("user__is_", "user__sales"))
+        else pa.string()
+    )
+
+
+_DECIDE_SQL: dict[tuple[str, ...], str] = {}
+_DUCK: list = []
+
+
+def _decided_in_duckdb(rows) -> list[dict]:
+    """decide() through IbisOps, compiled once for the generated rows' schema and run in
+    DuckDB over each example's rows (compiling the whole decision is the slow part)."""
+    import duckdb
+
+    data = _arrow_rows(rows)
+    key = tuple(data.schema.names)
+    if key not in _DECIDE_SQL:
+        unbound = ibis.table(ibis.schema(data.schema), name="generated_rows")
+        env = {k.replace("__", "."): unbound[k] for k in data.schema.names}
+        out = decide(MODEL, env, IbisOps())
+        expr = unbound.select(
+            **{f: (v if isinstance(v, ibis.Value) else ibis.literal(v)) for f, v in out.items()}
         )
-        for k in columns
-    }
-    t = ibis.memtable(pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()}))
-    return t, {k.replace("__", "."): t[k] for k in columns}
+        _DECIDE_SQL[key] = str(ibis.to_sql(expr, dialect="duckdb"))
+    if not _DUCK:
+        _DUCK.append(duckdb.connect())
+    con = _DUCK[0]
+    con.register("generated_rows", data)
+    try:
+        return con.execute(_DECIDE_SQL[key]).fetch_arrow_table().to_pylist()
+    finally:
+        con.unregister("generated_rows")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(attr, min_size=1, max_size=30))
 def test_database_and_python_evaluation_agree_on_any_rows(rows):
     """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row."""
-    t, env = _as_table(rows)
-    out = decide(MODEL, env, IbisOps())
-    expr = t.select(
-        **{f: (v if isinstance(v, ibis.Value) else ibis.literal(v)) for f, v in out.items()}
-    )
-    con = ibis.duckdb.connect()
-    try:
-        in_db = con.to_pyarrow(expr).to_pylist()
-    finally:
-        con.disconnect()
+    in_db = _decided_in_duckdb(rows)
     in_py = [decide(MODEL, dict(r), ops) for r in rows]
     for db_row, py_row in zip(in_db, in_py, strict=True):
         assert {f: db_row[f] for f in OUTPUT_FIELDS} == {f: py_row[f] for f in OUTPUT_FIELDS}

@@ -669,3 +669,45 @@ def test_the_desk_reads_the_same_on_duckdb_and_postgres(
         pg.close()
     assert a == b
     assert a["owner"] == "rob" and a["quiet_days"] == 30 and a["total"] > 0
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def test_pql_users_and_pql_ui_errors_from_the_command_line(tmp_path, model_file, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from pqlkit.cli import cli
+
+    db = str(tmp_path / "u.duckdb")
+    run = CliRunner().invoke
+    ok = run(
+        cli,
+        ["users", "add", "ana", "--role", "admin", "--password-stdin", "--url", db, "--json"],
+        input=PASSWORD + "\n",
+    )
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output) == {"name": "ana", "role": "admin", "reset": False}
+    listed = run(cli, ["users", "list", "--url", db, "--json"])
+    assert [u["name"] for u in json.loads(listed.output)] == ["ana"]
+    for argv, stdin, message in (
+        (["users", "add", "ana", "--password-stdin"], PASSWORD, "exists"),
+        (["users", "add", "bo b", "--password-stdin"], PASSWORD, "user name"),
+        (["users", "add", "bob", "--password-stdin"], "short", "too short"),
+        (["users", "remove", "nobody"], "", "no user"),
+    ):
+        r = run(cli, [*argv, "--url", db], input=stdin + "\n")
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+    assert run(cli, ["users", "remove", "ana", "--url", db]).exit_code == 0
+    assert json.loads(run(cli, ["users", "list", "--url", db, "--json"]).output) == []
+    # pql ui refuses a short secret and a model that does not load, before serving
+    monkeypatch.setenv("PQL_UI_SECRET", "too short")
+    r = run(cli, ["ui", "-m", str(model_file), "--url", db])
+    assert r.exit_code == 1 and "PQL_UI_SECRET" in r.output and "Traceback" not in r.output
+    monkeypatch.setenv("PQL_UI_SECRET", SECRET)
+    broken = tmp_path / "broken.yml"
+    broken.write_text("name: [unclosed\n", encoding="utf-8")
+    r = run(cli, ["ui", "-m", str(broken), "--url", db])
+    assert r.exit_code == 1 and "broken.yml" in r.output and "Traceback" not in r.output

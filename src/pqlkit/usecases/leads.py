@@ -76,7 +76,11 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
         )
         ids += [r["id"] for r in identities]
     e = bound.events
-    recent = e.filter(e.user_id.isin(ids) | e.anonymous_id.isin(ids).fill_null(False))
+    # events sent under the user's id, or under an id linked to them (an anonymous id)
+    mine = e.user_id == user_id if len(ids) == 1 else e.user_id.isin(ids)
+    if len(ids) > 1:
+        mine = mine | e.anonymous_id.isin(ids[1:]).fill_null(False)
+    recent = e.filter(mine)
     cols = ["timestamp", "event"] + (["properties"] if "properties" in e.columns else [])
     recent_rows = b.rows(recent.select(*cols).order_by(ibis.desc(recent.timestamp)).limit(events))
     for r in recent_rows:
