@@ -157,10 +157,16 @@ def _decided_in_duckdb(rows) -> list[dict]:
         con.unregister("generated_rows")
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(attr, min_size=1, max_size=30))
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(attr, min_size=1, max_size=200))
 def test_database_and_python_evaluation_agree_on_any_rows(rows):
-    """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row."""
+    """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row. DuckDB
+    takes about a second to plan the whole decision whatever the rows, so each example is up
+    to 200 rows (rows are decided independently)."""
     in_db = _decided_in_duckdb(rows)
     in_py = [decide(MODEL, dict(r), ops) for r in rows]
     for db_row, py_row in zip(in_db, in_py, strict=True):

@@ -55,7 +55,7 @@ class Site:
     def start(self) -> None:
         env = {**os.environ, "PQL_UI_SECRET": SECRET, "PYTHONWARNINGS": "ignore"}
         command = [sys.executable, "-m", "pqlkit.cli", "ui", "-m", str(self.model)]
-        command += ["--url", self.db, "--port", str(self.port)]
+        command += ["--url", self.db, "--port", str(self.port), "--keep-open", "0.1"]
         with self.err.open("ab") as err:
             self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.time() + 60

@@ -26,7 +26,14 @@ from .options import json_option, model_option, url_option
     is_flag=True,
     help="Send the session cookie over HTTPS only (behind a TLS-terminating proxy).",
 )
-def ui(model_path, url, host, port, proposal, https_only) -> None:
+@click.option(
+    "--keep-open",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds a DuckDB file stays open after the last request (0: closed after each).",
+)
+def ui(model_path, url, host, port, proposal, https_only, keep_open) -> None:
     """Serve the web app: the PQL inbox, leads, accounts, model health and deliveries.
 
     Sign-in only; create users with `pql users add`. Sessions are signed with
@@ -34,7 +41,14 @@ def ui(model_path, url, host, port, proposal, https_only) -> None:
     from ..usecases import ui as use
 
     key, from_env = use.secret()
-    app = use.app(model_path, url, secret_key=key, proposal=proposal, https_only=https_only)
+    app = use.app(
+        model_path,
+        url,
+        secret_key=key,
+        proposal=proposal,
+        https_only=https_only,
+        keep_open=keep_open,
+    )
     if not from_env:
         render.warn(
             f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "

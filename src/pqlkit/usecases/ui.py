@@ -69,8 +69,16 @@ def app(
     secret_key: str,
     proposal: str | Path | None = None,
     https_only: bool = False,
+    keep_open: float = 2.0,
 ) -> Any:
     _accounts()
     from ..web.app import create_app
 
-    return create_app(model_path, url, secret=secret_key, proposal=proposal, https_only=https_only)
+    return create_app(
+        model_path,
+        url,
+        secret=secret_key,
+        proposal=proposal,
+        https_only=https_only,
+        keep_open=keep_open,
+    )

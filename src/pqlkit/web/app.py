@@ -444,5 +444,8 @@ def create_app(
     secret: str,
     proposal: str | Path | None = None,
     https_only: bool = False,
+    keep_open: float = 2.0,
 ) -> Starlette:
-    return Ui(model_path, url, proposal=proposal).app(secret, https_only=https_only)
+    return Ui(model_path, url, proposal=proposal, keep_open=keep_open).app(
+        secret, https_only=https_only
+    )
