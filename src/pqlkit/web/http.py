@@ -24,8 +24,17 @@ HEADERS = [
 DELIVERY_STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
 
 
+MAX_FORM = 64 * 1024
+"""The largest request body the app reads (its forms are a few hundred bytes)."""
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
 class SecurityHeaders:
-    """Adds the headers above to every response, and no-store to every page."""
+    """Adds the headers above to every response, no-store to every page, and refuses a body
+    over MAX_FORM with 413 (by its Content-Length, or as it streams in without one)."""
 
     def __init__(self, app: Any):
         self.app = app
@@ -35,6 +44,23 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = scope["path"].startswith("/static/")
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
+        try:
+            too_big = int(declared) > MAX_FORM
+        except ValueError:
+            too_big = True
+        if too_big:
+            await _too_large(send)
+            return
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_FORM:
+                raise BodyTooLarge
+            return message
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
@@ -45,7 +71,22 @@ class SecurityHeaders:
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, limited_receive, send_with_headers)
+        except BodyTooLarge:
+            await _too_large(send)
+
+
+async def _too_large(send) -> None:
+    body = f"413 Request Entity Too Large: at most {MAX_FORM // 1024} KB".encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"text/plain"), *HEADERS],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 FORBIDDEN = "this page is for admins; ask an admin (pql users add NAME --role admin)"
