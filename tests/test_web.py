@@ -309,6 +309,25 @@ def test_a_large_body_is_refused_before_it_is_read(site):
     assert rep.get("/inbox").status_code == 200  # the app goes on
 
 
+def test_a_model_that_stops_loading_is_a_503_without_details_then_recovers(site):
+    rep = site.client("rob")
+    anonymous = site.client()
+    good = site.model.read_text(encoding="utf-8")
+    try:
+        site.model.write_text(
+            good.replace("thresholds:", "thresholds: [broken\n"), encoding="utf-8"
+        )
+        os.utime(site.model, (time.time() + 5, time.time() + 5))
+        for c in (rep, anonymous):
+            r = c.get("/inbox")
+            assert r.status_code == 503 and "pql.yml" not in r.text and "line" not in r.text
+    finally:
+        site.model.write_text(good, encoding="utf-8")
+        os.utime(site.model, (time.time() + 10, time.time() + 10))
+    assert rep.get("/inbox").status_code == 200
+    assert "pql.yml" in site.err.read_text()  # the details are in the server's log
+
+
 def test_safe_next_keeps_redirects_on_the_site():
     for bad in (
         "//evil.com",

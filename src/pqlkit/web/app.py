@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hmac
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -150,6 +151,12 @@ class Ui:
         return endpoint
 
     def _page(self, request: Request, role: str, fn: Callable[..., Response]) -> Response:
+        try:
+            return self._signed_page(request, role, fn)
+        except PqlkitError as exc:  # the model or the database, before anyone is known
+            return unavailable(exc)
+
+    def _signed_page(self, request: Request, role: str, fn: Callable[..., Response]) -> Response:
         with self.engine() as engine:
             me = self.signed_in(request, engine)
             if me is None:
@@ -181,6 +188,12 @@ class Ui:
         return endpoint
 
     def _action(self, request: Request, form: Any, role: str, fn: Callable[..., Response]):
+        try:
+            return self._signed_action(request, form, role, fn)
+        except PqlkitError as exc:
+            return unavailable(exc)
+
+    def _signed_action(self, request: Request, form: Any, role: str, fn: Callable[..., Response]):
         with self.engine() as engine:
             me = self.signed_in(request, engine)
             if me is None:
@@ -235,7 +248,10 @@ class Ui:
             finally:
                 backend.close()
 
-        user = await run_in_threadpool(check)
+        try:
+            user = await run_in_threadpool(check)
+        except PqlkitError as exc:
+            return unavailable(exc)
         if user is None:
             self.by_name.fail(key)
             self.by_address.fail(address)
@@ -435,6 +451,18 @@ class Ui:
     def css(self, request: Request) -> Response:
         text = (STATIC / "app.css").read_text(encoding="utf-8") + REPORT_CSS
         return Response(text, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+
+def unavailable(exc: Exception) -> Response:
+    """503 for a model that stopped loading or a database that is busy or gone: the details go
+    to the server's log, not to whoever asked (they may not be signed in)."""
+    print(f"pql ui: {exc}", file=sys.stderr, flush=True)
+    return PlainTextResponse(
+        "503 Service Unavailable: pqlkit cannot read its model or database right now; try "
+        "again shortly (the server's log says why)",
+        503,
+        headers={"retry-after": "5"},
+    )
 
 
 def create_app(
