@@ -328,6 +328,23 @@ def test_a_model_that_stops_loading_is_a_503_without_details_then_recovers(site)
     assert "pql.yml" in site.err.read_text()  # the details are in the server's log
 
 
+def test_concurrent_pages_after_a_new_run_all_answer(site):
+    from concurrent.futures import ThreadPoolExecutor
+
+    engine = Engine(load_model(site.model), connect(site.db))
+    try:  # a run the app has not seen: its since table is stale
+        engine.run(DEMO_END + timedelta(days=1))
+    finally:
+        engine.close()
+    rep = site.client("rob")
+    paths = ["/inbox", "/inbox?kind=accounts", "/inbox?status=all", "/inbox?page=2"] * 3
+    with ThreadPoolExecutor(8) as pool:
+        pages = list(pool.map(lambda p: rep.get(p), paths))
+    assert [r.status_code for r in pages] == [200] * len(paths)
+    counts = {re.search(r'id="count">([\d,]+)', r.text).group(1) for r in pages[::4]}
+    assert len(counts) == 1
+
+
 def test_safe_next_keeps_redirects_on_the_site():
     for bad in (
         "//evil.com",

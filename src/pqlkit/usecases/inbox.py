@@ -9,6 +9,7 @@ when there is one, else the latest stored run of `pql score`.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -166,33 +167,40 @@ def _since_key(engine: Engine) -> str:
     return "|".join(parts)
 
 
-def _since(engine: Engine, entity: str) -> ir.Table:
+_REBUILD = threading.Lock()
+
+
+def _since(engine: Engine, entity: str) -> ir.Table | None:
     """The since table, kept in the database (``pql_inbox_since``) and computed again only
     when a run or a transition has been written since: computing it reads every stored run
-    (hundreds of milliseconds with a million users), reading it a few thousand rows."""
+    (hundreds of milliseconds with a million users), reading it a few thousand rows. None when
+    nothing is stored yet."""
     b = engine.backend
+    if not (_has(b, USER_SCORES) or _has(b, ACCOUNT_SCORES)):
+        return None
     key = _since_key(engine)
-    if _has(b, SINCE_KEY):
-        k = b.table(SINCE_KEY)
-        fresh = b.values(k.filter(k.key == key).select("key").limit(1))
-    else:
-        fresh = []
-    if not fresh:
-        users = _since_expr(engine, "user") if _has(b, USER_SCORES) else None
-        accounts = _since_expr(engine, "account") if _has(b, ACCOUNT_SCORES) else None
-        parts = [p for p in (users, accounts) if p is not None]
-        if not parts:
-            return ibis.memtable(
-                {"id": [], "since": []}, schema={"id": "string", "since": "timestamp"}
-            )
-        both = parts[0].union(parts[1]) if len(parts) == 2 else parts[0]
-        b.ensure_table(SINCE_KEY, ibis.schema({"key": "string"}))
-        with b.transaction():
-            b.replace_table(SINCE, both)
-            b.delete(SINCE_KEY, sge.true())
-            b.insert(SINCE_KEY, pa.table({"key": [key]}))
+    with _REBUILD:  # one rebuild at a time in this process (the rest wait, then read it)
+        if not _fresh(b, key):
+            parts = [
+                _since_expr(engine, e)
+                for e, table in (("user", USER_SCORES), ("account", ACCOUNT_SCORES))
+                if _has(b, table)
+            ]
+            both = parts[0].union(parts[1]) if len(parts) == 2 else parts[0]
+            b.ensure_table(SINCE_KEY, ibis.schema({"key": "string"}))
+            with b.transaction():
+                b.replace_table(SINCE, both)
+                b.delete(SINCE_KEY, sge.true())
+                b.insert(SINCE_KEY, pa.table({"key": [key]}))
     t = b.table(SINCE)
     return t.filter(t.entity == entity).select("id", "since")
+
+
+def _fresh(b: Any, key: str) -> bool:
+    if not _has(b, SINCE_KEY) or not _has(b, SINCE):
+        return False
+    k = b.table(SINCE_KEY)
+    return bool(b.values(k.filter(k.key == key).select("key").limit(1)))
 
 
 def _owners(engine: Engine, entity: str) -> ir.Table | None:
@@ -286,7 +294,10 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
             for c in cols[1:]:
                 hit = hit | _contains(c, p["q"]).fill_null(False)
             t = t.filter(hit)
-        t = t.left_join(since, t[key] == since.id).drop("id")
+        if since is not None:
+            t = t.left_join(since, t[key] == since.id).drop("id")
+        else:
+            t = t.mutate(since=ibis.null("timestamp"))
         # one query: the page and, on each row, how many match
         t = t.mutate(_total=t[key].count().over(ibis.window()))
         order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]

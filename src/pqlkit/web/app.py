@@ -102,8 +102,12 @@ class Ui:
     @contextmanager
     def engine(self) -> Iterator[Engine]:
         backend = connect(self.url)
-        self._keep(backend)
-        engine = Engine(self.loaded(), backend, templates=self.templates)
+        try:
+            self._keep(backend)
+            engine = Engine(self.loaded(), backend, templates=self.templates)
+        except BaseException:  # a model that stopped loading: let the file go all the same
+            backend.close()
+            raise
         try:
             yield engine
         finally:
