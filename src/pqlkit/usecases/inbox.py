@@ -265,7 +265,14 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
         values["now"] = now
 
     def build(p: Mapping[str, Any]) -> ir.Table:
-        t = base.filter(base[flag])
+        # the candidates narrow (ids, score, facets): only the page's 50 rows are read whole
+        whole = base.filter(base[flag])
+        narrow = [key, "score", *(col for _, col in FACETS)]
+        if filters.kind == "users":
+            narrow.append("account_id")
+        else:
+            narrow += ["name", "domain"]
+        t = whole.select(*dict.fromkeys(narrow))
         for name, col in FACETS:
             if name in p:
                 t = t.filter(t[col] == p[name])
@@ -301,13 +308,15 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
         # one query: the page and, on each row, how many match
         t = t.mutate(_total=t[key].count().over(ibis.window()))
         order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]
-        paged = t.order_by(order).limit(PAGE, offset=p["offset"])
+        top = t.order_by(order).limit(PAGE, offset=p["offset"])
+        extra = [c for c in top.columns if c not in whole.columns or c == key]
+        top = top.select(*extra).rename({"_key": key})
+        paged = whole.join(top, whole[key] == top["_key"]).drop("_key")
         if not searching:  # names for the page's rows alone
             paged = _names(engine, paged, filters.kind, accounts)
-            paged = paged.order_by(
-                [paged.since.desc(nulls_first=False), ibis.desc(paged.score), paged[key]]
-            )
-        return paged
+        return paged.order_by(
+            [paged.since.desc(nulls_first=False), ibis.desc(paged.score), paged[key]]
+        )
 
     shape = [
         filters.kind,
