@@ -15,6 +15,20 @@ import httpx
 from .conftest import free_port
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, stderr: Path, timeout: float = 60) -> None:
+    """Until ``url``/health answers 200; fails with the process's stderr if it exits first or
+    the time runs out."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"server did not start: {stderr.read_text()}")
+
+
 class Serve:
     """A collector on a free port with its database and log under ``folder``. ``args`` are
     more `pql serve` options, ``env`` more environment variables."""
@@ -55,15 +69,7 @@ class Serve:
                 stderr=err,
                 start_new_session=True,  # its own process group: kill() takes the flusher too
             )
-        deadline = time.time() + timeout
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"server did not start: {self.stderr.read_text()}")
+        wait_healthy(self.url, self.proc, self.stderr, timeout)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Signal the server process alone (with SIGKILL its flusher, orphaned, stores what is

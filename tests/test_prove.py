@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import threading
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from pqlkit.learn.evaluate import evaluate_table
 from pqlkit.model.load import load_model
 from pqlkit.report.build import CHARTS
 
-from .conftest import DEMO_END, _require, demo_engine_in
+from .conftest import DEMO_END, _require, chromium, demo_engine_in
 
 D = [datetime(2026, 9, 1) + timedelta(days=7 * i) for i in range(4)]
 HORIZON = timedelta(days=30)
@@ -252,13 +251,6 @@ def test_bad_backtest_and_evaluate_options_get_one_clear_line(prove_engine, args
 # --- the report in a real browser ------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
 def _requests(netlog: str) -> list[tuple[str, str]]:
     """(url, network isolation key) of every request the browser started."""
     with open(netlog) as fh:
@@ -278,7 +270,7 @@ def _requests(netlog: str) -> list[tuple[str, str]]:
 def test_the_report_renders_in_headless_chromium_with_every_plot_and_no_request_off_the_machine(
     prove_engine, tmp_path
 ):
-    browser = _chromium()
+    browser = chromium()
     if browser is None:
         if _require("PQLKIT_REQUIRE_BROWSER"):
             pytest.fail("Chromium is required (CI): scripts/ensure-chromium installs it")

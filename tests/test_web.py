@@ -27,7 +27,8 @@ from pqlkit.usecases import leads
 from pqlkit.web import accounts
 from pqlkit.web.app import create_app, safe_next
 
-from .conftest import DEMO_END, free_port
+from .conftest import DEMO_END, chromium, free_port
+from .serve import wait_healthy
 
 PASSWORD = "correct horse battery"
 SECRET = "s" * 48
@@ -58,15 +59,7 @@ class Site:
         command += ["--url", self.db, "--port", str(self.port), "--keep-open", "0.1"]
         with self.err.open("ab") as err:
             self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.time() + 60
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"pql ui did not start: {self.err.read_text()}")
+        wait_healthy(self.url, self.proc, self.err)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -574,21 +567,12 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _browser_path() -> str | None:
-    import shutil
-
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if path := shutil.which(name):
-            return path
-    return None
-
-
 def test_a_rep_works_the_inbox_in_headless_chromium(site):
     from playwright.sync_api import sync_playwright
 
     from .conftest import _require
 
-    browser_path = _browser_path()
+    browser_path = chromium()
     if browser_path is None:
         if _require("PQLKIT_REQUIRE_BROWSER"):
             pytest.fail("Chromium is required (CI): scripts/ensure-chromium installs it")
