@@ -196,6 +196,8 @@ class Backend(CompiledSql, ABC):
         known = self.tables()
         hint = f"tables here: {', '.join(known)}" if known else "the database has no tables yet"
         what = f"the {role} table" if role else "table"
+        if name.startswith("pql_crm_"):
+            hint += "; `pql sync outcomes` creates it and fills it from your CRM"
         raise MappingError(
             f"{what} {name!r} does not exist in {self.url} ({hint}); "
             f"create it, or point sources.{role or '<table>'} at the right table or file"

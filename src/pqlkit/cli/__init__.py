@@ -79,6 +79,6 @@ def main(argv: list[str] | None = None) -> Any:
     return cli.main(args=argv, prog_name="pql")
 
 
-from . import collecting, demo, handoff, learning, replay, scoring, ui  # noqa: E402,F401  (register the commands)
+from . import collecting, crm, demo, handoff, learning, replay, scoring, ui  # noqa: E402,F401  (register the commands)
 
 __all__ = ["cli", "main"]

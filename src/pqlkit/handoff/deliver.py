@@ -71,14 +71,15 @@ def secrets_for(handoff: Handoff, env: dict[str, str] | None = None) -> dict[str
     out: dict[str, list[str]] = {}
     missing = []
     for d in handoff.destinations:
-        name = d.secret_env if isinstance(d, WebhookDestination) else d.url_env
-        value = (env.get(name) or "").strip()
-        if not value:
-            missing.append(
-                f"handoff.destinations[{d.id}]: the environment variable {name} is not set"
-            )
-            continue
-        out[d.id] = value.split()
+        values = []
+        for name in d.env_names():
+            value = (env.get(name) or "").strip()
+            if not value:
+                missing.append(
+                    f"handoff.destinations[{d.id}]: the environment variable {name} is not set"
+                )
+            values.append(value)
+        out[d.id] = values[0].split() if isinstance(d, WebhookDestination) else values
     if missing:
         raise PqlkitError(
             "; ".join(missing) + " (secrets live in the environment, never in the model file)"
@@ -130,22 +131,48 @@ def deliver_due(
     env: dict[str, str] | None = None,
     limit: int = 500,
     sleep: Callable[[float], None] = time.sleep,
+    crm: CrmSender | None = None,
 ) -> Report:
-    """One pass over the deliveries that are due."""
+    """One pass over the deliveries that are due. Deliveries to a CRM destination go, in one
+    batch per destination, through ``crm`` (without it they wait)."""
     secrets = secrets_for(handoff, env)
     report = Report()
     pacer = Pacer(sleep)
     gone: set[str] = set()
-    for row in claimable(backend, handoff, now_fn(), limit, report):
+    rows = claimable(backend, handoff, now_fn(), limit, report)
+    for dest_id, group in crm_groups(handoff, rows).items():
+        if crm is not None:
+            for row, sent in crm(destination(handoff, dest_id), secrets[dest_id], group):
+                settle(backend, handoff, row, sent, now_fn(), report)
+    for row in rows:
+        dest = destination(handoff, row["destination"])
+        if is_crm(dest):
+            continue
         if row["destination"] in gone:  # a 410 earlier in this pass
             disable(backend, row, "the destination is disabled (410)", now_fn(), report)
             continue
-        dest = destination(handoff, row["destination"])
         sent = attempt(dest, secrets[dest.id], client, row, now_fn, pacer)
         settle(backend, handoff, row, sent, now_fn(), report)
         if sent.gone:
             gone.add(dest.id)
     return report
+
+
+CrmSender = Callable[[Any, list[str], list[dict[str, Any]]], list[tuple[dict[str, Any], Any]]]
+"""(destination, its secrets, its due rows) → (row, Sent) for each: see pqlkit.crm.handoff."""
+
+
+def is_crm(dest: Any) -> bool:
+    return getattr(dest, "kind", None) in ("hubspot", "salesforce")
+
+
+def crm_groups(handoff: Handoff, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The due rows of CRM destinations, by destination."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if is_crm(destination(handoff, row["destination"])):
+            out.setdefault(row["destination"], []).append(row)
+    return out
 
 
 def disable(backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
@@ -207,6 +234,8 @@ def attempt(
     database's thread)."""
     from ..sinks import webhook
 
+    if is_crm(dest):
+        raise ValueError("CRM deliveries go through crm_groups and pqlkit.crm.handoff")
     timeout = duration_seconds(dest.timeout)
     if isinstance(dest, WebhookDestination):
         return webhook.send_webhook(

@@ -29,7 +29,17 @@ from typing import Any
 
 from ..model.handoff import Handoff
 from ..model.load import load_model
-from .deliver import Pacer, Report, attempt, claimable, destination, secrets_for, settle
+from .deliver import (
+    Pacer,
+    Report,
+    attempt,
+    claimable,
+    crm_groups,
+    destination,
+    is_crm,
+    secrets_for,
+    settle,
+)
 from .rescore import RESCORED
 from .transitions import DELIVERIES, USER_STATE
 
@@ -69,6 +79,8 @@ class Dispatcher:
         self.threads: list[threading.Thread] = []
         self.pacer = Pacer()
         for d in self.handoff.destinations:
+            if getattr(d, "kind", None) in ("hubspot", "salesforce"):
+                continue  # CRM deliveries are written on the flusher's thread (Live.tick)
             q: queue.Queue[dict[str, Any] | None] = queue.Queue()
             self.queues[d.id] = q
             t = threading.Thread(target=self._work, args=(d.id, q), name=f"pql-send-{d.id}")
@@ -150,6 +162,7 @@ class Live:
             client = httpx.Client()
         self.client = client
         self.handoff: Handoff = handoff
+        self.secrets = secrets
         self.dispatcher = Dispatcher(handoff, secrets, client)
         self.full_every = full_every
         self.due_every = due_every
@@ -230,7 +243,18 @@ class Live:
             self._serve(backend, RESCORED)
         self.last_due = time.monotonic()
         rows = claimable(backend, self.handoff, utc_now(), 500, report)
-        self.dispatcher.submit(rows)
+        for dest_id, group in crm_groups(self.handoff, rows).items():
+            # a CRM write reads and writes the ledger: on this thread, one batch per tick
+            from ..crm.handoff import deliver as crm_deliver
+
+            dest = destination(self.handoff, dest_id)
+            for row, sent in crm_deliver(
+                engine, dest, self.secrets[dest_id], self.client, group, utc_now
+            ):
+                settle(backend, self.handoff, row, sent, utc_now(), report)
+        self.dispatcher.submit(
+            r for r in rows if not is_crm(destination(self.handoff, r["destination"]))
+        )
         for k in ("delivered", "retrying", "dead", "disabled"):
             setattr(self.stats, k, getattr(self.stats, k) + getattr(report, k))
         self.stats.in_flight = len(self.dispatcher.in_flight)

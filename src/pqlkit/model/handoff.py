@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .crm import HubSpotDestination, SalesforceDestination
 from .signals import Duration
 
 TRANSITIONS = (
@@ -58,6 +59,9 @@ class WebhookDestination(_Strict):
     def _check_url(cls, value: str) -> str:
         return _http_url(value)
 
+    def env_names(self) -> list[str]:
+        return [self.secret_env]
+
 
 class SlackDestination(_Strict):
     """A Slack incoming webhook: a readable Block Kit message."""
@@ -73,8 +77,14 @@ class SlackDestination(_Strict):
     timeout: Duration = "10s"
     """How long to wait for an answer before trying again later."""
 
+    def env_names(self) -> list[str]:
+        return [self.url_env]
 
-Destination = Annotated[WebhookDestination | SlackDestination, Field(discriminator="kind")]
+
+Destination = Annotated[
+    WebhookDestination | SlackDestination | HubSpotDestination | SalesforceDestination,
+    Field(discriminator="kind"),
+]
 
 
 class _DecisionFilter(_Strict):
@@ -155,9 +165,11 @@ class Handoff(_Strict):
     """Where transitions go."""
 
     destinations: list[Destination] = Field(min_length=1)
-    """Webhooks and Slack channels."""
-    routes: list[HandoffRoute] = Field(min_length=1)
-    """Routes, each to one or more destinations; a transition goes to every route it matches."""
+    """Webhooks, Slack channels, HubSpot and Salesforce."""
+    routes: list[HandoffRoute] = []
+    """Routes, each to one or more destinations; a transition goes to every route it matches.
+    None (`[]`, the default) records transitions and delivers nothing: e.g. CRM destinations
+    written only by `pql sync crm`."""
     cooldown: Duration = "30d"
     """After a rep marks a user done or disqualified (`pql feedback`), how long their transitions
     are recorded but not delivered (no re-alert)."""

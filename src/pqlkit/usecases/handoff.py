@@ -52,7 +52,9 @@ def deliver(
         while True:
             backend = connect(url)
             try:
-                r = deliver_due(backend, handoff, utc_now, client)
+                r = deliver_due(
+                    backend, handoff, utc_now, client, crm=_crm_sender(model_path, backend, client)
+                )
             finally:
                 backend.close()
             for k in ("delivered", "retrying", "dead", "disabled"):
@@ -64,6 +66,26 @@ def deliver(
     finally:
         if own:
             client.close()
+
+
+def _crm_sender(model_path: str | Path, backend: Any, client: Any) -> Any:
+    """Deliveries to CRM destinations sync their records (pqlkit.crm.handoff), with an engine
+    over this connection; None when the model has no CRM destination."""
+    loaded = load_model(model_path)
+    handoff = loaded.model.handoff
+    if handoff is None or not any(
+        d.kind in ("hubspot", "salesforce") for d in handoff.destinations
+    ):
+        return None
+    from ..crm.handoff import deliver as crm_deliver
+    from ..engine import Engine
+
+    engine = Engine(loaded, backend)
+
+    def send(dest: Any, secrets: list[str], rows: list[dict[str, Any]]) -> Any:
+        return crm_deliver(engine, dest, secrets, client, rows, utc_now)
+
+    return send
 
 
 def deliveries(

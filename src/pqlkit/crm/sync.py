@@ -1,0 +1,453 @@
+"""`pql sync crm`: write what changed to a CRM, batch by batch, with a ledger and an audit.
+
+For each object (accounts first, then users): the rows to write come from the current state
+(in the database: only PQLs and PQAs and records written before, unless the destination syncs
+everyone); records are built and compared with the ledger; what changed goes in batches of the
+CRM's size. Before a batch is sent its records are written to the audit as `sending`; after,
+the ledger and the audit take the CRM's answer for each record, in one transaction. A process
+killed in between sends that batch again on the next sync (an upsert by key: a repeat is
+harmless, and the audit shows both), a record the CRM refused keeps its error and is sent
+again next time, and a CRM that keeps limiting or failing stops the sync with the rest unsent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+import httpx
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from ..model.crm import (
+    ACCOUNT_FIELDS,
+    USER_FIELDS,
+    CrmDestination,
+    HubSpotDestination,
+)
+from . import hubspot, ledger, records, salesforce
+from .hubspot import Result
+from .records import Flavour, Record
+from .transport import CrmError, CrmUnavailable
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Side:
+    """One object of one destination: how its records are built and sent."""
+
+    object: str
+    entity: str
+    """user or account"""
+    key: str
+    crm_key: str
+    mapping: dict[str, str]
+    flavour: Flavour
+    fold_case: bool
+    batch: int
+    prepare: Callable[[], Any]
+    upsert: Callable[[list[Record]], list[Result]]
+    transport: Any = None
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return USER_FIELDS if self.entity == "user" else ACCOUNT_FIELDS
+
+    @property
+    def flag(self) -> str:
+        return "is_pql" if self.entity == "user" else "is_pqa"
+
+
+def sides(
+    dest: CrmDestination,
+    secrets: list[str],
+    client: httpx.Client,
+    *,
+    sleep: Callable[[float], None] | None = None,
+    give_up_after: float = 300.0,
+) -> list[Side]:
+    """The objects a destination writes, accounts first."""
+    out: list[Side] = []
+    accounts, people = dest.account_mapping(), dest.person_mapping()
+    if isinstance(dest, HubSpotDestination):
+        hs = hubspot.HubSpot(dest, secrets[0], client, sleep=sleep, give_up_after=give_up_after)
+        unique = dest.company_id_property
+        if accounts:
+            by = accounts[unique]
+            out.append(
+                Side(
+                    "companies", "account", "account_id", by, accounts, "hubspot",
+                    by == "domain", hubspot.BATCH,
+                    partial(hs.ensure_properties, "companies", accounts, ACCOUNT_FIELDS, unique),
+                    partial(hs.upsert, "companies", unique),
+                    hs.http,
+                )
+            )  # fmt: skip
+        if people:
+            out.append(
+                Side(
+                    "contacts", "user", "user_id", "email", people, "hubspot", True, hubspot.BATCH,
+                    partial(hs.ensure_properties, "contacts", people, USER_FIELDS, None),
+                    partial(hs.upsert, "contacts", "email"),
+                    hs.http,
+                )
+            )  # fmt: skip
+        return out
+    sf = salesforce.Salesforce(dest, secrets, client, sleep=sleep, give_up_after=give_up_after)
+    if accounts:
+        ext = dest.account_external_id
+        out.append(
+            Side(
+                "Account", "account", "account_id", "account_id", accounts, "salesforce", False,
+                salesforce.BATCH,
+                partial(sf.check_fields, "Account", list(accounts), ext),
+                partial(sf.upsert, "Account", ext),
+                sf.http,
+            )
+        )  # fmt: skip
+    if people:
+        ext = dest.person_external_id
+        out.append(
+            Side(
+                dest.person, "user", "user_id", "user_id", people, "salesforce", False,
+                salesforce.BATCH,
+                partial(sf.check_fields, dest.person, list(people), ext),
+                partial(sf.upsert, dest.person, ext),
+                sf.http,
+            )
+        )  # fmt: skip
+    return out
+
+
+@dataclass
+class ObjectReport:
+    object: str
+    considered: int = 0
+    unchanged: int = 0
+    sent: int = 0
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    """The first 100 records refused or skipped: key, crm_key, error."""
+    diff: list[dict[str, Any]] = field(default_factory=list)
+    """With --dry-run: each record that would be sent and the fields it changes."""
+    by_key: dict[str, tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    """With named entities (a hand-off's deliveries): key → (written | unchanged | failed |
+    skipped, error) for each record considered."""
+
+
+@dataclass
+class SyncReport:
+    destination: str
+    mode: str
+    sync_id: str
+    objects: list[ObjectReport] = field(default_factory=list)
+    stopped: str | None = None
+    """Why the sync stopped before the end (the CRM kept failing, a limit); the rest is sent
+    at the next sync."""
+    calls: int = 0
+    waited_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(o.failed for o in self.objects)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "destination": self.destination,
+            "mode": self.mode,
+            "sync_id": self.sync_id,
+            "stopped": self.stopped,
+            "calls": self.calls,
+            "waited_seconds": round(self.waited_seconds, 3),
+            "seconds": round(self.seconds, 3),
+            "objects": [
+                {k: v for k, v in o.__dict__.items() if k != "by_key"} for o in self.objects
+            ],
+        }
+
+
+def _rows(
+    backend,
+    side: Side,
+    dest: CrmDestination,
+    table: ir.Table,
+    entities: list[str] | None,
+    known: bool,
+) -> list[dict[str, Any]]:
+    t = table
+    if entities is not None:
+        t = t.filter(t[side.key].isin(entities)) if entities else t.filter(ibis.literal(False))
+    if dest.sync == "pqls":
+        wanted = t[side.flag].fill_null(False)
+        if known:
+            lg = backend.table(ledger.LEDGER)
+            written = lg.filter(lg.destination == dest.id, lg.object == side.object).key
+            wanted = wanted | t[side.key].isin(written)
+        t = t.filter(wanted)
+    needed = {side.key, side.crm_key, *side.mapping.values()}
+    if side.entity == "user":
+        needed |= {"email", "company", "domain"}
+        needed -= {"last_name"}
+    cols = [c for c in needed if c in t.columns]
+    return t.select(*sorted(cols)).to_pyarrow().to_pylist()
+
+
+def _ledger(backend, dest_id: str, obj: str, known: bool) -> dict[str, tuple[Any, ...]]:
+    if not known:
+        return {}
+    lg = backend.table(ledger.LEDGER)
+    rows = backend.values(
+        lg.filter(lg.destination == dest_id, lg.object == obj).select(
+            "key", "digest", "fields", "crm_id", "failures"
+        )
+    )
+    return {r[0]: r[1:] for r in rows}
+
+
+def _audit(
+    sync_id: str,
+    dest_id: str,
+    obj: str,
+    rows: list[tuple[Record, str, Result | None]],
+    now: datetime,
+) -> pa.Table:
+    return pa.Table.from_pylist(
+        [
+            {
+                "sync_id": sync_id,
+                "destination": dest_id,
+                "object": obj,
+                "key": rec.key,
+                "crm_key": rec.crm_key,
+                "action": action,
+                "status": res.status if res else None,
+                "crm_id": res.crm_id if res else None,
+                "error": res.error if res else None,
+                "digest": rec.digest,
+                "sent_at": now,
+            }
+            for rec, action, res in rows
+        ],
+        schema=ledger.AUDIT_SCHEMA,
+    )
+
+
+def _ledger_rows(
+    dest_id: str,
+    obj: str,
+    pairs: list[tuple[Record, Result]],
+    old: dict[str, tuple[Any, ...]],
+    now: datetime,
+) -> pa.Table:
+    out = []
+    for rec, res in pairs:
+        digest, fields, crm_id, failures = old.get(rec.key, (None, None, None, 0))
+        if res.ok:
+            row = {
+                "digest": rec.digest,
+                "fields": json.dumps(rec.fields, sort_keys=True),
+                "crm_id": res.crm_id or crm_id,
+                "synced_at": now,
+                "error": None,
+                "error_at": None,
+                "failures": 0,
+            }
+        else:
+            row = {
+                "digest": digest,
+                "fields": fields,
+                "crm_id": crm_id,
+                "synced_at": None,
+                "error": res.error,
+                "error_at": now,
+                "failures": int(failures or 0) + 1,
+            }
+        out.append(
+            {"destination": dest_id, "object": obj, "key": rec.key, "crm_key": rec.crm_key, **row}
+        )
+    return pa.Table.from_pylist(out, schema=ledger.LEDGER_SCHEMA)
+
+
+def sync(
+    backend,
+    dest: CrmDestination,
+    secrets: list[str],
+    client: httpx.Client,
+    users: ir.Table | None,
+    accounts: ir.Table | None,
+    *,
+    now: Callable[[], datetime],
+    full: bool = False,
+    dry_run: bool = False,
+    entities: dict[str, list[str]] | None = None,
+    progress: Progress | None = None,
+    sleep=None,
+    give_up_after: float = 300.0,
+) -> SyncReport:
+    """Write what changed (everything with ``full``; only the named user and account ids with
+    ``entities``) to one CRM destination."""
+    started = time.perf_counter()
+    mode = (
+        "dry-run"
+        if dry_run
+        else ("full" if full else ("entities" if entities is not None else "changes"))
+    )
+    report = SyncReport(dest.id, mode, "sync_" + uuid.uuid4().hex[:20])
+    known = backend.has_table(ledger.LEDGER)
+    if not dry_run:
+        ledger.ensure(backend)
+        known = True
+        with backend.transaction():
+            backend.insert(
+                ledger.SYNCS,
+                pa.Table.from_pylist(
+                    [
+                        {
+                            "sync_id": report.sync_id,
+                            "destination": dest.id,
+                            "direction": "write",
+                            "mode": mode,
+                            "started_at": now(),
+                        }
+                    ],
+                    schema=ledger.SYNCS_SCHEMA,
+                ),
+            )
+    error: str | None = None
+    the_sides = sides(dest, secrets, client, sleep=sleep, give_up_after=give_up_after)
+    try:
+        for side in the_sides:
+            table = users if side.entity == "user" else accounts
+            part = ObjectReport(side.object)
+            report.objects.append(part)
+            if table is None:
+                continue
+            wanted = None if entities is None else entities.get(side.entity, [])
+            rows = _rows(backend, side, dest, table, wanted, known)
+            recs, skipped = records.build(
+                rows,
+                object=side.object,
+                key=side.key,
+                crm_key=side.crm_key,
+                mapping=side.mapping,
+                kinds=side.kinds,
+                flavour=side.flavour,
+                fold_case=side.fold_case,
+            )
+            old = _ledger(backend, dest.id, side.object, known)
+            p = records.plan(
+                side.object, recs, skipped, {k: v[:2] for k, v in old.items()}, full=full
+            )
+            part.considered, part.unchanged, part.skipped = len(rows), p.unchanged, len(skipped)
+            part.errors += [{"key": s.key, "crm_key": None, "error": s.why} for s in skipped[:100]]
+            if entities is not None:
+                part.by_key.update({s.key: ("skipped", s.why) for s in skipped})
+                sending = {r.key for r in p.send}
+                part.by_key.update(
+                    {r.key: ("unchanged", None) for r in recs if r.key not in sending}
+                )
+            if dry_run:
+                part.diff = [
+                    {
+                        "key": r.key,
+                        "crm_key": r.crm_key,
+                        "action": "update" if r.key in old and old[r.key][0] else "create",
+                        "changes": records.changes(r, p.previous.get(r.key)),
+                    }
+                    for r in p.send
+                ]
+                part.sent = len(p.send)
+                continue
+            if p.send:
+                side.prepare()
+            done = 0
+            for batch in records.batches(p.send, side.batch):
+                with backend.transaction():
+                    backend.insert(
+                        ledger.AUDIT,
+                        _audit(
+                            report.sync_id,
+                            dest.id,
+                            side.object,
+                            [(r, "sending", None) for r in batch],
+                            now(),
+                        ),
+                    )
+                results = side.upsert(batch)
+                pairs = list(zip(batch, results, strict=True))
+                at = now()
+                with backend.transaction():
+                    backend.upsert(
+                        ledger.LEDGER,
+                        _ledger_rows(dest.id, side.object, pairs, old, at),
+                        ["destination", "object", "key"],
+                    )
+                    backend.insert(
+                        ledger.AUDIT,
+                        _audit(
+                            report.sync_id,
+                            dest.id,
+                            side.object,
+                            [(r, x.action, x) for r, x in pairs],
+                            at,
+                        ),
+                    )
+                for rec, res in pairs:
+                    part.sent += 1
+                    if entities is not None:
+                        part.by_key[rec.key] = (
+                            ("written", None) if res.ok else ("failed", res.error)
+                        )
+                    if res.ok:
+                        part.created += res.action == "created"
+                        part.updated += res.action == "updated"
+                    else:
+                        part.failed += 1
+                        if len(part.errors) < 100:
+                            part.errors.append(
+                                {"key": rec.key, "crm_key": rec.crm_key, "error": res.error}
+                            )
+                done += len(batch)
+                if progress is not None:
+                    progress(side.object, done, len(p.send))
+    except CrmUnavailable as exc:
+        report.stopped = error = str(exc)
+    except CrmError as exc:
+        error = str(exc)
+        if dry_run:
+            raise
+        _finish(backend, report, now, error)
+        raise
+    finally:
+        for side in the_sides[:1]:
+            transport = side.transport
+            report.calls, report.waited_seconds = transport.calls, transport.waited
+    report.seconds = time.perf_counter() - started
+    if not dry_run:
+        _finish(backend, report, now, error)
+    return report
+
+
+def _finish(backend, report: SyncReport, now: Callable[[], datetime], error: str | None) -> None:
+    totals = {
+        k: sum(getattr(o, k) for o in report.objects)
+        for k in ("sent", "created", "updated", "failed", "skipped", "unchanged")
+    }
+    with backend.transaction():
+        backend.update(
+            ledger.SYNCS,
+            {"finished_at": now(), "error": error, **totals},
+            {"sync_id": report.sync_id},
+        )
