@@ -399,6 +399,30 @@ def test_salesforce_upserts_leads_and_accounts_by_external_id(tmp_path, sfdc, sc
     )
 
 
+def test_records_deleted_or_duplicated_in_the_crm(tmp_path, sfdc, scored):
+    model = write_model(tmp_path / "pql.yml", salesforce_yaml(sfdc.base_url))
+    url = scored(model)
+    sync_crm(model, url, env=SF_ENV)
+    gone, twice, fine = sorted(_pqls(url))[:3]
+    del sfdc.records["Lead"][gone]  # someone deleted the lead in Salesforce
+    sfdc.duplicated.add(twice)  # and someone else copied one
+    _bump(url, "score = score + 1", f"user_id in ('{gone}', '{twice}', '{fine}')")
+    whole = sync_crm(model, url, env=SF_ENV)[0]
+    report = whole.objects[1]
+    assert report.sent == 3 and report.failed == 1
+    assert "DUPLICATE_EXTERNAL_ID" in report.errors[0]["error"]
+    assert "Pqlkit_Id__c" in report.errors[0]["error"] and report.errors[0]["key"] == twice
+    actions = dict(
+        _sql(
+            url,
+            "select key, action from pql_crm_audit where action <> 'sending' "
+            f"and sync_id = '{whole.sync_id}'",
+        )
+    )
+    assert actions == {gone: "recreated", twice: "failed", fine: "updated"}
+    assert gone in sfdc.records["Lead"]
+
+
 def test_salesforce_missing_field_wrong_secret_and_jwt(tmp_path, sfdc, scored):
     model = write_model(tmp_path / "pql.yml", salesforce_yaml(sfdc.base_url))
     url = scored(model)

@@ -52,6 +52,8 @@ class FakeHubSpot:
         )
         self.calls = 0
         self.limited = 0
+        self.index: dict[tuple[str, str], dict[str, str]] = {}
+        """(object, property) → normalised value → id, for the properties upserts match by."""
         self.upserts: list[tuple[str, list[str]]] = []
         """(object, ids) of every accepted batch upsert."""
         self.fail_next: list[int] = []
@@ -149,13 +151,21 @@ class FakeHubSpot:
         return JSONResponse(body, status_code=201)
 
     # --- records ------------------------------------------------------------------------------
+    @staticmethod
+    def _norm(prop: str, value: str) -> str:
+        return value.lower() if prop in ("email", "domain") else value
+
     def _find(self, obj: str, prop: str, value: str) -> str | None:
-        value = value.lower() if prop in ("email", "domain") else value
-        for hid, props in self.objects[obj].items():
-            v = props.get(prop)
-            if v is not None and (v.lower() if prop in ("email", "domain") else v) == value:
-                return hid
-        return None
+        return self.index.get((obj, prop), {}).get(self._norm(prop, value))
+
+    def _indexed(self, obj: str, hid: str) -> None:
+        """Index an object by each of its properties that records can be upserted by."""
+        for prop, v in self.objects[obj][hid].items():
+            if v is not None and (
+                prop in ("email", "domain")
+                or self.properties[obj].get(prop, {}).get("hasUniqueValue")
+            ):
+                self.index.setdefault((obj, prop), {})[self._norm(prop, str(v))] = hid
 
     async def batch_upsert(self, request: Request) -> JSONResponse:
         if (e := self._gate(request)) is not None:
@@ -219,6 +229,7 @@ class FakeHubSpot:
                     }
                 )
                 self.objects[obj][hid]["hs_lastmodifieddate"] = _now_iso()
+                self._indexed(obj, hid)
                 results.append({"id": hid, "properties": dict(self.objects[obj][hid]), "new": new})
             self.upserts.append((obj, [str(i["id"]) for i in inputs]))
         return JSONResponse({"status": "COMPLETE", "results": results})
@@ -249,11 +260,13 @@ class FakeHubSpot:
     def add_contact(self, props: dict[str, Any]) -> str:
         hid = str(next(self.ids))
         self.objects["contacts"][hid] = dict(props)
+        self._indexed("contacts", hid)
         return hid
 
     def add_company(self, props: dict[str, Any]) -> str:
         hid = str(next(self.ids))
         self.objects["companies"][hid] = dict(props)
+        self._indexed("companies", hid)
         return hid
 
     async def search_deals(self, request: Request) -> JSONResponse:

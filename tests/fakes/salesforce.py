@@ -56,6 +56,8 @@ class FakeSalesforce:
         }
         self.opportunities: list[dict[str, Any]] = []
         self.upserts: list[tuple[str, list[str]]] = []
+        self.duplicated: set[str] = set()
+        """External ids two records share in the org (the field was not unique)."""
         self.fail_next: list[int] = []
         self.base_url = ""
         self.app = Starlette(
@@ -170,6 +172,20 @@ class FakeSalesforce:
             for r in records:
                 key = str(r.get(ext))
                 fields = {k: v for k, v in r.items() if k != "attributes"}
+                if key in self.duplicated:
+                    out.append(
+                        {
+                            "success": False,
+                            "errors": [
+                                {
+                                    "statusCode": "DUPLICATE_EXTERNAL_ID",
+                                    "message": f"{ext}: more than one record found for external id field: [{key}]",
+                                    "fields": [ext],
+                                }
+                            ],
+                        }
+                    )
+                    continue
                 if counts[key] > 1:
                     out.append(
                         {

