@@ -15,6 +15,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 
@@ -637,3 +638,88 @@ def test_dry_run_json_from_the_command_line(tmp_path, hub, scored):
     assert not _sql(
         url, "select * from information_schema.tables where table_name = 'pql_crm_ledger'"
     )
+
+
+def test_live_serve_writes_a_new_pql_to_the_crm_within_seconds(tmp_path, hub):
+    from .serve import Serve
+    from .test_live_serve import MODEL, _send, _wait
+
+    model = tmp_path / "pql.yml"
+    text = MODEL.replace(
+        '    - {id: sales_hook, kind: webhook, url: "RECEIVER", secret_env: PQL_TEST_HOOK_SECRET, timeout: 8s}',
+        f'    - {{id: hubspot, kind: hubspot, token_env: HS_TOKEN, base_url: "{hub.url}", companies: null}}',
+    ).replace("to: [sales_hook]", "to: [hubspot]")
+    model.write_text(text)
+    args = ("--model", str(model), "--product-key", "pk_test")
+    server = Serve(tmp_path, db="live.duckdb", args=args, env=HS_ENV)
+    server.start()
+    try:
+        _send(server.url, "u1", "ann@acme.io", ["signed_up"])
+        _send(server.url, "u1", "ann@acme.io", ["pricing_viewed"])  # the decisive event
+        contact = _wait(
+            lambda: next(iter(hub.objects["contacts"].values()), None), 20, "the CRM write"
+        )
+        assert contact["email"] == "ann@acme.io" and contact["pql_user_id"] == "u1"
+        assert contact["pql_is_pql"] == "true" and contact["pql_score"] == "70"
+    finally:
+        server.stop()
+    with duckdb.connect(server.db, read_only=True) as con:
+        assert con.execute("SELECT status FROM pql_deliveries").fetchall() == [("delivered",)]
+        assert con.execute(
+            "SELECT action FROM pql_crm_audit ORDER BY sent_at, action <> 'sending'"
+        ).fetchall() == [
+            ("sending",),
+            ("created",),
+        ]
+
+
+def test_hubspot_companies_by_domain_and_everyone(tmp_path, hub, scored):
+    extra = """
+      sync: everyone
+      company_id_property: pql_domain
+      contacts: {email: email, pql_score: score}
+      companies: {pql_domain: domain, pql_is_pqa: is_pqa}"""
+    model = write_model(tmp_path / "pql.yml", hubspot_yaml(hub.url, extra))
+    url = scored(model)
+    users = _sql(
+        url,
+        "select count(distinct lower(u.email)) from pql_user_scores s join users u using (user_id)",
+    )[0][0]
+    domains = _sql(
+        url, "select count(distinct lower(domain)) from pql_account_scores where domain is not null"
+    )[0][0]
+    report = sync_crm(model, url, env=HS_ENV)[0]
+    assert report.failed == 0
+    assert len(hub.objects["contacts"]) == users and len(hub.objects["companies"]) == domains
+    assert set(next(iter(hub.objects["contacts"].values()))) == {
+        "email",
+        "pql_score",
+        "hs_lastmodifieddate",
+    }
+    assert {p["pql_is_pqa"] for p in hub.objects["companies"].values()} == {"true", "false"}
+    assert hub.properties["companies"]["pql_domain"]["hasUniqueValue"] is True
+
+    # HubSpot's own `domain` is not unique: every batch is refused whole, said once per record,
+    # without halving batches that cannot succeed
+    plain = write_model(
+        tmp_path / "plain.yml", hubspot_yaml(hub.url, extra.replace("pql_domain", "domain"))
+    )
+    calls = hub.calls
+    refused = sync_crm(plain, url, env=HS_ENV)[0].objects[0]
+    assert refused.failed == domains and "not a unique property" in refused.errors[0]["error"]
+    assert hub.calls - calls <= 2 + -(-domains // 100)
+
+
+def test_salesforce_contacts_instead_of_leads(tmp_path, sfdc, scored):
+    from pqlkit.model.crm import SALESFORCE_PERSON
+
+    sfdc.add_fields("Contact", [f for f in SALESFORCE_PERSON if f.endswith("__c")], "Pqlkit_Id__c")
+    model = write_model(
+        tmp_path / "pql.yml",
+        salesforce_yaml(sfdc.base_url, "\n      person: Contact\n      account_fields: null"),
+    )
+    url = scored(model)
+    report = sync_crm(model, url, env=SF_ENV)[0]
+    assert [o.object for o in report.objects] == ["Contact"] and report.failed == 0
+    assert set(sfdc.records["Contact"]) == set(_pqls(url)) and not sfdc.records["Lead"]
+    assert "Company" not in next(iter(sfdc.records["Contact"].values()))

@@ -77,9 +77,14 @@ def error_text(response: httpx.Response) -> str:
     )
 
 
-def _missing_property(response: httpx.Response) -> bool:
+def _batch_wide(response: httpx.Response) -> bool:
+    """A 400 that every record of the batch would get (a missing property, an upsert key that
+    is not a unique property): halving the batch cannot help."""
     text = response.text
-    return "PROPERTY_DOESNT_EXIST" in text or "does not exist" in text
+    return any(
+        marker in text
+        for marker in ("PROPERTY_DOESNT_EXIST", "does not exist", "unique property", "idProperty")
+    )
 
 
 class HubSpot:
@@ -174,7 +179,7 @@ class HubSpot:
             self._check(response, f"upserting {object}")
         if status in (200, 201, 207):
             return self._results(records, id_property, response)
-        if status == 400 and len(records) > 1 and not _missing_property(response):
+        if status == 400 and len(records) > 1 and not _batch_wide(response):
             half = len(records) // 2
             return self.upsert(object, id_property, records[:half]) + self.upsert(
                 object, id_property, records[half:]
