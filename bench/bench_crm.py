@@ -147,6 +147,46 @@ def sync(model_path: Path, db: Path, dest: str, env: dict[str, str]) -> tuple[fl
     return took, json.loads(out.stdout)[0]
 
 
+def hubspot_rows(a, m: Path, db: Path, env: dict[str, str]) -> list[tuple]:
+    wall, rep = sync(m, db, "hubspot", env)
+    took, sent, calls = rep["seconds"], rep["objects"][0]["sent"], rep["calls"]
+    # a sliding window of B calls per W seconds lets the first B go at once: N calls take at
+    # least (N - 1) // B * W seconds (the records / batch / rate, less one window)
+    floor = (calls - 1) // a.calls_per_10s * 10
+    rows = [("HubSpot contacts", sent, took, wall, calls, floor, floor / took if floor else None)]
+    wall2, rep2 = sync(m, db, "hubspot", env)
+    n, t, c = rep2["objects"][0]["sent"], rep2["seconds"], rep2["calls"]
+    rows.append(("HubSpot, nothing changed", n, t, wall2, c, None, None))
+    return rows
+
+
+def salesforce_rows(a, m: Path, db: Path, env: dict[str, str], hub_url: str) -> list[tuple]:
+    times, walls, bare = [], [], []
+    sent = calls = 0
+    for _ in range(a.repeat):
+        _drop(db, "pql_crm_ledger")
+        wall, rep = sync(m, db, "salesforce", env)
+        times.append(rep["seconds"])
+        walls.append(wall)
+        sent, calls = rep["objects"][0]["sent"], rep["calls"]
+    sf, url = serve("salesforce", "--fields", SF_FIELDS, "--stall", str(a.latency))
+    try:
+        m2 = model(work_dir() / "bare.yml", hub_url, url)
+        m2.write_text(m2.read_text().replace("{calls}", str(a.calls_per_10s)))
+        bare = [bare_salesforce(url, db, m2) for _ in range(a.repeat)]
+    finally:
+        sf.terminate()
+    t_sf, t_bare = statistics.median(times), statistics.median(bare)
+    what = f"Salesforce Leads, {a.latency * 1000:.0f} ms a call (vs bare)"
+    return [(what, sent, t_sf, statistics.median(walls), calls, t_bare, t_bare / t_sf)]
+
+
+def work_dir() -> Path:
+    work = DATA / "crm_bench"
+    work.mkdir(exist_ok=True)
+    return work
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -154,77 +194,34 @@ def main() -> None:
     p.add_argument("--records", type=int, default=100_000)
     p.add_argument("--calls-per-10s", type=int, default=100)
     p.add_argument("--repeat", type=int, default=1, help="Salesforce runs (each on a fresh fake)")
+    p.add_argument(
+        "--latency", type=float, default=0.0, help="seconds each Salesforce upsert takes"
+    )
+    p.add_argument("--only", choices=["hubspot", "salesforce"], default=None)
     a = p.parse_args()
     db = prepare(a.records)
     env = {"HS_TOKEN": "pat-test", "SF_ID": "cid", "SF_SECRET": "csecret"}
-    rows = []
-    work = DATA / "crm_bench"
-    work.mkdir(exist_ok=True)
-
-    # HubSpot, at its burst limit
     for table in ("pql_crm_ledger", "pql_crm_audit", "pql_crm_syncs"):
         _drop(db, table)
     hub, hub_url = serve("hubspot", "--calls-per-10s", str(a.calls_per_10s))
-    sf, sf_url = serve("salesforce", "--fields", SF_FIELDS)
+    sf, sf_url = serve("salesforce", "--fields", SF_FIELDS, "--stall", str(a.latency))
+    rows = []
     try:
-        m = model(work / "pql.yml", hub_url, sf_url)
+        m = model(work_dir() / "pql.yml", hub_url, sf_url)
         m.write_text(m.read_text().replace("{calls}", str(a.calls_per_10s)))
-        wall, rep = sync(m, db, "hubspot", env)
-        took, sent, calls = rep["seconds"], rep["objects"][0]["sent"], rep["calls"]
-        # a sliding window of B calls per W seconds lets the first B go at once: N calls take
-        # at least (N - 1) // B * W seconds (the records / batch / rate, less one window)
-        floor = (calls - 1) // a.calls_per_10s * 10
-        rows.append(
-            ("HubSpot contacts", sent, took, wall, calls, floor, floor / took if floor else None)
-        )
-        wall2, rep2 = sync(m, db, "hubspot", env)
-        rows.append(
-            (
-                "HubSpot, nothing changed",
-                rep2["objects"][0]["sent"],
-                rep2["seconds"],
-                wall2,
-                rep2["calls"],
-                None,
-                None,
-            )
-        )
-
-        times, walls, bare = [], [], []
-        for _ in range(a.repeat):
-            _drop(db, "pql_crm_ledger")
-            wall, rep = sync(m, db, "salesforce", env)
-            times.append(rep["seconds"])
-            walls.append(wall)
-            sent_sf, calls_sf = rep["objects"][0]["sent"], rep["calls"]
-        sf.terminate()
-        sf, sf_url2 = serve("salesforce", "--fields", SF_FIELDS)
-        m2 = model(work / "bare.yml", hub_url, sf_url2)
-        m2.write_text(m2.read_text().replace("{calls}", str(a.calls_per_10s)))
-        for _ in range(a.repeat):
-            bare.append(bare_salesforce(sf_url2, db, m2))
-        t_sf, t_bare = statistics.median(times), statistics.median(bare)
-        rows.append(
-            (
-                "Salesforce Leads (vs bare loop)",
-                sent_sf,
-                t_sf,
-                statistics.median(walls),
-                calls_sf,
-                t_bare,
-                t_bare / t_sf,
-            )
-        )
+        if a.only in (None, "hubspot"):
+            rows += hubspot_rows(a, m, db, env)
+        if a.only in (None, "salesforce"):
+            rows += salesforce_rows(a, m, db, env, hub_url)
     finally:
         hub.terminate()
         sf.terminate()
-    print(
-        f"\n{'what':34} {'records':>8} {'sync s':>7} {'cmd s':>6} {'calls':>6} {'floor/base s':>12} {'ratio':>6}"
-    )
+    head = f"{'what':44} {'records':>8} {'sync s':>7} {'cmd s':>6} {'calls':>6}"
+    print(f"\n{head} {'floor/base s':>12} {'ratio':>6}")
     for what, n, t, w, c, floor, ratio in rows:
         f = f"{floor:12.1f}" if floor is not None else f"{'':>12}"
         r = f"{ratio:6.2f}" if ratio is not None else f"{'':>6}"
-        print(f"{what:34} {n:8,} {t:7.1f} {w:6.1f} {c:6,} {f} {r}")
+        print(f"{what:44} {n:8,} {t:7.1f} {w:6.1f} {c:6,} {f} {r}")
     print("sync s: the sync itself (report.seconds); cmd s: the whole `pql sync crm` process")
 
 

@@ -6,6 +6,7 @@ missing required field, duplicate external id), and SOQL pages with nextRecordsU
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 import secrets
@@ -59,6 +60,8 @@ class FakeSalesforce:
         self.duplicated: set[str] = set()
         """External ids two records share in the org (the field was not unique)."""
         self.fail_next: list[int] = []
+        self.stall = 0.0
+        """Seconds each upsert takes (a CRM's own latency)."""
         self.base_url = ""
         self.app = Starlette(
             routes=[
@@ -146,6 +149,8 @@ class FakeSalesforce:
             return e
         obj, ext = request.path_params["obj"], request.path_params["field"]
         body = await request.json()
+        if self.stall:
+            await asyncio.sleep(self.stall)
         records = body.get("records") or []
         if len(records) > 200:
             return _errs(
