@@ -547,13 +547,13 @@ FROM (
                 MAX(`t4`.`timestamp`) AS `last_seen_at`,
                 COUNT(
                   DISTINCT IF(
-                    `t4`.`timestamp` >= TIMESTAMP_SUB(DATETIME('2026-10-01T00:00:00'), INTERVAL '2592000000000' MICROSECOND),
+                    `t4`.`timestamp` >= TIMESTAMP_ADD(DATETIME('2026-10-01T00:00:00'), INTERVAL '-30' DAY),
                     DATE(`t4`.`timestamp`),
                     NULL
                   )
                 ) AS `a__active`,
                 COUNT(
-                  DISTINCT IF(`t4`.`event` = 'feature_used', safe.string(`t4`.`properties`['feature']), NULL)
+                  DISTINCT IF(`t4`.`event` = 'feature_used', LAX_STRING(`t4`.`properties`['feature']), NULL)
                 ) AS `a__features`,
                 SUM(
                   IF(

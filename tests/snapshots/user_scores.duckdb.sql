@@ -591,7 +591,7 @@ FROM (
                       )
                     ) FILTER(WHERE
                       "t4"."timestamp" >= (
-                        MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) - INTERVAL '2592000000000' MICROSECOND
+                        MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) + INTERVAL '-30' DAY
                       )) AS "a__active_w0",
                     COUNT(DISTINCT "t4"."properties" ->> '/feature') FILTER(WHERE
                       "t4"."event" = 'feature_used') AS "a__features",

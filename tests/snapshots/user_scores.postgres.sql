@@ -531,7 +531,7 @@ FROM (
                 MAX("t4"."timestamp") AS "last_seen_at",
                 COUNT(DISTINCT DATE("t4"."timestamp")) FILTER(WHERE
                   "t4"."timestamp" >= (
-                    CAST('2026-10-01T00:00:00' AS TIMESTAMP) - INTERVAL '2592000000000 MICROSECOND'
+                    CAST('2026-10-01T00:00:00' AS TIMESTAMP) + INTERVAL '-30 DAY'
                   )) AS "a__active",
                 COUNT(
                   DISTINCT JSONB_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSONB), 'feature')

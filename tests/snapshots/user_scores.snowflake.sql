@@ -541,13 +541,20 @@ FROM (
                 MAX("t4"."timestamp") AS "last_seen_at",
                 COUNT(
                   DISTINCT IFF(
-                    "t4"."timestamp" >= DATEADD(MICROSECOND, -'2592000000000', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)),
+                    "t4"."timestamp" >= DATEADD(DAY, '-30', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)),
                     TO_DATE("t4"."timestamp"),
                     NULL
                   )
                 ) AS "a__active",
                 COUNT(
-                  DISTINCT IFF("t4"."event" = 'feature_used', AS_VARCHAR(GET("t4"."properties", 'feature')), NULL)
+                  DISTINCT IFF(
+                    "t4"."event" = 'feature_used',
+                    COALESCE(
+                      AS_VARCHAR(GET("t4"."properties", 'feature')),
+                      CAST(GET("t4"."properties", 'feature') AS VARCHAR)
+                    ),
+                    NULL
+                  )
                 ) AS "a__features",
                 SUM(
                   IFF(

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from ..errors import PqlkitError
@@ -48,6 +49,11 @@ class JsonAccess(Protocol):
     def json_bool(self, properties: ir.Value, key: str) -> ir.BooleanValue: ...
 
 
+@ibis.udf.scalar.builtin(name="lax_string")
+def _lax_string(value: dt.JSON) -> str:  # type: ignore[empty-body]
+    """BigQuery's LAX_STRING: a JSON string, number or boolean as text, else NULL."""
+
+
 _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -67,7 +73,12 @@ class IbisJson:
         return key
 
     def json_text(self, properties: ir.Value, key: str) -> ir.StringValue:
-        return properties[self._key(key)].str
+        # numbers and booleans as text too, as on DuckDB and PostgreSQL (Ibis's `.str` is NULL
+        # for them: a distinct count or `where` over numeric values would miss them)
+        value = properties[self._key(key)]
+        if self.dialect == "bigquery":  # no CAST from JSON; LAX_STRING converts any scalar
+            return _lax_string(value)
+        return ibis.coalesce(value.str, value.cast("string"))
 
     def json_number(self, properties: ir.Value, key: str) -> ir.FloatingValue:
         return properties[self._key(key)].float
@@ -92,7 +103,18 @@ class AsOf:
         return ibis.timestamp(self.when)
 
     def minus(self, seconds: float) -> ir.TimestampScalar:
-        return self.lit - ibis.interval(microseconds=round(seconds * 1_000_000))
+        # the coarsest whole unit: `INTERVAL '30' DAY` reads well and every dialect has it,
+        # where a count of microseconds overflows or is mistyped in some (Snowflake's DATEADD)
+        micros = round(seconds * 1_000_000)
+        for unit, size in (
+            ("days", 86_400_000_000),
+            ("hours", 3_600_000_000),
+            ("minutes", 60_000_000),
+            ("seconds", 1_000_000),
+        ):
+            if micros % size == 0:
+                return self.lit + ibis.interval(**{unit: -(micros // size)})
+        return self.lit + ibis.interval(microseconds=-micros)
 
     @property
     def epoch(self) -> ir.FloatingScalar:
