@@ -327,8 +327,13 @@ def test_a_sync_killed_midway_sends_each_change_once_more_at_most(tmp_path, hub,
         "select count(*) filter (where action = 'sending'), "
         "count(*) filter (where action <> 'sending') from pql_crm_audit",
     )[0]
-    assert answered == len(sends) + sum(n - 1 for n in sends.values()) - (sending - answered)
-    assert sending >= answered  # a batch in flight when killed is in the audit as sent
+    received = sum(sends.values())
+    unanswered, lost = sending - answered, received - answered
+    # every answer on record is a call the CRM received; what it received unanswered is the
+    # one batch in flight when killed, marked `sending` before it went; at most one more batch
+    # (the next, marked while the last was in flight) was marked and never sent
+    assert 0 <= lost <= 100 and lost <= unanswered
+    assert unanswered - lost <= 100
 
 
 def test_transitions_routed_to_a_crm_are_delivered_by_syncing_their_records(

@@ -4,9 +4,9 @@ For each object (accounts first, then users): the rows to write come from the cu
 (in the database: only PQLs and PQAs and records written before, unless the destination syncs
 everyone); records are built and compared with the ledger; what changed goes in batches of the
 CRM's size. Before a batch is sent its records are written to the audit as `sending`; after,
-the ledger and the audit take the CRM's answer for each record, in one transaction. A process
-killed in between sends that batch again on the next sync (an upsert by key: a repeat is
-harmless, and the audit shows both), a record the CRM refused keeps its error and is sent
+the ledger and the audit take the CRM's answer for each record, in one transaction, while the
+next batch is in flight. A process killed in between sends again the batch in flight and the
+one marked after it (an upsert by key: a repeat is harmless, and the audit shows both), a record the CRM refused keeps its error and is sent
 again next time, and a CRM that keeps limiting or failing stops the sync with the rest unsent.
 """
 
@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -383,13 +384,32 @@ def sync(
             done = 0
             answered: list[tuple[Record, Result]] = []  # the last batch's, not yet recorded
 
+            batches = list(records.batches(p.send, side.batch))
+            # One batch in flight while the database records the last one's answers and marks
+            # the next one `sending`: a batch is always marked before it goes, and answered
+            # after the CRM answers; killed, a sync resends at most the batch in flight and the
+            # next one (upserts by key: harmless, and the audit shows it).
+            pool = ThreadPoolExecutor(1, thread_name_prefix="pqlkit-crm")
             try:
-                for batch in records.batches(p.send, side.batch):
+                if batches:
                     _record(
-                        backend, report.sync_id, dest.id, side.object, answered, batch, old, now()
+                        backend, report.sync_id, dest.id, side.object, [], batches[0], old, now()
+                    )
+                for i, batch in enumerate(batches):
+                    call = pool.submit(side.upsert, batch)
+                    following = batches[i + 1] if i + 1 < len(batches) else []
+                    _record(
+                        backend,
+                        report.sync_id,
+                        dest.id,
+                        side.object,
+                        answered,
+                        following,
+                        old,
+                        now(),
                     )
                     answered.clear()
-                    pairs = list(zip(batch, side.upsert(batch), strict=True))
+                    pairs = list(zip(batch, call.result(), strict=True))
                     answered.extend(pairs)
                     for rec, res in pairs:
                         part.sent += 1
@@ -410,6 +430,7 @@ def sync(
                     if progress is not None:
                         progress(side.object, done, len(p.send))
             finally:
+                pool.shutdown(wait=True)
                 if answered:
                     _record(backend, report.sync_id, dest.id, side.object, answered, [], old, now())
     except CrmUnavailable as exc:
