@@ -167,6 +167,21 @@ def backend_name(request) -> str:
     return request.param
 
 
+#: Spark in this process (local mode, 2 cores): one session per test process, as in Spark.
+SPARK = pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")])
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory) -> Path:
+    """The Spark warehouse of this test process (its catalog and tables)."""
+    return tmp_path_factory.mktemp("spark")
+
+
+def spark_backend(warehouse: Path) -> Backend:
+    """A fresh, empty database of the process's Spark catalog."""
+    return connect(f"spark://local[2]?warehouse={warehouse}&database=t_{uuid.uuid4().hex[:10]}")
+
+
 @pytest.fixture
 def new_backend(backend_name, request, tmp_path):
     """A factory of fresh, empty databases on the parametrized backend."""
@@ -175,6 +190,8 @@ def new_backend(backend_name, request, tmp_path):
     def make() -> Backend:
         if backend_name == "duckdb":
             b = connect(str(tmp_path / f"{uuid.uuid4().hex[:8]}.duckdb"))
+        elif backend_name == "spark":
+            b = spark_backend(request.getfixturevalue("spark_warehouse"))
         else:
             server = request.getfixturevalue("pg_server")
             b = connect(server.create_database())

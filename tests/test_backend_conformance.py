@@ -9,9 +9,12 @@ from datetime import datetime, timedelta
 import ibis
 import pyarrow as pa
 import pytest
+from pyspark.errors import ParseException
 
 from pqlkit.backends import Backend, dialect_class
-from pqlkit.errors import BackendError, MappingError
+from pqlkit.errors import BackendError, MappingError, PqlkitError
+
+from .conftest import BACKENDS, SPARK
 
 T0 = datetime(2026, 11, 1, 12, 0, 0)
 ROWS = pa.schema([("k", pa.string()), ("n", pa.int64()), ("at", pa.timestamp("us"))])
@@ -22,8 +25,39 @@ def _rows(backend: Backend, table: str, order: str = "k") -> list[tuple]:
     return backend.values(t.order_by(order))
 
 
+@pytest.fixture(params=[*BACKENDS, SPARK])
+def backend_name(request) -> str:
+    return request.param
+
+
+#: What a backend cannot do, the way ibis marks it (ibis/backends/tests: notyet/notimpl): the
+#: test runs, must fail with this exception, and fails the suite if it starts passing.
+GAPS: dict[tuple[str, str], tuple[type[BaseException] | tuple[type[BaseException], ...], str]] = {
+    ("spark", "test_ensure_table_is_idempotent_and_keeps_a_primary_key"): (
+        pytest.fail.Exception,
+        "notyet: Spark tables hold no primary key; pqlkit's upsert and insert_new keep keys",
+    ),
+    ("spark", "test_replace_rows_replaces_only_the_keyed_rows_and_rolls_back"): (
+        AssertionError,
+        "notyet: Spark has no transactions (a run swaps in each table whole; see docs)",
+    ),
+    ("spark", "test_a_value_the_database_refuses_is_a_data_error"): (
+        ParseException,
+        "notyet: Spark's Parquet tables keep no CHECK constraint",
+    ),
+}
+
+
 @pytest.fixture
-def backend(new_backend) -> Backend:
+def backend(new_backend, backend_name, request) -> Backend:
+    test = request.node.originalname
+    gap = GAPS.get((backend_name, test))
+    json_test = test == "test_json_access_reads_one_member_whatever_its_name"
+    if backend_name == "spark" and json_test and request.node.callspec.params["key"] != "plain":
+        gap = (PqlkitError, "notimpl: a key outside [A-Za-z0-9_] is refused on Spark")
+    if gap is not None:
+        raises, why = gap
+        request.applymarker(pytest.mark.xfail(raises=raises, reason=why, strict=True))
     return new_backend()
 
 

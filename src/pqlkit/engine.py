@@ -408,7 +408,7 @@ class Engine:
         """Every user's outputs by the plain-Python path (features still come from the database).
         Used to prove the two paths agree; not meant for large data."""
         when = as_utc(as_of)
-        rows = self.features(when).to_pyarrow().to_pylist()
+        rows = self.backend.arrow(self.backend.compile(self.features(when))).to_pylist()
         out = []
         for row in rows:
             e = self._explain_row(row, when)

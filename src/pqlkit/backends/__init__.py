@@ -2,7 +2,8 @@
 
     connect(url) -> Backend          a backend class chosen by the URL's scheme
     ├── DuckDBBackend                a file path, duckdb:///path, :memory:
-    └── PostgresBackend              postgresql://user@host:port/db  (the `postgres` extra)
+    ├── PostgresBackend              postgresql://user@host:port/db  (the `postgres` extra)
+    └── SparkBackend                 spark://local[2], spark://host:7077  (the `spark` extra)
 
 Ibis is the portability layer; a backend holds only what Ibis leaves non-portable (see
 :mod:`.base`). Adding a database is a class here plus the conformance suite in
@@ -38,6 +39,7 @@ SCHEMES: dict[str, tuple[str, str]] = {
     "duckdb": (".duckdb", "DuckDBBackend"),
     "postgres": (".postgres", "PostgresBackend"),
     "postgresql": (".postgres", "PostgresBackend"),
+    "spark": (".spark", "SparkBackend"),
 }
 
 #: How long to wait for a DuckDB file another pqlkit process holds (seconds); PQL_LOCK_TIMEOUT.
@@ -53,7 +55,8 @@ def backend_class(scheme: str) -> type[Backend]:
 
 def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
     """A backend from a connection URL: a DuckDB file path (default ``pql.duckdb``),
-    ``duckdb:///path``, ``:memory:``, or ``postgresql://user@host:port/db``.
+    ``duckdb:///path``, ``:memory:``, ``postgresql://user@host:port/db``, or
+    ``spark://local[2]?warehouse=DIR`` (see :mod:`.spark`).
 
     DuckDB lets one process at a time open a file for writing. pqlkit processes take turns:
     each holds an exclusive lock on ``<file>.lock`` while it has the file open and waits up to
@@ -61,13 +64,13 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
     holds the file only while it flushes, so `pql score` and `pql serve` share one database.
     """
     url = url or os.environ.get("PQL_DATABASE_URL") or DEFAULT_URL
-    scheme = urlparse(url).scheme.lower()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else urlparse(url).scheme.lower()
     if scheme not in SCHEMES:
         from .postgres import redact
 
         raise BackendError(
-            f"unsupported database URL {redact(url)!r}: use a DuckDB file path (pql.duckdb) "
-            "or postgresql://user@host:port/database"
+            f"unsupported database URL {redact(url)!r}: use a DuckDB file path (pql.duckdb), "
+            "postgresql://user@host:port/database or spark://local[2] (spark://host:7077)"
         )
     if wait is None:
         wait = float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT))

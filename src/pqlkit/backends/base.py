@@ -44,6 +44,8 @@ class Backend(CompiledSql, ABC):
 
     #: The dialect name (sqlglot and Ibis).
     name: ClassVar[str]
+    #: sqlglot's name for the dialect, where it differs from Ibis's (Spark: "spark").
+    sql_dialect: ClassVar[str] = ""
     #: URL schemes this class opens (``postgresql://...``); "" is a bare file path.
     schemes: ClassVar[tuple[str, ...]] = ()
     #: The driver's top-level module (its errors are mapped; see :meth:`errors`).
@@ -65,6 +67,10 @@ class Backend(CompiledSql, ABC):
         self._opened: dict[str, ir.Table] = {}  # tables by name, until the catalog is re-read
         self._compiled: dict[Any, str] = {}  # SQL by expression (see compile)
         self.on_close: list[Callable[[Backend], None]] = []
+
+    @property
+    def _sqlglot(self) -> str:
+        return self.sql_dialect or self.name
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -232,7 +238,7 @@ class Backend(CompiledSql, ABC):
         columns: list[exp.Expression] = [
             exp.ColumnDef(
                 this=_sql.ident(col),
-                kind=exp.DataType.build(self._type_sql(typ), dialect=self.name),
+                kind=exp.DataType.build(self._type_sql(typ), dialect=self._sqlglot),
                 constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())]
                 if col in required
                 else [],
@@ -245,7 +251,7 @@ class Backend(CompiledSql, ABC):
         ddl = exp.Create(
             this=exp.Schema(this=_sql.table(name), expressions=columns), kind="TABLE", exists=True
         )
-        self._execute(_sql.sql(ddl, self.name))
+        self._execute(_sql.sql(ddl, self._sqlglot))
         self.tables()
 
     @abstractmethod
@@ -274,9 +280,9 @@ class Backend(CompiledSql, ABC):
         text), inside the caller's transaction."""
         select = expr if isinstance(expr, str) else self.compile(expr)
         self._execute(
-            _sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self.name)
+            _sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self._sqlglot)
         )
-        self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self.name)} AS {select}")
+        self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self._sqlglot)} AS {select}")
         self.tables()
 
     def replace_keys(
@@ -326,7 +332,7 @@ class Backend(CompiledSql, ABC):
         cond = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
         n = self.count(table, cond)
         if n:
-            self._execute(_sql.sql(exp.delete(_sql.table(table), where=cond), self.name))
+            self._execute(_sql.sql(exp.delete(_sql.table(table), where=cond), self._sqlglot))
         return n
 
     def update(
@@ -341,14 +347,14 @@ class Backend(CompiledSql, ABC):
                 {_sql.ident(k): _sql.literal(v) for k, v in values.items()},
                 where=where,
             )
-            self._execute(_sql.sql(stmt, self.name))
+            self._execute(_sql.sql(stmt, self._sqlglot))
         return n
 
     def count(self, table: str, where: exp.Expression | None = None) -> int:
         query = exp.select(exp.Count(this=exp.Star())).from_(_sql.table(table))
         if where is not None:
             query = query.where(where)
-        _, rows = self._fetch(_sql.sql(query, self.name))
+        _, rows = self._fetch(_sql.sql(query, self._sqlglot))
         return int(rows[0][0])
 
     def replace_rows(
@@ -429,9 +435,7 @@ class Backend(CompiledSql, ABC):
                 first = pc.min(rows.column(time_column)).as_py()
                 if first is not None:
                     oldest = first - window
-                    recent = (
-                        f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self.name)} "
-                    )
+                    recent = f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self._sqlglot)} "
             before = self.count(table)
             self._execute(
                 f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "

@@ -44,7 +44,7 @@ class CompiledSql(ABC):
         """How this dialect writes a timestamp literal in compiled SQL."""
         t = ibis.table({"x": "int64"}, name="t")
         sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=self.name))
-        match = re.search(r"SELECT\s+(.*?)\s+AS\s+\"?v\"?\s", sql, re.S)
+        match = re.search(r"SELECT\s+(.*?)\s+AS\s+[\"`]?v[\"`]?\s", sql, re.S)
         if match is None:
             raise BackendError(f"cannot find the timestamp literal in {sql!r}")
         return match.group(1)
@@ -121,7 +121,7 @@ def _literal_text(dialect: str, kind: str, value: str | int | datetime) -> str:
     else:
         return str(int(value))
     sql = str(ibis.to_sql(t.select(v=lit), dialect=dialect))
-    match = re.search(r"SELECT\s+(.*)\s+AS\s+\"?v\"?\s+FROM", sql, re.S)
+    match = re.search(r"SELECT\s+(.*)\s+AS\s+[\"`]?v[\"`]?\s+FROM", sql, re.S)
     if match is None:
         raise BackendError(f"cannot find the literal in {sql!r}")
     return match.group(1)

@@ -1,0 +1,163 @@
+"""The same model, unchanged, on Apache Spark (local mode): every user's and account's result
+equals DuckDB's on the demo world with anonymous events linked by identities (decay, windows,
+JSON properties, identities, tiers), and on generated models of every signal kind; `pql demo`
+runs on Spark in one command. The backend's own contract is tests/test_backend_conformance.py."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+
+from pqlkit.backends import connect
+from pqlkit.demo.load import load
+from pqlkit.engine import ACCOUNT_SCORES, USER_SCORES, Engine
+from pqlkit.model.load import load_model
+
+from .conftest import DEMO_END, spark_backend
+from .test_signal_kinds import _check, world
+
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+AS_OF = DEMO_END
+
+
+def _with_identities(backend, small_world) -> None:
+    """The demo world plus anonymous visits of some users before they signed up, linked to
+    them by identities (before as_of for some, after it for one: it must not count yet)."""
+    load(backend, small_world)
+    users = [u["user_id"] for u in small_world.users.select(["user_id"]).to_pylist()[:12]]
+    events, links = [], []
+    for i, user in enumerate(users):
+        anon = f"anon_{i}"
+        linked = AS_OF - timedelta(days=3) if i else AS_OF + timedelta(days=1)
+        links.append({"id": anon, "user_id": user, "linked_at": linked})
+        for j in range(3):
+            events.append(
+                {
+                    "message_id": f"anon-{i}-{j}",
+                    "user_id": None,
+                    "anonymous_id": anon,
+                    "account_id": None,
+                    "event": "pricing_viewed" if j else "feature_used",
+                    "timestamp": AS_OF - timedelta(days=5 + j, hours=i),
+                    "properties": '{"feature": "reports", "plan": 3}',
+                }
+            )
+    backend.insert("events", pa.Table.from_pylist(events, schema=small_world.events.schema))
+    backend.write_table(
+        "pql_identities",
+        pa.Table.from_pylist(
+            links,
+            schema=pa.schema(
+                [("id", pa.string()), ("user_id", pa.string()), ("linked_at", pa.timestamp("us"))]
+            ),
+        ),
+    )
+
+
+@pytest.fixture(scope="module")
+def engines(small_world, spark_warehouse, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spark_parity")
+    model = folder / "pql.yml"
+    from pqlkit.demo.load import write_model
+
+    write_model(model)
+    duck = connect(str(folder / "d.duckdb"))
+    spark = spark_backend(spark_warehouse)
+    for backend in (duck, spark):
+        _with_identities(backend, small_world)
+    pair = Engine(load_model(model), duck), Engine(load_model(model), spark)
+    for engine in pair:
+        engine.run(AS_OF)
+    yield pair
+    duck.close()
+    spark.close()
+
+
+def _same(a: list[dict], b: list[dict], key: str) -> None:
+    assert len(a) == len(b) > 0
+    for x, y in zip(sorted(a, key=lambda r: r[key]), sorted(b, key=lambda r: r[key]), strict=True):
+        for col, value in y.items():
+            got = x[col]
+            if isinstance(value, float) and got is not None:
+                assert math.isclose(got, value, rel_tol=1e-9, abs_tol=1e-9), (x[key], col)
+            else:
+                assert got == value, (x[key], col, got, value)
+
+
+def test_every_user_and_account_equals_duckdb(engines):
+    duck, spark = engines
+    for table, key in ((USER_SCORES, "user_id"), (ACCOUNT_SCORES, "account_id")):
+        b, d = spark.backend, duck.backend
+        _same(b.rows(b.table(table)), d.rows(d.table(table)), key)
+    # the anonymous events linked before as_of count, on both: not an equality of blanks
+    links = {r["id"]: r["user_id"] for r in duck.backend.rows(duck.backend.table("pql_identities"))}
+    for engine in engines:
+        e = engine.explain(links["anon_1"], AS_OF)
+        pricing = next(s for s in e.signals if s.id == "viewed_pricing")
+        assert pricing.value and pricing.value > 0
+
+
+def test_explanations_equal_duckdb(engines):
+    duck, spark = engines
+    t = duck.backend.table(USER_SCORES)
+    ids = [r[0] for r in duck.backend.values(t.order_by("user_id").select("user_id").limit(3))]
+    for user in ids:
+        a, b = spark.explain(user, AS_OF), duck.explain(user, AS_OF)
+        assert a.outputs == b.outputs
+        assert [(s.id, s.points) for s in a.signals] == [(s.id, s.points) for s in b.signals]
+        for x, y in zip(a.signals, b.signals, strict=True):  # decay: the last bit may differ
+            assert x.value == pytest.approx(y.value, rel=1e-12), (user, x.id)
+
+
+def test_a_run_again_replaces_its_own_rows(engines):
+    _, spark = engines
+    b = spark.backend
+    before = b.values(b.table(USER_SCORES).order_by("user_id"))
+    tables = set(b.tables())
+    spark.run(AS_OF)
+    assert b.values(b.table(USER_SCORES).order_by("user_id")) == before  # replaced, not added
+    assert set(b.tables()) == tables  # no table of the swap left behind
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    phases=[Phase.explicit, Phase.generate],
+)
+@given(w=world())
+def test_every_signal_kind_equals_its_reference_on_spark(spark_warehouse, w):
+    backend = spark_backend(spark_warehouse)
+    try:
+        _check(backend, *w)
+    finally:
+        backend.close()
+
+
+def test_pql_demo_runs_on_spark_in_one_command(tmp_path):
+    """What the README shows; a Spark of its own (a second process cannot share the test
+    process's catalog)."""
+    url = f"spark://local[2]?warehouse={tmp_path / 'wh'}"
+    pql = [sys.executable, "-m", "pqlkit.cli"]
+    done = subprocess.run(
+        [
+            *pql,
+            *("demo", "--url", url, "--dir", str(tmp_path / "demo"), "--json"),
+            *("--accounts", "15", "--users", "60", "--days", "20"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert '"pqls"' in done.stdout or '"users"' in done.stdout
