@@ -29,7 +29,7 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist loadfile
 
 schema: install
 	$(BIN)/python -m pqlkit.model.schema > schemas/pql-model-v1.json

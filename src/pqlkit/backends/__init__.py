@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import BackendError
@@ -99,6 +100,16 @@ def driver_errors() -> tuple[type[BaseException], ...]:
         if cls.driver_module in sys.modules:
             out.extend(cls.driver_errors())
     return tuple(dict.fromkeys(out))
+
+
+def arrow_of(expr: Any) -> Any:
+    """An Ibis expression's rows as an Arrow table, through the pqlkit backend it was built on
+    (Ibis's own ``to_pyarrow`` goes through pandas on Spark, and imports it on DuckDB)."""
+    ibis_backend = expr._find_backend()
+    for backend in reversed(_OPENED):
+        if backend._con is ibis_backend:
+            return backend.arrow(backend.compile(expr))
+    return expr.to_pyarrow()
 
 
 def opened_count() -> int:

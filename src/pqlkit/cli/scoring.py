@@ -95,7 +95,7 @@ def _write_or_print(
     csv_formulas: bool,
 ) -> None:
     from ..errors import PqlkitError
-    from ..sinks.files import export, format_from_path, write_csv, write_json
+    from ..sinks.files import arrow, export, format_from_path, write_csv, write_json
 
     if out:
         n = export(expr, out, fmt or format_from_path(out), csv_formulas=csv_formulas)
@@ -108,7 +108,7 @@ def _write_or_print(
     if fmt == "table" and limit <= 0:
         return
     if fmt == "table":
-        rows = expr.limit(limit).to_pyarrow().to_pylist()
+        rows = arrow(expr.limit(limit)).to_pylist()
         if "reasons" in columns:
             render.lead_list(rows, title)
         else:
@@ -116,7 +116,7 @@ def _write_or_print(
         return
     if fmt == "parquet":
         raise PqlkitError("--format parquet needs --out FILE")
-    data = expr.to_pyarrow()
+    data = arrow(expr)
     if fmt == "csv":
         buf = io.BytesIO()
         write_csv(data, buf, csv_formulas=csv_formulas)

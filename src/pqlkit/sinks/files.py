@@ -30,6 +30,13 @@ def format_from_path(path: str | Path) -> str:
     return fmt
 
 
+def arrow(expr: ir.Table) -> pa.Table:
+    """The rows of ``expr`` as Arrow, through the backend that built it."""
+    from ..backends import arrow_of
+
+    return arrow_of(expr)
+
+
 def export(
     expr: ir.Table | pa.Table,
     path: str | Path,
@@ -46,7 +53,7 @@ def export(
         raise ExportError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not target.parent.exists():
         raise ExportError(f"cannot write {target}: folder {target.parent} does not exist")
-    data = expr if isinstance(expr, pa.Table) else expr.to_pyarrow()
+    data = expr if isinstance(expr, pa.Table) else arrow(expr)
     if target.exists() and not target.is_file():
         # a device or pipe (/dev/stdout, /dev/null): write straight to it; never rename over it
         _write(data, str(target), fmt, csv_formulas)
