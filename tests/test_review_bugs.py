@@ -169,3 +169,34 @@ def _env():
     import os
 
     return dict(os.environ)
+
+
+def test_threads_opening_and_closing_one_duckdb_file_never_fail(tmp_path):
+    """The web app opens the file per request while its keeper lets go of it: DuckDB's instance
+    cache may still hold a closing connection ("Unique file handle conflict"). Seen as a 503
+    under load; opening waits it out now."""
+    import threading
+
+    from pqlkit.backends import connect
+
+    path = str(tmp_path / "x.duckdb")
+    b = connect(path)
+    b.run_sql("CREATE TABLE t AS SELECT 1 AS a")
+    b.close()
+    errors: list[str] = []
+
+    def worker() -> None:
+        for _ in range(150):
+            try:
+                x = connect(path)
+                x.run_sql("SELECT * FROM t")
+                x.close()
+            except Exception as exc:  # any failure to open is the bug
+                errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

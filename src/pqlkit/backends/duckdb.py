@@ -280,6 +280,14 @@ def _open(path: str, wait: float) -> Any:
                 f"the DuckDB file {path} is open in another program{who}; DuckDB allows one "
                 "writer at a time. Close it, or point pqlkit at a copy"
             ) from None
+        except duckdb.BinderException as exc:
+            # Another thread of this process is closing its connection to the file: DuckDB's
+            # instance cache still holds it for a moment (seen with the web app's keeper
+            # letting go while a request opened the file under load). Transient: try again.
+            if "Unique file handle conflict" in str(exc) and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
         except duckdb.Error as exc:
             raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
 
