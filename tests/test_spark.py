@@ -169,3 +169,37 @@ def test_pql_demo_and_score_run_on_spark_from_the_command_line(spark_warehouse, 
     out = json.loads(score.output)
     assert out["users"] > 0 and out["as_of"].startswith("2026-11-01")
     assert len(out["rows"]) == out["users"] and {"user_id", "score", "tier"} <= set(out["rows"][0])
+
+
+def test_evaluation_and_a_backtest_equal_duckdb(engines):
+    """`pql evaluate` and `pql backtest` on Spark: point-in-time snapshots, labels from the
+    outcomes, the same figures as DuckDB's."""
+    from pqlkit.learn import backtest as bt
+    from pqlkit.learn.evaluate import evaluate
+
+    def figures(engine) -> tuple[dict, list]:
+        ev = evaluate(engine, horizon=timedelta(days=14), every=timedelta(days=14))
+        dates = bt.replay_dates(AS_OF - timedelta(days=28), AS_OF, timedelta(days=14))
+        r = bt.replay(engine, dates, timedelta(days=14), timedelta(days=14))
+        return ev.to_dict(), [bt.weekly(r), bt.side_by_side(r), bt.capacity_curve(r, 50.0)]
+
+    (ev_duck, bt_duck), (ev_spark, bt_spark) = (figures(e) for e in engines)
+    _close(ev_spark, ev_duck)
+    _close(bt_spark, bt_duck)
+    assert bt_duck[0] and any(w.get("new_pqls") for w in bt_duck[0])
+
+
+def _close(a, b, where: str = "") -> None:
+    """Equal, floats to 1e-9 (sums in another order differ in the last bits)."""
+    if isinstance(b, dict):
+        assert isinstance(a, dict) and a.keys() == b.keys(), where
+        for k in b:
+            _close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(b, list | tuple):
+        assert isinstance(a, list | tuple) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _close(x, y, f"{where}[{i}]")
+    elif isinstance(b, float) and isinstance(a, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (a != a and b != b), where
+    else:
+        assert a == b, (where, a, b)

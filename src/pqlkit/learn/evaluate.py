@@ -199,7 +199,11 @@ def evaluate(
             )
     if not tables:
         raise DataError("no users at the evaluation dates")
-    table = pa.concat_tables(tables, promote_options="permissive")
+    # in a fixed order: the calibration bins cut ties by position, and a database returns rows
+    # in any order (DuckDB's threads, Spark's partitions)
+    table = pa.concat_tables(tables, promote_options="permissive").sort_by(
+        [("as_of", "ascending"), ("user_id", "ascending")]
+    )
     return evaluate_table(
         table, split, model=str(engine.loaded.path), outcome=outcome, horizon_days=horizon.days
     )
