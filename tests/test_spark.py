@@ -203,3 +203,14 @@ def _close(a, b, where: str = "") -> None:
         assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (a != a and b != b), where
     else:
         assert a == b, (where, a, b)
+
+
+def test_backends_on_one_session_keep_their_own_databases(spark_warehouse):
+    """A process has one Spark session and so one current database: each backend takes its
+    own back before it reads or writes (seen: a CLI call on another database moved it)."""
+    one, two = spark_backend(spark_warehouse), spark_backend(spark_warehouse)
+    one.write_table("t", pa.table({"x": [1]}))
+    two.write_table("t", pa.table({"x": [2, 3]}))
+    assert one.count("t") == 1 and two.count("t") == 2
+    assert one.values(one.table("t")) == [(1,)]
+    assert two.tables() == ["t"] and one.tables() == ["t"]

@@ -86,9 +86,17 @@ class SparkBackend(Backend):
     transactions: ClassVar[bool] = False
     upserts: ClassVar[bool] = False
 
-    def __init__(self, url: str, con: Any, session: Any):
+    def __init__(self, url: str, con: Any, session: Any, database: str | None = None):
         super().__init__(url, con)
         self.session = session
+        self.database = database or session.catalog.currentDatabase()
+
+    def _use(self) -> None:
+        """The current database is the session's, shared by every backend on it: take ours
+        back before each statement (another backend of this process may have moved it)."""
+        catalog = self.session.catalog
+        if catalog.currentDatabase() != self.database:
+            catalog.setCurrentDatabase(self.database)
 
     @classmethod
     def driver_errors(cls) -> tuple[type[BaseException], ...]:
@@ -166,10 +174,11 @@ class SparkBackend(Backend):
             session.sql(f"CREATE DATABASE IF NOT EXISTS {_q(database)}")
             session.catalog.setCurrentDatabase(database)
         con = ibis.pyspark.connect(session)
-        return cls(url, con, session)
+        return cls(url, con, session, database)
 
     # --- primitives --------------------------------------------------------------------------
     def _execute(self, sql: str) -> None:
+        self._use()
         self.session.sql(sql)
 
     def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
@@ -181,6 +190,7 @@ class SparkBackend(Backend):
         return names, list(zip(*columns, strict=True))
 
     def arrow(self, sql: str) -> pa.Table:
+        self._use()
         table = self.session.sql(sql).toArrow()
         # Spark's TIMESTAMP is an instant (UTC here); pqlkit's timestamps are naive UTC
         fields = []
@@ -239,6 +249,7 @@ class SparkBackend(Backend):
 
     # --- tables ------------------------------------------------------------------------------
     def tables(self) -> list[str]:
+        self._use()
         names = {t.name for t in self.session.catalog.listTables() if not t.isTemporary}
         self._tables = names
         self._opened = {}
@@ -246,6 +257,10 @@ class SparkBackend(Backend):
 
     def base_tables(self) -> list[str]:
         return self.tables()
+
+    def table(self, name: str, *, role: str = "") -> ir.Table:
+        self._use()
+        return super().table(name, role=role)
 
     def _is_missing_table(self, exc: Exception) -> bool:
         return super()._is_missing_table(exc) or "TABLE_OR_VIEW_NOT_FOUND" in str(exc)
@@ -270,6 +285,7 @@ class SparkBackend(Backend):
         self.tables()
 
     def write_table(self, name: str, data: pa.Table | ir.Table, *, overwrite: bool = False) -> None:
+        self._use()
         if isinstance(data, pa.Table):
             frame = self._frame(data)
         else:
@@ -285,6 +301,7 @@ class SparkBackend(Backend):
 
     def replace_table(self, name: str, expr: ir.Table | str) -> None:
         select = expr if isinstance(expr, str) else self.compile(expr)
+        self._use()
         frame = self.session.sql(select)
         if self.has_table(name):
             self._swap(name, frame)
@@ -296,6 +313,7 @@ class SparkBackend(Backend):
         """Write the table's new contents to a table of their own, then put it in the old
         one's place: until the write has finished, the old rows are untouched."""
         fresh = f"_pql_new_{os.urandom(5).hex()}"
+        self._use()
         frame.write.format("parquet").saveAsTable(fresh)
         self._execute(f"DROP TABLE {_q(name)}")
         self._execute(f"ALTER TABLE {_q(fresh)} RENAME TO {_q(name)}")
@@ -303,6 +321,7 @@ class SparkBackend(Backend):
         self.tables()
 
     def _rewrite(self, name: str, select: str) -> None:
+        self._use()
         self._swap(name, self.session.sql(select))
 
     # --- writing: rewrite and swap ----------------------------------------------------------
