@@ -340,13 +340,13 @@ class SparkBackend(Backend):
         n = self.count(table, cond)
         if n:
             test = f"COALESCE({_sql.sql(cond, 'spark')}, FALSE)"
-            cols = list(self.table(table).columns)
+            schema = self.table(table).schema()
             select = ", ".join(
                 f"CASE WHEN {test} THEN CAST({_sql.sql(_sql.literal(values[c]), 'spark')} "
-                f"AS {self._type_sql(self.table(table).schema()[c])}) ELSE {_q(c)} END AS {_q(c)}"
+                f"AS {self._type_sql(schema[c])}) ELSE {_q(c)} END AS {_q(c)}"
                 if c in values
                 else _q(c)
-                for c in cols
+                for c in schema.names
             )
             self._rewrite(table, f"SELECT {select} FROM {_q(table)}")
         return n
@@ -369,7 +369,7 @@ class SparkBackend(Backend):
             return
         keys = list(key)
         cols = list(self.table(table).columns)
-        new = [c for c in rows.column_names]
+        new = list(rows.column_names)
         with self.staged(rows) as stage:
             part = ", ".join(_q(k) for k in keys)
             fresh = (
