@@ -48,7 +48,11 @@ def parse_count(text: str) -> int:
     return int(float(text.rstrip("KMB")) * mult)
 
 
-def generate(path: Path, n_events: int, n_users: int, n_accounts: int) -> None:
+def generate(
+    path: Path, n_events: int, n_users: int, n_accounts: int, *, ordered: bool = False
+) -> None:
+    """The bench world, inside DuckDB; ``ordered`` stores events in time order, as an
+    append-only log (pqlkit's collector, any event stream) has them."""
     import duckdb
 
     con = duckdb.connect(str(path))
@@ -83,7 +87,7 @@ def generate(path: Path, n_events: int, n_users: int, n_accounts: int) -> None:
         (CASE WHEN event = 'feature_used' THEN '{{"feature": "f' || hash(i * 19) % 8 || '"}}'
               WHEN event = 'invite_sent' THEN '{{"invitee": "x' || hash(i * 23) % 20 || '@y.com"}}'
               ELSE '{{}}' END)::JSON AS properties
-      FROM r;
+      FROM r{' ORDER BY "timestamp"' if ordered else ""};
     """)
     con.close()
 

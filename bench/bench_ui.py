@@ -3,15 +3,16 @@
     python bench/bench_ui.py                         # 10M events
     python bench/bench_ui.py --events 10M,100M --repeat 60
 
-Data: bench_score's generator (1M users, 100k accounts, 90 days, N events, inside DuckDB, kept in
-bench/data/), scored by `pql score`'s engine at two dates a week apart (so leads have a history).
+Data: bench_score's generator (1M users, 100k accounts, 90 days, N events in time order as an
+append-only log stores them, inside DuckDB, kept in bench/data/), scored by `pql score`'s engine at two dates a week apart (so leads have a history).
 `pql ui` runs in its own process; a client signs in and times each page, p50 and p95 of
 ``--repeat`` requests (leads and accounts drawn at random from the PQLs and PQAs).
 
-Baselines, in the same run and process as each other: a lead explained the way `pql explain` did
-before (every user's features computed, then the one user kept) against the one-user compiled
-query the lead page uses; and an inbox page cut in Python from every PQL fetched, against the
-page cut in the database.
+Baselines, in the same run and process as each other: a lead explained from the features its
+scoring run stored (what the lead page does) against the one-user query over the events (what
+`pql explain` does, and the lead page did before); a lead's timeline searched in the week up
+to the user's last event against all their events; and an inbox page cut in Python from every
+PQL fetched, against the page cut in the database.
 """
 
 from __future__ import annotations
@@ -44,12 +45,12 @@ def prepare(events: int) -> Path:
     from pqlkit.web import accounts
 
     DATA.mkdir(exist_ok=True)
-    db = DATA / f"ui_{events}.duckdb"
+    db = DATA / f"ui_{events}_ordered.duckdb"
     if db.exists():
         return db
     started = time.perf_counter()
     print(f"generating {events:,} events for {USERS:,} users...", flush=True)
-    generate(db, events, USERS, ACCOUNTS)
+    generate(db, events, USERS, ACCOUNTS, ordered=True)
     engine = Engine(load_model(MODEL), connect(str(db)))
     try:
         for when in (AS_OF - timedelta(days=7), AS_OF):
@@ -182,6 +183,7 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
     from pqlkit.engine import Engine
     from pqlkit.model.load import load_model
     from pqlkit.usecases import inbox as desk
+    from pqlkit.usecases import leads
 
     engine = Engine(load_model(MODEL), connect(str(db)))
     try:
@@ -194,18 +196,31 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
             )
         ]
         engine.explain(pqls[0], AS_OF)
+        engine.stored_explanation(pqls[0], AS_OF)
+        sample = rng.sample(pqls, min(repeat, 10))
         ours, theirs = [], []
-        for uid in rng.sample(pqls, min(repeat, 10)):
+        for uid in sample:
             t = time.perf_counter()
-            a = engine.explain(uid, AS_OF)
+            a = engine.stored_explanation(uid, AS_OF)
             ours.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            f = engine.features(AS_OF)  # every user's features, then the one user kept
-            row = engine.backend.rows(f.filter(f["user__user_id"] == uid))[0]
-            b = engine._explain_row(row, AS_OF)
+            b = engine.explain(uid, AS_OF)  # from the user's events
             theirs.append((time.perf_counter() - t) * 1000)
-            assert a.outputs == b.outputs, uid
+            assert a is not None and a.to_dict() == b.to_dict(), uid
         out = {"lead's explanation": (statistics.median(ours), statistics.median(theirs))}
+        ours, theirs = [], []
+        for uid in sample:
+            t = time.perf_counter()
+            a = leads.lead(engine, uid)
+            ours.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            b = leads.lead(engine, uid, all_events=True)
+            theirs.append((time.perf_counter() - t) * 1000)
+            assert a is not None and b is not None
+            # the window's are the latest
+            stamps = [e["timestamp"] for e in b.events[: len(a.events)]]
+            assert [e["timestamp"] for e in a.events] == stamps, uid
+        out["lead page, in-process"] = (statistics.median(ours), statistics.median(theirs))
         ours, theirs = [], []
         for _ in range(min(repeat, 10)):
             t = time.perf_counter()

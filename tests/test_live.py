@@ -261,6 +261,11 @@ def _check_story(backend, model: dict, batches: list[dict], monkeypatch) -> None
     named |= {u for u, r in now.items() if r["account_id"] in set(last["accounts"])}
     for user in named & set(now):
         assert state[user] == now[user], user
+    # each state row is explained from the features it was computed from, as from the events
+    for user, row in state.items():
+        stored = engine.stored_explanation(user, row["as_of"])
+        assert stored is not None, user
+        assert stored.to_dict() == engine.explain(user, row["as_of"]).to_dict(), user
     # after a full run, users and accounts are all as of one date, as a full run gives them
     engine.run(last["as_of"] + timedelta(hours=1))
     when = last["as_of"] + timedelta(hours=1)

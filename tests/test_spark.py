@@ -214,3 +214,64 @@ def test_backends_on_one_session_keep_their_own_databases(spark_warehouse):
     assert one.count("t") == 1 and two.count("t") == 2
     assert one.values(one.table("t")) == [(1,)]
     assert two.tables() == ["t"] and one.tables() == ["t"]
+
+
+def test_file_sources_score_like_duckdb_and_again(small_world, spark_warehouse, tmp_path):
+    """Parquet (a glob over a folder), CSV, JSON lines and Parquet read by Spark give
+    DuckDB's rows from the same files, and a second engine (compiled SQL stored by the first,
+    naming the files' views) gives them again; a Delta path without Delta says what to do."""
+    import json
+
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from pqlkit.demo.load import starter_text
+    from pqlkit.errors import MappingError
+
+    data = tmp_path / "data"
+    (data / "events").mkdir(parents=True)
+    events = small_world.events
+    half = events.num_rows // 2
+    pq.write_table(events.slice(0, half), data / "events" / "part-0.parquet")
+    pq.write_table(events.slice(half), data / "events" / "part-1.parquet")
+    pacsv.write_csv(small_world.users, data / "users.csv")
+    with open(data / "accounts.jsonl", "w") as fh:
+        for row in small_world.accounts.to_pylist():
+            fh.write(json.dumps(row) + "\n")
+    pq.write_table(small_world.outcomes, data / "outcomes.parquet")
+    text = starter_text()
+    sources = """sources:
+  events: {path: "data/events/*.parquet", format: parquet}
+  users: {path: data/users.csv}
+  accounts: {path: data/accounts.jsonl}
+  outcomes: {path: data/outcomes.parquet}
+"""
+    model = tmp_path / "pql.yml"
+    model.write_text(text[: text.index("sources:")] + sources + text[text.index("plans:") :])
+
+    def scores(backend) -> list[dict]:
+        engine = Engine(load_model(model), backend)
+        result = engine.run(AS_OF)
+        rows = backend.rows(engine.stored_users(result.as_of, result.model_version))
+        return sorted(rows, key=lambda r: r["user_id"])
+
+    duck = connect(str(tmp_path / "d.duckdb"))
+    spark = spark_backend(spark_warehouse)
+    try:
+        expected = scores(duck)
+        _same(scores(spark), expected, "user_id")
+        _same(scores(spark), expected, "user_id")  # a second engine, the stored SQL
+        delta = tmp_path / "delta.yml"
+        delta.write_text(
+            model.read_text().replace(
+                'events: {path: "data/events/*.parquet", format: parquet}',
+                "events: {path: data/events, format: delta}",
+            )
+        )
+        with pytest.raises(MappingError, match=r"sources\.events: cannot read .* as delta"):
+            Engine(load_model(delta), spark).run(AS_OF)
+        with pytest.raises(MappingError, match="Delta tables .* are read by the Spark backend"):
+            Engine(load_model(delta), duck).run(AS_OF)
+    finally:
+        duck.close()
+        spark.close()

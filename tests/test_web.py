@@ -674,6 +674,20 @@ def _desk_story(backend, model_file) -> dict:
         e = engine.explain(r["user_id"], DEMO_END)
         for k in ("score", "tier", "is_pql", "segment", "motion", "reasons", "icp_profile"):
             assert e.outputs[k] == stored[r["user_id"]][k], (r["user_id"], k)
+        # the lead page's, from the features the run stored, is the same
+        kept = engine.stored_explanation(r["user_id"], DEMO_END)
+        assert kept is not None and kept.to_dict() == e.to_dict()
+        # its timeline: the latest events, from the week before the last when it has enough
+        near = leads.lead(engine, r["user_id"], events=5)
+        every = leads.lead(engine, r["user_id"], events=5, all_events=True)
+        assert near is not None and every is not None and every.events_since is None
+        assert near.events_since is not None
+        assert all(x["timestamp"] >= near.events_since for x in near.events)
+        stamps = [x["timestamp"] for x in every.events[: len(near.events)]]
+        assert [x["timestamp"] for x in near.events] == stamps
+        # a short window's found every event inside it
+        older = every.events[len(near.events) :] if len(near.events) < 5 else []
+        assert all(x["timestamp"] < near.events_since for x in older)
     account = leads.account(engine, lead.row["account_id"])
     assert account is not None
     desk.assign(engine, "user", first, "rob")

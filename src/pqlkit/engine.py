@@ -21,6 +21,7 @@ import ibis.expr.types as ir
 from .backends import Backend, connect, dialect_class
 from .errors import BackendError, PqlkitError
 from .features.build import (
+    USER,
     account_scores,
     count_true,
     env_of,
@@ -28,7 +29,7 @@ from .features.build import (
     user_features,
     user_scores,
 )
-from .features.signals import IbisJson
+from .features.signals import AsOf, IbisJson
 from .features.sources import ROLES, Bound, bind, check_data
 from .model.load import LoadedModel, load_model
 from .scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
@@ -37,6 +38,12 @@ from .scoring.ops import PyOps
 USER_SCORES = "pql_user_scores"
 ACCOUNT_SCORES = "pql_account_scores"
 RUNS = "pql_runs"
+FEATURES = "pql_user_features"
+"""Each user's features behind their latest score (a full run's, or a live rescore's): what a
+lead page explains without reading events. Columns as_of, model_version, user_id, then f0, f1,
+... (the features in order; their names, the model's, are kept with the compiled SQL, as a
+database may cut long column names short). A full run replaces it; a rescore replaces its
+users' rows."""
 RUNS_SCHEMA = ibis.schema(
     {
         "as_of": "timestamp",
@@ -199,6 +206,55 @@ class Engine:
         """The user-scores query for this backend, compiled once per model and source schema."""
         return self.sql_at("users", lambda when: self.scores(when), as_utc(as_of))
 
+    # --- stored features ----------------------------------------------------------------------
+    def feature_names(self) -> list[str]:
+        """The features' column names, in order (kept with the compiled SQL)."""
+        key = f"feature-names:{self._fingerprint()}"
+        text = self._templates.get(key) or self.backend.cached_sql(key)
+        if text is None:
+            text = json.dumps(list(self.features(_SENTINEL).columns))
+            self.backend.store_sql(key, text, utc_now())
+        self._templates[key] = text
+        return json.loads(text)
+
+    def to_stored(self, features: ir.Table, when: datetime) -> ir.Table:
+        """``features`` in the stored layout of :data:`FEATURES`."""
+        return features.select(
+            as_of=AsOf(when).lit,
+            model_version=ibis.literal(self.loaded.version),
+            user_id=features[f"{USER}user_id"],
+            **{f"f{i}": features[name] for i, name in enumerate(features.columns)},
+        )
+
+    def from_stored(self, table: ir.Table) -> ir.Table:
+        """Stored features under their own names again, ready for :func:`user_scores`."""
+        return table.select(**{n: table[f"f{i}"] for i, n in enumerate(self.feature_names())})
+
+    def stored_explanation(self, user_id: str, when: datetime) -> Explanation | None:
+        """The explanation of ``user_id``'s stored score as of ``when`` from the features
+        that score was computed from; None when they are not stored (another run, another
+        model). Equal to :meth:`explain` unless events before ``when`` arrived after it."""
+        b = self.backend
+        names = self.feature_names()
+        if not b.has_table(FEATURES) or len(b.table(FEATURES).columns) != 3 + len(names):
+            return None
+
+        def lookup(w: datetime) -> ir.Table:
+            t = b.table(FEATURES)
+            return t.filter(
+                t.user_id == _USER_SENTINEL,
+                t.as_of == AsOf(w).lit,
+                t.model_version == self.loaded.version,
+            ).limit(1)
+
+        sql = self.sql_at("stored-explain", lookup, as_utc(when))
+        swap = b.string_literal
+        found = b.arrow(sql.replace(swap(_USER_SENTINEL), swap(str(user_id)))).to_pylist()
+        if not found:
+            return None
+        row = {n: found[0][f"f{i}"] for i, n in enumerate(names)}
+        return self._explain_row(row, as_utc(when))
+
     def sql_at(self, kind: str, build: Callable[[datetime], ir.Table], when: datetime) -> str:
         """The SQL of ``build(when)``, compiled once per ``kind``, model and source schema for a
         stand-in date and reused for any date by swapping its one timestamp literal."""
@@ -256,8 +312,12 @@ class Engine:
         say("building expressions")
         version = self.loaded.version
         self.ensure_tables()
-        users_sql = self.scores_sql(when)
-        say("scoring users")
+        # stored in user order, so a database that keeps min/max per block (DuckDB, Parquet)
+        # finds one user's row by reading one block: what a lead page does
+        features_sql = self.sql_at(
+            "features", lambda w: self.to_stored(self.features(w), w).order_by("user_id"), when
+        )
+        say("computing features")
         key = {"as_of": when, "model_version": version}
         # Driver errors (disk full, a lost connection, a constraint) roll the run back and are
         # reported as BackendError; any other exception is a bug and propagates as it is.
@@ -267,12 +327,23 @@ class Engine:
             ),
             self.backend.transaction(),
         ):
+            self.backend.replace_table(FEATURES, features_sql)
+            say("scoring users")
+            users_sql = self.sql_at(
+                "users-from-stored",
+                lambda w: user_scores(
+                    self.from_stored(self.backend.table(FEATURES)), self.loaded, w
+                ).order_by("user_id"),
+                when,
+            )
             self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
             say("rolling up accounts")
             self.backend.replace_rows(
                 ACCOUNT_SCORES,
                 key,
-                account_scores(self.stored_users(when, version), bound, self.loaded, when),
+                account_scores(self.stored_users(when, version), bound, self.loaded, when).order_by(
+                    "account_id"
+                ),
             )
             counts = self._counts(when, version)
             if self.model.handoff is not None:  # transitions go out with the run, or not at all

@@ -214,9 +214,10 @@ class Backend(CompiledSql, ABC):
 
         return isinstance(exc, TableNotFound)
 
-    def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
+    def read_file(self, path: Path | str, fmt: str, *, role: str) -> ir.Table:
+        """The file (or folder, glob, URI) at ``path`` in format ``fmt`` as a table."""
         raise MappingError(
-            f"sources.{role}: files can only be read with the DuckDB backend; "
+            f"sources.{role}: files can only be read with the DuckDB and Spark backends; "
             f"load {path} into a {self.name} table and use `table:` instead"
         )
 

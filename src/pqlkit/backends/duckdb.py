@@ -178,8 +178,18 @@ class DuckDBBackend(Backend):
             ibis.null("boolean"),
         )
 
-    def read_file(self, path: Path, fmt: str, *, role: str) -> ir.Table:
+    def read_file(self, path: Path | str, fmt: str, *, role: str) -> ir.Table:
         text = str(path)
+        if fmt == "delta":
+            raise MappingError(
+                f"sources.{role}: Delta tables ({path}) are read by the Spark backend "
+                "(--url spark://...); with DuckDB, export the table as Parquet"
+            )
+        if isinstance(path, str):
+            raise MappingError(
+                f"sources.{role}: DuckDB reads local files, not {path}; copy it here, or "
+                "use the Spark backend"
+            )
         has_glob = any(ch in text for ch in "*?[")
         if not has_glob and not path.exists():
             raise MappingError(f"sources.{role}: no such file {path}")

@@ -21,6 +21,7 @@ so the statements pqlkit writes by hand read the same as on DuckDB and PostgreSQ
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -34,7 +35,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from ..errors import BackendError, PqlkitError
+from ..errors import BackendError, MappingError, PqlkitError
 from . import _sql
 from .base import Backend, ConflictRule, Schema, _q, first_line
 
@@ -261,6 +262,37 @@ class SparkBackend(Backend):
     def table(self, name: str, *, role: str = "") -> ir.Table:
         self._use()
         return super().table(name, role=role)
+
+    def read_file(self, path: Path | str, fmt: str, *, role: str) -> ir.Table:
+        """Parquet, CSV (a header row), JSON lines or Delta at a path or URI Spark reads,
+        as a temporary view with a name of its own (the same in every process, as compiled
+        SQL stored by one process names it)."""
+        text = str(path)
+        if isinstance(path, Path) and not any(c in text for c in "*?[") and not path.exists():
+            raise MappingError(f"sources.{role}: no such file {path}")
+        view = f"pql_file_{role}_{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        reader = self.session.read
+        try:
+            if fmt == "csv":
+                frame = reader.option("header", "true").option("inferSchema", "true").csv(text)
+            elif fmt == "jsonl":
+                frame = reader.json(text)
+            else:
+                frame = reader.format(fmt).load(text)
+        except self.driver_errors() as exc:
+            hint = ""
+            if fmt == "delta" and "delta" in str(exc).lower():
+                hint = (
+                    " (Delta Lake is not on this Spark session: start it with the Delta "
+                    "package, e.g. --url 'spark://...?spark.jars.packages=io.delta:"
+                    "delta-spark_2.13:4.0.0&spark.sql.extensions=io.delta.sql."
+                    "DeltaSparkSessionExtension', or pass a Delta-enabled session)"
+                )
+            raise MappingError(
+                f"sources.{role}: cannot read {path} as {fmt}: {first_line(exc)}{hint}"
+            ) from None
+        frame.createOrReplaceTempView(view)
+        return self._con.table(view)
 
     def _is_missing_table(self, exc: Exception) -> bool:
         return super()._is_missing_table(exc) or "TABLE_OR_VIEW_NOT_FOUND" in str(exc)

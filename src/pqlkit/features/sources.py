@@ -93,7 +93,12 @@ def bind(backend, loaded: LoadedModel) -> Bound:
 def _open(backend, source: Source, role: str, base_dir: Path) -> ir.Table:
     if source.table is not None:
         return backend.table(source.table, role=role)
-    path = Path(source.path or "")
+    text = source.path or ""
+    if "://" in text or text.startswith("file:"):  # a URI: read by the database as it is
+        return backend.read_file(
+            text, source.format or _format_from_suffix(Path(text), role), role=role
+        )
+    path = Path(text)
     if not path.is_absolute():
         path = base_dir / path
     fmt = source.format or _format_from_suffix(path, role)
@@ -109,7 +114,8 @@ def _format_from_suffix(path: Path, role: str) -> str:
     if suffix in (".json", ".jsonl", ".ndjson"):
         return "jsonl"
     raise MappingError(
-        f"sources.{role}: cannot tell the format of {path.name}; add format: parquet|csv|jsonl"
+        f"sources.{role}: cannot tell the format of {path.name}; add format: "
+        "parquet|csv|jsonl|delta"
     )
 
 

@@ -18,7 +18,16 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from ..engine import ACCOUNT_SCORES, USER_COLUMNS, USER_SCORES, Engine, RunResult, as_utc, utc_now
+from ..engine import (
+    ACCOUNT_SCORES,
+    FEATURES,
+    USER_COLUMNS,
+    USER_SCORES,
+    Engine,
+    RunResult,
+    as_utc,
+    utc_now,
+)
 from ..errors import PqlkitError
 from ..features.build import account_scores, count_true, restrict, user_features, user_scores
 from .transitions import USER_STATE, record
@@ -28,6 +37,8 @@ TOUCHED = "pql_live_touched"
 RESCORED = "pql_live_scored"
 """The rows a live rescore computed, before they move into the state; replaced by each."""
 RESCORED_ACCOUNTS = "pql_live_scored_accounts"
+RESCORED_FEATURES = "pql_live_features"
+"""The rescored users' features (stored layout), before they replace theirs in FEATURES."""
 AFFECTED = "pql_live_accounts"
 """The accounts a live rescore rolls up again; replaced by each rescore."""
 AFFECTED_SCHEMA = ibis.schema({"account_id": "string"})
@@ -78,7 +89,8 @@ def rescore(
             or engine.backend.table(scratch).schema() != template.schema()
         ):
             engine.backend.replace_table(scratch, template.limit(0))
-    sql = engine.sql_at("live-users", lambda w: _live_scores(engine, w), when)
+    b = engine.backend
+    features_sql = engine.sql_at("live-features", lambda w: _live_features(engine, w), when)
     with (
         engine.backend.errors("the live rescore failed and was rolled back"),
         engine.backend.transaction(),
@@ -86,7 +98,14 @@ def rescore(
         for scratch in (TOUCHED, RESCORED, AFFECTED, RESCORED_ACCOUNTS):
             engine.backend.delete(scratch, sge.true())
         engine.backend.insert(TOUCHED, pa.Table.from_pylist(touched, schema=TOUCHED_ARROW))
-        engine.backend.insert(RESCORED, sql, list(USER_COLUMNS))
+        b.replace_table(RESCORED_FEATURES, features_sql)
+        scored = engine.sql_at(
+            "live-users-from-stored",
+            lambda w: user_scores(engine.from_stored(b.table(RESCORED_FEATURES)), engine.loaded, w),
+            when,
+        )
+        b.insert(RESCORED, scored, list(USER_COLUMNS))
+        _keep_features(engine)
         engine.backend.insert(AFFECTED, _affected_accounts(engine))
         engine.backend.insert(
             RESCORED_ACCOUNTS,
@@ -149,7 +168,7 @@ def _live_accounts(engine: Engine, when: datetime) -> ir.Table:
     return account_scores(merged, engine.bound, engine.loaded, when)
 
 
-def _live_scores(engine: Engine, when: datetime) -> ir.Table:
+def _live_features(engine: Engine, when: datetime) -> ir.Table:
     part = restrict(engine.bound, engine.backend.table(TOUCHED))
     features = user_features(
         part,
@@ -158,4 +177,14 @@ def _live_scores(engine: Engine, when: datetime) -> ir.Table:
         bitmask_days=engine.backend.bitmask_days,
         json=type(engine.backend),
     )
-    return user_scores(features, engine.loaded, when)
+    return engine.to_stored(features, when)
+
+
+def _keep_features(engine: Engine) -> None:
+    """The rescored users' features replace theirs in FEATURES (a table of another layout,
+    from another model, starts again empty: its users' lead pages compute theirs)."""
+    b = engine.backend
+    fresh = b.table(RESCORED_FEATURES)
+    if not b.has_table(FEATURES) or b.table(FEATURES).schema() != fresh.schema():
+        b.replace_table(FEATURES, fresh.limit(0))
+    b.replace_keys(FEATURES, "user_id", fresh)

@@ -83,10 +83,11 @@ class Source(_Strict):
     table: str | None = None
     """A table (or view) in the connected database, optionally schema-qualified."""
     path: str | None = None
-    """A file or glob instead of a table (Parquet, CSV or JSON lines; DuckDB only),
-    relative to the model file."""
-    format: Literal["parquet", "csv", "jsonl"] | None = None
-    """The file format (default: from the file's extension)."""
+    """A file, folder or glob instead of a table (Parquet, CSV or JSON lines; on Spark also a
+    Delta table's folder), relative to the model file, or a URI Spark reads (s3a://...,
+    hdfs://..., file:/...). Not on PostgreSQL."""
+    format: Literal["parquet", "csv", "jsonl", "delta"] | None = None
+    """The file format (default: from the file's extension; a folder needs it)."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Canonical column -> your column, for columns whose names differ
     (e.g. {user_id: uid, event: event_name})."""

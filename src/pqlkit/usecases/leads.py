@@ -4,10 +4,13 @@ the score over stored runs, recent events, linked ids, teammates, feedback and o
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 
 from ..engine import ACCOUNT_SCORES, USER_SCORES, Engine, Explanation
 from ..errors import PqlkitError
@@ -29,6 +32,8 @@ class Lead:
     feedback: list[dict[str, Any]]
     owner: str | None
     notes: list[str] = field(default_factory=list)
+    events_since: Any = None
+    """The events shown start here (None: all of them were searched)."""
 
 
 @dataclass
@@ -42,62 +47,114 @@ class Account:
 # --- a lead ----------------------------------------------------------------------------------------
 
 
-def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
+#: The timeline looks this far back from the user's last event before the score, widening
+#: while it has found fewer events than it shows; an append-only events table (pqlkit's own,
+#: any log) is in time order, so the database skips every block outside the window.
+TIMELINE_WINDOWS = (timedelta(days=1), timedelta(days=7))
+
+
+def lead(
+    engine: Engine, user_id: str, *, events: int = 50, all_events: bool = False
+) -> Lead | None:
     """A user's story: their current state, every signal behind it, their score over the
-    stored runs, recent events, linked ids, account and teammates, feedback and owner."""
+    stored runs, recent events (those of the week up to their last one, or ``all_events``),
+    linked ids, account and teammates, feedback and owner. Each query is compiled once and
+    reused for any user (a page is a dozen small queries)."""
     b = engine.backend
-    users, accounts, _state_key = state(engine)
-    row = _one(engine, users, "user_id", user_id)
-    if row is None:
+    users, accounts, state_key = state(engine)
+    if users is None:
         return None
+
+    def rows(kind: str, build: Callable[[Mapping[str, Any]], ir.Expr], **values: Any) -> list:
+        key = json.dumps(["lead", kind, state_key, sorted(values)], default=str)
+        return b.arrow(b.reusable_sql(engine.query_cache, key, build, values)).to_pylist()
+
+    found = rows("row", lambda v: users.filter(users.user_id == v["id"]).limit(1), id=user_id)
+    if not found:
+        return None
+    row = found[0]
     notes = []
     if row.get("model_version") != engine.loaded.version:
         notes.append(
             f"Scored by model version {row.get('model_version')}; the signals below are the "
             f"current model's ({engine.loaded.version}). Run `pql score` to score with it."
         )
-    try:
-        explanation: Explanation | None = engine.explain(user_id, row["as_of"])
-    except PqlkitError as exc:  # no longer in the users table
-        explanation, notes = None, [*notes, str(exc)]
+    # the features the stored score came from, else computed again from the events
+    explanation: Explanation | None = engine.stored_explanation(user_id, row["as_of"])
+    if explanation is None:
+        try:
+            explanation = engine.explain(user_id, row["as_of"])
+        except PqlkitError as exc:  # no longer in the users table
+            explanation, notes = None, [*notes, str(exc)]
     s = b.table(USER_SCORES)
-    history = b.rows(
-        s.filter(s.user_id == user_id)
-        .select("as_of", "model_version", "score", "tier", "is_pql", "segment", "motion")
-        .order_by("as_of")
+    history = rows(
+        "history",
+        lambda v: (
+            s.filter(s.user_id == v["id"])
+            .select("as_of", "model_version", "score", "tier", "is_pql", "segment", "motion")
+            .order_by("as_of")
+        ),
+        id=user_id,
     )
     bound = engine.bound
     ids = [user_id]
     identities: list[dict[str, Any]] = []
-    if bound.identities is not None:
-        i = bound.identities
-        identities = b.rows(
-            i.filter(i.user_id == user_id, i.id != user_id).order_by(i.id).limit(200)
+    if (i := bound.identities) is not None:
+        identities = rows(
+            "identities",
+            lambda v: i.filter(i.user_id == v["id"], i.id != v["id"]).order_by(i.id).limit(200),
+            id=user_id,
         )
         ids += [r["id"] for r in identities]
     e = bound.events
-    # events sent under the user's id, or under an id linked to them (an anonymous id)
-    mine = e.user_id == user_id if len(ids) == 1 else e.user_id.isin(ids)
-    if len(ids) > 1:
-        mine = mine | e.anonymous_id.isin(ids[1:]).fill_null(False)
-    recent = e.filter(mine)
     cols = ["timestamp", "event"] + (["properties"] if "properties" in e.columns else [])
-    recent_rows = b.rows(recent.select(*cols).order_by(ibis.desc(recent.timestamp)).limit(events))
+
+    def timeline(v: Mapping[str, Any]) -> ir.Table:
+        # events sent under the user's id, or under an id linked to them (an anonymous id)
+        mine = e.user_id.isin([v[f"id{n}"] for n in range(len(ids))])
+        if len(ids) > 1:
+            mine = mine | e.anonymous_id.isin([v[f"id{n}"] for n in range(1, len(ids))])
+        t = e.filter(mine.fill_null(False))
+        if "since" in v:
+            t = t.filter(t.timestamp >= v["since"])
+        return t.select(*cols).order_by(ibis.desc(t.timestamp)).limit(events)
+
+    anchor = row.get("last_seen_at") or row["as_of"]
+    windows: list[Any] = [None] if all_events else [anchor - w for w in TIMELINE_WINDOWS]
+    named = {f"id{n}": x for n, x in enumerate(ids)}
+    for since in windows:
+        extra = {} if since is None else {"since": since}
+        recent_rows = rows(f"events{len(ids)}:{events}", timeline, **named, **extra)
+        if len(recent_rows) >= events:
+            break
     for r in recent_rows:
         if r.get("properties") is not None and not isinstance(r["properties"], str):
             r["properties"] = json.dumps(r["properties"], default=str, sort_keys=True)
-    attributes = _one(engine, bound.users, "user_id", user_id) or {}
+    people = bound.users
+    attributes = rows(
+        "attributes", lambda v: people.filter(people.user_id == v["id"]).limit(1), id=user_id
+    )
     account = None
     teammates: list[dict[str, Any]] = []
-    if row.get("account_id") is not None:
-        account = _one(engine, accounts, "account_id", row["account_id"])
+    if row.get("account_id") is not None and accounts is not None:
+        a = accounts
+        found = rows(
+            "account",
+            lambda v: a.filter(a.account_id == v["id"]).limit(1),
+            id=row["account_id"],
+        )
+        account = found[0] if found else None
         u = users
-        assert u is not None
-        teammates = b.rows(
-            u.filter(u.account_id == row["account_id"], u.user_id != user_id)
-            .select("user_id", "score", "tier", "is_pql", "segment", "last_seen_at")
-            .order_by([ibis.desc(u.score), u.user_id])
-            .limit(25)
+        teammates = rows(
+            "teammates",
+            lambda v: (
+                u.filter(u.account_id == v["account"], u.user_id != v["id"])
+                .select("user_id", "score", "tier", "is_pql", "segment", "last_seen_at")
+                .order_by([ibis.desc(u.score), u.user_id])
+                .limit(25)
+            ),
+            account=row["account_id"],
+            id=user_id,
         )
     return Lead(
         row=row,
@@ -105,12 +162,13 @@ def lead(engine: Engine, user_id: str, *, events: int = 50) -> Lead | None:
         history=history,
         events=recent_rows,
         identities=identities,
-        attributes=attributes,
+        attributes=attributes[0] if attributes else {},
         account=account,
         teammates=teammates,
         feedback=fb.history(b, user_id) if _has(b, FEEDBACK) else [],
         owner=owner_of(engine, "user", user_id),
         notes=notes,
+        events_since=since,
     )
 
 

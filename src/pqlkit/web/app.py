@@ -306,7 +306,7 @@ class Ui:
 
     def lead(self, request: Request, me: accounts.User, engine: Engine) -> Response:
         user_id = request.path_params["user_id"]
-        found = leads.lead(engine, user_id)
+        found = leads.lead(engine, user_id, all_events=request.query_params.get("events") == "all")
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored user {user_id!r}."
