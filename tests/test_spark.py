@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from pqlkit.backends import connect
 from pqlkit.demo.load import load
-from pqlkit.engine import ACCOUNT_SCORES, USER_SCORES, Engine
+from pqlkit.engine import ACCOUNT_SCORES, RUNS, USER_COLUMNS, USER_SCORES, Engine
 from pqlkit.model.load import load_model
 
 from .conftest import DEMO_END, spark_backend
@@ -122,6 +122,25 @@ def test_a_run_again_replaces_its_own_rows(engines):
     spark.run(AS_OF)
     assert b.values(b.table(USER_SCORES).order_by("user_id")) == before  # replaced, not added
     assert set(b.tables()) == tables  # no table of the swap left behind
+
+
+def test_results_are_partitioned_by_run_and_a_failed_write_keeps_the_last(engines):
+    """Each run's rows are a partition of their own (as_of, model_version), overwritten
+    alone; a write that fails while it runs leaves the partition's previous rows."""
+    _, spark = engines
+    b = spark.backend
+    for table in (USER_SCORES, ACCOUNT_SCORES, RUNS):
+        shown = [r[0] for r in b.run_sql(f"SHOW PARTITIONS {table}")]
+        assert len(shown) == 1 and shown[0].startswith("as_of=") and "/model_version=" in shown[0]
+    before = b.values(b.table(USER_SCORES).order_by("user_id"))
+    rows = b.arrow(b.compile(b.table(USER_SCORES).select(*USER_COLUMNS)))
+    key = {"as_of": AS_OF, "model_version": spark.loaded.version}
+    with b.staged(rows) as stage:  # fails in the tasks, row by row, after some were written
+        failing = f'SELECT * FROM "{stage}" WHERE raise_error(user_id) IS NULL'
+        with pytest.raises(Exception, match="u"):
+            b.replace_rows(USER_SCORES, key, failing, list(USER_COLUMNS))
+    assert b.values(b.table(USER_SCORES).order_by("user_id")) == before
+    assert not [t for t in b.tables() if t.startswith("_pql_")]
 
 
 @settings(
@@ -270,7 +289,7 @@ def test_file_sources_score_like_duckdb_and_again(small_world, spark_warehouse, 
         )
         with pytest.raises(MappingError, match=r"sources\.events: cannot read .* as delta"):
             Engine(load_model(delta), spark).run(AS_OF)
-        with pytest.raises(MappingError, match="Delta tables .* are read by the Spark backend"):
+        with pytest.raises(MappingError, match=r"Delta tables .* are read by the Spark backend"):
             Engine(load_model(delta), duck).run(AS_OF)
     finally:
         duck.close()

@@ -65,6 +65,8 @@ Progress = Callable[[str], None]
 _SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
 _USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 """A stand-in user id in the compiled SQL of `explain`, swapped for the id asked about."""
+RUN_KEY = ("as_of", "model_version")
+"""The columns a run's rows share: a run replaces them together (partitions on Spark)."""
 USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
 
 
@@ -387,12 +389,12 @@ class Engine:
         version writes; refuse a users table written by a version with other columns."""
         if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):
             scores = self.scores(_SENTINEL)
-            self.backend.ensure_table(USER_SCORES, scores.schema())
+            self.backend.ensure_table(USER_SCORES, scores.schema(), partition_by=RUN_KEY)
             accounts_probe = account_scores(scores, self.bound, self.loaded, _SENTINEL)
-            self.backend.ensure_table(ACCOUNT_SCORES, accounts_probe.schema())
-        self.backend.ensure_table(RUNS, RUNS_SCHEMA)
+            self.backend.ensure_table(ACCOUNT_SCORES, accounts_probe.schema(), partition_by=RUN_KEY)
+        self.backend.ensure_table(RUNS, RUNS_SCHEMA, partition_by=RUN_KEY)
         existing = self.backend.table(USER_SCORES).schema()
-        if list(existing.names) != list(USER_COLUMNS):
+        if sorted(existing.names) != sorted(USER_COLUMNS):  # Spark lists partitions last
             raise BackendError(
                 f"table {USER_SCORES} has columns {', '.join(existing.names)}, which this version "
                 "of pqlkit does not write; rename or drop it to start a new history"

@@ -228,8 +228,11 @@ class Backend(CompiledSql, ABC):
         *,
         primary_key: Iterable[str] = (),
         not_null: Iterable[str] = (),
+        partition_by: Iterable[str] = (),
     ) -> None:
-        """Create ``name`` with these columns unless it exists."""
+        """Create ``name`` with these columns unless it exists. ``partition_by`` names the
+        columns whose values a run replaces together (see :meth:`replace_rows`): a backend
+        that partitions tables (Spark) stores each value's rows apart; others need not."""
         if self.has_table(name):
             return
         ibis_schema = (

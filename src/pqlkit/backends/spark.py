@@ -25,6 +25,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -304,17 +305,72 @@ class SparkBackend(Backend):
         *,
         primary_key: Any = (),
         not_null: Any = (),
+        partition_by: Any = (),
     ) -> None:
-        """Create ``name`` unless it exists. Spark keeps no primary key: a key is kept by the
-        writes (:meth:`upsert` and :meth:`insert_new` replace or skip by key)."""
+        """Create ``name`` unless it exists, its rows stored apart by ``partition_by`` (Spark
+        lists those columns last). Spark keeps no primary key: a key is kept by the writes
+        (:meth:`upsert` and :meth:`insert_new` replace or skip by key)."""
         if self.has_table(name):
             return
         ibis_schema = (
             schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
         )
         cols = ", ".join(f"{_q(c)} {self._type_sql(t)}" for c, t in ibis_schema.items())
-        self._execute(f"CREATE TABLE IF NOT EXISTS {_q(name)} ({cols}) USING parquet")
+        parts = ", ".join(_q(c) for c in partition_by)
+        self._execute(
+            f"CREATE TABLE IF NOT EXISTS {_q(name)} ({cols}) USING parquet"
+            + (f" PARTITIONED BY ({parts})" if parts else "")
+        )
         self.tables()
+
+    def _partitions(self, name: str) -> list[str]:
+        self._use()
+        columns = self.session.catalog.listColumns(f"`{self.database}`.`{name}`")
+        return [c.name for c in columns if c.isPartition]
+
+    def replace_rows(
+        self,
+        table: str,
+        key: Mapping[str, Any],
+        rows: pa.Table | list[dict[str, Any]] | ir.Table | str,
+        columns: list[str] | None = None,
+    ) -> None:
+        """A table partitioned by ``key``'s columns has its one partition overwritten (the
+        job writes the new files aside and swaps them in when it succeeds: a failed run
+        leaves the previous rows); any other is rewritten without the rows, then added to."""
+        parts = self._partitions(table)
+        if not parts or set(parts) != set(key):
+            super().replace_rows(table, key, rows, columns)
+            return
+        if isinstance(rows, list):
+            rows = pa.Table.from_pylist(rows)
+        if isinstance(rows, pa.Table):
+            with self.staged(rows) as stage:
+                self._overwrite(table, parts, key, f"SELECT * FROM {_q(stage)}", rows.column_names)
+            return
+        if isinstance(rows, str):
+            if columns is None:
+                raise ValueError("columns are needed with compiled SQL")
+            self._overwrite(table, parts, key, rows, columns)
+            return
+        self._overwrite(table, parts, key, self.compile(rows), list(rows.columns))
+
+    def _overwrite(
+        self, table: str, parts: list[str], key: Mapping[str, Any], select: str, names: list[str]
+    ) -> None:
+        def literal(v: Any) -> str:
+            if isinstance(v, datetime):
+                return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
+            return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+        spec = ", ".join(f"{_q(c)} = {literal(key[c])}" for c in parts)
+        data = [c for c in self.table(table).columns if c not in parts]
+        aliases = ", ".join(_q(c) for c in names)
+        self._execute(
+            f"INSERT OVERWRITE TABLE {_q(table)} PARTITION ({spec}) "
+            f"SELECT {', '.join(_q(c) for c in data)} FROM ({select}) AS _pql_src({aliases})"
+        )
+        self._opened.pop(table, None)
 
     def write_table(self, name: str, data: pa.Table | ir.Table, *, overwrite: bool = False) -> None:
         self._use()
@@ -341,20 +397,22 @@ class SparkBackend(Backend):
             frame.write.format("parquet").saveAsTable(name)
         self.tables()
 
-    def _swap(self, name: str, frame: Any) -> None:
+    def _swap(self, name: str, frame: Any, partition_by: list[str] | None = None) -> None:
         """Write the table's new contents to a table of their own, then put it in the old
         one's place: until the write has finished, the old rows are untouched."""
         fresh = f"_pql_new_{os.urandom(5).hex()}"
         self._use()
-        frame.write.format("parquet").saveAsTable(fresh)
+        frame.write.format("parquet").partitionBy(*(partition_by or [])).saveAsTable(fresh)
         self._execute(f"DROP TABLE {_q(name)}")
         self._execute(f"ALTER TABLE {_q(fresh)} RENAME TO {_q(name)}")
         self._opened.pop(name, None)
         self.tables()
 
     def _rewrite(self, name: str, select: str) -> None:
+        """``name``'s rows replaced by ``select``'s, partitioned as they were."""
         self._use()
-        self._swap(name, self.session.sql(select))
+        parts = self._partitions(name)
+        self._swap(name, self.session.sql(select), parts)
 
     # --- writing: rewrite and swap ----------------------------------------------------------
     def delete(self, table: str, where: Mapping[str, Any] | exp.Expression) -> int:
