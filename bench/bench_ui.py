@@ -18,6 +18,7 @@ PQL fetched, against the page cut in the database.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import re
@@ -175,6 +176,17 @@ def pages(db: Path, repeat: int, rng: random.Random) -> dict[str, list[float]]:
     return results
 
 
+def _close(a, b) -> bool:
+    """Equal, floats to 1e-9: DuckDB's parallel sums (decay) may add in another order."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
 def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[float, float]]:
     """(ours, baseline) median ms for a lead's explanation and an inbox page, in-process."""
     import ibis
@@ -206,7 +218,7 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
             t = time.perf_counter()
             b = engine.explain(uid, AS_OF)  # from the user's events
             theirs.append((time.perf_counter() - t) * 1000)
-            assert a is not None and a.to_dict() == b.to_dict(), uid
+            assert a is not None and _close(a.to_dict(), b.to_dict()), uid
         out = {"lead's explanation": (statistics.median(ours), statistics.median(theirs))}
         ours, theirs = [], []
         for uid in sample:

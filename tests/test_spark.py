@@ -190,22 +190,32 @@ def test_pql_demo_and_score_run_on_spark_from_the_command_line(spark_warehouse, 
     assert len(out["rows"]) == out["users"] and {"user_id", "score", "tier"} <= set(out["rows"][0])
 
 
-def test_evaluation_and_a_backtest_equal_duckdb(engines):
-    """`pql evaluate` and `pql backtest` on Spark: point-in-time snapshots, labels from the
-    outcomes, the same figures as DuckDB's."""
-    from pqlkit.learn import backtest as bt
-    from pqlkit.learn.evaluate import evaluate
+def test_learning_evaluation_backtest_and_report_equal_duckdb(engines):
+    """`pql learn`, `pql evaluate`, `pql backtest` and `pql report` on Spark: point-in-time
+    snapshots, labels from the outcomes, the same lifts, fitted points and figures as DuckDB's,
+    and the report renders from them."""
+    from pqlkit.learn.learn import learn
+    from pqlkit.report.build import CHARTS, render
+    from pqlkit.usecases.learning import ReplayOptions, findings
 
-    def figures(engine) -> tuple[dict, list]:
-        ev = evaluate(engine, horizon=timedelta(days=14), every=timedelta(days=14))
-        dates = bt.replay_dates(AS_OF - timedelta(days=28), AS_OF, timedelta(days=14))
-        r = bt.replay(engine, dates, timedelta(days=14), timedelta(days=14))
-        return ev.to_dict(), [bt.weekly(r), bt.side_by_side(r), bt.capacity_curve(r, 50.0)]
+    options = ReplayOptions(
+        start=AS_OF - timedelta(days=28), end=AS_OF, every="14d", horizon="14d", won_horizon="14d"
+    )
 
-    (ev_duck, bt_duck), (ev_spark, bt_spark) = (figures(e) for e in engines)
-    _close(ev_spark, ev_duck)
-    _close(bt_spark, bt_duck)
-    assert bt_duck[0] and any(w.get("new_pqls") for w in bt_duck[0])
+    def figures(engine) -> tuple[dict, dict]:
+        learned = learn(
+            engine, "opportunity", timedelta(days=14), snapshots=2, until=AS_OF, reference=False
+        )
+        return learned.to_dict(), findings(engine, options)
+
+    (learn_duck, found_duck), (learn_spark, found_spark) = (figures(e) for e in engines)
+    _close(learn_spark, learn_duck)
+    assert learn_duck["lifts"] and learn_duck["rows"] > 0
+    stamped = {k: v for k, v in found_spark.items() if k != "generated_at"}
+    _close(stamped, {k: v for k, v in found_duck.items() if k != "generated_at"})
+    assert found_duck["weekly"] and any(w.get("new_pqls") for w in found_duck["weekly"])
+    html = render(found_spark)
+    assert html.count("<svg") >= len(CHARTS) - 2 and "PQL vs MQL" in html
 
 
 def _close(a, b, where: str = "") -> None:
