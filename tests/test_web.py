@@ -677,7 +677,7 @@ def _desk_story(backend, model_file) -> dict:
         # the lead page's, from the features the run stored, is the same
         kept = engine.stored_explanation(r["user_id"], DEMO_END)
         assert kept is not None and kept.to_dict() == e.to_dict()
-        # its timeline: the latest events, from the week before the last when it has enough
+        # its timeline: the latest events of the days up to the last one
         near = leads.lead(engine, r["user_id"], events=5)
         every = leads.lead(engine, r["user_id"], events=5, all_events=True)
         assert near is not None and every is not None and every.events_since is None

@@ -47,17 +47,19 @@ class Account:
 # --- a lead ----------------------------------------------------------------------------------------
 
 
-#: The timeline looks this far back from the user's last event before the score, widening
-#: while it has found fewer events than it shows; an append-only events table (pqlkit's own,
-#: any log) is in time order, so the database skips every block outside the window.
-TIMELINE_WINDOWS = (timedelta(days=1), timedelta(days=7))
+#: The timeline shows the latest events of the days up to the user's last event before the
+#: score (and any since): an append-only events table (pqlkit's own, any log) is in time order,
+#: so the database skips every block before the window, and the page reads a few days of
+#: events, not all of them (100M events, 90 days: 45 ms against 1 s). The page offers a search
+#: of all their events.
+TIMELINE_WINDOW = timedelta(days=3)
 
 
 def lead(
     engine: Engine, user_id: str, *, events: int = 50, all_events: bool = False
 ) -> Lead | None:
     """A user's story: their current state, every signal behind it, their score over the
-    stored runs, recent events (those of the week up to their last one, or ``all_events``),
+    stored runs, recent events (those of the days up to their last one, or ``all_events``),
     linked ids, account and teammates, feedback and owner. Each query is compiled once and
     reused for any user (a page is a dozen small queries)."""
     b = engine.backend
@@ -114,19 +116,16 @@ def lead(
         mine = e.user_id.isin([v[f"id{n}"] for n in range(len(ids))])
         if len(ids) > 1:
             mine = mine | e.anonymous_id.isin([v[f"id{n}"] for n in range(1, len(ids))])
-        t = e.filter(mine.fill_null(False))
+        t = e.filter(mine)  # NULL ids are not theirs
         if "since" in v:
             t = t.filter(t.timestamp >= v["since"])
         return t.select(*cols).order_by(ibis.desc(t.timestamp)).limit(events)
 
     anchor = row.get("last_seen_at") or row["as_of"]
-    windows: list[Any] = [None] if all_events else [anchor - w for w in TIMELINE_WINDOWS]
+    since = None if all_events else anchor - TIMELINE_WINDOW
     named = {f"id{n}": x for n, x in enumerate(ids)}
-    for since in windows:
-        extra = {} if since is None else {"since": since}
-        recent_rows = rows(f"events{len(ids)}:{events}", timeline, **named, **extra)
-        if len(recent_rows) >= events:
-            break
+    extra = {} if since is None else {"since": since}
+    recent_rows = rows(f"events{len(ids)}:{events}", timeline, **named, **extra)
     for r in recent_rows:
         if r.get("properties") is not None and not isinstance(r["properties"], str):
             r["properties"] = json.dumps(r["properties"], default=str, sort_keys=True)
