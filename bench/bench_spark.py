@@ -6,18 +6,21 @@
 Data: bench_score's generator (N events, N/10 users, N/100 accounts, 90 days) in DuckDB, copied
 to Parquet and into a Spark warehouse. Each run is a process of its own (Spark's JVM included)
 timing `pql score` as a user runs it; both must give identical rows. Prints medians, the
-microseconds per event of each and their ratio. (Peak memory is not reported yet: Spark's JVM
-is a grandchild of the timed process, outside its rusage.)
+microseconds per event of each and their ratio, and the peak memory of each run: the resident
+memory of the timed process and all its descendants (Spark's JVM is a grandchild), summed and
+sampled every 100 ms from /proc.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -76,11 +79,55 @@ def child(url: str) -> None:
     print(json.dumps({"seconds": time.perf_counter() - started}))
 
 
+def tree_rss(root: int) -> int:
+    """Bytes resident in ``root`` and every process below it (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    tree, grew = {root}, True
+    while grew:
+        below = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= below
+        grew = bool(below)
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in tree:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def timed(url: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", url], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"run on {url} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    peak = 0
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"run on {url} failed:\n{err[-3000:]}")
+    return {**json.loads(out.strip().splitlines()[-1]), "peak_mb": peak / 2**20}
 
 
 def scores(url: str) -> list[tuple]:
@@ -106,7 +153,7 @@ def main() -> None:
         return
     print(
         f"{'events':>10} {'DuckDB s':>9} {'Spark s':>8} {'ratio':>6} {'DuckDB us/ev':>13} "
-        f"{'Spark us/ev':>12}"
+        f"{'Spark us/ev':>12} {'DuckDB peak MB':>15} {'Spark peak MB':>14}"
     )
     for text in a.events.split(","):
         n = parse_count(text)
@@ -134,6 +181,7 @@ def main() -> None:
         s = statistics.median(r["seconds"] for r in spark)
         print(
             f"{n:>10,} {d:>9.2f} {s:>8.2f} {s / d:>6.1f} {d / n * 1e6:>13.2f} {s / n * 1e6:>12.2f}"
+            f" {max(r['peak_mb'] for r in duck):>15,.0f} {max(r['peak_mb'] for r in spark):>14,.0f}"
             f"  same rows: {same[0] if same else '?'}",
             flush=True,
         )

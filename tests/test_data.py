@@ -226,12 +226,14 @@ def test_unparsable_timestamps_are_reported_with_an_example(model_file, small_wo
         _engine(model_file, backend).run(DEMO_END)
 
 
-def test_files_need_duckdb(model_file, request, small_world):
+def test_files_need_duckdb_or_spark(model_file, request, small_world):
     server = request.getfixturevalue("pg_server")
     _file_model(model_file, "sources:\n  events: {path: events.parquet}\n")
     backend = connect(server.create_database())
     try:
-        with pytest.raises(MappingError, match="files can only be read with the DuckDB backend"):
+        with pytest.raises(
+            MappingError, match="files can only be read with the DuckDB and Spark backends"
+        ):
             _engine(model_file, backend).run(DEMO_END)
     finally:
         backend.close()

@@ -12,6 +12,8 @@ import pyarrow as pa
 import pytest
 import sqlglot
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pqlkit.engine import Engine
 from pqlkit.errors import PqlkitError
@@ -225,3 +227,14 @@ def test_csv_exports_neutralise_formulas_unless_asked(tmp_path):
     )
     assert table.column("a").to_pylist() == ["'=1+1", "'+x", "'-5", "'@SUM(A1)", "'\tx", "ok", None]
     assert table.column("n").to_pylist() == [-1] * 7
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(text=st.text(min_size=0, max_size=20))
+def test_swapped_string_literals_are_written_as_ibis_writes_them(text):
+    """The compile-once queries swap literals written by sqlglot for speed; each dialect's
+    must be what Ibis's compiler writes (quotes, backslashes, any character)."""
+    from pqlkit.backends.compiled import _literal_by_ibis, _literal_text
+
+    for dialect in ("duckdb", "postgres", "pyspark", "snowflake", "bigquery"):
+        assert _literal_text(dialect, "str", text) == _literal_by_ibis(dialect, text), dialect

@@ -151,6 +151,7 @@ class Engine:
         self.loaded = loaded
         self.backend = backend
         self._bound: Bound | None = None
+        self._fingerprinted: str | None = None
         # compiled SQL by kind and fingerprint; a long-lived caller (the web app) shares one
         self._templates: dict[str, str] = {} if templates is None else templates
         self.query_cache = self._templates
@@ -273,7 +274,13 @@ class Engine:
 
     def _fingerprint(self) -> str:
         """What the compiled SQL depends on: versions, the model file, the sources and their
-        schemas, the dialect and its capabilities."""
+        schemas, the dialect and its capabilities (worked out once per engine: an engine
+        binds its sources once)."""
+        if self._fingerprinted is None:
+            self._fingerprinted = self._work_out_fingerprint()
+        return self._fingerprinted
+
+    def _work_out_fingerprint(self) -> str:
         import sqlglot
 
         from . import __version__

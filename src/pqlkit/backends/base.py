@@ -188,7 +188,7 @@ class Backend(CompiledSql, ABC):
         if known is not None:  # reading a schema costs a catalog query and type parsing
             return known
         try:
-            opened = self._con.table(table, database=schema or None)
+            opened = self._open_table(table, schema or None)
             self._opened[name] = opened
             return opened
         except Exception as exc:
@@ -197,6 +197,9 @@ class Backend(CompiledSql, ABC):
                     raise MappingError(f"cannot read table {name!r}: {first_line(exc)}") from None
                 raise
         return self._missing_table(name, role)
+
+    def _open_table(self, table: str, database: str | None) -> ir.Table:
+        return self._con.table(table, database=database)
 
     def _missing_table(self, name: str, role: str) -> ir.Table:
         known = self.tables()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot.expressions as exp
 
 from ..errors import BackendError
 
@@ -42,12 +43,7 @@ class CompiledSql(ABC):
 
     def timestamp_literal(self, when: datetime) -> str:
         """How this dialect writes a timestamp literal in compiled SQL."""
-        t = ibis.table({"x": "int64"}, name="t")
-        sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=self.name))
-        match = re.search(r"SELECT\s+(.*?)\s+AS\s+[\"`]?v[\"`]?\s", sql, re.S)
-        if match is None:
-            raise BackendError(f"cannot find the timestamp literal in {sql!r}")
-        return match.group(1)
+        return _timestamp_text(self.name, when)
 
     def string_literal(self, text: str) -> str:
         """How this dialect writes ``text`` as a string literal in compiled SQL (quoted and
@@ -110,14 +106,38 @@ class CompiledSql(ABC):
         self.upsert(self.SQL_CACHE, row, ["key"], "ignore")
 
 
+#: sqlglot's names of the dialects whose Ibis names differ.
+_SQLGLOT = {"pyspark": "spark"}
+
+
+def _literal_by_ibis(dialect: str, value: str) -> str:
+    """A string literal as Ibis compiles it (what :func:`_literal_text` must equal)."""
+    t = ibis.table({"x": "int64"}, name="t")
+    sql = str(ibis.to_sql(t.select(v=ibis.literal(value, "string")), dialect=dialect))
+    match = re.search(r"SELECT\s+(.*)\s+AS\s+[\"`]?v[\"`]?\s+FROM", sql, re.S)
+    if match is None:
+        raise BackendError(f"cannot find the literal in {sql!r}")
+    return match.group(1)
+
+
+@functools.lru_cache(maxsize=1024)
+def _timestamp_text(dialect: str, when: datetime) -> str:
+    t = ibis.table({"x": "int64"}, name="t")
+    sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=dialect))
+    match = re.search(r"SELECT\s+(.*?)\s+AS\s+[\"`]?v[\"`]?\s", sql, re.S)
+    if match is None:
+        raise BackendError(f"cannot find the timestamp literal in {sql!r}")
+    return match.group(1)
+
+
 @functools.lru_cache(maxsize=4096)
 def _literal_text(dialect: str, kind: str, value: str | int | datetime) -> str:
     """How ``dialect`` writes a literal ``value`` (``kind`` keeps 1 and True apart)."""
+    if isinstance(value, str):  # what Ibis's compilers write: sqlglot's string literal
+        return exp.Literal.string(value).sql(dialect=_SQLGLOT.get(dialect, dialect))
     t = ibis.table({"x": "int64"}, name="t")
     if isinstance(value, datetime):
         lit = ibis.timestamp(value)
-    elif isinstance(value, str):
-        lit = ibis.literal(value, "string")
     else:
         return str(int(value))
     sql = str(ibis.to_sql(t.select(v=lit), dialect=dialect))
