@@ -340,9 +340,10 @@ class Engine:
             say("scoring users")
             users_sql = self.sql_at(
                 "users-from-stored",
+                # a projection of the features, in their (user) order
                 lambda w: user_scores(
                     self.from_stored(self.backend.table(FEATURES)), self.loaded, w
-                ).order_by("user_id"),
+                ),
                 when,
             )
             self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
