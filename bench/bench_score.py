@@ -4,7 +4,9 @@
     python bench/bench_score.py --events 1M,10M,100M --repeat 3
 
 Data (1M users, 100k accounts, 90 days) is generated inside DuckDB and kept in bench/data/.
-Each run is a separate process so peak memory (max RSS) is its own; the two paths alternate.
+Each run is a separate process so peak memory (max RSS) is its own; the paths alternate:
+the hand-written SQL (scores and accounts), `pql score` (which also keeps every user's features
+for the web app's lead page) and `pql score --no-features` (one query from events to scores).
 Both must produce identical rows, or the benchmark says so and fails. Prints medians and ratios.
 """
 
@@ -117,7 +119,7 @@ def baseline_sql() -> str:
 # --- one timed run, in its own process -------------------------------------------------------
 
 
-def child(kind: str, db: str, checks: bool) -> None:
+def child(kind: str, db: str, keep_features: bool) -> None:
     started = time.perf_counter()
     if kind == "baseline":
         import duckdb
@@ -141,8 +143,8 @@ def child(kind: str, db: str, checks: bool) -> None:
             "--limit",
             "0",
         ]
-        if not checks:
-            args.append("--no-checks")
+        if not keep_features:
+            args.append("--no-features")
         try:
             main(args)
         except SystemExit as exc:
@@ -153,10 +155,10 @@ def child(kind: str, db: str, checks: bool) -> None:
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
 
 
-def timed(kind: str, db: Path, checks: bool = True) -> dict:
+def timed(kind: str, db: Path, keep_features: bool = True) -> dict:
     argv = [sys.executable, __file__, "--child", kind, "--db", str(db)]
-    if not checks:
-        argv.append("--no-checks")
+    if not keep_features:
+        argv.append("--no-features")
     out = subprocess.run(argv, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{out.stderr}")
@@ -226,10 +228,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", choices=["ours", "baseline"])
     parser.add_argument("--db")
-    parser.add_argument("--no-checks", action="store_true")
+    parser.add_argument("--no-features", action="store_true")
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.db, not args.no_checks)
+        child(args.child, args.db, not args.no_features)
         return
     DATA.mkdir(exist_ok=True)
     n_users, n_accounts = parse_count(args.users), parse_count(args.accounts)
@@ -245,18 +247,18 @@ def main() -> None:
             started = time.perf_counter()
             generate(db, n, n_users, n_accounts)
             print(f"[{size}] generated in {time.perf_counter() - started:.1f}s", flush=True)
-        results: dict[str, list[dict]] = {"ours": [], "ours_nochecks": [], "baseline": []}
+        results: dict[str, list[dict]] = {"ours": [], "ours_nofeatures": [], "baseline": []}
         for i in range(args.repeat):
             order = (
-                ["baseline", "ours", "ours_nochecks"]
+                ["baseline", "ours", "ours_nofeatures"]
                 if i % 2
-                else ["ours", "ours_nochecks", "baseline"]
+                else ["ours", "ours_nofeatures", "baseline"]
             )
             for kind in order:
                 r = timed(
                     "ours" if kind.startswith("ours") else "baseline",
                     db,
-                    checks=kind != "ours_nochecks",
+                    keep_features=kind != "ours_nofeatures",
                 )
                 results[kind].append(r)
                 print(
@@ -273,9 +275,9 @@ def main() -> None:
                 "identical": ok,
                 "baseline_s": med["baseline"],
                 "pql_s": med["ours"],
-                "pql_nochecks_s": med["ours_nochecks"],
+                "pql_nofeatures_s": med["ours_nofeatures"],
                 "ratio": med["ours"] / med["baseline"],
-                "ratio_nochecks": med["ours_nochecks"] / med["baseline"],
+                "ratio_nofeatures": med["ours_nofeatures"] / med["baseline"],
                 "baseline_mb": mem["baseline"],
                 "pql_mb": mem["ours"],
                 "mem_ratio": mem["ours"] / mem["baseline"],
@@ -284,14 +286,14 @@ def main() -> None:
         )
     print()
     print(
-        "| events | users | identical rows | hand-written SQL | pql score | ratio | pql score --no-checks | ratio "
+        "| events | users | identical rows | hand-written SQL | pql score | ratio | pql score --no-features | ratio "
         "| peak MB (SQL / pql) | memory ratio | build + compile: first run / later runs |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['events']} | {r['users']:,} | {'yes' if r['identical'] else 'NO'} | {r['baseline_s']:.2f} s | "
-            f"{r['pql_s']:.2f} s | {r['ratio']:.2f}x | {r['pql_nochecks_s']:.2f} s | {r['ratio_nochecks']:.2f}x | "
+            f"{r['pql_s']:.2f} s | {r['ratio']:.2f}x | {r['pql_nofeatures_s']:.2f} s | {r['ratio_nofeatures']:.2f}x | "
             f"{r['baseline_mb']:.0f} / {r['pql_mb']:.0f} | {r['mem_ratio']:.2f}x | "
             f"{r['build_ms'][0]:.0f} ms / {r['build_ms'][1]:.0f} ms |"
         )

@@ -139,6 +139,40 @@ def test_replace_rows_replaces_only_the_keyed_rows_and_rolls_back(backend):
     assert sorted(r[1] for r in _rows(backend, "t")) == [2, 10, 11]
 
 
+def test_a_table_partitioned_by_run_replaces_one_run_in_every_form(backend):
+    """``partition_by`` (Spark stores each run apart; the others need not): replace_rows keyed
+    on exactly those columns replaces that run's rows alone, from a list, Arrow, an expression
+    or SQL text, and a delete keeps the rest where they were."""
+    runs = pa.schema([("at", pa.timestamp("us")), ("k", pa.string()), ("n", pa.int64())])
+    backend.ensure_table("r", runs, partition_by=["at", "k"])
+    later = T0.replace(hour=13)
+    backend.replace_rows("r", {"at": T0, "k": "a"}, [{"at": T0, "k": "a", "n": 1}])
+    backend.replace_rows(
+        "r",
+        {"at": later, "k": "a"},
+        pa.table({"at": [later, later], "k": ["a", "a"], "n": [2, 3]}, schema=runs),
+    )
+    backend.write_table("r_src", pa.table({"n": [2, 5]}))
+    src = backend.table("r_src")
+    backend.replace_rows(
+        "r",
+        {"at": T0, "k": "a"},
+        src.filter(src.n == 2).select(at=ibis.timestamp(T0), k=ibis.literal("a"), n=src.n * 10),
+    )
+    assert sorted(r[2] for r in _rows(backend, "r", "n")) == [2, 3, 20]
+    backend.replace_rows(
+        "r",
+        {"at": later, "k": "a"},
+        f"SELECT {backend.timestamp_literal(later)}, {backend.string_literal('a')}, 7",
+        ["at", "k", "n"],
+    )
+    assert sorted(r[2] for r in _rows(backend, "r", "n")) == [7, 20]
+    assert backend.delete("r", {"n": 7}) == 1
+    assert [(r[0], r[2]) for r in _rows(backend, "r", "n")] == [(T0, 20)]
+    backend.replace_rows("r", {"at": T0, "k": "a"}, [])  # a run of nobody
+    assert _rows(backend, "r", "n") == []
+
+
 def test_replace_table_delete_update_and_count(backend):
     backend.write_table("src", pa.table({"k": ["a", "b", "c"], "n": [1, 2, 3]}))
     src = backend.table("src")

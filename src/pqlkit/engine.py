@@ -310,8 +310,11 @@ class Engine:
         *,
         checks: bool = True,
         progress: Progress | None = None,
+        features: bool = True,
     ) -> RunResult:
-        """Score every user and account as of ``as_of`` and write them, all or nothing."""
+        """Score every user and account as of ``as_of`` and write them, all or nothing; with
+        ``features``, every user's features too (:data:`FEATURES`, what a lead page explains),
+        the scores then computed from them; without, in one query from the events."""
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         when = as_utc(as_of)
@@ -323,10 +326,13 @@ class Engine:
         self.ensure_tables()
         # stored in user order, so a database that keeps min/max per block (DuckDB, Parquet)
         # finds one user's row by reading one block: what a lead page does
-        features_sql = self.sql_at(
-            "features", lambda w: self.to_stored(self.features(w), w).order_by("user_id"), when
+        features_sql = (
+            self.sql_at(
+                "features", lambda w: self.to_stored(self.features(w), w).order_by("user_id"), when
+            )
+            if features
+            else None
         )
-        say("computing features")
         key = {"as_of": when, "model_version": version}
         # Driver errors (disk full, a lost connection, a constraint) roll the run back and are
         # reported as BackendError; any other exception is a bug and propagates as it is.
@@ -336,16 +342,21 @@ class Engine:
             ),
             self.backend.transaction(),
         ):
-            self.backend.replace_table(FEATURES, features_sql)
-            say("scoring users")
-            users_sql = self.sql_at(
-                "users-from-stored",
-                # a projection of the features, in their (user) order
-                lambda w: user_scores(
-                    self.from_stored(self.backend.table(FEATURES)), self.loaded, w
-                ),
-                when,
-            )
+            if features_sql is not None:
+                say("computing features")
+                self.backend.replace_table(FEATURES, features_sql)
+                say("scoring users")
+                users_sql = self.sql_at(
+                    "users-from-stored",
+                    # a projection of the features, in their (user) order
+                    lambda w: user_scores(
+                        self.from_stored(self.backend.table(FEATURES)), self.loaded, w
+                    ),
+                    when,
+                )
+            else:
+                say("scoring users")
+                users_sql = self.scores_sql(when)
             self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
             say("rolling up accounts")
             self.backend.replace_rows(

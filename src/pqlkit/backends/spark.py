@@ -343,6 +343,11 @@ class SparkBackend(Backend):
             super().replace_rows(table, key, rows, columns)
             return
         if isinstance(rows, list):
+            if not rows:  # the run has no rows: its partition goes
+                spec = ", ".join(f"{_q(c)} = {_literal(key[c])}" for c in parts)
+                self._execute(f"ALTER TABLE {_q(table)} DROP IF EXISTS PARTITION ({spec})")
+                self._opened.pop(table, None)
+                return
             rows = pa.Table.from_pylist(rows)
         if isinstance(rows, pa.Table):
             with self.staged(rows) as stage:
@@ -358,12 +363,7 @@ class SparkBackend(Backend):
     def _overwrite(
         self, table: str, parts: list[str], key: Mapping[str, Any], select: str, names: list[str]
     ) -> None:
-        def literal(v: Any) -> str:
-            if isinstance(v, datetime):
-                return f"TIMESTAMP '{v.isoformat(sep=' ')}'"
-            return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-        spec = ", ".join(f"{_q(c)} = {literal(key[c])}" for c in parts)
+        spec = ", ".join(f"{_q(c)} = {_literal(key[c])}" for c in parts)
         data = [c for c in self.table(table).columns if c not in parts]
         aliases = ", ".join(_q(c) for c in names)
         self._execute(
@@ -505,3 +505,10 @@ class SparkBackend(Backend):
         """The session stays (it may be the caller's, or serve the next connect); its catalog
         is released when the process ends."""
         self._opened = {}
+
+
+def _literal(value: Any) -> str:
+    """A partition value as Spark SQL writes it."""
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"

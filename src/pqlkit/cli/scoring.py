@@ -160,6 +160,13 @@ def run_options(fn: Any) -> Any:
                 help="Check the data (ids, timestamps, event names) before scoring.",
             ),
             click.option(
+                "--features/--no-features",
+                default=True,
+                show_default=True,
+                help="Keep every user's features (pql_user_features), so the web app explains "
+                "a lead without reading events; --no-features scores in one query, faster.",
+            ),
+            click.option(
                 "--csv-formulas",
                 is_flag=True,
                 help="Keep CSV cells that start with = + - @ as they are (by default they get a leading ' "
@@ -182,12 +189,22 @@ def _summary_line(run: Any) -> str:
 @cli.command()
 @run_options
 @click.option("--pql-only", is_flag=True, help="Only users who are PQLs.")
-def score(model_path, url, as_of, fmt, out, limit, checks, csv_formulas, as_json, pql_only) -> None:
+def score(
+    model_path, url, as_of, fmt, out, limit, checks, features, csv_formulas, as_json, pql_only
+) -> None:
     """Score every user as of a time, store the results, and show or export them."""
     from ..usecases.scoring import score as run
 
     with progress(interactive(as_json)) as say:
-        scored = run(model_path, url, as_of, checks=checks, pql_only=pql_only, progress=say)
+        scored = run(
+            model_path,
+            url,
+            as_of,
+            checks=checks,
+            pql_only=pql_only,
+            progress=say,
+            features=features,
+        )
     for w in scored.run.warnings:
         render.warn(w)
     if not as_json and not out and fmt in (None, "table"):
@@ -207,12 +224,14 @@ def score(model_path, url, as_of, fmt, out, limit, checks, csv_formulas, as_json
 
 @cli.command()
 @run_options
-def accounts(model_path, url, as_of, fmt, out, limit, checks, csv_formulas, as_json) -> None:
+def accounts(
+    model_path, url, as_of, fmt, out, limit, checks, features, csv_formulas, as_json
+) -> None:
     """Score and show product-qualified accounts (users rolled up by the model's rule)."""
     from ..usecases.scoring import accounts as run
 
     with progress(interactive(as_json)) as say:
-        scored = run(model_path, url, as_of, checks=checks, progress=say)
+        scored = run(model_path, url, as_of, checks=checks, progress=say, features=features)
     for w in scored.run.warnings:
         render.warn(w)
     if not as_json and not out and fmt in (None, "table"):

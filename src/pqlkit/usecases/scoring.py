@@ -91,11 +91,12 @@ def score(
     checks: bool = True,
     pql_only: bool = False,
     progress: Progress = quiet,
+    features: bool = True,
 ) -> Scored:
     """Score every user and account as of ``as_of`` (default now), store them atomically, and
     return the users, highest score first."""
     engine = Engine.open(str(model_path), url)
-    result = engine.run(as_of, checks=checks, progress=progress)
+    result = engine.run(as_of, checks=checks, progress=progress, features=features)
     users = engine.stored_users(result.as_of, result.model_version)
     if pql_only:
         users = users.filter(users.is_pql)
@@ -109,10 +110,11 @@ def accounts(
     *,
     checks: bool = True,
     progress: Progress = quiet,
+    features: bool = True,
 ) -> Scored:
     """Like :func:`score`, returning the accounts (users rolled up), highest score first."""
     engine = Engine.open(str(model_path), url)
-    result = engine.run(as_of, checks=checks, progress=progress)
+    result = engine.run(as_of, checks=checks, progress=progress, features=features)
     accts = engine.stored_accounts(result.as_of, result.model_version)
     order = [accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id]
     return Scored(engine, result, accts.order_by(order))
