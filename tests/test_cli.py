@@ -78,6 +78,39 @@ def test_score_table_json_and_exports(project):
     assert len(rows) == 600 and list(rows[0])[:3] == ["as_of", "model_version", "user_id"]
 
 
+def test_score_keeps_features_unless_told_not_to(project):
+    """`pql score` keeps every user's features for the lead page; --no-features scores in one
+    query and gives the same scores; the stored features explain what the run stored."""
+    from pqlkit.backends import connect
+    from pqlkit.engine import FEATURES, USER_SCORES, Engine
+    from pqlkit.model.load import load_model
+
+    asof = DEMO_END.isoformat()
+    lean = json.loads(
+        run(*args(project, "score", "--as-of", asof, "--no-features", "--json")).output
+    )
+    backend = connect(str(project / "pql.duckdb"))
+    try:
+        assert not backend.has_table(FEATURES)
+    finally:
+        backend.close()
+    kept = json.loads(run(*args(project, "score", "--as-of", asof, "--json")).output)
+    assert kept["rows"] == lean["rows"] and kept["users"] == 600
+    backend = connect(str(project / "pql.duckdb"))
+    try:
+        assert backend.count(FEATURES) == 600
+        engine = Engine(load_model(project / "pql.yml"), backend)
+        t = backend.table(USER_SCORES)
+        for row in backend.rows(t.order_by("user_id").limit(25)):
+            e = engine.stored_explanation(row["user_id"], DEMO_END)
+            assert e is not None and e.outputs["score"] == row["score"], row["user_id"]
+            assert e.outputs["reasons"] == row["reasons"]
+        assert engine.stored_explanation("u_nobody", DEMO_END) is None
+        assert engine.stored_explanation(row["user_id"], DEMO_END.replace(day=2)) is None
+    finally:
+        backend.close()
+
+
 def test_accounts_and_explain(project):
     asof = DEMO_END.isoformat()
     result = run(*args(project, "accounts", "--as-of", asof, "--json"))
