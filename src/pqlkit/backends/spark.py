@@ -87,6 +87,7 @@ class SparkBackend(Backend):
     driver_module = "pyspark"
     transactions: ClassVar[bool] = False
     upserts: ClassVar[bool] = False
+    reads_files: ClassVar[bool] = True
 
     def __init__(self, url: str, con: Any, session: Any, database: str | None = None):
         super().__init__(url, con)
