@@ -329,10 +329,10 @@ def test_a_sync_killed_midway_sends_each_change_once_more_at_most(tmp_path, hub,
     )[0]
     received = sum(sends.values())
     unanswered, lost = sending - answered, received - answered
-    # every answer on record is a call the CRM received; what it received unanswered is the
-    # one batch in flight when killed, marked `sending` before it went; at most one more batch
-    # (the next, marked while the last was in flight) was marked and never sent
-    assert 0 <= lost <= 100 and lost <= unanswered
+    # every answer on record is a call the CRM received; what it received unanswered is at most
+    # two batches (batches are pipelined: one whose answers were being written when killed, and
+    # the next, already in flight), each marked `sending` before it went
+    assert 0 <= lost <= 200 and lost <= unanswered
     assert unanswered - lost <= 100
 
 
