@@ -345,7 +345,7 @@ class SparkBackend(Backend):
             return
         if isinstance(rows, list):
             if not rows:  # the run has no rows: its partition goes
-                spec = ", ".join(f"{_q(c)} = {_literal(key[c])}" for c in parts)
+                spec = ", ".join(f"{_q(c)} = {self._partition_value(key[c])}" for c in parts)
                 self._execute(f"ALTER TABLE {_q(table)} DROP IF EXISTS PARTITION ({spec})")
                 self._opened.pop(table, None)
                 return
@@ -361,10 +361,16 @@ class SparkBackend(Backend):
             return
         self._overwrite(table, parts, key, self.compile(rows), list(rows.columns))
 
+    def _partition_value(self, value: Any) -> str:
+        """A partition value as a constant (a PARTITION clause takes no function call)."""
+        if isinstance(value, datetime):
+            return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+        return self.string_literal(str(value))
+
     def _overwrite(
         self, table: str, parts: list[str], key: Mapping[str, Any], select: str, names: list[str]
     ) -> None:
-        spec = ", ".join(f"{_q(c)} = {_literal(key[c])}" for c in parts)
+        spec = ", ".join(f"{_q(c)} = {self._partition_value(key[c])}" for c in parts)
         data = [c for c in self.table(table).columns if c not in parts]
         aliases = ", ".join(_q(c) for c in names)
         self._execute(
@@ -506,10 +512,3 @@ class SparkBackend(Backend):
         """The session stays (it may be the caller's, or serve the next connect); its catalog
         is released when the process ends."""
         self._opened = {}
-
-
-def _literal(value: Any) -> str:
-    """A partition value as Spark SQL writes it."""
-    if isinstance(value, datetime):
-        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
