@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import ibis
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -265,3 +266,44 @@ def test_bad_as_of_is_explained():
     with pytest.raises(PqlkitError, match="--as-of 'last week' is not a date"):
         as_utc("last week")
     assert as_utc(datetime(2026, 1, 1)) == datetime(2026, 1, 1)
+
+
+def test_a_lookup_by_id_reads_the_same_rows_as_the_plain_filter(
+    model_file, world_backend, small_world
+):
+    """Bound.where compares the source's own column first (so the database can skip rows as
+    it scans): for a renamed column, empty ids, quotes, spaces and ids no row has, it gives
+    exactly the rows of the canonical filter."""
+    users = small_world.users
+    ids = users.column("user_id").to_pylist()
+    ids[1], ids[2], ids[3] = "", "u'2", ids[0] + " "
+    emails = users.column("email").to_pylist()
+    emails[4] = ""
+    users = users.set_column(0, "uid", pa.array(ids)).set_column(
+        users.schema.get_field_index("email"), "email", pa.array(emails)
+    )
+    _replace(world_backend, "users", users)
+    text = model_file.read_text().replace(
+        "  users: {table: users}", "  users: {table: users, columns: {user_id: uid}}"
+    )
+    assert text != model_file.read_text()
+    model_file.write_text(text)
+    bound = _engine(model_file, world_backend).bound
+    u = bound.users
+    values = [
+        ids[0],
+        "",
+        "u'2",
+        ids[0] + " ",
+        emails[0],
+        small_world.users["account_id"][0].as_py(),
+    ]
+    for column in ("user_id", "email", "account_id"):
+        for value in [*values, "nobody"]:
+            plain = world_backend.rows(u.filter(u[column] == value).order_by("user_id"))
+            narrowed = bound.where("users", column, value)
+            assert world_backend.rows(narrowed.order_by("user_id")) == plain, (column, value)
+    assert len(world_backend.rows(bound.where("users", "user_id", ids[0]))) == 1
+    # the source's own column is compared before it is made canonical
+    assert '"uid" = ' in world_backend.compile(bound.where("users", "user_id", ids[0]))
+    assert bound.narrowers["users"]("created_at", ibis.literal("x")) is None  # not an id

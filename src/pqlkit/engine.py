@@ -470,8 +470,9 @@ class Engine:
         return self._explain_row(rows[0], when)
 
     def _user_features(self, when: datetime, user_id: str) -> ir.Table:
-        u = self.bound.users
-        one = u.filter(u.user_id == user_id).select("user_id", account_id=ibis.null("string"))
+        one = self.bound.where("users", "user_id", user_id).select(
+            "user_id", account_id=ibis.null("string")
+        )
         f = user_features(
             restrict(self.bound, one),
             self.loaded,
