@@ -466,6 +466,73 @@ def test_inbox_filters_search_and_pages_match_the_stored_run(site):
         engine.close()
 
 
+def test_the_inbox_reads_the_live_state_and_follows_it(model_file, world_backend):
+    """With the hand-off's live state (`pql serve --model`), the inbox lists its PQLs: again
+    after a run that moved it (transitions), and, for scores that moved without one, in
+    order within LIVE_REFRESH."""
+    model_file.write_text(
+        model_file.read_text()
+        + """
+handoff:
+  destinations:
+    - {id: hook, kind: webhook, url: "http://127.0.0.1:9/", secret_env: PQL_TEST_HOOK_SECRET}
+  routes:
+    - {when: {transitions: [became_pql]}, to: [hook]}
+"""
+    )
+    engine = Engine(load_model(model_file), world_backend)
+    try:
+
+        def listed(now) -> list[dict]:
+            first = desk.inbox(engine, desk.Filters(status="all"), now=now)
+            rows = list(first.rows)
+            for n in range(2, first.pages + 1):
+                rows += desk.inbox(engine, desk.Filters(status="all", page=n), now=now).rows
+            assert len(rows) == first.total
+            return rows
+
+        def in_order(rows: list[dict]) -> bool:
+            def key(r):
+                since = r["since"]
+                return (
+                    since is None,
+                    -(since.timestamp() if since else 0),
+                    -r["score"],
+                    r["user_id"],
+                )
+
+            return [r["user_id"] for r in rows] == [r["user_id"] for r in sorted(rows, key=key)]
+
+        def pqls() -> list[str]:
+            s = world_backend.table("pql_user_state")
+            return sorted(r[0] for r in world_backend.values(s.filter(s.is_pql).select("user_id")))
+
+        engine.run(DEMO_END - timedelta(days=10))
+        assert world_backend.has_table("pql_user_state")
+        now = DEMO_END
+        assert sorted(r["user_id"] for r in listed(now)) == pqls() and pqls()
+        engine.run(DEMO_END)  # moves the state on, with transitions
+        rows = listed(now)
+        assert sorted(r["user_id"] for r in rows) == pqls() and in_order(rows)
+        # a score moved without a transition: the lowest of a group that became PQLs together
+        groups: dict = {}
+        for r in rows:
+            groups.setdefault(r["since"], []).append(r)
+        group = max(groups.values(), key=len)
+        assert len(group) > 1
+        low = group[-1]["user_id"]
+        world_backend.run_sql(
+            f"UPDATE pql_user_state SET score = score + 1000 WHERE user_id = '{low}'"
+        )
+        stale = listed(now)  # the kept inbox: rows as they are now, in the order it kept
+        assert next(r["score"] for r in stale if r["user_id"] == low) >= 1000
+        assert not in_order(stale)
+        fresh = listed(now + desk.LIVE_REFRESH)
+        assert sorted(r["user_id"] for r in fresh) == pqls() and in_order(fresh)
+    finally:
+        engine.close()
+
+
 def test_feedback_assign_and_the_inbox_over_http(site):
     rep = site.client("rob")
     inbox = rep.get("/inbox").text
@@ -688,6 +755,15 @@ def _desk_story(backend, model_file) -> dict:
         # a short window's found every event inside it
         older = every.events[len(near.events) :] if len(near.events) < 5 else []
         assert all(x["timestamp"] < near.events_since for x in older)
+    # an event that came after the run is in the timeline too, first
+    late = (DEMO_END + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
+    backend.run_sql(
+        "INSERT INTO events (message_id, user_id, event, timestamp, properties) "
+        f"VALUES ('late-1', '{first}', 'Arrived Late', '{late}', '{{}}')"
+    )
+    now = leads.lead(engine, first, events=5)
+    assert now is not None and now.events[0]["event"] == "Arrived Late"
+    assert now.events[1:] == [x for x in lead.events if x["event"] != "Arrived Late"][:4]
     account = leads.account(engine, lead.row["account_id"])
     assert account is not None
     desk.assign(engine, "user", first, "rob")

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import ibis
@@ -29,7 +29,9 @@ from ..scoring.decide import REASON_SEPARATOR
 
 PAGE = 50
 OWNERS = "pql_owners"
-SINCE, SINCE_KEY = "pql_inbox_since", "pql_inbox_since_key"
+INBOX, INBOX_KEY = "pql_inbox", "pql_inbox_key"
+#: How stale the inbox's order may be over the live state between transitions.
+LIVE_REFRESH = timedelta(seconds=10)
 OWNERS_SCHEMA = pa.schema(
     [
         ("entity", pa.string()),
@@ -41,6 +43,7 @@ OWNERS_SCHEMA = pa.schema(
 KINDS = ("users", "accounts")
 STATUSES = ("open", "worked", "all")
 UNASSIGNED = "-"
+_KINDS = {"users": ("is_pql", "user_id", "user"), "accounts": ("is_pqa", "account_id", "account")}
 FACETS = (
     ("motion", "motion"),
     ("segment", "segment"),
@@ -94,55 +97,76 @@ def _has(b: Any, name: str) -> bool:
     return name in b.known_tables()
 
 
-def _since_expr(engine: Engine, entity: str) -> ir.Table:
-    return since_expr(engine, entity)
-
-
-def _since_key(engine: Engine) -> str:
-    """What the since table depends on: the runs, the transitions, the model version."""
+def _inbox_key(engine: Engine, state_key: list[Any], now: datetime) -> str:
+    """What the inbox table depends on: the model version, which state it reads, the runs,
+    the transitions; and, for the live state (rescored without a run), the time to within
+    LIVE_REFRESH, since scores move between transitions."""
     b = engine.backend
-    parts = [engine.loaded.version]
+    parts = [engine.loaded.version, json.dumps(state_key, default=str)]
     for table, col in ((RUNS, "finished_at"), (OUTBOX, "created_at")):
         if _has(b, table):
             t = b.table(table)
             n, last = b.values(t.aggregate(n=t.count(), last=t[col].max()))[0]
             parts += [str(n), str(last)]
+    if state_key and state_key[0] == "live":
+        parts.append(str(int(now.timestamp() // LIVE_REFRESH.total_seconds())))
     return "|".join(parts)
 
 
 _REBUILD = threading.Lock()
 
 
-def _since(engine: Engine, entity: str) -> ir.Table | None:
-    """The since table, kept in the database (``pql_inbox_since``) and computed again only
-    when a run or a transition has been written since: computing it reads every stored run
-    (hundreds of milliseconds with a million users), reading it a few thousand rows. None when
-    nothing is stored yet."""
+def _inbox_table(
+    engine: Engine, users: ir.Table | None, accounts: ir.Table | None, key: str
+) -> ir.Table:
+    """The inbox's rows, kept in the database (``pql_inbox``): every PQL and PQA with what the
+    inbox filters, searches and orders by (facets, score, since, company, domain, e-mail).
+    Computing them reads every stored run and the users' and accounts' names (hundreds of
+    milliseconds with a million users); reading them, a few hundred thousand narrow rows. It
+    is computed again only when its key changes (a run or a transition was written)."""
     b = engine.backend
-    if not (_has(b, USER_SCORES) or _has(b, ACCOUNT_SCORES)):
-        return None
-    key = _since_key(engine)
     with _REBUILD:  # one rebuild at a time in this process (the rest wait, then read it)
         if not _fresh(b, key):
-            parts = [
-                _since_expr(engine, e)
-                for e, table in (("user", USER_SCORES), ("account", ACCOUNT_SCORES))
-                if _has(b, table)
-            ]
+            parts = []
+            for kind, base in (("users", users), ("accounts", accounts)):
+                if base is None:
+                    continue
+                flag, id_, entity = _KINDS[kind]
+                t = base.filter(base[flag])
+                t = _names(engine, t, kind, accounts)
+                if _has(b, USER_SCORES if entity == "user" else ACCOUNT_SCORES):
+                    since = since_expr(engine, entity).select("id", "since")
+                    t = t.left_join(since, t[id_] == since.id)
+                else:  # the live state alone, no stored run yet
+                    t = t.mutate(since=ibis.null("timestamp"))
+                parts.append(
+                    t.select(
+                        entity=ibis.literal(entity),
+                        id=t[id_].cast("string"),
+                        since=t.since,
+                        score=t.score.cast("float64"),
+                        **{col: t[col].cast("string") for _, col in FACETS},
+                        account_id=(t.account_id if kind == "users" else ibis.null("string")).cast(
+                            "string"
+                        ),
+                        company=t.company.cast("string"),
+                        domain=t.domain.cast("string"),
+                        email=t.email.cast("string"),
+                    )
+                )
             both = parts[0].union(parts[1]) if len(parts) == 2 else parts[0]
-            b.ensure_table(SINCE_KEY, ibis.schema({"key": "string"}))
+            b.ensure_table(INBOX_KEY, ibis.schema({"key": "string"}))
             with b.transaction():
-                b.replace_table(SINCE, both)
-                b.delete(SINCE_KEY, sge.true())
-                b.insert(SINCE_KEY, pa.table({"key": [key]}))
-    t = b.table(SINCE)
-    return t.filter(t.entity == entity).select("id", "since")
+                b.replace_table(INBOX, both.order_by("entity", ibis.desc("since"), "id"))
+                b.delete(INBOX_KEY, sge.true())
+                b.insert(INBOX_KEY, pa.table({"key": [key]}))
+    return b.table(INBOX)
 
 
 def _fresh(b: Any, key: str) -> bool:
-    if not _has(b, SINCE_KEY) or not _has(b, SINCE):
+    if not _has(b, INBOX_KEY) or not _has(b, INBOX):
         return False
-    k = b.table(SINCE_KEY)
+    k = b.table(INBOX_KEY)
     return bool(b.values(k.filter(k.key == key).select("key").limit(1)))
 
 
@@ -184,13 +208,10 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
             "Nothing is scored yet: run `pql score` (or `pql serve --model`) first.",
         )
     b = engine.backend
-    flag, key, entity = (
-        ("is_pql", "user_id", "user")
-        if filters.kind == "users"
-        else ("is_pqa", "account_id", "account")
-    )
-    t = base.filter(base[flag])
-    facets = b.rows(t.group_by(["motion", "segment", "tier", "icp_profile"]).aggregate(n=t.count()))
+    flag, key, entity = _KINDS[filters.kind]
+    box = _inbox_table(engine, users, accounts, _inbox_key(engine, state_key, now))
+    mine = box.filter(box.entity == entity)
+    facets = b.rows(mine.group_by([col for _, col in FACETS]).aggregate(n=mine.count()))
     options = {
         name: sorted({str(r[col]) for r in facets if r[col] is not None}) for name, col in FACETS
     }
@@ -203,60 +224,50 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
         values["owner"] = filters.owner
     if searching:
         values["q"] = str(filters.q).strip().lower()
-    quiet, owners, since = _quiet(engine), _owners(engine, entity), _since(engine, entity)
+    quiet, owners = _quiet(engine), _owners(engine, entity)
     if quiet is not None and filters.kind == "users" and filters.status != "all":
         values["now"] = now
 
     def build(p: Mapping[str, Any]) -> ir.Table:
-        # the candidates narrow (ids, score, facets): only the page's 50 rows are read whole
-        whole = base.filter(base[flag])
-        narrow = [key, "score", *(col for _, col in FACETS)]
-        if filters.kind == "users":
-            narrow.append("account_id")
-        else:
-            narrow += ["name", "domain"]
-        t = whole.select(*dict.fromkeys(narrow))
+        # the inbox table is narrow (ids, facets, score, since, names): only the page's 50
+        # rows are read whole, from the current state
+        t = box.filter(box.entity == entity).drop("entity")
         for name, col in FACETS:
             if name in p:
                 t = t.filter(t[col] == p[name])
-        if searching:  # the search reads names and e-mails of every candidate
-            t = _names(engine, t, filters.kind, accounts)
         if quiet is not None and filters.kind == "users" and filters.status != "all":
             q = quiet.filter(quiet.quiet_until > p["now"]).select("id").distinct()
+            q = q.rename(q_id="id")
             t = (
-                t.anti_join(q, t.user_id == q.id)
+                t.anti_join(q, t.id == q.q_id)
                 if filters.status == "open"
-                else t.semi_join(q, t.user_id == q.id)
+                else t.semi_join(q, t.id == q.q_id)
             )
         elif filters.status == "worked":
             t = t.filter(ibis.literal(False))
         if owners is not None:
-            t = t.left_join(owners, t[key] == owners.id).drop("id")
+            o = owners.rename(o_id="id")
+            t = t.left_join(o, t.id == o.o_id).drop("o_id")
         else:
             t = t.mutate(owner=ibis.null("string"))
         if filters.owner:
             t = t.filter(t.owner.isnull() if filters.owner == UNASSIGNED else t.owner == p["owner"])
-        if searching:
-            cols = [t[key], t.company, t.domain, t.email]
-            if filters.kind == "users":
-                cols.append(t.account_id)
-            hit = _contains(cols[0], p["q"])
-            for c in cols[1:]:
+        if searching:  # e-mail, company, domain, id and (for users) the account's id
+            hit = _contains(t.id, p["q"])
+            for c in (t.company, t.domain, t.email, t.account_id):
                 hit = hit | _contains(c, p["q"]).fill_null(False)
             t = t.filter(hit)
-        if since is not None:
-            t = t.left_join(since, t[key] == since.id).drop("id")
-        else:
-            t = t.mutate(since=ibis.null("timestamp"))
         # one query: the page and, on each row, how many match
-        t = t.mutate(_total=t[key].count().over(ibis.window()))
-        order = [t.since.desc(nulls_first=False), ibis.desc(t.score), t[key]]
-        top = t.order_by(order).limit(PAGE, offset=p["offset"])
-        extra = [c for c in top.columns if c not in whole.columns or c == key]
-        top = top.select(*extra).rename({"_key": key})
-        paged = whole.join(top, whole[key] == top["_key"]).drop("_key")
-        if not searching:  # names for the page's rows alone
-            paged = _names(engine, paged, filters.kind, accounts)
+        t = t.mutate(_total=t.id.count().over(ibis.window()))
+        top = t.order_by([t.since.desc(nulls_first=False), ibis.desc(t.score), t.id])
+        top = top.limit(PAGE, offset=p["offset"])
+        top = top.select(
+            _key=top.id, since=top.since, owner=top.owner, company=top.company,
+            domain=top.domain, email=top.email, _total=top._total,
+        )  # fmt: skip
+        whole = base.filter(base[flag])
+        whole = whole.drop(*(c for c in top.columns if c in whole.columns))
+        paged = whole.join(top, whole[key] == top._key).drop("_key")
         return paged.order_by(
             [paged.since.desc(nulls_first=False), ibis.desc(paged.score), paged[key]]
         )

@@ -101,12 +101,13 @@ def lead(
     bound = engine.bound
     ids = [user_id]
     identities: list[dict[str, Any]] = []
-    if (i := bound.identities) is not None:
-        identities = rows(
-            "identities",
-            lambda v: i.filter(i.user_id == v["id"], i.id != v["id"]).order_by(i.id).limit(200),
-            id=user_id,
-        )
+    if bound.identities is not None:
+
+        def linked(v: Mapping[str, Any]) -> ir.Table:
+            i = bound.where("identities", "user_id", v["id"])
+            return i.filter(i.id != v["id"]).order_by(i.id).limit(200)
+
+        identities = rows("identities", linked, id=user_id)
         ids += [r["id"] for r in identities]
     e = bound.events
     cols = ["timestamp", "event"] + (["properties"] if "properties" in e.columns else [])
@@ -118,20 +119,23 @@ def lead(
             mine = mine | e.anonymous_id.isin([v[f"id{n}"] for n in range(1, len(ids))])
         t = e.filter(mine)  # NULL ids are not theirs
         if "since" in v:
-            t = t.filter(t.timestamp >= v["since"])
+            # two ranges, each of which the database finds by time alone (an OR of the two
+            # would read the whole table): the days up to their last event as of the score,
+            # and whatever came after the score
+            near = t.filter(t.timestamp >= v["since"], t.timestamp <= v["until"]).select(*cols)
+            t = near.union(t.filter(t.timestamp > v["scored"]).select(*cols), distinct=False)
         return t.select(*cols).order_by(ibis.desc(t.timestamp)).limit(events)
 
     anchor = row.get("last_seen_at") or row["as_of"]
     since = None if all_events else anchor - TIMELINE_WINDOW
     named = {f"id{n}": x for n, x in enumerate(ids)}
-    extra = {} if since is None else {"since": since}
+    extra = {} if since is None else {"since": since, "until": anchor, "scored": row["as_of"]}
     recent_rows = rows(f"events{len(ids)}:{events}", timeline, **named, **extra)
     for r in recent_rows:
         if r.get("properties") is not None and not isinstance(r["properties"], str):
             r["properties"] = json.dumps(r["properties"], default=str, sort_keys=True)
-    people = bound.users
     attributes = rows(
-        "attributes", lambda v: people.filter(people.user_id == v["id"]).limit(1), id=user_id
+        "attributes", lambda v: bound.where("users", "user_id", v["id"]).limit(1), id=user_id
     )
     account = None
     teammates: list[dict[str, Any]] = []
