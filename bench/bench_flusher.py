@@ -3,6 +3,7 @@
 path (Python normalising every message), on the same backlog, in the same run.
 
     .venv/bin/python bench/bench_flusher.py [--events 400000] [--batch 100] [--users 50000]
+    .venv/bin/python bench/bench_flusher.py --runs 5 --src /tmp/old/src,src   # old against new
 
 The backlog is what `pql serve` logs for Segment batches like bench_collect.py's (track
 calls with context and three properties, many users). Each run is a fresh process storing the
@@ -13,6 +14,7 @@ unless both paths store every event exactly once.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -62,12 +64,37 @@ def build(folder: Path, events: int, batch: int, users: int) -> None:
     log.close()
 
 
+def timed(folder: Path, label: str, events: int, src: str | None = None) -> float:
+    """One run of the flusher in a fresh process over a fresh copy of the backlog."""
+    for p in folder.glob("bench.duckdb*"):
+        p.unlink()
+    shutil.rmtree(folder / "log", ignore_errors=True)
+    shutil.copytree(folder / "source", folder / "log")
+    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())} if src else None
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(folder), label],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.split()
+    stored, rows, distinct, seconds = int(out[0]), int(out[1]), int(out[2]), float(out[3])
+    if not (stored == rows == distinct == events):
+        raise SystemExit(f"{label}: stored {stored}, {rows} rows, {distinct} distinct")
+    return seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=400_000)
     ap.add_argument("--batch", type=int, default=100)
     ap.add_argument("--users", type=int, default=50_000)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument(
+        "--src",
+        help="comma-separated source trees (each a `src` folder, e.g. of another checkout): "
+        "the fast path of each, runs alternating, instead of the two paths of this one",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -77,29 +104,23 @@ def main() -> None:
             f"backlog: {args.events:,} events in batches of {args.batch}, {args.users:,} users, "
             f"{size / 2**20:.0f} MB of log"
         )
+        if args.src:
+            trees = args.src.split(",")
+            runs: dict[str, list[float]] = {t: [] for t in trees}
+            for _run in range(args.runs):
+                for t in trees:
+                    runs[t].append(timed(folder, "fast", args.events, t))
+            first = statistics.median(runs[trees[0]])
+            for t, secs in runs.items():
+                m = statistics.median(secs)
+                print(
+                    f"fast path of {t}: {m:6.2f} s  {args.events / m:>9,.0f} events/s "
+                    f"({first / m:.2f}x the first; runs: {', '.join(f'{s:.2f}' for s in secs)})"
+                )
+            return
         rates = {}
         for label in ("reference", "fast"):
-            secs = []
-            for _run in range(args.runs):
-                for p in folder.glob("bench.duckdb*"):
-                    p.unlink()
-                shutil.rmtree(folder / "log", ignore_errors=True)
-                shutil.copytree(folder / "source", folder / "log")
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, str(folder), label],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.split()
-                stored, rows, distinct, seconds = (
-                    int(out[0]),
-                    int(out[1]),
-                    int(out[2]),
-                    float(out[3]),
-                )
-                if not (stored == rows == distinct == args.events):
-                    raise SystemExit(f"{label}: stored {stored}, {rows} rows, {distinct} distinct")
-                secs.append(seconds)
+            secs = [timed(folder, label, args.events) for _run in range(args.runs)]
             rates[label] = args.events / statistics.median(secs)
             print(
                 f"{label:9s} path: {statistics.median(secs):6.2f} s  {rates[label]:>9,.0f} events/s "

@@ -356,3 +356,43 @@ def test_a_flusher_with_the_fast_path_stores_what_the_reference_stores(new_backe
             fast_rows = [(*r[:i], json.loads(r[i]), *r[i + 1 :]) for r in fast_rows]
             ref_rows = [(*r[:i], json.loads(r[i]), *r[i + 1 :]) for r in ref_rows]
         assert sorted(fast_rows, key=repr) == sorted(ref_rows, key=repr), table
+
+
+def test_lines_read_ahead_are_stored_with_the_suppressions_of_when_they_are_stored(
+    new_backend, tmp_path
+):
+    """The fast path reads the next lines while a flush stores these; a `pql forget` that
+    lands in between still keeps the forgotten user's messages out, and nothing is stored
+    twice or lost whichever batch was read ahead."""
+    from pqlkit.collect.log import DurableLog, LogReader
+    from pqlkit.collect.store import SUPPRESSIONS, Flusher
+
+    def batch(n: int) -> bytes:
+        messages = [
+            {
+                "type": "track",
+                "messageId": f"m-{n}-{i}",
+                "userId": f"u{i % 5}",
+                "event": "Feature Used",
+                "timestamp": "2026-11-01T11:00:00Z",
+                "properties": {"n": n},
+            }
+            for i in range(10)
+        ]
+        return _line("batch", json.dumps({"batch": messages}).encode(), datetime(2026, 11, 1, 12))
+
+    log = DurableLog(tmp_path / "log")
+    log.append([batch(n) for n in range(30)]).result()
+    backend = new_backend()
+    flusher = Flusher(lambda: backend, LogReader(tmp_path / "log", lambda: log.durable))
+    assert flusher.flush_once(limit=10) == 10  # lines 0-9 stored, 10-19 read meanwhile
+    backend.ensure_table(SUPPRESSIONS, pa.schema([("id", pa.string())]))
+    backend.run_sql("INSERT INTO pql_suppressions VALUES ('u3')")  # `pql forget u3` lands
+    while flusher.flush_once(limit=10):
+        pass
+    log.close()
+    assert flusher._ahead is not None and flusher._ahead.used == 2  # 10-19 and 20-29
+    rows = backend.run_sql("SELECT user_id, count(*) FROM events GROUP BY user_id ORDER BY 1")
+    assert rows == [("u0", 60), ("u1", 60), ("u2", 60), ("u3", 20), ("u4", 60)]
+    assert flusher.suppressed == 40 and flusher.stored == 260
+    assert backend.run_sql("SELECT count(DISTINCT message_id) FROM events") == [(260,)]

@@ -15,8 +15,11 @@ path gives the reference's rows for every line it takes.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from array import array
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -48,16 +51,33 @@ class FastBatch:
     dropped: int = 0  #: messages of suppressed ids
 
 
+@dataclass
+class Parsed:
+    """What DuckDB read of a batch of lines, before suppressions (see :meth:`FastPath.finish`)."""
+
+    rows: pa.Table  #: the rows of the lines it takes whole
+    taken: set[int]
+    events: pa.Table  #: their event rows (the events table's columns)
+    seen: pa.Table  #: and their identities (see _identities), all before suppressions
+    links: pa.Table
+
+
 class FastPath:
-    """Normalises log lines with a DuckDB of its own (one per flusher)."""
+    """Normalises log lines with a DuckDB of its own (one per flusher). :meth:`read` may run in
+    another thread than :meth:`finish` (the flusher reads the next lines while it stores);
+    one read at a time."""
 
     def __init__(self, schema: pa.Schema):
         self.schema = schema
         self.reader = SegmentLines(EARLIEST, LATEST)
         self.failures = 0
+        self._lock = threading.Lock()
+        # the first read pays for imports and planning; a flusher pays it when it starts
+        self.read([("0.0", b'{"s":"","r":"","e":"batch","b":{"batch":[]}}')])
 
     def close(self) -> None:
-        self.reader.close()
+        with self._lock:
+            self.reader.close()
 
     def take(
         self, lines: list[tuple[str, bytes]], suppressed: set[str] | frozenset[str] = frozenset()
@@ -65,6 +85,11 @@ class FastPath:
         """Normalise what it can of ``lines`` (each with its id prefix, the position the
         line starts at); None when DuckDB could not read the batch (the reference then reads
         every line)."""
+        parsed = self.read(lines)
+        return None if parsed is None else self.finish(parsed, suppressed)
+
+    def read(self, lines: list[tuple[str, bytes]]) -> Parsed | None:
+        """The rows of the lines this path takes whole; None when DuckDB could not read them."""
         table = pa.table(
             {
                 "k": pa.array(range(len(lines)), pa.int64()),
@@ -74,16 +99,26 @@ class FastPath:
         )
         table = pa.Table.from_batches(table.to_batches(max_chunksize=_CHUNK), table.schema)
         singles = [k for k, (_, line) in enumerate(lines) if not _is_batch(line)]
-        try:
-            rows = self.reader.read(table, table.take(singles) if singles else None)
-        except self.reader.errors():
-            self.failures += 1
-            return None
+        with self._lock:
+            try:
+                rows = self.reader.read(table, table.take(singles) if singles else None)
+            except self.reader.errors():
+                self.failures += 1
+                return None
         k = rows.column("k")
         slow = pc.unique(pc.filter(k, pc.invert(rows.column("fast"))))
         rows = rows.filter(pc.invert(pc.is_in(k, value_set=slow)))
-        taken = set(pc.unique(rows.column("k")).to_pylist())
-        dropped = 0
+        events = rows.select(list(self.schema.names)).cast(self.schema)
+        seen, links = _identities(events)
+        return Parsed(rows, set(pc.unique(rows.column("k")).to_pylist()), events, seen, links)
+
+    def finish(
+        self, parsed: Parsed, suppressed: set[str] | frozenset[str] = frozenset()
+    ) -> FastBatch:
+        """The batch, the messages of suppressed ids (`pql forget`, read as it stands now)
+        dropped."""
+        rows, dropped = parsed.rows, 0
+        events, seen, links = parsed.events, parsed.seen, parsed.links
         if suppressed and rows.num_rows:
             values = pa.array(sorted(suppressed), pa.string())
             hit = pc.or_(
@@ -94,10 +129,72 @@ class FastPath:
                 pc.fill_null(pc.is_in(rows.column("previous_id"), value_set=values), False),
             )
             dropped = pc.sum(hit).as_py() or 0
-            rows = rows.filter(pc.invert(hit))
-        events = rows.select(list(self.schema.names)).cast(self.schema)
-        seen, links = _identities(events)
-        return FastBatch(events, rows.column("k"), rows.column("seq"), seen, links, taken, dropped)
+            if dropped:  # rare: the identities are gathered again without them
+                rows = rows.filter(pc.invert(hit))
+                events = rows.select(list(self.schema.names)).cast(self.schema)
+                seen, links = _identities(events)
+        return FastBatch(
+            events, rows.column("k"), rows.column("seq"), seen, links, parsed.taken, dropped
+        )
+
+
+Lines = list[tuple[tuple[int, int], bytes]]  #: (position after the line, line), from the log
+
+
+class ReadAhead:
+    """The fast path reading the next lines in a thread of its own while the flusher stores
+    these (DuckDB leaves Python's lock while it works, so the two share the cores). What it
+    read is used only by a flush that starts where those lines start; suppressions are
+    applied when they are stored (:meth:`FastPath.finish`)."""
+
+    def __init__(self, fastpath: FastPath):
+        self.fastpath = fastpath
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pql-fastpath")
+        self._ahead: tuple[tuple[int, int], Lines, Future] | None = None
+        self._closed = False
+        self.used = 0  #: batches a flush took as read ahead
+
+    def submit(self, start: tuple[int, int], lines: Lines) -> None:
+        self.drop()
+        if lines and not self._closed:
+            future = self._pool.submit(self.fastpath.read, prefixed(start, lines))
+            self._ahead = (start, lines, future)
+
+    def take(self, start: tuple[int, int]) -> tuple[Lines | None, Parsed | None]:
+        """The lines read ahead and what the fast path made of them, if they start at
+        ``start`` (not when a store failed, or another flusher moved the checkpoint)."""
+        if self._ahead is None:
+            return None, None
+        at, lines, future = self._ahead
+        self._ahead = None
+        if at != start:
+            with contextlib.suppress(Exception):
+                future.result()
+            return None, None
+        try:
+            parsed = future.result()
+        except Exception:  # read again by the flush itself, which reports its errors
+            return lines, None
+        self.used += parsed is not None
+        return lines, parsed
+
+    def drop(self) -> None:
+        if self._ahead is not None:
+            with contextlib.suppress(Exception):
+                self._ahead[2].result()
+            self._ahead = None
+
+    def close(self) -> None:
+        """Wait for the reading under way; read nothing more ahead (the flush reads itself)."""
+        self.drop()
+        self._closed = True
+        self._pool.shutdown(wait=True)
+
+
+def prefixed(start: tuple[int, int], lines: Lines) -> list[tuple[str, bytes]]:
+    """Each line with the position it starts at (the id prefix of its messages without one)."""
+    prefixes = [start] + [position for position, _ in lines[:-1]]
+    return [(f"{p[0]}.{p[1]}", line) for p, (_, line) in zip(prefixes, lines, strict=True)]
 
 
 def _identities(events: pa.Table) -> tuple[pa.Table, pa.Table]:
@@ -150,4 +247,4 @@ def _utf8_or_empty(line: bytes) -> str:
         return ""
 
 
-__all__ = ["FastBatch", "FastPath"]
+__all__ = ["FastBatch", "FastPath", "Parsed", "ReadAhead", "prefixed"]

@@ -152,6 +152,19 @@ class LogReader:
                         break  # a torn tail: never acknowledged
                     yield (seg, fh.tell()), line
 
+    def batch(
+        self, start: tuple[int, int], limit: int, limit_bytes: int
+    ) -> list[tuple[tuple[int, int], bytes]]:
+        """What :meth:`read` gives, up to ``limit`` lines or about ``limit_bytes`` bytes."""
+        lines: list[tuple[tuple[int, int], bytes]] = []
+        size = 0
+        for item in self.read(start):
+            lines.append(item)
+            size += len(item[1])
+            if len(lines) >= limit or size >= limit_bytes:
+                break
+        return lines
+
     def drop_before(self, segment: int) -> None:
         """Delete whole segments older than ``segment`` and than the one being written (they
         are stored in the database)."""

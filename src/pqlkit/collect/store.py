@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from ..backends import first_line
 from . import identity
-from .fastpath import FastBatch, FastPath
+from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
 from .segment_api import messages_from_body
@@ -200,6 +200,8 @@ class Flusher:
     ):
         self.open_backend = open_backend
         self._fastpath = FastPath(EVENTS_SCHEMA) if fast else None
+        # the fast path reads the next lines while these are stored
+        self._ahead = ReadAhead(self._fastpath) if self._fastpath is not None else None
         self.live = live  # handoff.live.Live: rescoring and delivery after each flush
         self.reader = reader
         self.table = table
@@ -260,15 +262,14 @@ class Flusher:
             return 0
         with self._connection() as backend:
             self._checkpoint = self._read_checkpoint(backend)  # another flusher may have moved it
-            lines: list[tuple[tuple[int, int], bytes]] = []
-            size = 0
-            for item in self.reader.read(self._checkpoint):
-                lines.append(item)
-                size += len(item[1])
-                if len(lines) >= limit or size >= limit_bytes:
-                    break
+            lines, parsed = (
+                self._ahead.take(self._checkpoint) if self._ahead is not None else (None, None)
+            )
+            if lines is None:
+                lines, parsed = self.reader.batch(self._checkpoint, limit, limit_bytes), None
             if lines:
-                self._store_or_split(backend, self._checkpoint, lines)
+                self._read_ahead(lines[-1][0], limit, limit_bytes)
+                self._store_or_split(backend, self._checkpoint, lines, parsed)
                 if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                     self._resolve(backend)
             if self.live is not None and (lines or self.live.wants_tick()):
@@ -277,15 +278,27 @@ class Flusher:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)
 
+    def _read_ahead(self, start: tuple[int, int], limit: int, limit_bytes: int) -> None:
+        """Read the lines after ``start`` and have the fast path read them meanwhile."""
+        if self._ahead is None:
+            return
+        self._ahead.drop()
+        if self.reader.has_beyond(start):
+            self._ahead.submit(start, self.reader.batch(start, limit, limit_bytes))
+
     def _store_or_split(
-        self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]
+        self,
+        backend,
+        start: tuple[int, int],
+        lines: list[tuple[tuple[int, int], bytes]],
+        parsed: Parsed | None = None,
     ) -> None:
         """Store the lines in one transaction; when the database refuses the data (a value it
         cannot hold), store each half on its own, down to the one line it refuses, which is
         quarantined. Errors that are not about the data (a lost connection, a full disk)
         propagate: the lines stay in the log and are tried again."""
         try:
-            self._store(backend, start, lines)
+            self._store(backend, start, lines, parsed)
         except (*backend.data_errors(), pa.ArrowException) as exc:
             if len(lines) == 1:
                 self._quarantine_lines(
@@ -326,7 +339,11 @@ class Flusher:
         )
 
     def _store(
-        self, backend, start: tuple[int, int], lines: list[tuple[tuple[int, int], bytes]]
+        self,
+        backend,
+        start: tuple[int, int],
+        lines: list[tuple[tuple[int, int], bytes]],
+        parsed: Parsed | None = None,
     ) -> None:
         events: list[dict[str, Any]] = []
         others: list[dict[str, Any]] = []
@@ -336,7 +353,7 @@ class Flusher:
         ids = identity.IdentityBatch()
         suppressed = suppressed_ids(backend)
         dropped = 0
-        fast = self._fast(start, lines, suppressed, ids)
+        fast = self._fast(start, lines, suppressed, ids, parsed)
         taken = fast.taken if fast is not None else set()
         if fast is not None:
             dropped += fast.dropped
@@ -419,18 +436,19 @@ class Flusher:
         lines: list[tuple[tuple[int, int], bytes]],
         suppressed: set[str],
         ids: identity.IdentityBatch,
+        parsed: Parsed | None = None,
     ) -> FastBatch | None:
-        """The lines the fast path takes (see :mod:`fastpath`), their identities noted."""
+        """The lines the fast path takes (see :mod:`fastpath`), their identities noted; read
+        now unless read ahead (``parsed``). Suppressions are applied as they stand now."""
         if self._fastpath is None:
             return None
-        prefixes = [start] + [position for position, _ in lines[:-1]]
-        fast = self._fastpath.take(
-            [(f"{p[0]}.{p[1]}", line) for p, (_, line) in zip(prefixes, lines, strict=True)],
-            suppressed,
-        )
-        if fast is not None:
-            ids.seen_rows.append(fast.seen)
-            ids.link_rows.append(fast.links)
+        if parsed is None:
+            parsed = self._fastpath.read(prefixed(start, lines))
+        if parsed is None:
+            return None
+        fast = self._fastpath.finish(parsed, suppressed)
+        ids.seen_rows.append(fast.seen)
+        ids.link_rows.append(fast.links)
         return fast
 
     def resolve(self) -> None:
@@ -468,6 +486,8 @@ class Flusher:
     def finish(self) -> None:
         while self.flush_once():
             pass
+        if self._ahead is not None:
+            self._ahead.close()
         if self._dirty:
             self.resolve()
         if self.live is not None:  # what was sent is recorded; what was not is sent next start
