@@ -70,13 +70,24 @@ _SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_WAREHOUSE = "pql-spark"
 
 
+def _path(key: str) -> str:
+    """The variant path of a top-level key: `$.key` for a plain one, else in brackets, quoted
+    with the quote the key does not hold (Spark's paths have no escapes)."""
+    if _SIMPLE_KEY.match(key):
+        return f"$.{key}"
+    if "'" not in key:
+        return f"$['{key}']"
+    if '"' not in key:
+        return f'$["{key}"]'
+    raise PqlkitError(
+        f"the event property {key!r} cannot be read on Spark (a key with both kinds of quote "
+        "cannot be written in a Spark JSON path); rename the property, or score on DuckDB or "
+        "PostgreSQL"
+    )
+
+
 def _member(properties: ir.Value, key: str) -> tuple[ir.Value, ir.StringValue]:
-    if not _SIMPLE_KEY.match(key):
-        raise PqlkitError(
-            f"the event property {key!r} cannot be read on Spark yet (only letters, digits and _ "
-            "are safe in its JSON paths); rename the property, or score on DuckDB or PostgreSQL"
-        )
-    member = _variant_get(_parse_json(properties.cast("string")), f"$.{key}")
+    member = _variant_get(_parse_json(properties.cast("string")), _path(key))
     return member, _schema_of_variant(member)
 
 
@@ -228,8 +239,8 @@ class SparkBackend(Backend):
 
         return PySparkType.to_string(dtype)
 
-    # JSON properties are text; Spark 4 reads them as VARIANT. The key goes in a path, so only
-    # plain keys are accepted (others raise a clear error at compile time).
+    # JSON properties are text; Spark 4 reads them as VARIANT. The key goes in a path (a key
+    # holding both kinds of quote cannot, and raises a clear error at compile time).
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:
         member, kind = _member(properties, key)
