@@ -7,8 +7,7 @@
     ...?spark.executor.memory=8g          any other parameter is a Spark setting
 
 One process has one Spark session: the first URL's master and warehouse hold until it ends.
-
-or ``SparkBackend.from_session(spark)`` with a session of your own (its catalog, its settings).
+Or ``SparkBackend.from_session(spark)`` takes a session of your own (its catalog, settings).
 
 Tables are Parquet tables in a Hive catalog (an embedded Derby metastore in the warehouse
 folder, so they are still there for the next process). Spark has no transactions: a change to
@@ -71,19 +70,17 @@ DEFAULT_WAREHOUSE = "pql-spark"
 
 
 def _path(key: str) -> str:
-    """The variant path of a top-level key: `$.key` for a plain one, else in brackets, quoted
-    with the quote the key does not hold (Spark's paths have no escapes)."""
+    """The variant path of a top-level key: `$.key`, else in brackets and quoted with a quote
+    the key does not hold (Spark's paths have no escapes)."""
     if _SIMPLE_KEY.match(key):
         return f"$.{key}"
-    if "'" not in key:
-        return f"$['{key}']"
-    if '"' not in key:
-        return f'$["{key}"]'
-    raise PqlkitError(
-        f"the event property {key!r} cannot be read on Spark (a key with both kinds of quote "
-        "cannot be written in a Spark JSON path); rename the property, or score on DuckDB or "
-        "PostgreSQL"
-    )
+    quote = next((q for q in ("'", '"') if q not in key), None)
+    if quote is None:
+        raise PqlkitError(
+            f"the event property {key!r} cannot be read on Spark (a key with both kinds of "
+            "quote has no JSON path there); rename it, or score on DuckDB or PostgreSQL"
+        )
+    return f"$[{quote}{key}{quote}]"
 
 
 def _member(properties: ir.Value, key: str) -> tuple[ir.Value, ir.StringValue]:
@@ -239,8 +236,6 @@ class SparkBackend(Backend):
 
         return PySparkType.to_string(dtype)
 
-    # JSON properties are text; Spark 4 reads them as VARIANT. The key goes in a path (a key
-    # holding both kinds of quote cannot, and raises a clear error at compile time).
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:
         member, kind = _member(properties, key)
