@@ -469,7 +469,7 @@ def test_inbox_filters_search_and_pages_match_the_stored_run(site):
 def test_the_inbox_reads_the_live_state_and_follows_it(model_file, world_backend):
     """With the hand-off's live state (`pql serve --model`), the inbox lists its PQLs: again
     after a run that moved it (transitions), and, for scores that moved without one, in
-    order within LIVE_REFRESH."""
+    order once the state's rescores have moved LIVE_REFRESH on (not with the clock alone)."""
     model_file.write_text(
         model_file.read_text()
         + """
@@ -524,10 +524,16 @@ handoff:
         world_backend.run_sql(
             f"UPDATE pql_user_state SET score = score + 1000 WHERE user_id = '{low}'"
         )
-        stale = listed(now)  # the kept inbox: rows as they are now, in the order it kept
+        stale = listed(now + desk.LIVE_REFRESH)  # kept: the state's time has not moved
         assert next(r["score"] for r in stale if r["user_id"] == low) >= 1000
         assert not in_order(stale)
-        fresh = listed(now + desk.LIVE_REFRESH)
+        # a rescore LIVE_REFRESH later (its as_of): the order follows
+        world_backend.run_sql(
+            "UPDATE pql_user_state SET as_of = (SELECT max(as_of) FROM pql_user_state) "
+            f"+ INTERVAL '10 seconds' WHERE user_id = '{low}'"
+        )
+        assert desk.LIVE_REFRESH.total_seconds() == 10
+        fresh = listed(now)
         assert sorted(r["user_id"] for r in fresh) == pqls() and in_order(fresh)
     finally:
         engine.close()

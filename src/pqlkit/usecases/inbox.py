@@ -24,13 +24,14 @@ from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, utc_now
 from ..errors import DataError
 from ..handoff import feedback as fb
 from ..handoff.current import latest_run, since_expr, state
-from ..handoff.transitions import FEEDBACK, OUTBOX
+from ..handoff.transitions import ACCOUNT_STATE, FEEDBACK, OUTBOX, USER_STATE
 from ..scoring.decide import REASON_SEPARATOR
 
 PAGE = 50
 OWNERS = "pql_owners"
 INBOX, INBOX_KEY = "pql_inbox", "pql_inbox_key"
-#: How stale the inbox's order may be over the live state between transitions.
+#: How far the live state's rescores may move before the inbox's order follows them (between
+#: transitions, which it follows at once).
 LIVE_REFRESH = timedelta(seconds=10)
 OWNERS_SCHEMA = pa.schema(
     [
@@ -97,19 +98,22 @@ def _has(b: Any, name: str) -> bool:
     return name in b.known_tables()
 
 
-def _inbox_key(engine: Engine, state_key: list[Any], now: datetime) -> str:
+def _inbox_key(engine: Engine, state_key: list[Any]) -> str:
     """What the inbox table depends on: the model version, which state it reads, the runs,
-    the transitions; and, for the live state (rescored without a run), the time to within
-    LIVE_REFRESH, since scores move between transitions."""
+    the transitions; and, for the live state (rescored without a run, its scores moving
+    between transitions), the latest rescore's time to within LIVE_REFRESH."""
     b = engine.backend
     parts = [engine.loaded.version, json.dumps(state_key, default=str)]
-    for table, col in ((RUNS, "finished_at"), (OUTBOX, "created_at")):
+    tables = [(RUNS, "finished_at"), (OUTBOX, "created_at")]
+    if state_key and state_key[0] == "live":
+        tables += [(USER_STATE, "as_of"), (ACCOUNT_STATE, "as_of")]
+    for table, col in tables:
         if _has(b, table):
             t = b.table(table)
             n, last = b.values(t.aggregate(n=t.count(), last=t[col].max()))[0]
+            if table in (USER_STATE, ACCOUNT_STATE) and last is not None:
+                last = (last - datetime(1970, 1, 1)) // LIVE_REFRESH
             parts += [str(n), str(last)]
-    if state_key and state_key[0] == "live":
-        parts.append(str(int(now.timestamp() // LIVE_REFRESH.total_seconds())))
     return "|".join(parts)
 
 
@@ -209,7 +213,7 @@ def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page
         )
     b = engine.backend
     flag, key, entity = _KINDS[filters.kind]
-    box = _inbox_table(engine, users, accounts, _inbox_key(engine, state_key, now))
+    box = _inbox_table(engine, users, accounts, _inbox_key(engine, state_key))
     mine = box.filter(box.entity == entity)
     facets = b.rows(mine.group_by([col for _, col in FACETS]).aggregate(n=mine.count()))
     options = {
