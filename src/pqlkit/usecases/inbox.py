@@ -41,10 +41,11 @@ OWNERS_SCHEMA = pa.schema(
         ("assigned_at", pa.timestamp("us")),
     ]
 )
-KINDS = ("users", "accounts")
+#: Each kind of inbox: its flag, its key and its entity (in owners, feedback and transitions).
+_KINDS = {"users": ("is_pql", "user_id", "user"), "accounts": ("is_pqa", "account_id", "account")}
+KINDS = tuple(_KINDS)
 STATUSES = ("open", "worked", "all")
 UNASSIGNED = "-"
-_KINDS = {"users": ("is_pql", "user_id", "user"), "accounts": ("is_pqa", "account_id", "account")}
 FACETS = (
     ("motion", "motion"),
     ("segment", "segment"),
