@@ -60,6 +60,12 @@ class Parsed:
     events: pa.Table  #: their event rows (the events table's columns)
     seen: pa.Table  #: and their identities (see _identities), all before suppressions
     links: pa.Table
+    ok: bool = True  #: False: DuckDB could not read the batch (the reference reads every line)
+
+    @classmethod
+    def unread(cls) -> Parsed:
+        empty = pa.table({})
+        return cls(empty, set(), empty, empty, empty, ok=False)
 
 
 class FastPath:
@@ -86,10 +92,11 @@ class FastPath:
         line starts at); None when DuckDB could not read the batch (the reference then reads
         every line)."""
         parsed = self.read(lines)
-        return None if parsed is None else self.finish(parsed, suppressed)
+        return self.finish(parsed, suppressed) if parsed.ok else None
 
-    def read(self, lines: list[tuple[str, bytes]]) -> Parsed | None:
-        """The rows of the lines this path takes whole; None when DuckDB could not read them."""
+    def read(self, lines: list[tuple[str, bytes]]) -> Parsed:
+        """The rows of the lines this path takes whole (not ``ok`` when DuckDB could not read
+        them: it is not tried again)."""
         table = pa.table(
             {
                 "k": pa.array(range(len(lines)), pa.int64()),
@@ -104,7 +111,7 @@ class FastPath:
                 rows = self.reader.read(table, table.take(singles) if singles else None)
             except self.reader.errors():
                 self.failures += 1
-                return None
+                return Parsed.unread()
         k = rows.column("k")
         slow = pc.unique(pc.filter(k, pc.invert(rows.column("fast"))))
         rows = rows.filter(pc.invert(pc.is_in(k, value_set=slow)))
@@ -175,7 +182,7 @@ class ReadAhead:
             parsed = future.result()
         except Exception:  # read again by the flush itself, which reports its errors
             return lines, None
-        self.used += parsed is not None
+        self.used += 1
         return lines, parsed
 
     def drop(self) -> None:

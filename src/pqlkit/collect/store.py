@@ -444,7 +444,7 @@ class Flusher:
             return None
         if parsed is None:
             parsed = self._fastpath.read(prefixed(start, lines))
-        if parsed is None:
+        if not parsed.ok:
             return None
         fast = self._fastpath.finish(parsed, suppressed)
         ids.seen_rows.append(fast.seen)
