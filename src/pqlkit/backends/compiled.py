@@ -43,7 +43,7 @@ class CompiledSql(ABC):
 
     def timestamp_literal(self, when: datetime) -> str:
         """How this dialect writes a timestamp literal in compiled SQL."""
-        return _timestamp_text(self.name, when)
+        return _literal_text(self.name, "datetime", when)
 
     def string_literal(self, text: str) -> str:
         """How this dialect writes ``text`` as a string literal in compiled SQL (quoted and
@@ -117,16 +117,6 @@ def _literal_by_ibis(dialect: str, value: str) -> str:
     match = re.search(r"SELECT\s+(.*)\s+AS\s+[\"`]?v[\"`]?\s+FROM", sql, re.S)
     if match is None:
         raise BackendError(f"cannot find the literal in {sql!r}")
-    return match.group(1)
-
-
-@functools.lru_cache(maxsize=1024)
-def _timestamp_text(dialect: str, when: datetime) -> str:
-    t = ibis.table({"x": "int64"}, name="t")
-    sql = str(ibis.to_sql(t.select(v=ibis.timestamp(when)), dialect=dialect))
-    match = re.search(r"SELECT\s+(.*?)\s+AS\s+[\"`]?v[\"`]?\s", sql, re.S)
-    if match is None:
-        raise BackendError(f"cannot find the timestamp literal in {sql!r}")
     return match.group(1)
 
 
