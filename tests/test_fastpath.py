@@ -128,6 +128,8 @@ def messages(draw, plain: bool = False) -> dict[str, Any]:
         context: dict[str, Any] = {"library": {"name": "analytics-python", "version": "2.3"}}
         if draw(st.booleans()):
             context["groupId"] = draw(_ids_ if plain else st.one_of(_ids, st.just({"id": 1})))
+        if draw(st.floats(0, 1)) < 0.2:  # a groupId that is not the context's own
+            context["page"] = {"groupId": "nested", "title": '"groupId":"in text"'}
         message["context"] = context
     return message
 
@@ -147,7 +149,12 @@ def requests(draw) -> tuple[str, bytes, datetime]:
         doc = draw(messages(plain))
         doc.pop("type", None)
     raw = json.dumps(doc, ensure_ascii=draw(st.booleans()), indent=draw(st.sampled_from([None, 1])))
-    dup = draw(st.sampled_from([None] * (8 if plain else 1) + ["userId", "event", "batch", "plan"]))
+    dup = draw(
+        st.sampled_from(
+            [None] * (8 if plain else 1)
+            + ["userId", "event", "batch", "plan", "groupId", "library"]
+        )
+    )
     if dup is not None:  # a repeated key: orjson (the reference) keeps the last one
         raw = raw.replace(f'"{dup}":', f'"{dup}": "first", "{dup}":', 1)
     return endpoint, raw.encode(), received

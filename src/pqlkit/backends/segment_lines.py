@@ -13,6 +13,7 @@ requests in ``single_lines``.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 
@@ -33,6 +34,19 @@ _MESSAGE = (
     '"event":"JSON","name":"JSON","timestamp":"JSON","originalTimestamp":"JSON","sentAt":"JSON",'
     '"properties":"JSON","context":"JSON"}'
 )
+#: The keys of a message this reader reads.
+_READ = json.loads(_MESSAGE).keys()
+#: SQL: no key of the message that this reader reads is repeated (DuckDB keeps the first of a
+#: repeated key, orjson the last). Each key read that is there appears once in its keys and
+#: has a value that is not null exactly when as many are in its keys as have a value; else
+#: (a null, a repeat) every key is compared.
+_READ_ONCE = (
+    "CASE WHEN len(list_filter(keys, x -> x IN ("
+    + ", ".join(f"'{key}'" for key in _READ)
+    + "))) = "
+    + " + ".join(f'(m."{key}" IS NOT NULL)::INT' for key in _READ)
+    + " THEN true ELSE list_unique(keys) = len(keys) END"
+)
 _LINE = (
     '{"s":"JSON","r":"JSON","e":"JSON","b":{"batch":['
     + _MESSAGE
@@ -45,17 +59,15 @@ def _string(json_value: str) -> str:
     """SQL: the text of a JSON string value (DuckDB writes values it extracts minified: text
     without a backslash is the text between the quotes), NULL for any other value."""
     return (
-        f"CASE WHEN left({json_value}, 1) = '\"' THEN CASE WHEN contains({json_value}, '\\') "
+        f"CASE WHEN starts_with({json_value}, '\"') THEN CASE WHEN contains({json_value}, '\\') "
         f"THEN {json_value} ->> '$' ELSE {json_value}[2:-2] END END"
     )
 
 
 def _kept(text: str) -> str:
-    """SQL: the text is not empty and str.strip() would leave it as it is."""
-    return (
-        f"({text} <> '' AND NOT contains('{_SPACE}', left({text}, 1)) "
-        f"AND NOT contains('{_SPACE}', right({text}, 1)))"
-    )
+    """SQL: the text is not empty and str.strip() would leave it as it is (RE2's ^ and $ are
+    the ends of the text)."""
+    return f"({text} <> '' AND NOT regexp_matches({text}, '^[{_SPACE}]|[{_SPACE}]$'))"
 
 
 def _absent(json_value: str) -> str:
@@ -148,6 +160,11 @@ _IDS_OK = " AND ".join(
 )
 
 
+#: SQL: the message's context names a groupId (DuckDB writes the JSON it extracts minified, its
+#: keys unescaped): the rare context the costlier checks read.
+_GROUPED = "(starts_with(m.context, '{') AND contains(m.context, '\"groupId\":'))"
+
+
 def _rows(messages: str) -> str:
     """SQL: the event rows of ``messages``, and whether each is one this path reads exactly."""
     fields = f"""
@@ -156,7 +173,7 @@ def _rows(messages: str) -> str:
         coalesce(forced, {_string("m.type")}) AS type,
         {_TEXT_COLUMNS},
         {_TIME_COLUMNS},
-        CASE WHEN left(m.context, 1) = '{{' THEN json_extract(m.context, '$.groupId') END AS group_json,
+        CASE WHEN {_GROUPED} THEN json_extract(m.context, '$.groupId') END AS group_json,
         CASE WHEN left(m.properties, 1) = '{{' THEN json_keys(m.properties) END AS property_keys
     FROM ({messages})
     """
@@ -167,13 +184,14 @@ def _rows(messages: str) -> str:
         coalesce("t_sentAt", t_batch) AS sent,
         CASE WHEN {_absent("m.properties")} THEN '{{}}' ELSE m.properties END::VARCHAR AS properties,
         coalesce(
-            line_ok AND len(keys) > 0 AND list_unique(keys) = len(keys)
+            line_ok AND len(keys) > 0 AND {_READ_ONCE}
             AND type IN ('track', 'page', 'screen')
             AND left(s, 1) = '"' AND {_in_range("received")}
             AND (t_batch IS NULL OR {_in_range("t_batch")})
             AND {_TIMES_OK}
-            AND ({_absent("m.context")} OR (left(m.context, 1) = '{{'
-                 AND NOT regexp_matches(m.context, '"groupId":.*"groupId":')))
+            AND ({_absent("m.context")} OR (starts_with(m.context, '{{')
+                 AND CASE WHEN {_GROUPED} THEN NOT regexp_matches(m.context, '"groupId":.*"groupId":')
+                          ELSE true END))
             AND ({_blank("m.messageId")} OR {_kept('"s_messageId"')})
             AND {_IDS_OK}
             AND ({_absent("group_json")} OR {_kept(_string("group_json"))})
