@@ -403,3 +403,33 @@ def test_lines_read_ahead_are_stored_with_the_suppressions_of_when_they_are_stor
     assert rows == [("u0", 60), ("u1", 60), ("u2", 60), ("u3", 20), ("u4", 60)]
     assert flusher.suppressed == 40 and flusher.stored == 260
     assert backend.run_sql("SELECT count(DISTINCT message_id) FROM events") == [(260,)]
+
+
+def test_of_two_lines_with_one_message_id_and_time_the_first_in_the_log_is_stored(
+    new_backend, tmp_path
+):
+    """A single-message request before a batch, both received in the same microsecond and
+    carrying the same message id: the fast path (which reads the two kinds of line apart)
+    keeps the log's order, as the reference does, on DuckDB and PostgreSQL."""
+    from pqlkit.collect.log import DurableLog, LogReader
+    from pqlkit.collect.store import Flusher
+
+    at = datetime(2026, 11, 1, 12)
+    track = {"userId": "u1", "event": "First", "messageId": "same"}
+    batch = {"batch": [{**track, "type": "track", "event": "Second"}]}
+    lines = [
+        _line("track", json.dumps(track).encode(), at),
+        _line("batch", json.dumps(batch).encode(), at),
+    ]
+    log = DurableLog(tmp_path / "log")
+    log.append(lines).result()
+    for fast in (True, False):
+        backend = new_backend()
+        flusher = Flusher(
+            lambda b=backend: b, LogReader(tmp_path / "log", lambda: log.durable), fast=fast
+        )
+        while flusher.flush_once():
+            pass
+        assert flusher.fast_lines == (2 if fast else 0)
+        assert backend.run_sql("SELECT event FROM events") == [("First",)], fast
+    log.close()

@@ -241,13 +241,16 @@ class SegmentLines:
 
     def read(self, lines: pa.Table, single_lines: pa.Table | None) -> pa.Table:
         """The rows of ``lines`` (k, prefix, line), and of ``single_lines`` (the same columns:
-        the lines holding one message rather than a batch)."""
+        the lines holding one message rather than a batch), in the lines' order (seq)."""
         self.con.register("lines", lines)
         try:
             rows = self.con.execute(_BATCH_SQL).to_arrow_table()
             if single_lines is not None and single_lines.num_rows:
                 self.con.register("single_lines", single_lines)
-                rows = pa.concat_tables([rows, self.con.execute(_SINGLE_SQL).to_arrow_table()])
+                singles = self.con.execute(_SINGLE_SQL).to_arrow_table()
+                rows = (
+                    pa.concat_tables([rows, singles]).sort_by("seq") if rows.num_rows else singles
+                )
         finally:
             self.con.unregister("lines")
             self.con.unregister("single_lines")
