@@ -35,11 +35,11 @@ _MESSAGE = (
     '"properties":"JSON","context":"JSON"}'
 )
 #: The keys of a message this reader reads.
-_READ = json.loads(_MESSAGE).keys()
+_READ = tuple(json.loads(_MESSAGE))
 #: SQL: no key of the message that this reader reads is repeated (DuckDB keeps the first of a
-#: repeated key, orjson the last). Each key read that is there appears once in its keys and
-#: has a value that is not null exactly when as many are in its keys as have a value; else
-#: (a null, a repeat) every key is compared.
+#: repeated key, orjson the last). Counted in the message's keys, the keys read are as many as
+#: those with a value (not null) only when each is there once with a value; otherwise (a null,
+#: a repeat: the costly case, rare) all its keys are compared.
 _READ_ONCE = (
     "CASE WHEN len(list_filter(keys, x -> x IN ("
     + ", ".join(f"'{key}'" for key in _READ)
