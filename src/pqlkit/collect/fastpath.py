@@ -56,19 +56,17 @@ class FastBatch:
 
 @dataclass
 class Parsed:
-    """What DuckDB read of a batch of lines, before suppressions (see :meth:`FastPath.finish`)."""
+    """What DuckDB read of a batch of lines, before suppressions (see :meth:`FastPath.finish`,
+    which makes the event rows and identities of them on the flush's own thread: the thread
+    that reads ahead is the one the flusher waits for)."""
 
     rows: pa.Table  #: the rows of the lines it takes whole
     taken: set[int]
-    events: pa.Table  #: their event rows (the events table's columns)
-    seen: pa.Table  #: and their identities (see _identities), all before suppressions
-    links: pa.Table
     ok: bool = True  #: False: DuckDB could not read the batch (the reference reads every line)
 
     @classmethod
     def unread(cls) -> Parsed:
-        empty = pa.table({})
-        return cls(empty, set(), empty, empty, empty, ok=False)
+        return cls(pa.table({}), set(), ok=False)
 
 
 class FastPath:
@@ -120,9 +118,7 @@ class FastPath:
         k = rows.column("k")
         slow = pc.unique(pc.filter(k, pc.invert(rows.column("fast"))))
         rows = rows.filter(pc.invert(pc.is_in(k, value_set=slow)))
-        events = rows.select(list(self.schema.names)).cast(self.schema)
-        seen, links = _identities(events)
-        return Parsed(rows, set(pc.unique(rows.column("k")).to_pylist()), events, seen, links)
+        return Parsed(rows, set(pc.unique(rows.column("k")).to_pylist()))
 
     def finish(
         self, parsed: Parsed, suppressed: set[str] | frozenset[str] = frozenset()
@@ -130,7 +126,6 @@ class FastPath:
         """The batch, the messages of suppressed ids (`pql forget`, read as it stands now)
         dropped."""
         rows, dropped = parsed.rows, 0
-        events, seen, links = parsed.events, parsed.seen, parsed.links
         if suppressed and rows.num_rows:
             values = pa.array(sorted(suppressed), pa.string())
             hit = pc.or_(
@@ -141,10 +136,10 @@ class FastPath:
                 pc.fill_null(pc.is_in(rows.column("previous_id"), value_set=values), False),
             )
             dropped = pc.sum(hit).as_py() or 0
-            if dropped:  # rare: the identities are gathered again without them
+            if dropped:
                 rows = rows.filter(pc.invert(hit))
-                events = rows.select(list(self.schema.names)).cast(self.schema)
-                seen, links = _identities(events)
+        events = rows.select(list(self.schema.names)).cast(self.schema)
+        seen, links = _identities(events)
         return FastBatch(
             events, rows.column("k"), rows.column("seq"), seen, links, parsed.taken, dropped
         )
