@@ -100,6 +100,18 @@ def test_malformed_yaml_points_at_the_line():
     assert p.startswith("pql.yml:3: malformed YAML")
 
 
+def test_deep_nesting_is_refused_at_its_line_before_the_rest_is_read():
+    """Flow brackets or block mappings nested past 48 levels: one problem, at the line of the
+    node that goes too deep (the parser stops there, whatever follows)."""
+    flow = MINIMAL + "extra:\n  " + "[" * 200_000 + "]" * 200_000 + "\n"
+    assert problems(flow) == [
+        "pql.yml:9: nested more than 48 levels deep (flatten the structure; conditions rarely need more than a few levels)"
+    ]
+    block = MINIMAL + "".join(f"{'  ' * i}k{i}:\n" for i in range(60)) + "  " * 60 + "x: 1\n"
+    [p] = problems(block)
+    assert p.startswith("pql.yml:56: nested more than 48 levels deep")
+
+
 def test_duplicate_yaml_key():
     found = problems(MINIMAL + "activation: {signal: used}\n")
     assert any("pql.yml:8: activation: duplicate key" in p for p in found)
