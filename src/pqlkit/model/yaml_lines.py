@@ -46,6 +46,17 @@ class _TooLarge(Exception):
         super().__init__(message)
         self.line, self.message, self.hint = line, message, hint
 
+    @classmethod
+    def deep(cls, line: int) -> _TooLarge:
+        return cls(
+            line,
+            f"nested more than {MAX_DEPTH} levels deep",
+            "flatten the structure; conditions rarely need more than a few levels",
+        )
+
+    def issue(self, filename: str) -> ModelValidationError:
+        return ModelValidationError([ModelIssue(filename, self.line, "", self.message, self.hint)])
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that stops at the first node nested deeper than MAX_DEPTH and names its
@@ -59,11 +70,7 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH + 1:  # the root is at depth 1, as _to_python's path ()
-                raise _TooLarge(
-                    self.peek_event().start_mark.line + 1,
-                    f"nested more than {MAX_DEPTH} levels deep",
-                    "flatten the structure; conditions rarely need more than a few levels",
-                )
+                raise _TooLarge.deep(self.peek_event().start_mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -74,9 +81,7 @@ def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mod
     try:
         node = loader.get_single_node()
     except _TooLarge as exc:
-        raise ModelValidationError(
-            [ModelIssue(filename, exc.line, "", exc.message, exc.hint)]
-        ) from None
+        raise exc.issue(filename) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -102,9 +107,7 @@ def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mod
     try:
         return _to_python(loader, node, (), lines, issues, filename, budget), lines, issues
     except _TooLarge as exc:
-        raise ModelValidationError(
-            [ModelIssue(filename, exc.line, "", exc.message, exc.hint)]
-        ) from None
+        raise exc.issue(filename) from None
 
 
 def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
@@ -116,12 +119,8 @@ def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[
             f"the model expands to more than {MAX_NODES:,} values",
             "aliases (*name) that repeat aliases multiply; write the values out instead",
         )
-    if len(path) > MAX_DEPTH:
-        raise _TooLarge(
-            line,
-            f"nested more than {MAX_DEPTH} levels deep",
-            "flatten the structure; conditions rarely need more than a few levels",
-        )
+    if len(path) > MAX_DEPTH:  # aliases of nodes the loader read
+        raise _TooLarge.deep(line)
     lines[path] = line
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
