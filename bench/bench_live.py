@@ -219,7 +219,8 @@ class Serve:
 def bench_prompts(users: int, requests: int) -> dict:
     import httpx
 
-    from pqlkit.handoff.serving import PromptDesk, StateReader
+    from pqlkit.backends.serving import StateReader
+    from pqlkit.handoff.prompts import PromptDesk
 
     db_src = dataset(users, users * 2, collector=True)
     folder = Path(tempfile.mkdtemp())

@@ -196,6 +196,7 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
     from pqlkit.model.load import load_model
     from pqlkit.usecases import inbox as desk
     from pqlkit.usecases import leads
+    from pqlkit.usecases.session import Session
 
     engine = Engine(load_model(MODEL), connect(str(db)))
     try:
@@ -223,10 +224,10 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
         ours, theirs = [], []
         for uid in sample:
             t = time.perf_counter()
-            a = leads.lead(engine, uid)
+            a = leads.lead(Session.of(engine), uid)
             ours.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            b = leads.lead(engine, uid, all_events=True)
+            b = leads.lead(Session.of(engine), uid, all_events=True)
             theirs.append((time.perf_counter() - t) * 1000)
             assert a is not None and b is not None
             # the window's are the latest
@@ -236,7 +237,7 @@ def baselines(db: Path, repeat: int, rng: random.Random) -> dict[str, tuple[floa
         ours, theirs = [], []
         for _ in range(min(repeat, 10)):
             t = time.perf_counter()
-            page = desk.inbox(engine, desk.Filters(status="all"))
+            page = desk.inbox(Session.of(engine), desk.Filters(status="all"))
             ours.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
             users, _, _ = desk.state(engine)

@@ -23,12 +23,12 @@ from pqlkit.backends import connect
 from pqlkit.crm import hubspot as hs_client
 from pqlkit.crm.records import Record
 from pqlkit.demo.load import load, starter_text
-from pqlkit.engine import Engine
 from pqlkit.errors import ModelError, PqlkitError
 from pqlkit.model.crm import SALESFORCE_ACCOUNT, SALESFORCE_LEAD, HubSpotDestination
 from pqlkit.model.load import load_model
 from pqlkit.usecases.crm import sync_crm, sync_outcomes
 from pqlkit.usecases.handoff import deliver
+from pqlkit.usecases.session import Session
 
 from .conftest import DEMO_END
 from .fakes import Running
@@ -97,7 +97,7 @@ def scored(tmp_path, small_world):
         b = backend or connect(str(tmp_path / "crm.duckdb"))
         if backend is None:
             load(b, small_world)
-        Engine(load_model(model), b).run(DEMO_END)
+        Session(b, load_model(model)).engine.run(DEMO_END)
         url = b.url
         b.close()
         return url
@@ -190,7 +190,7 @@ def test_hubspot_on_postgres_writes_the_same_records(tmp_path, hub, small_world,
     model = write_model(tmp_path / "pql.yml", hubspot_yaml(hub.url))
     backend = connect(pg_server.create_database())
     load(backend, small_world)
-    Engine(load_model(model), backend).run(DEMO_END)
+    Session(backend, load_model(model)).engine.run(DEMO_END)
     url = backend.url
     backend.close()
     report = sync_crm(model, url, env=HS_ENV)[0]
@@ -342,7 +342,7 @@ def test_transitions_routed_to_a_crm_are_delivered_by_syncing_their_records(
     model = write_model(tmp_path / "pql.yml", hubspot_yaml(hub.url), routes="[{to: [hubspot]}]")
     backend = connect(str(tmp_path / "d.duckdb"))
     load(backend, small_world)
-    engine = Engine(load_model(model), backend)
+    engine = Session(backend, load_model(model)).engine
     engine.run(DEMO_END - timedelta(days=1))
     url = backend.url
     pqls = _pqls_via(backend)
@@ -530,7 +530,7 @@ def test_hubspot_deals_come_back_as_outcomes_incrementally(tmp_path, hub, scored
     assert _sql(url, "select count(*) from pql_crm_outcomes")[0][0] == 424
 
     # learning reads them: the model's outcomes source is the table
-    engine = Engine(load_model(model), connect(url))
+    engine = Session(connect(url), load_model(model)).engine
     try:
         o = engine.bound.outcomes
         w = o.filter(o.stage == "won")

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from pqlkit.cli import cli
 from pqlkit.collect.forget import forget
 from pqlkit.collect.importer import import_files
-from pqlkit.engine import Engine
 from pqlkit.model.load import load_model
+from pqlkit.usecases.session import Session
 
 from .test_identity import _collected
 
@@ -51,7 +51,7 @@ def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, 
     model.write_text(  # the hand-off records transitions whose payloads name the user
         model.read_text() + "thresholds: {pql_score: 0}\n" + HANDOFF
     )
-    engine = Engine(load_model(model), backend)
+    engine = Session(backend, load_model(model)).engine
     engine.run("2026-09-10")  # scores stored for u1 and u2
     outbox = backend.rows(backend.table("pql_outbox"))
     assert "u1" in {r["entity_id"] for r in outbox}

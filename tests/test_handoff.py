@@ -13,12 +13,12 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from pqlkit.engine import Engine
 from pqlkit.errors import BackendError, ModelValidationError, PqlkitError
 from pqlkit.handoff import deliver as d
 from pqlkit.handoff.transitions import DELIVERIES, OUTBOX
 from pqlkit.model.load import load_model, parse_model
 from pqlkit.sinks.webhook import signature, slack_message
+from pqlkit.usecases.session import Session
 
 from .conftest import DEMO_END, free_port
 
@@ -132,7 +132,7 @@ def test_transitions_are_recorded_once_with_the_run_and_never_for_older_dates(
     model_file, world_backend, receiver
 ):
     _handoff_model(model_file, receiver.url)
-    engine = Engine(load_model(model_file), world_backend)
+    engine = Session(world_backend, load_model(model_file)).engine
     first = engine.run(DEMO_END - timedelta(days=7))
     # at the first run every PQL became one, and every PQA
     assert first.transitions == first.pqls + first.pqas and first.pqls > 0
@@ -171,7 +171,7 @@ def test_transitions_are_recorded_once_with_the_run_and_never_for_older_dates(
 
 def test_a_failed_run_records_no_transition(model_file, world_backend, receiver, monkeypatch):
     _handoff_model(model_file, receiver.url)
-    engine = Engine(load_model(model_file), world_backend)
+    engine = Session(world_backend, load_model(model_file)).engine
     engine.run(DEMO_END - timedelta(days=7))
     before = _count(world_backend, OUTBOX)
     import pqlkit.handoff.transitions as tr
@@ -214,7 +214,7 @@ def test_delivery_retries_with_the_same_id_until_the_receiver_takes_it(
     model_file, world_backend, receiver
 ):
     _handoff_model(model_file, receiver.url)
-    Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     pending = _count(world_backend, DELIVERIES)
     receiver.script = [(500, {}), (503, {"Retry-After": "120"}), (429, {"Retry-After": "30"})]
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
@@ -240,7 +240,7 @@ def test_gone_disables_the_destination_and_other_4xx_dead_letter(
     model_file, world_backend, receiver
 ):
     _handoff_model(model_file, receiver.url)
-    Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     receiver.script = [(400, {}), (410, {})]
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
     with httpx.Client() as client:
@@ -255,7 +255,7 @@ def test_a_receiver_that_never_answers_is_retried_then_dead_lettered(model_file,
     _handoff_model(model_file, f"http://127.0.0.1:{free_port()}/nobody")  # refused
     text = model_file.read_text().replace("handoff:\n", "handoff:\n  retry_for: 1h\n", 1)
     model_file.write_text(text)
-    Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
     with httpx.Client() as client:
         attempts = 0
@@ -276,7 +276,7 @@ def test_a_worker_that_dies_after_sending_sends_again_with_the_same_id(
     model_file, world_backend, receiver, monkeypatch
 ):
     _handoff_model(model_file, receiver.url)
-    Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
     original = world_backend.update
     calls = {"n": 0}
@@ -404,7 +404,7 @@ def test_feedback_silences_a_user_during_the_cooldown(model_file, world_backend,
     from pqlkit.handoff.feedback import record_feedback
 
     _handoff_model(model_file, receiver.url)
-    engine = Engine(load_model(model_file), world_backend)
+    engine = Session(world_backend, load_model(model_file)).engine
     early, late = DEMO_END - timedelta(days=21), DEMO_END
     engine.run(early)
     was = {
@@ -513,7 +513,7 @@ handoff:
     - {when: {transitions: [became_pqa]}, to: [sales_channel]}
 """
     )
-    result = Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    result = Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     assert result.pqas > 1
     handoff = load_model(model_file).model.handoff
     waits: list[float] = []

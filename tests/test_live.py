@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pqlkit.backends import connect
-from pqlkit.engine import Engine
 from pqlkit.features.build import account_scores
 from pqlkit.handoff.transitions import ACCOUNT_STATE, USER_STATE
 from pqlkit.model.load import parse_model
+from pqlkit.usecases.session import Session
 
 from .conftest import EVENTS_SCHEMA, USERS_SCHEMA
 from .test_signal_kinds import KEYS, NAMES, PROP_VALUES, signal
@@ -233,7 +233,7 @@ def _check_story(backend, model: dict, batches: list[dict], monkeypatch) -> None
     monkeypatch.setenv("PQL_TEST_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     loaded = parse_model(yaml.safe_dump(model), "live.yml")
     _seed(backend)
-    engine = Engine(loaded, backend)
+    engine = Session(backend, loaded).engine
     engine.run(START)  # the state starts from a full run
     for b in batches:
         _apply(backend, b)

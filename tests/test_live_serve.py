@@ -61,7 +61,7 @@ class LiveServer(Serve):
 
     def scored(self, user_id: str) -> dict | None:
         """The user's live state as the prompt API reads it."""
-        from pqlkit.handoff.serving import StateReader
+        from pqlkit.backends.serving import StateReader
 
         reader = StateReader(self.log)
         try:

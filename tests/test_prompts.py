@@ -8,8 +8,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from pqlkit.backends.serving import StateWriter
 from pqlkit.errors import ModelValidationError
-from pqlkit.handoff.serving import PromptDesk, StateWriter
+from pqlkit.handoff.prompts import PromptDesk
 from pqlkit.model.handoff import Prompts
 from pqlkit.model.load import parse_model
 

@@ -20,10 +20,10 @@ import pytest
 from pqlkit.backends import connect
 from pqlkit.demo.generate import DemoSize, generate
 from pqlkit.demo.load import load, starter_text
-from pqlkit.engine import Engine
 from pqlkit.model.load import load_model
 from pqlkit.usecases import inbox as desk
 from pqlkit.usecases import leads
+from pqlkit.usecases.session import Session
 from pqlkit.web import accounts
 from pqlkit.web.app import create_app, safe_next
 
@@ -97,7 +97,7 @@ def sign_in(c: httpx.Client, name: str, password: str, next_: str = "/inbox") ->
 def _plant(db: str, model: Path) -> dict[str, str]:
     """Two PQLs of the starter model get hostile ids, one an e-mail and role, their account a
     hostile name, and events with hostile names and properties."""
-    engine = Engine(load_model(model), connect(db))
+    engine = Session(connect(db), load_model(model)).engine
     try:
         top = engine.backend.rows(
             engine.scores(DEMO_END).filter(lambda t: t.is_pql).order_by("user_id").limit(2)
@@ -140,7 +140,7 @@ def site(tmp_path_factory):
         encoding="utf-8",
     )
     s.planted = _plant(s.db, s.model)
-    engine = Engine(load_model(s.model), connect(s.db))
+    engine = Session(connect(s.db), load_model(s.model)).engine
     try:
         for when in (DEMO_END - timedelta(days=14), DEMO_END - timedelta(days=7), DEMO_END):
             engine.run(when)
@@ -324,7 +324,7 @@ def test_a_model_that_stops_loading_is_a_503_without_details_then_recovers(site)
 def test_concurrent_pages_after_a_new_run_all_answer(site):
     from concurrent.futures import ThreadPoolExecutor
 
-    engine = Engine(load_model(site.model), connect(site.db))
+    engine = Session(connect(site.db), load_model(site.model)).engine
     try:  # a run the app has not seen: its since table is stale
         engine.run(DEMO_END + timedelta(days=1))
     finally:
@@ -419,37 +419,38 @@ def test_inbox_filters_search_and_pages_match_the_stored_run(site):
         )
     }
     assert len(pqls) > desk.PAGE  # more than one page
-    engine = Engine(load_model(site.model), connect(site.db))
+    engine = Session(connect(site.db), load_model(site.model)).engine
     try:
         seen: list[str] = []
-        page = desk.inbox(engine, desk.Filters(status="all"))
+        page = desk.inbox(Session.of(engine), desk.Filters(status="all"))
         assert page.total == len(pqls) and page.pages == -(-len(pqls) // desk.PAGE)
         for n in range(1, page.pages + 1):
             seen += [
-                r["user_id"] for r in desk.inbox(engine, desk.Filters(status="all", page=n)).rows
+                r["user_id"]
+                for r in desk.inbox(Session.of(engine), desk.Filters(status="all", page=n)).rows
             ]
         assert sorted(seen) == sorted(pqls)  # every PQL once, across the pages
         motion = sorted({v[0] for v in pqls.values()})[0]
-        by_motion = desk.inbox(engine, desk.Filters(motion=motion, status="all"))
+        by_motion = desk.inbox(Session.of(engine), desk.Filters(motion=motion, status="all"))
         assert by_motion.total == sum(v[0] == motion for v in pqls.values())
         assert set(by_motion.options["motion"]) == {v[0] for v in pqls.values()}
         tier = sorted({v[2] for v in pqls.values()})[-1]
-        both = desk.inbox(engine, desk.Filters(motion=motion, tier=tier, status="all"))
+        both = desk.inbox(Session.of(engine), desk.Filters(motion=motion, tier=tier, status="all"))
         assert both.total == sum(v[0] == motion and v[2] == tier for v in pqls.values())
         # search by e-mail, company and id
         uid = sorted(pqls)[3]
         email, account = site.sql(f"SELECT email, account_id FROM users WHERE user_id = '{uid}'")[0]
         company = site.sql(f"SELECT name FROM accounts WHERE account_id = '{account}'")[0][0]
         for needle in (email.upper(), uid, company[:8]):
-            hits = desk.inbox(engine, desk.Filters(q=needle, status="all")).rows
+            hits = desk.inbox(Session.of(engine), desk.Filters(q=needle, status="all")).rows
             assert uid in [r["user_id"] for r in hits], needle
         # accounts
         pqas = site.sql(
             f"SELECT count(*) FROM pql_account_scores WHERE is_pqa AND as_of = {latest}"
         )[0][0]
-        assert desk.inbox(engine, desk.Filters(kind="accounts")).total == pqas
+        assert desk.inbox(Session.of(engine), desk.Filters(kind="accounts")).total == pqas
         # since: the first run of the current streak; newest first
-        rows = desk.inbox(engine, desk.Filters(status="all")).rows
+        rows = desk.inbox(Session.of(engine), desk.Filters(status="all")).rows
         for r in rows:
             runs = site.sql(
                 f"SELECT as_of, is_pql FROM pql_user_scores WHERE user_id = '{r['user_id']}' ORDER BY as_of"
@@ -480,14 +481,16 @@ handoff:
     - {when: {transitions: [became_pql]}, to: [hook]}
 """
     )
-    engine = Engine(load_model(model_file), world_backend)
+    engine = Session(world_backend, load_model(model_file)).engine
     try:
 
         def listed(now) -> list[dict]:
-            first = desk.inbox(engine, desk.Filters(status="all"), now=now)
+            first = desk.inbox(Session.of(engine), desk.Filters(status="all"), now=now)
             rows = list(first.rows)
             for n in range(2, first.pages + 1):
-                rows += desk.inbox(engine, desk.Filters(status="all", page=n), now=now).rows
+                rows += desk.inbox(
+                    Session.of(engine), desk.Filters(status="all", page=n), now=now
+                ).rows
             assert len(rows) == first.total
             return rows
 
@@ -731,13 +734,13 @@ def test_a_rep_works_the_inbox_in_headless_chromium(site):
 
 
 def _desk_story(backend, model_file) -> dict:
-    engine = Engine(load_model(model_file), backend)
+    engine = Session(backend, load_model(model_file)).engine
     for when in (DEMO_END - timedelta(days=7), DEMO_END):
         engine.run(when)
-    page = desk.inbox(engine, desk.Filters(status="all"))
+    page = desk.inbox(Session.of(engine), desk.Filters(status="all"))
     rows = [(r["user_id"], r["since"], r["score"], r["company"], r["email"]) for r in page.rows]
     first = page.rows[0]["user_id"]
-    lead = leads.lead(engine, first)
+    lead = leads.lead(Session.of(engine), first)
     assert lead is not None and lead.explanation is not None
     stored = {
         r["user_id"]: r for r in backend.rows(engine.stored_users(DEMO_END, engine.loaded.version))
@@ -751,8 +754,8 @@ def _desk_story(backend, model_file) -> dict:
         kept = engine.stored_explanation(r["user_id"], DEMO_END)
         assert kept is not None and kept.to_dict() == e.to_dict()
         # its timeline: the latest events of the days up to the last one
-        near = leads.lead(engine, r["user_id"], events=5)
-        every = leads.lead(engine, r["user_id"], events=5, all_events=True)
+        near = leads.lead(Session.of(engine), r["user_id"], events=5)
+        every = leads.lead(Session.of(engine), r["user_id"], events=5, all_events=True)
         assert near is not None and every is not None and every.events_since is None
         assert near.events_since is not None
         assert all(x["timestamp"] >= near.events_since for x in near.events)
@@ -767,14 +770,14 @@ def _desk_story(backend, model_file) -> dict:
         "INSERT INTO events (message_id, user_id, event, timestamp, properties) "
         f"VALUES ('late-1', '{first}', 'Arrived Late', '{late}', '{{}}')"
     )
-    now = leads.lead(engine, first, events=5)
+    now = leads.lead(Session.of(engine), first, events=5)
     assert now is not None and now.events[0]["event"] == "Arrived Late"
     assert now.events[1:] == [x for x in lead.events if x["event"] != "Arrived Late"][:4]
-    account = leads.account(engine, lead.row["account_id"])
+    account = leads.account(Session.of(engine), lead.row["account_id"])
     assert account is not None
-    desk.assign(engine, "user", first, "rob")
-    fb = desk.feedback(engine, first, "done", reason=None, by="rob")
-    after = desk.inbox(engine, desk.Filters())
+    desk.assign(Session.of(engine), "user", first, "rob")
+    fb = desk.feedback(Session.of(engine), first, "done", reason=None, by="rob")
+    after = desk.inbox(Session.of(engine), desk.Filters())
     assert first not in [r["user_id"] for r in after.rows] and after.total == page.total - 1
     return {
         "total": page.total,

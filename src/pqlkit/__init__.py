@@ -13,6 +13,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .errors import (
     BackendError,
     DataError,
@@ -23,8 +24,6 @@ from .errors import (
     ModelValidationError,
     PqlkitError,
 )
-
-__version__ = "0.1.0"
 
 _LAZY = {
     "Engine": "pqlkit.engine",

@@ -181,11 +181,12 @@ def serve(
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off."""
+    from ..server.app import Collector
     from ..usecases.collecting import collector
     from ..usecases.collecting import write_keys as parse_keys
 
     keys = parse_keys(write_keys)
-    app = collector(
+    setup = collector(
         url,
         log_dir,
         keys,
@@ -195,6 +196,7 @@ def serve(
         full_every=full_every,
         product_keys=list(product_keys),
     )
+    app = Collector.from_setup(setup)
     import uvicorn
 
     render.err.print(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import cli, render
-from .options import json_option, model_option, url_option
+from .options import json_option, model_option, open_session, url_option
 
 STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
 
@@ -62,13 +62,13 @@ def deliveries(url, statuses, since, do_retry, replay, limit, as_json) -> None:
         again = [s for s in wanted if s in ("failed", "dead", "disabled")] + (
             ["delivered"] if replay else []
         )
-        n = retry(url, statuses=again or ["failed", "dead"], since=since)
+        n = retry(open_session(url), statuses=again or ["failed", "dead"], since=since)
         if as_json:
             render.emit_json({"retried": n})
         else:
             render.out.print(f"{n:,} deliveries are due again; `pql deliver` sends them.")
         return
-    rows = listing(url, statuses=wanted, since=since, limit=limit)
+    rows = listing(open_session(url), statuses=wanted, since=since, limit=limit)
     if as_json:
         render.emit_json({"deliveries": rows})
         return
@@ -99,7 +99,9 @@ def feedback(user_id, action, model_path, url, reason, by, cooldown, as_json) ->
     """Record a rep's feedback on USER_ID: done, or disqualify with a reason (no re-alert during the cooldown)."""
     from ..usecases.handoff import feedback as run
 
-    fb = run(user_id, action, model_path, url, reason=reason, by=by, cooldown=cooldown)
+    fb = run(
+        open_session(url, model_path), user_id, action, reason=reason, by=by, cooldown=cooldown
+    )
     if as_json:
         render.emit_json(fb.to_dict())
         return

@@ -77,3 +77,11 @@ def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1%}"
+
+
+def open_session(url: str | None, model_path: str | None = None) -> Any:
+    """The command's session (:class:`pqlkit.usecases.session.Session`): the model loaded first
+    (a bad model opens no database), then one connection, closed when the command ends."""
+    from ..usecases.session import Session
+
+    return Session.open(url, model_path)

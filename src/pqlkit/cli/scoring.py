@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from . import cli, render
-from .options import as_of_option, interactive, json_option, model_option, progress, url_option
+from .options import (
+    as_of_option,
+    interactive,
+    json_option,
+    model_option,
+    open_session,
+    progress,
+    url_option,
+)
 
 USER_COLUMNS = [
     "user_id",
@@ -42,15 +50,9 @@ FORMATS = ("csv", "parquet", "jsonl", "json")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path: str, force: bool) -> None:
     """Write a commented starter model to PATH (default pql.yml)."""
-    from pathlib import Path
+    from ..usecases.common import init_model  # light: `pql init` loads no database library
 
-    from ..demo.load import write_model
-    from ..errors import PqlkitError
-
-    target = Path(path)  # no use-case import: `pql init` stays light
-    if target.exists() and not force:
-        raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
-    write_model(target)
+    target = init_model(path, force=force)
     render.out.print(
         f"Wrote a starter model to {target}. Edit it, then run `pql validate -m {target}`."
     )
@@ -70,7 +72,7 @@ def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> Non
     """Check the model file (and, with --data, that the data fits it)."""
     from ..usecases.scoring import validate as run
 
-    v = run(model_path, url, data=data)
+    v = run(model_path, open_session(url, model_path) if data else None)
     if as_json:
         render.emit_json(v.to_dict())
         return
@@ -95,7 +97,7 @@ def _write_or_print(
     csv_formulas: bool,
 ) -> None:
     from ..errors import PqlkitError
-    from ..sinks.files import arrow, export, format_from_path, write_csv, write_json
+    from ..usecases.output import arrow, export, format_from_path, write_csv, write_json
 
     if out:
         n = export(expr, out, fmt or format_from_path(out), csv_formulas=csv_formulas)
@@ -197,8 +199,7 @@ def score(
 
     with progress(interactive(as_json)) as say:
         scored = run(
-            model_path,
-            url,
+            open_session(url, model_path),
             as_of,
             checks=checks,
             pql_only=pql_only,
@@ -231,7 +232,9 @@ def accounts(
     from ..usecases.scoring import accounts as run
 
     with progress(interactive(as_json)) as say:
-        scored = run(model_path, url, as_of, checks=checks, progress=say, features=features)
+        scored = run(
+            open_session(url, model_path), as_of, checks=checks, progress=say, features=features
+        )
     for w in scored.run.warnings:
         render.warn(w)
     if not as_json and not out and fmt in (None, "table"):
@@ -262,7 +265,7 @@ def explain(user_id, model_path, url, as_of, as_json) -> None:
     """Why USER_ID scored what they did: every signal, its value and points, and each decision."""
     from ..usecases.scoring import explain as run
 
-    explained = run(user_id, model_path, url, as_of)
+    explained = run(open_session(url, model_path), user_id, as_of)
     if as_json:
         render.emit_json(explained.to_dict())
         return
@@ -314,4 +317,4 @@ def compile_(model_path, url, as_of, dialect) -> None:
     """Print the SQL a warehouse would run to score every user."""
     from ..usecases.scoring import compile_sql
 
-    click.echo(compile_sql(model_path, url, as_of, dialect=dialect))
+    click.echo(compile_sql(open_session(url, model_path), as_of, dialect=dialect))

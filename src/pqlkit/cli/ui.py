@@ -41,10 +41,13 @@ def ui(model_path, url, host, port, proposal, https_only, keep_open) -> None:
     from ..usecases import ui as use
 
     key, from_env = use.secret()
-    app = use.app(
+    use.require_ui()
+    from ..web.app import create_app
+
+    app = create_app(
         model_path,
         url,
-        secret_key=key,
+        secret=key,
         proposal=proposal,
         https_only=https_only,
         keep_open=keep_open,

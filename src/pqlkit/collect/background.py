@@ -14,6 +14,7 @@ import contextlib
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +80,10 @@ def flusher_main(
     hold: bool,
     state: SharedState,
     parent: int,
-    model: str | None = None,
-    full_every: float = 3600.0,
-    serving: str | None = None,
+    subscriber: Callable[[], Any] | None = None,
 ) -> None:
-    """The flusher process's body."""
+    """The flusher process's body. ``subscriber`` (picklable: it crosses into this process)
+    makes what the flusher tells of each stored batch, e.g. live scoring."""
     from ..backends import connect
     from .log import LogReader
     from .store import Flusher
@@ -91,11 +91,7 @@ def flusher_main(
     with contextlib.suppress(OSError):
         os.nice(10)  # acknowledging requests comes first
     try:
-        live = None
-        if model is not None:
-            from ..handoff.live import Live
-
-            live = Live(model, full_every=full_every, serving=serving)
+        live = subscriber() if subscriber is not None else None
         flusher = Flusher(
             lambda: connect(url),
             LogReader(Path(log_dir), state.position),
@@ -103,7 +99,7 @@ def flusher_main(
             interval=interval,
             hold=hold,
             resolve_interval=resolve_interval,
-            live=live,
+            subscriber=live,
             # PQL_FLUSHER_FASTPATH=0: every line through the reference path (an escape hatch,
             # and the baseline of bench/bench_flusher.py and bench_live.py latency)
             fast=os.environ.get("PQL_FLUSHER_FASTPATH", "1") != "0",
@@ -142,21 +138,19 @@ class FlusherProcess:
         interval: float,
         resolve_interval: float,
         hold: bool,
-        model: str | None = None,
-        full_every: float = 3600.0,
-        serving: str | None = None,
+        subscriber: Callable[[], Any] | None = None,
     ):
         self.ctx = multiprocessing.get_context("spawn")
         self.state = SharedState(self.ctx)
         self.args = (url, str(log_dir), table, interval, resolve_interval, hold)
-        self.live_args = (model, full_every, serving)
+        self.subscriber = subscriber
         self.process: Any = None
 
     def start(self, timeout: float = 120.0) -> None:
         self.process = self.ctx.Process(
             target=flusher_main,
             name="pql-flusher",
-            args=(*self.args, self.state, os.getpid(), *self.live_args),
+            args=(*self.args, self.state, os.getpid(), self.subscriber),
         )
         self.process.start()
         deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +43,18 @@ EVENTS_SCHEMA = pa.schema(
         ("timestamp", pa.timestamp("us")),
         ("received_at", pa.timestamp("us")),
         ("properties", pa.string()),
+    ]
+)
+FEEDBACK = "pql_feedback"
+"""Reps' feedback (done, disqualify): from the log (POST /v1/feedback) or `pql feedback`."""
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("action", pa.string()),
+        ("reason", pa.string()),
+        ("by", pa.string()),
+        ("at", pa.timestamp("us")),
+        ("quiet_until", pa.timestamp("us")),
     ]
 )
 QUARANTINE = "pql_quarantine"
@@ -172,6 +184,27 @@ def messages_of(line: bytes, position: tuple[int, int]) -> tuple[str, list[dict[
     )
 
 
+class Subscriber(Protocol):
+    """What the flusher tells of its work (live scoring, :class:`pqlkit.handoff.live.Live`,
+    is one): it is given the flusher's thread and connection, and knows nothing of the log."""
+
+    def note(self, users: set[str], ids: identity.IdentityBatch) -> None:
+        """A batch was stored: its events' users (or anonymous ids) and its identity calls."""
+
+    def resolved(self) -> None:
+        """The identity tables were rebuilt (the identity calls' users are now known)."""
+
+    def wants_tick(self) -> bool:
+        """Whether it has work for :meth:`tick` though nothing new was stored."""
+        return False
+
+    def tick(self, backend: Any) -> None:
+        """Do its work on the flusher's connection (after each flush, and when it wants)."""
+
+    def finish(self, backend: Any) -> None:
+        """The flusher is stopping: record what is in flight."""
+
+
 class Flusher:
     """Copies the log into the database every ``interval`` seconds; `pql serve` runs it in a
     process of its own (:mod:`background`), so storing never slows the HTTP side down.
@@ -195,14 +228,16 @@ class Flusher:
         interval: float = 0.25,
         hold: bool = True,
         resolve_interval: float = 5.0,
-        live: Any = None,
+        subscriber: Subscriber | None = None,
         fast: bool = True,
     ):
         self.open_backend = open_backend
         self._fastpath = FastPath(EVENTS_SCHEMA) if fast else None
         # the fast path reads the next lines while these are stored
         self._ahead = ReadAhead(self._fastpath) if self._fastpath is not None else None
-        self.live = live  # handoff.live.Live: rescoring and delivery after each flush
+        # told of each stored batch and given the flusher's connection between flushes (live
+        # scoring: see pqlkit.handoff.live.Live); collect knows nothing more of it
+        self.subscriber: Subscriber | None = subscriber
         self.reader = reader
         self.table = table
         self.name = name
@@ -256,9 +291,9 @@ class Flusher:
         if not self.reader.has_beyond(self._checkpoint):
             if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                 self.resolve()
-            elif self.live is not None and self.live.wants_tick():
+            elif self.subscriber is not None and self.subscriber.wants_tick():
                 with self._connection() as backend:
-                    self.live.tick(backend)
+                    self.subscriber.tick(backend)
             return 0
         with self._connection() as backend:
             self._checkpoint = self._read_checkpoint(backend)  # another flusher may have moved it
@@ -272,8 +307,8 @@ class Flusher:
                 self._store_or_split(backend, self._checkpoint, lines, parsed)
                 if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                     self._resolve(backend)
-            if self.live is not None and (lines or self.live.wants_tick()):
-                self.live.tick(backend)
+            if self.subscriber is not None and (lines or self.subscriber.wants_tick()):
+                self.subscriber.tick(backend)
         if lines:
             self.reader.drop_before(lines[-1][0][0])
         return len(lines)
@@ -412,9 +447,7 @@ class Flusher:
             insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
             identity.store(backend, ids)
             if feedback:
-                from ..handoff.transitions import FEEDBACK, FEEDBACK_SCHEMA, ensure_tables
-
-                ensure_tables(backend)
+                backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
                 backend.insert(FEEDBACK, pa.Table.from_pylist(feedback, schema=FEEDBACK_SCHEMA))
             if bad:
                 backend.insert(QUARANTINE, pa.Table.from_pylist(bad, schema=QUARANTINE_SCHEMA))
@@ -427,8 +460,8 @@ class Flusher:
         self.fast_lines += len(taken)
         self.reference_lines += len(lines) - len(taken)
         self._dirty = self._dirty or bool(ids)
-        if self.live is not None:
-            self.live.note(_whos(rows), ids)
+        if self.subscriber is not None:
+            self.subscriber.note(_whos(rows), ids)
 
     def _fast(
         self,
@@ -455,15 +488,15 @@ class Flusher:
         """Rebuild pql_identities, pql_users and pql_accounts now."""
         with self._connection() as backend:
             self._resolve(backend)
-            if self.live is not None:
-                self.live.tick(backend)
+            if self.subscriber is not None:
+                self.subscriber.tick(backend)
 
     def _resolve(self, backend) -> None:
         identity.materialize(backend)
         self.resolved_at = time.monotonic()
         self._dirty = False
-        if self.live is not None:
-            self.live.resolved()
+        if self.subscriber is not None:
+            self.subscriber.resolved()
 
     def run(self, stop: Callable[[], bool], on_progress: Callable[[], None] | None = None) -> None:
         """Flush until ``stop()``, then flush what is left."""
@@ -490,9 +523,11 @@ class Flusher:
             self._ahead.close()
         if self._dirty:
             self.resolve()
-        if self.live is not None:  # what was sent is recorded; what was not is sent next start
+        if (
+            self.subscriber is not None
+        ):  # what was sent is recorded; what was not is sent next start
             with self._connection() as backend:
-                self.live.finish(backend)
+                self.subscriber.finish(backend)
         if self._backend is not None:
             self._backend.close()
             self._backend = None

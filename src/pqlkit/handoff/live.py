@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..engine.rescore import RESCORED
 from ..model.handoff import Handoff
 from ..model.load import load_model
 from .deliver import (
@@ -40,7 +41,6 @@ from .deliver import (
     secrets_for,
     settle,
 )
-from .rescore import RESCORED
 from .transitions import DELIVERIES, USER_STATE
 
 log = logging.getLogger("pqlkit.live")
@@ -176,7 +176,7 @@ class Live:
         self.stats = LiveStats()
         self.serving = None
         if serving is not None:  # the prompt API's copy of the users' state
-            from .serving import StateWriter
+            from ..backends.serving import StateWriter
 
             self.serving = StateWriter(serving)
 
@@ -195,7 +195,7 @@ class Live:
         self.accounts |= self.waiting_accounts
         self.waiting_users, self.waiting_accounts = set(), set()
 
-    def wants_tick(self) -> bool:
+    def wants_tick(self) -> bool:  # the flusher's Subscriber protocol (pqlkit.collect.store)
         now = time.monotonic()
         return bool(
             self.users
@@ -209,6 +209,7 @@ class Live:
     # --- the work ----------------------------------------------------------------------------
     def tick(self, backend) -> None:
         from ..engine import Engine, utc_now
+        from .recorder import TransitionRecorder
 
         def now_exact() -> datetime:  # every stored event is before it (timestamps are clamped
             return datetime.now(UTC).replace(tzinfo=None)  # to the receive time)
@@ -217,7 +218,7 @@ class Live:
         self.stats.waiting_for = missing or None
         if missing:  # e.g. pql_users before the first identify: nothing to score yet
             return
-        engine = Engine(self.loaded, backend)
+        engine = Engine(self.loaded, backend, observers=[TransitionRecorder(self.handoff)])
         engine._templates = self.templates  # compiled once per process, not per connection
         report = Report()
         for row, sent in self.dispatcher.finished():  # first record what was sent
@@ -281,7 +282,7 @@ class Live:
     def _serve(self, backend, table: str, *, replace_all: bool = False) -> None:
         if self.serving is None or not backend.has_table(table):
             return
-        from .serving import COLUMNS
+        from ..backends.serving import COLUMNS
 
         rows = backend.arrow(backend.compile(backend.table(table).select(*COLUMNS))).to_pylist()
         self.serving.write(rows, replace_all=replace_all)

@@ -19,13 +19,12 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from ..collect.store import FEEDBACK, FEEDBACK_SCHEMA
+from ..engine import ACCOUNT_STATE, USER_STATE
 from ..model.handoff import Handoff, HandoffRoute
 from ..scoring.decide import REASON_SEPARATOR
 
-USER_STATE = "pql_user_state"
-ACCOUNT_STATE = "pql_account_state"
 OUTBOX = "pql_outbox"
-FEEDBACK = "pql_feedback"
 DELIVERIES = "pql_deliveries"
 
 OUTBOX_SCHEMA = pa.schema(
@@ -55,16 +54,6 @@ DELIVERIES_SCHEMA = pa.schema(
         ("delivered_at", pa.timestamp("us")),
         ("last_status", pa.int64()),
         ("last_error", pa.string()),
-    ]
-)
-FEEDBACK_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("action", pa.string()),
-        ("reason", pa.string()),
-        ("by", pa.string()),
-        ("at", pa.timestamp("us")),
-        ("quiet_until", pa.timestamp("us")),
     ]
 )
 

@@ -20,7 +20,7 @@ import binascii
 import gc
 import hashlib
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,7 @@ class Collector:
         flush_interval: float = 0.25,
         resolve_interval: float = 5.0,
         max_backlog_segments: int = 32,
-        model: str | Path | None = None,
-        full_every: float = 3600.0,
+        live: Any = None,
         product_keys: list[str] | None = None,
     ):
         if not write_keys:
@@ -72,31 +71,35 @@ class Collector:
         self.abandoned = 0  # requests whose client left before the body was complete
         self.log: DurableLog | None = None
         self.flusher: FlusherProcess | None = None
-        self.model = str(model) if model is not None else None
-        self.full_every = full_every
+        # pqlkit.usecases.collecting.LiveScoring: the flusher's subscriber and the product's
+        # prompt and feedback API (`pql serve --model`)
+        self.live = live
         self.product_keys = {hash_key(k) for k in (product_keys or [])}
         self._known_products: set[str] = set()
-        self.handoff: Any = None
+        self.handoff: Any = live.handoff if live is not None else None
         self.reader: Any = None
         self.desk: Any = None
         self.prompts_answered = 0
         self.prompts_shown = 0
         self.feedback_accepted = 0
-        if self.model is not None:
-            from ..model.load import load_model
+        if live is not None and not self.product_keys:
+            raise ValueError(
+                "`pql serve --model` answers the product's prompt and feedback API: give a "
+                "product key (--product-key KEY or PQL_PRODUCT_KEY)"
+            )
 
-            handoff = load_model(self.model).model.handoff
-            if handoff is None:
-                raise ValueError(
-                    f"{self.model}: `pql serve --model` scores live for the hand-off, and the "
-                    "model has no `handoff:` section (destinations and routes); see docs/model.md"
-                )
-            if not self.product_keys:
-                raise ValueError(
-                    "`pql serve --model` answers the product's prompt and feedback API: give a "
-                    "product key (--product-key KEY or PQL_PRODUCT_KEY)"
-                )
-            self.handoff = handoff
+    @classmethod
+    def from_setup(cls, setup: Any) -> Collector:
+        """The collector a :class:`pqlkit.usecases.collecting.CollectorSetup` describes."""
+        return cls(
+            setup.url,
+            setup.log_dir,
+            setup.keys,
+            table=setup.table,
+            resolve_interval=setup.resolve_interval,
+            live=setup.live,
+            product_keys=setup.product_keys,
+        )
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -112,17 +115,12 @@ class Collector:
             interval=self.flush_interval,
             resolve_interval=self.resolve_interval,
             hold=hold,
-            model=self.model,
-            full_every=self.full_every,
-            serving=str(self.log_dir) if self.model else None,
+            subscriber=self.live.subscriber() if self.live is not None else None,
         )
-        if self.handoff is not None:
-            from ..handoff.serving import PromptDesk, StateReader
-
+        if self.live is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self.reader = StateReader(self.log_dir)
-            if self.handoff.prompts is not None:
-                self.desk = PromptDesk(self.log_dir, self.handoff.prompts, self.reader)
+            self.reader = self.live.state_reader()
+            self.desk = self.live.prompt_desk(self.reader)
         self.log = DurableLog(self.log_dir, on_durable=self.flusher.state.publish)
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         # Everything imported so far lives as long as the server: keep it out of the garbage
@@ -307,9 +305,7 @@ class Collector:
         return 200, {"success": True, "user_id": row["user_id"], "quiet_until": row["quiet_until"]}
 
     def _feedback_row(self, body: Any, now: datetime) -> dict[str, Any]:
-        from ..handoff.feedback import ACTIONS
-        from ..model.signals import duration_seconds
-
+        actions = self.live.actions
         if not isinstance(body, dict):
             raise ApiError(
                 400,
@@ -327,8 +323,8 @@ class Collector:
         reason, by = body.get("reason"), body.get("by")
         if not isinstance(user_id, str) or not user_id or len(user_id) > 1000:
             raise ApiError(400, "invalid_user_id", "user_id: a non-empty string")
-        if action not in ACTIONS:
-            raise ApiError(400, "invalid_action", f"action: one of {', '.join(ACTIONS)}")
+        if action not in actions:
+            raise ApiError(400, "invalid_action", f"action: one of {', '.join(actions)}")
         for name, value in (("reason", reason), ("by", by)):
             if value is not None and (
                 not isinstance(value, str) or len(value) > 2000 or "\x00" in value
@@ -349,7 +345,7 @@ class Collector:
                 "unknown_user",
                 f"no scored user {user_id!r}: feedback is for users pqlkit has scored",
             )
-        quiet = now + timedelta(seconds=duration_seconds(self.handoff.cooldown))
+        quiet = now + self.live.cooldown
         return {
             "user_id": user_id,
             "action": action,

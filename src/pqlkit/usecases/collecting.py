@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..backends import connect
 from ..errors import PqlkitError
@@ -14,7 +17,7 @@ from .common import duration
 if TYPE_CHECKING:
     from ..collect.forget import Forgotten
     from ..collect.importer import ImportReport
-    from ..server.app import Collector
+    from ..model.handoff import Handoff
 
 
 def parse_mapping(items: Iterable[str]) -> dict[str, str]:
@@ -85,6 +88,64 @@ def write_keys(pairs: Iterable[str]) -> dict[str, str]:
     return keys
 
 
+@dataclass(frozen=True)
+class LiveScoring:
+    """What `pql serve --model` adds to the collector: live scoring in the flusher's process
+    (its subscriber) and the product's prompt and feedback API in the HTTP process."""
+
+    model_path: str
+    handoff: Handoff
+    full_every: float
+    folder: Path
+    """The collector's log folder, where the prompt API's state files live too."""
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        from ..handoff.feedback import ACTIONS
+
+        return ACTIONS
+
+    @property
+    def cooldown(self) -> timedelta:
+        return duration("handoff.cooldown", self.handoff.cooldown)
+
+    def subscriber(self) -> Callable[[], Any]:
+        """What makes the flusher's subscriber, in the flusher's own process (picklable)."""
+        return functools.partial(_live, self.model_path, self.full_every, str(self.folder))
+
+    def state_reader(self) -> Any:
+        from ..backends.serving import StateReader
+
+        return StateReader(self.folder)
+
+    def prompt_desk(self, reader: Any) -> Any:
+        """The prompt API's desk, or None when the model declares no prompts."""
+        if self.handoff.prompts is None:
+            return None
+        from ..handoff.prompts import PromptDesk
+
+        return PromptDesk(self.folder, self.handoff.prompts, reader)
+
+
+def _live(model_path: str, full_every: float, serving: str) -> Any:
+    from ..handoff.live import Live
+
+    return Live(model_path, full_every=full_every, serving=serving)
+
+
+@dataclass(frozen=True)
+class CollectorSetup:
+    """Everything `pql serve` needs to start the collector (``server.app.Collector.from_setup``)."""
+
+    url: str
+    log_dir: Path
+    keys: dict[str, str]
+    table: str = "events"
+    resolve_interval: float = 5.0
+    live: LiveScoring | None = None
+    product_keys: list[str] = field(default_factory=list)
+
+
 def collector(
     url: str | None,
     log_dir: str | Path,
@@ -95,26 +156,27 @@ def collector(
     model: str | Path | None = None,
     full_every: str = "1h",
     product_keys: list[str] | None = None,
-) -> Collector:
-    """The Segment-compatible collector app (run it under an ASGI server: `pql serve`); with a
-    ``model``, it scores live, hands off, and answers the product's prompt and feedback API."""
+) -> CollectorSetup:
+    """The Segment-compatible collector's set-up (run it under an ASGI server: `pql serve`);
+    with a ``model``, it scores live, hands off, and answers the product's prompt and feedback
+    API. A bad model, a missing secret or a missing product key stops here, clearly."""
     try:
         import uvicorn  # noqa: F401
     except ImportError:
         raise PqlkitError(
             '`pql serve` needs the server extra: pip install "pqlkit[server]"'
         ) from None
-    from ..server.app import Collector
 
     every = duration("--full-every", full_every).total_seconds()
     products = list(product_keys or []) + [
         k.strip() for k in os.environ.get("PQL_PRODUCT_KEY", "").split(",") if k.strip()
     ]
+    live = None
     if model is not None:
         from ..handoff.deliver import secrets_for
         from ..model.load import load_model
 
-        loaded = load_model(model)  # a bad model or a missing secret stops here, clearly
+        loaded = load_model(model)
         if loaded.model.handoff is None:
             raise PqlkitError(
                 f"{loaded.path}: `pql serve --model` scores live for the hand-off, and the model "
@@ -126,13 +188,13 @@ def collector(
                 "`pql serve --model` answers the product's prompt and feedback API: give a "
                 "product key (--product-key KEY or PQL_PRODUCT_KEY)"
             )
-    return Collector(
+        live = LiveScoring(str(model), loaded.model.handoff, every, Path(log_dir))
+    return CollectorSetup(
         url or "pql.duckdb",
-        log_dir,
+        Path(log_dir),
         keys,
         table=table,
         resolve_interval=resolve_every,
-        model=model,
-        full_every=every,
+        live=live,
         product_keys=products,
     )

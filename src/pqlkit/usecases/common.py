@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from ..errors import PqlkitError
 
@@ -36,3 +37,15 @@ def day(option: str, text: str | datetime | None) -> datetime | None:
         raise PqlkitError(
             f"{option} {text!r} is not a date; use ISO 8601, e.g. 2026-09-01"
         ) from None
+
+
+def init_model(path: str | Path, *, force: bool = False) -> Path:
+    """Write the commented starter model to ``path`` (light: `pql init` loads no database
+    library)."""
+    from ..demo.load import write_model
+
+    target = Path(path)
+    if target.exists() and not force:
+        raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
+    write_model(target)
+    return target

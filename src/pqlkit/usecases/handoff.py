@@ -14,6 +14,7 @@ from ..errors import PqlkitError
 from ..handoff.deliver import LISTED as _LISTING
 from ..model.load import load_model
 from .common import day
+from .session import Session
 
 #: The columns `pql deliveries` shows: a listing's, without the timestamps.
 LISTED = _LISTING[:9]
@@ -89,38 +90,36 @@ def _crm_sender(model_path: str | Path, backend: Any, client: Any) -> Any:
 
 
 def deliveries(
-    url: str | None = None,
+    session: Session,
     *,
     statuses: list[str] | None = None,
     since: str | datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """The deliveries in ``statuses`` (all by default), newest first."""
     from ..handoff.deliver import listing
 
-    backend = connect(url)
-    try:
-        return listing(backend, statuses, day("--since", since), limit)
-    finally:
-        backend.close()
+    return listing(session.backend, statuses, day("--since", since), limit)
 
 
-def retry(
-    url: str | None = None, *, statuses: list[str], since: str | datetime | None = None
-) -> int:
+def retry(session: Session, *, statuses: list[str], since: str | datetime | None = None) -> int:
+    """Make the deliveries in ``statuses`` (since a date) due again now; how many."""
     from ..handoff.deliver import retry as run
 
-    backend = connect(url)
-    try:
-        return run(backend, utc_now(), statuses, day("--since", since))
-    finally:
-        backend.close()
+    return run(session.backend, utc_now(), statuses, day("--since", since))
+
+
+def retry_one(session: Session, transition_id: str, destination: str) -> int:
+    """Make one delivery that is not pending due again now (1), or nothing (0)."""
+    from ..handoff.deliver import retry_one as run
+
+    return run(session.backend, utc_now(), transition_id, destination)
 
 
 def feedback(
+    session: Session,
     user_id: str,
     action: str,
-    model_path: str | Path,
-    url: str | None = None,
     *,
     reason: str | None = None,
     by: str | None = None,
@@ -131,12 +130,13 @@ def feedback(
     from ..handoff.feedback import record_feedback
     from .common import duration
 
-    handoff = _handoff(model_path)
-    span = duration("--cooldown", cooldown or handoff.cooldown)
-    backend = connect(url)
-    try:
-        return record_feedback(
-            backend, user_id, action, reason=reason, by=by, now=utc_now(), cooldown=span
+    handoff = session.model.handoff
+    if handoff is None:
+        raise PqlkitError(
+            f"{session.loaded.path}: the model has no `handoff:` section (destinations and "
+            "routes); see docs/model.md"
         )
-    finally:
-        backend.close()
+    span = duration("--cooldown", cooldown or handoff.cooldown)
+    return record_feedback(
+        session.backend, user_id, action, reason=reason, by=by, now=utc_now(), cooldown=span
+    )

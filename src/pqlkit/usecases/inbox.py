@@ -23,9 +23,11 @@ import sqlglot.expressions as sge
 from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, utc_now
 from ..errors import DataError
 from ..handoff import feedback as fb
-from ..handoff.current import latest_run, since_expr, state
+from ..handoff.current import latest_run as _latest_run
+from ..handoff.current import since_expr, state
 from ..handoff.transitions import ACCOUNT_STATE, FEEDBACK, OUTBOX, USER_STATE
 from ..scoring.decide import REASON_SEPARATOR
+from .session import Session
 
 PAGE = 50
 OWNERS = "pql_owners"
@@ -198,8 +200,9 @@ def _contains(col: ir.Value, needle: str) -> ir.BooleanValue:
 # --- the inbox -------------------------------------------------------------------------------------
 
 
-def inbox(engine: Engine, filters: Filters, now: datetime | None = None) -> Page:
+def inbox(session: Session, filters: Filters, now: datetime | None = None) -> Page:
     """One page of PQLs (or PQAs), newest first, with the facets to filter by."""
+    engine = session.engine
     now = now or utc_now()
     users, accounts, state_key = state(engine)
     base = users if filters.kind == "users" else accounts
@@ -328,6 +331,11 @@ def _one(engine: Engine, t: ir.Table | None, col: str, value: str) -> dict[str, 
     return rows[0] if rows else None
 
 
+def latest_run(session: Session) -> tuple[datetime, str] | None:
+    """(as_of, model version) of the latest stored run (of the current model if it has one)."""
+    return _latest_run(session.engine)
+
+
 def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
     return [r for r in (reasons or "").split(REASON_SEPARATOR) if r][:n]
 
@@ -343,8 +351,9 @@ def owner_of(engine: Engine, entity: str, id_: str) -> str | None:
     return found[0][0] if found else None
 
 
-def assign(engine: Engine, entity: str, id_: str, owner: str | None) -> None:
+def assign(session: Session, entity: str, id_: str, owner: str | None) -> None:
     """Make ``owner`` the owner of a scored user or account (None: nobody's)."""
+    engine = session.engine
     b = engine.backend
     current = state(engine)[0 if entity == "user" else 1]
     key = "user_id" if entity == "user" else "account_id"
@@ -359,10 +368,11 @@ def assign(engine: Engine, entity: str, id_: str, owner: str | None) -> None:
 
 
 def feedback(
-    engine: Engine, user_id: str, action: str, *, reason: str | None, by: str
+    session: Session, user_id: str, action: str, *, reason: str | None, by: str
 ) -> fb.Feedback:
     """A rep's done or disqualify on a scored user, with the model's cooldown (30 days when
     the model has no `handoff:`)."""
+    engine = session.engine
     from ..model.handoff import Handoff
     from .common import duration
 

@@ -12,11 +12,12 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from ..engine import ACCOUNT_SCORES, USER_SCORES, Engine, Explanation
+from ..engine import ACCOUNT_SCORES, USER_SCORES, Explanation
 from ..errors import PqlkitError
 from ..handoff import feedback as fb
 from ..handoff.transitions import FEEDBACK
 from .inbox import _has, _one, owner_of, state
+from .session import Session
 
 
 @dataclass
@@ -56,12 +57,13 @@ TIMELINE_WINDOW = timedelta(days=3)
 
 
 def lead(
-    engine: Engine, user_id: str, *, events: int = 50, all_events: bool = False
+    session: Session, user_id: str, *, events: int = 50, all_events: bool = False
 ) -> Lead | None:
     """A user's story: their current state, every signal behind it, their score over the
     stored runs, recent events (those of the days up to their last one, or ``all_events``),
     linked ids, account and teammates, feedback and owner. Each query is compiled once and
     reused for any user (a page is a dozen small queries)."""
+    engine = session.engine
     b = engine.backend
     users, accounts, state_key = state(engine)
     if users is None:
@@ -175,7 +177,9 @@ def lead(
     )
 
 
-def account(engine: Engine, account_id: str) -> Account | None:
+def account(session: Session, account_id: str) -> Account | None:
+    """An account's current state, its users, owner and champion."""
+    engine = session.engine
     b = engine.backend
     u, accounts, _ = state(engine)
     row = _one(engine, accounts, "account_id", account_id)

@@ -9,23 +9,11 @@ from typing import Any
 
 import ibis.expr.types as ir
 
-from ..backends import connect
-from ..engine import Engine, Explanation, RunResult
-from ..errors import PqlkitError
+from ..engine import Explanation, RunResult
 from ..model.load import load_model
 from ..scoring.decide import blocked_by
 from .common import Progress, quiet
-
-
-def init_model(path: str | Path, *, force: bool = False) -> Path:
-    """Write the commented starter model to ``path``."""
-    from ..demo.load import write_model
-
-    target = Path(path)
-    if target.exists() and not force:
-        raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
-    write_model(target)
-    return target
+from .session import Session
 
 
 @dataclass
@@ -46,16 +34,12 @@ class Validated:
         return {"ok": True, "model": self.path, "version": self.version, "warnings": self.warnings}
 
 
-def validate(model_path: str | Path, url: str | None = None, *, data: bool = True) -> Validated:
-    """Load the model (every problem at once) and, with ``data``, check the data fits it."""
-    loaded = load_model(model_path)
+def validate(model_path: str | Path, session: Session | None = None) -> Validated:
+    """Load the model (every problem at once) and, given a ``session``, check the data fits it."""
+    loaded = session.loaded if session is not None else load_model(model_path)
     warnings: list[str] = []
-    if data:
-        engine = Engine(loaded, connect(url))
-        try:
-            warnings = engine.check(thorough=True)
-        finally:
-            engine.close()
+    if session is not None:
+        warnings = session.engine.check(thorough=True)
     m = loaded.model
     return Validated(
         path=loaded.path,
@@ -65,7 +49,7 @@ def validate(model_path: str | Path, url: str | None = None, *, data: bool = Tru
         fit_signals=len(m.fit_signals),
         usage_signals=len(m.usage_signals),
         mql_signals=len(m.mql_signals),
-        data_checked=data,
+        data_checked=session is not None,
         warnings=warnings,
     )
 
@@ -75,7 +59,7 @@ class Scored:
     """A stored run and its rows (users or accounts), best first, as an expression to page
     through or export."""
 
-    engine: Engine
+    session: Session
     run: RunResult
     rows: ir.Table
 
@@ -84,8 +68,7 @@ class Scored:
 
 
 def score(
-    model_path: str | Path,
-    url: str | None = None,
+    session: Session,
     as_of: str | datetime | None = None,
     *,
     checks: bool = True,
@@ -95,17 +78,16 @@ def score(
 ) -> Scored:
     """Score every user and account as of ``as_of`` (default now), store them atomically, and
     return the users, highest score first."""
-    engine = Engine.open(str(model_path), url)
+    engine = session.engine
     result = engine.run(as_of, checks=checks, progress=progress, features=features)
     users = engine.stored_users(result.as_of, result.model_version)
     if pql_only:
         users = users.filter(users.is_pql)
-    return Scored(engine, result, users.order_by([users.score.desc(), users.user_id]))
+    return Scored(session, result, users.order_by([users.score.desc(), users.user_id]))
 
 
 def accounts(
-    model_path: str | Path,
-    url: str | None = None,
+    session: Session,
     as_of: str | datetime | None = None,
     *,
     checks: bool = True,
@@ -113,11 +95,11 @@ def accounts(
     features: bool = True,
 ) -> Scored:
     """Like :func:`score`, returning the accounts (users rolled up), highest score first."""
-    engine = Engine.open(str(model_path), url)
+    engine = session.engine
     result = engine.run(as_of, checks=checks, progress=progress, features=features)
     accts = engine.stored_accounts(result.as_of, result.model_version)
     order = [accts.is_pqa.desc(), accts.score.desc(), accts.pql_users.desc(), accts.account_id]
-    return Scored(engine, result, accts.order_by(order))
+    return Scored(session, result, accts.order_by(order))
 
 
 @dataclass
@@ -132,34 +114,18 @@ class Explained:
         return {**self.explanation.to_dict(), "blocked_by": self.blocked_by}
 
 
-def explain(
-    user_id: str,
-    model_path: str | Path,
-    url: str | None = None,
-    as_of: str | datetime | None = None,
-) -> Explained:
+def explain(session: Session, user_id: str, as_of: str | datetime | None = None) -> Explained:
     """Why ``user_id`` scored what they did, by the plain-Python decision path."""
-    engine = Engine.open(str(model_path), url)
-    try:
-        e = engine.explain(user_id, as_of)
-        return Explained(
-            e,
-            [gate.reason(e.outputs, engine.model) for gate in blocked_by(engine.model, e.outputs)],
-        )
-    finally:
-        engine.close()
+    engine = session.engine
+    e = engine.explain(user_id, as_of)
+    return Explained(
+        e,
+        [gate.reason(e.outputs, engine.model) for gate in blocked_by(engine.model, e.outputs)],
+    )
 
 
 def compile_sql(
-    model_path: str | Path,
-    url: str | None = None,
-    as_of: str | datetime | None = None,
-    *,
-    dialect: str = "duckdb",
+    session: Session, as_of: str | datetime | None = None, *, dialect: str = "duckdb"
 ) -> str:
     """The SQL ``dialect`` would run to score every user."""
-    engine = Engine.open(str(model_path), url)
-    try:
-        return engine.compile(dialect, as_of)
-    finally:
-        engine.close()
+    return session.engine.compile(dialect, as_of)

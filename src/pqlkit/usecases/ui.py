@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 from ..backends import connect
@@ -19,6 +18,11 @@ def _accounts() -> Any:
     except ImportError:
         raise PqlkitError('the web app needs its extra: pip install "pqlkit[ui]"') from None
     return accounts
+
+
+def require_ui() -> None:
+    """Refuse clearly when the web app's extra is not installed."""
+    _accounts()
 
 
 def add_user(url: str | None, name: str, role: str, password: str, *, reset: bool = False):
@@ -60,25 +64,3 @@ def secret(env: dict[str, str] | None = None) -> tuple[str, bool]:
             "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
         )
     return value, True
-
-
-def app(
-    model_path: str | Path,
-    url: str | None,
-    *,
-    secret_key: str,
-    proposal: str | Path | None = None,
-    https_only: bool = False,
-    keep_open: float = 2.0,
-) -> Any:
-    _accounts()
-    from ..web.app import create_app
-
-    return create_app(
-        model_path,
-        url,
-        secret=secret_key,
-        proposal=proposal,
-        https_only=https_only,
-        keep_open=keep_open,
-    )

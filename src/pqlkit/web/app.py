@@ -35,14 +35,14 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..backends import connect
-from ..engine import Engine, utc_now
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, load_model
 from ..report import svg
 from ..report.build import CSS as REPORT_CSS
 from ..templates import environment
+from ..usecases import handoff, leads
 from ..usecases import inbox as desk
-from ..usecases import leads
+from ..usecases.session import Session
 from . import accounts, health
 from .http import (
     DELIVERY_STATUSES,
@@ -100,18 +100,26 @@ class Ui:
             return self._loaded[1]
 
     @contextmanager
-    def engine(self) -> Iterator[Engine]:
+    def session(self) -> Iterator[Session]:
+        """A request's session: its own connection (the DuckDB file kept warm between
+        requests), the model as its file stands, the compiled SQL shared by every request."""
         backend = connect(self.url)
         try:
             self._keep(backend)
-            engine = Engine(self.loaded(), backend, templates=self.templates)
+            s = Session(backend, self.loaded(), templates=self.templates)
         except BaseException:  # a model that stopped loading: let the file go all the same
             backend.close()
             raise
         try:
-            yield engine
+            yield s
         finally:
-            engine.close()
+            s.close()
+
+    @contextmanager
+    def engine(self) -> Iterator[Any]:
+        """A session's engine (the model page's findings are computed in a thread of their own)."""
+        with self.session() as s:
+            yield s.engine
 
     def _keep(self, backend: Any) -> None:
         if backend.path is None or self.keep_open <= 0:
@@ -147,7 +155,7 @@ class Ui:
         return Response(html, status, media_type="text/html; charset=utf-8")
 
     def page(self, role: str, fn: Callable[..., Response]) -> Callable[[Request], Any]:
-        """A GET page for ``role``; ``fn(request, me, engine)`` runs in a worker thread."""
+        """A GET page for ``role``; ``fn(request, me, session)`` runs in a worker thread."""
 
         async def endpoint(request: Request) -> Response:
             return await run_in_threadpool(self._page, request, role, fn)
@@ -161,21 +169,21 @@ class Ui:
             return unavailable(exc)
 
     def _signed_page(self, request: Request, role: str, fn: Callable[..., Response]) -> Response:
-        with self.engine() as engine:
-            me = self.signed_in(request, engine)
+        with self.session() as s:
+            me = self.signed_in(request, s)
             if me is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
             if role == "admin" and not me.is_admin:
                 return self.render(request, "error.html", 403, me=me, message=FORBIDDEN)
             try:
-                return fn(request, me, engine)
+                return fn(request, me, s)
             except PqlkitError as exc:
                 return self.render(request, "error.html", 400, me=me, message=str(exc))
 
     def action(self, role: str, fn: Callable[..., Response]) -> Callable[[Request], Any]:
         """A POST form for ``role``, refused without a session or with a CSRF token other
-        than the session's; ``fn(request, form, me, engine)`` runs in a worker thread."""
+        than the session's; ``fn(request, form, me, session)`` runs in a worker thread."""
 
         async def endpoint(request: Request) -> Response:
             form = await request.form()
@@ -198,24 +206,24 @@ class Ui:
             return unavailable(exc)
 
     def _signed_action(self, request: Request, form: Any, role: str, fn: Callable[..., Response]):
-        with self.engine() as engine:
-            me = self.signed_in(request, engine)
+        with self.session() as s:
+            me = self.signed_in(request, s)
             if me is None:
                 return PlainTextResponse("401 Unauthorized: sign in first (/login)", 401)
             if role == "admin" and not me.is_admin:
                 return PlainTextResponse(f"403 Forbidden: {FORBIDDEN}", 403)
             try:
-                return fn(request, form, me, engine)
+                return fn(request, form, me, s)
             except PqlkitError as exc:
                 request.session["flash"] = f"Not done: {exc}"
                 return RedirectResponse(back(request, form), 303)
 
-    def signed_in(self, request: Request, engine: Engine) -> accounts.User | None:
+    def signed_in(self, request: Request, s: Session) -> accounts.User | None:
         session = request.session
         name = session.get("user")
         if not isinstance(name, str):
             return None
-        user = accounts.get(engine.backend, name)
+        user = accounts.get(s.backend, name)
         if user is None or not hmac.compare_digest(str(session.get("fp", "")), user.fingerprint):
             session.clear()
             return None
@@ -269,12 +277,12 @@ class Ui:
         )
         return RedirectResponse(target, 303)
 
-    def logout(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+    def logout(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
         request.session.clear()
         return RedirectResponse("/login", 303)
 
     # --- pages -------------------------------------------------------------------------------------
-    def inbox(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+    def inbox(self, request: Request, me: accounts.User, s: Session) -> Response:
         q = request.query_params
         try:
             page = int(q.get("page") or 1)
@@ -292,7 +300,7 @@ class Ui:
             status=q.get("status") or "open",
             page=page,
         )
-        result = desk.inbox(engine, filters)
+        result = desk.inbox(s, filters)
         args = {k: v for k, v in q.items() if v and k != "page"}
         return self.render(
             request,
@@ -304,9 +312,9 @@ class Ui:
             owner_choice=owner or "",
         )
 
-    def lead(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+    def lead(self, request: Request, me: accounts.User, s: Session) -> Response:
         user_id = request.path_params["user_id"]
-        found = leads.lead(engine, user_id, all_events=request.query_params.get("events") == "all")
+        found = leads.lead(s, user_id, all_events=request.query_params.get("events") == "all")
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored user {user_id!r}."
@@ -328,21 +336,21 @@ class Ui:
             me=me,
             lead=found,
             chart=chart,
-            threshold=engine.model.thresholds.pql_score,
+            threshold=s.model.thresholds.pql_score,
         )
 
-    def account(self, request: Request, me: accounts.User, engine: Engine) -> Response:
+    def account(self, request: Request, me: accounts.User, s: Session) -> Response:
         account_id = request.path_params["account_id"]
-        found = leads.account(engine, account_id)
+        found = leads.account(s, account_id)
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored account {account_id!r}."
             )
         return self.render(request, "account.html", me=me, account=found)
 
-    def model(self, request: Request, me: accounts.User, engine: Engine) -> Response:
-        loaded = engine.loaded
-        run = desk.latest_run(engine)
+    def model(self, request: Request, me: accounts.User, s: Session) -> Response:
+        loaded = s.loaded
+        run = desk.latest_run(s)
         key = (loaded.version, run[0].isoformat() if run else "")
         health.start(self.health, key, request.query_params.get("refresh") == "1", self.engine)
         h = self.health
@@ -373,12 +381,10 @@ class Ui:
             elapsed=int(time.monotonic() - h.started) if h.started else 0,
         )
 
-    def deliveries(self, request: Request, me: accounts.User, engine: Engine) -> Response:
-        from ..handoff.deliver import listing
-
+    def deliveries(self, request: Request, me: accounts.User, s: Session) -> Response:
         chosen = [s for s in request.query_params.getlist("status") if s in DELIVERY_STATUSES]
         statuses = chosen or ["pending", "failed", "dead", "disabled"]
-        rows = listing(engine.backend, statuses, limit=200)
+        rows = handoff.deliveries(s, statuses=statuses, limit=200)
         return self.render(
             request,
             "deliveries.html",
@@ -389,35 +395,33 @@ class Ui:
         )
 
     # --- actions -----------------------------------------------------------------------------------
-    def feedback(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+    def feedback(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
         user_id = str(form.get("user_id", ""))
         action = str(form.get("action", ""))
-        fb = desk.feedback(engine, user_id, action, reason=str(form.get("reason", "")), by=me.name)
+        fb = desk.feedback(s, user_id, action, reason=str(form.get("reason", "")), by=me.name)
         request.session["flash"] = (
             f"{user_id} marked {'done' if action == 'done' else 'disqualified'}; "
             f"no re-alert until {when(fb.quiet_until)} UTC."
         )
         return RedirectResponse(back(request, form), 303)
 
-    def assign(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
+    def assign(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
         entity = str(form.get("entity", "user"))
         if entity not in ("user", "account"):
             raise PqlkitError(f"entity {entity!r}: use user or account")
         id_ = str(form.get("id", ""))
         owner = me.name if form.get("owner") == "me" else None
-        desk.assign(engine, entity, id_, owner)
+        desk.assign(s, entity, id_, owner)
         request.session["flash"] = f"{id_} is {'yours' if owner else 'unassigned'} now."
         return RedirectResponse(back(request, form), 303)
 
-    def retry(self, request: Request, form: Any, me: accounts.User, engine: Engine) -> Response:
-        from ..handoff.deliver import retry, retry_one
-
+    def retry(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
         tid, dest = str(form.get("transition_id", "")), str(form.get("destination", ""))
         if tid:
-            n = retry_one(engine.backend, utc_now(), tid, dest)
+            n = handoff.retry_one(s, tid, dest)
         else:
             statuses = [s for s in form.getlist("status") if s in ("failed", "dead", "disabled")]
-            n = retry(engine.backend, utc_now(), statuses or ["failed", "dead"])
+            n = handoff.retry(s, statuses=statuses or ["failed", "dead"])
         request.session["flash"] = f"{n} deliver{'y' if n == 1 else 'ies'} due again now."
         return RedirectResponse(back(request, form), 303)
 

@@ -1,5 +1,6 @@
-"""What the product's in-app prompt API reads: each user's live state, kept in a small SQLite
-file beside the collector's log, and the prompts shown, in another.
+"""The prompt API's store: each user's live state and the prompts shown, in two small SQLite
+files beside the collector's log. The only SQL of the prompt API; what to show is decided by
+:mod:`pqlkit.handoff.prompts` over what this returns.
 
 `pql serve` answers HTTP in one process and writes the database in another (the flusher); a
 DuckDB file cannot be read by one process while another writes it. So the flusher copies the
@@ -13,13 +14,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from ..model.handoff import Prompt, Prompts
-from ..model.signals import duration_seconds
 
 STATE_FILE = "serving.sqlite3"
 SHOWN_FILE = "prompts.sqlite3"
@@ -35,6 +32,7 @@ COLUMNS = (
     "is_pql",
     "reasons",
 )
+"""The state columns a prompt reads (of pql_user_state)."""
 
 
 def _t(when: datetime) -> str:
@@ -93,41 +91,6 @@ class StateWriter:
         self.con.close()
 
 
-@dataclass(frozen=True)
-class Answer:
-    show: bool
-    prompt: Prompt | None = None
-    state: dict[str, Any] | None = None
-
-    def to_dict(self, user_id: str) -> dict[str, Any]:
-        if not self.show or self.prompt is None or self.state is None:
-            # the same answer for an unknown user and a user with nothing to show: the API
-            # does not tell who exists
-            return {"user_id": user_id, "show": False, "prompt": None}
-        s = self.state
-        return {
-            "user_id": user_id,
-            "show": True,
-            "prompt": {"id": self.prompt.id, "data": dict(self.prompt.data)},
-            "user": {
-                "score": s["score"],
-                "tier": s["tier"],
-                "segment": s["segment"],
-                "motion": s["motion"],
-                "icp_profile": s["icp_profile"],
-                "is_pql": bool(s["is_pql"]),
-            },
-            "as_of": s["as_of"],
-        }
-
-
-def matches(prompt: Prompt, state: dict[str, Any]) -> bool:
-    w = prompt.when
-    if w.pql is not None and bool(state["is_pql"]) != w.pql:
-        return False
-    return w.admits(state)
-
-
 class StateReader:
     """The HTTP process's view of the users' live state (read-only)."""
 
@@ -155,47 +118,35 @@ class StateReader:
             self._con = None
 
 
-class PromptDesk:
-    """The HTTP process's side: answers whether to show a prompt now, and records it shown."""
+class ShownLog:
+    """The prompts shown, written by the HTTP process alone."""
 
-    def __init__(self, folder: str | Path, prompts: Prompts, reader: StateReader | None = None):
-        self.folder = Path(folder)
-        self.prompts = prompts
-        self.cooldown = timedelta(seconds=duration_seconds(prompts.cooldown))
-        self.window = timedelta(seconds=duration_seconds(prompts.cap_window))
-        self.reader = reader or StateReader(folder)
-        self.shown = _open(self.folder / SHOWN_FILE)
-        self.shown.execute(
+    def __init__(self, folder: str | Path):
+        self.con = _open(Path(folder) / SHOWN_FILE)
+        self.con.execute(
             "CREATE TABLE IF NOT EXISTS shown (user_id TEXT NOT NULL, prompt_id TEXT NOT NULL, "
             "at TEXT NOT NULL)"
         )
-        self.shown.execute("CREATE INDEX IF NOT EXISTS shown_user ON shown (user_id, at)")
+        self.con.execute("CREATE INDEX IF NOT EXISTS shown_user ON shown (user_id, at)")
 
-    def answer(self, user_id: str, now: datetime) -> Answer:
-        state = self.reader.get(user_id)
-        if state is None:
-            return Answer(False)
-        prompt = next((p for p in self.prompts.rules if matches(p, state)), None)
-        if prompt is None:
-            return Answer(False)
-        since = _t(now - self.window)
-        times = [
+    def since(self, user_id: str, since: datetime) -> list[str]:
+        """When ``user_id`` was shown a prompt at or after ``since``, latest first (fixed-width
+        ISO text, so text order is time order)."""
+        return [
             r[0]
-            for r in self.shown.execute(
+            for r in self.con.execute(
                 "SELECT at FROM shown WHERE user_id = ? AND at >= ? ORDER BY at DESC",
-                (user_id, min(since, _t(now - self.cooldown))),
+                (user_id, _t(since)),
             )
         ]
-        if times and times[0] > _t(now - self.cooldown):
-            return Answer(False)
-        if sum(1 for t in times if t >= since) >= self.prompts.cap:
-            return Answer(False)
-        self.shown.execute("INSERT INTO shown VALUES (?, ?, ?)", (user_id, prompt.id, _t(now)))
-        return Answer(True, prompt, state)
+
+    def add(self, user_id: str, prompt_id: str, at: datetime) -> None:
+        self.con.execute("INSERT INTO shown VALUES (?, ?, ?)", (user_id, prompt_id, _t(at)))
 
     def close(self) -> None:
-        self.shown.close()
-        self.reader.close()
+        self.con.close()
 
 
-__all__ = ["Answer", "PromptDesk", "StateReader", "StateWriter", "matches"]
+__all__ = ["COLUMNS", "ShownLog", "StateReader", "StateWriter", "stamp"]
+stamp = _t
+"""A time as the shown log writes it (fixed-width ISO text)."""

@@ -18,19 +18,19 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from ..engine import (
+from ..features.build import account_scores, count_true, restrict, user_features, user_scores
+from .core import (
     ACCOUNT_SCORES,
     FEATURES,
     USER_COLUMNS,
     USER_SCORES,
+    USER_STATE,
     Engine,
     RunResult,
+    WrittenRun,
     as_utc,
     utc_now,
 )
-from ..errors import PqlkitError
-from ..features.build import account_scores, count_true, restrict, user_features, user_scores
-from .transitions import USER_STATE, record
 
 TOUCHED = "pql_live_touched"
 """The users (and accounts) a live rescore scores again; replaced by each rescore."""
@@ -55,20 +55,15 @@ def rescore(
 ) -> RunResult:
     """Score again, as of ``as_of`` (now), only the named users and every user of the
     named accounts; roll up again the accounts they are in (or were in), from the state of
-    each of their users; move the state on and record the transitions (the model's
-    `handoff:`), all or nothing. The other users keep their state.
+    each of their users; move the state on and tell the observers (the hand-off records
+    its transitions), all or nothing. The other users keep their state.
 
     What holds after any sequence of rescores (tests/test_live.py): each user's state row
     is what a full run at that row's as_of gives, and each account's row is the rollup of
     its users' state rows as of the account row's as_of. What time alone changes (windows,
     decay) waits for a full pass. Without a state yet, this is a full run."""
     started = time.perf_counter()
-    handoff = engine.model.handoff
-    if handoff is None:
-        raise PqlkitError(
-            f"{engine.loaded.path}: live rescoring keeps the hand-off's state, and the model "
-            "has no `handoff:` section (destinations and routes); see docs/model.md"
-        )
+    engine.require_state_keeper("live rescoring")
 
     when = as_utc(as_of)
     version = engine.loaded.version
@@ -114,16 +109,16 @@ def rescore(
         )
         users = engine.backend.table(RESCORED)
         accounts = engine.backend.table(RESCORED_ACCOUNTS)
-        n = record(
-            engine.backend,
-            handoff,
-            users,
-            accounts,
-            when,
-            version,
-            utc_now(),
-            partial=True,
-            accounts_affected=engine.backend.table(AFFECTED),
+        n = engine.tell(
+            WrittenRun(
+                users=users,
+                accounts=accounts,
+                as_of=when,
+                model_version=version,
+                written_at=utc_now(),
+                partial=True,
+                accounts_affected=engine.backend.table(AFFECTED),
+            )
         )
         counts = engine.backend.rows(
             users.aggregate(users=users.count(), pqls=count_true(users.is_pql))

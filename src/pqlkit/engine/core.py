@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import ibis
 import ibis.expr.types as ir
 
-from .backends import Backend, connect, dialect_class
-from .errors import BackendError, PqlkitError
-from .features.build import (
+from ..backends import Backend, connect, dialect_class
+from ..errors import BackendError, PqlkitError
+from ..features.build import (
     USER,
     account_scores,
     count_true,
@@ -29,11 +29,11 @@ from .features.build import (
     user_features,
     user_scores,
 )
-from .features.signals import AsOf, IbisJson
-from .features.sources import ROLES, Bound, bind, check_data
-from .model.load import LoadedModel, load_model
-from .scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
-from .scoring.ops import PyOps
+from ..features.signals import AsOf, IbisJson
+from ..features.sources import ROLES, Bound, bind, check_data
+from ..model.load import LoadedModel, load_model
+from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
+from ..scoring.ops import PyOps
 
 USER_SCORES = "pql_user_scores"
 ACCOUNT_SCORES = "pql_account_scores"
@@ -58,6 +58,32 @@ RUNS_SCHEMA = ibis.schema(
 )
 
 Progress = Callable[[str], None]
+USER_STATE = "pql_user_state"
+ACCOUNT_STATE = "pql_account_state"
+"""The latest row of each user and account (each at its own as_of): kept by a run observer
+(the hand-off's transitions), replaced by a full run and row by row by a rescore."""
+
+
+@dataclass(frozen=True)
+class WrittenRun:
+    """What a run or a rescore wrote, told to the observers inside its transaction."""
+
+    users: ir.Table
+    accounts: ir.Table
+    as_of: datetime
+    model_version: str
+    written_at: datetime
+    partial: bool = False
+    """A rescore: only these users and accounts changed; the others keep their state."""
+    accounts_affected: ir.Table | None = None
+    """With ``partial``: every account rolled up again (their users may have moved)."""
+
+
+class RunObserver(Protocol):
+    """Told of each run inside its transaction; returns how many transitions it recorded
+    (or None). An observer with ``keeps_state`` maintains USER_STATE and ACCOUNT_STATE."""
+
+    def on_written(self, backend: Backend, run: WrittenRun) -> int | None: ...
 
 
 #: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
@@ -146,10 +172,18 @@ class Engine:
     """Scores one model against one backend."""
 
     def __init__(
-        self, loaded: LoadedModel, backend: Backend, *, templates: dict[str, str] | None = None
+        self,
+        loaded: LoadedModel,
+        backend: Backend,
+        *,
+        templates: dict[str, str] | None = None,
+        observers: Sequence[RunObserver] = (),
     ):
         self.loaded = loaded
         self.backend = backend
+        self.observers = tuple(observers)
+        """Told of every run and rescore inside its transaction (the hand-off records its
+        transitions so): wired by whoever opens the engine (:mod:`pqlkit.usecases.session`)."""
         self._bound: Bound | None = None
         self._fingerprinted: str | None = None
         # compiled SQL by kind and fingerprint; a long-lived caller (the web app) shares one
@@ -158,9 +192,11 @@ class Engine:
         """Compiled SQL by a caller's key (see Backend.reusable_sql)."""
 
     @classmethod
-    def open(cls, model_path: str, url: str | None = None) -> Engine:
+    def open(
+        cls, model_path: str, url: str | None = None, *, observers: Sequence[RunObserver] = ()
+    ) -> Engine:
         loaded = load_model(model_path)
-        return cls(loaded, connect(url))
+        return cls(loaded, connect(url), observers=observers)
 
     @property
     def model(self):
@@ -283,7 +319,7 @@ class Engine:
     def _work_out_fingerprint(self) -> str:
         import sqlglot
 
-        from . import __version__
+        from .._version import __version__
 
         bound = self.bound
         parts = {
@@ -318,6 +354,7 @@ class Engine:
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         when = as_utc(as_of)
+        self.require_observers()
         say("binding sources")
         bound = self.bound
         warnings = check_data(bound, self.loaded, self.backend) if checks else []
@@ -366,19 +403,17 @@ class Engine:
                     "account_id"
                 ),
             )
-            counts = self._counts(when, version)
-            if self.model.handoff is not None:  # transitions go out with the run, or not at all
+            counts: dict[str, int | None] = dict(self._counts(when, version))
+            if self.observers:  # e.g. transitions go out with the run, or not at all
                 say("recording transitions")
-                from .handoff.transitions import record
-
-                counts["transitions"] = record(
-                    self.backend,
-                    self.model.handoff,
-                    self.stored_users(when, version),
-                    self.stored_accounts(when, version),
-                    when,
-                    version,
-                    utc_now(),
+                counts["transitions"] = self.tell(
+                    WrittenRun(
+                        users=self.stored_users(when, version),
+                        accounts=self.stored_accounts(when, version),
+                        as_of=when,
+                        model_version=version,
+                        written_at=utc_now(),
+                    )
                 )
             run_counts = {k: v for k, v in counts.items() if k != "transitions"}
             self.backend.replace_rows(RUNS, key, [self._run_row(when, run_counts)])
@@ -397,11 +432,38 @@ class Engine:
         as_of: datetime | str | None = None,
     ) -> RunResult:
         """Score again only the named users (and the users of the named accounts), roll up
-        their accounts from their users' state, and record the transitions: see
-        :func:`pqlkit.handoff.rescore.rescore`."""
-        from .handoff.rescore import rescore
+        their accounts from their users' state, and tell the observers: see
+        :func:`pqlkit.engine.rescore.rescore`."""
+        from .rescore import rescore
 
         return rescore(self, user_ids, account_ids, as_of)
+
+    def tell(self, run: WrittenRun) -> int | None:
+        """Tell every observer what a run wrote (inside its transaction); the transitions they
+        recorded, or None when none records any."""
+        told = [n for o in self.observers if (n := o.on_written(self.backend, run)) is not None]
+        return sum(told) if told else None
+
+    def require_observers(self) -> None:
+        """A model with a `handoff:` section records transitions with every run: refuse to
+        run it without an observer that keeps the state (they would be lost silently)."""
+        if self.model.handoff is not None and not self._keeps_state():
+            raise PqlkitError(
+                f"{self.loaded.path} has a `handoff:` section, and this engine was opened "
+                "without the hand-off's recorder; open it with pqlkit.usecases.session.Session "
+                "(or pass observers=[pqlkit.handoff.recorder.TransitionRecorder(...)])"
+            )
+
+    def _keeps_state(self) -> bool:
+        return any(getattr(o, "keeps_state", False) for o in self.observers)
+
+    def require_state_keeper(self, what: str) -> None:
+        """Refuse ``what`` (live rescoring) when no observer keeps the users' state."""
+        if not self._keeps_state():
+            raise PqlkitError(
+                f"{self.loaded.path}: {what} keeps the hand-off's state, and the model has no "
+                "`handoff:` section (destinations and routes); see docs/model.md"
+            )
 
     def ensure_tables(self) -> None:
         """Create the score tables (users, accounts, runs) if missing, with the columns this

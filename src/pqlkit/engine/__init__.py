@@ -1,0 +1,49 @@
+"""The engine: one model scored against one backend, as of a point in time.
+
+    core.py      Engine: bind -> check -> build -> write a run atomically; explain one user
+    rescore.py   live rescoring: only the users whose data changed, the state moved on
+
+The engine knows nothing of what listens to it: a run tells its observers (``RunObserver``,
+e.g. the hand-off's transition recorder) inside its transaction. Whoever opens the engine wires
+them (:mod:`pqlkit.usecases.session`).
+"""
+
+from .core import (
+    ACCOUNT_SCORES,
+    ACCOUNT_STATE,
+    FEATURES,
+    RUN_KEY,
+    RUNS,
+    RUNS_SCHEMA,
+    USER_COLUMNS,
+    USER_SCORES,
+    USER_STATE,
+    Engine,
+    Explanation,
+    Progress,
+    RunObserver,
+    RunResult,
+    WrittenRun,
+    as_utc,
+    utc_now,
+)
+
+__all__ = [
+    "ACCOUNT_SCORES",
+    "ACCOUNT_STATE",
+    "FEATURES",
+    "RUNS",
+    "RUNS_SCHEMA",
+    "RUN_KEY",
+    "USER_COLUMNS",
+    "USER_SCORES",
+    "USER_STATE",
+    "Engine",
+    "Explanation",
+    "Progress",
+    "RunObserver",
+    "RunResult",
+    "WrittenRun",
+    "as_utc",
+    "utc_now",
+]

@@ -1,0 +1,36 @@
+"""The hand-off as a run observer: each run and rescore of the engine tells it what it wrote,
+inside the run's transaction, and it records the transitions (the outbox) and their deliveries
+and moves the users' and accounts' state on (:func:`.transitions.record`)."""
+
+from __future__ import annotations
+
+from ..backends import Backend
+from ..engine import WrittenRun
+from ..model.handoff import Handoff
+from .transitions import record
+
+
+class TransitionRecorder:
+    """Records the transitions of every run the engine tells it of (a `RunObserver`)."""
+
+    keeps_state = True
+    """It maintains pql_user_state and pql_account_state (what live rescoring reads)."""
+
+    def __init__(self, handoff: Handoff):
+        self.handoff = handoff
+
+    def on_written(self, backend: Backend, run: WrittenRun) -> int:
+        return record(
+            backend,
+            self.handoff,
+            run.users,
+            run.accounts,
+            run.as_of,
+            run.model_version,
+            run.written_at,
+            partial=run.partial,
+            accounts_affected=run.accounts_affected,
+        )
+
+
+__all__ = ["TransitionRecorder"]

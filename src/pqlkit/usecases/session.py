@@ -1,0 +1,99 @@
+"""The session every use case takes: one open connection and, when the command has one, the
+model and an engine over both, wired with the engine's observers (the hand-off's transition
+recorder when the model has a `handoff:` section).
+
+A URL is opened once, at the edge: per command by the CLI, per request by the web app, once by
+a long-running process; use cases never open connections of their own (sqlite-utils passes a
+`Database` the same way).
+
+    with Session.open(url, "pql.yml") as s:
+        scoring.score(s, as_of="2026-11-01")
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from ..backends import Backend, connect
+from ..engine import Engine, RunObserver
+from ..errors import PqlkitError
+from ..model.load import LoadedModel, load_model
+
+
+def observers_for(loaded: LoadedModel) -> list[RunObserver]:
+    """What listens to the runs of this model: the hand-off records its transitions."""
+    handoff = loaded.model.handoff
+    if handoff is None:
+        return []
+    from ..handoff.recorder import TransitionRecorder
+
+    return [TransitionRecorder(handoff)]
+
+
+class Session:
+    """An open backend, the model (optional) and the engine over both."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        loaded: LoadedModel | None = None,
+        *,
+        templates: dict[str, str] | None = None,
+    ):
+        self.backend = backend
+        self._loaded = loaded
+        self.templates = templates
+        """Compiled SQL shared by the engines of a long-lived caller (the web app)."""
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        model: str | Path | LoadedModel | None = None,
+        *,
+        templates: dict[str, str] | None = None,
+    ) -> Session:
+        """Load the model (when given; before connecting, so a bad model opens nothing) and
+        connect to ``url``."""
+        loaded = model if isinstance(model, LoadedModel) or model is None else load_model(model)
+        return cls(connect(url), loaded, templates=templates)
+
+    @classmethod
+    def of(cls, engine: Engine) -> Session:
+        """A session over an engine someone already holds (its backend, model and engine)."""
+        session = cls(engine.backend, engine.loaded, templates=engine.query_cache)
+        session.__dict__["engine"] = engine  # the cached_property's slot: this very engine
+        return session
+
+    @property
+    def loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            raise PqlkitError("this needs a model: pass --model pql.yml (or PQL_MODEL)")
+        return self._loaded
+
+    @property
+    def model(self) -> Any:
+        return self.loaded.model
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(
+            self.loaded,
+            self.backend,
+            templates=self.templates,
+            observers=observers_for(self.loaded),
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Session", "observers_for"]
