@@ -45,7 +45,23 @@ def test_import_is_light():
     assert loaded.stdout.strip() == ""
 
 
+def _modules() -> dict[str, Path]:
+    """Every module of pqlkit by dotted name (a package by its own name)."""
+    out = {}
+    for path in sorted(SRC.rglob("*.py")):
+        parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
 def _imports(path: Path) -> set[str]:
+    """What a file imports, anywhere in it (inside functions too), as dotted names: for `from
+    P import N`, P.N when that is a module of ours, else P."""
     tree = ast.parse(path.read_text())
     out = set()
     package = ".".join(path.relative_to(SRC.parent).with_suffix("").parts[:-1])
@@ -56,94 +72,144 @@ def _imports(path: Path) -> set[str]:
             if node.level:
                 base = package.split(".")
                 base = base[: len(base) - node.level + 1]
-                out.add(".".join([*base, node.module] if node.module else base))
-            elif node.module:
-                out.add(node.module)
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            subs = {f"{module}.{a.name}" for a in node.names} & set(MODULES)
+            out |= subs
+            if len(subs) < len(node.names):
+                out.add(module)
     return out
 
 
-# What each layer may not import (see ../shared/STYLE.md: arrows point down).
+def _graph() -> dict[str, set[str]]:
+    return {m: {t for t in _imports(p) if t in MODULES and t != m} for m, p in MODULES.items()}
+
+
+def _layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "pqlkit"
+
+
+#: Which of pqlkit's packages each package may import (besides itself, `errors` and
+#: `_version`): the house of ../shared/STYLE.md, drawn in docs/architecture.md. An allowlist:
+#: a package not named here may import nothing of ours, and a new arrow is a decision.
+ALLOWED: dict[str, set[str]] = {
+    "model": set(),
+    "scoring": {"model"},
+    "features": {"model", "scoring"},
+    "learn": {"features", "scoring", "model"},
+    "backends": set(),
+    "destinations": {"model"},
+    "sinks": {"backends"},
+    "templates": set(),
+    "engine": {"features", "scoring", "model", "backends"},
+    "collect": {"backends"},
+    "demo": {"backends"},
+    "report": {"learn", "templates"},
+    "handoff": {"engine", "collect", "destinations", "model", "scoring", "backends", "sinks"},
+    "crm": {"engine", "handoff", "destinations", "model", "scoring", "backends", "sinks"},
+    "usecases": {
+        "engine",
+        "handoff",
+        "crm",
+        "collect",
+        "report",
+        "learn",
+        "demo",
+        "model",
+        "scoring",
+        "features",
+        "backends",
+        "sinks",
+        "destinations",
+    },
+    # the shells: parse, call a use case, render; the CLI starts the other two
+    "server": {"usecases", "collect", "backends"},
+    "web": {"usecases", "templates", "report", "model", "backends"},
+    "cli": {"usecases", "server", "web", "backends"},
+    "pqlkit": {"engine", "model", "backends"},  # the public API (pqlkit/__init__.py)
+}
+ANYONE = {"errors", "_version"}
+
+
+def test_every_import_is_allowed_by_the_house():
+    """An allowlist per package, imports inside functions counted (the layers of STYLE.md)."""
+    wrong = []
+    for module, targets in _graph().items():
+        layer = _layer(module)
+        for target in sorted(targets):
+            other = _layer(target)
+            if other != layer and other not in ANYONE and other not in ALLOWED.get(layer, ()):
+                wrong.append(f"{module} imports {target}")
+    assert wrong == []
+
+
+def test_no_import_cycle_anywhere():
+    """No module reaches itself through imports, lazy ones included (Tarjan's strongly
+    connected components over the module graph), and so no package either."""
+    graph = _graph()
+
+    def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+        index: dict[str, int] = {}
+        low: dict[str, int] = {}
+        stack: list[str] = []
+        on: set[str] = set()
+        found: list[list[str]] = []
+
+        def visit(v: str) -> None:
+            index[v] = low[v] = len(index)
+            stack.append(v)
+            on.add(v)
+            for w in sorted(g.get(v, ())):
+                if w not in index:
+                    visit(w)
+                    low[v] = min(low[v], low[w])
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+            if low[v] == index[v]:
+                part = []
+                while True:
+                    w = stack.pop()
+                    on.discard(w)
+                    part.append(w)
+                    if w == v:
+                        break
+                if len(part) > 1:
+                    found.append(sorted(part))
+
+        for v in sorted(g):
+            if v not in index:
+                visit(v)
+        return found
+
+    assert cycles(graph) == []
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        packages.setdefault(_layer(module), set()).update(
+            _layer(t) for t in targets if _layer(t) != _layer(module)
+        )
+    packages.pop("pqlkit", None)  # the public API imports what it exports, lazily
+    assert cycles(packages) == []
+
+
+def test_the_layer_test_sees_lazy_imports_and_cycles(tmp_path):
+    """The graph reader itself: an import inside a function is an edge."""
+    f = SRC / "engine" / "core.py"
+    assert "pqlkit.backends" in _imports(f)
+    assert "pqlkit.engine.core" in _graph()["pqlkit.engine.rescore"]
+    assert set(ALLOWED) >= {_layer(m) for m in MODULES} - ANYONE
+
+
+# What a layer may not import from outside pqlkit (its own packages are the allowlist's).
 FORBIDDEN = {
-    "model": (
-        "ibis",
-        "duckdb",
-        "psycopg",
-        "httpx",
-        "starlette",
-        "pqlkit.features",
-        "pqlkit.scoring",
-        "pqlkit.engine",
-        "pqlkit.backends",
-        "pqlkit.sinks",
-        "pqlkit.cli",
-        "pqlkit.demo",
-    ),
-    "scoring": (
-        "ibis",
-        "duckdb",
-        "psycopg",
-        "httpx",
-        "starlette",
-        "pqlkit.features",
-        "pqlkit.engine",
-        "pqlkit.backends",
-        "pqlkit.sinks",
-        "pqlkit.cli",
-        "pqlkit.demo",
-    ),
-    "features": (
-        "duckdb",
-        "psycopg",
-        "httpx",
-        "starlette",
-        "pqlkit.engine",
-        "pqlkit.backends",
-        "pqlkit.sinks",
-        "pqlkit.cli",
-    ),
-    "backends": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
-    "sinks": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features"),
-    "server": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
-    "collect": ("pqlkit.engine", "pqlkit.cli", "pqlkit.features", "pqlkit.scoring"),
-    "engine": ("pqlkit.cli", "pqlkit.usecases"),
-    # the shells call use cases; they do no engine work and import no database library
-    "cli": (
-        "ibis",
-        "duckdb",
-        "psycopg",
-        "pqlkit.engine",
-        "pqlkit.features",
-        "pqlkit.learn",
-        "pqlkit.collect",
-        "pqlkit.report",
-        "pqlkit.scoring",
-        "pqlkit.server",
-    ),
-    "usecases": ("pqlkit.cli",),
-    "handoff": ("pqlkit.cli", "pqlkit.usecases", "pqlkit.server", "pqlkit.learn"),
-    "learn": (
-        "duckdb",
-        "psycopg",
-        "httpx",
-        "starlette",
-        "pqlkit.cli",
-        "pqlkit.backends",
-        "pqlkit.server",
-        "pqlkit.collect",
-        "pqlkit.report",
-    ),
-    "report": (
-        "duckdb",
-        "psycopg",
-        "ibis",
-        "httpx",
-        "starlette",
-        "pqlkit.cli",
-        "pqlkit.backends",
-        "pqlkit.server",
-        "pqlkit.collect",
-        "pqlkit.features",
-    ),
+    "model": ("ibis", "duckdb", "psycopg", "httpx", "starlette"),
+    "scoring": ("ibis", "duckdb", "psycopg", "httpx", "starlette"),
+    "features": ("duckdb", "psycopg", "httpx", "starlette"),
+    "learn": ("duckdb", "psycopg", "httpx", "starlette"),
+    "report": ("duckdb", "psycopg", "ibis", "httpx", "starlette"),
+    # the shells do no engine work and import no database library
+    "cli": ("ibis", "duckdb", "psycopg"),
 }
 
 

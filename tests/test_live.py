@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pqlkit.backends import connect
+from pqlkit.engine.rescore import rescore
 from pqlkit.features.build import account_scores
 from pqlkit.handoff.transitions import ACCOUNT_STATE, USER_STATE
 from pqlkit.model.load import parse_model
@@ -237,7 +238,7 @@ def _check_story(backend, model: dict, batches: list[dict], monkeypatch) -> None
     engine.run(START)  # the state starts from a full run
     for b in batches:
         _apply(backend, b)
-        engine.rescore(b["touched"], b["accounts"], b["as_of"])
+        rescore(engine, b["touched"], b["accounts"], b["as_of"])
     last = batches[-1]
     state = {r["user_id"]: r for r in backend.rows(backend.table(USER_STATE))}
     accounts = {r["account_id"]: r for r in backend.rows(backend.table(ACCOUNT_STATE))}

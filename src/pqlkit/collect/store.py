@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,65 +25,21 @@ from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
 from .segment_api import messages_from_body
+from .subscriber import Subscriber
+from .tables import (
+    DEDUP_WINDOW,
+    EVENTS_SCHEMA,
+    FEEDBACK,
+    FEEDBACK_SCHEMA,
+    MESSAGES,
+    MESSAGES_SCHEMA,
+    OFFSETS,
+    OFFSETS_SCHEMA,
+    QUARANTINE,
+    QUARANTINE_SCHEMA,
+)
 
 log = logging.getLogger("pqlkit.collect")
-
-OFFSETS = "pql_collector_offsets"
-MESSAGES = "pql_messages"
-DEDUP_WINDOW = timedelta(days=7)
-
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("source", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("account_id", pa.string()),
-        ("event", pa.string()),
-        ("timestamp", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")),
-        ("properties", pa.string()),
-    ]
-)
-FEEDBACK = "pql_feedback"
-"""Reps' feedback (done, disqualify): from the log (POST /v1/feedback) or `pql feedback`."""
-FEEDBACK_SCHEMA = pa.schema(
-    [
-        ("user_id", pa.string()),
-        ("action", pa.string()),
-        ("reason", pa.string()),
-        ("by", pa.string()),
-        ("at", pa.timestamp("us")),
-        ("quiet_until", pa.timestamp("us")),
-    ]
-)
-QUARANTINE = "pql_quarantine"
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("segment", pa.int64()),
-        ("offset", pa.int64()),
-        ("source", pa.string()),
-        ("received_at", pa.timestamp("us")),
-        ("reason", pa.string()),
-        ("raw", pa.string()),
-        ("quarantined_at", pa.timestamp("us")),
-    ]
-)
-OFFSETS_SCHEMA = pa.schema([("name", pa.string()), ("segment", pa.int64()), ("offset", pa.int64())])
-MESSAGES_SCHEMA = pa.schema(
-    [
-        ("message_id", pa.string()),
-        ("source", pa.string()),
-        ("type", pa.string()),
-        ("user_id", pa.string()),
-        ("anonymous_id", pa.string()),
-        ("group_id", pa.string()),
-        ("previous_id", pa.string()),
-        ("timestamp", pa.timestamp("us")),
-        ("received_at", pa.timestamp("us")),
-        ("traits", pa.string()),
-    ]
-)
 
 
 def ensure_table(backend, table: str, schema: pa.Schema) -> None:
@@ -182,27 +138,6 @@ def messages_of(line: bytes, position: tuple[int, int]) -> tuple[str, list[dict[
     return entry["s"], messages_from_body(
         entry["e"], entry["b"], 0, received, id_prefix=f"{position[0]}.{position[1]}"
     )
-
-
-class Subscriber(Protocol):
-    """What the flusher tells of its work (live scoring, :class:`pqlkit.handoff.live.Live`,
-    is one): it is given the flusher's thread and connection, and knows nothing of the log."""
-
-    def note(self, users: set[str], ids: identity.IdentityBatch) -> None:
-        """A batch was stored: its events' users (or anonymous ids) and its identity calls."""
-
-    def resolved(self) -> None:
-        """The identity tables were rebuilt (the identity calls' users are now known)."""
-
-    def wants_tick(self) -> bool:
-        """Whether it has work for :meth:`tick` though nothing new was stored."""
-        return False
-
-    def tick(self, backend: Any) -> None:
-        """Do its work on the flusher's connection (after each flush, and when it wants)."""
-
-    def finish(self, backend: Any) -> None:
-        """The flusher is stopping: record what is in flight."""
 
 
 class Flusher:

@@ -10,23 +10,18 @@ them (:mod:`pqlkit.usecases.session`).
 
 from .core import (
     ACCOUNT_SCORES,
-    ACCOUNT_STATE,
     FEATURES,
     RUN_KEY,
     RUNS,
     RUNS_SCHEMA,
     USER_COLUMNS,
     USER_SCORES,
-    USER_STATE,
     Engine,
     Explanation,
     Progress,
-    RunObserver,
     RunResult,
-    WrittenRun,
-    as_utc,
-    utc_now,
 )
+from .observers import ACCOUNT_STATE, USER_STATE, RunObserver, WrittenRun, as_utc, utc_now
 
 __all__ = [
     "ACCOUNT_SCORES",

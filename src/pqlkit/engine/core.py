@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -34,6 +34,7 @@ from ..features.sources import ROLES, Bound, bind, check_data
 from ..model.load import LoadedModel, load_model
 from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
 from ..scoring.ops import PyOps
+from .observers import RunObserver, WrittenRun, as_utc, utc_now
 
 USER_SCORES = "pql_user_scores"
 ACCOUNT_SCORES = "pql_account_scores"
@@ -58,34 +59,6 @@ RUNS_SCHEMA = ibis.schema(
 )
 
 Progress = Callable[[str], None]
-USER_STATE = "pql_user_state"
-ACCOUNT_STATE = "pql_account_state"
-"""The latest row of each user and account (each at its own as_of): kept by a run observer
-(the hand-off's transitions), replaced by a full run and row by row by a rescore."""
-
-
-@dataclass(frozen=True)
-class WrittenRun:
-    """What a run or a rescore wrote, told to the observers inside its transaction."""
-
-    users: ir.Table
-    accounts: ir.Table
-    as_of: datetime
-    model_version: str
-    written_at: datetime
-    partial: bool = False
-    """A rescore: only these users and accounts changed; the others keep their state."""
-    accounts_affected: ir.Table | None = None
-    """With ``partial``: every account rolled up again (their users may have moved)."""
-
-
-class RunObserver(Protocol):
-    """Told of each run inside its transaction; returns how many transitions it recorded
-    (or None). An observer with ``keeps_state`` maintains USER_STATE and ACCOUNT_STATE."""
-
-    def on_written(self, backend: Backend, run: WrittenRun) -> int | None: ...
-
-
 #: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
 #: by swapping its one timestamp literal (see features.signals.AsOf).
 _SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
@@ -94,28 +67,6 @@ _USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 RUN_KEY = ("as_of", "model_version")
 """The columns a run's rows share: a run replaces them together (partitions on Spark)."""
 USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def as_utc(value: datetime | str | None) -> datetime:
-    """A naive UTC datetime from a datetime (aware or naive UTC) or ISO text; None is now."""
-    if value is None:
-        return utc_now()
-    if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        try:
-            value = datetime.fromisoformat(text)
-        except ValueError:
-            raise PqlkitError(
-                f"--as-of {value!r} is not a date or timestamp; use ISO 8601, "
-                "e.g. 2026-11-01 or 2026-11-01T09:30:00Z"
-            ) from None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
 
 
 @dataclass
@@ -424,19 +375,6 @@ class Engine:
             warnings=warnings,
             **counts,
         )
-
-    def rescore(
-        self,
-        user_ids: Iterable[str] = (),
-        account_ids: Iterable[str] = (),
-        as_of: datetime | str | None = None,
-    ) -> RunResult:
-        """Score again only the named users (and the users of the named accounts), roll up
-        their accounts from their users' state, and tell the observers: see
-        :func:`pqlkit.engine.rescore.rescore`."""
-        from .rescore import rescore
-
-        return rescore(self, user_ids, account_ids, as_of)
 
     def tell(self, run: WrittenRun) -> int | None:
         """Tell every observer what a run wrote (inside its transaction); the transitions they

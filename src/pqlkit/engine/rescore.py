@@ -19,18 +19,8 @@ import pyarrow as pa
 import sqlglot.expressions as sge
 
 from ..features.build import account_scores, count_true, restrict, user_features, user_scores
-from .core import (
-    ACCOUNT_SCORES,
-    FEATURES,
-    USER_COLUMNS,
-    USER_SCORES,
-    USER_STATE,
-    Engine,
-    RunResult,
-    WrittenRun,
-    as_utc,
-    utc_now,
-)
+from .core import ACCOUNT_SCORES, FEATURES, USER_COLUMNS, USER_SCORES, Engine, RunResult
+from .observers import USER_STATE, WrittenRun, as_utc, utc_now
 
 TOUCHED = "pql_live_touched"
 """The users (and accounts) a live rescore scores again; replaced by each rescore."""

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..engine.rescore import RESCORED
+from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
 from .deliver import (
@@ -235,7 +235,7 @@ class Live:
         elif self.users or self.accounts:
             users, accounts = self.users, self.accounts
             started = time.perf_counter()
-            result = engine.rescore(users, accounts, now_exact())
+            result = rescore(engine, users, accounts, now_exact())
             self.users, self.accounts = set(), set()
             self.stats.rescores += 1
             self.stats.rescored_users += result.users

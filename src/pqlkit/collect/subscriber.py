@@ -1,0 +1,29 @@
+"""What the flusher tells of its work, to a subscriber it is given (live scoring is one): the
+flusher knows nothing of who listens."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .identity import IdentityBatch
+
+
+class Subscriber(Protocol):
+    """What the flusher tells of its work (live scoring, :class:`pqlkit.handoff.live.Live`,
+    is one): it is given the flusher's thread and connection, and knows nothing of the log."""
+
+    def note(self, users: set[str], ids: IdentityBatch) -> None:
+        """A batch was stored: its events' users (or anonymous ids) and its identity calls."""
+
+    def resolved(self) -> None:
+        """The identity tables were rebuilt (the identity calls' users are now known)."""
+
+    def wants_tick(self) -> bool:
+        """Whether it has work for :meth:`tick` though nothing new was stored."""
+        return False
+
+    def tick(self, backend: Any) -> None:
+        """Do its work on the flusher's connection (after each flush, and when it wants)."""
+
+    def finish(self, backend: Any) -> None:
+        """The flusher is stopping: record what is in flight."""
