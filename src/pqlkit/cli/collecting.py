@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import cli, render
-from .options import interactive, json_option, progress, url_option
+from .options import interactive, json_option, open_session, progress, url_option
 
 
 @cli.command(name="import")
@@ -45,8 +45,8 @@ def import_(files, fmt, maps, table, source, strict, url, as_json) -> None:
     mapping = parse_mapping(maps)
     with progress(interactive(as_json)) as say:
         report = import_events(
+            open_session(url),
             list(files),
-            url,
             fmt=fmt,
             mapping=mapping,
             table=table,
@@ -104,7 +104,7 @@ def forget(user_ids, url, yes, as_json) -> None:
         )
     with progress(interactive(as_json)) as say:
         say("deleting and rewriting the database")
-        results = forget_users(list(user_ids), url)
+        results = forget_users(open_session(url), list(user_ids))
     if as_json:
         render.emit_json({"forgotten": [r.to_dict() for r in results]})
         return

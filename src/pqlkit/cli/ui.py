@@ -7,7 +7,7 @@ import sys
 import click
 
 from . import cli, render
-from .options import json_option, model_option, url_option
+from .options import json_option, model_option, open_session, url_option
 
 
 @cli.command()
@@ -87,7 +87,7 @@ def users_add(name, url, role, password_stdin, reset, as_json) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = use.add_user(url, name, role, password, reset=reset)
+    user = use.add_user(open_session(url), name, role, password, reset=reset)
     if as_json:
         render.emit_json({"name": user.name, "role": user.role, "reset": reset})
         return
@@ -101,7 +101,7 @@ def users_list(url, as_json) -> None:
     """List who may sign in."""
     from ..usecases import ui as use
 
-    rows = use.users(url)
+    rows = use.users(open_session(url))
     if as_json:
         render.emit_json(rows)
         return
@@ -115,5 +115,5 @@ def users_remove(name, url) -> None:
     """Remove a user (their sessions end at once)."""
     from ..usecases import ui as use
 
-    use.remove_user(url, name)
+    use.remove_user(open_session(url), name)
     render.out.print(f"Removed {name}.")

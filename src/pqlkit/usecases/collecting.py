@@ -10,9 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..backends import connect
 from ..errors import PqlkitError
 from .common import duration
+from .session import Session
 
 if TYPE_CHECKING:
     from ..collect.forget import Forgotten
@@ -32,8 +32,8 @@ def parse_mapping(items: Iterable[str]) -> dict[str, str]:
 
 
 def import_events(
+    session: Session,
     files: list[Path],
-    url: str | None = None,
     *,
     fmt: str | None = None,
     mapping: dict[str, str] | None = None,
@@ -45,31 +45,23 @@ def import_events(
     """Import event files (CSV, JSON lines, Parquet; Segment, RudderStack, Amplitude exports)."""
     from ..collect.importer import import_files
 
-    backend = connect(url)
-    try:
-        return import_files(
-            backend,
-            list(files),
-            fmt=fmt,
-            mapping=mapping or {},
-            table=table,
-            source=source,
-            strict=strict,
-            progress=progress,
-        )
-    finally:
-        backend.close()
+    return import_files(
+        session.backend,
+        list(files),
+        fmt=fmt,
+        mapping=mapping or {},
+        table=table,
+        source=source,
+        strict=strict,
+        progress=progress,
+    )
 
 
-def forget_users(user_ids: list[str], url: str | None = None) -> list[Forgotten]:
+def forget_users(session: Session, user_ids: list[str]) -> list[Forgotten]:
     """Delete the users everywhere, suppress their later messages, and purge the files."""
     from ..collect.forget import forget
 
-    backend = connect(url)
-    try:
-        return forget(backend, list(user_ids))
-    finally:
-        backend.close()
+    return forget(session.backend, list(user_ids))
 
 
 def write_keys(pairs: Iterable[str]) -> dict[str, str]:

@@ -6,8 +6,8 @@ import os
 import secrets
 from typing import Any
 
-from ..backends import connect
 from ..errors import PqlkitError
+from .session import Session
 
 SECRET_ENV = "PQL_UI_SECRET"
 
@@ -25,31 +25,17 @@ def require_ui() -> None:
     _accounts()
 
 
-def add_user(url: str | None, name: str, role: str, password: str, *, reset: bool = False):
-    accounts = _accounts()
-    backend = connect(url)
-    try:
-        return accounts.add(backend, name, role, password, replace=reset)
-    finally:
-        backend.close()
+def add_user(session: Session, name: str, role: str, password: str, *, reset: bool = False):
+    """Let ``name`` sign in to the web app as ``role`` (with ``reset``: a new password)."""
+    return _accounts().add(session.backend, name, role, password, replace=reset)
 
 
-def remove_user(url: str | None, name: str) -> None:
-    accounts = _accounts()
-    backend = connect(url)
-    try:
-        accounts.remove(backend, name)
-    finally:
-        backend.close()
+def remove_user(session: Session, name: str) -> None:
+    _accounts().remove(session.backend, name)
 
 
-def users(url: str | None) -> list[dict[str, Any]]:
-    accounts = _accounts()
-    backend = connect(url)
-    try:
-        return accounts.listing(backend)
-    finally:
-        backend.close()
+def users(session: Session) -> list[dict[str, Any]]:
+    return _accounts().listing(session.backend)
 
 
 def secret(env: dict[str, str] | None = None) -> tuple[str, bool]:
