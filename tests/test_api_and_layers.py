@@ -105,7 +105,7 @@ ALLOWED: dict[str, set[str]] = {
     "templates": set(),
     "engine": {"features", "scoring", "model", "backends"},
     "collect": {"backends"},
-    "demo": {"backends"},
+    "demo": {"backends", "collect"},
     "report": {"learn", "templates"},
     "handoff": {"engine", "collect", "destinations", "model", "scoring", "backends", "sinks"},
     "crm": {"engine", "handoff", "destinations", "model", "scoring", "backends", "sinks"},

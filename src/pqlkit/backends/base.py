@@ -31,6 +31,7 @@ import sqlglot.expressions as exp
 from ..errors import BackendError, MappingError
 from . import _sql
 from .compiled import CompiledSql
+from .ddl import TableDdl
 
 ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max", "replace"]]
 """What an upsert does with a row whose key is stored already: keep the stored row
@@ -39,7 +40,7 @@ ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max",
 Schema: TypeAlias = pa.Schema | ibis.Schema
 
 
-class Backend(CompiledSql, ABC):
+class Backend(TableDdl, CompiledSql, ABC):
     """One open database. Subclasses set the capabilities and implement the primitives."""
 
     #: The dialect name (sqlglot and Ibis).
@@ -223,43 +224,6 @@ class Backend(CompiledSql, ABC):
             f"sources.{role}: files can only be read with the DuckDB and Spark backends; "
             f"load {path} into a {self.name} table and use `table:` instead"
         )
-
-    def ensure_table(
-        self,
-        name: str,
-        schema: Schema,
-        *,
-        primary_key: Iterable[str] = (),
-        not_null: Iterable[str] = (),
-        partition_by: Iterable[str] = (),
-    ) -> None:
-        """Create ``name`` with these columns unless it exists. ``partition_by`` names the
-        columns whose values a run replaces together (see :meth:`replace_rows`): a backend
-        that partitions tables (Spark) stores each value's rows apart; others need not."""
-        if self.has_table(name):
-            return
-        ibis_schema = (
-            schema if isinstance(schema, ibis.Schema) else ibis.Schema.from_pyarrow(schema)
-        )
-        required = set(not_null) | set(primary_key)
-        columns: list[exp.Expression] = [
-            exp.ColumnDef(
-                this=_sql.ident(col),
-                kind=exp.DataType.build(self._type_sql(typ), dialect=self._sqlglot),
-                constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())]
-                if col in required
-                else [],
-            )
-            for col, typ in ibis_schema.items()
-        ]
-        key = list(primary_key)
-        if key:
-            columns.append(exp.PrimaryKey(expressions=[_sql.ident(k) for k in key]))
-        ddl = exp.Create(
-            this=exp.Schema(this=_sql.table(name), expressions=columns), kind="TABLE", exists=True
-        )
-        self._execute(_sql.sql(ddl, self._sqlglot))
-        self.tables()
 
     @abstractmethod
     def _type_sql(self, dtype: dt.DataType) -> str: ...

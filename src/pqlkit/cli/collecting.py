@@ -182,10 +182,12 @@ def serve(
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off."""
     from ..server.app import Collector
-    from ..usecases.collecting import collector
+    from ..usecases.collecting import check_writable, collector
     from ..usecases.collecting import write_keys as parse_keys
 
     keys = parse_keys(write_keys)
+    with open_session(url) as checked:  # closed before serving: the flusher takes turns with it
+        check_writable(checked, table=table)
     setup = collector(
         url,
         log_dir,
@@ -203,3 +205,24 @@ def serve(
         f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+
+
+@cli.command()
+@url_option
+@click.option(
+    "--table", default="events", show_default=True, help="The events table the collector writes."
+)
+@json_option
+def migrate(url, table, as_json) -> None:
+    """Upgrade a database an older pqlkit made, in place: add the columns the collector, the
+    importer and the demo now write (existing rows keep their values)."""
+    from ..usecases.collecting import migrate as run
+
+    added = run(open_session(url), table=table)
+    if as_json:
+        render.emit_json({"added": added})
+        return
+    if not added:
+        render.out.print("Nothing to do: every table has the columns pqlkit writes.")
+    for name, columns in added.items():
+        render.out.print(render.escape(f"{name}: added {', '.join(columns)}"))

@@ -241,6 +241,11 @@ def _text(value: Any) -> str | None:
 # --- storing a batch ------------------------------------------------------------------------------
 
 
+def table_specs() -> dict[str, tuple[pa.Schema, list[str], list[str]]]:
+    """The identity tables: name -> (schema, primary key, not-null columns)."""
+    return dict(_KEYS)
+
+
 def ensure_tables(backend) -> None:
     for name, (schema, key, not_null) in _KEYS.items():
         backend.ensure_table(name, schema, primary_key=key, not_null=not_null)

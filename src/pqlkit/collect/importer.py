@@ -33,6 +33,7 @@ from .records import (
     from_segment,
     parse_timestamp,
 )
+from .schema import require_writable
 from .store import (
     EVENTS_SCHEMA,
     MESSAGES,
@@ -313,14 +314,8 @@ def _store(
 ) -> int:
     """Insert, in one transaction, the rows whose (source, message_id) is not stored yet, the
     identity messages, and what they say about identities."""
+    require_writable(backend, table, who="pql import")
     backend.ensure_table(table, EVENTS_SCHEMA)
-    existing = backend.table(table).columns
-    missing = [c for c in EVENT_COLUMNS if c not in existing]
-    if missing:
-        raise DataError(
-            f"table {table!r} has no column(s) {', '.join(missing)}; import writes {', '.join(EVENT_COLUMNS)}. "
-            "Import into a new table (--table) and map it in the model's sources"
-        )
     ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
     identity.ensure_tables(backend)
     with backend.transaction():

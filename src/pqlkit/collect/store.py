@@ -24,6 +24,7 @@ from . import identity
 from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
+from .schema import require_writable
 from .segment_api import messages_from_body
 from .subscriber import Subscriber
 from .tables import (
@@ -191,6 +192,7 @@ class Flusher:
         self._checkpoint = (0, 0)
         self.error: Exception | None = None
         with self._connection() as backend:
+            require_writable(backend, table)  # nothing acknowledged that cannot be stored
             ensure_table(backend, table, EVENTS_SCHEMA)
             ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
             identity.ensure_tables(backend)

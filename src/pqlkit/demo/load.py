@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # `pql init` writes the starter model without loading any of these
+    import pyarrow as pa
+
     from ..backends import Backend
     from .generate import DemoData
 
@@ -14,9 +16,32 @@ TABLES = ("accounts", "users", "events", "outcomes")
 
 
 def load(backend: Backend, data: DemoData) -> None:
-    """Replace the demo tables in ``backend``."""
+    """Replace the demo tables in ``backend``; the events in the canonical layout the collector
+    and the importer write (one schema: `pql serve` and `pql import` add to them as they are)."""
     for name in TABLES:
-        backend.write_table(name, getattr(data, name), overwrite=True)
+        table = getattr(data, name)
+        backend.write_table(
+            name, canonical_events(table) if name == "events" else table, overwrite=True
+        )
+
+
+def canonical_events(events: pa.Table, source: str = "demo") -> pa.Table:
+    """The generated events with the collector's columns: a ``source`` and a receive time (the
+    event's own: the demo's events arrived as they happened), in the collector's order."""
+    import pyarrow as pa
+
+    from ..collect.tables import EVENTS_SCHEMA
+
+    n = events.num_rows
+    extra = {
+        "source": pa.array([source] * n, pa.string()),
+        "received_at": events.column("timestamp"),
+    }
+    columns = [
+        events.column(f.name) if f.name in events.column_names else extra[f.name]
+        for f in EVENTS_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=EVENTS_SCHEMA)
 
 
 def starter_text() -> str:

@@ -190,3 +190,19 @@ def collector(
         live=live,
         product_keys=products,
     )
+
+
+def migrate(session: Session, *, table: str = "events") -> dict[str, list[str]]:
+    """Upgrade, in place, the tables an older pqlkit made: every column the collector, the
+    importer and the demo write is added where it is missing. What was added, by table."""
+    from ..collect.schema import migrate as run
+
+    return run(session.backend, table)
+
+
+def check_writable(session: Session, *, table: str = "events", who: str = "`pql serve`") -> None:
+    """Refuse, naming tables, columns and `pql migrate`, when a table the collector writes
+    lacks a column: nothing is acknowledged that the database cannot store."""
+    from ..collect.schema import require_writable
+
+    require_writable(session.backend, table, who=who)

@@ -1,0 +1,122 @@
+"""One schema: the demo, the importer and the collector write the same events table; a table
+an older pqlkit made is refused (naming table, columns and the fix) before anything is
+acknowledged, and `pql migrate` upgrades it in place."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import httpx
+import pytest
+
+from pqlkit.backends import connect
+from pqlkit.collect.tables import EVENTS_SCHEMA
+from pqlkit.demo.generate import DemoSize, generate
+from pqlkit.demo.load import load
+
+from .conftest import DEMO_END
+from .serve import Serve
+
+SMALL = DemoSize(accounts=20, users=80, days=20, seed=5)
+
+
+def pql(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pqlkit.cli", *args], capture_output=True, text=True, **kw
+    )
+
+
+def _old_demo(path) -> None:
+    """A demo database as the previous release wrote it: events without source and
+    received_at (what `pql serve --url pql-demo/demo.duckdb` acknowledged and never stored)."""
+    data = generate(SMALL, end=DEMO_END)
+    backend = connect(str(path))
+    try:
+        for name in ("accounts", "users", "outcomes"):
+            backend.write_table(name, getattr(data, name), overwrite=True)
+        backend.write_table("events", data.events, overwrite=True)  # the old layout
+    finally:
+        backend.close()
+
+
+def _track(url: str, n: int) -> None:
+    batch = [
+        {"type": "track", "userId": "u_000001", "event": "report_created", "messageId": f"s{i}"}
+        for i in range(n)
+    ]
+    r = httpx.post(url + "/v1/batch", json={"batch": batch}, auth=("wk_web", ""), timeout=30)
+    assert r.status_code == 200, r.text
+
+
+def test_the_demo_database_takes_the_collector_and_the_importer_as_it_is(tmp_path):
+    db = tmp_path / "demo.duckdb"
+    backend = connect(str(db))
+    load(backend, generate(SMALL, end=DEMO_END))
+    assert backend.table("events").columns == tuple(EVENTS_SCHEMA.names)
+    backend.close()
+    server = Serve(tmp_path, db="demo.duckdb")
+    server.start()
+    try:
+        _track(server.url, 5)
+        server.stop()
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+    with duckdb.connect(str(db), read_only=True) as con:
+        stored = con.execute(
+            "SELECT count(*) FROM events WHERE source = 'web' AND message_id LIKE 's%'"
+        ).fetchone()[0]
+        demo = con.execute("SELECT count(*) FROM events WHERE source = 'demo'").fetchone()[0]
+    assert stored == 5
+    assert demo > 0
+
+
+def test_an_older_database_is_refused_by_name_then_migrated_in_place(tmp_path):
+    db = tmp_path / "old.duckdb"
+    _old_demo(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = con.execute("SELECT count(*) FROM events").fetchone()[0]
+
+    server = pql("serve", "--url", str(db), "--log-dir", str(tmp_path / "log"), "--write-key",
+                 "web=wk_web", "--port", "1", timeout=120)  # fmt: skip
+    assert server.returncode == 1, server.stderr
+    assert "table events has no column source, received_at" in server.stderr
+    assert "pql migrate" in server.stderr
+    assert "Traceback" not in server.stderr
+    assert not (tmp_path / "log").exists() or not any((tmp_path / "log").iterdir())
+
+    rows = tmp_path / "more.csv"
+    rows.write_text("user_id,event,timestamp\nu_000001,report_created,2026-09-30T10:00:00Z\n")
+    imported = pql("import", str(rows), "--url", str(db), timeout=120)
+    assert imported.returncode == 1
+    assert "table events has no column source, received_at" in imported.stderr
+
+    migrated = pql("migrate", "--url", str(db), "--json", timeout=120)
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout) == {"added": {"events": ["source", "received_at"]}}
+    again = pql("migrate", "--url", str(db), timeout=120)
+    assert "Nothing to do" in again.stdout
+
+    imported = pql("import", str(rows), "--url", str(db), timeout=120)
+    assert imported.returncode == 0, imported.stderr
+    with duckdb.connect(str(db), read_only=True) as con:
+        after = con.execute("SELECT count(*) FROM events").fetchone()[0]
+        old_rows = con.execute("SELECT count(*) FROM events WHERE source IS NULL").fetchone()[0]
+    assert after == before + 1
+    assert old_rows == before  # the rows already there keep their values, new columns empty
+
+
+@pytest.mark.parametrize("column", ["source", "received_at"])
+def test_migrate_adds_exactly_what_is_missing(tmp_path, column):
+    backend = connect(str(tmp_path / "x.duckdb"))
+    try:
+        backend.ensure_table("events", EVENTS_SCHEMA.remove(EVENTS_SCHEMA.get_field_index(column)))
+        assert backend.missing_columns("events", EVENTS_SCHEMA) == [column]
+        assert backend.add_columns("events", EVENTS_SCHEMA) == [column]
+        assert backend.missing_columns("events", EVENTS_SCHEMA) == []
+        assert backend.add_columns("events", EVENTS_SCHEMA) == []
+    finally:
+        backend.close()
