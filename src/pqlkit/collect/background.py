@@ -36,6 +36,7 @@ class SharedState:
             "q", 0, lock=False
         )  # the log segment the database has reached
         self.error = ctx.Array("c", 1024, lock=False)
+        self.failing_since = ctx.Value("d", 0.0, lock=False)  # wall clock; 0: storing works
         self.live = ctx.Array("c", 4096, lock=False)  # live scoring's counters, as JSON
         self.ready = ctx.Event()
         self.stop = ctx.Event()
@@ -54,6 +55,15 @@ class SharedState:
     def set_error(self, exc: BaseException | None) -> None:
         text = b"" if exc is None else f"{type(exc).__name__}: {exc}".encode()[:1023]
         self.error.value = text
+        if exc is None:
+            self.failing_since.value = 0.0
+        elif not self.failing_since.value:
+            self.failing_since.value = time.time()
+
+    def failing_for(self) -> float:
+        """Seconds storing has been failing without a success in between (0: it works)."""
+        since = self.failing_since.value
+        return max(0.0, time.time() - since) if since else 0.0
 
     def set_live(self, stats: dict[str, Any]) -> None:
         import json

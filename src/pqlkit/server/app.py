@@ -52,6 +52,7 @@ class Collector:
         flush_interval: float = 0.25,
         resolve_interval: float = 5.0,
         max_backlog_segments: int = 32,
+        storing_grace: float = 5.0,
         live: Any = None,
         product_keys: list[str] | None = None,
     ):
@@ -66,6 +67,9 @@ class Collector:
         self.flush_interval = flush_interval
         self.resolve_interval = resolve_interval
         self.max_backlog_segments = max_backlog_segments  # x 64 MB of log not yet in the database
+        # how long storing may fail before new events are refused (503): past it, nothing more
+        # is acknowledged until the database takes events again
+        self.storing_grace = storing_grace
         self.accepted = 0
         self.rejected = 0
         self.abandoned = 0  # requests whose client left before the body was complete
@@ -158,6 +162,7 @@ class Collector:
                 {
                     "status": "ok" if error is None else "degraded",
                     **({"error": str(error)} if error else {}),
+                    "refusing_events": self.refusing() is not None,
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
                 },
@@ -233,6 +238,9 @@ class Collector:
         assert self.log is not None  # started by the lifespan
         if self.log.pending_messages > self.max_queue:
             return 503, {"code": "overloaded", "message": "the collector is busy; retry shortly"}
+        refusing = self.refusing()
+        if refusing is not None:
+            return 503, {"code": "storing_failed", "message": refusing}
         if (
             self.flusher is not None
             and self.flusher.state.backlog_segments() > self.max_backlog_segments
@@ -395,6 +403,20 @@ class Collector:
             self._known[authorization] = source  # a good header, seen again on every request
         return source
 
+    def refusing(self) -> str | None:
+        """Why new events are refused (storing has failed for longer than the grace, or the
+        flusher stopped), or None while they are taken."""
+        if self.flusher is None:
+            return None
+        state = self.flusher.state
+        if not self.flusher.alive:
+            why = f"the flusher process has stopped ({state.error_text() or 'no reason given'})"
+        elif state.failing_for() > self.storing_grace:
+            why = f"storing has failed for {state.failing_for():.0f} s ({state.error_text()})"
+        else:
+            return None
+        return f"{why}; retry shortly (nothing was stored)"
+
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
         position = state.position() if state else (0, 0)
@@ -412,6 +434,8 @@ class Collector:
             "abandoned": self.abandoned,
             "queue_depth": self.log.pending_messages if self.log else 0,
             "backlog_segments": state.backlog_segments() if state else 0,
+            "storing_failing_seconds": round(state.failing_for(), 1) if state else 0.0,
+            "refusing": self.refusing(),
             "log_position": {"segment": position[0], "offset": position[1]},
             **(
                 {
