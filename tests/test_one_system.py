@@ -1,6 +1,6 @@
-"""One running system: one schema for the demo, the importer and the collector (a table an older
-an older pqlkit made is refused (naming table, columns and the fix) before anything is
-acknowledged, and `pql migrate` upgrades it in place."""
+"""One running system: one schema for the demo, the importer and the collector (a table an
+older pqlkit made is refused, naming table, columns and the fix, before anything is
+acknowledged, and `pql migrate` upgrades it in place), and back-pressure when storing fails."""
 
 from __future__ import annotations
 
