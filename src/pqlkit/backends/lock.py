@@ -25,11 +25,8 @@ class FileLock:
     def take(cls, db_path: str, wait: float) -> FileLock:
         path = Path(db_path).expanduser().resolve()
         path = path.with_name(path.name + ".lock")
-        with cls._guard:
-            held = cls._held.get(path)
-            if held is not None:
-                held[1] += 1
-                return cls(path)
+        if cls._join(path):
+            return cls(path)
         fh = open(path, "a+b")  # noqa: SIM115  (closed when the last connection closes)
         deadline = time.monotonic() + wait
         delay = 0.01
@@ -38,6 +35,11 @@ class FileLock:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                # flock conflicts between open files, so a thread of ours that took the lock
+                # while we slept blocks us too until its last connection closes: join it instead
+                if cls._join(path):
+                    fh.close()
+                    return cls(path)
                 if time.monotonic() >= deadline:
                     fh.close()
                     raise BackendError(
@@ -55,6 +57,16 @@ class FileLock:
             else:
                 cls._held[path] = [fh, 1]
         return cls(path)
+
+    @classmethod
+    def _join(cls, path: Path) -> bool:
+        """Count one more connection on the lock if this process holds it already."""
+        with cls._guard:
+            held = cls._held.get(path)
+            if held is None:
+                return False
+            held[1] += 1
+            return True
 
     def sole(self) -> bool:
         """Whether this is the process's only connection to the file."""

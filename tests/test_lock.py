@@ -1,0 +1,91 @@
+"""Turn-taking on a DuckDB file (backends/lock.py): one flock per process, shared by its threads."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from pqlkit.backends import lock as lock_module
+from pqlkit.backends.lock import FileLock
+from pqlkit.errors import BackendError
+
+
+def _other_process_holds(db) -> object:
+    """The flock taken on its own open file, as another process takes it (flock conflicts
+    between open files, not between processes)."""
+    fh = open(f"{db}.lock", "a+b")  # noqa: SIM115
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fh
+
+
+def test_threads_of_one_process_share_the_lock(tmp_path):
+    db = tmp_path / "d.duckdb"
+    first = FileLock.take(str(db), wait=1)
+    second = FileLock.take(str(db), wait=1)
+    assert not first.sole()
+    second.close()
+    assert first.sole()
+    first.close()
+
+
+def test_another_process_holding_the_file_is_waited_for_then_named(tmp_path):
+    db = tmp_path / "d.duckdb"
+    other = _other_process_holds(db)
+    try:
+        started = time.monotonic()
+        with pytest.raises(
+            BackendError, match=r"in use by another pqlkit process.*PQL_LOCK_TIMEOUT"
+        ):
+            FileLock.take(str(db), wait=0.3)
+        assert time.monotonic() - started >= 0.3
+    finally:
+        other.close()
+    FileLock.take(str(db), wait=0.3).close()  # free again once the other lets go
+
+
+def test_a_waiting_thread_joins_the_lock_another_thread_of_its_process_took_meanwhile(
+    tmp_path, monkeypatch
+):
+    """Thread B waits while another process holds the file; the other lets go and thread A of
+    B's process takes the flock first. B must join A's lock, not wait for A to close it (which,
+    for a long-lived connection such as `pql ui`'s, means waiting out PQL_LOCK_TIMEOUT)."""
+    db = tmp_path / "d.duckdb"
+    waiting, a_took = threading.Event(), threading.Event()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:  # B's backoff: hold B here until A has the lock
+        waiting.set()
+        a_took.wait(5)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(lock_module, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    other = _other_process_holds(db)
+    got: list[object] = []
+
+    def b() -> None:
+        try:
+            got.append(FileLock.take(str(db), wait=3))
+        except BackendError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=b)
+    thread.start()
+    assert waiting.wait(5), "B never waited on the other process"
+    other.close()
+    a = FileLock.take(str(db), wait=0)  # A: free now, so A gets the flock on its own file
+    a_took.set()
+    started = time.monotonic()
+    thread.join(5)
+    try:
+        assert isinstance(got[0], FileLock), got[0]
+        assert time.monotonic() - started < 1.5, "B waited for A to close instead of joining"
+        assert not a.sole()
+        got[0].close()
+        assert a.sole()
+    finally:
+        a.close()
+    FileLock.take(str(db), wait=0).close()  # the flock went with the last close
