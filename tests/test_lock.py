@@ -62,7 +62,13 @@ def test_a_waiting_thread_joins_the_lock_another_thread_of_its_process_took_mean
         a_took.wait(5)
         real_sleep(seconds)
 
-    monkeypatch.setattr(lock_module, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    monkeypatch.setattr(
+        lock_module,
+        "time",
+        SimpleNamespace(
+            monotonic=time.monotonic, sleep=sleep, time=time.time, time_ns=time.time_ns
+        ),
+    )
     other = _other_process_holds(db)
     got: list[object] = []
 
@@ -89,3 +95,49 @@ def test_a_waiting_thread_joins_the_lock_another_thread_of_its_process_took_mean
     finally:
         a.close()
     FileLock.take(str(db), wait=0).close()  # the flock went with the last close
+
+
+BUSY = """
+import sys, threading, time
+from pqlkit.backends.lock import FileLock
+db, stop = sys.argv[1], time.monotonic() + float(sys.argv[2])
+def work():
+    while time.monotonic() < stop:
+        held = FileLock.take(db, wait=30)
+        time.sleep(0.05)  # a page's queries
+        held.close()
+threads = [threading.Thread(target=work) for _ in range(3)]
+for t in threads: t.start()
+print("busy", flush=True)
+for t in threads: t.join()
+"""
+
+
+def test_a_process_whose_threads_overlap_does_not_starve_another(tmp_path):
+    """Three threads of another process open and close connections back to back, always at
+    least one open (a web app under a steady stream of pages): without the queue its flock
+    never falls free and this process waited its whole PQL_LOCK_TIMEOUT. With it, this process
+    is served within moments, and the busy one goes on afterwards."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "d.duckdb"
+    busy = subprocess.Popen(
+        [sys.executable, "-c", BUSY, str(db), "8"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert busy.stdout is not None and busy.stdout.readline().strip() == "busy"
+        time.sleep(0.5)
+        for _ in range(3):
+            started = time.monotonic()
+            held = FileLock.take(str(db), wait=6)
+            waited = time.monotonic() - started
+            time.sleep(0.2)
+            held.close()
+            assert waited < 2.0, f"waited {waited:.1f} s for a turn"
+            time.sleep(0.3)
+    finally:
+        busy.wait(30)
+        if busy.stdout is not None:
+            busy.stdout.close()
+    assert busy.returncode == 0

@@ -175,6 +175,11 @@ class Backend(TableDdl, CompiledSql, ABC):
         assert self._tables is not None
         return self._tables
 
+    def wanted_elsewhere(self) -> bool:
+        """Whether another process waits for this database (a warm connection then lets go);
+        only a file that one process at a time may open (DuckDB) says yes."""
+        return False
+
     def has_table(self, name: str) -> bool:
         # The catalog is asked again only on a miss: tables appear, they rarely vanish mid-run.
         if self._tables is not None and name in self._tables:

@@ -110,6 +110,10 @@ class DuckDBBackend(Backend):
     def path(self) -> Path | None:
         return Path(self.url) if self.url != ":memory:" else None
 
+    def wanted_elsewhere(self) -> bool:
+        """Whether another pqlkit process waits for this file (see :mod:`.lock`)."""
+        return self.path is not None and FileLock.wanted_elsewhere(self.url)
+
     @property
     def _raw(self) -> Any:
         return self._con.con

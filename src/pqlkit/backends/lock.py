@@ -1,10 +1,22 @@
 """Turn-taking between pqlkit processes on one DuckDB file: an exclusive flock on
 ``<db>.lock``, shared by the connections of one process (DuckDB shares one database instance
-within a process too)."""
+within a process too), with a queue so that no process starves.
+
+Without the queue, a process whose threads keep opening connections (the web app serving a page
+every 0.4 s) never lets its count fall to zero, and `pql score` waited its whole
+PQL_LOCK_TIMEOUT and failed. So a process that finds the file taken leaves a ticket beside it
+(``<db>.lock.want.<pid>.<n>``); tickets are served oldest first; and a process that holds the
+file lets no new connection of its own join while another process's ticket waits (a thread that
+already holds a connection still may: it would otherwise wait for itself). A long-lived holder
+(the web app's warm connection) asks :meth:`FileLock.wanted_elsewhere` and lets go.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import itertools
+import os
 import threading
 import time
 from pathlib import Path
@@ -12,34 +24,114 @@ from typing import ClassVar
 
 from ..errors import BackendError
 
+_tickets = itertools.count()
+
+
+class _Ticket:
+    """One waiter's place in the queue: a file whose name orders it (time, pid, number)."""
+
+    def __init__(self, lock: Path):
+        self.lock = lock
+        stamp = f"{time.time_ns():020d}"
+        self.path = lock.with_name(f"{lock.name}.want.{stamp}.{os.getpid()}.{next(_tickets)}")
+        self.path.touch()
+
+    def first(self) -> bool:
+        """Whether no live ticket of another process is older than this one (threads of one
+        process share the lock, so they need no order among themselves; stale tickets, of dead
+        processes, go)."""
+        me = os.getpid()
+        for other in sorted(_waiting(self.lock)):
+            if other == self.path:
+                return True
+            if _pid(other) != me and _alive(other):
+                return False
+        return True
+
+    def drop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _waiting(lock: Path) -> list[Path]:
+    return list(lock.parent.glob(f"{lock.name}.want.*"))
+
+
+def _pid(ticket: Path) -> int:
+    return int(ticket.name.rsplit(".", 2)[-2])
+
+
+def _alive(ticket: Path) -> bool:
+    pid = _pid(ticket)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        with contextlib.suppress(FileNotFoundError):
+            ticket.unlink()  # a waiter that died
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 class FileLock:
     _held: ClassVar[dict[Path, list]] = {}  # lock path -> [file, count]
     _guard = threading.Lock()
+    _mine = threading.local()  # lock path -> connections this thread holds
 
     def __init__(self, path: Path):
         self.path = path
         self._open = True
+        counts = self._counts()
+        counts[path] = counts.get(path, 0) + 1
+
+    @classmethod
+    def _counts(cls) -> dict[Path, int]:
+        if not hasattr(cls._mine, "counts"):
+            cls._mine.counts = {}
+        return cls._mine.counts
+
+    @staticmethod
+    def lock_path(db_path: str) -> Path:
+        path = Path(db_path).expanduser().resolve()
+        return path.with_name(path.name + ".lock")
+
+    @classmethod
+    def wanted_elsewhere(cls, db_path: str) -> bool:
+        """Whether another process waits for this file (a warm connection should let go)."""
+        me = os.getpid()
+        return any(_pid(t) != me and _alive(t) for t in _waiting(cls.lock_path(db_path)))
 
     @classmethod
     def take(cls, db_path: str, wait: float) -> FileLock:
-        path = Path(db_path).expanduser().resolve()
-        path = path.with_name(path.name + ".lock")
-        if cls._join(path):
+        path = cls.lock_path(db_path)
+        if cls._counts().get(path) and cls._join(path):  # this thread holds it: never wait
+            return cls(path)
+        if not cls.wanted_elsewhere(db_path) and cls._join(path):
             return cls(path)
         fh = open(path, "a+b")  # noqa: SIM115  (closed when the last connection closes)
-        deadline = time.monotonic() + wait
-        delay = 0.01
-        while True:
+        if not cls.wanted_elsewhere(db_path):  # no other process queued: try at once
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
+                return cls._took(path, fh)
             except BlockingIOError:
-                # flock conflicts between open files, so a thread of ours that took the lock
-                # while we slept blocks us too until its last connection closes: join it instead
-                if cls._join(path):
-                    fh.close()
-                    return cls(path)
+                pass
+        ticket = _Ticket(path)
+        try:
+            deadline = time.monotonic() + wait
+            delay = 0.005
+            while True:
+                if ticket.first():
+                    # flock conflicts between open files, so a thread of ours that took the
+                    # lock meanwhile blocks us too until its last connection closes: join it
+                    if cls._join(path):
+                        fh.close()
+                        return cls(path)
+                    try:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        return cls._took(path, fh)
+                    except BlockingIOError:
+                        pass
                 if time.monotonic() >= deadline:
                     fh.close()
                     raise BackendError(
@@ -48,7 +140,12 @@ class FileLock:
                         "try again, or raise PQL_LOCK_TIMEOUT"
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.25)
+                delay = min(delay * 2, 0.05)
+        finally:
+            ticket.drop()
+
+    @classmethod
+    def _took(cls, path: Path, fh) -> FileLock:
         with cls._guard:
             held = cls._held.get(path)
             if held is not None:  # another thread of ours got there first
@@ -77,6 +174,9 @@ class FileLock:
         if not self._open:
             return
         self._open = False
+        counts = self._counts()
+        if counts.get(self.path):  # closed on the thread that opened it (the usual case)
+            counts[self.path] -= 1
         with self._guard:
             held = self._held[self.path]
             held[1] -= 1

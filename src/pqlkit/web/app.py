@@ -126,16 +126,21 @@ class Ui:
             return
         with self._keeper_lock:
             self._last_use = time.monotonic()
-            if self._keeper is None:
+            if self._keeper is None and not backend.wanted_elsewhere():
                 self._keeper = connect(self.url)
                 threading.Thread(target=self._let_go, daemon=True).start()
 
     def _let_go(self) -> None:
+        """Close the warm connection once the app is idle, or at once when another process
+        (`pql score`, the flusher) waits for the file: it is served next, and this app's
+        requests queue behind it (see pqlkit.backends.lock)."""
         while True:
-            time.sleep(min(0.5, self.keep_open))
+            time.sleep(min(0.05, self.keep_open))
             with self._keeper_lock:
-                if time.monotonic() - self._last_use >= self.keep_open:
-                    keeper, self._keeper = self._keeper, None
+                keeper = self._keeper
+                idle = time.monotonic() - self._last_use >= self.keep_open
+                if keeper is not None and (idle or keeper.wanted_elsewhere()):
+                    self._keeper = None
                     break
         keeper.close()
 
