@@ -117,7 +117,7 @@ def _plant(db: str, model: Path) -> dict[str, str]:
             "UPDATE accounts SET name = ? WHERE account_id = ?", [HOSTILE_ACCOUNT, account[0]]
         )
         con.execute(
-            "INSERT INTO events SELECT 'm-xss-' || i, ?, NULL, NULL, ?, ?::TIMESTAMP - INTERVAL (i) HOUR, ? "
+            "INSERT INTO events (message_id, user_id, anonymous_id, account_id, event, timestamp, properties) SELECT 'm-xss-' || i, ?, NULL, NULL, ?, ?::TIMESTAMP - INTERVAL (i) HOUR, ? "
             "FROM range(1, 4) t(i)",
             [XSS[0], HOSTILE_EVENT, DEMO_END, HOSTILE_PROPERTY],
         )
