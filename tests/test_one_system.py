@@ -176,3 +176,88 @@ def test_when_storing_fails_for_seconds_new_events_get_503_until_it_works_again(
         ids = {r[0] for r in con.execute("SELECT message_id FROM events").fetchall()}
     acknowledged = {f"s{i}" for i in range(3)} | {"after"}
     assert acknowledged <= ids  # s0/s1 of the second batch share ids with the first: stored once
+
+
+def _signed_in(url: str, name: str, password: str) -> httpx.Client:
+    import re
+
+    c = httpx.Client(base_url=url, follow_redirects=False, timeout=60)
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    r = c.post("/login", data={"csrf": token, "name": name, "password": password})
+    assert r.status_code == 303, r.text
+    return c
+
+
+def test_writing_commands_take_their_turn_beside_a_busy_web_app(tmp_path):
+    """A rep loads a page every 0.4 s from `pql ui` (its warm connection kept, as by default)
+    while `pql score`, `pql import` and `pql forget` run on the same DuckDB file: each finishes
+    within twice its time alone (plus a second of turn-taking), and no page fails."""
+    import os
+    import threading
+
+    from .conftest import free_port
+    from .serve import wait_healthy
+
+    db, model = tmp_path / "d.duckdb", tmp_path / "pql.yml"
+    backend = connect(str(db))
+    load(backend, generate(DemoSize(accounts=200, users=1500, days=45, seed=3), end=DEMO_END))
+    backend.close()
+    from pqlkit.demo.load import write_model
+
+    write_model(model)
+    rows = tmp_path / "more.csv"
+    rows.write_text("user_id,event,timestamp\nu_000001,report_created,2026-09-30T10:00:00Z\n")
+    url = ["--url", str(db)]
+    commands = {
+        "score": ["score", "-m", str(model), *url, "--as-of", "2026-10-01", "--limit", "0"],
+        "import": ["import", str(rows), *url],
+        "forget": ["forget", "u_000002", "--yes", *url],
+    }
+
+    def timed(args: list[str]) -> float:
+        started = time.monotonic()
+        done = pql(*args, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return time.monotonic() - started
+
+    alone = {k: timed(v) for k, v in commands.items() if k != "forget"}
+    assert (
+        pql("users", "add", "rep", *url, "--password-stdin", input="pw-rep-123456\n").returncode
+        == 0
+    )
+
+    port = free_port()
+    env = {**os.environ, "PQL_UI_SECRET": "s" * 40, "PYTHONWARNINGS": "ignore"}
+    err = tmp_path / "ui.err"
+    with err.open("ab") as stderr:
+        ui = subprocess.Popen(
+            [sys.executable, "-m", "pqlkit.cli", "ui", "-m", str(model), *url, "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+    statuses: list[int] = []
+    stop = threading.Event()
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", ui, err)
+        client = _signed_in(f"http://127.0.0.1:{port}", "rep", "pw-rep-123456")
+
+        def browse() -> None:
+            while not stop.is_set():
+                statuses.append(client.get("/inbox").status_code)
+                stop.wait(0.4)
+
+        browser = threading.Thread(target=browse)
+        browser.start()
+        time.sleep(2)
+        busy = {k: timed(v) for k, v in commands.items()}
+        stop.set()
+        browser.join(60)
+        client.close()
+    finally:
+        stop.set()
+        ui.kill()
+        ui.wait(30)
+    for name, seconds in alone.items():
+        assert busy[name] <= 2 * seconds + 1.0, (name, seconds, busy[name])
+    assert busy["forget"] < 60
+    assert len(statuses) >= 5
+    assert set(statuses) == {200}, statuses
