@@ -340,3 +340,21 @@ def test_exit_codes_in_the_readme_are_the_ones_used():
 def test_no_class_of_the_tree_is_missing_from_the_module_api():
     assert {c.__name__ for c in CLASSES if c.__module__ == "pqlkit.errors"} <= set(errors.__all__)
     assert all(inspect.getdoc(c) for c in CLASSES)
+
+
+def test_a_crm_refusing_the_token_is_an_auth_error_naming_its_setting():
+    import httpx
+
+    from pqlkit.crm import hubspot
+    from pqlkit.model.crm import HubSpotDestination
+
+    from .fakes import Running
+    from .fakes.hubspot import FakeHubSpot
+
+    fake = FakeHubSpot()
+    with Running(fake.app) as srv, httpx.Client() as http:
+        dest = HubSpotDestination(id="h", kind="hubspot", token_env="HS_TOKEN", base_url=srv.url)
+        with pytest.raises(CrmAuthError, match="HS_TOKEN") as caught:
+            hubspot.HubSpot(dest, "wrong", http).ensure_properties("contacts", {}, {}, None)
+    payload = caught.value.to_dict()
+    assert (payload["code"], payload["family"], payload["exit_code"]) == ("crm_auth", "auth", 1)
