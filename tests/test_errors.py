@@ -276,7 +276,7 @@ def test_a_long_error_is_one_line_and_markup_in_it_is_text(monkeypatch):
         raise PqlkitError(text)
 
     monkeypatch.setattr(use, "validate", fail)
-    result = invoke("validate")
+    result = invoke("validate", "--no-data")
     assert result.exit_code == 1 and result.stderr == f"error: {text}\n"
 
 
@@ -298,25 +298,25 @@ def test_usage_internal_and_driver_errors_under_json(monkeypatch):
 
     monkeypatch.delenv("PQL_DEBUG", raising=False)
     monkeypatch.setattr(use, "validate", broken)
-    result = invoke("validate", "--json")
+    result = invoke("validate", "--no-data", "--json")
     payload = json.loads(result.stdout)
     assert result.exit_code == 70 and payload["code"] == "internal"
     assert "ZeroDivisionError: boom" in payload["message"] and "PQL_DEBUG=1" in payload["hint"]
-    plain = invoke("validate")
+    plain = invoke("validate", "--no-data")
     assert plain.exit_code == 70 and "This is a bug in pqlkit" in plain.stderr
 
     def refused(*_a, **_k):  # a driver error no Backend.errors block caught
         raise duckdb.ConstraintException("Constraint Error: NOT NULL constraint failed: t.id")
 
     monkeypatch.setattr(use, "validate", refused)
-    payload = json.loads(invoke("validate", "--json").stdout)
+    payload = json.loads(invoke("validate", "--no-data", "--json").stdout)
     assert payload["code"] == "refused_value" and "NOT NULL" in payload["message"]
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(use, "validate", interrupted)
-    result = invoke("validate", "--json")
+    result = invoke("validate", "--no-data", "--json")
     assert result.exit_code == 130 and json.loads(result.stdout)["code"] == "interrupted"
 
 
