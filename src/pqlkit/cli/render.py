@@ -82,7 +82,7 @@ def error(message: str) -> None:
 
 def lead_list(rows: list[dict[str, Any]], title: str) -> None:
     """Users as readable blocks: who, score, where they go, and why (one reason a line)."""
-    out.print(f"[bold]{title}[/bold]")
+    out.print(f"[bold]{escape(title)}[/bold]")
     for r in rows:
         out.print(
             f"  [bold]{escape(str(r['user_id']))}[/bold] ({escape(str(r.get('account_id') or '-'))})  "
