@@ -358,3 +358,13 @@ def test_a_crm_refusing_the_token_is_an_auth_error_naming_its_setting():
             hubspot.HubSpot(dest, "wrong", http).ensure_properties("contacts", {}, {}, None)
     payload = caught.value.to_dict()
     assert (payload["code"], payload["family"], payload["exit_code"]) == ("crm_auth", "auth", 1)
+
+
+def test_a_postgres_server_that_does_not_answer_is_unavailable(tmp_path):
+    from .conftest import free_port
+
+    url = f"postgresql://pql@127.0.0.1:{free_port()}/nothing"  # no server listens there
+    result = invoke("users", "list", "--url", url, "--json")
+    payload = json.loads(result.stdout)
+    assert result.exit_code == 75 and payload["code"] == "backend_unavailable"
+    assert "cannot connect to PostgreSQL" in payload["message"]
