@@ -12,7 +12,13 @@ import pytest
 from pyspark.errors import ParseException
 
 from pqlkit.backends import Backend, dialect_class
-from pqlkit.errors import BackendError, MappingError, PqlkitError
+from pqlkit.errors import (
+    BackendError,
+    BackendUnavailable,
+    MappingError,
+    PqlkitError,
+    RefusedValue,
+)
 
 from .conftest import BACKENDS, SPARK
 
@@ -233,8 +239,12 @@ def test_json_access_reads_one_member_whatever_its_name(backend, key):
 def test_missing_tables_and_driver_errors_are_mapped_by_type(backend):
     with pytest.raises(MappingError, match="does not exist"):
         backend.table("nope", role="events")
-    with pytest.raises(BackendError, match="doing a thing"), backend.errors("doing a thing"):
+    with (
+        pytest.raises(BackendError, match="doing a thing") as caught,
+        backend.errors("doing a thing"),
+    ):
         backend.run_sql("SELECT * FROM nope")
+    assert type(caught.value) is BackendError  # neither a refused value nor unavailable
     with (
         pytest.raises(KeyError),
         backend.errors("doing a thing"),
@@ -242,12 +252,17 @@ def test_missing_tables_and_driver_errors_are_mapped_by_type(backend):
         raise KeyError("x")
     drivers = backend.driver_errors()
     assert all(issubclass(e, drivers) or e is UnicodeEncodeError for e in backend.data_errors())
+    assert all(issubclass(e, drivers) for e in backend.unavailable_errors())
+    assert backend.unavailable_errors(), "a backend says which of its errors mean 'retry later'"
+    assert BackendUnavailable.retryable and not RefusedValue.retryable
 
 
 def test_a_value_the_database_refuses_is_a_data_error(backend):
     backend.run_sql("CREATE TABLE c (v VARCHAR CHECK (length(v) < 3))")
     backend.tables()
     with pytest.raises(backend.data_errors()):
+        backend.insert("c", pa.table({"v": ["toolong"]}))
+    with pytest.raises(RefusedValue, match="storing c: "), backend.errors("storing c"):
         backend.insert("c", pa.table({"v": ["toolong"]}))
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "dialect_class",
     "driver_errors",
     "first_line",
+    "mapped",
 ]
 
 DEFAULT_URL = "pql.duckdb"
@@ -90,16 +91,29 @@ def dialect_class(dialect: str) -> type[Backend] | None:
     return None
 
 
+def _loaded() -> list[type[Backend]]:
+    """The backend classes whose driver is loaded (an error of a driver that was never
+    imported cannot have been raised)."""
+    classes = [
+        getattr(importlib.import_module(module, __name__), name)
+        for module, name in dict.fromkeys(SCHEMES.values())
+    ]
+    return [cls for cls in classes if cls.driver_module in sys.modules]
+
+
 def driver_errors() -> tuple[type[BaseException], ...]:
-    """The driver exception types of every backend whose driver is loaded (for the CLI: an
-    error of a driver that was never imported cannot have been raised)."""
-    out: list[type[BaseException]] = []
-    for scheme in dict.fromkeys(SCHEMES.values()):
-        module, name = scheme
-        cls = getattr(importlib.import_module(module, __name__), name)
-        if cls.driver_module in sys.modules:
-            out.extend(cls.driver_errors())
-    return tuple(dict.fromkeys(out))
+    """The driver exception types of every backend whose driver is loaded."""
+    return tuple(dict.fromkeys(t for cls in _loaded() for t in cls.driver_errors()))
+
+
+def mapped(exc: BaseException, what: str) -> BackendError | None:
+    """A driver error that escaped every ``Backend.errors`` block as the BackendError it
+    means (:meth:`Backend.mapped`: refused value, unavailable, other), or None when no loaded
+    driver raised it. For the CLI's last line of defence."""
+    for cls in _loaded():
+        if isinstance(exc, cls.driver_errors()):
+            return cls.mapped(exc, what)
+    return None
 
 
 def arrow_of(expr: Any) -> Any:

@@ -6,9 +6,9 @@ A backend class per database. What a database can do is said by class attributes
 ``json_text``), so no SQL text is written outside this package. Statements are built with
 sqlglot's expression builders (identifiers and literals quoted for the dialect).
 
-Driver errors are mapped by type, once, in :meth:`Backend.errors` (the model is httpx's
-``map_exceptions``): a driver's exception becomes :class:`~pqlkit.errors.BackendError`;
-anything else is a bug and propagates unchanged.
+Driver errors are mapped by type, once, in :meth:`Backend.mapped` (the model is httpx's
+``map_exceptions``): to a ``RefusedValue``, a ``BackendUnavailable`` or another
+``BackendError`` (:mod:`pqlkit.errors`); anything else is a bug and propagates unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlglot.expressions as exp
 
-from ..errors import BackendError, MappingError
+from ..errors import BackendError, BackendUnavailable, MappingError, RefusedValue
 from . import _sql
 from .compiled import CompiledSql
 from .ddl import TableDdl
@@ -88,13 +88,26 @@ class Backend(TableDdl, CompiledSql, ABC):
         """The driver's exceptions that say a value cannot be stored (out of range, not
         convertible, a constraint), as opposed to the database being unavailable."""
 
+    @classmethod
+    def unavailable_errors(cls) -> tuple[type[BaseException], ...]:
+        """The driver's exceptions that say the database is down, gone or locked (retryable)."""
+        return ()
+
+    @classmethod
+    def mapped(cls, exc: BaseException, what: str) -> BackendError:
+        """A driver's exception as what it means, by type: a refused value, an unavailable
+        database, or another failure of the database; ``what`` says what failed."""
+        kind = RefusedValue if isinstance(exc, cls.data_errors()) else BackendError
+        kind = BackendUnavailable if isinstance(exc, cls.unavailable_errors()) else kind
+        return kind(f"{what}: {first_line(exc)}")
+
     @contextlib.contextmanager
     def errors(self, what: str) -> Iterator[None]:
-        """Turn driver errors raised inside the block into BackendError(what: first line)."""
+        """Driver errors inside the block become the BackendError they mean (:meth:`mapped`)."""
         try:
             yield
         except self.driver_errors() as exc:
-            raise BackendError(f"{what}: {first_line(exc)}") from exc
+            raise self.mapped(exc, what) from exc
 
     # --- primitives each database implements --------------------------------------------------
     @abstractmethod
@@ -363,17 +376,13 @@ class Backend(TableDdl, CompiledSql, ABC):
                 if isinstance(on_conflict, Mapping)
                 else {c: "replace" for c in cols if c not in keys}
             )
-            sets = []
-            for c, rule in rules.items():
-                new = f"excluded.{_q(c)}"
-                sets.append(
-                    f"{_q(c)} = "
-                    + (
-                        new
-                        if rule == "replace"
-                        else f"{'LEAST' if rule == 'min' else 'GREATEST'}({t}.{_q(c)}, {new})"
-                    )
-                )
+            merge = {"min": "LEAST", "max": "GREATEST"}
+            sets = [
+                f"{_q(c)} = excluded.{_q(c)}"
+                if rule == "replace"
+                else f"{_q(c)} = {merge[rule]}({t}.{_q(c)}, excluded.{_q(c)})"
+                for c, rule in rules.items()
+            ]
             action = "DO UPDATE SET " + ", ".join(sets) if sets else "DO NOTHING"
         with self.staged(rows) as stage:
             # the subquery keeps one row per key: ON CONFLICT cannot touch a row twice

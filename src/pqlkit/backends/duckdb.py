@@ -18,7 +18,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ..errors import BackendError, DataError, MappingError
+from ..errors import BackendError, BackendUnavailable, DataError, MappingError
 from . import _sql
 from .base import Backend, _q, first_line
 from .lock import FileLock
@@ -81,6 +81,12 @@ class DuckDBBackend(Backend):
             duckdb.ConstraintException,
             duckdb.TypeMismatchException,
         )
+
+    @classmethod
+    def unavailable_errors(cls) -> tuple[type[BaseException], ...]:
+        import duckdb
+
+        return (duckdb.IOException, duckdb.ConnectionException)
 
     @classmethod
     def open(cls, url: str, wait: float) -> DuckDBBackend:
@@ -323,15 +329,13 @@ def _open(path: str, wait: float) -> Any:
         except duckdb.IOException as exc:
             text = str(exc)
             if "Could not set lock" not in text:
-                raise BackendError(
-                    f"cannot open the DuckDB file {path}: {first_line(exc)}"
-                ) from None
+                raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
             if time.monotonic() < deadline:
                 time.sleep(0.1)
                 continue
             holder = re.search(r"held in (.*?) \(PID (\d+)\)", text)
             who = f" (process {holder.group(2)}, {holder.group(1)})" if holder else ""
-            raise BackendError(
+            raise BackendUnavailable(
                 f"the DuckDB file {path} is open in another program{who}; DuckDB allows one "
                 "writer at a time. Close it, or point pqlkit at a copy"
             ) from None
@@ -339,12 +343,16 @@ def _open(path: str, wait: float) -> Any:
             # Another thread of this process is closing its connection to the file: DuckDB's
             # instance cache still holds it for a moment (seen with the web app's keeper
             # letting go while a request opened the file under load). Transient: try again.
-            if "Unique file handle conflict" in str(exc) and time.monotonic() < deadline:
+            if "Unique file handle conflict" not in str(exc):
+                raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
+            if time.monotonic() < deadline:
                 time.sleep(0.02)
                 continue
-            raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
+            raise BackendUnavailable(
+                f"cannot open the DuckDB file {path}: {first_line(exc)}"
+            ) from None
         except duckdb.Error as exc:
-            raise BackendError(f"cannot open the DuckDB file {path}: {first_line(exc)}") from None
+            raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
 
 
 def scratch() -> Any:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BackendError
+from ..errors import BackendUnavailable
 
 _tickets = itertools.count()
 
@@ -134,7 +134,7 @@ class FileLock:
                         pass
                 if time.monotonic() >= deadline:
                     fh.close()
-                    raise BackendError(
+                    raise BackendUnavailable(
                         f"the DuckDB file {db_path} is in use by another pqlkit process (for example "
                         f"`pql score`, or `pql serve` flushing) and stayed busy for {wait:.0f}s; "
                         "try again, or raise PQL_LOCK_TIMEOUT"

@@ -12,7 +12,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ..errors import BackendError
+from ..errors import BackendError, BackendUnavailable
 from .base import Backend, _q, first_line
 
 
@@ -55,6 +55,14 @@ class PostgresBackend(Backend):
         return (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
 
     @classmethod
+    def unavailable_errors(cls) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        # the server is down or restarting, the connection dropped, a lock or statement timed
+        # out, a deadlock or serialization failure: all say "try again"
+        return (psycopg.OperationalError, psycopg.InterfaceError)
+
+    @classmethod
     def open(cls, url: str, wait: float) -> PostgresBackend:
         try:
             import psycopg  # noqa: F401
@@ -65,7 +73,7 @@ class PostgresBackend(Backend):
         try:
             con = ibis.connect(url.replace("postgresql://", "postgres://", 1))
         except Exception as exc:  # psycopg's OperationalError, or ibis's parse of the URL
-            raise BackendError(
+            raise BackendUnavailable(
                 f"cannot connect to PostgreSQL at {redact(url)}: {first_line(exc)} "
                 "(check host, port, user, password and database in the URL)"
             ) from None

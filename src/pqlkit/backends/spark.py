@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -35,57 +34,12 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from ..errors import BackendError, MappingError, PqlkitError
+from ..errors import BackendError, BackendUnavailable, MappingError
 from . import _sql
 from .base import Backend, ConflictRule, Schema, _q, first_line
+from .spark_json import _member, _to_json, _try_variant_get
 
-
-@ibis.udf.scalar.builtin(name="try_parse_json")
-def _parse_json(text: str) -> dt.JSON:  # type: ignore[empty-body]
-    """Spark 4: JSON text as a VARIANT (NULL when it is not JSON)."""
-
-
-@ibis.udf.scalar.builtin(name="variant_get")
-def _variant_get(v: dt.JSON, path: str) -> dt.JSON:  # type: ignore[empty-body]
-    """Spark 4: the VARIANT at a path."""
-
-
-@ibis.udf.scalar.builtin(name="schema_of_variant")
-def _schema_of_variant(v: dt.JSON) -> str:  # type: ignore[empty-body]
-    """Spark 4: a VARIANT's type: STRING, BIGINT, DOUBLE, DECIMAL(p,s), BOOLEAN, VOID..."""
-
-
-@ibis.udf.scalar.builtin(name="try_variant_get")
-def _try_variant_get(v: dt.JSON, path: str, type: str) -> str:  # type: ignore[empty-body]
-    """Spark 4: the value at a path as a type (here always STRING), NULL when it is not one."""
-
-
-@ibis.udf.scalar.builtin(name="to_json")
-def _to_json(v: dt.JSON) -> str:  # type: ignore[empty-body]
-    """Spark 4: a VARIANT as JSON text."""
-
-
-_SIMPLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_WAREHOUSE = "pql-spark"
-
-
-def _path(key: str) -> str:
-    """The variant path of a top-level key: `$.key`, else in brackets and quoted with a quote
-    the key does not hold (Spark's paths have no escapes)."""
-    if _SIMPLE_KEY.match(key):
-        return f"$.{key}"
-    quote = next((q for q in ("'", '"') if q not in key), None)
-    if quote is None:
-        raise PqlkitError(
-            f"the event property {key!r} cannot be read on Spark (a key with both kinds of "
-            "quote has no JSON path there); rename it, or score on DuckDB or PostgreSQL"
-        )
-    return f"$[{quote}{key}{quote}]"
-
-
-def _member(properties: ir.Value, key: str) -> tuple[ir.Value, ir.StringValue]:
-    member = _variant_get(_parse_json(properties.cast("string")), _path(key))
-    return member, _schema_of_variant(member)
 
 
 class SparkBackend(Backend):
@@ -121,6 +75,12 @@ class SparkBackend(Backend):
         from pyspark.errors import ArithmeticException, NumberFormatException
 
         return (ArithmeticException, NumberFormatException)
+
+    @classmethod
+    def unavailable_errors(cls) -> tuple[type[BaseException], ...]:
+        from py4j.protocol import Py4JNetworkError  # the JVM (the driver) is gone
+
+        return (Py4JNetworkError,)
 
     # --- opening ---------------------------------------------------------------------------
     @classmethod
@@ -164,7 +124,7 @@ class SparkBackend(Backend):
         try:
             session = builder.enableHiveSupport().getOrCreate()
         except Exception as exc:  # no Java, a master that does not answer, a locked metastore
-            raise BackendError(
+            raise BackendUnavailable(
                 f"cannot start Spark at {master}: {first_line(exc)} (Java 17 or 21 must be "
                 "installed; another process may be using the warehouse's catalog)"
             ) from None

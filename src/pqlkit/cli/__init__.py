@@ -1,9 +1,14 @@
 """The `pql` command: a thin shell that parses input, calls a use case, renders the result.
 
-Errors are mapped once, in the group: a library error (PqlkitError) is one readable message
-on stderr and exit code 1; an error the database reports is exit 1 too; usage errors exit 2;
-anything else is a bug: exit 70, and PQL_DEBUG=1 shows the traceback. `pql --help` and
-`pql init` import no Ibis, DuckDB or pyarrow (the commands import the use cases on use).
+Errors are mapped once, in the group. A library error (PqlkitError) or a driver's error (mapped
+by type, as `Backend.errors` does) exits with its class's exit code: 1, or 75 when the same
+command may work later (the database is locked or down); usage errors exit 2; Ctrl-C 130;
+anything else is a bug: exit 70, and PQL_DEBUG=1 shows the traceback. Without --json the
+error is one readable message on stderr, printed as text (no markup, no emoji codes), never a
+traceback; with --json it is one JSON object on stdout: code, family, message, exit_code,
+retryable and, where known, file, line, field and hint (README, "Exit codes").
+`pql --help` and `pql init` import no Ibis, DuckDB or pyarrow (the commands import the use
+cases on use).
 """
 
 from __future__ import annotations
@@ -15,45 +20,91 @@ from typing import Any
 import click
 
 from . import render
+from .options import JSON_MODE
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+_ARGV = "pqlkit.argv"
 
 
 class Group(click.Group):
     """The command group: maps every command's errors in one place."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(_ARGV, list(args))  # for a usage error under --json (see _as_json)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit):
             raise
+        except click.ClickException as exc:
+            if not _as_json(ctx, exc):
+                raise  # click prints it with the usage line
+            code = "usage" if isinstance(exc, click.UsageError) else "error"
+            payload = {"code": code, "family": code, "message": exc.format_message()}
+            _fail(payload, exc.exit_code, as_json=True)
         except KeyboardInterrupt:
-            render.error("interrupted; nothing was half-written (runs are atomic)")
-            sys.exit(130)
+            message = "interrupted; nothing was half-written (runs are atomic)"
+            payload = {"code": "interrupted", "family": "interrupted", "message": message}
+            _fail(payload, EXIT_INTERRUPTED, as_json=bool(ctx.meta.get(JSON_MODE)))
         except Exception as exc:
-            sys.exit(_exit_code(exc))
+            payload, exit_code = _describe(exc)
+            _fail(payload, exit_code, as_json=bool(ctx.meta.get(JSON_MODE)))
 
 
-def _exit_code(exc: Exception) -> int:
+def _describe(exc: Exception) -> tuple[dict[str, Any], int]:
+    """The error's JSON form and exit code."""
     from ..errors import PqlkitError
 
     if isinstance(exc, PqlkitError):
-        render.error(str(exc))
-        return EXIT_ERROR
+        return exc.to_dict(), exc.exit_code
     if os.environ.get("PQL_DEBUG"):
         raise exc
-    from ..backends import driver_errors, first_line
+    if "pqlkit.backends" in sys.modules:  # a driver error outside every Backend.errors block
+        from ..backends import mapped
 
-    if isinstance(exc, driver_errors()):  # the database said no: not a bug of ours
-        render.error(f"the database reported an error: {first_line(exc)}")
-        return EXIT_ERROR
+        known = mapped(exc, "the database reported an error")
+        if known is not None:
+            return known.to_dict(), known.exit_code
     text = str(exc).strip()
-    render.error(
-        f"unexpected {type(exc).__name__}: {text.splitlines()[0] if text else ''}\n"
-        "This is a bug in pqlkit; rerun with PQL_DEBUG=1 for the traceback and report it."
+    payload = {
+        "code": "internal",
+        "family": "internal",
+        "message": f"unexpected {type(exc).__name__}: {text.splitlines()[0] if text else ''}",
+        "hint": "This is a bug in pqlkit; rerun with PQL_DEBUG=1 for the traceback and report it",
+    }
+    return payload, EXIT_INTERNAL
+
+
+def _as_json(ctx: click.Context, exc: click.ClickException) -> bool:
+    """Whether the failing command was given --json. Its option notes that when it is read;
+    a usage error may come before it is, so the arguments are looked at then."""
+    if ctx.meta.get(JSON_MODE):
+        return True
+    failed = getattr(exc, "ctx", None)
+    argv: list[str] = ctx.meta.get(_ARGV, [])
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    return (
+        failed is not None
+        and "--json" in argv
+        and any(p.name == "as_json" for p in failed.command.params)
     )
-    return EXIT_INTERNAL
+
+
+def _fail(payload: dict[str, Any], exit_code: int, *, as_json: bool) -> None:
+    """Print the error (one JSON object on stdout, or one message on stderr) and exit."""
+    payload = {**payload, "exit_code": exit_code, "retryable": payload.get("retryable", False)}
+    if as_json:
+        render.emit_json(payload)
+    else:
+        hint = payload.get("hint")
+        message = payload["message"]
+        render.error(f"{message}\n{hint}" if hint and hint not in message else message)
+    sys.exit(exit_code)
 
 
 @click.group(

@@ -32,7 +32,24 @@ as_of_option = click.option(
     default=None,
     help="Score as of this time (ISO 8601, UTC unless an offset is given). Default: now.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+JSON_MODE = "pqlkit.json"
+"""Key in the click context's meta (shared by every context of a command line) set when the
+command was given --json: the command group then prints an error as JSON too."""
+
+
+def _note_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[JSON_MODE] = True
+    return value
+
+
+json_option = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_note_json,
+    help="Print JSON for programs (an error too: one object with its code, on stdout).",
+)
 
 
 def outcome_options(fn: Callable[..., Any]) -> Callable[..., Any]:

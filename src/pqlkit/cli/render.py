@@ -10,13 +10,16 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 def _console(stderr: bool) -> Console:
     probe = Console(stderr=stderr)
     # Piped output (files, CI logs) gets a readable width instead of rich's 80 columns.
     width = None if probe.is_terminal else 120
-    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+    # No emoji codes: rich would print "pql.yml:100: x" as "pql.yml💯 x" (issue 27); text
+    # from users and errors goes through escape() or Text, never through markup.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width, emoji=False)
 
 
 out = _console(False)
@@ -73,12 +76,13 @@ def warn(message: str) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/bold red] {escape(message)}", markup=True, highlight=False)
+    """An error as it is: plain text after a red "error:", never wrapped or read as markup."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
 
 
 def lead_list(rows: list[dict[str, Any]], title: str) -> None:
     """Users as readable blocks: who, score, where they go, and why (one reason a line)."""
-    out.print(f"[bold]{title}[/bold]")
+    out.print(f"[bold]{escape(title)}[/bold]")
     for r in rows:
         out.print(
             f"  [bold]{escape(str(r['user_id']))}[/bold] ({escape(str(r.get('account_id') or '-'))})  "

@@ -19,7 +19,7 @@ import httpx
 from ..model.crm import HubSpotDestination
 from ..model.signals import duration_seconds
 from .records import Record
-from .transport import CrmError, Transport, Window
+from .transport import CrmAuthError, CrmError, Transport, Window
 
 BATCH = 100
 """Records per batch upsert call (HubSpot's limit)."""
@@ -114,7 +114,7 @@ class HubSpot:
 
     def _check(self, response: httpx.Response, what: str) -> dict[str, Any]:
         if response.status_code in (401, 403):
-            raise CrmError(
+            raise CrmAuthError(
                 f"HubSpot ({self.dest.id}) refused {what}: {error_text(response)}; check the "
                 f"private app token in {self.dest.token_env} and its scopes"
             )

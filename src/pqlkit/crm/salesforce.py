@@ -22,7 +22,7 @@ from ..model.crm import SalesforceDestination
 from ..model.signals import duration_seconds
 from .hubspot import Result
 from .records import Record
-from .transport import CrmError, CrmUnavailable, Transport
+from .transport import CrmAuthError, CrmError, CrmUnavailable, Transport
 
 BATCH = 200
 """Records per sObject Collections call (Salesforce's limit)."""
@@ -117,7 +117,7 @@ class Salesforce:
                 f"Salesforce ({d.id}): no token ({type(exc).__name__}: {exc})"
             ) from None
         if r.status_code != 200:
-            raise CrmError(
+            raise CrmAuthError(
                 f"Salesforce ({d.id}) refused the {d.auth} sign-in: {error_text(r)}; check "
                 f"{', '.join(d.env_names())} and the connected app"
             )
@@ -154,7 +154,7 @@ class Salesforce:
         self.check_allowance()
         r = self.http.call(method, path, **kwargs)
         if r.status_code == 401:
-            raise CrmError(
+            raise CrmAuthError(
                 f"Salesforce ({self.dest.id}) refused the session even after a new token: "
                 f"{error_text(r)}"
             )
@@ -201,7 +201,7 @@ class Salesforce:
         )
         if r.status_code != 200:
             if r.status_code in (401, 403) and "REQUEST_LIMIT" not in r.text:
-                raise CrmError(
+                raise CrmAuthError(
                     f"Salesforce ({self.dest.id}) refused upserting {sobject}: {error_text(r)}"
                 )
             error = error_text(r)

@@ -27,17 +27,29 @@ from tenacity import (
     wait_exponential,
 )
 
-from ..errors import PqlkitError
+from ..errors import AuthError, DeliveryError
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 
 
-class CrmError(PqlkitError):
-    """A CRM refused a call (wrong credentials, a missing field...): the message says which."""
+class CrmError(DeliveryError):
+    """A CRM refused a call (a missing field, a bad value...): the message says which."""
+
+    code = "crm"
 
 
 class CrmUnavailable(CrmError):
     """The CRM kept failing or limiting; what was not sent is sent at the next sync."""
+
+    code = "crm_unavailable"
+    exit_code = 75
+    retryable = True
+
+
+class CrmAuthError(CrmError, AuthError):
+    """The CRM refused the credentials (a token, a sign-in): the message names their setting."""
+
+    code = "crm_auth"
 
 
 def retry_after(response: httpx.Response) -> float | None:
