@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import interactive, json_option, open_session, progress, url_option
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import interactive, json_option, model_option, progress, url_option
 
 

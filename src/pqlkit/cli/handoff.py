@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import json_option, model_option, open_session, url_option
 
 STATUSES = ("pending", "failed", "dead", "disabled", "delivered")

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import (
     interactive,
     json_option,

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import (
     as_of_option,
     interactive,

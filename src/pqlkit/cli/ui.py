@@ -6,7 +6,8 @@ import sys
 
 import click
 
-from . import cli, render
+from . import render
+from .group import cli
 from .options import json_option, model_option, open_session, url_option
 
 
