@@ -261,3 +261,37 @@ def test_writing_commands_take_their_turn_beside_a_busy_web_app(tmp_path):
     assert busy["forget"] < 60
     assert len(statuses) >= 5
     assert set(statuses) == {200}, statuses
+
+
+def test_one_command_runs_collection_live_scoring_hand_off_and_the_web_app(tmp_path):
+    """`pql serve --model pql.yml --ui`: the Segment client's events are stored, the user
+    rescored live, the webhook sent (signed, once), and the same port serves the web app,
+    where a signed-in rep finds the new PQL in the inbox."""
+    from .test_handoff import Receiver
+    from .test_live_serve import LiveServer, _send, _wait
+
+    receiver = Receiver()
+    server = LiveServer(tmp_path, receiver.url)
+    server.args = (*server.args, "--ui")
+    server.env = {**server.env, "PQL_UI_SECRET": "u" * 40}
+    added = pql("users", "add", "rep", "--url", server.db, "--password-stdin",
+                input="pw-rep-123456\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    server.start()
+    try:
+        _send(server.url, "ann", "ann@acme.io", ["pricing_viewed"])
+        _wait(lambda: len(receiver.seen) >= 1, 60, "the webhook")
+        assert receiver.seen[0]["verified"]
+        assert receiver.seen[0]["body"]["user"]["id"] == "ann"
+        assert httpx.get(server.url + "/health", timeout=10).json()["status"] == "ok"
+        rep = _signed_in(server.url, "rep", "pw-rep-123456")
+        inbox = _wait(lambda: "ann" in (page := rep.get("/inbox").text) and page, 60, "the inbox")
+        assert "ann@acme.io" in inbox or "ann" in inbox
+        rep.close()
+        server.stop()
+        assert server.proc is not None and server.proc.returncode == 0
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+        receiver.close()
+    assert len({r["id"] for r in receiver.seen}) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -177,11 +178,28 @@ def forget(user_ids, url, yes, as_json) -> None:
     help="With --model: a key the product sends as 'Authorization: Bearer KEY' to the prompt "
     "and feedback API (repeatable); or PQL_PRODUCT_KEY.",
 )
+@click.option(
+    "--ui",
+    "with_ui",
+    is_flag=True,
+    help="With --model: serve the web app too, on the same port (the whole system in one "
+    "command; sessions signed with $PQL_UI_SECRET).",
+)
 def serve(
-    host, port, url, log_dir, write_keys, table, resolve_every, model_path, full_every, product_keys
+    host,
+    port,
+    url,
+    log_dir,
+    write_keys,
+    table,
+    resolve_every,
+    model_path,
+    full_every,
+    product_keys,
+    with_ui,
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
-    score live and hand off."""
+    score live and hand off; with --ui too, the web app on the same port: the whole system."""
     from ..server.app import Collector
     from ..usecases.collecting import check_writable, collector
     from ..usecases.collecting import write_keys as parse_keys
@@ -199,12 +217,16 @@ def serve(
         full_every=full_every,
         product_keys=list(product_keys),
     )
-    app = Collector.from_setup(setup)
+    app: Any = Collector.from_setup(setup)
+    if with_ui:
+        app = _with_web_app(app, model_path, url)
     import uvicorn
 
     render.err.print(
         f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
+        + (f"; web app on http://{host}:{port}/inbox" if with_ui else "")
     )
+    _exit_zero_after_draining()
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
 
 
@@ -227,3 +249,33 @@ def migrate(url, table, as_json) -> None:
         render.out.print("Nothing to do: every table has the columns pqlkit writes.")
     for name, columns in added.items():
         render.out.print(render.escape(f"{name}: added {', '.join(columns)}"))
+
+
+def _with_web_app(collector: Any, model_path: str | None, url: str | None) -> Any:
+    """The collector and the web app behind one port (see pqlkit.server.combined)."""
+    from ..errors import PqlkitError
+    from ..server.combined import Combined
+    from ..usecases import ui as use
+
+    if model_path is None:
+        raise PqlkitError("--ui serves the web app over the live state: give --model pql.yml too")
+    use.require_ui()
+    key, from_env = use.secret()
+    if not from_env:
+        render.warn(
+            f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "
+            "this process stops"
+        )
+    from ..web.app import create_app
+
+    return Combined(collector, create_app(model_path, url, secret=key))
+
+
+def _exit_zero_after_draining() -> None:
+    """SIGTERM (systemd's stop, `docker stop`) drains: uvicorn stops taking requests, the
+    collector's lifespan stores everything acknowledged, then the process exits 0. uvicorn
+    raises the signal again once it has drained, and this handler is what it finds then (the
+    default action would end the process with -15)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: None)

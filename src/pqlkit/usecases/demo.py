@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import connect
-from ..engine import Engine, RunResult, as_utc
+from ..engine import RunResult, as_utc
 from ..errors import PqlkitError
 from ..model.load import load_model
 from ..sinks.files import export
@@ -58,8 +58,11 @@ def run_demo(
     top: int = 10,
     progress: Progress = quiet,
 ) -> DemoResult:
+    """Generate the demo world into a new database (the one use case that opens its own
+    connection: it makes the database the others are given), score it and export the scores."""
     from ..demo.generate import DemoSize, describe, generate
     from ..demo.load import load, write_model
+    from .session import Session
 
     if accounts < 1 or users < accounts or days < 7:
         raise PqlkitError("demo sizes: need --accounts >= 1, --users >= --accounts and --days >= 7")
@@ -74,7 +77,7 @@ def run_demo(
     backend = connect(db_url)
     load(backend, data)
     write_model(model_path)
-    engine = Engine(load_model(model_path), backend)
+    engine = Session(backend, load_model(model_path)).engine
     result = engine.run(data.end, progress=progress)
     scored = engine.stored_users(result.as_of, result.model_version)
     ordered = scored.order_by([scored.score.desc(), scored.user_id])

@@ -1,0 +1,32 @@
+"""One server for the whole system (`pql serve --model pql.yml --ui`): the collector's paths
+(/v1/..., /health, /metrics) go to the collector, every other path to the web app, on one port
+and in one process (the flusher, with live scoring and deliveries, in its own beside it).
+
+The collector owns the lifespan (it starts the flusher and stops it, storing what was
+acknowledged); the web app needs none of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLLECTOR_PATHS = ("/v1/", "/health", "/metrics")
+
+
+class Combined:
+    """An ASGI app routing by path to the collector or the web app."""
+
+    def __init__(self, collector: Any, web: Any):
+        self.collector = collector
+        self.web = web
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self.collector(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        to_collector = path.startswith(COLLECTOR_PATHS[0]) or path.rstrip("/") in COLLECTOR_PATHS
+        await (self.collector if to_collector else self.web)(scope, receive, send)
+
+
+__all__ = ["Combined"]
