@@ -295,3 +295,37 @@ def test_one_command_runs_collection_live_scoring_hand_off_and_the_web_app(tmp_p
             server.kill()
         receiver.close()
     assert len({r["id"] for r in receiver.seen}) == 1
+
+
+def test_pql_demo_then_the_one_command_serves_the_demo_as_it_is(tmp_path):
+    """What the README's first lines promise: `pql demo`, then `pql serve --model ... --ui` on
+    the demo's own database and model, nothing changed by hand."""
+    demo = pql("demo", "--dir", str(tmp_path), "--accounts", "40", "--users", "200", "--days",
+               "21", "--json", timeout=600)  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    top = json.loads(demo.stdout)["top_pqls"]
+    db, model = tmp_path / "demo.duckdb", tmp_path / "pql.yml"
+    added = pql("users", "add", "admin", "--role", "admin", "--url", str(db), "--password-stdin",
+                input="pw-admin-123456\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    server = Serve(tmp_path, db="demo.duckdb",
+                   args=("--model", str(model), "--ui", "--product-key", "pk_demo"),
+                   env={"PQL_UI_SECRET": "d" * 40})  # fmt: skip
+    server.start()
+    try:
+        _track(server.url, 3)
+        admin = _signed_in(server.url, "admin", "pw-admin-123456")
+        assert admin.get("/inbox").status_code == 200
+        assert admin.get("/deliveries").status_code == 200
+        admin.close()
+        if top:
+            r = httpx.get(f"{server.url}/v1/prompts/{top[0]['user_id']}",
+                          headers={"authorization": "Bearer pk_demo"}, timeout=30)  # fmt: skip
+            assert r.status_code == 200
+        server.stop()
+        assert server.proc is not None and server.proc.returncode == 0
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM events WHERE source = 'web'").fetchone()[0] == 3

@@ -60,5 +60,9 @@ def demo(folder, url, n_accounts, n_users, days, seed, top, as_json) -> None:
         f"pql_account_scores, pql_runs)\n"
         f"  model:    {d.model}\n"
         f"  exports:  {', '.join(str(p) for p in d.exports)}\n"
-        f"Next: pql explain {first} -m {d.model} --url {d.database} --as-of {result.as_of.date().isoformat()}"
+        f"Next: pql explain {first} -m {d.model} --url {d.database} --as-of {result.as_of.date().isoformat()}\n"
+        f"The whole system (collector, live scoring, hand-off and the web app on one port):\n"
+        f"  pql users add admin --role admin --url {d.database}\n"
+        f"  pql serve --model {d.model} --url {d.database} --ui --write-key web=YOUR_WRITE_KEY "
+        "--product-key YOUR_PRODUCT_KEY"
     )

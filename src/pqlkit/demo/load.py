@@ -48,5 +48,21 @@ def starter_text() -> str:
     return files("pqlkit.model").joinpath("starter.yml").read_text(encoding="utf-8")
 
 
-def write_model(path: Path) -> None:
-    path.write_text(starter_text(), encoding="utf-8")
+DEMO_HANDOFF = """
+# The hand-off (docs/model.md): every run records who became a PQL (the outbox) and keeps the
+# live state the inbox and the prompt API read. Add destinations (webhook, slack, hubspot,
+# salesforce) and routes to send the transitions somewhere.
+handoff:
+  destinations: []
+  prompts:
+    cooldown: 7d
+    cap: 3
+    rules:
+      - {id: upgrade_to_team, when: {pql: true}, data: {plan: team}}
+"""
+
+
+def write_model(path: Path, *, handoff: bool = False) -> None:
+    """The starter model; with ``handoff``, the demo's hand-off section too (so that
+    `pql serve --model ... --ui` runs the whole system on the demo as it is)."""
+    path.write_text(starter_text() + (DEMO_HANDOFF if handoff else ""), encoding="utf-8")

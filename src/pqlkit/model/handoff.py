@@ -164,8 +164,9 @@ class Prompts(_Strict):
 class Handoff(_Strict):
     """Where transitions go."""
 
-    destinations: list[Destination] = Field(min_length=1)
-    """Webhooks, Slack channels, HubSpot and Salesforce."""
+    destinations: list[Destination] = []
+    """Webhooks, Slack channels, HubSpot and Salesforce. None (`[]`) records transitions and
+    keeps the live state (the inbox, the prompt API) and sends nothing: how the demo starts."""
     routes: list[HandoffRoute] = []
     """Routes, each to one or more destinations; a transition goes to every route it matches.
     None (`[]`, the default) records transitions and delivers nothing: e.g. CRM destinations

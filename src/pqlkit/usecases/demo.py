@@ -76,7 +76,7 @@ def run_demo(
     progress(f"loading {data.events.num_rows:,} events into {db_url}")
     backend = connect(db_url)
     load(backend, data)
-    write_model(model_path)
+    write_model(model_path, handoff=True)
     engine = Session(backend, load_model(model_path)).engine
     result = engine.run(data.end, progress=progress)
     scored = engine.stored_users(result.as_of, result.model_version)
