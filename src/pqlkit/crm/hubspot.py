@@ -9,7 +9,7 @@ cannot help) with the property named.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,9 +94,9 @@ class HubSpot:
         token: str,
         client: httpx.Client,
         *,
-        sleep=None,
+        sleep: Callable[[float], None] | None = None,
         give_up_after: float = 300.0,
-    ):
+    ) -> None:
         import time
 
         self.dest = dest

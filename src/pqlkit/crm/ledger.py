@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from ..backends import Backend
+
 LEDGER = "pql_crm_ledger"
 AUDIT = "pql_crm_audit"
 SYNCS = "pql_crm_syncs"
@@ -82,7 +84,7 @@ OUTCOMES_SCHEMA = pa.schema(
 )
 
 
-def ensure(backend) -> None:
+def ensure(backend: Backend) -> None:
     backend.ensure_table(LEDGER, LEDGER_SCHEMA, primary_key=["destination", "object", "key"])
     backend.ensure_table(AUDIT, AUDIT_SCHEMA)
     backend.ensure_table(SYNCS, SYNCS_SCHEMA, primary_key=["sync_id"])

@@ -22,6 +22,7 @@ import httpx
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from ..backends import Backend
 from ..model.crm import CrmDestination, HubSpotDestination
 from . import hubspot, ledger, salesforce
 
@@ -136,7 +137,9 @@ def salesforce_rows(sf: salesforce.Salesforce, since: datetime | None) -> list[d
     return out
 
 
-def _map(backend, rows: list[dict[str, Any]], users: ir.Table, accounts: ir.Table | None) -> None:
+def _map(
+    backend: Backend, rows: list[dict[str, Any]], users: ir.Table, accounts: ir.Table | None
+) -> None:
     """Fill user_id and account_id from e-mail and domain where the CRM had no pqlkit id."""
     emails = sorted({r["email"] for r in rows if r["email"] and not r["user_id"]})
     if emails:
@@ -171,7 +174,7 @@ def _map(backend, rows: list[dict[str, Any]], users: ir.Table, accounts: ir.Tabl
 
 
 def read(
-    backend,
+    backend: Backend,
     dest: CrmDestination,
     secrets: list[str],
     client: httpx.Client,
@@ -180,7 +183,7 @@ def read(
     *,
     now: Callable[[], datetime],
     full: bool = False,
-    sleep=None,
+    sleep: Callable[[float], None] | None = None,
 ) -> ReadReport:
     started = time.perf_counter()
     ledger.ensure(backend)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -54,9 +54,9 @@ class Salesforce:
         secrets: list[str],
         client: httpx.Client,
         *,
-        sleep=None,
+        sleep: Callable[[float], None] | None = None,
         give_up_after: float = 300.0,
-    ):
+    ) -> None:
         self.dest = dest
         self.client = client
         self.secrets = secrets

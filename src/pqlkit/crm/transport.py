@@ -72,8 +72,12 @@ class Window:
     """At most ``calls`` calls in any ``seconds`` (a sliding window of the last calls' times)."""
 
     def __init__(
-        self, calls: int, seconds: float, sleep: Callable[[float], None], clock=time.monotonic
-    ):
+        self,
+        calls: int,
+        seconds: float,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.calls, self.seconds, self.sleep, self.clock = calls, seconds, sleep, clock
         self.times: collections.deque[float] = collections.deque()
 

@@ -32,6 +32,7 @@ from ..features.build import (
 from ..features.signals import AsOf, IbisJson
 from ..features.sources import ROLES, Bound, bind, check_data
 from ..model.load import LoadedModel, load_model
+from ..model.spec import Model
 from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
 from ..scoring.ops import PyOps
 from .observers import RunObserver, WrittenRun, as_utc, utc_now
@@ -150,7 +151,7 @@ class Engine:
         return cls(loaded, connect(url), observers=observers)
 
     @property
-    def model(self):
+    def model(self) -> Model:
         return self.loaded.model
 
     @property
@@ -205,7 +206,8 @@ class Engine:
             text = json.dumps(list(self.features(_SENTINEL).columns))
             self.backend.store_sql(key, text, utc_now())
         self._templates[key] = text
-        return json.loads(text)
+        names: list[str] = json.loads(text)
+        return names
 
     def to_stored(self, features: ir.Table, when: datetime) -> ir.Table:
         """``features`` in the stored layout of :data:`FEATURES`."""
@@ -274,7 +276,7 @@ class Engine:
 
         bound = self.bound
         parts = {
-            "versions": [__version__, ibis.__version__, sqlglot.__version__],
+            "versions": [__version__, ibis.__version__, getattr(sqlglot, "__version__", "")],
             "model": self.loaded.version,
             "base": str(self.loaded.base_dir),
             "backend": [self.backend.name, self.backend.bitmask_days],
@@ -354,7 +356,7 @@ class Engine:
                     "account_id"
                 ),
             )
-            counts: dict[str, int | None] = dict(self._counts(when, version))
+            counts: dict[str, Any] = dict(self._counts(when, version))
             if self.observers:  # e.g. transitions go out with the run, or not at all
                 say("recording transitions")
                 counts["transitions"] = self.tell(

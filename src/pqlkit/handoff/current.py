@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import ibis
 import ibis.expr.types as ir
 
-from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES
-from .transitions import ACCOUNT_STATE, OUTBOX, USER_STATE
+from ..engine import ACCOUNT_SCORES, ACCOUNT_STATE, RUNS, USER_SCORES, USER_STATE
+from .transitions import OUTBOX
 
 if TYPE_CHECKING:
     from ..engine import Engine

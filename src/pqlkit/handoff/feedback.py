@@ -10,9 +10,11 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
-from ..engine import USER_SCORES
+from ..backends import Backend
+from ..collect.tables import FEEDBACK, FEEDBACK_SCHEMA
+from ..engine import USER_SCORES, USER_STATE
 from ..errors import DataError
-from .transitions import FEEDBACK, FEEDBACK_SCHEMA, USER_STATE, ensure_tables
+from .transitions import ensure_tables
 
 ACTIONS = ("done", "disqualify")
 
@@ -35,7 +37,7 @@ class Feedback:
 
 
 def record_feedback(
-    backend,
+    backend: Backend,
     user_id: str,
     action: str,
     *,
@@ -68,7 +70,10 @@ def record_feedback(
     return fb
 
 
-def history(backend, user_id: str) -> list[dict[str, Any]]:
+def history(backend: Backend, user_id: str) -> list[dict[str, Any]]:
     ensure_tables(backend)
     f = backend.table(FEEDBACK)
-    return backend.rows(f.filter(f.user_id == user_id).order_by(ibis.desc(f.at)))
+    rows: list[dict[str, Any]] = backend.rows(
+        f.filter(f.user_id == user_id).order_by(ibis.desc(f.at))
+    )
+    return rows

@@ -19,7 +19,8 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ..collect.store import FEEDBACK, FEEDBACK_SCHEMA
+from ..backends import Backend
+from ..collect.tables import FEEDBACK, FEEDBACK_SCHEMA
 from ..engine import ACCOUNT_STATE, USER_STATE
 from ..model.handoff import Handoff, HandoffRoute
 from ..scoring.decide import REASON_SEPARATOR
@@ -77,7 +78,7 @@ def transition_id(
     return "tr_" + hashlib.sha256(key.encode()).hexdigest()[:29]
 
 
-def ensure_tables(backend) -> None:
+def ensure_tables(backend: Backend) -> None:
     """The outbox, deliveries and feedback tables (the state tables take the shape of the
     scores: :func:`ensure_state`)."""
     backend.ensure_table(OUTBOX, OUTBOX_SCHEMA, primary_key=["id"])
@@ -87,7 +88,7 @@ def ensure_tables(backend) -> None:
     backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
 
 
-def ensure_state(backend, users: ir.Table, accounts: ir.Table) -> None:
+def ensure_state(backend: Backend, users: ir.Table, accounts: ir.Table) -> None:
     """The last known state of every user and account: the latest scores row of each, the
     columns of ``users`` and ``accounts``. A state table from an older version (fewer columns)
     keeps its rows, the new columns empty until the user is scored again."""
@@ -109,7 +110,7 @@ def ensure_state(backend, users: ir.Table, accounts: ir.Table) -> None:
             )
 
 
-def quiet_users(backend, as_of: datetime) -> set[str]:
+def quiet_users(backend: Backend, as_of: datetime) -> set[str]:
     """Users a rep marked done or disqualified whose cooldown runs past ``as_of``."""
     f = backend.table(FEEDBACK)
     active = f.filter(f.quiet_until > ibis.timestamp(as_of)).select("user_id").distinct()
@@ -212,7 +213,7 @@ def route(handoff: Handoff, transitions: list[Transition]) -> list[tuple[str, st
 
 
 def record(
-    backend,
+    backend: Backend,
     handoff: Handoff,
     users: ir.Table,
     accounts: ir.Table,
@@ -300,7 +301,7 @@ def record(
 
 
 def _account_transitions(
-    backend, accounts: ir.Table, as_of: datetime, version: str
+    backend: Backend, accounts: ir.Table, as_of: datetime, version: str
 ) -> list[Transition]:
     state = backend.table(ACCOUNT_STATE)
     s = state.select(_a=state.account_id, _pqa=state.is_pqa)
