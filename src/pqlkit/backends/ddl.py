@@ -23,13 +23,27 @@ class TableDdl:
     """``ensure_table``, ``missing_columns``, ``add_columns``."""
 
     _opened: dict[str, Any]
-    _sqlglot: str
 
-    def has_table(self, name: str) -> bool: ...  # pragma: no cover - Backend's
-    def table(self, name: str, *, role: str = "") -> Any: ...  # pragma: no cover
-    def tables(self) -> Any: ...  # pragma: no cover
-    def _execute(self, sql: str) -> None: ...  # pragma: no cover
-    def _type_sql(self, dtype: Any) -> str: ...  # pragma: no cover
+    # what the mixin calls: the Backend's own (it comes first in Backend's bases only for the
+    # methods above; these stand-ins are never reached)
+    @property
+    def _sqlglot(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def has_table(self, name: str) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    def table(self, name: str, *, role: str = "") -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def tables(self) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def _execute(self, sql: str) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _type_sql(self, dtype: Any) -> str:  # pragma: no cover
+        raise NotImplementedError
 
     def ensure_table(
         self,

@@ -241,7 +241,7 @@ def _text(value: Any) -> str | None:
 # --- storing a batch ------------------------------------------------------------------------------
 
 
-def table_specs() -> dict[str, tuple[pa.Schema, list[str], list[str]]]:
+def table_specs() -> dict[str, tuple[pa.Schema, tuple[str, ...], tuple[str, ...]]]:
     """The identity tables: name -> (schema, primary key, not-null columns)."""
     return dict(_KEYS)
 
