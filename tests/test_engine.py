@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
+from pqlkit.demo.load import canonical_events
 from pqlkit.engine import ACCOUNT_SCORES, USER_SCORES, Engine
 from pqlkit.errors import BackendError
 from pqlkit.model.load import load_model
@@ -94,7 +95,7 @@ def test_events_after_as_of_change_nothing(model_file, world_backend, small_worl
             "properties": ['{"feature": "x", "invitee": "z@y.com"}'] * n,
         }
     )
-    world_backend.insert("events", future.cast(world_backend.table("events").schema().to_pyarrow()))
+    world_backend.insert("events", canonical_events(future))
     after = _rows(engine.scores(as_of))
     assert after == before
     # ...and they do count once as_of moves past them.

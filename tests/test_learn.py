@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from pqlkit.cli import cli
 from pqlkit.demo.generate import DemoSize
+from pqlkit.demo.load import canonical_events
 from pqlkit.engine import Engine
 from pqlkit.learn import dataset, metrics
 from pqlkit.learn.learn import learn, learn_table
@@ -57,7 +58,7 @@ def test_future_events_never_reach_a_feature(world_backend, model_file):
             "properties": ["{}"] * (len(users) * 5),
         }
     )
-    world_backend.insert("events", future)
+    world_backend.insert("events", canonical_events(future))
     after = _rows(Engine(load_model(model_file), world_backend))
     assert after.keys() == before.keys()
     for u in users:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from pqlkit.backends import connect
-from pqlkit.demo.load import load
+from pqlkit.demo.load import canonical_events, load
 from pqlkit.engine import ACCOUNT_SCORES, RUNS, USER_COLUMNS, USER_SCORES, Engine
 from pqlkit.model.load import load_model
 
@@ -47,7 +47,9 @@ def _with_identities(backend, small_world) -> None:
                     "properties": '{"feature": "reports", "plan": 3}',
                 }
             )
-    backend.insert("events", pa.Table.from_pylist(events, schema=small_world.events.schema))
+    backend.insert(
+        "events", canonical_events(pa.Table.from_pylist(events, schema=small_world.events.schema))
+    )
     backend.write_table(
         "pql_identities",
         pa.Table.from_pylist(

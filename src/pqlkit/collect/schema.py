@@ -56,7 +56,7 @@ def require_writable(backend: Any, events: str = "events", *, who: str = "the co
         raise DataError(
             f"{tables}: {who} writes them (the table was made by an older pqlkit, or by hand). "
             "Run `pql migrate` with the same --url to add them in place (existing rows keep "
-            "their values; the new columns start empty), then try again."
+            "their values; the new columns start empty), or write to another table (--table)."
         )
 
 

@@ -26,8 +26,9 @@ def load(backend: Backend, data: DemoData) -> None:
 
 
 def canonical_events(events: pa.Table, source: str = "demo") -> pa.Table:
-    """The generated events with the collector's columns: a ``source`` and a receive time (the
-    event's own: the demo's events arrived as they happened), in the collector's order."""
+    """Events in the canonical layout the collector writes: a ``source`` and a receive time
+    (the event's own: the demo's events arrived as they happened) where they are missing, any
+    other missing column empty, in the collector's order and types."""
     import pyarrow as pa
 
     from ..collect.tables import EVENTS_SCHEMA
@@ -35,12 +36,17 @@ def canonical_events(events: pa.Table, source: str = "demo") -> pa.Table:
     n = events.num_rows
     extra = {
         "source": pa.array([source] * n, pa.string()),
-        "received_at": events.column("timestamp"),
+        "received_at": events.column("timestamp") if "timestamp" in events.column_names else None,
     }
-    columns = [
-        events.column(f.name) if f.name in events.column_names else extra[f.name]
-        for f in EVENTS_SCHEMA
-    ]
+    columns = []
+    for f in EVENTS_SCHEMA:
+        if f.name in events.column_names:
+            column = events.column(f.name)
+        else:
+            column = extra.get(f.name)
+            if column is None:
+                column = pa.nulls(n, f.type)
+        columns.append(column.cast(f.type))
     return pa.Table.from_arrays(columns, schema=EVENTS_SCHEMA)
 
 
