@@ -124,8 +124,12 @@ def format_of(path: Path) -> str:
     )
 
 
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line or row number, row, or None and why it could not be read)."""
+def _rows(
+    path: Path, fmt: str, text_columns: frozenset[str] = frozenset()
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line or row number, row, or None and why it could not be read). A CSV's
+    ``text_columns`` (its id columns) are read as text: typed as numbers, ids past 2**53
+    would lose digits."""
     if fmt == "parquet":
         n = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
@@ -135,7 +139,10 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
         return
     if fmt == "csv":
         reader = pacsv.open_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=True)
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(text_columns, pa.string()), strings_can_be_null=True
+            ),
         )
         n = 1  # the header is line 1
         for batch in reader:
@@ -228,7 +235,8 @@ def import_files(
             raise DataError(f"unknown format {file_fmt!r}; use one of {', '.join(FORMATS)}")
         fr = FileReport(path=str(path), format=file_fmt)
         report.files.append(fr)
-        for line, row, unreadable in _rows(path, file_fmt):
+        ids_as_text = frozenset(mapping.get(c, c) for c in _ID_COLUMNS)
+        for line, row, unreadable in _rows(path, file_fmt, ids_as_text):
             fr.read += 1
             if progress and fr.read % 10_000 == 0:
                 progress(f"reading {path}", fr.read)
@@ -285,6 +293,10 @@ def import_files(
     report.duplicates = within_duplicates + (accepted - report.imported)
     report.seconds = time.perf_counter() - started
     return report
+
+
+#: The events columns that hold ids.
+_ID_COLUMNS = ("message_id", "user_id", "anonymous_id", "account_id")
 
 
 def _identity_message(row: dict[str, Any], received: datetime) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """A Segment-compatible collector as a plain ASGI app (run by `pql serve` under uvicorn).
 
     POST /v1/batch /v1/track /v1/identify /v1/group /v1/page /v1/screen /v1/alias
-    GET  /health   GET /metrics
+    GET  /health (open, says only ok or degraded)
+    GET  /metrics (Authorization: Bearer METRICS_KEY)
     with a model (`pql serve --model`), for the product, authenticated with a product key:
     GET  /v1/prompts/{user_id}   POST /v1/feedback
 
@@ -55,6 +56,7 @@ class Collector:
         storing_grace: float = 5.0,
         live: Any = None,
         product_keys: list[str] | None = None,
+        metrics_keys: list[str] | None = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -79,6 +81,7 @@ class Collector:
         # prompt and feedback API (`pql serve --model`)
         self.live = live
         self.product_keys = {hash_key(k) for k in (product_keys or [])}
+        self.metrics_keys = {hash_key(k) for k in (metrics_keys or [])}
         self._known_products: set[str] = set()
         self.handoff: Any = live.handoff if live is not None else None
         self.reader: Any = None
@@ -103,6 +106,7 @@ class Collector:
             resolve_interval=setup.resolve_interval,
             live=setup.live,
             product_keys=setup.product_keys,
+            metrics_keys=setup.metrics_keys,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -151,17 +155,16 @@ class Collector:
             return
         path, method = scope["path"].rstrip("/"), scope["method"]
         if method == "GET" and path == "/health":
-            error = self.flusher.state.error_text() if self.flusher else None
-            if self.flusher is not None and not self.flusher.alive:
-                error = f"the flusher process has stopped ({error or 'no reason given'})"
-            status = 200 if error is None else 503
+            # open to anyone (load balancers): the error's text, which may quote a database
+            # URL or a stored value, is in /metrics, behind its key
+            error = self.flusher_error()
             quarantined = self.flusher.state.quarantined.value if self.flusher else 0
             await _json(
                 send,
-                status,
+                200 if error is None else 503,
                 {
                     "status": "ok" if error is None else "degraded",
-                    **({"error": str(error)} if error else {}),
+                    **({"error": "the flusher is failing; see /metrics"} if error else {}),
                     "refusing_events": self.refusing() is not None,
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
@@ -169,6 +172,11 @@ class Collector:
             )
             return
         if method == "GET" and path == "/metrics":
+            try:
+                self._metrics_key(scope)
+            except ApiError as exc:
+                await _json(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
+                return
             await _json(send, 200, self.metrics())
             return
         if not path.startswith("/v1/"):
@@ -363,6 +371,33 @@ class Collector:
             "quiet_until": quiet.isoformat(),
         }
 
+    def flusher_error(self) -> str | None:
+        """What keeps the flusher from storing, None while it stores."""
+        error = self.flusher.state.error_text() if self.flusher else None
+        if self.flusher is not None and not self.flusher.alive:
+            error = f"the flusher process has stopped ({error or 'no reason given'})"
+        return None if error is None else str(error)
+
+    def _metrics_key(self, scope) -> None:
+        """/metrics counts traffic and may quote the flusher's error: a key of its own, not a
+        write key (those are public in web pages that send events)."""
+        if not self.metrics_keys:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "/metrics needs a key: start the collector with --metrics-key KEY (or "
+                "PQL_METRICS_KEY) and send 'Authorization: Bearer KEY'",
+            )
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
+            "",
+        )
+        key = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        if not key or hash_key(key) not in self.metrics_keys:
+            raise ApiError(
+                401, "unauthorized", "a valid metrics key is needed (Authorization: Bearer KEY)"
+            )
+
     def _product_key(self, scope) -> None:
         authorization = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
@@ -420,7 +455,9 @@ class Collector:
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
         position = state.position() if state else (0, 0)
+        error = self.flusher_error()
         return {
+            **({"flusher_error": error} if error else {}),
             "accepted": self.accepted,
             "rejected": self.rejected,
             "deduplicated": state.duplicates.value if state else 0,
@@ -471,18 +508,38 @@ async def _read_body(receive, limit: int) -> bytes:
 
 
 def _gunzip(raw: bytes, limit: int) -> bytes:
-    try:
+    """Every member of a gzip body, as ``gzip.decompress`` reads it, at most ``limit`` bytes in
+    all; bytes after the last member that are not gzip are refused, not ignored."""
+    out: list[bytes] = []
+    size = members = 0
+    rest = raw
+    while True:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(raw, limit + 1)
-    except zlib.error:
-        raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
-    if len(out) <= limit and not d.eof:
-        raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
-    if len(out) > limit:
-        raise ApiError(
-            400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed"
-        )
-    return out
+        try:
+            chunk = d.decompress(rest, limit + 1 - size)
+        except zlib.error:
+            if members:
+                raise ApiError(
+                    400,
+                    "invalid_gzip",
+                    f"the gzip body has {len(rest)} byte(s) after its end that are not gzip; "
+                    "send the compressed stream and nothing after it",
+                ) from None
+            raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
+        size += len(chunk)
+        out.append(chunk)
+        if size > limit:
+            raise ApiError(
+                400,
+                "batch_too_large",
+                f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed",
+            )
+        if not d.eof:
+            raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
+        members += 1
+        rest = d.unused_data
+        if not rest:
+            return b"".join(out)
 
 
 async def _json(send, status: int, body: dict[str, Any], headers: list | None = None) -> None:
