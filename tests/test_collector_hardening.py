@@ -16,7 +16,7 @@ import pytest
 from pqlkit.collect.importer import import_files
 from pqlkit.collect.records import RowError, text_or_none
 from pqlkit.collect.segment_api import ApiError, check_body, messages_from_body
-from pqlkit.server.app import MAX_BODY, _gunzip
+from pqlkit.server.wire import MAX_BODY, gunzip
 
 from .serve import METRICS_AUTH, Serve
 
@@ -83,18 +83,18 @@ def test_the_importer_keeps_big_csv_ids_as_their_digits(new_backend, tmp_path):
 
 def test_a_gzip_body_is_read_member_by_member_and_trailing_bytes_are_refused():
     one, two = b'{"batch":[', b"]}"
-    assert _gunzip(gzip.compress(one) + gzip.compress(two), MAX_BODY) == one + two
-    assert _gunzip(gzip.compress(one + two), MAX_BODY) == one + two
+    assert gunzip(gzip.compress(one) + gzip.compress(two), MAX_BODY) == one + two
+    assert gunzip(gzip.compress(one + two), MAX_BODY) == one + two
     for tail in (b"garbage", b"\x00\x00\x00\x00", b"x" * 100):
         with pytest.raises(ApiError, match=f"{len(tail)} byte.s. after its end") as info:
-            _gunzip(gzip.compress(one + two) + tail, MAX_BODY)
+            gunzip(gzip.compress(one + two) + tail, MAX_BODY)
         assert info.value.status == 400 and info.value.code == "invalid_gzip"
     with pytest.raises(ApiError, match="truncated"):  # a second member cut short
-        _gunzip(gzip.compress(one) + gzip.compress(two)[:-4], MAX_BODY)
+        gunzip(gzip.compress(one) + gzip.compress(two)[:-4], MAX_BODY)
     # the limit holds on all members together, not on each
     half = b" " * (MAX_BODY // 2 + 10)
     with pytest.raises(ApiError, match="uncompressed") as info:
-        _gunzip(gzip.compress(half) + gzip.compress(half), MAX_BODY)
+        gunzip(gzip.compress(half) + gzip.compress(half), MAX_BODY)
     assert info.value.code == "batch_too_large"
 
 
@@ -146,3 +146,66 @@ def test_over_http_big_ids_gzip_members_and_the_metrics_key(server):
     with duckdb.connect(server.db, read_only=True) as con:
         rows = con.execute("SELECT message_id, user_id FROM events ORDER BY 1").fetchall()
     assert rows == [("m-exact", "18446744073709551615"), ("m-g1", "g")]
+
+
+def _logged(body: dict, endpoint: str = "batch", source: str = "web") -> bytes:
+    return (
+        orjson.dumps({"s": source, "r": "2026-11-01T12:00:00Z", "e": endpoint, "b": body}) + b"\n"
+    )
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "reference"])
+def test_one_message_id_is_one_message_whatever_its_type(new_backend, tmp_path, fast):
+    """An id sent as an identify and as a track (or the other way round, or a group and a
+    page) is stored once per source: the first in the log, in the same flush or a later one."""
+    from pqlkit.collect.log import DurableLog, LogReader
+    from pqlkit.collect.store import Flusher
+
+    def track(mid: str, user: str = "u1", kind: str = "track") -> dict:
+        return {"type": kind, "event": "A", "name": "P", "userId": user, "messageId": mid}
+
+    def identify(mid: str, user: str = "u1") -> dict:
+        return {"type": "identify", "userId": user, "messageId": mid, "traits": {"plan": "x"}}
+
+    backend = new_backend()
+    log = DurableLog(tmp_path / "log")
+    flusher = Flusher(lambda: backend, LogReader(tmp_path / "log", lambda: log.durable), fast=fast)
+    log.append(
+        [
+            _logged({"batch": [identify("a"), track("a")]}),  # same line: the identify first
+            _logged({"batch": [track("b")]}),  # separate lines: the track first
+            _logged({"batch": [identify("b")]}),
+            _logged(track("c", kind="page"), endpoint="page"),  # a page, then a group
+            _logged({"batch": [{**identify("c"), "type": "group", "groupId": "g1"}]}),
+            _logged({"batch": [identify("d")]}),  # another source may reuse an id
+            _logged({"batch": [track("d")]}, source="app"),
+        ]
+    ).result()
+    while flusher.flush_once(limit=2):
+        pass
+    # a later flush: both kinds are already stored
+    log.append([_logged({"batch": [track("a"), identify("b"), identify("c")]})]).result()
+    while flusher.flush_once():
+        pass
+    log.close()
+    events = sorted(backend.run_sql("SELECT source, message_id, event FROM events"))
+    messages = sorted(backend.run_sql("SELECT source, message_id, type FROM pql_messages"))
+    assert events == [("app", "d", "A"), ("web", "b", "A"), ("web", "c", "Page Viewed: P")]
+    assert messages == [("web", "a", "identify"), ("web", "d", "identify")]
+    assert flusher.duplicates == 6 and flusher.stored == 3
+
+
+def test_the_importer_stores_one_message_per_id_whatever_its_type(new_backend, tmp_path):
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(
+        '{"type":"identify","userId":"u1","messageId":"x","timestamp":"2026-09-01T00:00:00Z"}\n'
+        '{"type":"track","userId":"u1","event":"A","messageId":"x","timestamp":"2026-09-01T00:00:00Z"}\n'
+        '{"type":"track","userId":"u1","event":"A","messageId":"y","timestamp":"2026-09-01T00:00:00Z"}\n'
+    )
+    second.write_text('{"type":"group","userId":"u1","groupId":"g","messageId":"y"}\n')
+    backend = new_backend()
+    import_files(backend, [first], fmt="segment")
+    report = import_files(backend, [second], fmt="segment")
+    assert report.imported == 0
+    assert backend.run_sql("SELECT message_id FROM events") == [("y",)]
+    assert backend.run_sql("SELECT message_id, type FROM pql_messages") == [("x", "identify")]

@@ -39,7 +39,6 @@ from .store import (
     MESSAGES,
     MESSAGES_SCHEMA,
     ensure_table,
-    insert_new,
     is_suppressed,
     message_row,
     suppressed_ids,
@@ -251,6 +250,10 @@ def import_files(
                     record = from_segment(row, source, received)
                     if record is None:
                         message = _identity_message(row, received)
+                        if str(message["messageId"]) in seen:  # one id, one message
+                            within_duplicates += 1
+                            continue
+                        seen.add(str(message["messageId"]))
                         ids.message(message, source)
                         messages.append(message_row(message, source))
                         fr.identity_messages += 1
@@ -331,9 +334,15 @@ def _store(
     ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
     identity.ensure_tables(backend)
     with backend.transaction():
-        stored = sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
-        insert_new(
-            backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None
+        # a message id names one message, event or identify, group and alias alike
+        stored = sum(
+            backend.insert_new(table, chunk, window=None, also=(MESSAGES,)) for chunk in chunks
+        )
+        backend.insert_new(
+            MESSAGES,
+            pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA),
+            window=None,
+            also=(table,),
         )
         identity.store(backend, ids)
     backend.analyze([table, MESSAGES, *identity.APPEND_ONLY])
