@@ -20,7 +20,7 @@ import base64
 import binascii
 import gc
 import hashlib
-import zlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,9 @@ import orjson
 
 from ..backends import connect
 from ..collect.background import FlusherProcess
-from ..collect.log import DurableLog
-from ..collect.segment_api import MAX_BATCH_BYTES, ApiError, check_body
-
-MAX_BODY = MAX_BATCH_BYTES + 64 * 1024
+from ..collect.log import ROTATE_SECONDS, DurableLog
+from ..collect.segment_api import ApiError, check_body
+from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_json
 
 
 def hash_key(key: str) -> str:
@@ -57,6 +56,7 @@ class Collector:
         live: Any = None,
         product_keys: list[str] | None = None,
         metrics_keys: list[str] | None = None,
+        log_seconds: float | None = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -82,6 +82,13 @@ class Collector:
         self.live = live
         self.product_keys = {hash_key(k) for k in (product_keys or [])}
         self.metrics_keys = {hash_key(k) for k in (metrics_keys or [])}
+        # how long a log segment stays open: raw requests live in the log at most this long
+        # after they are stored (PQL_LOG_SECONDS; tests shorten it)
+        self.log_seconds = (
+            log_seconds
+            if log_seconds is not None
+            else float(os.environ.get("PQL_LOG_SECONDS", ROTATE_SECONDS))
+        )
         self._known_products: set[str] = set()
         self.handoff: Any = live.handoff if live is not None else None
         self.reader: Any = None
@@ -129,7 +136,12 @@ class Collector:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.reader = self.live.state_reader()
             self.desk = self.live.prompt_desk(self.reader)
-        self.log = DurableLog(self.log_dir, on_durable=self.flusher.state.publish)
+        self.log = DurableLog(
+            self.log_dir,
+            on_durable=self.flusher.state.publish,
+            rotate_seconds=self.log_seconds,
+            stored=self.flusher.state.stored_position,
+        )
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         # Everything imported so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise walk it all while requests wait (p99).
@@ -159,7 +171,7 @@ class Collector:
             # URL or a stored value, is in /metrics, behind its key
             error = self.flusher_error()
             quarantined = self.flusher.state.quarantined.value if self.flusher else 0
-            await _json(
+            await send_json(
                 send,
                 200 if error is None else 503,
                 {
@@ -175,12 +187,12 @@ class Collector:
             try:
                 self._metrics_key(scope)
             except ApiError as exc:
-                await _json(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
+                await send_json(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
                 return
-            await _json(send, 200, self.metrics())
+            await send_json(send, 200, self.metrics())
             return
         if not path.startswith("/v1/"):
-            await _json(send, 404, {"code": "not_found", "message": f"no endpoint {path}"})
+            await send_json(send, 404, {"code": "not_found", "message": f"no endpoint {path}"})
             return
         if path.startswith("/v1/prompts/") or path == "/v1/feedback":
             try:
@@ -190,10 +202,10 @@ class Collector:
                 return
             except ApiError as exc:
                 status, body = exc.status, exc.body()
-            await _json(send, status, body)
+            await send_json(send, status, body)
             return
         if method != "POST":
-            await _json(send, 405, {"code": "method_not_allowed", "message": "use POST"})
+            await send_json(send, 405, {"code": "method_not_allowed", "message": "use POST"})
             return
         try:
             status, body = await self._ingest(path[4:], scope, receive)
@@ -204,7 +216,7 @@ class Collector:
             self.rejected += 1
             status, body = exc.status, exc.body()
         headers = [(b"retry-after", b"1")] if status in (429, 503) else []
-        await _json(send, status, body, headers)
+        await send_json(send, status, body, headers)
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -229,9 +241,9 @@ class Collector:
                 authorization = value.decode("latin-1")
             elif name == b"content-encoding":
                 encoding = value.decode("latin-1").lower()
-        raw = await _read_body(receive, MAX_BODY)
+        raw = await read_body(receive, MAX_BODY)
         if encoding in ("gzip", "x-gzip"):
-            raw = _gunzip(raw, MAX_BODY)
+            raw = gunzip(raw, MAX_BODY)
         elif encoding not in (None, "", "identity"):
             raise ApiError(
                 415,
@@ -305,7 +317,7 @@ class Collector:
             return 200, answer.to_dict(user_id)
         if method != "POST":
             raise ApiError(405, "method_not_allowed", "use POST")
-        raw = await _read_body(receive, 64 * 1024)
+        raw = await read_body(receive, 64 * 1024)
         try:
             body = orjson.loads(raw)
         except ValueError:
@@ -484,75 +496,3 @@ class Collector:
                 else {}
             ),
         }
-
-
-class ClientGone(Exception):
-    """The client went away before its body was complete: nothing is logged or answered."""
-
-
-async def _read_body(receive, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone  # e.g. a chunked body without its terminator: never logged
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes"
-            )
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _gunzip(raw: bytes, limit: int) -> bytes:
-    """Every member of a gzip body, as ``gzip.decompress`` reads it, at most ``limit`` bytes in
-    all; bytes after the last member that are not gzip are refused, not ignored."""
-    out: list[bytes] = []
-    size = members = 0
-    rest = raw
-    while True:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            chunk = d.decompress(rest, limit + 1 - size)
-        except zlib.error:
-            if members:
-                raise ApiError(
-                    400,
-                    "invalid_gzip",
-                    f"the gzip body has {len(rest)} byte(s) after its end that are not gzip; "
-                    "send the compressed stream and nothing after it",
-                ) from None
-            raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
-        size += len(chunk)
-        out.append(chunk)
-        if size > limit:
-            raise ApiError(
-                400,
-                "batch_too_large",
-                f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed",
-            )
-        if not d.eof:
-            raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
-        members += 1
-        rest = d.unused_data
-        if not rest:
-            return b"".join(out)
-
-
-async def _json(send, status: int, body: dict[str, Any], headers: list | None = None) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
