@@ -15,8 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Where identify, group and alias messages are stored (see :mod:`store`).
-MESSAGES = "pql_messages"
+from .tables import MESSAGES, MESSAGES_SCHEMA
 
 
 def in_log_order(
@@ -52,8 +51,6 @@ def store_new(
     pql_messages, each only when its (source, message_id) is neither among the batch's
     earlier messages nor stored in either table within ``window``; return how many events
     went in, and how many messages of either kind were duplicates. Call inside a transaction."""
-    from .store import MESSAGES_SCHEMA
-
     incoming = rows.num_rows + len(others)
     rows, others = first_of_each_id(rows, places, others)
     events = backend.insert_new(table, rows, window=window, also=(MESSAGES,))
