@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import time
 from datetime import datetime
 
 import duckdb
@@ -209,3 +210,35 @@ def test_the_importer_stores_one_message_per_id_whatever_its_type(new_backend, t
     assert report.imported == 0
     assert backend.run_sql("SELECT message_id FROM events") == [("y",)]
     assert backend.run_sql("SELECT message_id, type FROM pql_messages") == [("x", "identify")]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "inf"])
+def test_a_bad_log_seconds_is_refused_naming_the_variable(monkeypatch, tmp_path, value):
+    from pqlkit.errors import PqlkitError
+    from pqlkit.server.app import Collector
+
+    monkeypatch.setenv("PQL_LOG_SECONDS", value)
+    with pytest.raises(PqlkitError, match=f"PQL_LOG_SECONDS='{value}': .* a positive number"):
+        Collector(str(tmp_path / "c.duckdb"), tmp_path / "log", {"web": "k"})
+
+
+def test_the_log_deletes_a_closed_segment_once_stored_and_keeps_the_rest(tmp_path):
+    from pqlkit.collect.log import DurableLog, drop_stored
+
+    stored = (0, 0)
+    log = DurableLog(tmp_path, rotate_seconds=0.2, stored=lambda: stored)
+    first = log.append([b'{"a": 1}\n']).result()
+    deadline = time.monotonic() + 10
+    while log.segments() == [1]:  # idle: the segment is closed on its age alone
+        assert time.monotonic() < deadline, "never rotated"
+        time.sleep(0.05)
+    assert log.segments() == [1, 2] and log.durable == first  # nothing new to read
+    stored = (1, first[1] - 1)  # not all of it: kept
+    time.sleep(1.5)
+    assert log.segments() == [1, 2]
+    stored = first  # all of it: deleted by the writer's next tidy
+    while 1 in log.segments():
+        assert time.monotonic() < deadline, "never deleted"
+        time.sleep(0.05)
+    log.close()
+    assert drop_stored(tmp_path, (9, 0), 2) == []  # never the segment being written

@@ -31,6 +31,7 @@ from ..backends import connect
 from ..collect.background import FlusherProcess
 from ..collect.log import ROTATE_SECONDS, DurableLog
 from ..collect.segment_api import ApiError, check_body
+from ..errors import PqlkitError
 from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_json
 
 
@@ -84,11 +85,7 @@ class Collector:
         self.metrics_keys = {hash_key(k) for k in (metrics_keys or [])}
         # how long a log segment stays open: raw requests live in the log at most this long
         # after they are stored (PQL_LOG_SECONDS; tests shorten it)
-        self.log_seconds = (
-            log_seconds
-            if log_seconds is not None
-            else float(os.environ.get("PQL_LOG_SECONDS", ROTATE_SECONDS))
-        )
+        self.log_seconds = log_seconds if log_seconds is not None else _log_seconds()
         self._known_products: set[str] = set()
         self.handoff: Any = live.handoff if live is not None else None
         self.reader: Any = None
@@ -496,3 +493,18 @@ class Collector:
                 else {}
             ),
         }
+
+
+def _log_seconds() -> float:
+    """PQL_LOG_SECONDS, a positive number of seconds (60 when unset)."""
+    text = os.environ.get("PQL_LOG_SECONDS", "").strip()
+    try:
+        seconds = float(text) if text else ROTATE_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise PqlkitError(
+            f"PQL_LOG_SECONDS={text!r}: give how many seconds a log segment stays open, a "
+            "positive number (e.g. 60)"
+        )
+    return seconds
