@@ -188,7 +188,11 @@ class LogReader:
             if seg < segment or seg > end[0]:
                 continue
             limit = end[1] if seg == end[0] else None
-            with open(self._path(seg), "rb") as fh:
+            try:
+                fh = open(self._path(seg), "rb")  # noqa: SIM115  (closed by the with below)
+            except FileNotFoundError:  # deleted by the writer meanwhile: it was stored whole
+                continue
+            with fh:
                 fh.seek(offset if seg == segment else 0)
                 while True:
                     if limit is not None and fh.tell() >= limit:
