@@ -1,6 +1,7 @@
 """Generated request bodies for the collector: Segment-shaped messages with hostile values in
-every field (wrong types, deep nesting, huge numbers, odd strings and times), plus damaged raw
-bytes (bad UTF-8, truncation, odd encodings). Used by tests/test_fuzz.py."""
+every field (wrong types, deep nesting, huge numbers, ids past 64 bits, odd strings and times),
+plus damaged raw bytes (bad UTF-8, truncation, odd encodings, gzip of two members or with bytes
+after its end). Used by tests/test_fuzz.py, test_http_fuzz.py and test_fastpath.py."""
 
 from __future__ import annotations
 
@@ -153,12 +154,25 @@ def body(rng: random.Random, n: int) -> tuple[str, bytes, dict[str, str]]:
         i = rng.randint(0, len(raw))
         raw = raw[:i] + bytes([rng.choice([0xFF, 0xC3, 0x80, 0xED])]) + raw[i:]  # bad UTF-8
     elif roll < 0.12:
-        raw = gzip.compress(raw)
+        cut = rng.randint(0, len(raw))
+        raw = (  # one gzip member, or two (read whole, as gzip.decompress does)
+            gzip.compress(raw)
+            if rng.random() < 0.7
+            else gzip.compress(raw[:cut]) + gzip.compress(raw[cut:])
+        )
         headers["content-encoding"] = "gzip"
         if rng.random() < 0.2:
             raw = raw[: max(1, len(raw) - rng.randint(1, 10))]
+        elif rng.random() < 0.1:  # bytes after the end: refused
+            raw += rng.choice([b"\x00", b"garbage", b"\x1f\x8b", b"\n"])
     elif roll < 0.14:
         headers["content-encoding"] = rng.choice(["br", "deflate", "identity", "GZIP", "x-unknown"])
     elif roll < 0.16:
         raw = raw.replace(b'"', b"'", 1)
+    elif roll < 0.2:  # an id as a number past 64 bits, written as digits (no float can hold it)
+        field = rng.choice([b"userId", b"anonymousId", b"groupId", b"previousId", b"messageId"])
+        digits = rng.choice(
+            [b"1234567890123456789012345", b"18446744073709551617", b"-9223372036854775809"]
+        )
+        raw = raw.replace(b'"' + field + b'": "', b'"' + field + b'": ' + digits + b', "x": "', 1)
     return endpoint, raw, headers

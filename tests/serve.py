@@ -14,6 +14,10 @@ import httpx
 
 from .conftest import free_port
 
+#: The key the tests' collectors take for GET /metrics.
+METRICS_KEY = "mk_test"
+METRICS_AUTH = {"authorization": f"Bearer {METRICS_KEY}"}
+
 
 def wait_healthy(url: str, proc: subprocess.Popen, stderr: Path, timeout: float = 60) -> None:
     """Until ``url``/health answers 200; fails with the process's stderr if it exits first or
@@ -60,7 +64,12 @@ class Serve:
         command += ["--url", self.db, "--log-dir", self.log, "--resolve-every", "0"]
         for key in self.write_keys:
             command += ["--write-key", key]
-        env = {**os.environ, "PYTHONWARNINGS": "ignore", **self.env}
+        env = {
+            **os.environ,
+            "PYTHONWARNINGS": "ignore",
+            "PQL_METRICS_KEY": METRICS_KEY,
+            **self.env,
+        }
         with self.stderr.open("ab") as err:  # the child keeps its own handle
             self.proc = subprocess.Popen(
                 [*command, *self.args],
@@ -85,7 +94,7 @@ class Serve:
         self.proc.wait(timeout=30)
 
     def metrics(self) -> dict:
-        return httpx.get(self.url + "/metrics", timeout=5).json()
+        return httpx.get(self.url + "/metrics", headers=METRICS_AUTH, timeout=5).json()
 
     def events(self) -> list[tuple]:
         with duckdb.connect(self.db, read_only=True) as con:

@@ -16,6 +16,7 @@ import uvicorn
 from pqlkit.server.app import Collector
 
 from .conftest import free_port, shared_path
+from .serve import METRICS_AUTH, METRICS_KEY
 
 
 class Shedding:
@@ -59,7 +60,11 @@ class Running:
     def __init__(self, tmp_path: Path, statuses: list[int] | None = None):
         self.db = tmp_path / "c.duckdb"
         self.collector = Collector(
-            str(self.db), tmp_path / "log", {"web": "wk_web"}, resolve_interval=0
+            str(self.db),
+            tmp_path / "log",
+            {"web": "wk_web"},
+            resolve_interval=0,
+            metrics_keys=[METRICS_KEY],
         )
         self.app = Shedding(self.collector, statuses or [])
         self.port = free_port()
@@ -224,5 +229,8 @@ def test_the_collector_sheds_load_when_the_database_falls_behind(tmp_path):
             httpx.post(running.url + "/v1/batch", json=batch, auth=("wk_web", "")).status_code
             == 200
         )
-        assert httpx.get(running.url + "/metrics").json()["backlog_segments"] == 0
+        assert (
+            httpx.get(running.url + "/metrics", headers=METRICS_AUTH).json()["backlog_segments"]
+            == 0
+        )
     assert running.query("SELECT message_id FROM events") == [("x",)]

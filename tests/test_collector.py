@@ -100,12 +100,12 @@ def test_real_segment_client_events_are_stored_once(server):
     client.page("u2", name="Pricing", message_id="seg-page")
     client.track("u0", "Project Created", {"n": 0}, message_id="seg-0")  # a resend: stored once
     client.flush()
-    metrics = httpx.get(server.url + "/metrics").json()
+    metrics = server.metrics()
     assert metrics["accepted"] == 28 and metrics["rejected"] == 0
     deadline = time.monotonic() + 30
     while metrics["stored"] < 26 and time.monotonic() < deadline:
         time.sleep(0.1)
-        metrics = httpx.get(server.url + "/metrics").json()
+        metrics = server.metrics()
     # what the real client sends (its context, offsets, sentAt) is read by the fast path; the
     # identify call by the reference path
     assert metrics["log_lines"]["fast_path"] >= 25, metrics
@@ -166,7 +166,7 @@ def test_acknowledged_events_survive_sigkill(server, tmp_path):
 
 def _wait_for(server, key: str, at_least: int) -> None:
     deadline = time.time() + 30
-    while httpx.get(server.url + "/metrics").json()[key] < at_least:
+    while server.metrics()[key] < at_least:
         assert time.time() < deadline, f"{key} never reached {at_least}"
         time.sleep(0.05)
 

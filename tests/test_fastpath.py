@@ -3,11 +3,11 @@ every line it takes, and takes the lines real clients send.
 
 The reference is :func:`store.messages_of` + :func:`records.from_segment`, the code that ran
 alone before. Bodies are generated around the edges of what the fast path claims to read
-exactly: ids with spaces of every kind, numbers, empty text; times with offsets, fractions,
-epochs and impossible dates; clock skew from batch and message sentAt; groupIds in either
-context; properties with nesting, repeated keys, big numbers and escapes; page and screen
-names; single-message endpoints. Only bodies the collector accepts are used (``check_body``),
-because only those reach the log.
+exactly: ids with spaces of every kind, numbers (past 64 bits too, and floats), empty text;
+times with offsets, fractions, epochs and impossible dates; clock skew from batch and message
+sentAt; groupIds in either context; properties with nesting, repeated keys, big numbers and
+escapes; page and screen names; single-message endpoints. Only bodies the collector accepts
+are used (``check_body``), because only those reach the log.
 """
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ _ids = st.one_of(
     ),
     st.sampled_from(["", " ", None, 3, 3.0, 0, 7.5, 10**20]),
     st.text(min_size=1, max_size=6),
+    # past 64 bits a JSON parser reads a float, its digits lost: refused, never another id
+    st.sampled_from(
+        [2**64 - 1, 2**64 + 1, -(2**63), -(2**63) - 1, 1234567890123456789012345, 2**53 + 1]
+    ),
+    st.integers(-(2**65), 2**65),
+    st.floats(allow_nan=False, allow_infinity=False, width=64),  # floats as ids
+    st.sampled_from([-0.0, 1e15, 2.0**53, 9007199254740993.0, 1e300]),
+    st.sampled_from(["1234567890123456789012345", "18446744073709551617"]),  # as text: kept
 )
 _times = st.one_of(
     st.sampled_from(
@@ -433,3 +441,18 @@ def test_of_two_lines_with_one_message_id_and_time_the_first_in_the_log_is_store
         assert flusher.fast_lines == (2 if fast else 0)
         assert backend.run_sql("SELECT event FROM events") == [("First",)], fast
     log.close()
+
+
+def test_an_id_past_64_bits_in_the_log_is_another_id_on_neither_path(fast):
+    """A line an older collector logged with an integer id past 64 bits: the fast path leaves
+    it, and the reference refuses it (the flusher quarantines it) rather than store the float
+    the parser made of it as another user's id."""
+    line = _line(
+        "batch",
+        b'{"batch":[{"type":"track","event":"A","userId":1234567890123456789012345}]}',
+        datetime(2026, 11, 1),
+    )
+    got = fast.take([("1.0", line)])
+    assert got is None or not got.taken
+    with pytest.raises(ApiError, match=r"batch\[0\]\.userId: a number as an id"):
+        messages_of(line, (1, 0))

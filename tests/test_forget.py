@@ -108,3 +108,72 @@ def test_pql_forget_command(tmp_path):
     asked = CliRunner().invoke(cli, ["forget", "u2", "--url", str(db)], input="n\n")
     assert asked.exit_code == 1 and "Aborted" in asked.output
     assert BO in db.read_bytes()
+
+
+def test_forget_reaches_the_collectors_log_while_it_runs(tmp_path):
+    """Every file pqlkit wrote, the log's segments included, is scanned for the forgotten
+    e-mail with the collector running: the log closes a segment within PQL_LOG_SECONDS of its
+    first line and deletes it once stored, so within that bound (plus the flusher's lag) no
+    copy is left, even when no other request comes to push it out."""
+    import time
+
+    import httpx
+
+    from .serve import Serve
+
+    server = Serve(tmp_path, env={"PQL_LOG_SECONDS": "1"})
+    server.start()
+    post = {"auth": ("wk_web", ""), "timeout": 10}
+
+    def send(*messages: dict) -> None:
+        assert httpx.post(
+            server.url + "/v1/batch", json={"batch": list(messages)}, **post
+        ).is_success
+
+    def files() -> bytes:
+        return b"".join(
+            p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != "server.err"
+        )
+
+    def wait(until, what: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while not until():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    try:
+        send(
+            {"type": "identify", "userId": "u1", "traits": {"email": ANN.decode()}},
+            {"type": "track", "userId": "u1", "event": "A", "properties": {"to": ANN.decode()}},
+            {"type": "identify", "userId": "u2", "traits": {"email": BO.decode()}},
+        )
+        wait(lambda: server.metrics()["stored"] >= 1, "never stored")
+        assert ANN in files()  # the scan finds it: in the database and the log
+        forgot = CliRunner().invoke(cli, ["forget", "u1", "--url", server.db, "--yes"])
+        assert forgot.exit_code == 0, forgot.output
+        # a later request of theirs is dropped by the flusher, and its log segment goes too
+        send({"type": "identify", "userId": "u1", "traits": {"email": ANN.decode()}})
+        wait(lambda: server.metrics()["suppressed"] >= 1, "never suppressed")
+        wait(lambda: ANN not in files(), "the forgotten e-mail is still in a file")
+        log_files = [p for p in (tmp_path / "log").iterdir() if p.suffix == ".log"]
+        assert all(BO not in p.read_bytes() for p in log_files)  # stored, so deleted there
+    finally:
+        server.stop()
+    assert ANN not in files() and BO in files()  # the scan does find what is still there
+
+
+def test_forget_deletes_the_quarantined_lines_that_name_them(new_backend):
+
+    import pyarrow as pa
+
+    from pqlkit.collect.store import QUARANTINE, QUARANTINE_SCHEMA, quarantine_row
+
+    backend = new_backend()
+    backend.ensure_table(QUARANTINE, QUARANTINE_SCHEMA)
+    theirs = b'{"s":"web","r":"2026-11-01T12:00:00Z","e":"batch","b":{"batch":[{"userId": "u1", "traits": {"email": "ann@acme.io"}, "timestamp": 1e30}]}}\n'
+    other = theirs.replace(b'"u1"', b'"u2"').replace(ANN, BO)
+    rows = [quarantine_row((1, 10), theirs, "out of range"), quarantine_row((1, 20), other, "x")]
+    backend.insert(QUARANTINE, pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    [result] = forget(backend, ["u1"], rewrite=False)
+    assert result.deleted[QUARANTINE] == 1
+    assert backend.run_sql(f'SELECT "offset" FROM {QUARANTINE}') == [(20,)]

@@ -37,16 +37,31 @@ def literal(value: Any) -> exp.Expression:
 
 
 def equals_all(where: Mapping[str, Any], of: str | None = None) -> exp.Expression:
-    """col1 = v1 AND col2 = v2 ... (IS NULL for None)."""
+    """col1 = v1 AND col2 = v2 ... (IS NULL for None; IN for a list, tuple or set of values)."""
     parts: list[exp.Expression] = []
     for k, v in where.items():
         col = column(k, of)
-        parts.append(
-            exp.Is(this=col, expression=exp.Null())
-            if v is None
-            else exp.EQ(this=col, expression=literal(v))
-        )
+        if v is None:
+            parts.append(exp.Is(this=col, expression=exp.Null()))
+        elif isinstance(v, list | tuple | set | frozenset):
+            parts.append(col.isin(*(literal(x) for x in v)) if v else exp.false())
+        else:
+            parts.append(exp.EQ(this=col, expression=literal(v)))
     return exp.and_(*parts) if parts else exp.true()
+
+
+#: Which rows a write touches: column -> value for each item (see :func:`equals_all`), a list
+#: of such mappings (the rows any of them matches), or a sqlglot condition.
+Where = Mapping[str, Any] | list[Mapping[str, Any]] | exp.Expression
+
+
+def condition(where: Where) -> exp.Expression:
+    """The sqlglot condition of a :data:`Where`."""
+    if isinstance(where, exp.Expression):
+        return where
+    if isinstance(where, list):
+        return exp.or_(*(equals_all(w) for w in where)) if where else exp.false()
+    return equals_all(where)
 
 
 def isin(name: str, values: Iterable[Any]) -> exp.Expression:

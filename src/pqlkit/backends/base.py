@@ -315,20 +315,20 @@ class Backend(TableDdl, CompiledSql, ABC):
         cols = ", ".join(_q(c) for c in columns)
         self._execute(f"INSERT INTO {_q(table)} ({cols}) {select}")
 
-    def delete(self, table: str, where: Mapping[str, Any] | exp.Expression) -> int:
-        """Delete the rows matching ``where`` (column = value for each item, or a sqlglot
-        condition); return how many there were."""
-        cond = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
+    def delete(self, table: str, where: _sql.Where) -> int:
+        """Delete the rows matching ``where`` (column = value, or in a list of values, for each
+        item; a list of such mappings, any of them; or a sqlglot condition); return how many
+        there were."""
+        cond = _sql.condition(where)
         n = self.count(table, cond)
         if n:
             self._execute(_sql.sql(exp.delete(_sql.table(table), where=cond), self._sqlglot))
         return n
 
-    def update(
-        self, table: str, values: Mapping[str, Any], where: Mapping[str, Any] | exp.Expression
-    ) -> int:
-        """Set ``values`` on the rows matching ``where``; return how many there were."""
-        where = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
+    def update(self, table: str, values: Mapping[str, Any], where: _sql.Where) -> int:
+        """Set ``values`` on the rows matching ``where`` (as :meth:`delete` reads it); return
+        how many there were."""
+        where = _sql.condition(where)
         n = self.count(table, where)
         if n:
             stmt = exp.update(
@@ -404,11 +404,13 @@ class Backend(TableDdl, CompiledSql, ABC):
         key: tuple[str, str] = ("source", "message_id"),
         window: timedelta | None = None,
         time_column: str = "received_at",
+        also: tuple[str, ...] = (),
     ) -> int:
         """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
-        ``window`` before the oldest new row's ``time_column``; None: all); of several new
-        rows with one key, the first by ``time_column`` and then by their order in ``rows``
-        wins. Return how many went in. Call in a transaction."""
+        ``window`` before the oldest new row's ``time_column``; None: all), in ``table`` or
+        in any table of ``also`` (which have the key's and the time's columns too); of
+        several new rows with one key, the first by ``time_column`` and then by their order
+        in ``rows`` wins. Return how many went in. Call in a transaction."""
         if rows.num_rows == 0:
             return 0
         cols = ", ".join(_q(c) for c in rows.column_names)
@@ -422,12 +424,15 @@ class Backend(TableDdl, CompiledSql, ABC):
                     oldest = first - window
                     recent = f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self._sqlglot)} "
             before = self.count(table)
+            stored = "".join(
+                f"AND NOT EXISTS (SELECT 1 FROM {_q(t)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
+                f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent}) "
+                for t in (table, *also)
+            )
             self._execute(
                 f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
                 f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, _pql_seq) AS _pql_n "
-                f"FROM {_q(stage)}) s "
-                f"WHERE s._pql_n = 1 AND NOT EXISTS (SELECT 1 FROM {_q(table)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
-                f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent})"
+                f"FROM {_q(stage)}) s WHERE s._pql_n = 1 {stored}"
             )
             return self.count(table) - before
 

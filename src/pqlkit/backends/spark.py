@@ -32,7 +32,6 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
-import sqlglot.expressions as exp
 
 from ..errors import BackendError, BackendUnavailable, MappingError
 from . import _sql
@@ -388,18 +387,16 @@ class SparkBackend(Backend):
         self._swap(name, self.session.sql(select), parts)
 
     # --- writing: rewrite and swap ----------------------------------------------------------
-    def delete(self, table: str, where: Mapping[str, Any] | exp.Expression) -> int:
-        cond = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
+    def delete(self, table: str, where: _sql.Where) -> int:
+        cond = _sql.condition(where)
         n = self.count(table, cond)
         if n:
             kept = f"SELECT * FROM {_q(table)} WHERE NOT COALESCE({_sql.sql(cond, 'spark')}, FALSE)"
             self._rewrite(table, kept)
         return n
 
-    def update(
-        self, table: str, values: Mapping[str, Any], where: Mapping[str, Any] | exp.Expression
-    ) -> int:
-        cond = where if isinstance(where, exp.Expression) else _sql.equals_all(where)
+    def update(self, table: str, values: Mapping[str, Any], where: _sql.Where) -> int:
+        cond = _sql.condition(where)
         n = self.count(table, cond)
         if n:
             test = f"COALESCE({_sql.sql(cond, 'spark')}, FALSE)"

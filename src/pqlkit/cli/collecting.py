@@ -185,6 +185,14 @@ def forget(user_ids, url, yes, as_json) -> None:
     help="With --model: serve the web app too, on the same port (the whole system in one "
     "command; sessions signed with $PQL_UI_SECRET).",
 )
+@click.option(
+    "--metrics-key",
+    "metrics_keys",
+    multiple=True,
+    metavar="KEY",
+    help="A key to read GET /metrics with, sent as 'Authorization: Bearer KEY' (repeatable); "
+    "or PQL_METRICS_KEY. Without one, /metrics answers 401.",
+)
 def serve(
     host,
     port,
@@ -197,6 +205,7 @@ def serve(
     full_every,
     product_keys,
     with_ui,
+    metrics_keys,
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off; with --ui too, the web app on the same port: the whole system."""
@@ -216,6 +225,7 @@ def serve(
         model=model_path,
         full_every=full_every,
         product_keys=list(product_keys),
+        metrics_keys=list(metrics_keys),
     )
     app: Any = Collector.from_setup(setup)
     if with_ui:

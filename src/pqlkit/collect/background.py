@@ -35,6 +35,7 @@ class SharedState:
         self.stored_segment = ctx.Value(
             "q", 0, lock=False
         )  # the log segment the database has reached
+        self.stored_at = ctx.Value("q", 0, lock=False)  # the log position stored, packed
         self.error = ctx.Array("c", 1024, lock=False)
         self.failing_since = ctx.Value("d", 0.0, lock=False)  # wall clock; 0: storing works
         self.live = ctx.Array("c", 4096, lock=False)  # live scoring's counters, as JSON
@@ -46,6 +47,11 @@ class SharedState:
 
     def position(self) -> tuple[int, int]:
         packed = self.durable.value
+        return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
+
+    def stored_position(self) -> tuple[int, int]:
+        """How far the database holds the log (the log deletes closed segments before it)."""
+        packed = self.stored_at.value
         return packed >> _OFFSET_BITS, packed & ((1 << _OFFSET_BITS) - 1)
 
     def backlog_segments(self) -> int:
@@ -128,6 +134,7 @@ def flusher_main(
         state.fast_lines.value = flusher.fast_lines
         state.reference_lines.value = flusher.reference_lines
         state.stored_segment.value = flusher.checkpoint[0]
+        state.stored_at.value = (flusher.checkpoint[0] << _OFFSET_BITS) | flusher.checkpoint[1]
         state.set_error(flusher.error)
         if live is not None:
             state.set_live(live.stats.__dict__)

@@ -2,8 +2,10 @@
 
 Every table in the database that holds user ids is searched, for the user id and every id
 linked to it (anonymous ids, old user ids): their rows are deleted (events, messages, traits,
-links, scores, users, outcomes), a user named as an account's champion is blanked, and the ids
-go into ``pql_suppressions`` so the collector and the importer drop later messages for them.
+links, scores, users, outcomes, quarantined raw lines naming them), a user named as an
+account's champion is blanked, and the ids go into ``pql_suppressions`` so the collector and
+the importer drop later messages for them. (The collector's log deletes its segments once
+they are stored: see :mod:`pqlkit.collect.log`.)
 
 Deleted must mean gone from the files: DuckDB can leave deleted rows readable in the database
 file until the blocks are reused, so the file is rewritten (every table copied into a fresh
@@ -13,16 +15,17 @@ PostgreSQL tables that lost rows are rewritten with VACUUM FULL.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import ibis
 import pyarrow as pa
-import sqlglot.expressions as exp
 
-from ..backends import _sql
 from ..errors import DataError
 from . import identity
-from .store import SUPPRESSIONS
+from .store import QUARANTINE, SUPPRESSIONS
 
 #: Columns that hold a user id (rows deleted), and that name a user on another row (blanked).
 USER_COLUMNS = ("user_id", "previous_id")
@@ -92,37 +95,23 @@ def _delete_transitions(backend, ids: list[str], result: Forgotten) -> None:
 
     if not backend.has_table(OUTBOX):
         return
-    theirs = exp.and_(_sql.equals_all({"entity": "user"}), _sql.isin("entity_id", ids))
+    outbox = backend.table(OUTBOX)
+    theirs = {"entity": "user", "entity_id": ids}
     if backend.has_table(DELIVERIES):
-        of_theirs = exp.select(_sql.column("id")).from_(_sql.table(OUTBOX)).where(theirs)
-        n = backend.delete(
-            DELIVERIES,
-            exp.In(this=_sql.column("transition_id"), query=exp.Subquery(this=of_theirs)),
-        )
+        of_theirs = outbox.filter((outbox.entity == "user") & outbox.entity_id.isin(ids))
+        transitions = [row[0] for row in backend.values(of_theirs.select("id"))]
+        n = backend.delete(DELIVERIES, {"transition_id": transitions}) if transitions else 0
         if n:
             result.deleted[DELIVERIES] = n
     n = backend.delete(OUTBOX, theirs)
     if n:
         result.deleted[OUTBOX] = n
     # an account's transition names its champion: blanked, like champion_user_id elsewhere
-    import json
-
-    mentions = exp.or_(
-        *(
-            exp.Like(
-                this=_sql.column("payload"),
-                expression=_sql.literal(f'%"champion_user_id": {json.dumps(i)}%'),
-            )
-            for i in ids
-        )
+    mentions = ibis.or_(
+        *(outbox.payload.contains(f'"champion_user_id": {json.dumps(i)}') for i in ids)
     )
-    found = backend.run_sql(
-        _sql.sql(
-            exp.select(_sql.column("id"), _sql.column("payload"))
-            .from_(_sql.table(OUTBOX))
-            .where(exp.and_(_sql.equals_all({"entity": "account"}), mentions)),
-            backend.name,
-        )
+    found = backend.values(
+        outbox.filter((outbox.entity == "account") & mentions).select("id", "payload")
     )
     for tid, payload in found:
         data = json.loads(payload)
@@ -132,32 +121,45 @@ def _delete_transitions(backend, ids: list[str], result: Forgotten) -> None:
             result.blanked[OUTBOX] = result.blanked.get(OUTBOX, 0) + 1
 
 
+def _delete_quarantined(backend, ids: list[str], result: Forgotten) -> None:
+    """Log lines the flusher could not store are kept whole, raw (pql_quarantine): a line
+    naming one of the ids as a JSON string goes, whoever else it is about (it was never
+    stored, and it may hold their e-mail)."""
+    if not backend.has_table(QUARANTINE):
+        return
+    quarantine = backend.table(QUARANTINE)
+    texts = {json.dumps(i) for i in ids} | {json.dumps(i, ensure_ascii=False) for i in ids}
+    theirs = quarantine.filter(ibis.or_(*(quarantine.raw.contains(t) for t in sorted(texts))))
+    lines = backend.values(theirs.select("segment", "offset"))
+    n = backend.delete(QUARANTINE, [{"segment": s, "offset": o} for s, o in lines])
+    if n:
+        result.deleted[QUARANTINE] = n
+
+
 def _delete(backend, ids: list[str], result: Forgotten) -> None:
     _delete_transitions(backend, ids, result)
+    _delete_quarantined(backend, ids, result)
     for table in backend.base_tables():
-        if table == SUPPRESSIONS or table.startswith("_pql_stage_"):
+        if table in (SUPPRESSIONS, QUARANTINE) or table.startswith("_pql_stage_"):
             continue
         columns = set(backend.table(table).columns)
-        where = [_sql.isin(c, ids) for c in USER_COLUMNS if c in columns]
+        where: list[dict[str, Any]] = [{c: ids} for c in USER_COLUMNS if c in columns]
         if "anonymous_id" in columns:
             # an anonymous row is theirs; a row another user sent from a shared device is not
-            anonymous = _sql.isin("anonymous_id", ids)
             where.append(
-                exp.and_(anonymous, exp.Is(this=_sql.column("user_id"), expression=exp.Null()))
-                if "user_id" in columns
-                else anonymous
+                {"anonymous_id": ids, **({"user_id": None} if "user_id" in columns else {})}
             )
         if table in (identity.LINKS, identity.IDENTITIES):
-            where.append(_sql.isin("id", ids))
+            where.append({"id": ids})
         if table == identity.TRAITS:
-            where = [exp.and_(_sql.equals_all({"entity": "user"}), _sql.isin("id", ids))]
+            where = [{"entity": "user", "id": ids}]
         if where:
-            n = backend.delete(table, exp.or_(*where))
+            n = backend.delete(table, where)
             if n:
                 result.deleted[table] = n
         for column in MENTION_COLUMNS:
             if column in columns:
-                n = backend.update(table, {column: None}, _sql.isin(column, ids))
+                n = backend.update(table, {column: None}, {column: ids})
                 if n:
                     result.blanked[table] = n
 

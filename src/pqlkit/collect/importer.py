@@ -39,7 +39,6 @@ from .store import (
     MESSAGES,
     MESSAGES_SCHEMA,
     ensure_table,
-    insert_new,
     is_suppressed,
     message_row,
     suppressed_ids,
@@ -124,8 +123,12 @@ def format_of(path: Path) -> str:
     )
 
 
-def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
-    """(line or row number, row, or None and why it could not be read)."""
+def _rows(
+    path: Path, fmt: str, text_columns: frozenset[str] = frozenset()
+) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """(line or row number, row, or None and why it could not be read). A CSV's
+    ``text_columns`` (its id columns) are read as text: typed as numbers, ids past 2**53
+    would lose digits."""
     if fmt == "parquet":
         n = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK):
@@ -135,7 +138,10 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | None, st
         return
     if fmt == "csv":
         reader = pacsv.open_csv(
-            path, convert_options=pacsv.ConvertOptions(column_types=None, strings_can_be_null=True)
+            path,
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(text_columns, pa.string()), strings_can_be_null=True
+            ),
         )
         n = 1  # the header is line 1
         for batch in reader:
@@ -228,7 +234,8 @@ def import_files(
             raise DataError(f"unknown format {file_fmt!r}; use one of {', '.join(FORMATS)}")
         fr = FileReport(path=str(path), format=file_fmt)
         report.files.append(fr)
-        for line, row, unreadable in _rows(path, file_fmt):
+        ids_as_text = frozenset(mapping.get(c, c) for c in _ID_COLUMNS)
+        for line, row, unreadable in _rows(path, file_fmt, ids_as_text):
             fr.read += 1
             if progress and fr.read % 10_000 == 0:
                 progress(f"reading {path}", fr.read)
@@ -243,6 +250,10 @@ def import_files(
                     record = from_segment(row, source, received)
                     if record is None:
                         message = _identity_message(row, received)
+                        if str(message["messageId"]) in seen:  # one id, one message
+                            within_duplicates += 1
+                            continue
+                        seen.add(str(message["messageId"]))
                         ids.message(message, source)
                         messages.append(message_row(message, source))
                         fr.identity_messages += 1
@@ -287,6 +298,10 @@ def import_files(
     return report
 
 
+#: The events columns that hold ids.
+_ID_COLUMNS = ("message_id", "user_id", "anonymous_id", "account_id")
+
+
 def _identity_message(row: dict[str, Any], received: datetime) -> dict[str, Any]:
     """An identify, group or alias message with the fields storing it needs, or RowError."""
     message = dict(row)
@@ -319,9 +334,15 @@ def _store(
     ensure_table(backend, MESSAGES, MESSAGES_SCHEMA)
     identity.ensure_tables(backend)
     with backend.transaction():
-        stored = sum(insert_new(backend, table, chunk, window=None) for chunk in chunks)
-        insert_new(
-            backend, MESSAGES, pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA), window=None
+        # a message id names one message, event or identify, group and alias alike
+        stored = sum(
+            backend.insert_new(table, chunk, window=None, also=(MESSAGES,)) for chunk in chunks
+        )
+        backend.insert_new(
+            MESSAGES,
+            pa.Table.from_pylist(messages, schema=MESSAGES_SCHEMA),
+            window=None,
+            also=(table,),
         )
         identity.store(backend, ids)
     backend.analyze([table, MESSAGES, *identity.APPEND_ONLY])

@@ -75,12 +75,25 @@ def parse_timestamp(value: Any, field: str = "timestamp") -> datetime:
     return dt
 
 
-def text_or_none(value: Any) -> str | None:
-    """An id as text (numbers too, 3.0 as "3"); None when missing or blank."""
+#: A float holds every whole number below 2**53 exactly. A number at or past it, read as a
+#: float (JSON parsers read integers past 64 bits so, a CSV column of big ids may be typed so),
+#: may already have lost digits: 1234567890123456789012345 reads as 1234567890123456824475648.
+EXACT_FLOAT = 2**53
+
+
+def text_or_none(value: Any, field: str = "id") -> str | None:
+    """An id as text (numbers too, 3.0 as "3"); None when missing or blank. A float too large
+    to hold its digits exactly raises :class:`RowError`: it is not guessed into another id."""
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= EXACT_FLOAT:
+            raise RowError(
+                field,
+                f"{value!r} is a number too large to keep its digits exactly; store ids as text",
+            )
+        if value.is_integer():
+            value = int(value)
     text = str(value).strip()
     return text or None
 
@@ -137,10 +150,12 @@ def from_row(
         return row.get(mapping.get(canonical, canonical))
 
     record = {
-        "message_id": text_or_none(get("message_id")),
-        "user_id": text_or_none(get("user_id")),
-        "anonymous_id": text_or_none(get("anonymous_id")),
-        "account_id": text_or_none(get("account_id")),
+        "message_id": text_or_none(get("message_id"), mapping.get("message_id", "message_id")),
+        "user_id": text_or_none(get("user_id"), mapping.get("user_id", "user_id")),
+        "anonymous_id": text_or_none(
+            get("anonymous_id"), mapping.get("anonymous_id", "anonymous_id")
+        ),
+        "account_id": text_or_none(get("account_id"), mapping.get("account_id", "account_id")),
         "event": text_or_none(get("event")),
         "timestamp": parse_timestamp(get("timestamp"), mapping.get("timestamp", "timestamp")),
         "properties": _properties(get("properties"), mapping.get("properties", "properties")),
@@ -172,10 +187,10 @@ def from_segment(
     context = message.get("context") or {}
     groups = context.get("groupId") if isinstance(context, dict) else None
     record = {
-        "message_id": text_or_none(message.get("messageId")),
-        "user_id": text_or_none(message.get("userId")),
-        "anonymous_id": text_or_none(message.get("anonymousId")),
-        "account_id": text_or_none(groups),
+        "message_id": text_or_none(message.get("messageId"), "messageId"),
+        "user_id": text_or_none(message.get("userId"), "userId"),
+        "anonymous_id": text_or_none(message.get("anonymousId"), "anonymousId"),
+        "account_id": text_or_none(groups, "context.groupId"),
         "event": event,
         "timestamp": parse_timestamp(stamp) if stamp is not None else received_at,
         "properties": _properties(message.get("properties")),
@@ -187,11 +202,11 @@ def from_amplitude(row: dict[str, Any], source: str, received_at: datetime) -> d
     """A row of an Amplitude export (JSON lines)."""
     record = {
         "message_id": text_or_none(
-            row.get("insert_id") or row.get("$insert_id") or row.get("uuid")
+            row.get("insert_id") or row.get("$insert_id") or row.get("uuid"), "insert_id"
         ),
-        "user_id": text_or_none(row.get("user_id")),
-        "anonymous_id": text_or_none(row.get("device_id")),
-        "account_id": text_or_none((row.get("groups") or {}).get("company"))
+        "user_id": text_or_none(row.get("user_id"), "user_id"),
+        "anonymous_id": text_or_none(row.get("device_id"), "device_id"),
+        "account_id": text_or_none((row.get("groups") or {}).get("company"), "groups.company")
         if isinstance(row.get("groups"), dict)
         else None,
         "event": text_or_none(row.get("event_type")),

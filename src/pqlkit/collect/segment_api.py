@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .records import RowError, parse_timestamp
+from .records import EXACT_FLOAT, RowError, parse_timestamp
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -172,6 +172,8 @@ def _check_shared(shared: dict[str, Any]) -> None:
             raise ApiError(400, "invalid_request", f"batch.{key}: must be a JSON object")
         if isinstance(shared.get(key), dict):
             _check_nesting(shared[key], f"batch.{key}")
+    if isinstance(shared.get("context"), dict):
+        _check_number(shared["context"].get("groupId"), "batch.context.groupId")
 
 
 def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, datetime | None]:
@@ -191,6 +193,10 @@ def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, dateti
             )
         if value.__class__ is str and "\x00" in value:
             raise ApiError(400, "invalid_message", f"{where}.{key}: must not contain NUL (\\u0000)")
+        _check_number(value, f"{where}.{key}")
+    context = message.get("context")
+    if context.__class__ is dict:
+        _check_number(context.get("groupId"), f"{where}.context.groupId")
     for key in _TEXT_FIELDS:
         value = message.get(key)
         if value is not None and value.__class__ is not str:
@@ -221,6 +227,20 @@ def _check(message: dict[str, Any], where: str) -> tuple[datetime | None, dateti
         raise ApiError(400, "invalid_message", f"{where}.groupId: a group call needs a groupId")
     times = [_parse(message.get(key), f"{where}.{key}") for key in _TIME_FIELDS]
     return times[0] or times[2], times[1]
+
+
+def _check_number(value: Any, where: str) -> None:
+    """A number as an id must keep its digits: a whole number that the JSON parser held
+    exactly (an integer within 64 bits, or a float below 2**53, 3.0 being 3). Integers past
+    64 bits reach here as floats that already lost digits, and a fraction's digits are not
+    kept as sent (7.50 reads as 7.5): both are refused rather than stored as another id."""
+    if value.__class__ is float and not (value.is_integer() and abs(value) < EXACT_FLOAT):
+        raise ApiError(
+            400,
+            "invalid_message",
+            f"{where}: a number as an id must be a whole number within 64 bits, got "
+            f"{value!r} (its digits cannot be kept exactly); send the id as text",
+        )
 
 
 def _present(value: Any) -> bool:

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ..backends import first_line
 from . import identity
+from .dedup import in_log_order, store_new
 from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
@@ -338,7 +339,7 @@ class Flusher:
                 # every message of the line is normalised before any is kept: a line is
                 # stored whole or quarantined whole
                 line_events, line_others, line_feedback = [], [], []
-                for message in messages:
+                for i, message in enumerate(messages):
                     if message.get("type") == "feedback":
                         line_feedback.append(feedback_row(message))
                         continue
@@ -347,9 +348,10 @@ class Flusher:
                         continue
                     record = from_segment(message, source, parse_timestamp(message["receivedAt"]))
                     if record is not None:
-                        line_events.append(record)
+                        line_events.append((i, record))
                     else:
-                        line_others.append((message, message_row(message, source)))
+                        row = message_row(message, source)
+                        line_others.append((message, {**row, "place": k * 10000 + i}))
             except Exception as exc:
                 bad.append(
                     quarantine_row(
@@ -362,7 +364,7 @@ class Flusher:
                 start = position
                 continue
             start = position
-            for i, record in enumerate(line_events):
+            for i, record in line_events:
                 events.append(record)
                 order.append(k * 10000 + i)
                 ids.event(record)
@@ -371,17 +373,10 @@ class Flusher:
                 ids.message(message, row["source"])
             feedback.extend(line_feedback)
         last = lines[-1][0]
-        rows = pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
-        if fast is not None and fast.events.num_rows:
-            if events:  # both paths' rows in log order
-                rows = pa.concat_tables([fast.events, rows])
-                places = pa.chunked_array([*fast.order.chunks, pa.array(order, pa.int64())])
-                rows = rows.take(pc.sort_indices(places))
-            else:
-                rows = fast.events
+        mine = pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
+        rows, places = in_log_order(mine, order, fast.events if fast else None, fast and fast.order)
         with backend.transaction():
-            stored = insert_new(backend, self.table, rows)
-            insert_new(backend, MESSAGES, pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA))
+            stored, duplicates = store_new(backend, self.table, rows, places, others, DEDUP_WINDOW)
             identity.store(backend, ids)
             if feedback:
                 backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
@@ -391,7 +386,7 @@ class Flusher:
             self._save_checkpoint(backend, last)
         self._checkpoint = last
         self.stored += stored
-        self.duplicates += rows.num_rows - stored
+        self.duplicates += duplicates
         self.suppressed += dropped
         self.quarantined += len(bad)
         self.fast_lines += len(taken)

@@ -1,7 +1,8 @@
 """A Segment-compatible collector as a plain ASGI app (run by `pql serve` under uvicorn).
 
     POST /v1/batch /v1/track /v1/identify /v1/group /v1/page /v1/screen /v1/alias
-    GET  /health   GET /metrics
+    GET  /health (open, says only ok or degraded)
+    GET  /metrics (Authorization: Bearer METRICS_KEY)
     with a model (`pql serve --model`), for the product, authenticated with a product key:
     GET  /v1/prompts/{user_id}   POST /v1/feedback
 
@@ -19,7 +20,7 @@ import base64
 import binascii
 import gc
 import hashlib
-import zlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,10 +29,10 @@ import orjson
 
 from ..backends import connect
 from ..collect.background import FlusherProcess
-from ..collect.log import DurableLog
-from ..collect.segment_api import MAX_BATCH_BYTES, ApiError, check_body
-
-MAX_BODY = MAX_BATCH_BYTES + 64 * 1024
+from ..collect.log import ROTATE_SECONDS, DurableLog
+from ..collect.segment_api import ApiError, check_body
+from ..errors import PqlkitError
+from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_json
 
 
 def hash_key(key: str) -> str:
@@ -55,6 +56,8 @@ class Collector:
         storing_grace: float = 5.0,
         live: Any = None,
         product_keys: list[str] | None = None,
+        metrics_keys: list[str] | None = None,
+        log_seconds: float | None = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -79,6 +82,10 @@ class Collector:
         # prompt and feedback API (`pql serve --model`)
         self.live = live
         self.product_keys = {hash_key(k) for k in (product_keys or [])}
+        self.metrics_keys = {hash_key(k) for k in (metrics_keys or [])}
+        # how long a log segment stays open: raw requests live in the log at most this long
+        # after they are stored (PQL_LOG_SECONDS; tests shorten it)
+        self.log_seconds = log_seconds if log_seconds is not None else _log_seconds()
         self._known_products: set[str] = set()
         self.handoff: Any = live.handoff if live is not None else None
         self.reader: Any = None
@@ -103,6 +110,7 @@ class Collector:
             resolve_interval=setup.resolve_interval,
             live=setup.live,
             product_keys=setup.product_keys,
+            metrics_keys=setup.metrics_keys,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -125,7 +133,12 @@ class Collector:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.reader = self.live.state_reader()
             self.desk = self.live.prompt_desk(self.reader)
-        self.log = DurableLog(self.log_dir, on_durable=self.flusher.state.publish)
+        self.log = DurableLog(
+            self.log_dir,
+            on_durable=self.flusher.state.publish,
+            rotate_seconds=self.log_seconds,
+            stored=self.flusher.state.stored_position,
+        )
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         # Everything imported so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise walk it all while requests wait (p99).
@@ -151,17 +164,16 @@ class Collector:
             return
         path, method = scope["path"].rstrip("/"), scope["method"]
         if method == "GET" and path == "/health":
-            error = self.flusher.state.error_text() if self.flusher else None
-            if self.flusher is not None and not self.flusher.alive:
-                error = f"the flusher process has stopped ({error or 'no reason given'})"
-            status = 200 if error is None else 503
+            # open to anyone (load balancers): the error's text, which may quote a database
+            # URL or a stored value, is in /metrics, behind its key
+            error = self.flusher_error()
             quarantined = self.flusher.state.quarantined.value if self.flusher else 0
-            await _json(
+            await send_json(
                 send,
-                status,
+                200 if error is None else 503,
                 {
                     "status": "ok" if error is None else "degraded",
-                    **({"error": str(error)} if error else {}),
+                    **({"error": "the flusher is failing; see /metrics"} if error else {}),
                     "refusing_events": self.refusing() is not None,
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
@@ -169,10 +181,15 @@ class Collector:
             )
             return
         if method == "GET" and path == "/metrics":
-            await _json(send, 200, self.metrics())
+            try:
+                self._metrics_key(scope)
+            except ApiError as exc:
+                await send_json(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
+                return
+            await send_json(send, 200, self.metrics())
             return
         if not path.startswith("/v1/"):
-            await _json(send, 404, {"code": "not_found", "message": f"no endpoint {path}"})
+            await send_json(send, 404, {"code": "not_found", "message": f"no endpoint {path}"})
             return
         if path.startswith("/v1/prompts/") or path == "/v1/feedback":
             try:
@@ -182,10 +199,10 @@ class Collector:
                 return
             except ApiError as exc:
                 status, body = exc.status, exc.body()
-            await _json(send, status, body)
+            await send_json(send, status, body)
             return
         if method != "POST":
-            await _json(send, 405, {"code": "method_not_allowed", "message": "use POST"})
+            await send_json(send, 405, {"code": "method_not_allowed", "message": "use POST"})
             return
         try:
             status, body = await self._ingest(path[4:], scope, receive)
@@ -196,7 +213,7 @@ class Collector:
             self.rejected += 1
             status, body = exc.status, exc.body()
         headers = [(b"retry-after", b"1")] if status in (429, 503) else []
-        await _json(send, status, body, headers)
+        await send_json(send, status, body, headers)
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -221,9 +238,9 @@ class Collector:
                 authorization = value.decode("latin-1")
             elif name == b"content-encoding":
                 encoding = value.decode("latin-1").lower()
-        raw = await _read_body(receive, MAX_BODY)
+        raw = await read_body(receive, MAX_BODY)
         if encoding in ("gzip", "x-gzip"):
-            raw = _gunzip(raw, MAX_BODY)
+            raw = gunzip(raw, MAX_BODY)
         elif encoding not in (None, "", "identity"):
             raise ApiError(
                 415,
@@ -297,7 +314,7 @@ class Collector:
             return 200, answer.to_dict(user_id)
         if method != "POST":
             raise ApiError(405, "method_not_allowed", "use POST")
-        raw = await _read_body(receive, 64 * 1024)
+        raw = await read_body(receive, 64 * 1024)
         try:
             body = orjson.loads(raw)
         except ValueError:
@@ -363,6 +380,33 @@ class Collector:
             "quiet_until": quiet.isoformat(),
         }
 
+    def flusher_error(self) -> str | None:
+        """What keeps the flusher from storing, None while it stores."""
+        error = self.flusher.state.error_text() if self.flusher else None
+        if self.flusher is not None and not self.flusher.alive:
+            error = f"the flusher process has stopped ({error or 'no reason given'})"
+        return None if error is None else str(error)
+
+    def _metrics_key(self, scope) -> None:
+        """/metrics counts traffic and may quote the flusher's error: a key of its own, not a
+        write key (those are public in web pages that send events)."""
+        if not self.metrics_keys:
+            raise ApiError(
+                401,
+                "unauthorized",
+                "/metrics needs a key: start the collector with --metrics-key KEY (or "
+                "PQL_METRICS_KEY) and send 'Authorization: Bearer KEY'",
+            )
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
+            "",
+        )
+        key = authorization[7:].strip() if authorization.lower().startswith("bearer ") else ""
+        if not key or hash_key(key) not in self.metrics_keys:
+            raise ApiError(
+                401, "unauthorized", "a valid metrics key is needed (Authorization: Bearer KEY)"
+            )
+
     def _product_key(self, scope) -> None:
         authorization = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
@@ -420,7 +464,9 @@ class Collector:
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
         position = state.position() if state else (0, 0)
+        error = self.flusher_error()
         return {
+            **({"flusher_error": error} if error else {}),
             "accepted": self.accepted,
             "rejected": self.rejected,
             "deduplicated": state.duplicates.value if state else 0,
@@ -449,53 +495,16 @@ class Collector:
         }
 
 
-class ClientGone(Exception):
-    """The client went away before its body was complete: nothing is logged or answered."""
-
-
-async def _read_body(receive, limit: int) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone  # e.g. a chunked body without its terminator: never logged
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes"
-            )
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _gunzip(raw: bytes, limit: int) -> bytes:
+def _log_seconds() -> float:
+    """PQL_LOG_SECONDS, a positive number of seconds (60 when unset)."""
+    text = os.environ.get("PQL_LOG_SECONDS", "").strip()
     try:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(raw, limit + 1)
-    except zlib.error:
-        raise ApiError(400, "invalid_gzip", "the body is not valid gzip") from None
-    if len(out) <= limit and not d.eof:
-        raise ApiError(400, "invalid_gzip", "the gzip body is truncated")
-    if len(out) > limit:
-        raise ApiError(
-            400, "batch_too_large", f"a request may be at most {MAX_BATCH_BYTES} bytes uncompressed"
+        seconds = float(text) if text else ROTATE_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise PqlkitError(
+            f"PQL_LOG_SECONDS={text!r}: give how many seconds a log segment stays open, a "
+            "positive number (e.g. 60)"
         )
-    return out
-
-
-async def _json(send, status: int, body: dict[str, Any], headers: list | None = None) -> None:
-    payload = orjson.dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    return seconds

@@ -136,6 +136,7 @@ class CollectorSetup:
     resolve_interval: float = 5.0
     live: LiveScoring | None = None
     product_keys: list[str] = field(default_factory=list)
+    metrics_keys: list[str] = field(default_factory=list)  #: keys that read GET /metrics
 
 
 def collector(
@@ -148,6 +149,7 @@ def collector(
     model: str | Path | None = None,
     full_every: str = "1h",
     product_keys: list[str] | None = None,
+    metrics_keys: list[str] | None = None,
 ) -> CollectorSetup:
     """The Segment-compatible collector's set-up (run it under an ASGI server: `pql serve`);
     with a ``model``, it scores live, hands off, and answers the product's prompt and feedback
@@ -189,6 +191,8 @@ def collector(
         resolve_interval=resolve_every,
         live=live,
         product_keys=products,
+        metrics_keys=list(metrics_keys or [])
+        + [k.strip() for k in os.environ.get("PQL_METRICS_KEY", "").split(",") if k.strip()],
     )
 
 
