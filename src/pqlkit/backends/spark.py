@@ -152,7 +152,7 @@ class SparkBackend(Backend):
         self._use()
         self.session.sql(sql)
 
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         table = self.arrow(sql)
         names = table.column_names
         if not names:
@@ -194,7 +194,8 @@ class SparkBackend(Backend):
     def _type_sql(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import PySparkType
 
-        return PySparkType.to_string(dtype)
+        sql: str = PySparkType.to_string(dtype)  # Ibis ships no types
+        return sql
 
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:
