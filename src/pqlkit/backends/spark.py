@@ -194,8 +194,7 @@ class SparkBackend(Backend):
     def _type_sql(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import PySparkType
 
-        sql: str = PySparkType.to_string(dtype)  # Ibis ships no types
-        return sql
+        return PySparkType.to_string(dtype)
 
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:
