@@ -132,6 +132,26 @@ def test_unknown_event_name_warns_and_lists_known(model_file, world_backend):
     assert "known events:" in warning and "feature_used" in warning
 
 
+def test_the_thorough_check_warns_of_events_without_a_user_and_repeated_message_ids(
+    model_file, world_backend, small_world
+):
+    events = small_world.events
+    users = events.column("user_id").to_pylist()
+    users[0] = users[1] = None
+    ids = events.column("message_id").to_pylist()
+    ids[3] = ids[2]
+    changed = events.set_column(1, "user_id", pa.array(users)).set_column(
+        0, "message_id", pa.array(ids)
+    )
+    _replace(world_backend, "events", changed)
+    engine = _engine(model_file, world_backend)
+    assert not any(w.startswith("events:") for w in engine.check())
+    warnings = engine.check(thorough=True)
+    n = events.num_rows
+    assert f"events: 2 of {n} events have no user_id and are not scored" in warnings
+    assert "events: 1 events repeat a message_id already seen" in warnings
+
+
 def test_referenced_attribute_missing(model_file, world_backend):
     text = model_file.read_text().replace("field: account.industry", "field: account.industy")
     model_file.write_text(text)

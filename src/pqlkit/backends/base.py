@@ -114,7 +114,7 @@ class Backend(TableDdl, CompiledSql, ABC):
     def _execute(self, sql: str) -> None: ...
 
     @abstractmethod
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]: ...
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
     @abstractmethod
     def arrow(self, sql: str) -> pa.Table:
@@ -258,7 +258,7 @@ class Backend(TableDdl, CompiledSql, ABC):
         them itself). A planner that believes a freshly filled table is empty can pick a plan
         hundreds of times slower."""
 
-    def run_sql(self, sql: str) -> list[tuple]:
+    def run_sql(self, sql: str) -> list[tuple[Any, ...]]:
         """Run SQL text as it is and return its rows (none for a statement). For tools and
         tests; pqlkit's own code says what it needs through the intent methods."""
         self._opened = {}  # it may change a table
@@ -480,7 +480,7 @@ class Backend(TableDdl, CompiledSql, ABC):
         names, rows = self._fetch(self.compile(expr))
         return [dict(zip(names, r, strict=True)) for r in rows]
 
-    def values(self, expr: ir.Table) -> list[tuple]:
+    def values(self, expr: ir.Table) -> list[tuple[Any, ...]]:
         """The rows of a small query as tuples."""
         return self._fetch(self.compile(expr))[1]
 

@@ -127,7 +127,7 @@ class DuckDBBackend(Backend):
     def _execute(self, sql: str) -> None:
         self._raw.execute(sql)
 
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur = self._raw.execute(sql)
         if cur.description is None:
             return [], []
@@ -174,7 +174,8 @@ class DuckDBBackend(Backend):
     def _type_sql(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import DuckDBType
 
-        return DuckDBType.to_string(dtype)
+        sql: str = DuckDBType.to_string(dtype)  # Ibis ships no types
+        return sql
 
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:

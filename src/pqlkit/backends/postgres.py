@@ -93,7 +93,7 @@ class PostgresBackend(Backend):
         with self._raw.cursor() as cur:
             cur.execute(sql)
 
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         with self._raw.cursor() as cur:
             cur.execute(sql)
             if cur.description is None:  # a statement, not a query
@@ -120,7 +120,8 @@ class PostgresBackend(Backend):
     def _type_sql(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import PostgresType
 
-        return PostgresType.to_string(dtype)
+        sql: str = PostgresType.to_string(dtype)  # Ibis ships no types
+        return sql
 
     # The key is a literal of its own (not a path to parse): any text is one member name.
     @staticmethod

@@ -151,7 +151,7 @@ class SparkBackend(Backend):
         self._use()
         self.session.sql(sql)
 
-    def _fetch(self, sql: str) -> tuple[list[str], list[tuple]]:
+    def _fetch(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         table = self.arrow(sql)
         names = table.column_names
         if not names:

@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import httpx
@@ -27,105 +26,14 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ..model.crm import (
-    ACCOUNT_FIELDS,
-    USER_FIELDS,
-    CrmDestination,
-    HubSpotDestination,
-)
-from . import hubspot, ledger, records, salesforce
+from ..model.crm import CrmDestination
+from . import ledger, records
 from .hubspot import Result
-from .records import Flavour, Record
+from .records import Record
+from .sides import Side, sides
 from .transport import CrmError, CrmUnavailable
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class Side:
-    """One object of one destination: how its records are built and sent."""
-
-    object: str
-    entity: str
-    """user or account"""
-    key: str
-    crm_key: str
-    mapping: dict[str, str]
-    flavour: Flavour
-    fold_case: bool
-    batch: int
-    prepare: Callable[[], Any]
-    upsert: Callable[[list[Record]], list[Result]]
-    transport: Any = None
-
-    @property
-    def kinds(self) -> dict[str, str]:
-        return USER_FIELDS if self.entity == "user" else ACCOUNT_FIELDS
-
-    @property
-    def flag(self) -> str:
-        return "is_pql" if self.entity == "user" else "is_pqa"
-
-
-def sides(
-    dest: CrmDestination,
-    secrets: list[str],
-    client: httpx.Client,
-    *,
-    sleep: Callable[[float], None] | None = None,
-    give_up_after: float = 300.0,
-) -> list[Side]:
-    """The objects a destination writes, accounts first."""
-    out: list[Side] = []
-    accounts, people = dest.account_mapping(), dest.person_mapping()
-    if isinstance(dest, HubSpotDestination):
-        hs = hubspot.HubSpot(dest, secrets[0], client, sleep=sleep, give_up_after=give_up_after)
-        unique = dest.company_id_property
-        if accounts:
-            by = accounts[unique]
-            out.append(
-                Side(
-                    "companies", "account", "account_id", by, accounts, "hubspot",
-                    by == "domain", hubspot.BATCH,
-                    partial(hs.ensure_properties, "companies", accounts, ACCOUNT_FIELDS, unique),
-                    partial(hs.upsert, "companies", unique),
-                    hs.http,
-                )
-            )  # fmt: skip
-        if people:
-            out.append(
-                Side(
-                    "contacts", "user", "user_id", "email", people, "hubspot", True, hubspot.BATCH,
-                    partial(hs.ensure_properties, "contacts", people, USER_FIELDS, None),
-                    partial(hs.upsert, "contacts", "email"),
-                    hs.http,
-                )
-            )  # fmt: skip
-        return out
-    sf = salesforce.Salesforce(dest, secrets, client, sleep=sleep, give_up_after=give_up_after)
-    if accounts:
-        ext = dest.account_external_id
-        out.append(
-            Side(
-                "Account", "account", "account_id", "account_id", accounts, "salesforce", False,
-                salesforce.BATCH,
-                partial(sf.check_fields, "Account", list(accounts), ext),
-                partial(sf.upsert, "Account", ext),
-                sf.http,
-            )
-        )  # fmt: skip
-    if people:
-        ext = dest.person_external_id
-        out.append(
-            Side(
-                dest.person, "user", "user_id", "user_id", people, "salesforce", False,
-                salesforce.BATCH,
-                partial(sf.check_fields, dest.person, list(people), ext),
-                partial(sf.upsert, dest.person, ext),
-                sf.http,
-            )
-        )  # fmt: skip
-    return out
 
 
 @dataclass
@@ -314,26 +222,11 @@ def sync(
         else ("full" if full else ("entities" if entities is not None else "changes"))
     )
     report = SyncReport(dest.id, mode, "sync_" + uuid.uuid4().hex[:20])
-    known = backend.has_table(ledger.LEDGER)
+    run = _Run(backend, dest, report, now, backend.has_table(ledger.LEDGER), full, entities)
     if not dry_run:
         ledger.ensure(backend)
-        known = True
-        with backend.transaction():
-            backend.insert(
-                ledger.SYNCS,
-                pa.Table.from_pylist(
-                    [
-                        {
-                            "sync_id": report.sync_id,
-                            "destination": dest.id,
-                            "direction": "write",
-                            "mode": mode,
-                            "started_at": now(),
-                        }
-                    ],
-                    schema=ledger.SYNCS_SCHEMA,
-                ),
-            )
+        run.known = True
+        _begin(backend, report, now())
     error: str | None = None
     the_sides = sides(dest, secrets, client, sleep=sleep, give_up_after=give_up_after)
     try:
@@ -343,96 +236,12 @@ def sync(
             report.objects.append(part)
             if table is None:
                 continue
-            wanted = None if entities is None else entities.get(side.entity, [])
-            rows = _rows(backend, side, dest, table, wanted, known)
-            recs, skipped = records.build(
-                rows,
-                object=side.object,
-                key=side.key,
-                crm_key=side.crm_key,
-                mapping=side.mapping,
-                kinds=side.kinds,
-                flavour=side.flavour,
-                fold_case=side.fold_case,
-            )
-            old = _ledger(backend, dest.id, side.object, known)
-            p = records.plan(
-                side.object, recs, skipped, {k: v[:2] for k, v in old.items()}, full=full
-            )
-            part.considered, part.unchanged, part.skipped = len(rows), p.unchanged, len(skipped)
-            part.errors += [{"key": s.key, "crm_key": None, "error": s.why} for s in skipped[:100]]
-            if entities is not None:
-                part.by_key.update({s.key: ("skipped", s.why) for s in skipped})
-                sending = {r.key for r in p.send}
-                part.by_key.update(
-                    {r.key: ("unchanged", None) for r in recs if r.key not in sending}
-                )
+            plan, old = _plan(run, side, table, part)
             if dry_run:
-                part.diff = [
-                    {
-                        "key": r.key,
-                        "crm_key": r.crm_key,
-                        "action": "update" if r.key in old and old[r.key][0] else "create",
-                        "changes": records.changes(r, p.previous.get(r.key)),
-                    }
-                    for r in p.send
-                ]
-                part.sent = len(p.send)
+                part.diff = _diff(plan, old)
+                part.sent = len(plan.send)
                 continue
-            if p.send:
-                side.prepare()
-            done = 0
-            answered: list[tuple[Record, Result]] = []  # the last batch's, not yet recorded
-
-            batches = list(records.batches(p.send, side.batch))
-            # One batch in flight while the database records the last one's answers and marks
-            # the next one `sending`: a batch is always marked before it goes, and answered
-            # after the CRM answers; killed, a sync resends at most the batch in flight and the
-            # next one (upserts by key: harmless, and the audit shows it).
-            pool = ThreadPoolExecutor(1, thread_name_prefix="pqlkit-crm")
-            try:
-                if batches:
-                    _record(
-                        backend, report.sync_id, dest.id, side.object, [], batches[0], old, now()
-                    )
-                for i, batch in enumerate(batches):
-                    call = pool.submit(side.upsert, batch)
-                    following = batches[i + 1] if i + 1 < len(batches) else []
-                    _record(
-                        backend,
-                        report.sync_id,
-                        dest.id,
-                        side.object,
-                        answered,
-                        following,
-                        old,
-                        now(),
-                    )
-                    answered.clear()
-                    pairs = list(zip(batch, call.result(), strict=True))
-                    answered.extend(pairs)
-                    for rec, res in pairs:
-                        part.sent += 1
-                        if entities is not None:
-                            part.by_key[rec.key] = (
-                                ("written", None) if res.ok else ("failed", res.error)
-                            )
-                        if res.ok:
-                            part.created += res.action == "created"
-                            part.updated += res.action == "updated"
-                        else:
-                            part.failed += 1
-                            if len(part.errors) < 100:
-                                part.errors.append(
-                                    {"key": rec.key, "crm_key": rec.crm_key, "error": res.error}
-                                )
-                    done += len(batch)
-                    if progress is not None:
-                        progress(side.object, done, len(p.send))
-            finally:
-                pool.shutdown(wait=True)
-                if answered:
-                    _record(backend, report.sync_id, dest.id, side.object, answered, [], old, now())
+            _send(run, side, plan.send, old, part, progress)
     except CrmUnavailable as exc:
         report.stopped = error = str(exc)
     except CrmError as exc:
@@ -449,6 +258,137 @@ def sync(
     if not dry_run:
         _finish(backend, report, now, error)
     return report
+
+
+@dataclass
+class _Run:
+    """What every object of one sync shares."""
+
+    backend: Any
+    dest: CrmDestination
+    report: SyncReport
+    now: Callable[[], datetime]
+    known: bool
+    """The ledger exists (records written before are read from it)."""
+    full: bool
+    entities: dict[str, list[str]] | None
+
+
+def _begin(backend, report: SyncReport, at: datetime) -> None:
+    """The sync's row in `pql_crm_syncs`, written before anything is sent."""
+    with backend.transaction():
+        backend.insert(
+            ledger.SYNCS,
+            pa.Table.from_pylist(
+                [
+                    {
+                        "sync_id": report.sync_id,
+                        "destination": report.destination,
+                        "direction": "write",
+                        "mode": report.mode,
+                        "started_at": at,
+                    }
+                ],
+                schema=ledger.SYNCS_SCHEMA,
+            ),
+        )
+
+
+def _plan(
+    run: _Run, side: Side, table: ir.Table, part: ObjectReport
+) -> tuple[records.Plan, dict[str, tuple[Any, ...]]]:
+    """The records of one object that changed since the ledger's (all of them when full), and
+    the ledger's rows; what was considered, unchanged and skipped goes in the report."""
+    wanted = None if run.entities is None else run.entities.get(side.entity, [])
+    rows = _rows(run.backend, side, run.dest, table, wanted, run.known)
+    recs, skipped = records.build(
+        rows,
+        object=side.object,
+        key=side.key,
+        crm_key=side.crm_key,
+        mapping=side.mapping,
+        kinds=side.kinds,
+        flavour=side.flavour,
+        fold_case=side.fold_case,
+    )
+    old = _ledger(run.backend, run.dest.id, side.object, run.known)
+    p = records.plan(side.object, recs, skipped, {k: v[:2] for k, v in old.items()}, full=run.full)
+    part.considered, part.unchanged, part.skipped = len(rows), p.unchanged, len(skipped)
+    part.errors += [{"key": s.key, "crm_key": None, "error": s.why} for s in skipped[:100]]
+    if run.entities is not None:
+        part.by_key.update({s.key: ("skipped", s.why) for s in skipped})
+        sending = {r.key for r in p.send}
+        part.by_key.update({r.key: ("unchanged", None) for r in recs if r.key not in sending})
+    return p, old
+
+
+def _diff(p: records.Plan, old: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """With --dry-run: each record that would be sent and the fields it changes."""
+    return [
+        {
+            "key": r.key,
+            "crm_key": r.crm_key,
+            "action": "update" if r.key in old and old[r.key][0] else "create",
+            "changes": records.changes(r, p.previous.get(r.key)),
+        }
+        for r in p.send
+    ]
+
+
+def _send(
+    run: _Run,
+    side: Side,
+    send: list[Record],
+    old: dict[str, tuple[Any, ...]],
+    part: ObjectReport,
+    progress: Progress | None,
+) -> None:
+    """Send one object's changed records batch by batch, the ledger and audit kept as it goes.
+
+    One batch in flight while the database records the last one's answers and marks the next
+    one `sending`: a batch is always marked before it goes, and answered after the CRM
+    answers; killed, a sync resends at most the batch in flight and the next one (upserts by
+    key: harmless, and the audit shows it)."""
+    if send:
+        side.prepare()
+    sync_id, dest_id, obj = run.report.sync_id, run.dest.id, side.object
+    done = 0
+    answered: list[tuple[Record, Result]] = []  # the last batch's, not yet recorded
+    batches = list(records.batches(send, side.batch))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="pqlkit-crm")
+    try:
+        if batches:
+            _record(run.backend, sync_id, dest_id, obj, [], batches[0], old, run.now())
+        for i, batch in enumerate(batches):
+            call = pool.submit(side.upsert, batch)
+            following = batches[i + 1] if i + 1 < len(batches) else []
+            _record(run.backend, sync_id, dest_id, obj, answered, following, old, run.now())
+            answered.clear()
+            pairs = list(zip(batch, call.result(), strict=True))
+            answered.extend(pairs)
+            _tally(part, pairs, named=run.entities is not None)
+            done += len(batch)
+            if progress is not None:
+                progress(obj, done, len(send))
+    finally:
+        pool.shutdown(wait=True)
+        if answered:
+            _record(run.backend, sync_id, dest_id, obj, answered, [], old, run.now())
+
+
+def _tally(part: ObjectReport, answered: list[tuple[Record, Result]], *, named: bool) -> None:
+    """Count the CRM's answers to one batch in the object's report."""
+    for rec, res in answered:
+        part.sent += 1
+        if named:
+            part.by_key[rec.key] = ("written", None) if res.ok else ("failed", res.error)
+        if res.ok:
+            part.created += res.action == "created"
+            part.updated += res.action == "updated"
+        else:
+            part.failed += 1
+            if len(part.errors) < 100:
+                part.errors.append({"key": rec.key, "crm_key": rec.crm_key, "error": res.error})
 
 
 def _record(

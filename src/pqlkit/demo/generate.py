@@ -1,7 +1,9 @@
 """A realistic, seeded product-led SaaS: accounts, users, product and marketing events, and CRM
 outcomes whose chances depend on behaviour and fit (so learning has real signal to find).
 
-Pure data generation (numpy -> pyarrow); writing it anywhere is the caller's business.
+Pure data generation (numpy -> pyarrow); writing it anywhere is the caller's business. Who the
+accounts and users are is drawn in `population`, what they do in `behaviour`; this module runs
+the steps in order, decides the CRM outcomes and builds the tables.
 
 Each user has a latent buying intent drawn from their fit (company size, industry, role) and
 noise. Intent drives how often they are active, what they do (projects, invites, pricing,
@@ -18,29 +20,9 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from .vocabulary import (
-    COMPETITORS,
-    CORE_INDUSTRIES,
-    COUNTRIES,
-    COUNTRY_P,
-    FEATURES,
-    FIRST,
-    FREE_MAIL,
-    FREE_PROJECT_QUOTA,
-    INDUSTRIES,
-    INDUSTRY_P,
-    LAST,
-    MARKETING_EVENTS,
-    ONBOARDING,
-    PRODUCT_EVENTS,
-    ROLE_P,
-    ROLES,
-    SENIOR,
-    STACK,
-    STACK_P,
-    SUFFIX,
-    WORDS,
-)
+from . import behaviour, population
+from .population import Accounts, Array, Span, Users, sigmoid
+from .vocabulary import COMPETITORS, COUNTRIES, COUNTRY_P
 
 
 @dataclass(frozen=True)
@@ -61,245 +43,111 @@ class DemoData:
     end: datetime
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoData:
-    """Generate the whole demo world; deterministic for a given size, seed and end."""
+    """Generate the whole demo world; deterministic for a given size, seed and end.
+
+    Each step draws from the one generator in a fixed order, so the steps must run in this
+    order for a seed to give the same world."""
     rng = np.random.default_rng(size.seed)
     end = end or datetime(2026, 11, 1)
     start = end - timedelta(days=size.days)
-    n_a, n_u = size.accounts, size.users
-
-    # --- accounts ------------------------------------------------------------------------
-    employees = np.clip(np.round(np.exp(rng.normal(3.6, 1.6, n_a))), 1, 50_000).astype(np.int64)
-    industry = rng.choice(INDUSTRIES, n_a, p=INDUSTRY_P)
-    w1, w2, sfx = rng.choice(WORDS, n_a), rng.choice(WORDS, n_a), rng.choice(SUFFIX, n_a)
-    names = np.char.add(
-        np.char.add(np.char.capitalize(w1), np.char.capitalize(w2)),
-        np.char.add(" ", np.char.capitalize(sfx)),
+    span = Span(np.datetime64(start, "s"), np.datetime64(end, "s"), size.days)
+    accounts = population.accounts(rng, size.accounts)
+    users = population.users(rng, accounts, size.users, span)
+    log = behaviour.Log()
+    log.emit(np.arange(size.users), np.full(size.users, "signed_up"), users.signup_at)
+    behaviour.onboarding(rng, users, log)
+    eu, ename, ets = behaviour.product_events(rng, users, span, log)
+    limited, first_hit = behaviour.limits(eu, ename, ets, size.users, log)
+    raised, raise_ts = behaviour.hand_raises(rng, users, accounts, span, log)
+    upgraded, up_ts = behaviour.upgrades(
+        rng, users, limited, first_hit, raised, raise_ts, span, log
     )
-    domains = np.array([f"{a}{b}{i}.com" for i, (a, b) in enumerate(zip(w1, w2, strict=True))])
-    competitor = rng.random(n_a) < 0.004
-    domains[competitor] = rng.choice(COMPETITORS, int(competitor.sum()))
-    acct_plan = np.where(
-        rng.random(n_a) < np.where(employees >= 1000, 0.12, 0.005), "enterprise", "free"
+    user_plan = np.where(upgraded, "paid", np.where(rng.random(size.users) < 0.08, "trial", "free"))
+    behaviour.marketing(rng, users, span, log)
+    ev_user, ev_name, ev_ts, ev_props = log.sorted_before(span.end)
+    uid = np.char.add("u_", np.char.zfill(np.arange(size.users).astype(str), 6))
+    aid = np.char.add("a_", np.char.zfill(np.arange(size.accounts).astype(str), 5))
+    events = _events_table(ev_user, ev_name, ev_ts, ev_props, uid, aid[users.acct])
+    used = np.isin(ev_name, ["feature_used", "project_created", "invite_sent"])
+    usage_n = np.bincount(ev_user[used], minlength=size.users)
+    outcomes = _outcomes(
+        rng, accounts, users, usage_n, limited, raised, upgraded, up_ts, span, uid, aid
     )
-    seats = np.maximum(1, np.round(employees * rng.uniform(0.02, 0.2, n_a))).astype(np.int64)
-    stack_mask = rng.random((n_a, len(STACK))) < STACK_P
-    tech = [list(STACK[row]) for row in stack_mask]
-    account_fit = (
-        0.9 * ((employees >= 50) & (employees < 1000))
-        + 0.5 * (employees >= 1000)
-        + 0.6 * np.isin(industry, list(CORE_INDUSTRIES))
-        + 0.3 * (stack_mask[:, 0] | stack_mask[:, 1])
-        - 0.8 * (employees < 5)
-    )
+    users_table = _users_table(rng, users, user_plan, uid, aid)
+    accounts_table = _accounts_table(rng, accounts, aid)
+    return DemoData(accounts_table, users_table, events, outcomes, start=start, end=end)
 
-    # --- users -----------------------------------------------------------------------------
-    weights = np.log1p(employees).astype(float)
-    acct = rng.choice(n_a, n_u, p=weights / weights.sum())
-    acct[: min(n_a, n_u)] = np.arange(min(n_a, n_u))  # every account has a user
-    role = rng.choice(ROLES, n_u, p=ROLE_P)
-    first, last = rng.choice(FIRST, n_u), rng.choice(LAST, n_u)
-    local = np.char.add(np.char.add(first, "."), last)
-    local = np.char.add(local, np.arange(n_u).astype(str))
-    personal = rng.random(n_u) < 0.14
-    email_domain = np.where(personal, rng.choice(FREE_MAIL, n_u), domains[acct])
-    student = role == "Student"
-    email_domain = np.where(student, "state-university.edu", email_domain)
-    emails = np.char.add(np.char.add(local, "@"), email_domain)
-    signup_day = rng.integers(-30, size.days - 2, n_u)
-    base = np.datetime64(start, "s")
-    signup_at = base + (signup_day * 86400 + rng.integers(0, 86400, n_u)).astype("timedelta64[s]")
-    senior = np.isin(role, list(SENIOR))
-    intent = (
-        account_fit[acct]
-        + 0.7 * senior
-        - 1.5 * student
-        - 0.7 * personal
-        + rng.normal(0, 1.0, n_u)
-        - 0.6
-    )
-    engagement = _sigmoid(intent + rng.normal(0, 0.6, n_u))
 
-    # --- product events ----------------------------------------------------------------------
-    rows_user: list[np.ndarray] = []
-    rows_event: list[np.ndarray] = []
-    rows_ts: list[np.ndarray] = []
-    rows_props: list[np.ndarray] = []
-
-    def emit(users, names, ts, props=None):
-        rows_user.append(np.asarray(users))
-        rows_event.append(np.asarray(names))
-        rows_ts.append(np.asarray(ts, dtype="datetime64[s]"))
-        rows_props.append(
-            np.full(len(users), "{}", dtype=object)
-            if props is None
-            else np.asarray(props, dtype=object)
-        )
-
-    emit(np.arange(n_u), np.full(n_u, "signed_up"), signup_at)
-    # onboarding steps in the first days, more likely for engaged users
-    for k, step in enumerate(ONBOARDING):
-        done = rng.random(n_u) < np.clip(0.35 + 0.6 * engagement - 0.12 * k, 0, 0.98)
-        ts = signup_at + rng.integers(600, 3 * 86400, n_u).astype("timedelta64[s]") * (k + 1)
-        emit(np.flatnonzero(done), np.full(int(done.sum()), step), ts[done])
-
-    days_total = size.days
-    day_idx = np.arange(-30, days_total)
-    # activity probability per day, decaying for users whose interest fades
-    fade = rng.uniform(0.0, 0.04, n_u) * (1.2 - engagement)
-    u_grid, d_grid = np.meshgrid(np.arange(n_u), day_idx, indexing="ij")
-    since = d_grid - signup_day[:, None]
-    p_day = np.where(
-        since >= 0, 0.08 + 0.5 * engagement[:, None] * np.exp(-fade[:, None] * since), 0.0
-    )
-    p_day = np.where(d_grid < days_total, p_day, 0.0)
-    active = rng.random(p_day.shape) < p_day
-    au, ad = u_grid[active], d_grid[active]
-    n_events = rng.poisson(1.5 + 3.5 * engagement[au]) + 1
-    eu = np.repeat(au, n_events)
-    eday = np.repeat(ad, n_events)
-    ets = base + (eday * 86400 + rng.integers(0, 86400, eu.size)).astype("timedelta64[s]")
-    eng = engagement[eu]
-    probs = np.stack(
-        [
-            np.full(eu.size, 0.30),
-            0.45 + 0.1 * eng,
-            0.015 + 0.05 * eng,
-            0.005 + 0.035 * eng,
-            0.005 + 0.03 * eng * eng,
-            0.001 + 0.012 * eng * eng,
-        ],
-        axis=1,
-    )
-    cum = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
-    pick = (rng.random(eu.size)[:, None] > cum).sum(axis=1)
-    ename = PRODUCT_EVENTS[np.minimum(pick, len(PRODUCT_EVENTS) - 1)]
-    # features: engaged users explore more of the product
-    breadth = np.clip((2 + 6 * eng).astype(int), 1, len(FEATURES))
-    feat = FEATURES[(rng.random(eu.size) * breadth).astype(int)]
-    props = np.full(eu.size, "{}", dtype=object)
-    is_feat = ename == "feature_used"
-    props[is_feat] = np.char.add(np.char.add('{"feature": "', feat[is_feat]), '"}')
-    is_inv = ename == "invite_sent"
-    invitee = np.char.add(
-        np.char.add(rng.choice(FIRST, int(is_inv.sum())), "@"), email_domain[eu[is_inv]]
-    )
-    props[is_inv] = np.char.add(np.char.add('{"invitee": "', invitee), '"}')
-    emit(eu, ename, ets, props)
-
-    # --- limits, hand-raises, self-serve upgrades --------------------------------------------
-    order = np.lexsort((ets, eu))
-    proj = order[ename[order] == "project_created"]
-    proj_user = eu[proj]
-    rank = np.arange(proj.size) - np.searchsorted(proj_user, proj_user, side="left")
-    hit = rank == FREE_PROJECT_QUOTA  # the attempt that exceeds the free quota
-    hit_users, hit_ts = proj_user[hit], ets[proj][hit]
-    emit(
-        hit_users,
-        np.full(hit_users.size, "limit_reached"),
-        hit_ts + np.timedelta64(5, "s"),
-        np.full(hit_users.size, '{"limit": "projects"}'),
-    )
-    limited = np.zeros(n_u, bool)
-    limited[hit_users] = True
-
-    p_raise = _sigmoid(intent * 1.1 - 3.6 + 0.8 * (employees[acct] >= 200))
-    raised = rng.random(n_u) < p_raise
-    raise_day = np.minimum(signup_day + rng.integers(2, 40, n_u), days_total - 1)
-    raised &= raise_day >= np.maximum(signup_day, 0)
-    raise_ts = base + (raise_day * 86400 + rng.integers(0, 86400, n_u)).astype("timedelta64[s]")
-    kind = np.where(rng.random(n_u) < 0.5, "contact_sales_requested", "demo_requested")
-    emit(np.flatnonzero(raised), kind[raised], raise_ts[raised])
-
-    p_upgrade = _sigmoid(1.4 * intent - 4.0 + 1.6 * limited - 1.2 * raised)
-    upgraded = (rng.random(n_u) < p_upgrade) & ~student
-    first_hit = np.full(n_u, np.datetime64("NaT"), dtype="datetime64[s]")
-    first_hit[hit_users] = hit_ts
-    up_base = np.where(limited, first_hit, raise_ts)
-    up_ts = up_base + rng.integers(3600, 21 * 86400, n_u).astype("timedelta64[s]")
-    end64 = np.datetime64(end, "s")
-    upgraded &= up_ts < end64
-    emit(np.flatnonzero(upgraded), np.full(int(upgraded.sum()), "plan_upgraded"), up_ts[upgraded])
-    user_plan = np.where(upgraded, "paid", np.where(rng.random(n_u) < 0.08, "trial", "free"))
-
-    # --- marketing engagement (weakly tied to intent) -----------------------------------------
-    mk_rate = rng.gamma(1.5, 3.0, n_u) * (0.8 + 0.4 * _sigmoid(intent))
-    n_mk = rng.poisson(mk_rate)
-    mu = np.repeat(np.arange(n_u), n_mk)
-    mday = rng.integers(-30, days_total, mu.size)
-    mts = base + (mday * 86400 + rng.integers(0, 86400, mu.size)).astype("timedelta64[s]")
-    mp = np.array([0.5, 0.14, 0.07, 0.03, 0.04, 0.18, 0.04])
-    mname = rng.choice(MARKETING_EVENTS, mu.size, p=mp)
-    emit(mu, mname, mts)
-
-    # --- assemble events ------------------------------------------------------------------------
-    ev_user = np.concatenate(rows_user)
-    ev_name = np.concatenate(rows_event)
-    ev_ts = np.concatenate(rows_ts)
-    ev_props = np.concatenate(rows_props)
-    keep = ev_ts < end64
-    ev_user, ev_name, ev_ts, ev_props = ev_user[keep], ev_name[keep], ev_ts[keep], ev_props[keep]
-    srt = np.argsort(ev_ts, kind="stable")
-    ev_user, ev_name, ev_ts, ev_props = ev_user[srt], ev_name[srt], ev_ts[srt], ev_props[srt]
-    uid = np.char.add("u_", np.char.zfill(np.arange(n_u).astype(str), 6))
-    aid = np.char.add("a_", np.char.zfill(np.arange(n_a).astype(str), 5))
-    n_ev = ev_user.size
-    events = pa.table(
+def _events_table(
+    user: Array, name: Array, ts: Array, props: Array, uid: Array, user_aid: Array
+) -> pa.Table:
+    n_ev = user.size
+    return pa.table(
         {
             "message_id": pa.array(np.char.add("m_", np.arange(n_ev).astype(str))),
-            "user_id": pa.array(uid[ev_user]),
+            "user_id": pa.array(uid[user]),
             "anonymous_id": pa.nulls(n_ev, pa.string()),
-            "account_id": pa.array(aid[acct[ev_user]]),
-            "event": pa.array(ev_name.astype(str)),
-            "timestamp": pa.array(ev_ts.astype("datetime64[us]")),
-            "properties": pa.array(ev_props.astype(str)),
+            "account_id": pa.array(user_aid[user]),
+            "event": pa.array(name.astype(str)),
+            "timestamp": pa.array(ts.astype("datetime64[us]")),
+            "properties": pa.array(props.astype(str)),
         }
     )
 
-    # --- outcomes: opportunities and deals ------------------------------------------------------
-    usage_n = np.bincount(
-        ev_user[np.isin(ev_name, ["feature_used", "project_created", "invite_sent"])], minlength=n_u
-    )
+
+def _outcomes(
+    rng: np.random.Generator,
+    accounts: Accounts,
+    users: Users,
+    usage_n: Array,
+    limited: Array,
+    raised: Array,
+    upgraded: Array,
+    up_ts: Array,
+    span: Span,
+    uid: Array,
+    aid: Array,
+) -> pa.Table:
+    """Opportunities and deals, likelier for accounts whose users show intent and use the
+    product, and the self-serve upgrades as won deals of their own."""
+    n_a, n_u, acct = accounts.employees.size, users.acct.size, users.acct
     act = np.log1p(usage_n)
     acct_intent = np.full(n_a, -9.0)
-    np.maximum.at(acct_intent, acct, intent + 0.35 * act - 1.0 * personal - 2.0 * student)
+    np.maximum.at(
+        acct_intent, acct, users.intent + 0.35 * act - 1.0 * users.personal - 2.0 * users.student
+    )
     acct_raised = np.zeros(n_a, bool)
     acct_raised[acct[raised]] = True
     acct_limited = np.zeros(n_a, bool)
     acct_limited[acct[limited]] = True
-    p_opp = _sigmoid(1.1 * acct_intent - 5.2 + 1.5 * acct_raised + 0.7 * acct_limited)
-    p_opp[np.isin(domains, COMPETITORS)] = 0.0
+    p_opp = sigmoid(1.1 * acct_intent - 5.2 + 1.5 * acct_raised + 0.7 * acct_limited)
+    p_opp[np.isin(accounts.domains, COMPETITORS)] = 0.0
     has_opp = rng.random(n_a) < p_opp
     opp_accounts = np.flatnonzero(has_opp)
     first_user = np.full(n_a, -1)
     first_user[acct[::-1]] = np.arange(n_u)[::-1]
     champ_day = np.clip(
-        signup_day[first_user[opp_accounts]] + rng.integers(10, 60, opp_accounts.size),
+        users.signup_day[first_user[opp_accounts]] + rng.integers(10, 60, opp_accounts.size),
         0,
-        days_total + 20,
+        span.days + 20,
     )
-    opp_created = base + (champ_day * 86400 + rng.integers(0, 86400, opp_accounts.size)).astype(
-        "timedelta64[s]"
-    )
-    p_win = _sigmoid(0.9 * acct_intent[opp_accounts] - 1.4 + 0.5 * account_fit[opp_accounts])
+    opp_created = span.at(rng, champ_day)
+    p_win = sigmoid(0.9 * acct_intent[opp_accounts] - 1.4 + 0.5 * accounts.fit[opp_accounts])
     cycle = rng.integers(14, 75, opp_accounts.size).astype("timedelta64[D]")
     closed_at = opp_created + cycle
-    resolved = closed_at < end64
+    resolved = closed_at < span.end
     won = rng.random(opp_accounts.size) < p_win
     stage = np.where(resolved, np.where(won, "won", "lost"), "open")
     amount = np.round(
-        np.where(employees[opp_accounts] >= 1000, 60_000, 12_000)
+        np.where(accounts.employees[opp_accounts] >= 1000, 60_000, 12_000)
         * rng.uniform(0.5, 1.8, opp_accounts.size),
         -2,
     )
-    opp_keep = opp_created < end64
+    opp_keep = opp_created < span.end
     n_o = int(opp_keep.sum())
     ss_users = np.flatnonzero(upgraded)
-    outcomes = pa.table(
+    return pa.table(
         {
             "outcome_id": pa.array(
                 [f"o_{i:05d}" for i in range(n_o)] + [f"s_{i:05d}" for i in range(ss_users.size)],
@@ -326,31 +174,37 @@ def generate(size: DemoSize = DemoSize(), end: datetime | None = None) -> DemoDa
         }
     )
 
-    users = pa.table(
+
+def _users_table(
+    rng: np.random.Generator, users: Users, plan: Array, uid: Array, aid: Array
+) -> pa.Table:
+    return pa.table(
         {
             "user_id": pa.array(uid),
-            "email": pa.array(emails.astype(str)),
-            "account_id": pa.array(aid[acct]),
-            "created_at": pa.array(signup_at.astype("datetime64[us]")),
-            "plan": pa.array(user_plan.astype(str)),
-            "role": pa.array(role.astype(str)),
-            "country": pa.array(rng.choice(COUNTRIES, n_u, p=COUNTRY_P).astype(str)),
+            "email": pa.array(users.emails.astype(str)),
+            "account_id": pa.array(aid[users.acct]),
+            "created_at": pa.array(users.signup_at.astype("datetime64[us]")),
+            "plan": pa.array(plan.astype(str)),
+            "role": pa.array(users.role.astype(str)),
+            "country": pa.array(rng.choice(COUNTRIES, users.acct.size, p=COUNTRY_P).astype(str)),
         }
     )
-    accounts = pa.table(
+
+
+def _accounts_table(rng: np.random.Generator, accounts: Accounts, aid: Array) -> pa.Table:
+    return pa.table(
         {
             "account_id": pa.array(aid),
-            "domain": pa.array(domains.astype(str)),
-            "name": pa.array(names.astype(str)),
-            "industry": pa.array(industry.astype(str)),
-            "employees": pa.array(employees),
-            "country": pa.array(rng.choice(COUNTRIES, n_a, p=COUNTRY_P).astype(str)),
-            "tech_stack": pa.array(tech, pa.list_(pa.string())),
-            "plan": pa.array(acct_plan.astype(str)),
-            "seats": pa.array(seats),
+            "domain": pa.array(accounts.domains.astype(str)),
+            "name": pa.array(accounts.names.astype(str)),
+            "industry": pa.array(accounts.industry.astype(str)),
+            "employees": pa.array(accounts.employees),
+            "country": pa.array(rng.choice(COUNTRIES, aid.size, p=COUNTRY_P).astype(str)),
+            "tech_stack": pa.array(accounts.tech, pa.list_(pa.string())),
+            "plan": pa.array(accounts.plan.astype(str)),
+            "seats": pa.array(accounts.seats),
         }
     )
-    return DemoData(accounts, users, events, outcomes, start=start, end=end)
 
 
 def describe(data: DemoData) -> dict[str, int]:

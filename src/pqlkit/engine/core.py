@@ -29,8 +29,9 @@ from ..features.build import (
     user_features,
     user_scores,
 )
+from ..features.checks import check_data
 from ..features.signals import AsOf, IbisJson
-from ..features.sources import ROLES, Bound, bind, check_data
+from ..features.sources import ROLES, Bound, bind
 from ..model.load import LoadedModel, load_model
 from ..model.spec import Model
 from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown

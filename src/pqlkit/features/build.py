@@ -10,6 +10,7 @@ users known before as_of
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from datetime import datetime
 
 import ibis
@@ -34,7 +35,7 @@ def count_true(x: ir.BooleanValue) -> ir.IntegerScalar:
     return x.count(where=x)
 
 
-def env_of(columns) -> dict[str, str]:
+def env_of(columns: Iterable[str]) -> dict[str, str]:
     """Feature column -> field name used by rules (user__plan -> user.plan)."""
     out = {}
     for c in columns:
@@ -160,7 +161,9 @@ def user_features(
     return joined.select(*keep, **signal_cols)
 
 
-def _derived_user_fields(joined: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime):
+def _derived_user_fields(
+    joined: ir.Table, bound: Bound, loaded: LoadedModel, as_of: datetime
+) -> dict[str, ir.Value]:
     model = loaded.model
     domain = joined[f"{USER}email_domain"]
     business = domain.notnull() & ~domain.isin(sorted(free_mail_domains()))
@@ -234,7 +237,7 @@ _TYPES = {
 }
 
 
-def _typed(name: str, value) -> ir.Value:
+def _typed(name: str, value: object) -> ir.Value:
     dtype = _TYPES.get(name, "string")
     expr = value if isinstance(value, ir.Value) else ibis.literal(value, type=dtype)
     return expr.cast(dtype)

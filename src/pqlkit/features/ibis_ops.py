@@ -201,9 +201,9 @@ class IbisOps:
 
 
 def _compatible(e: ir.Value, v: Any) -> bool:
-    t = e.type()
+    t = e.type()  # Ibis ships no types: its answers are made bool here
     if isinstance(v, bool):
-        return t.is_boolean()
+        return bool(t.is_boolean())
     if isinstance(v, int | float):
-        return t.is_numeric()
-    return t.is_string()
+        return bool(t.is_numeric())
+    return bool(t.is_string())

@@ -23,6 +23,7 @@ from ..model.signals import (
     ActiveDaysSignal,
     DistinctFeaturesSignal,
     EventCountSignal,
+    EventSignal,
     HandRaiseSignal,
     LimitReachedSignal,
     OnboardingSignal,
@@ -39,6 +40,8 @@ def epoch(ts: ir.TimestampValue) -> ir.FloatingValue:
 
 
 Finish = Callable[[Mapping[str, ir.Value]], ir.Value]
+Where = dict[str, str | int | float | bool]
+"""Event properties an event must have (a signal's `where`)."""
 
 
 class JsonAccess(Protocol):
@@ -49,7 +52,15 @@ class JsonAccess(Protocol):
     def json_bool(self, properties: ir.Value, key: str) -> ir.BooleanValue: ...
 
 
-@ibis.udf.scalar.builtin(name="lax_string")
+def _builtin(name: str) -> Callable[[Callable[..., object]], Callable[..., ir.Value]]:
+    """Ibis's decorator for a function the database has built in, typed (Ibis ships no types):
+    the function it makes builds an expression calling ``name``."""
+    made: Callable[[Callable[..., object]], Callable[..., ir.Value]]
+    made = ibis.udf.scalar.builtin(name=name)
+    return made
+
+
+@_builtin("lax_string")
 def _lax_string(value: dt.JSON) -> str:  # type: ignore[empty-body]
     """BigQuery's LAX_STRING: a JSON string, number or boolean as text, else NULL."""
 
@@ -144,7 +155,7 @@ class EventContext:
         return self.events.timestamp >= self.as_of.minus(duration_seconds(window))
 
     def match(
-        self, names: list[str], window: str | None = None, where: dict | None = None
+        self, names: list[str], window: str | None = None, where: Where | None = None
     ) -> ir.BooleanValue | None:
         """Events with these names, in the window, with these properties (None: all)."""
         conds = []
@@ -184,7 +195,9 @@ class SignalPlan:
     finish: Finish
 
 
-def _count(ctx: EventContext, name: str, cond, half_life: str | None) -> SignalPlan:
+def _count(
+    ctx: EventContext, name: str, cond: ir.BooleanValue | None, half_life: str | None
+) -> SignalPlan:
     if half_life is None:
         agg = ctx.events.count(where=cond)
     else:
@@ -238,7 +251,7 @@ def active_days(s: ActiveDaysSignal, ctx: EventContext, name: str) -> SignalPlan
     )
 
 
-@ibis.udf.scalar.builtin(name="bit_count")
+@_builtin("bit_count")
 def bit_count(x: int) -> int:  # type: ignore[empty-body]
     """DuckDB's BIT_COUNT over BIGINT."""
 
@@ -254,13 +267,15 @@ def distinct_features(s: DistinctFeaturesSignal, ctx: EventContext, name: str) -
     return _per_event_presence(ctx, name, s.events, s.window, s.where)
 
 
-def _both(a, b):
+def _both(a: ir.BooleanValue | None, b: ir.BooleanValue | None) -> ir.BooleanValue | None:
     if a is None:
         return b
     return a if b is None else a & b
 
 
-def _per_event_presence(ctx, name, events, window, where) -> SignalPlan:
+def _per_event_presence(
+    ctx: EventContext, name: str, events: list[str], window: str | None, where: Where | None
+) -> SignalPlan:
     aggs = {
         f"{name}_{i}": ctx.events.count(where=ctx.match([e], window, where))
         for i, e in enumerate(dict.fromkeys(events))
@@ -344,5 +359,5 @@ PLANS: dict[type, Callable[..., SignalPlan]] = {
 }
 
 
-def plan_signal(signal, ctx: EventContext, name: str) -> SignalPlan:
+def plan_signal(signal: EventSignal, ctx: EventContext, name: str) -> SignalPlan:
     return PLANS[type(signal)](signal, ctx, name)

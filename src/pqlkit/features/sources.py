@@ -11,16 +11,16 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from ..errors import DataQualityError, MappingError
+from ..errors import MappingError
 from ..model.conditions import Condition, FieldCondition, walk
 from ..model.defaults import effective_segments
 from ..model.load import LoadedModel
-from ..model.signals import signal_events
 from ..model.spec import CANONICAL_COLUMNS, Source
 
 TIMESTAMP_COLUMNS = {
@@ -48,6 +48,18 @@ DERIVED_USER_FIELDS = (
 
 
 ROLES = ("events", "users", "accounts", "outcomes", "identities")
+
+
+class Reader(Protocol):
+    """What binding and checking need of a backend (every backend in `backends/` is one)."""
+
+    def has_table(self, name: str) -> bool: ...
+
+    def table(self, name: str, *, role: str = "") -> ir.Table: ...
+
+    def read_file(self, path: Path | str, fmt: str, *, role: str) -> ir.Table: ...
+
+    def rows(self, expr: ir.Expr) -> list[dict[str, Any]]: ...
 
 
 @dataclass
@@ -81,7 +93,7 @@ class Bound:
         return table.filter(table[column] == value)
 
 
-def bind(backend, loaded: LoadedModel) -> Bound:
+def bind(backend: Reader, loaded: LoadedModel) -> Bound:
     """Canonical tables for the model's sources; raises MappingError on missing columns."""
     sources = loaded.model.sources
     tables: dict[str, ir.Table | None] = {}
@@ -129,7 +141,7 @@ def _narrower(
     return narrow
 
 
-def _open(backend, source: Source, role: str, base_dir: Path) -> ir.Table:
+def _open(backend: Reader, source: Source, role: str, base_dir: Path) -> ir.Table:
     if source.table is not None:
         return backend.table(source.table, role=role)
     text = source.path or ""
@@ -182,7 +194,7 @@ def _canonical(
         if theirs not in present:
             raise MappingError(
                 f"{where}: sources.{role}.{key}.{ours}: column {theirs!r} is not in {role} "
-                f"({name}); columns present: {', '.join(present)}" + _suggest(theirs, present)
+                f"({name}); columns present: {', '.join(present)}" + suggest(theirs, present)
             )
         if key == "traits" and ours in present and ours != theirs:
             raise MappingError(
@@ -204,7 +216,7 @@ def _canonical(
             raise MappingError(
                 f"{where}: the {role} table ({name}) has no column {column!r}; columns present: "
                 f"{', '.join(present)}"
-                + _suggest(column, present)
+                + suggest(column, present)
                 + f"; map yours with sources.{role}.columns: {{{column}: <your column>}}"
             )
         table = table.mutate(**{column: ibis.null(default_type(role, column))})
@@ -269,7 +281,7 @@ def _from_epoch(seconds: ir.NumericValue) -> ir.Value:
     )
 
 
-def _suggest(word: str, choices: list[str]) -> str:
+def suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -306,7 +318,7 @@ def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:
                 issue = loaded.issue(
                     (*path, "field"),
                     f"{leaf.field}: the {leaf.namespace}s table has no column {leaf.name!r}",
-                    (_suggest(leaf.name, known).strip(" ()") or "columns: " + ", ".join(known)),
+                    (suggest(leaf.name, known).strip(" ()") or "columns: " + ", ".join(known)),
                 )
                 problems.append(str(issue))
                 continue
@@ -390,128 +402,3 @@ def _incomparable(kind: str, op: str, operand: object) -> str | None:
         if want != kind and not (want == "text" and kind == "times"):
             return f"`{op}: {v!r}` compares it with {want}"
     return None
-
-
-# --- data checks ---------------------------------------------------------------------------
-
-
-def check_data(bound: Bound, loaded: LoadedModel, backend, *, thorough: bool = False) -> list[str]:
-    """Raise DataQualityError on unusable data; return warnings (unknown event names...)."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    users = bound.users
-    stats = backend.rows(
-        users.aggregate(
-            n=users.count(),
-            null_ids=users.user_id.isnull().sum(),
-            distinct_ids=users.user_id.nunique(),
-        )
-    )[0]
-    if stats["n"] == 0:
-        problems.append("the users table is empty: load users before scoring")
-    if stats["null_ids"]:
-        problems.append(
-            f"users: {stats['null_ids']} row(s) have no user_id; every user needs an id"
-        )
-    dupes = int(stats["n"]) - int(stats["null_ids"] or 0) - int(stats["distinct_ids"])
-    if dupes > 0:
-        example = _duplicate_example(backend, users, "user_id")
-        problems.append(
-            f"users: {dupes} duplicate user_id row(s), e.g. {example!r}; keep one row per user"
-        )
-    accounts = bound.accounts
-    adupes = 0
-    if accounts is not None:
-        a = backend.rows(
-            accounts.aggregate(
-                n=accounts.count(),
-                distinct_ids=accounts.account_id.nunique(),
-                null_ids=accounts.account_id.isnull().sum(),
-            )
-        )[0]
-        adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
-    if adupes > 0 and accounts is not None:
-        example = _duplicate_example(backend, accounts, "account_id")
-        problems.append(
-            f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"
-        )
-    events = bound.events
-    no_events = not backend.rows(events.select("event").limit(1))
-    if no_events:
-        earning = [s.id for s in loaded.model.usage_signals if s.points]
-        if earning:
-            problems.append(
-                f"the events table is empty: load events before scoring (signals such as "
-                f"{earning[0]!r} earn points from events)"
-            )
-        else:  # a model scored from traits alone (a proposal learned from a user-level table)
-            warnings.append("the events table is empty: only fit signals earn points")
-    problems.extend(_timestamp_problems(bound, backend))
-    if problems:
-        raise DataQualityError("\n".join(problems))
-    if no_events:
-        return warnings
-
-    referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
-    # One early-exit probe per name: a name that occurs is found in the first rows read; only a
-    # missing one costs a full scan, and only then are the known names listed.
-    unknown = [
-        n
-        for n in referenced
-        if not backend.rows(events.filter(events.event == n).select("event").limit(1))
-    ]
-    if unknown:
-        known = sorted(
-            r["event"]
-            for r in backend.rows(events.select("event").distinct())
-            if r["event"] is not None
-        )
-        for name in unknown:
-            hint = _suggest(name, known)
-            warnings.append(
-                f"event {name!r} is referenced by the model but never occurs in the events{hint}; "
-                f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
-            )
-    if thorough:
-        e = backend.rows(
-            events.aggregate(
-                null_users=events.user_id.isnull().sum(),
-                n=events.count(),
-                ids=events.message_id.nunique(),
-                with_ids=events.message_id.notnull().sum(),
-            )
-        )[0]
-        if e["null_users"]:
-            warnings.append(
-                f"events: {e['null_users']} of {e['n']} events have no user_id and are not scored"
-            )
-        if e["with_ids"] and e["with_ids"] > e["ids"]:
-            warnings.append(
-                f"events: {e['with_ids'] - e['ids']} events repeat a message_id already seen"
-            )
-    return warnings
-
-
-def _duplicate_example(backend, table: ir.Table, column: str):
-    present = table.filter(table[column].notnull())
-    counts = present.group_by(column).aggregate(n=present.count())
-    row = backend.rows(counts.filter(counts.n > 1).order_by(column).limit(1))
-    return row[0][column] if row else None
-
-
-def _timestamp_problems(bound: Bound, backend) -> list[str]:
-    """Text timestamps that do not parse (mixed formats) are reported with an example."""
-    out = []
-    for role, col, table in bound.text_timestamps:
-        raw = table[col]
-        bad = table.filter(
-            raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull()
-        )
-        sample = backend.rows(bad.select(value=raw).limit(1))
-        if sample:
-            total = backend.rows(bad.aggregate(n=bad.count()))[0]["n"]
-            out.append(
-                f"{role}.{col}: {total} value(s) are not timestamps, e.g. {sample[0]['value']!r}; "
-                "use ISO 8601 (2024-05-01T12:00:00Z or with an offset, +02:00) or epoch seconds"
-            )
-    return out

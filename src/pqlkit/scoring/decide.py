@@ -60,10 +60,10 @@ class Gate:
     name: str
     output: str
     """The output field (see :data:`OUTPUT_FIELDS`) the gate reads."""
-    test: Callable[[Any, Ops, Model], Any]
+    test: Callable[[Any, Ops[Any], Model], Any]
     words: Callable[[Mapping[str, Any], Model], str]
 
-    def passes(self, outputs: Mapping[str, Any], model: Model, ops: Ops = _PLAIN) -> Any:
+    def passes(self, outputs: Mapping[str, Any], model: Model, ops: Ops[Any] = _PLAIN) -> Any:
         return self.test(outputs[self.output], ops, model)
 
     def reason(self, outputs: Mapping[str, Any], model: Model) -> str:
@@ -195,69 +195,14 @@ def _label_parts(label: str, value: V, integral: bool, ops: Ops[V]) -> list[V | 
 
 
 def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
-    """Every per-user output (see :data:`OUTPUT_FIELDS`) from the features in ``env``."""
+    """Every per-user output (see :data:`OUTPUT_FIELDS`) from the features in ``env``.
+
+    Each step names what it decides in ``env`` for the conditions of the steps after it, and
+    stages it (a step of the query) in this order."""
     env = dict(env)
-    groups = (
-        ("fit", model.fit_signals),
-        ("usage", model.usage_signals),
-        ("mql", model.mql_signals),
-    )
-    results: dict[str, list[SignalResult]] = {}
-    for group, signals in groups:
-        results[group] = []
-        for signal in signals:
-            r = signal_result(signal, group, env, ops)
-            env[f"fired.{signal.id}"] = r.fired
-            env[f"signal.{signal.id}"] = r.value
-            results[group].append(r)
-    # Name every signal's firing and points once; everything below refers to them.
-    every = [r for group in results.values() for r in group]
-    staged = ops.stage(
-        {**{f"fired.{r.id}": r.fired for r in every}, **{f"points.{r.id}": r.points for r in every}}
-    )
-    for group, rs in results.items():
-        results[group] = [
-            SignalResult(
-                r.id, r.group, r.value, staged[f"fired.{r.id}"], staged[f"points.{r.id}"], r.text
-            )
-            for r in rs
-        ]
-    env.update({k: v for k, v in staged.items() if k.startswith("fired.")})
-
-    def total(group: str) -> V:
-        acc = ops.lit(0)
-        for r in results[group]:
-            acc = ops.add(acc, r.points)
-        return acc
-
-    totals = ops.stage({"fit": total("fit"), "usage": total("usage"), "mql": total("mql")})
-    fit, usage, mql_raw = totals["fit"], totals["usage"], totals["mql"]
-    scores = ops.stage(
-        {"score": ops.clamp(ops.add(fit, usage), 0, 100), "mql": ops.clamp(mql_raw, 0, 100)}
-    )
-    score, mql = scores["score"], scores["mql"]
-    env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
-
-    profiles = sorted(model.icp.profiles, key=lambda p: p.priority)
-    profile = ops.cases(
-        [(evaluate(p.when, env, ops), ops.lit(p.id)) for p in profiles], ops.lit(None)
-    )
-    exclusion_matches = [(evaluate(e.when, env, ops), e) for e in model.icp.exclusions]
-    exclusion = ops.cases([(m, ops.lit(e.id)) for m, e in exclusion_matches], ops.lit(None))
-    reason = ops.cases([(m, ops.lit(e.reason)) for m, e in exclusion_matches], ops.lit(None))
-    excluded = ops.or_(ops.lit(False), *(m for m, _ in exclusion_matches))
-    activated = evaluate(model.activation, env, ops)
-    fit_decisions = ops.stage(
-        {
-            "profile": profile,
-            "exclusion": exclusion,
-            "reason": reason,
-            "excluded": excluded,
-            "activated": activated,
-        }
-    )
-    profile, exclusion, reason = (fit_decisions[k] for k in ("profile", "exclusion", "reason"))
-    excluded, activated = fit_decisions["excluded"], fit_decisions["activated"]
+    results = _signals(model, env, ops)
+    fit, usage, mql, score = _scores(results, env, ops)
+    profile, exclusion, reason, excluded, activated = _fit_decisions(model, env, ops)
     decided_so_far = {
         "icp_profile": profile,
         "excluded": excluded,
@@ -278,15 +223,7 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     decided = ops.stage({"is_pql": is_pql, "tier": _tier(model, fit, usage, score, ops)})
     is_pql, tier = decided["is_pql"], decided["tier"]
     env.update({"decision.is_pql": is_pql, "decision.tier": tier})
-    segments = effective_segments(model)
-    segment = ops.cases(
-        [
-            (evaluate(s.when, env, ops) if s.when is not None else ops.lit(True), ops.lit(s.id))
-            for s in segments
-        ],
-        ops.lit(None),
-    )
-    segment = ops.stage({"segment": segment})["segment"]
+    segment = _segment(model, env, ops)
     env["decision.segment"] = segment
     motion = ops.cases(
         [(evaluate(r.when, env, ops), ops.lit(r.motion)) for r in model.routing.rules],
@@ -316,6 +253,102 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
             [(ops.cmp(r.points, "not_equals", 0), r.text) for r in results["mql"]],
         ),
     }
+
+
+def _signals(model: Model, env: dict[str, V], ops: Ops[V]) -> dict[str, list[SignalResult]]:
+    """Every signal's result by group, each signal's firing and points staged once; a signal
+    sees the firing of those before it (``fired.<id>``) and its value is named for the rest."""
+    groups = (
+        ("fit", model.fit_signals),
+        ("usage", model.usage_signals),
+        ("mql", model.mql_signals),
+    )
+    results: dict[str, list[SignalResult]] = {}
+    for group, signals in groups:
+        results[group] = []
+        for signal in signals:
+            r = signal_result(signal, group, env, ops)
+            env[f"fired.{signal.id}"] = r.fired
+            env[f"signal.{signal.id}"] = r.value
+            results[group].append(r)
+    # Name every signal's firing and points once; everything below refers to them.
+    every = [r for group in results.values() for r in group]
+    staged = ops.stage(
+        {**{f"fired.{r.id}": r.fired for r in every}, **{f"points.{r.id}": r.points for r in every}}
+    )
+    for group, rs in results.items():
+        results[group] = [
+            SignalResult(
+                r.id, r.group, r.value, staged[f"fired.{r.id}"], staged[f"points.{r.id}"], r.text
+            )
+            for r in rs
+        ]
+    env.update({k: v for k, v in staged.items() if k.startswith("fired.")})
+    return results
+
+
+def _scores(
+    results: dict[str, list[SignalResult]], env: dict[str, V], ops: Ops[V]
+) -> tuple[V, V, V, V]:
+    """The fit, usage and MQL scores (the group totals) and the score (fit plus usage), the
+    scores clamped to 0-100."""
+
+    def total(group: str) -> V:
+        acc = ops.lit(0)
+        for r in results[group]:
+            acc = ops.add(acc, r.points)
+        return acc
+
+    totals = ops.stage({"fit": total("fit"), "usage": total("usage"), "mql": total("mql")})
+    fit, usage, mql_raw = totals["fit"], totals["usage"], totals["mql"]
+    scores = ops.stage(
+        {"score": ops.clamp(ops.add(fit, usage), 0, 100), "mql": ops.clamp(mql_raw, 0, 100)}
+    )
+    score, mql = scores["score"], scores["mql"]
+    env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
+    return fit, usage, mql, score
+
+
+def _fit_decisions(model: Model, env: dict[str, V], ops: Ops[V]) -> tuple[V, V, V, V, V]:
+    """The ICP profile (the first by priority that matches), the exclusion and its reason,
+    whether any exclusion matched, and activation."""
+    profiles = sorted(model.icp.profiles, key=lambda p: p.priority)
+    profile = ops.cases(
+        [(evaluate(p.when, env, ops), ops.lit(p.id)) for p in profiles], ops.lit(None)
+    )
+    exclusion_matches = [(evaluate(e.when, env, ops), e) for e in model.icp.exclusions]
+    exclusion = ops.cases([(m, ops.lit(e.id)) for m, e in exclusion_matches], ops.lit(None))
+    reason = ops.cases([(m, ops.lit(e.reason)) for m, e in exclusion_matches], ops.lit(None))
+    excluded = ops.or_(ops.lit(False), *(m for m, _ in exclusion_matches))
+    activated = evaluate(model.activation, env, ops)
+    staged = ops.stage(
+        {
+            "profile": profile,
+            "exclusion": exclusion,
+            "reason": reason,
+            "excluded": excluded,
+            "activated": activated,
+        }
+    )
+    return (
+        staged["profile"],
+        staged["exclusion"],
+        staged["reason"],
+        staged["excluded"],
+        staged["activated"],
+    )
+
+
+def _segment(model: Model, env: dict[str, V], ops: Ops[V]) -> V:
+    """The first segment whose condition holds (a segment without one always does)."""
+    segment = ops.cases(
+        [
+            (evaluate(s.when, env, ops) if s.when is not None else ops.lit(True), ops.lit(s.id))
+            for s in effective_segments(model)
+        ],
+        ops.lit(None),
+    )
+    return ops.stage({"segment": segment})["segment"]
 
 
 def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[SignalResult]:

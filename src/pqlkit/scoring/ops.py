@@ -109,7 +109,8 @@ class PyOps:
         return factor * x
 
     def round_int(self, x: Any) -> int:
-        return math.floor(x + 0.5)
+        rounded: int = math.floor(x + 0.5)  # x is a number here: the floor is an int
+        return rounded
 
     def clamp(self, x: Any, low: float, high: float) -> Any:
         return min(max(x, low), high)
