@@ -13,11 +13,12 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from pqlkit.destinations.slack import slack_message
+from pqlkit.destinations.webhook import signature
 from pqlkit.errors import BackendError, ModelValidationError, PqlkitError
 from pqlkit.handoff import deliver as d
 from pqlkit.handoff.transitions import DELIVERIES, OUTBOX
 from pqlkit.model.load import load_model, parse_model
-from pqlkit.sinks.webhook import signature, slack_message
 from pqlkit.usecases.session import Session
 
 from .conftest import DEMO_END, free_port

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import connect
+from ..crm.destinations import KINDS
 from ..engine import utc_now
 from ..errors import PqlkitError
 from ..handoff.deliver import LISTED as _LISTING
@@ -54,7 +55,12 @@ def deliver(
             backend = connect(url)
             try:
                 r = deliver_due(
-                    backend, handoff, utc_now, client, crm=_crm_sender(model_path, backend, client)
+                    backend,
+                    handoff,
+                    utc_now,
+                    client,
+                    kinds=KINDS,
+                    engine=_engine(model_path, backend),
                 )
             finally:
                 backend.close()
@@ -69,24 +75,18 @@ def deliver(
             client.close()
 
 
-def _crm_sender(model_path: str | Path, backend: Any, client: Any) -> Any:
-    """Deliveries to CRM destinations sync their records (pqlkit.crm.handoff), with an engine
-    over this connection; None when the model has no CRM destination."""
+def _engine(model_path: str | Path, backend: Any) -> Any:
+    """The engine over this connection that CRM destinations read the scored state through
+    (None when the model has none: they are the only kinds that send in batches)."""
     loaded = load_model(model_path)
     handoff = loaded.model.handoff
     if handoff is None or not any(
-        d.kind in ("hubspot", "salesforce") for d in handoff.destinations
+        getattr(KINDS[d.kind], "batch", False) for d in handoff.destinations
     ):
         return None
-    from ..crm.handoff import deliver as crm_deliver
     from ..engine import Engine
 
-    engine = Engine(loaded, backend)
-
-    def send(dest: Any, secrets: list[str], rows: list[dict[str, Any]]) -> Any:
-        return crm_deliver(engine, dest, secrets, client, rows, utc_now)
-
-    return send
+    return Engine(loaded, backend)
 
 
 def deliveries(

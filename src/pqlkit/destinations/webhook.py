@@ -1,0 +1,58 @@
+"""Signed webhooks (Standard Webhooks).
+
+The signature comes from the `standardwebhooks` library (the specification's reference
+implementation), so any receiver's verifier accepts it; with several secrets (rotation) each
+signs and the signatures go space-separated in one header. The body is the transition's JSON
+as recorded, unchanged: data, never markup.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from .base import Delivery, HttpDestination
+
+
+def signature(secrets: list[str], msg_id: str, timestamp: datetime, body: str) -> str:
+    from standardwebhooks import Webhook as Signer
+
+    return " ".join(Signer(s).sign(msg_id, timestamp, body) for s in secrets)
+
+
+class Webhook(HttpDestination):
+    """POST the transition with webhook-id (the transition's stable id, the same on every
+    retry), a fresh webhook-timestamp and its signature."""
+
+    kind: ClassVar[str] = "webhook"
+
+    @classmethod
+    def check_secrets(cls, spec: Any, values: list[str]) -> list[str]:
+        from standardwebhooks import Webhook as Signer
+
+        secrets = values[0].split()
+        for s in secrets:
+            try:
+                Signer(s)
+            except Exception as exc:
+                raise ValueError(f"{spec.secret_env} is not a whsec_ secret ({exc})") from None
+        return secrets
+
+    def request(self, delivery: Delivery) -> tuple[str, str, dict[str, str]]:
+        when = self.session.now().replace(microsecond=0, tzinfo=UTC)
+        body = delivery.payload
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": delivery.transition_id,
+            "webhook-timestamp": str(int(when.timestamp())),
+            "webhook-signature": signature(self.secrets, delivery.transition_id, when, body),
+            "user-agent": "pqlkit",
+        }
+        return self.spec.url, body, headers
+
+    @classmethod
+    def example(cls, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        return (
+            {"id": "hook", "kind": "webhook", "url": url, "secret_env": "PQL_TEST_HOOK_SECRET"},
+            {"PQL_TEST_HOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+        )
