@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..destinations import KINDS as HTTP_KINDS
 from ..destinations import Delivery, Factory, Ok, Outcome, Permanent, Retry, Session
@@ -102,11 +102,25 @@ class HubSpot(CrmKind):
 
     kind: ClassVar[str] = "hubspot"
 
+    @classmethod
+    def example(cls, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A declaration writing to the HubSpot API at ``url``, and its environment."""
+        return (
+            {"id": "crm", "kind": "hubspot", "token_env": "HS_TOKEN", "base_url": url},
+            {"HS_TOKEN": "pat-test"},
+        )
+
 
 class Salesforce(CrmKind):
     """Salesforce leads (or contacts) and accounts."""
 
     kind: ClassVar[str] = "salesforce"
+
+    @classmethod
+    def example(cls, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """A declaration logging in at ``url``, and its environment."""
+        decl = {"id": "crm", "kind": "salesforce", "login_url": url, "client_id_env": "SF_ID"}
+        return decl | {"client_secret_env": "SF_SECRET"}, {"SF_ID": "cid", "SF_SECRET": "cs"}
 
 
 KINDS: dict[str, Factory] = {**HTTP_KINDS, "hubspot": HubSpot, "salesforce": Salesforce}

@@ -141,6 +141,11 @@ class HttpDestination:
     """The receiver's pace: seconds between two messages to one destination."""
     syntax: ClassVar[str | None] = None
     """How the receiver renders text: None (data), "slack-mrkdwn" or "markdown"."""
+    auth: ClassVar[str] = "secret-url"
+    """How the receiver knows the sender: "signature" (signed headers) or "secret-url" (the
+    URL, from the environment, is the secret)."""
+    schema: ClassVar[dict[str, Any]] = {}
+    """The JSON Schema (a subset: type, required, properties, items, enum) of a posted body."""
 
     def __init__(self, spec: Any, secrets: list[str], session: Session):
         self.spec = spec

@@ -69,12 +69,46 @@ def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     return {"text": text, "blocks": blocks}
 
 
+_TEXT = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {
+        "type": {"enum": ["mrkdwn", "plain_text"]},
+        "text": {"type": "string", "maxLength": 3000},
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["text", "blocks"],
+    "properties": {
+        "text": {"type": "string"},
+        "blocks": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": ["header", "section", "context"]},
+                    "text": _TEXT,
+                    "fields": {"type": "array", "maxItems": 10, "items": _TEXT},
+                    "elements": {"type": "array", "items": _TEXT},
+                },
+            },
+        },
+    },
+}
+"""The Block Kit subset a message uses, with Slack's limits (50 blocks, 10 fields, 3000
+characters a text)."""
+
+
 class Slack(HttpDestination):
     """One Block Kit message per delivery to the incoming-webhook URL in the environment."""
 
     kind: ClassVar[str] = "slack"
     interval: ClassVar[float] = 1.0
     syntax: ClassVar[str | None] = "slack-mrkdwn"
+    schema: ClassVar[dict[str, Any]] = SCHEMA
 
     def request(self, delivery: Delivery) -> tuple[str, str, dict[str, str]]:
         message = slack_message(delivery.data(), self.spec.link)
@@ -95,7 +129,7 @@ class Slack(HttpDestination):
                 "id": "chat",
                 "kind": "slack",
                 "url_env": "PQL_TEST_SLACK_URL",
-                "link": url + "/{user_id}",
+                "link": "https://app.example.com/leads/{user_id}",
             },
             {"PQL_TEST_SLACK_URL": url},
         )

@@ -39,6 +39,8 @@ from .base import (
 CLIP = 500
 """Characters kept of each text from the data."""
 REASONS = 10
+URL_MAX = 2048
+"""A longer lead link (an absurd user id) is left out rather than clipped into a wrong one."""
 THROTTLED_WAIT = 30.0
 """Seconds to wait when an incoming webhook says it was throttled in a 200 (Teams counts
 requests in 30-second windows)."""
@@ -90,8 +92,8 @@ def teams_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
         "fallbackText": plain,
         "body": body,
     }
-    if link:
-        url = link.replace("{user_id}", quote(str(who), safe=""))  # an id is data
+    url = link and link.replace("{user_id}", quote(str(who), safe=""))  # an id is data
+    if url and len(url) <= URL_MAX:
         card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the lead", "url": url}]
     return {
         "type": "message",
@@ -106,6 +108,63 @@ def teams_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     }
 
 
+_RUN = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {"type": {"enum": ["TextRun"]}, "text": {"type": "string", "maxLength": CLIP}},
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "summary", "attachments"],
+    "properties": {
+        "type": {"enum": ["message"]},
+        "summary": {"type": "string"},
+        "attachments": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["contentType", "content"],
+                "properties": {
+                    "contentType": {"enum": ["application/vnd.microsoft.card.adaptive"]},
+                    "content": {
+                        "type": "object",
+                        "required": ["type", "version", "body", "fallbackText"],
+                        "properties": {
+                            "type": {"enum": ["AdaptiveCard"]},
+                            "version": {"enum": ["1.4"]},
+                            "fallbackText": {"type": "string"},
+                            "body": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["type"],
+                                    "properties": {
+                                        "type": {"enum": ["TextBlock", "RichTextBlock"]},
+                                        "text": {"type": "string"},
+                                        "inlines": {"type": "array", "items": _RUN},
+                                    },
+                                },
+                            },
+                            "actions": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["type", "title", "url"],
+                                    "properties": {"type": {"enum": ["Action.OpenUrl"]}},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+"""The Adaptive Card subset a message uses (Teams supports card version 1.4 and below)."""
+
+
 class Teams(HttpDestination):
     """One Adaptive Card per delivery to the Workflows or incoming-webhook URL in the
     environment."""
@@ -113,6 +172,7 @@ class Teams(HttpDestination):
     kind: ClassVar[str] = "teams"
     interval: ClassVar[float] = 0.5
     syntax: ClassVar[str | None] = "markdown"
+    schema: ClassVar[dict[str, Any]] = SCHEMA
 
     @classmethod
     def check_secrets(cls, spec: Any, values: list[str]) -> list[str]:
@@ -162,7 +222,7 @@ class Teams(HttpDestination):
                 "id": "team",
                 "kind": "teams",
                 "url_env": "PQL_TEST_TEAMS_URL",
-                "link": url + "/{user_id}",
+                "link": "https://app.example.com/leads/{user_id}",
             },
             {"PQL_TEST_TEAMS_URL": url},
         )

@@ -20,11 +20,46 @@ def signature(secrets: list[str], msg_id: str, timestamp: datetime, body: str) -
     return " ".join(Signer(s).sign(msg_id, timestamp, body) for s in secrets)
 
 
+_ENTITY = {
+    "type": "object",
+    "required": ["id", "score", "tier", "segment", "motion"],
+    "properties": {"id": {"type": "string"}, "score": {"type": "number"}},
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "id", "as_of", "model_version", "change"],
+    "properties": {
+        "type": {
+            "enum": [
+                "pql.became_pql",
+                "pql.left_pql",
+                "pql.tier_changed",
+                "pql.segment_changed",
+                "pql.motion_changed",
+                "pql.became_pqa",
+            ]
+        },
+        "id": {"type": "string"},
+        "as_of": {"type": "string"},
+        "change": {"type": "object", "required": ["from", "to"]},
+        "user": _ENTITY
+        | {
+            "properties": _ENTITY["properties"]
+            | {"top_reasons": {"type": "array", "items": {"type": "string"}}}
+        },
+        "account": _ENTITY,
+    },
+}
+"""A transition event as receivers get it: a user's (`user`) or an account's (`account`)."""
+
+
 class Webhook(HttpDestination):
     """POST the transition with webhook-id (the transition's stable id, the same on every
     retry), a fresh webhook-timestamp and its signature."""
 
     kind: ClassVar[str] = "webhook"
+    auth: ClassVar[str] = "signature"
+    schema: ClassVar[dict[str, Any]] = SCHEMA
 
     @classmethod
     def check_secrets(cls, spec: Any, values: list[str]) -> list[str]:
