@@ -15,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -163,6 +164,15 @@ def test_each_kind_is_declared_in_the_model_under_the_name_it_is_registered_by(k
     assert f'"const": "{kind}"' in json_schema_text()  # the model file's schema accepts it
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_each_kind_is_documented(kind):
+    for doc in ("docs/model.md", "README.md"):
+        text = (Path(__file__).resolve().parents[1] / doc).read_text()
+        assert f"| `{kind}`" in text or f"`{kind}` |" in text or f", `{kind}`" in text, (
+            f"{doc} has no row for the destination kind {kind}"
+        )
+
+
 def test_the_http_registry_is_the_full_one_without_the_kinds_that_need_a_database():
     assert set(KINDS) - set(HTTP_KINDS) == set(BATCH)
     assert {"webhook", "slack", "teams"} <= set(ONE_AT_A_TIME)
@@ -206,8 +216,8 @@ def test_answers_are_classified_as_standard_webhooks_says(kind, receiver, client
         (404, {}, "no such hook"),
         "drop",
     ]
-    dest = make(kind, receiver.url, client)
-    got = [dest.send(delivery(i)) for i in range(12)]
+    # each answer to a destination of its own: a Retry-After pauses the one that got it
+    got = [make(kind, receiver.url, client).send(delivery(i)) for i in range(12)]
     assert [type(o) for o in got] == [
         Ok, Ok, Gone, RetryAfter, RetryAfter, Retry, Retry, Retry, Retry, Permanent, Permanent,
         Retry,
@@ -219,6 +229,17 @@ def test_answers_are_classified_as_standard_webhooks_says(kind, receiver, client
     closed = make(kind, f"http://127.0.0.1:{port}/hooks/x", client)
     refused = closed.send(delivery())
     assert isinstance(refused, Retry) and "ConnectError" in refused.error
+
+
+@pytest.mark.parametrize("kind", ONE_AT_A_TIME)
+def test_a_retry_after_pauses_the_whole_destination(kind, receiver, client):
+    receiver.script = [(429, {"Retry-After": "60"}, "slow down")]
+    dest = make(kind, receiver.url, client)
+    first, *rest = (dest.send(delivery(i)) for i in range(5))
+    assert isinstance(first, RetryAfter) and first.seconds == 60
+    assert all(isinstance(o, RetryAfter) and 59 < o.seconds <= 60 for o in rest)
+    assert len(receiver.seen) == 1  # the other four were not sent
+    assert all("asked to wait" in o.error for o in rest)
 
 
 @pytest.mark.parametrize("kind", ONE_AT_A_TIME)
@@ -348,7 +369,9 @@ def test_teams_reads_a_throttled_200_as_a_429_and_keeps_cards_under_28_kb(receiv
          "HTTP error 500 with ContextId tcid=0"),
         (200, {}, "1"),
     ]  # fmt: skip
-    throttled, failed, ok = (dest.send(delivery(i)) for i in range(3))
+    throttled, failed, ok = (
+        make("teams", receiver.url, client).send(delivery(i)) for i in range(3)
+    )
     assert isinstance(throttled, RetryAfter) and throttled.seconds == 30 and throttled.status == 429
     assert isinstance(failed, Retry) and "HTTP error 500" in failed.error
     assert ok == Ok(200)

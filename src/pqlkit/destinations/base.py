@@ -117,12 +117,21 @@ class Destination(Protocol):
 
 
 class Pacer:
-    """At most one message every ``interval`` seconds."""
+    """At most one message every ``interval`` seconds, and none while the receiver asked to
+    wait: a Retry-After pauses the whole destination, not just the delivery it answered."""
 
     def __init__(self, interval: float, sleep: Callable[[float], None] = time.sleep):
         self.interval = interval
         self.sleep = sleep
         self.last = -1e9
+        self.paused_until = -1e9
+
+    def paused(self) -> float:
+        """Seconds left of a pause (0 when none)."""
+        return max(0.0, self.paused_until - time.monotonic())
+
+    def pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
     def wait(self) -> None:
         wait = self.interval - (time.monotonic() - self.last)
@@ -174,6 +183,9 @@ class HttpDestination:
         raise NotImplementedError
 
     def send(self, delivery: Delivery) -> Outcome:
+        left = self.pacer.paused()
+        if left > 0:  # not sent: the receiver asked to wait
+            return RetryAfter(left, f"not sent: {self.spec.id} asked to wait (Retry-After)")
         url, body, headers = self.request(delivery)
         self.pacer.wait()
         try:
@@ -182,7 +194,10 @@ class HttpDestination:
             )
         except httpx.HTTPError as exc:  # refused, reset, timed out: try again later
             return Retry(f"{type(exc).__name__}: {exc}".strip(": "))
-        return self.classify(response)
+        outcome = self.classify(response)
+        if isinstance(outcome, RetryAfter):
+            self.pacer.pause(outcome.seconds)
+        return outcome
 
     def send_batch(self, deliveries: Sequence[Delivery]) -> list[Outcome]:
         return [self.send(d) for d in deliveries]

@@ -324,6 +324,21 @@ def retry(backend, now: datetime, statuses: list[str], since: datetime | None = 
     return len(keys)
 
 
+def enable(backend, destination: str, now: datetime) -> int:
+    """Enable a destination a 410 disabled: forget the 410 and make its disabled deliveries
+    due now; how many there are (the destination must be back in service, or the next 410
+    disables it again)."""
+    ensure_tables(backend)
+    backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
+    with backend.transaction():
+        backend.delete(DESTINATIONS, {"destination": destination})
+        return backend.update(
+            DELIVERIES,
+            {"status": "pending", "next_attempt_at": now, "updated_at": now},
+            {"destination": destination, "status": "disabled"},
+        )
+
+
 def retry_one(backend, now: datetime, transition_id: str, destination: str) -> int:
     """Make one delivery that is not pending due again now (1), or nothing (0)."""
     ensure_tables(backend)
