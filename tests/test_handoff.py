@@ -436,6 +436,11 @@ def test_pql_deliver_and_deliveries_from_the_command_line(
     assert len({s["id"] for s in receiver.seen}) == pqls and all(
         s["verified"] for s in receiver.seen
     )
+    enabled = runner.invoke(cli, ["deliveries", "--url", db, "--enable", "sales_hook", "--json"])
+    assert enabled.exit_code == 0 and json.loads(enabled.output) == {
+        "enabled": "sales_hook",
+        "due": 0,  # nothing was disabled
+    }
 
 
 def test_feedback_silences_a_user_during_the_cooldown(model_file, world_backend, receiver):
