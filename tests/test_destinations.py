@@ -407,3 +407,39 @@ def test_batch_kinds_need_the_scored_state_and_say_so(kind, receiver, client):
     with pytest.raises(PqlkitError, match=r"destinations\[crm\]: .*pass engine= to deliver_due"):
         dest.send(delivery())
     assert receiver.seen == []
+
+
+# --- the seam's place in the house --------------------------------------------------------------
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "pqlkit"
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Every pqlkit module each file of ``package`` imports, imports inside functions included."""
+    import ast
+
+    out: dict[str, set[str]] = {}
+    for path in (SRC / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:  # relative: resolve against the file's package
+                    base = path.relative_to(SRC.parent).with_suffix("").parts[: -node.level]
+                    names.add(".".join((*base, node.module or "")).rstrip("."))
+                elif node.module:
+                    names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+        out[str(path.relative_to(SRC))] = {n for n in names if n.startswith("pqlkit")}
+    return out
+
+
+def test_destinations_are_a_bottom_layer_and_the_hand_off_names_no_crm():
+    allowed = ("pqlkit.destinations", "pqlkit.errors", "pqlkit.model")
+    for path, names in _imports("destinations").items():
+        wrong = sorted(n for n in names if not n.startswith(allowed))
+        assert not wrong, f"{path} imports {wrong}: destinations/ may import errors and model"
+    for path, names in _imports("handoff").items():
+        assert not [n for n in names if n.startswith("pqlkit.crm")], f"{path} imports crm/"
+        text = (SRC / path).read_text().lower()
+        assert "hubspot" not in text and "salesforce" not in text, f"{path} names a CRM"
