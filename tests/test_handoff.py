@@ -272,7 +272,7 @@ def test_gone_disables_the_destination_and_other_4xx_dead_letter(
 
 def test_one_pass_sends_everything_due_whatever_its_batch_size(model_file, world_backend, receiver):
     _handoff_model(model_file, receiver.url)
-    Engine(load_model(model_file), world_backend).run(DEMO_END - timedelta(days=7))
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     pending = _count(world_backend, DELIVERIES)
     assert pending > 7
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))

@@ -67,7 +67,7 @@ def deliveries(url, statuses, since, do_retry, replay, enable_dest, limit, as_js
     from ..usecases.handoff import enable, retry
 
     if enable_dest is not None:
-        n = enable(enable_dest, url)
+        n = enable(open_session(url), enable_dest)
         if as_json:
             render.emit_json({"enabled": enable_dest, "due": n})
         else:

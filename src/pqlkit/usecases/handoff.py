@@ -116,15 +116,11 @@ def retry_one(session: Session, transition_id: str, destination: str) -> int:
     return run(session.backend, utc_now(), transition_id, destination)
 
 
-def enable(destination: str, url: str | None = None) -> int:
-    """Enable a destination a 410 disabled; its disabled deliveries are due again."""
+def enable(session: Session, destination: str) -> int:
+    """Enable a destination a 410 disabled; its disabled deliveries are due again (how many)."""
     from ..handoff.deliver import enable as run
 
-    backend = connect(url)
-    try:
-        return run(backend, destination, utc_now())
-    finally:
-        backend.close()
+    return run(session.backend, destination, utc_now())
 
 
 def feedback(
