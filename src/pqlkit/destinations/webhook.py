@@ -20,10 +20,11 @@ def signature(secrets: list[str], msg_id: str, timestamp: datetime, body: str) -
     return " ".join(Signer(s).sign(msg_id, timestamp, body) for s in secrets)
 
 
-_ENTITY = {
+_FIELDS: dict[str, Any] = {"id": {"type": "string"}, "score": {"type": "number"}}
+_ENTITY: dict[str, Any] = {
     "type": "object",
     "required": ["id", "score", "tier", "segment", "motion"],
-    "properties": {"id": {"type": "string"}, "score": {"type": "number"}},
+    "properties": _FIELDS,
 }
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -43,10 +44,7 @@ SCHEMA: dict[str, Any] = {
         "as_of": {"type": "string"},
         "change": {"type": "object", "required": ["from", "to"]},
         "user": _ENTITY
-        | {
-            "properties": _ENTITY["properties"]
-            | {"top_reasons": {"type": "array", "items": {"type": "string"}}}
-        },
+        | {"properties": _FIELDS | {"top_reasons": {"type": "array", "items": {"type": "string"}}}},
         "account": _ENTITY,
     },
 }
