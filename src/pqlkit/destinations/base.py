@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..model.signals import duration_seconds
+
+if TYPE_CHECKING:  # httpx is the hand-off extra's: imported when something is sent
+    import httpx
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,8 @@ class HttpDestination:
         left = self.pacer.paused()
         if left > 0:  # not sent: the receiver asked to wait
             return RetryAfter(left, f"not sent: {self.spec.id} asked to wait (Retry-After)")
+        import httpx
+
         url, body, headers = self.request(delivery)
         self.pacer.wait()
         try:

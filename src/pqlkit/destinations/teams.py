@@ -20,10 +20,8 @@ permanent, 429 and 5xx are retried, Retry-After is honoured, as for every HTTP k
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlparse
-
-import httpx
 
 from .base import (
     Delivery,
@@ -35,6 +33,9 @@ from .base import (
     kind_words,
     subject,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 CLIP = 500
 """Characters kept of each text from the data."""

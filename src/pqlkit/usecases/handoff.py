@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import connect
-from ..crm.destinations import KINDS
 from ..engine import utc_now
 from ..errors import PqlkitError
 from ..handoff.deliver import LISTED as _LISTING
@@ -44,6 +43,7 @@ def deliver(
         import httpx
     except ImportError:
         raise PqlkitError('the hand-off needs its extra: pip install "pqlkit[handoff]"') from None
+    from ..crm.destinations import KINDS
     from ..handoff.deliver import Report, deliver_due
 
     handoff = _handoff(model_path)
@@ -78,6 +78,8 @@ def deliver(
 def _engine(model_path: str | Path, backend: Any) -> Any:
     """The engine over this connection that CRM destinations read the scored state through
     (None when the model has none: they are the only kinds that send in batches)."""
+    from ..crm.destinations import KINDS
+
     loaded = load_model(model_path)
     handoff = loaded.model.handoff
     if handoff is None or not any(
