@@ -20,7 +20,7 @@ STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
 @json_option
 def deliver(model_path, url, loop, interval, as_json) -> None:
-    """Send the transitions that are due to the model's destinations (signed webhooks, Slack)."""
+    """Send every transition that is due to the model's destinations (webhooks, Slack, Teams, CRMs)."""
     from ..usecases.handoff import deliver as run
 
     report = run(model_path, url, loop=loop, interval=interval)
