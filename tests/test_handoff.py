@@ -13,11 +13,12 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from pqlkit.destinations.slack import slack_message
+from pqlkit.destinations.webhook import signature
 from pqlkit.errors import BackendError, ModelValidationError, PqlkitError
 from pqlkit.handoff import deliver as d
 from pqlkit.handoff.transitions import DELIVERIES, OUTBOX
 from pqlkit.model.load import load_model, parse_model
-from pqlkit.sinks.webhook import signature, slack_message
 from pqlkit.usecases.session import Session
 
 from .conftest import DEMO_END, free_port
@@ -216,18 +217,24 @@ def test_delivery_retries_with_the_same_id_until_the_receiver_takes_it(
     _handoff_model(model_file, receiver.url)
     Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
     pending = _count(world_backend, DELIVERIES)
-    receiver.script = [(500, {}), (503, {"Retry-After": "120"}), (429, {"Retry-After": "30"})]
+    receiver.script = [(500, {}), (429, {"Retry-After": "30"})]
     clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
     with httpx.Client() as client:
         r = _deliver(world_backend, model_file, clock, client)
-        assert r.delivered == pending - 3 and r.retrying == 3
-        rows = {x["transition_id"]: x for x in d.listing(world_backend, ["failed"])}
-        waits = sorted((x["next_attempt_at"] - clock.now).total_seconds() for x in rows.values())
-        assert waits == [5, 30, 120]  # the schedule's first step, and what Retry-After asked
+        assert r.delivered == 0 and r.retrying == pending
+        assert len(receiver.seen) == 2  # after the 429 the whole destination waits, unsent
+        rows = d.listing(world_backend, ["failed"], limit=10_000)
+        waits = sorted((x["next_attempt_at"] - clock.now).total_seconds() for x in rows)
+        assert waits[0] == 5 and waits[-1] == 30  # the schedule's first step; Retry-After
+        assert all(20 < w <= 30 for w in waits[1:])  # the rest wait as long (less what the
+        # pass took), not sent
         clock.now += timedelta(seconds=6)
         assert _deliver(world_backend, model_file, clock, client).delivered == 1
-        clock.now += timedelta(seconds=200)
-        assert _deliver(world_backend, model_file, clock, client).delivered == 2
+        receiver.script = [(503, {"Retry-After": "120"})]
+        clock.now += timedelta(seconds=30)
+        assert _deliver(world_backend, model_file, clock, client).delivered == 0
+        clock.now += timedelta(seconds=121)
+        assert _deliver(world_backend, model_file, clock, client).delivered == pending - 1
     assert not d.listing(world_backend, ["pending", "failed", "dead"])
     ids = [s["id"] for s in receiver.seen]
     assert len(set(ids)) == pending and len(ids) == pending + 3  # three retries, same ids
@@ -249,6 +256,37 @@ def test_gone_disables_the_destination_and_other_4xx_dead_letter(
     statuses = {x["status"] for x in d.listing(world_backend, None, limit=10_000)}
     assert statuses <= {"dead", "disabled", "pending"} and "disabled" in statuses
     assert len(receiver.seen) == 2  # nothing more was sent to a destination that said 410
+    with httpx.Client() as client:  # a retry marks them due; the 410 still holds
+        d.retry(world_backend, clock.now, ["disabled"])
+        assert _deliver(world_backend, model_file, clock, client).delivered == 0
+        assert len(receiver.seen) == 2
+        disabled = len(d.listing(world_backend, ["disabled"], limit=10_000))
+        assert d.enable(world_backend, "sales_hook", clock.now) == disabled  # back in service
+        r = _deliver(world_backend, model_file, clock, client)
+    assert r.delivered == disabled and len(receiver.seen) == 2 + disabled
+    assert {x["status"] for x in d.listing(world_backend, None, limit=10_000)} == {
+        "dead",
+        "delivered",
+    }
+
+
+def test_one_pass_sends_everything_due_whatever_its_batch_size(model_file, world_backend, receiver):
+    _handoff_model(model_file, receiver.url)
+    Session(world_backend, load_model(model_file)).engine.run(DEMO_END - timedelta(days=7))
+    pending = _count(world_backend, DELIVERIES)
+    assert pending > 7
+    clock = Clock(datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
+    receiver.script = [(500, {})] * 3  # retried later, not again in this pass
+    with httpx.Client() as client:
+        r = d.deliver_due(
+            world_backend,
+            load_model(model_file).model.handoff,
+            clock,
+            client,
+            env={"PQL_TEST_HOOK_SECRET": SECRET},
+            limit=2,
+        )
+    assert (r.delivered, r.retrying) == (pending - 3, 3) and len(receiver.seen) == pending
 
 
 def test_a_receiver_that_never_answers_is_retried_then_dead_lettered(model_file, world_backend):
@@ -398,6 +436,11 @@ def test_pql_deliver_and_deliveries_from_the_command_line(
     assert len({s["id"] for s in receiver.seen}) == pqls and all(
         s["verified"] for s in receiver.seen
     )
+    enabled = runner.invoke(cli, ["deliveries", "--url", db, "--enable", "sales_hook", "--json"])
+    assert enabled.exit_code == 0 and json.loads(enabled.output) == {
+        "enabled": "sales_hook",
+        "due": 0,  # nothing was disabled
+    }
 
 
 def test_feedback_silences_a_user_during_the_cooldown(model_file, world_backend, receiver):

@@ -20,7 +20,7 @@ STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
 @click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.05))
 @json_option
 def deliver(model_path, url, loop, interval, as_json) -> None:
-    """Send the transitions that are due to the model's destinations (signed webhooks, Slack)."""
+    """Send every transition that is due to the model's destinations (webhooks, Slack, Teams, CRMs)."""
     from ..usecases.handoff import deliver as run
 
     report = run(model_path, url, loop=loop, interval=interval)
@@ -51,12 +51,31 @@ def deliver(model_path, url, loop, interval, as_json) -> None:
 @click.option(
     "--replay", is_flag=True, help="With --since: send delivered ones again too (same ids)."
 )
+@click.option(
+    "--enable",
+    "enable_dest",
+    metavar="DEST",
+    default=None,
+    help="Enable a destination a 410 Gone disabled; its disabled deliveries are due again.",
+)
 @click.option("--limit", default=100, show_default=True)
 @json_option
-def deliveries(url, statuses, since, do_retry, replay, limit, as_json) -> None:
-    """List pending, failed and dead-lettered deliveries with their last error; retry or replay them."""
+def deliveries(url, statuses, since, do_retry, replay, enable_dest, limit, as_json) -> None:
+    """List pending, failed and dead-lettered deliveries with their last error; retry or replay
+    them, or enable a destination a 410 disabled."""
     from ..usecases.handoff import deliveries as listing
-    from ..usecases.handoff import retry
+    from ..usecases.handoff import enable, retry
+
+    if enable_dest is not None:
+        n = enable(open_session(url), enable_dest)
+        if as_json:
+            render.emit_json({"enabled": enable_dest, "due": n})
+        else:
+            render.out.print(
+                f"{enable_dest} is enabled; {n:,} of its deliveries are due again "
+                "(`pql deliver` sends them)."
+            )
+        return
 
     wanted = list(statuses) or ["pending", "failed", "dead"]
     if do_retry or replay:

@@ -11,7 +11,6 @@ Retry-After says; 410 disables the destination; other 4xx are dead-lettered at o
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,8 +21,22 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
+from ..destinations import (
+    KINDS,
+    Delivery,
+    Gone,
+    Ok,
+    Outcome,
+    Permanent,
+    Registry,
+    Retry,
+    RetryAfter,
+    Session,
+    build,
+    factory,
+)
 from ..errors import PqlkitError
-from ..model.handoff import Handoff, WebhookDestination
+from ..model.handoff import Handoff
 from ..model.signals import duration_seconds
 from .transitions import DELIVERIES, OUTBOX, ensure_tables
 
@@ -64,37 +77,35 @@ class Report:
         return self.__dict__.copy()
 
 
-def secrets_for(handoff: Handoff, env: dict[str, str] | None = None) -> dict[str, list[str]]:
-    """Each destination's secret (webhook signing secrets, Slack URL) from the environment;
-    a PqlkitError naming every one that is missing."""
+def secrets_for(
+    handoff: Handoff, env: dict[str, str] | None = None, kinds: Registry = KINDS
+) -> dict[str, list[str]]:
+    """Each destination's secrets (webhook signing secrets, a Slack or Teams URL, a CRM token)
+    from the environment, as its kind reads them; a PqlkitError naming every one that is
+    missing, and one for a kind ``kinds`` has no sender for."""
     env = dict(os.environ) if env is None else env
-    out: dict[str, list[str]] = {}
+    values: dict[str, list[str]] = {}
     missing = []
     for d in handoff.destinations:
-        values = []
+        values[d.id] = []
         for name in d.env_names():
             value = (env.get(name) or "").strip()
             if not value:
                 missing.append(
                     f"handoff.destinations[{d.id}]: the environment variable {name} is not set"
                 )
-            values.append(value)
-        out[d.id] = values[0].split() if isinstance(d, WebhookDestination) else values
+            values[d.id].append(value)
     if missing:
         raise PqlkitError(
             "; ".join(missing) + " (secrets live in the environment, never in the model file)"
         )
+    out = {}
     for d in handoff.destinations:
-        if isinstance(d, WebhookDestination):
-            from standardwebhooks import Webhook
-
-            for s in out[d.id]:
-                try:
-                    Webhook(s)
-                except Exception as exc:
-                    raise PqlkitError(
-                        f"handoff.destinations[{d.id}]: {d.secret_env} is not a whsec_ secret ({exc})"
-                    ) from None
+        check = getattr(factory(kinds, d), "check_secrets", None)
+        try:
+            out[d.id] = values[d.id] if check is None else check(d, values[d.id])
+        except ValueError as exc:
+            raise PqlkitError(f"handoff.destinations[{d.id}]: {exc}") from None
     return out
 
 
@@ -131,68 +142,66 @@ def deliver_due(
     env: dict[str, str] | None = None,
     limit: int = 500,
     sleep: Callable[[float], None] = time.sleep,
-    crm: CrmSender | None = None,
+    kinds: Registry = KINDS,
+    engine: Any = None,
 ) -> Report:
-    """One pass over the deliveries that are due. Deliveries to a CRM destination go, in one
-    batch per destination, through ``crm`` (without it they wait)."""
-    secrets = secrets_for(handoff, env)
+    """Send every delivery due when the pass starts, ``limit`` at a time, each destination
+    built from ``kinds`` once for the pass (so a Retry-After pauses the whole destination). A
+    kind that sends in batches (a CRM) gets each group of its due deliveries at once, with
+    ``engine`` (the scored state it reads)."""
+    secrets = secrets_for(handoff, env, kinds)
+    session = Session(client, now_fn, sleep, backend, engine)
+    built: dict[str, Any] = {}
     report = Report()
-    pacer = Pacer(sleep)
-    gone: set[str] = set()
-    rows = claimable(backend, handoff, now_fn(), limit, report)
-    for dest_id, group in crm_groups(handoff, rows).items():
-        if crm is not None:
-            for row, sent in crm(destination(handoff, dest_id), secrets[dest_id], group):
-                settle(backend, handoff, row, sent, now_fn(), report)
-    for row in rows:
-        dest = destination(handoff, row["destination"])
-        if is_crm(dest):
-            continue
-        if row["destination"] in gone:  # a 410 earlier in this pass
-            disable(backend, row, "the destination is disabled (410)", now_fn(), report)
-            continue
-        sent = attempt(dest, secrets[dest.id], client, row, now_fn, pacer)
-        settle(backend, handoff, row, sent, now_fn(), report)
-        if sent.gone:
-            gone.add(dest.id)
-    return report
+    start = now_fn()
+    while True:
+        rows = claimable(backend, handoff, start, limit, report)
+        if not rows:
+            return report
+        for dest_id, group in by_destination(rows).items():
+            if dest_id not in built:
+                built[dest_id] = build(
+                    kinds, destination(handoff, dest_id), secrets[dest_id], session
+                )
+            send_group(backend, handoff, built[dest_id], group, now_fn, report)
 
 
-CrmSender = Callable[[Any, list[str], list[dict[str, Any]]], list[tuple[dict[str, Any], Any]]]
-"""(destination, its secrets, its due rows) → (row, Sent) for each: see pqlkit.crm.handoff."""
-
-
-def is_crm(dest: Any) -> bool:
-    return getattr(dest, "kind", None) in ("hubspot", "salesforce")
-
-
-def crm_groups(handoff: Handoff, rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The due rows of CRM destinations, by destination."""
+def by_destination(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        if is_crm(destination(handoff, row["destination"])):
-            out.setdefault(row["destination"], []).append(row)
+        out.setdefault(row["destination"], []).append(row)
     return out
+
+
+def send_group(
+    backend,
+    handoff: Handoff,
+    dest: Any,
+    rows: list[dict[str, Any]],
+    now_fn: Callable[[], datetime],
+    report: Report,
+) -> None:
+    """Send one destination's due deliveries and record each outcome; after a 410 the rest
+    are disabled unsent."""
+    if dest.batch:
+        outcomes = dest.send_batch([Delivery.of(r) for r in rows])
+        for row, outcome in zip(rows, outcomes, strict=True):
+            settle(backend, handoff, row, outcome, now_fn(), report)
+        return
+    gone = False
+    for row in rows:
+        if gone:
+            disable(backend, row, "the destination is disabled (410)", now_fn(), report)
+            continue
+        outcome = dest.send(Delivery.of(row))
+        settle(backend, handoff, row, outcome, now_fn(), report)
+        gone = isinstance(outcome, Gone)
 
 
 def disable(backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
     key = {"transition_id": row["transition_id"], "destination": row["destination"]}
     backend.update(DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, key)
     report.disabled += 1
-
-
-class Pacer:
-    """Slack takes one message a second per incoming webhook."""
-
-    def __init__(self, sleep: Callable[[float], None] = time.sleep):
-        self.sleep = sleep
-        self.last: dict[str, float] = {}
-
-    def wait(self, dest_id: str) -> None:
-        wait = 1.0 - (time.monotonic() - self.last.get(dest_id, -10.0))
-        if wait > 0:
-            self.sleep(wait)
-        self.last[dest_id] = time.monotonic()
 
 
 def destination(handoff: Handoff, dest_id: str) -> Any:
@@ -222,34 +231,8 @@ def claimable(
     return out
 
 
-def attempt(
-    dest: Any,
-    secrets: list[str],
-    client: Any,
-    row: dict[str, Any],
-    now_fn: Callable[[], datetime],
-    pacer: Pacer,
-) -> Any:
-    """Send one delivery (no database involved: a live dispatcher calls this off the
-    database's thread)."""
-    from ..sinks import webhook
-
-    if is_crm(dest):
-        raise ValueError("CRM deliveries go through crm_groups and pqlkit.crm.handoff")
-    timeout = duration_seconds(dest.timeout)
-    if isinstance(dest, WebhookDestination):
-        return webhook.send_webhook(
-            client, dest.url, secrets, row["transition_id"], row["payload"], timeout, now_fn()
-        )
-    pacer.wait(dest.id)
-    message = webhook.slack_message(json.loads(row["payload"]), dest.link)
-    return webhook.post(
-        client, secrets[0], json.dumps(message), {"content-type": "application/json"}, timeout
-    )
-
-
 def settle(
-    backend, handoff: Handoff, row: dict[str, Any], sent: Any, now: datetime, report: Report
+    backend, handoff: Handoff, row: dict[str, Any], outcome: Outcome, now: datetime, report: Report
 ) -> None:
     """Record what an attempt came to: delivered, retried later, dead, or the destination
     disabled (410)."""
@@ -260,45 +243,49 @@ def settle(
     values: dict[str, Any] = {
         "attempts": attempts,
         "updated_at": now,
-        "last_status": sent.status,
-        "last_error": sent.error,
+        "last_status": outcome.status,
+        "last_error": outcome.error,
     }
-    if sent.ok:
-        values.update(status="delivered", delivered_at=now)
-        report.delivered += 1
-    elif sent.gone:
-        values.update(status="disabled")
-        with backend.transaction():
-            backend.upsert(
-                DESTINATIONS,
-                pa.table(
-                    {
-                        "destination": [dest_id],
-                        "disabled_at": pa.array([now], pa.timestamp("us")),
-                        "reason": [sent.error],
-                    },
-                    schema=_DEST_SCHEMA,
-                ),
-                ["destination"],
-                "ignore",
-            )
+    later: datetime | None = None
+    match outcome:
+        case Ok():
+            values.update(status="delivered", delivered_at=now)
+            report.delivered += 1
             backend.update(DELIVERIES, values, key)
-        report.disabled += 1
-        report.errors.append(f"{dest_id}: {sent.error}; the destination is disabled")
-        return
+            return
+        case Gone():
+            values.update(status="disabled")
+            with backend.transaction():
+                backend.upsert(
+                    DESTINATIONS,
+                    pa.table(
+                        {
+                            "destination": [dest_id],
+                            "disabled_at": pa.array([now], pa.timestamp("us")),
+                            "reason": [outcome.error],
+                        },
+                        schema=_DEST_SCHEMA,
+                    ),
+                    ["destination"],
+                    "ignore",
+                )
+                backend.update(DELIVERIES, values, key)
+            report.disabled += 1
+            report.errors.append(f"{dest_id}: {outcome.error}; the destination is disabled")
+            return
+        case RetryAfter(seconds=wait):
+            later = next_attempt(attempts, now, row["created_at"], retry_for, wait)
+        case Retry():
+            later = next_attempt(attempts, now, row["created_at"], retry_for)
+        case Permanent():
+            later = None
+    if later is None:
+        values.update(status="dead")
+        report.dead += 1
     else:
-        later = (
-            None
-            if sent.permanent
-            else next_attempt(attempts, now, row["created_at"], retry_for, sent.retry_after)
-        )
-        if later is None:
-            values.update(status="dead")
-            report.dead += 1
-        else:
-            values.update(status="failed", next_attempt_at=later)
-            report.retrying += 1
-        report.errors.append(f"{dest_id} {row['transition_id']}: {sent.error}")
+        values.update(status="failed", next_attempt_at=later)
+        report.retrying += 1
+    report.errors.append(f"{dest_id} {row['transition_id']}: {outcome.error}")
     backend.update(DELIVERIES, values, key)
 
 
@@ -335,6 +322,21 @@ def retry(backend, now: datetime, statuses: list[str], since: datetime | None = 
                 {"transition_id": tid, "destination": dest},
             )
     return len(keys)
+
+
+def enable(backend, destination: str, now: datetime) -> int:
+    """Enable a destination a 410 disabled: forget the 410 and make its disabled deliveries
+    due now; how many there are (the destination must be back in service, or the next 410
+    disables it again)."""
+    ensure_tables(backend)
+    backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
+    with backend.transaction():
+        backend.delete(DESTINATIONS, {"destination": destination})
+        return backend.update(
+            DELIVERIES,
+            {"status": "pending", "next_attempt_at": now, "updated_at": now},
+            {"destination": destination, "status": "disabled"},
+        )
 
 
 def retry_one(backend, now: datetime, transition_id: str, destination: str) -> int:

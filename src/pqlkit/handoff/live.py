@@ -27,20 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
-from .deliver import (
-    Pacer,
-    Report,
-    attempt,
-    claimable,
-    crm_groups,
-    destination,
-    is_crm,
-    secrets_for,
-    settle,
-)
+from .deliver import Report, by_destination, claimable, destination, secrets_for, settle
 from .transitions import DELIVERIES, USER_STATE
 
 log = logging.getLogger("pqlkit.live")
@@ -67,9 +58,20 @@ class LiveStats:
 
 
 class Dispatcher:
-    """One sending thread per destination; results come back on a queue."""
+    """One sending thread per destination that sends one delivery at a time (those that send
+    in batches are written on the flusher's thread, in Live.tick); results come back on a
+    queue. Each destination is built once, so its pacing and a Retry-After pause hold for the
+    whole process."""
 
-    def __init__(self, handoff: Handoff, secrets: dict[str, list[str]], client: Any):
+    def __init__(
+        self,
+        handoff: Handoff,
+        secrets: dict[str, list[str]],
+        client: Any,
+        kinds: Registry = KINDS,
+    ):
+        from ..engine import utc_now
+
         self.handoff = handoff
         self.secrets = secrets
         self.client = client
@@ -77,16 +79,21 @@ class Dispatcher:
         self.in_flight: set[tuple[str, str]] = set()
         self.queues: dict[str, queue.Queue[dict[str, Any] | None]] = {}
         self.threads: list[threading.Thread] = []
-        self.pacer = Pacer()
+        session = Session(client, utc_now)
         for d in self.handoff.destinations:
-            if getattr(d, "kind", None) in ("hubspot", "salesforce"):
-                continue  # CRM deliveries are written on the flusher's thread (Live.tick)
+            dest = build(kinds, d, secrets[d.id], session)
+            if dest.batch:
+                continue
             q: queue.Queue[dict[str, Any] | None] = queue.Queue()
             self.queues[d.id] = q
-            t = threading.Thread(target=self._work, args=(d.id, q), name=f"pql-send-{d.id}")
+            t = threading.Thread(target=self._work, args=(dest, q), name=f"pql-send-{d.id}")
             t.daemon = True
             t.start()
             self.threads.append(t)
+
+    def sends(self, dest_id: str) -> bool:
+        """Whether this dispatcher sends ``dest_id``'s deliveries (not a batch kind's)."""
+        return dest_id in self.queues
 
     def submit(self, rows: Iterable[dict[str, Any]]) -> int:
         n = 0
@@ -99,20 +106,15 @@ class Dispatcher:
             n += 1
         return n
 
-    def _work(self, dest_id: str, q: queue.Queue[dict[str, Any] | None]) -> None:
-        from ..engine import utc_now
-
-        dest = destination(self.handoff, dest_id)
+    def _work(self, dest: Destination, q: queue.Queue[dict[str, Any] | None]) -> None:
         while True:
             row = q.get()
             if row is None:
                 return
             try:
-                sent = attempt(dest, self.secrets[dest_id], self.client, row, utc_now, self.pacer)
+                sent = dest.send(Delivery.of(row))
             except Exception as exc:  # a bug must not stop the thread; the row is retried
-                from ..sinks.webhook import Sent
-
-                sent = Sent(False, error=f"{type(exc).__name__}: {exc}")
+                sent = Retry(f"{type(exc).__name__}: {exc}")
             self.results.put((row, sent))
 
     def finished(self) -> list[tuple[dict[str, Any], Any]]:
@@ -145,6 +147,7 @@ class Live:
         env: dict[str, str] | None = None,
         client: Any = None,
         serving: str | Path | None = None,
+        kinds: Registry = KINDS,
     ):
         self.loaded = load_model(model_path)
         handoff = self.loaded.model.handoff
@@ -155,7 +158,8 @@ class Live:
                 f"{self.loaded.path}: `pql serve --model` scores live for the hand-off, and the "
                 "model has no `handoff:` section (destinations and routes); see docs/model.md"
             )
-        secrets = secrets_for(handoff, env)  # a missing secret stops the start, clearly
+        # a missing secret or a kind ``kinds`` cannot send stops the start, clearly
+        secrets = secrets_for(handoff, env, kinds)
         if client is None:
             import httpx
 
@@ -163,7 +167,8 @@ class Live:
         self.client = client
         self.handoff: Handoff = handoff
         self.secrets = secrets
-        self.dispatcher = Dispatcher(handoff, secrets, client)
+        self.kinds = kinds
+        self.dispatcher = Dispatcher(handoff, secrets, client, kinds)
         self.full_every = full_every
         self.due_every = due_every
         self.users: set[str] = set()
@@ -244,18 +249,17 @@ class Live:
             self._serve(backend, RESCORED)
         self.last_due = time.monotonic()
         rows = claimable(backend, self.handoff, utc_now(), 500, report)
-        for dest_id, group in crm_groups(self.handoff, rows).items():
-            # a CRM write reads and writes the ledger: on this thread, one batch per tick
-            from ..crm.handoff import deliver as crm_deliver
-
-            dest = destination(self.handoff, dest_id)
-            for row, sent in crm_deliver(
-                engine, dest, self.secrets[dest_id], self.client, group, utc_now
-            ):
+        batches = Session(self.client, utc_now, time.sleep, backend, engine)
+        for dest_id, group in by_destination(rows).items():
+            if self.dispatcher.sends(dest_id):
+                self.dispatcher.submit(group)
+                continue
+            # a batch kind (a CRM) reads and writes the database: on this thread, once a tick
+            spec = destination(self.handoff, dest_id)
+            dest = build(self.kinds, spec, self.secrets[dest_id], batches)
+            outcomes = dest.send_batch([Delivery.of(r) for r in group])
+            for row, sent in zip(group, outcomes, strict=True):
                 settle(backend, self.handoff, row, sent, utc_now(), report)
-        self.dispatcher.submit(
-            r for r in rows if not is_crm(destination(self.handoff, r["destination"]))
-        )
         for k in ("delivered", "retrying", "dead", "disabled"):
             setattr(self.stats, k, getattr(self.stats, k) + getattr(report, k))
         self.stats.in_flight = len(self.dispatcher.in_flight)

@@ -81,8 +81,32 @@ class SlackDestination(_Strict):
         return [self.url_env]
 
 
+class TeamsDestination(_Strict):
+    """A Microsoft Teams channel: an Adaptive Card per transition, posted to the channel's
+    Workflows URL ("Post to a channel when a webhook request is received") or incoming-webhook
+    URL."""
+
+    id: DestinationId
+    """Unique id, named by routes."""
+    kind: Literal["teams"]
+    """`teams`."""
+    url_env: EnvName
+    """The environment variable holding the Workflows or incoming-webhook URL (it is a secret)."""
+    link: str | None = None
+    """A link for each card; `{user_id}` is replaced (e.g. your CRM's or pqlkit's lead page)."""
+    timeout: Duration = "10s"
+    """How long to wait for an answer before trying again later."""
+
+    def env_names(self) -> list[str]:
+        return [self.url_env]
+
+
 Destination = Annotated[
-    WebhookDestination | SlackDestination | HubSpotDestination | SalesforceDestination,
+    WebhookDestination
+    | SlackDestination
+    | TeamsDestination
+    | HubSpotDestination
+    | SalesforceDestination,
     Field(discriminator="kind"),
 ]
 
@@ -165,8 +189,9 @@ class Handoff(_Strict):
     """Where transitions go."""
 
     destinations: list[Destination] = []
-    """Webhooks, Slack channels, HubSpot and Salesforce. None (`[]`) records transitions and
-    keeps the live state (the inbox, the prompt API) and sends nothing: how the demo starts."""
+    """Webhooks, Slack channels, Teams channels, HubSpot and Salesforce. None (`[]`) records
+    transitions and keeps the live state (the inbox, the prompt API) and sends nothing: how the
+    demo starts."""
     routes: list[HandoffRoute] = []
     """Routes, each to one or more destinations; a transition goes to every route it matches.
     None (`[]`, the default) records transitions and delivers nothing: e.g. CRM destinations
@@ -190,5 +215,6 @@ __all__ = [
     "Prompts",
     "RouteFilter",
     "SlackDestination",
+    "TeamsDestination",
     "WebhookDestination",
 ]

@@ -120,9 +120,10 @@ class LiveScoring:
 
 
 def _live(model_path: str, full_every: float, serving: str) -> Any:
+    from ..crm.destinations import KINDS
     from ..handoff.live import Live
 
-    return Live(model_path, full_every=full_every, serving=serving)
+    return Live(model_path, full_every=full_every, serving=serving, kinds=KINDS)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,7 @@ def collector(
     ]
     live = None
     if model is not None:
+        from ..crm.destinations import KINDS
         from ..handoff.deliver import secrets_for
         from ..model.load import load_model
 
@@ -176,7 +178,7 @@ def collector(
                 f"{loaded.path}: `pql serve --model` scores live for the hand-off, and the model "
                 "has no `handoff:` section (destinations and routes); see docs/model.md"
             )
-        secrets_for(loaded.model.handoff)
+        secrets_for(loaded.model.handoff, kinds=KINDS)
         if not products:
             raise PqlkitError(
                 "`pql serve --model` answers the product's prompt and feedback API: give a "

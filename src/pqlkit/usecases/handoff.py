@@ -43,6 +43,7 @@ def deliver(
         import httpx
     except ImportError:
         raise PqlkitError('the hand-off needs its extra: pip install "pqlkit[handoff]"') from None
+    from ..crm.destinations import KINDS
     from ..handoff.deliver import Report, deliver_due
 
     handoff = _handoff(model_path)
@@ -54,7 +55,12 @@ def deliver(
             backend = connect(url)
             try:
                 r = deliver_due(
-                    backend, handoff, utc_now, client, crm=_crm_sender(model_path, backend, client)
+                    backend,
+                    handoff,
+                    utc_now,
+                    client,
+                    kinds=KINDS,
+                    engine=_engine(model_path, backend),
                 )
             finally:
                 backend.close()
@@ -69,24 +75,20 @@ def deliver(
             client.close()
 
 
-def _crm_sender(model_path: str | Path, backend: Any, client: Any) -> Any:
-    """Deliveries to CRM destinations sync their records (pqlkit.crm.handoff), with an engine
-    over this connection; None when the model has no CRM destination."""
+def _engine(model_path: str | Path, backend: Any) -> Any:
+    """The engine over this connection that CRM destinations read the scored state through
+    (None when the model has none: they are the only kinds that send in batches)."""
+    from ..crm.destinations import KINDS
+
     loaded = load_model(model_path)
     handoff = loaded.model.handoff
     if handoff is None or not any(
-        d.kind in ("hubspot", "salesforce") for d in handoff.destinations
+        getattr(KINDS[d.kind], "batch", False) for d in handoff.destinations
     ):
         return None
-    from ..crm.handoff import deliver as crm_deliver
     from ..engine import Engine
 
-    engine = Engine(loaded, backend)
-
-    def send(dest: Any, secrets: list[str], rows: list[dict[str, Any]]) -> Any:
-        return crm_deliver(engine, dest, secrets, client, rows, utc_now)
-
-    return send
+    return Engine(loaded, backend)
 
 
 def deliveries(
@@ -114,6 +116,13 @@ def retry_one(session: Session, transition_id: str, destination: str) -> int:
     from ..handoff.deliver import retry_one as run
 
     return run(session.backend, utc_now(), transition_id, destination)
+
+
+def enable(session: Session, destination: str) -> int:
+    """Enable a destination a 410 disabled; its disabled deliveries are due again (how many)."""
+    from ..handoff.deliver import enable as run
+
+    return run(session.backend, destination, utc_now())
 
 
 def feedback(

@@ -1,0 +1,135 @@
+"""Slack incoming webhooks: a readable Block Kit message.
+
+Slack takes about one message a second per incoming webhook, so messages to one destination
+are paced a second apart. Every text from the data (ids, company, segment, reasons) is
+escaped as Slack asks (&, < and >, which would start links and mentions such as <!channel>),
+in the blocks and in the plain fallback `text` alike: Slack renders that one as mrkdwn too,
+in notifications.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from .base import Delivery, HttpDestination, kind_words, subject
+
+
+def md(value: Any) -> str:
+    """Slack mrkdwn with &, < and > escaped."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
+    """A Block Kit message for one transition, with the fallback Slack shows in notifications."""
+    who_raw = subject(payload).get("id", "?")
+    s = subject(payload)
+    kind = kind_words(payload)
+    company = s.get("account_id") or s.get("name") or s.get("domain") or "-"
+    who = md(who_raw)
+    text = (
+        f"{who} ({md(company)}) {kind}: score {md(s.get('score'))} (tier {md(s.get('tier'))}), "
+        f"{md(s.get('motion'))}"
+    )
+    reasons = s.get("top_reasons") or []
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",  # plain_text: Slack shows it as it is
+            "text": {"type": "plain_text", "text": f"{kind.capitalize()}: {who_raw}"[:150]},
+        },
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Company*\n{md(company)}"},
+                {
+                    "type": "mrkdwn",
+                    "text": f"*Score*\n{md(s.get('score'))} (tier {md(s.get('tier'))})",
+                },
+                {"type": "mrkdwn", "text": f"*Motion*\n{md(s.get('motion'))}"},
+                {"type": "mrkdwn", "text": f"*Segment*\n{md(s.get('segment'))}"},
+            ],
+        },
+    ]
+    if reasons:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*Why*\n" + "\n".join(f"• {md(r)}" for r in reasons),
+                },
+            }
+        )
+    if link:
+        url = link.replace("{user_id}", quote(str(who_raw), safe=""))  # an id is data
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open the lead>"}]}
+        )
+    return {"text": text, "blocks": blocks}
+
+
+_TEXT = {
+    "type": "object",
+    "required": ["type", "text"],
+    "properties": {
+        "type": {"enum": ["mrkdwn", "plain_text"]},
+        "text": {"type": "string", "maxLength": 3000},
+    },
+}
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["text", "blocks"],
+    "properties": {
+        "text": {"type": "string"},
+        "blocks": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": ["header", "section", "context"]},
+                    "text": _TEXT,
+                    "fields": {"type": "array", "maxItems": 10, "items": _TEXT},
+                    "elements": {"type": "array", "items": _TEXT},
+                },
+            },
+        },
+    },
+}
+"""The Block Kit subset a message uses, with Slack's limits (50 blocks, 10 fields, 3000
+characters a text)."""
+
+
+class Slack(HttpDestination):
+    """One Block Kit message per delivery to the incoming-webhook URL in the environment."""
+
+    kind: ClassVar[str] = "slack"
+    interval: ClassVar[float] = 1.0
+    syntax: ClassVar[str | None] = "slack-mrkdwn"
+    schema: ClassVar[dict[str, Any]] = SCHEMA
+
+    def request(self, delivery: Delivery) -> tuple[str, str, dict[str, str]]:
+        message = slack_message(delivery.data(), self.spec.link)
+        return self.secrets[0], json.dumps(message), {"content-type": "application/json"}
+
+    @staticmethod
+    def markup(body: Any) -> list[str]:
+        out = [body["text"]]
+        for block in body["blocks"]:
+            texts = [block.get("text"), *block.get("fields", []), *block.get("elements", [])]
+            out += [t["text"] for t in texts if t and t.get("type") == "mrkdwn"]
+        return out
+
+    @classmethod
+    def example(cls, url: str) -> tuple[dict[str, Any], dict[str, str]]:
+        return (
+            {
+                "id": "chat",
+                "kind": "slack",
+                "url_env": "PQL_TEST_SLACK_URL",
+                "link": "https://app.example.com/leads/{user_id}",
+            },
+            {"PQL_TEST_SLACK_URL": url},
+        )
