@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..engine import utc_now
 from ..errors import DataError
 from . import sessions
+from .sessions import utc_now
 
 USERS = "pql_ui_users"
 SCHEMA = pa.schema(

@@ -13,11 +13,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
-
-from ..engine import utc_now
 
 SESSIONS = "pql_ui_sessions"
 SCHEMA = pa.schema(
@@ -33,6 +31,12 @@ SCHEMA = pa.schema(
 )
 COOKIE = "pql_session"
 MAX_AGE = 8 * 3600
+
+
+def utc_now() -> datetime:
+    """Now, as the database keeps times: naive UTC, whole seconds (web/ stands apart from the
+    engine, so not the engine's twin)."""
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 @dataclass(frozen=True)
