@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -34,11 +35,20 @@ from .options import json_option, model_option, open_session, url_option
     type=click.FloatRange(min=0),
     help="Seconds a DuckDB file stays open after the last request (0: closed after each).",
 )
-def ui(model_path, url, host, port, proposal, https_only, keep_open) -> None:
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    help="A reverse proxy whose X-Forwarded-For names the client (repeatable; else "
+    "$PQL_TRUSTED_PROXIES, comma-separated). Without one, the peer's address is the client's.",
+)
+def ui(model_path, url, host, port, proposal, https_only, keep_open, trusted_proxies) -> None:
     """Serve the web app: the PQL inbox, leads, accounts, model health and deliveries.
 
-    Sign-in only; create users with `pql users add`. Sessions are signed with
-    $PQL_UI_SECRET (without it, with a random key: sessions end when the app stops)."""
+    Sign-in only; create users with `pql users add`. Sessions are kept in the database;
+    $PQL_UI_SECRET signs the cookies of browsers that signed in before (without it, a random
+    key: those browsers are strangers again when the app stops)."""
     from ..usecases import ui as use
 
     key, from_env = use.secret()
@@ -52,11 +62,12 @@ def ui(model_path, url, host, port, proposal, https_only, keep_open) -> None:
         proposal=proposal,
         https_only=https_only,
         keep_open=keep_open,
+        trusted_proxies=trusted_proxies or [os.environ.get(use.TRUSTED_ENV, "")],
     )
     if not from_env:
         render.warn(
-            f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "
-            "this process stops"
+            f"${use.SECRET_ENV} is not set: a random key signs the cookies of browsers that "
+            "signed in before, so they count as new ones after this process stops"
         )
     import uvicorn
 

@@ -10,6 +10,7 @@ from ..errors import PqlkitError
 from .session import Session
 
 SECRET_ENV = "PQL_UI_SECRET"
+TRUSTED_ENV = "PQL_TRUSTED_PROXIES"
 
 
 def _accounts() -> Any:
@@ -39,8 +40,9 @@ def users(session: Session) -> list[dict[str, Any]]:
 
 
 def secret(env: dict[str, str] | None = None) -> tuple[str, bool]:
-    """The key that signs sessions: $PQL_UI_SECRET (at least 32 characters), else a random
-    one for this process (sessions then end when it stops). Returns (key, from_environment)."""
+    """The key that signs the web app's cookies of browsers that signed in before:
+    $PQL_UI_SECRET (at least 32 characters), else a random one for this process (those
+    browsers are then new ones after it stops). Returns (key, from_environment)."""
     value = (env if env is not None else os.environ).get(SECRET_ENV)
     if value is None:
         return secrets.token_urlsafe(48), False

@@ -2,9 +2,9 @@
 database beside the scores (table ``pql_ui_users``), managed with `pql users`.
 
 Passwords are hashed by argon2-cffi (Argon2id, its default parameters: OWASP's first choice);
-a hash made with weaker parameters is upgraded at the next sign-in. A session carries a
-fingerprint of the hash it signed in with, so changing a password (or removing the user)
-ends every session of theirs.
+a hash made with weaker parameters is upgraded at the next sign-in. Changing a password (or
+removing the user) ends every session of theirs in the same transaction (:mod:`.sessions`).
+
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from ..engine import utc_now
 from ..errors import DataError
+from . import sessions
+from .sessions import utc_now
 
 USERS = "pql_ui_users"
 SCHEMA = pa.schema(
@@ -78,6 +77,7 @@ def check_password(password: str) -> str:
 
 def ensure(backend) -> None:
     backend.ensure_table(USERS, SCHEMA, primary_key=["name"], not_null=["role", "password_hash"])
+    sessions.ensure(backend)
 
 
 def get(backend, name: str) -> User | None:
@@ -114,6 +114,7 @@ def add(backend, name: str, role: str, password: str, *, replace: bool = False) 
             backend.update(
                 USERS, {"role": role, "password_hash": hashed, "updated_at": now}, {"name": name}
             )
+            sessions.end_all(backend, name)
         else:
             row = {
                 "name": name,
@@ -131,6 +132,7 @@ def remove(backend, name: str) -> None:
         raise DataError(f"no user {name!r} (pql users list shows who there is)")
     with backend.transaction():
         backend.delete(USERS, {"name": name})
+        sessions.end_all(backend, name)
 
 
 _DUMMY: list[str] = []
@@ -142,7 +144,7 @@ def verify(backend, name: str, password: str) -> User | None:
     from argon2.exceptions import InvalidHashError, VerificationError
 
     hasher = _hasher()
-    user = get(backend, name)
+    user = get(backend, name) if NAME.fullmatch(name or "") else None  # no such name can exist
     if user is None:
         if not _DUMMY:
             _DUMMY.append(hasher.hash("not a password of anyone's"))
@@ -161,39 +163,3 @@ def verify(backend, name: str, password: str) -> User | None:
             )
         user = User(user.name, user.role, rehashed)
     return user
-
-
-class Throttle:
-    """Failed sign-ins: after ``limit`` failures for one key (a name, an address) within
-    ``window`` seconds, further attempts are refused until the oldest leaves the window."""
-
-    def __init__(self, limit: int = 5, window: float = 300.0, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str) -> list[float]:
-        now = self.clock()
-        kept = [t for t in self._failures.get(key, []) if now - t < self.window]
-        self._failures[key] = kept
-        return kept
-
-    def blocked(self, *keys: str) -> float:
-        """Seconds until an attempt for these keys is allowed again (0: now)."""
-        with self._lock:
-            waits = [
-                self.window - (self.clock() - recent[0])
-                for k in keys
-                if len(recent := self._recent(k)) >= self.limit
-            ]
-        return max(waits, default=0.0)
-
-    def fail(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._recent(k).append(self.clock())
-
-    def clear(self, *keys: str) -> None:
-        with self._lock:
-            for k in keys:
-                self._failures.pop(k, None)

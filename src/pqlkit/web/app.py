@@ -2,10 +2,11 @@
 account, the model's health and the hand-off's deliveries.
 
 Server-rendered pages (Jinja2, autoescaped), no JavaScript at all (the Content-Security-Policy
-forbids scripts), every asset served from here. Signed-in only: a session is a cookie signed
-with the app's secret (Starlette's SessionMiddleware, itsdangerous), every form carries a CSRF
-token bound to the session, and a rep's session cannot open the admin pages. What is readable
-without signing in: /login, /static/app.css and /health (the text "ok", nothing more).
+forbids scripts), every asset served from here. Signed-in only: a session is kept in the
+database and named by an opaque cookie (:mod:`.signin`, :mod:`.sessions`), every form carries a
+CSRF token bound to the session, and a rep's session cannot open the admin pages. What is
+readable without signing in: /login, /static/app.css and /health (the text "ok", nothing more).
+Ids, filters and form fields with control characters are refused with 400 before any query.
 
 Each request opens its own connection (a DuckDB file is shared with `pql serve` and `pql score`
 by turns) and calls the same use cases as the CLI (:mod:`pqlkit.usecases.inbox`).
@@ -14,12 +15,9 @@ by turns) and calls the same use cases as the CLI (:mod:`pqlkit.usecases.inbox`)
 from __future__ import annotations
 
 import difflib
-import hmac
-import secrets
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,6 @@ from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -43,7 +40,7 @@ from ..templates import environment
 from ..usecases import handoff, leads
 from ..usecases import inbox as desk
 from ..usecases.session import Session
-from . import accounts, health
+from . import accounts, guard, health, sessions
 from .http import (
     DELIVERY_STATUSES,
     FORBIDDEN,
@@ -53,9 +50,17 @@ from .http import (
     back,
     lead_url,
     num,
+    refused_text,
     safe_next,
+    same,
+    unavailable,
     when,
 )
+from .signin import Door
+
+__all__ = ["Ui", "create_app", "safe_next"]
+MAX_PAGE = 1_000_000
+"""No inbox has 50 million PQLs; a page past this is not there (and its offset would overflow)."""
 
 
 class Ui:
@@ -65,17 +70,11 @@ class Ui:
         url: str | None,
         *,
         proposal: str | Path | None = None,
-        throttles: tuple[accounts.Throttle, accounts.Throttle] | None = None,
         keep_open: float = 2.0,
     ):
         self.model_path = Path(model_path)
         self.url = url
         self.proposal = Path(proposal) if proposal else None
-        # failed sign-ins: 5 per name, 30 per address, within 5 minutes
-        self.by_name, self.by_address = throttles or (
-            accounts.Throttle(5, 300.0),
-            accounts.Throttle(30, 300.0),
-        )
         self.templates: dict[str, str] = {}  # compiled SQL, shared by every request's engine
         self._loaded: tuple[float, LoadedModel] | None = None
         self._load_lock = threading.Lock()
@@ -145,12 +144,12 @@ class Ui:
         keeper.close()
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
-        session = request.scope.get("session", {})
+        session = getattr(request.state, "session", None)
         html = self.env.get_template(name).render(
             request=request,
             me=context.pop("me", None),
-            csrf=session.get("csrf", ""),
-            flash=session.pop("flash", None),
+            csrf=session.csrf if session else getattr(request.state, "csrf", ""),
+            flash=getattr(request.state, "flash", None),
             lead_url=lead_url,
             account_url=account_url,
             when=when,
@@ -175,12 +174,21 @@ class Ui:
 
     def _signed_page(self, request: Request, role: str, fn: Callable[..., Response]) -> Response:
         with self.session() as s:
-            me = self.signed_in(request, s)
+            me = self.door.signed_in(request, s.backend)
             if me is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
             if role == "admin" and not me.is_admin:
                 return self.render(request, "error.html", 403, me=me, message=FORBIDDEN)
+            refused = refused_text(
+                [*request.path_params.items(), *request.query_params.multi_items()]
+            )
+            if refused:
+                return self.render(request, "error.html", 400, me=me, message=refused)
+            session = request.state.session
+            if session.flash:
+                sessions.flash(s.backend, session, None)
+                request.state.flash = session.flash
             try:
                 return fn(request, me, s)
             except PqlkitError as exc:
@@ -192,14 +200,6 @@ class Ui:
 
         async def endpoint(request: Request) -> Response:
             form = await request.form()
-            given = str(form.get("csrf", ""))
-            expected = str(request.session.get("csrf", ""))
-            if not (expected and given and hmac.compare_digest(given, expected)):
-                return PlainTextResponse(
-                    "403 Forbidden: the form's CSRF token does not match your session; reload "
-                    "the page and try again",
-                    403,
-                )
             return await run_in_threadpool(self._action, request, form, role, fn)
 
         return endpoint
@@ -212,79 +212,27 @@ class Ui:
 
     def _signed_action(self, request: Request, form: Any, role: str, fn: Callable[..., Response]):
         with self.session() as s:
-            me = self.signed_in(request, s)
-            if me is None:
-                return PlainTextResponse("401 Unauthorized: sign in first (/login)", 401)
+            me = self.door.signed_in(request, s.backend)
+            if me is None or not same(form.get("csrf"), request.state.session.csrf):
+                return PlainTextResponse(
+                    "403 Forbidden: the form's CSRF token does not match your session; reload "
+                    "the page and try again",
+                    403,
+                )
             if role == "admin" and not me.is_admin:
                 return PlainTextResponse(f"403 Forbidden: {FORBIDDEN}", 403)
+            refused = refused_text(form.multi_items())
+            if refused:
+                return PlainTextResponse(f"400 Bad Request: {refused}", 400)
             try:
                 return fn(request, form, me, s)
             except PqlkitError as exc:
-                request.session["flash"] = f"Not done: {exc}"
+                self.flash(request, s, f"Not done: {exc}")
                 return RedirectResponse(back(request, form), 303)
 
-    def signed_in(self, request: Request, s: Session) -> accounts.User | None:
-        session = request.session
-        name = session.get("user")
-        if not isinstance(name, str):
-            return None
-        user = accounts.get(s.backend, name)
-        if user is None or not hmac.compare_digest(str(session.get("fp", "")), user.fingerprint):
-            session.clear()
-            return None
-        return user
-
-    # --- sign-in ---------------------------------------------------------------------------------
-    async def login_page(self, request: Request) -> Response:
-        request.session.setdefault("csrf", secrets.token_urlsafe(32))
-        return self.render(request, "login.html", next=safe_next(request.query_params.get("next")))
-
-    async def login(self, request: Request) -> Response:
-        form = await request.form()
-        given, expected = str(form.get("csrf", "")), str(request.session.get("csrf", ""))
-        if not (expected and given and hmac.compare_digest(given, expected)):
-            return PlainTextResponse("403 Forbidden: reload the sign-in page and try again", 403)
-        name, password = str(form.get("name", "")).strip(), str(form.get("password", ""))
-        target = safe_next(str(form.get("next", "")))
-        address = request.client.host if request.client else "-"
-        key = name.lower()
-        wait = max(self.by_name.blocked(key), self.by_address.blocked(address))
-        if wait > 0:
-            return self.render(
-                request,
-                "login.html",
-                429,
-                next=target,
-                error=f"Too many failed sign-ins; try again in {int(wait) + 1} seconds.",
-            )
-
-        def check() -> accounts.User | None:
-            backend = connect(self.url)
-            try:
-                return accounts.verify(backend, name, password)
-            finally:
-                backend.close()
-
-        try:
-            user = await run_in_threadpool(check)
-        except PqlkitError as exc:
-            return unavailable(exc)
-        if user is None:
-            self.by_name.fail(key)
-            self.by_address.fail(address)
-            return self.render(
-                request, "login.html", 401, next=target, error="Wrong name or password."
-            )
-        self.by_name.clear(key)
-        request.session.clear()
-        request.session.update(
-            {"user": user.name, "fp": user.fingerprint, "csrf": secrets.token_urlsafe(32)}
-        )
-        return RedirectResponse(target, 303)
-
-    def logout(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
-        request.session.clear()
-        return RedirectResponse("/login", 303)
+    def flash(self, request: Request, s: Session, text: str) -> None:
+        """Show ``text`` on the session's next page."""
+        sessions.flash(s.backend, request.state.session, text)
 
     # --- pages -------------------------------------------------------------------------------------
     def inbox(self, request: Request, me: accounts.User, s: Session) -> Response:
@@ -293,6 +241,8 @@ class Ui:
             page = int(q.get("page") or 1)
         except ValueError:
             raise PqlkitError(f"page {q.get('page')!r} is not a number") from None
+        if page > MAX_PAGE:
+            return self.render(request, "error.html", 404, me=me, message=f"No page {page} here.")
         owner = q.get("owner") or None
         filters = desk.Filters(
             kind=q.get("kind") or "users",
@@ -306,6 +256,15 @@ class Ui:
             page=page,
         )
         result = desk.inbox(s, filters)
+        if page > result.pages:
+            return self.render(
+                request,
+                "error.html",
+                404,
+                me=me,
+                message=f"No page {page} here: this view has {result.pages} "
+                f"page{'s' if result.pages > 1 else ''}.",
+            )
         args = {k: v for k, v in q.items() if v and k != "page"}
         return self.render(
             request,
@@ -404,9 +363,11 @@ class Ui:
         user_id = str(form.get("user_id", ""))
         action = str(form.get("action", ""))
         fb = desk.feedback(s, user_id, action, reason=str(form.get("reason", "")), by=me.name)
-        request.session["flash"] = (
+        self.flash(
+            request,
+            s,
             f"{user_id} marked {'done' if action == 'done' else 'disqualified'}; "
-            f"no re-alert until {when(fb.quiet_until)} UTC."
+            f"no re-alert until {when(fb.quiet_until)} UTC.",
         )
         return RedirectResponse(back(request, form), 303)
 
@@ -417,7 +378,7 @@ class Ui:
         id_ = str(form.get("id", ""))
         owner = me.name if form.get("owner") == "me" else None
         desk.assign(s, entity, id_, owner)
-        request.session["flash"] = f"{id_} is {'yours' if owner else 'unassigned'} now."
+        self.flash(request, s, f"{id_} is {'yours' if owner else 'unassigned'} now.")
         return RedirectResponse(back(request, form), 303)
 
     def retry(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
@@ -427,18 +388,34 @@ class Ui:
         else:
             statuses = [s for s in form.getlist("status") if s in ("failed", "dead", "disabled")]
             n = handoff.retry(s, statuses=statuses or ["failed", "dead"])
-        request.session["flash"] = f"{n} deliver{'y' if n == 1 else 'ies'} due again now."
+        self.flash(request, s, f"{n} deliver{'y' if n == 1 else 'ies'} due again now.")
         return RedirectResponse(back(request, form), 303)
 
     # --- the app -----------------------------------------------------------------------------------
-    def app(self, secret: str, *, https_only: bool = False, max_age: int = 8 * 3600) -> Starlette:
+    def app(
+        self,
+        secret: str,
+        *,
+        https_only: bool = False,
+        max_age: int = sessions.MAX_AGE,
+        throttle: guard.Throttle | None = None,
+        trusted_proxies: Iterable[str] = (),
+    ) -> Starlette:
+        self.door = Door(
+            self,
+            secret,
+            https_only=https_only,
+            max_age=max_age,
+            throttle=throttle,
+            trusted_proxies=trusted_proxies,
+        )
         routes = [
             Route("/", lambda r: RedirectResponse("/inbox", 303)),
             Route("/health", lambda r: PlainTextResponse("ok")),
             Route("/static/app.css", self.css),
-            Route("/login", self.login_page, methods=["GET"]),
-            Route("/login", self.login, methods=["POST"]),
-            Route("/logout", self.action("rep", self.logout), methods=["POST"]),
+            Route("/login", self.door.login_page, methods=["GET"]),
+            Route("/login", self.door.login, methods=["POST"]),
+            Route("/logout", self.action("rep", self.door.logout), methods=["POST"]),
             Route("/inbox", self.page("rep", self.inbox)),
             Route("/leads/{user_id:path}", self.page("rep", self.lead)),
             Route("/accounts/{account_id:path}", self.page("rep", self.account)),
@@ -448,34 +425,11 @@ class Ui:
             Route("/actions/assign", self.action("rep", self.assign), methods=["POST"]),
             Route("/actions/retry", self.action("admin", self.retry), methods=["POST"]),
         ]
-        middleware = [
-            Middleware(SecurityHeaders),
-            Middleware(
-                SessionMiddleware,
-                secret_key=secret,
-                session_cookie="pql_session",
-                max_age=max_age,
-                same_site="strict",
-                https_only=https_only,
-            ),
-        ]
-        return Starlette(routes=routes, middleware=middleware)
+        return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 
     def css(self, request: Request) -> Response:
         text = (STATIC / "app.css").read_text(encoding="utf-8") + REPORT_CSS
         return Response(text, media_type="text/css", headers={"cache-control": "max-age=3600"})
-
-
-def unavailable(exc: Exception) -> Response:
-    """503 for a model that stopped loading or a database that is busy or gone: the details go
-    to the server's log, not to whoever asked (they may not be signed in)."""
-    print(f"pql ui: {exc}", file=sys.stderr, flush=True)
-    return PlainTextResponse(
-        "503 Service Unavailable: pqlkit cannot read its model or database right now; try "
-        "again shortly (the server's log says why)",
-        503,
-        headers={"retry-after": "5"},
-    )
 
 
 def create_app(
@@ -486,7 +440,8 @@ def create_app(
     proposal: str | Path | None = None,
     https_only: bool = False,
     keep_open: float = 2.0,
+    trusted_proxies: Iterable[str] = (),
 ) -> Starlette:
     return Ui(model_path, url, proposal=proposal, keep_open=keep_open).app(
-        secret, https_only=https_only
+        secret, https_only=https_only, trusted_proxies=trusted_proxies
     )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
+import re
+import sys
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
 STATIC = Path(__file__).with_name("static")
 CSP = (
@@ -89,12 +94,65 @@ async def _too_large(send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_VALUE = 4096
+"""The longest id, filter or form field the app reads (a search of 4,000 characters finds
+nothing a shorter one would not)."""
+FIELDS = {"user_id": "the lead id", "account_id": "the account id", "q": "the search"}
+
+
+def refused_text(items: Iterable[tuple[str, Any]]) -> str | None:
+    """Why these path, query or form fields are refused (None: they are fine): text only, no
+    control characters (a NUL cannot reach a database), at most MAX_VALUE characters."""
+    for key, value in items:
+        what = FIELDS.get(key, f"the field {key[:40]!r}")
+        if not isinstance(value, str):
+            return f"{what} must be text, not a file upload"
+        for text in (key, value):
+            found = CONTROL.search(text)
+            if found:
+                return (
+                    f"{what} has a control character (U+{ord(found.group()):04X}) at position "
+                    f"{found.start() + 1}; ids, filters and searches are plain text"
+                )
+        if len(value) > MAX_VALUE:
+            return f"{what} is {len(value):,} characters long; at most {MAX_VALUE:,} are read"
+    return None
+
+
+def same(given: Any, expected: Any) -> bool:
+    """Whether a token given (a form field, a cookie) is the one expected, in constant time;
+    as bytes, since hmac refuses to compare text with characters beyond ASCII."""
+    if not (isinstance(given, str) and isinstance(expected, str) and given and expected):
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def unavailable(exc: Exception) -> Response:
+    """503 for a model that stopped loading or a database that is busy or gone: the details go
+    to the server's log, not to whoever asked (they may not be signed in)."""
+    print(f"pql ui: {exc}", file=sys.stderr, flush=True)
+    return PlainTextResponse(
+        "503 Service Unavailable: pqlkit cannot read its model or database right now; try "
+        "again shortly (the server's log says why)",
+        503,
+        headers={"retry-after": "5"},
+    )
+
+
 FORBIDDEN = "this page is for admins; ask an admin (pql users add NAME --role admin)"
 
 
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this site, never another site."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or CONTROL.search(target)
+        or len(target) > MAX_VALUE
+    ):
         return "/inbox"
     return target
 
