@@ -12,6 +12,7 @@ from pqlkit.cli import cli
 from pqlkit.collect.forget import forget
 from pqlkit.collect.importer import import_files
 from pqlkit.model.load import load_model
+from pqlkit.usecases.collecting import forget_users
 from pqlkit.usecases.session import Session
 
 from .test_identity import _collected
@@ -57,7 +58,7 @@ def test_forget_deletes_everywhere_and_leaves_nothing_in_the_files(new_backend, 
     assert "u1" in {r["entity_id"] for r in outbox}
     assert _readable(backend, request, ANN) and _readable(backend, request, BO)
 
-    [result] = forget(backend, ["u1"])
+    [result] = forget_users(Session(backend), ["u1"])  # with the hand-off's eraser
     assert result.ids == ["anon-1", "legacy-9", "u1"]
     assert result.deleted["events"] == 5  # 3 anonymous, 1 under the old id, 1 as u1
     assert {

@@ -16,6 +16,7 @@ PostgreSQL tables that lost rows are rewritten with VACUUM FULL.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -53,8 +54,16 @@ class Forgotten:
         }
 
 
-def forget(backend, user_ids: list[str], *, rewrite: bool = True) -> list[Forgotten]:
-    """Delete the users everywhere, record their suppression, and rewrite the storage."""
+Eraser = Callable[[Any, list[str], "Forgotten"], None]
+"""Deletes (or blanks) what another part keeps about some ids where a plain match on a user
+column cannot (the hand-off's payloads name users inside JSON); counts into the result."""
+
+
+def forget(
+    backend, user_ids: list[str], *, rewrite: bool = True, erasers: Sequence[Eraser] = ()
+) -> list[Forgotten]:
+    """Delete the users everywhere, record their suppression, and rewrite the storage.
+    ``erasers`` run first, in the same transaction (the use case passes the hand-off's)."""
     if not user_ids:
         raise DataError("name at least one user id to forget")
     results = []
@@ -65,6 +74,8 @@ def forget(backend, user_ids: list[str], *, rewrite: bool = True) -> list[Forgot
         for user_id in user_ids:
             ids = identity.ids_for(backend, user_id)
             result = Forgotten(user_id=user_id, ids=ids)
+            for erase in erasers:
+                erase(backend, ids, result)
             _delete(backend, ids, result)
             touched |= set(result.deleted) | set(result.blanked)
             rows = pa.table(
@@ -89,38 +100,6 @@ def _ensure_suppressions(backend) -> None:
     )
 
 
-def _delete_transitions(backend, ids: list[str], result: Forgotten) -> None:
-    """The hand-off's transitions about them (their payloads name them) and their deliveries."""
-    from ..handoff.transitions import DELIVERIES, OUTBOX
-
-    if not backend.has_table(OUTBOX):
-        return
-    outbox = backend.table(OUTBOX)
-    theirs = {"entity": "user", "entity_id": ids}
-    if backend.has_table(DELIVERIES):
-        of_theirs = outbox.filter((outbox.entity == "user") & outbox.entity_id.isin(ids))
-        transitions = [row[0] for row in backend.values(of_theirs.select("id"))]
-        n = backend.delete(DELIVERIES, {"transition_id": transitions}) if transitions else 0
-        if n:
-            result.deleted[DELIVERIES] = n
-    n = backend.delete(OUTBOX, theirs)
-    if n:
-        result.deleted[OUTBOX] = n
-    # an account's transition names its champion: blanked, like champion_user_id elsewhere
-    mentions = ibis.or_(
-        *(outbox.payload.contains(f'"champion_user_id": {json.dumps(i)}') for i in ids)
-    )
-    found = backend.values(
-        outbox.filter((outbox.entity == "account") & mentions).select("id", "payload")
-    )
-    for tid, payload in found:
-        data = json.loads(payload)
-        if data.get("account", {}).get("champion_user_id") in ids:
-            data["account"]["champion_user_id"] = None
-            backend.update(OUTBOX, {"payload": json.dumps(data, sort_keys=True)}, {"id": tid})
-            result.blanked[OUTBOX] = result.blanked.get(OUTBOX, 0) + 1
-
-
 def _delete_quarantined(backend, ids: list[str], result: Forgotten) -> None:
     """Log lines the flusher could not store are kept whole, raw (pql_quarantine): a line
     naming one of the ids as a JSON string goes, whoever else it is about (it was never
@@ -137,7 +116,6 @@ def _delete_quarantined(backend, ids: list[str], result: Forgotten) -> None:
 
 
 def _delete(backend, ids: list[str], result: Forgotten) -> None:
-    _delete_transitions(backend, ids, result)
     _delete_quarantined(backend, ids, result)
     for table in backend.base_tables():
         if table in (SUPPRESSIONS, QUARANTINE) or table.startswith("_pql_stage_"):

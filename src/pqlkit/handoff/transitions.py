@@ -355,3 +355,35 @@ def _account_transitions(
             )
         )
     return out
+
+
+def erase_transitions(backend: Backend, ids: list[str], result: Any) -> None:
+    """`pql forget`'s eraser for the hand-off: the transitions about them (their payloads
+    name them) and their deliveries deleted, an account's that names them as its champion
+    blanked; counted into ``result`` (a :class:`pqlkit.collect.forget.Forgotten`)."""
+    if not backend.has_table(OUTBOX):
+        return
+    outbox = backend.table(OUTBOX)
+    theirs = {"entity": "user", "entity_id": ids}
+    if backend.has_table(DELIVERIES):
+        of_theirs = outbox.filter((outbox.entity == "user") & outbox.entity_id.isin(ids))
+        transitions = [row[0] for row in backend.values(of_theirs.select("id"))]
+        n = backend.delete(DELIVERIES, {"transition_id": transitions}) if transitions else 0
+        if n:
+            result.deleted[DELIVERIES] = n
+    n = backend.delete(OUTBOX, theirs)
+    if n:
+        result.deleted[OUTBOX] = n
+    # an account's transition names its champion: blanked, like champion_user_id elsewhere
+    mentions = ibis.or_(
+        *(outbox.payload.contains(f'"champion_user_id": {json.dumps(i)}') for i in ids)
+    )
+    found = backend.values(
+        outbox.filter((outbox.entity == "account") & mentions).select("id", "payload")
+    )
+    for tid, payload in found:
+        data = json.loads(payload)
+        if data.get("account", {}).get("champion_user_id") in ids:
+            data["account"]["champion_user_id"] = None
+            backend.update(OUTBOX, {"payload": json.dumps(data, sort_keys=True)}, {"id": tid})
+            result.blanked[OUTBOX] = result.blanked.get(OUTBOX, 0) + 1

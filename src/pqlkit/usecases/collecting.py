@@ -60,8 +60,9 @@ def import_events(
 def forget_users(session: Session, user_ids: list[str]) -> list[Forgotten]:
     """Delete the users everywhere, suppress their later messages, and purge the files."""
     from ..collect.forget import forget
+    from ..handoff.transitions import erase_transitions
 
-    return forget(session.backend, list(user_ids))
+    return forget(session.backend, list(user_ids), erasers=[erase_transitions])
 
 
 def write_keys(pairs: Iterable[str]) -> dict[str, str]:
