@@ -40,10 +40,10 @@ PASSWORD = "benchmark password"
 
 
 def prepare(events: int) -> Path:
+    from pqlkit.access import accounts
     from pqlkit.backends import connect
     from pqlkit.engine import Engine
     from pqlkit.model.load import load_model
-    from pqlkit.web import accounts
 
     DATA.mkdir(exist_ok=True)
     db = DATA / f"ui_{events}_ordered.duckdb"

@@ -109,7 +109,9 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"learn", "templates"},
     "handoff": {"engine", "collect", "destinations", "model", "scoring", "backends", "sinks"},
     "crm": {"engine", "handoff", "destinations", "model", "scoring", "backends", "sinks"},
+    "access": set(),
     "usecases": {
+        "access",
         "engine",
         "handoff",
         "crm",
@@ -126,7 +128,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     # the shells: parse, call a use case, render; the CLI starts the other two
     "server": {"usecases", "collect", "backends"},
-    "web": {"usecases", "templates", "report", "model", "backends"},
+    "web": {"usecases", "access", "templates", "report", "model", "backends"},
     "cli": {"usecases", "server", "web", "backends"},
     "pqlkit": {"engine", "model", "backends"},  # the public API (pqlkit/__init__.py)
 }

@@ -17,6 +17,7 @@ import duckdb
 import httpx
 import pytest
 
+from pqlkit.access import accounts
 from pqlkit.backends import connect
 from pqlkit.demo.generate import DemoSize, generate
 from pqlkit.demo.load import load, starter_text
@@ -24,7 +25,6 @@ from pqlkit.model.load import load_model
 from pqlkit.usecases import inbox as desk
 from pqlkit.usecases import leads
 from pqlkit.usecases.session import Session
-from pqlkit.web import accounts
 from pqlkit.web.app import create_app, safe_next
 
 from .conftest import DEMO_END, chromium, free_port
@@ -580,7 +580,7 @@ def test_the_throttle_takes_slots_before_the_hash_and_its_delays_grow_then_end()
 
 
 def test_sessions_are_rows_that_end_with_sign_out_reset_removal_and_time(new_backend):
-    from pqlkit.web import sessions
+    from pqlkit.access import sessions
 
     backend = new_backend()
     accounts.add(backend, "ana", "admin", PASSWORD)

@@ -14,16 +14,19 @@ TRUSTED_ENV = "PQL_TRUSTED_PROXIES"
 
 
 def _accounts() -> Any:
-    try:
-        from ..web import accounts
-    except ImportError:
-        raise PqlkitError('the web app needs its extra: pip install "pqlkit[ui]"') from None
+    require_ui()
+    from ..access import accounts
+
     return accounts
 
 
 def require_ui() -> None:
-    """Refuse clearly when the web app's extra is not installed."""
-    _accounts()
+    """Refuse clearly when the web app's extra (Starlette, Argon2) is not installed."""
+    try:
+        import argon2  # noqa: F401
+        import starlette  # noqa: F401
+    except ImportError:
+        raise PqlkitError('the web app needs its extra: pip install "pqlkit[ui]"') from None
 
 
 def add_user(session: Session, name: str, role: str, password: str, *, reset: bool = False):

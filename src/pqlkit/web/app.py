@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..access import accounts, sessions
 from ..backends import connect
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, load_model
@@ -40,7 +41,7 @@ from ..templates import environment
 from ..usecases import handoff, leads
 from ..usecases import inbox as desk
 from ..usecases.session import Session
-from . import accounts, guard, health, sessions
+from . import guard, health
 from .http import (
     DELIVERY_STATUSES,
     FORBIDDEN,

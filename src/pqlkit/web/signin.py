@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from ..access import accounts, sessions
 from ..backends import connect
 from ..errors import PqlkitError
-from . import accounts, guard, sessions
+from . import guard
 from .http import safe_next, same, unavailable
 
 LOGIN = "pql_login"
