@@ -24,13 +24,6 @@ LONG_TODAY = {
     "learn/propose_table.py:propose_from_table": "h-learn",
     "report/build.py:body": "h-learn",
     "cli/replay.py:_render_backtest": "lead",
-    "collect/importer.py:import_files": "lead",
-    "collect/store.py:Flusher._store": "lead",
-    "engine/core.py:Engine.run": "lead",
-    "engine/rescore.py:rescore": "lead",
-    "handoff/transitions.py:record": "lead",
-    "usecases/inbox.py:inbox": "lead",
-    "usecases/leads.py:lead": "lead",
 }
 
 

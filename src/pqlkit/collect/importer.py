@@ -209,7 +209,10 @@ def import_files(
     strict: bool = False,
     progress: Callable[[str, int], None] | None = None,
 ) -> ImportReport:
-    """Import event files into ``table`` (created if missing) and report what happened."""
+    """Import event files into ``table`` (created if missing) and report what happened.
+
+    Long because it reads every file, reports each bad row with its place, and stores all in
+    one transaction, saying how far it got at each step."""
     started = time.perf_counter()
     mapping = dict(mapping or {})
     unknown = sorted(set(mapping) - set(EVENT_COLUMNS))

@@ -318,6 +318,11 @@ class Flusher:
         lines: list[tuple[tuple[int, int], bytes]],
         parsed: Parsed | None = None,
     ) -> None:
+        """Store the lines (the fast path's rows and the reference path's) in one transaction.
+
+        Long because it stores one flush in one transaction: both paths' rows in log order,
+        identities, feedback and the checkpoint; the loop over lines is the reference path's,
+        kept whole so that a line is stored or quarantined whole."""
         events: list[dict[str, Any]] = []
         others: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = []

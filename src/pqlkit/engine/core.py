@@ -304,7 +304,11 @@ class Engine:
     ) -> RunResult:
         """Score every user and account as of ``as_of`` and write them, all or nothing; with
         ``features``, every user's features too (:data:`FEATURES`, what a lead page explains),
-        the scores then computed from them; without, in one query from the events."""
+        the scores then computed from them; without, in one query from the events.
+
+        Long because it is one transaction's steps in order (features, users, accounts,
+        observers, the run's row), each a line or two; split, the transaction would span
+        functions."""
         say = progress or (lambda _msg: None)
         started = time.perf_counter()
         when = as_utc(as_of)

@@ -51,7 +51,10 @@ def rescore(
     What holds after any sequence of rescores (tests/test_live.py): each user's state row
     is what a full run at that row's as_of gives, and each account's row is the rollup of
     its users' state rows as of the account row's as_of. What time alone changes (windows,
-    decay) waits for a full pass. Without a state yet, this is a full run."""
+    decay) waits for a full pass. Without a state yet, this is a full run.
+
+    Long because it is one transaction's steps in order (touched, features, scores, accounts,
+    observers), as :meth:`Engine.run`."""
     started = time.perf_counter()
     engine.require_state_keeper("live rescoring")
 

@@ -229,7 +229,10 @@ def record(
     number of transitions recorded.
 
     A full run (`pql score`) replaces the state; a ``partial`` one (live rescoring of the users
-    whose data changed) replaces the rows of its users and accounts and keeps the others."""
+    whose data changed) replaces the rows of its users and accounts and keeps the others.
+
+    Long because it is one transaction's steps in order (compare, build, route, write the outbox
+    and deliveries, move the state on)."""
     ensure_tables(backend)
     ensure_state(backend, users, accounts)
     state = backend.table(USER_STATE)

@@ -201,7 +201,10 @@ def _contains(col: ir.Value, needle: str) -> ir.BooleanValue:
 
 
 def inbox(session: Session, filters: Filters, now: datetime | None = None) -> Page:
-    """One page of PQLs (or PQAs), newest first, with the facets to filter by."""
+    """One page of PQLs (or PQAs), newest first, with the facets to filter by.
+
+    Long because its one query is built from whichever filters are set, compiled once per
+    shape, and its facets are read in the same pass."""
     engine = session.engine
     now = now or utc_now()
     users, accounts, state_key = state(engine)

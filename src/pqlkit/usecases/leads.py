@@ -62,7 +62,10 @@ def lead(
     """A user's story: their current state, every signal behind it, their score over the
     stored runs, recent events (those of the days up to their last one, or ``all_events``),
     linked ids, account and teammates, feedback and owner. Each query is compiled once and
-    reused for any user (a page is a dozen small queries)."""
+    reused for any user (a page is a dozen small queries).
+
+    Long because those dozen queries, each compiled once per shape by the local ``rows``, read
+    best in the page's order."""
     engine = session.engine
     b = engine.backend
     users, accounts, state_key = state(engine)
