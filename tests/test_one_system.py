@@ -435,3 +435,55 @@ def test_the_whole_system_survives_sigkill_ten_times(tmp_path):
 @pytest.mark.long
 def test_the_whole_system_survives_sigkill_two_hundred_times(tmp_path):
     _kill_loop(tmp_path, 200)
+
+
+def test_metrics_in_prometheus_format_for_a_scraper_and_json_for_everyone_else(tmp_path):
+    """A Prometheus scraper's Accept header gets the text format (parsed here by
+    prometheus-client's own parser) with every part's numbers: ingest, the log backlog, live
+    rescoring and deliveries by destination; other clients keep the JSON."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from .serve import METRICS_AUTH
+    from .test_handoff import Receiver
+    from .test_live_serve import LiveServer, _send, _wait
+
+    receiver = Receiver()
+    server = LiveServer(tmp_path, receiver.url)
+    server.start()
+    try:
+        _send(server.url, "ann", "ann@acme.io", ["pricing_viewed"])
+        _wait(lambda: len(receiver.seen) >= 1, 60, "the webhook")
+        _wait(
+            lambda: (
+                ((server.metrics().get("live") or {}).get("by_destination") or {})
+                .get("sales_hook", {})
+                .get("delivered")
+            ),
+            30,
+            "the delivery recorded",
+        )
+        accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+        r = httpx.get(server.url + "/metrics", headers={**METRICS_AUTH, "accept": "text/plain"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        families = {f.name: f for f in text_string_to_metric_families(r.text)}
+        assert families["pql_collector_accepted"].samples[0].value >= 2
+        assert "pql_collector_backlog_segments" in families
+        assert families["pql_live_full_runs"].samples[0].value >= 1
+        assert "pql_live_last_full_pass_at" in families
+        delivered = [s for s in families["pql_deliveries"].samples
+                     if s.labels == {"destination": "sales_hook", "status": "delivered"}]  # fmt: skip
+        assert delivered and delivered[0].value >= 1
+        open_metrics = httpx.get(
+            server.url + "/metrics", headers={**METRICS_AUTH, "accept": accept}
+        )
+        assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert open_metrics.text.rstrip().endswith("# EOF")
+        assert httpx.get(server.url + "/metrics", headers=METRICS_AUTH).json()["accepted"] >= 2
+        assert (
+            httpx.get(server.url + "/metrics", headers={"accept": "text/plain"}).status_code == 401
+        )
+        server.stop()
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+        receiver.close()

@@ -54,6 +54,12 @@ class LiveStats:
     waiting_for: list[str] | None = None
     """Source tables that do not exist yet (e.g. pql_users before the first identify)."""
     by_status: dict[str, int] = field(default_factory=dict)
+    by_destination: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Deliveries in the database by destination, then status."""
+    last_full_pass_at: float | None = None
+    """When the last full pass finished (Unix seconds)."""
+    rescore_lag_seconds: float | None = None
+    """Seconds since the last rescore or full pass, as of the last tick."""
     """Deliveries in the database by status (pending, failed, delivered, dead, disabled)."""
 
 
@@ -176,6 +182,7 @@ class Live:
         self.waiting_users: set[str] = set()  # known once the identity tables are rebuilt
         self.waiting_accounts: set[str] = set()
         self.last_full: float | None = None
+        self.last_work: float | None = None  # the last rescore or full pass (monotonic)
         self.last_due = 0.0
         self.templates: dict[str, str] = {}
         self.stats = LiveStats()
@@ -234,6 +241,8 @@ class Live:
             result = engine.run(now_exact(), checks=False)
             self.last_full = now
             self.stats.full_runs += 1
+            self.stats.last_full_pass_at = time.time()
+            self.last_work = time.monotonic()
             self.stats.transitions += result.transitions or 0
             self.users, self.accounts = set(), set()  # the full pass scored them all
             self._serve(backend, USER_STATE, replace_all=True)
@@ -243,6 +252,7 @@ class Live:
             result = rescore(engine, users, accounts, now_exact())
             self.users, self.accounts = set(), set()
             self.stats.rescores += 1
+            self.last_work = time.monotonic()
             self.stats.rescored_users += result.users
             self.stats.transitions += result.transitions or 0
             self.stats.last_rescore_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -264,9 +274,14 @@ class Live:
             setattr(self.stats, k, getattr(self.stats, k) + getattr(report, k))
         self.stats.in_flight = len(self.dispatcher.in_flight)
         d = backend.table(DELIVERIES)
-        self.stats.by_status = {
-            str(k): int(n) for k, n in backend.values(d.group_by("status").aggregate(n=d.count()))
-        }
+        counts = backend.values(d.group_by(["destination", "status"]).aggregate(n=d.count()))
+        self.stats.by_status, self.stats.by_destination = {}, {}
+        for dest, status, n in counts:
+            by_status = self.stats.by_status
+            by_status[str(status)] = by_status.get(str(status), 0) + int(n)
+            self.stats.by_destination.setdefault(str(dest), {})[str(status)] = int(n)
+        if self.last_work is not None:
+            self.stats.rescore_lag_seconds = round(time.monotonic() - self.last_work, 3)
         for e in report.errors:
             log.warning("delivery: %s", e)
 

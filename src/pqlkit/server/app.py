@@ -32,7 +32,8 @@ from ..collect.background import FlusherProcess
 from ..collect.log import ROTATE_SECONDS, DurableLog
 from ..collect.segment_api import ApiError, check_body
 from ..errors import PqlkitError
-from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_json
+from .prometheus import exposition, wants_prometheus
+from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_bytes, send_json
 
 
 def hash_key(key: str) -> str:
@@ -185,6 +186,11 @@ class Collector:
                 self._metrics_key(scope)
             except ApiError as exc:
                 await send_json(send, exc.status, exc.body(), [(b"www-authenticate", b"Bearer")])
+                return
+            accept = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept"), "")
+            if wants_prometheus(accept):  # a Prometheus scraper: its text format
+                text, content_type = exposition(self.metrics(), accept)
+                await send_bytes(send, 200, text, content_type)
                 return
             await send_json(send, 200, self.metrics())
             return

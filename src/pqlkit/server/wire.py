@@ -87,3 +87,17 @@ async def send_json(send, status: int, body: dict[str, Any], headers: list | Non
 
 
 __all__ = ["MAX_BODY", "ClientGone", "gunzip", "read_body", "send_json"]
+
+
+async def send_bytes(send, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
