@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from ..features.sources import DERIVED_USER_FIELDS
 from ..model.spec import CANONICAL_COLUMNS
 from .fit import Points, Step
 from .propose import HEADER, Proposal, assemble
@@ -30,19 +31,23 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 def trait_names(columns: list[str], id_column: str) -> dict[str, str]:
     """Your column -> the name it has in conditions (``user.<name>``): the column itself when
-    it is a usable name, else a lower_snake_case name that no other column has."""
+    it is a usable name, else a lower_snake_case name that no other column has. A column
+    named like a field the engine derives for every user (``is_paid``, ``days_since_signup``:
+    :data:`DERIVED_USER_FIELDS`) is renamed too (``table_is_paid``): under its own name a
+    condition would read the engine's field, not the column the points were learned from."""
     canonical = set(CANONICAL_COLUMNS["users"])
-    taken = {c.lower() for c in columns if _IDENTIFIER.match(c)} | canonical
+    derived = set(DERIVED_USER_FIELDS)
+    taken = {c.lower() for c in columns if _IDENTIFIER.match(c)} | canonical | derived
     names: dict[str, str] = {}
     for column in columns:
         if column == id_column:
             continue
-        if _IDENTIFIER.match(column) and len(column) <= 63:
+        if _IDENTIFIER.match(column) and len(column) <= 63 and column not in derived:
             names[column] = column
             continue
         base = re.sub(r"[^a-z0-9_]+", "_", column.lower()).strip("_")[:50] or "column"
-        if base[0].isdigit():
-            base = f"c_{base}"
+        if base[0].isdigit() or base in derived:
+            base = f"c_{base}" if base[0].isdigit() else f"table_{base}"
         name, n = base, 2
         while name in taken:
             name, n = f"{base}_{n}", n + 1
@@ -89,7 +94,9 @@ def propose_from_table(
     raw = yaml.safe_load(base_text) or {}
     new = copy.deepcopy(raw)
     names = trait_names(list(originals.values()), id_column)
-    used: dict[str, str] = {}
+    # a column named like a derived field is renamed even when no step reads it: under its
+    # own name it would stand beside the engine's field of that name
+    used = {names[c]: c for c in originals.values() if c in DERIVED_USER_FIELDS and c in names}
     learned: dict[str, list[dict[str, Any]]] = {"fit_signals": [], "usage_signals": []}
     seen: dict[str, dict[str, Any]] = {}
     for step, p in zip(points.steps, points.points, strict=True):
