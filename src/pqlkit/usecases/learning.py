@@ -167,7 +167,45 @@ def _learn_from_table(
         open_gates=not model_file.exists(),
     )
     write_proposal(proposal, target, model_file, force=options.force)
+    created = ensure_empty_sources(target, url)
+    if created:
+        progress(f"created the empty tables the proposal reads: {', '.join(created)}")
     return LearnOutcome(result, proposal, target)
+
+
+def ensure_empty_sources(model_path: Path, url: str | None) -> list[str]:
+    """Create, empty, each events, accounts and outcomes table the model reads that the
+    database lacks, with the canonical columns: a proposal learned from a table earns its
+    points from the table alone, and scores on a fresh database with nothing made by hand.
+    Existing tables are left as they are. Returns the tables created."""
+    import ibis
+
+    from ..features.sources import default_type
+    from ..model.load import load_model
+    from ..model.spec import CANONICAL_COLUMNS
+
+    sources = load_model(model_path).model.sources
+    backend = connect(url)
+    created = []
+    try:
+        for role in ("events", "accounts", "outcomes"):
+            source = getattr(sources, role)
+            if source is None or source.table is None or "." in source.table:
+                continue
+            if backend.has_table(source.table):
+                continue
+            canonical = CANONICAL_COLUMNS[role]
+            schema = ibis.schema(
+                {
+                    source.columns.get(c, c): default_type(role, c).replace("json", "string")
+                    for c in canonical
+                }
+            )
+            backend.ensure_table(source.table, schema)
+            created.append(source.table)
+    finally:
+        backend.close()
+    return created
 
 
 def read_user_table(name: str, url: str | None) -> pa.Table:
