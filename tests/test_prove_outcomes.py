@@ -3,14 +3,23 @@ counts a signal firing: the defects of issue 28, each pinned by a test."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
+import pytest
+from click.testing import CliRunner
 
+from pqlkit.cli import cli
+from pqlkit.demo.generate import DemoSize
 from pqlkit.learn import backtest as bt
 from pqlkit.model.signals import RecencySignal
+
+from .conftest import demo_engine_in
 
 HORIZON = timedelta(days=30)
 
@@ -53,3 +62,68 @@ def test_coverage_drift_counts_a_recency_signal_firing_not_its_value_above_zero(
     assert 0.05 < last["baseline_coverage"]["quiet"] < 0.2
     assert 0.5 < last["coverage"]["quiet"] < 0.7
     assert any(a.startswith("quiet coverage") for a in mon["alerts"]), mon["alerts"]
+
+
+@pytest.fixture(scope="module")
+def self_serve_world(tmp_path_factory):
+    """The demo world with every outcome a self-serve upgrade: a product that sells itself."""
+    folder = tmp_path_factory.mktemp("self-serve")
+    with demo_engine_in(folder, DemoSize(accounts=300, users=1200, days=90, seed=5)) as engine:
+        engine.backend.run_sql("UPDATE outcomes SET kind = 'self_serve'")
+        n = engine.backend.run_sql("SELECT count(*) FROM outcomes")[0][0]
+    assert n > 50
+    return folder
+
+
+def _cli(folder: Path, *args: str):
+    return CliRunner().invoke(
+        cli, [*args, "--model", str(folder / "pql.yml"), "--url", str(folder / "d.duckdb")]
+    )
+
+
+def test_backtest_on_a_self_serve_product_warns_and_counts_the_chosen_outcome(self_serve_world):
+    """Counting opportunities on a product whose conversions are all self-serve reads 0%
+    everywhere: the backtest says why and exits 3; `--outcome self_serve` counts them."""
+    plain = _cli(self_serve_world, "backtest", "--json")
+    assert plain.exit_code == 3, plain.output
+    data = json.loads(plain.stdout)
+    assert data["outcome"] == "opportunity"
+    assert "no opportunity outcome" in data["warnings"][0]
+    assert "--outcome self_serve" in data["warnings"][0]
+    assert all(not w["new_pqls_to_opportunity"] for w in data["weekly"])
+    chosen = _cli(self_serve_world, "backtest", "--json", "--outcome", "self_serve")
+    data = json.loads(chosen.stdout)
+    assert data["outcome"] == "self_serve" and data["warnings"] == []
+    rates = [w["new_pqls_to_opportunity"] for w in data["weekly"] if w["complete"]]
+    assert rates and max(r or 0 for r in rates) > 0
+    assert data["pql_vs_mql"]["opportunities"] > 0
+    anything = json.loads(_cli(self_serve_world, "backtest", "--json", "--outcome", "any").stdout)
+    assert anything["pql_vs_mql"]["opportunities"] == data["pql_vs_mql"]["opportunities"]
+
+
+def test_report_and_model_health_take_the_outcome_and_warn(self_serve_world, tmp_path):
+    out = tmp_path / "r.html"
+    plain = _cli(self_serve_world, "report", "--json", "-o", str(out))
+    assert plain.exit_code == 0, plain.output
+    assert "no opportunity outcome" in json.loads(plain.stdout)["warnings"][0]
+    assert "no opportunity outcome" in out.read_text()
+    chosen = _cli(self_serve_world, "report", "--json", "-o", str(out), "--outcome", "self_serve")
+    assert json.loads(chosen.stdout)["warnings"] == []
+    html = out.read_text()
+    assert "self-serve upgrade" in html and "nan" not in html.replace("nano", "")
+    # the web app's model page: the same findings, on the outcome asked for
+    from pqlkit.engine import Engine
+    from pqlkit.web import health
+
+    def engine():
+        return contextlib.closing(
+            Engine.open(str(self_serve_world / "pql.yml"), str(self_serve_world / "d.duckdb"))
+        )
+
+    for outcome, expected in (("opportunity", True), ("self_serve", False)):
+        h = health.Health()
+        health.start(h, ("v", "r", outcome), False, engine, outcome=outcome)
+        assert h.thread is not None
+        h.thread.join(timeout=600)
+        assert h.error is None and h.body is not None
+        assert ("no opportunity outcome" in h.body) is expected

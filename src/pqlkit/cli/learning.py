@@ -12,6 +12,7 @@ from .options import (
     interactive,
     json_option,
     model_option,
+    num,
     outcome_options,
     pct,
     progress,
@@ -153,11 +154,11 @@ def learn(
     rows = [
         {
             "fact": x.name,
-            "coverage": f"{x.coverage:.1%}",
-            "rate with": f"{x.rate_with:.1%}",
-            "rate without": f"{x.rate_without:.1%}",
-            "lift": f"{x.lift:.2f}",
-            "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else ""),
+            "coverage": pct(x.coverage),
+            "rate with": pct(x.rate_with),
+            "rate without": pct(x.rate_without),
+            "lift": num(x.lift, 2),
+            "95% interval": f"{num(x.low, 2)}-{num(x.high, 2)}" + (" *" if x.significant else ""),
         }
         for x in result.lifts[:top]
     ]
@@ -171,9 +172,9 @@ def learn(
             [
                 {
                     "model": q.name,
-                    "AUC": f"{q.auc:.3f}",
-                    "lift top 5%": f"{q.lift_5:.2f}",
-                    "lift top 10%": f"{q.lift_10:.2f}",
+                    "AUC": num(q.auc),
+                    "lift top 5%": num(q.lift_5, 2),
+                    "lift top 10%": num(q.lift_10, 2),
                 }
                 for q in result.quality
             ],
@@ -261,10 +262,10 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
     )
     render.table(
         [
-            {"measure": "AUC", "PQL": f"{ev.auc:.3f}", "MQL": f"{ev.mql_auc:.3f}"},
+            {"measure": "AUC", "PQL": num(ev.auc), "MQL": num(ev.mql_auc)},
             {
                 "measure": "lift top 5% / 10%",
-                "PQL": f"{ev.lift_5:.2f} / {ev.lift_10:.2f}",
+                "PQL": f"{num(ev.lift_5, 2)} / {num(ev.lift_10, 2)}",
                 "MQL": "-",
             },
             {

@@ -160,6 +160,13 @@ def learn_table(
     )
     inputs = len(fit.steps_for(train))
     needed = max(MIN_CONVERSIONS, metrics.needed_conversions(min(inputs, 20)))
+    if not y.any():
+        result.notes.append(
+            f"no conversions ({outcome}) at all: no behaviour can be told to go with converting, "
+            "so no lift is measured and no points are fitted. Check that outcomes of this kind "
+            "are recorded (--outcome picks the kind)."
+        )
+        return result
     if y_train.sum() < MIN_CONVERSIONS or y_test.sum() == 0:
         result.notes.append(
             f"cold start: {int(y_train.sum())} conversions before the last date and {int(y_test.sum())} on it; "

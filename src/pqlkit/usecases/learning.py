@@ -267,6 +267,21 @@ class ReplayOptions:
     won_horizon: str = "60d"
     reps: int = 2
     leads_per_rep: float = 10
+    outcome: str = "opportunity"
+    """What counts as converting: opportunity, closed_won (or won), self_serve, or any."""
+
+    @property
+    def kind(self) -> str:
+        """The outcome, ``won`` read as ``closed_won``; an unknown one refused."""
+        from ..learn.columns import OUTCOMES
+
+        kind = "closed_won" if self.outcome == "won" else self.outcome
+        if kind not in OUTCOMES:
+            raise DataError(
+                f"--outcome {self.outcome!r} is not an outcome; use one of "
+                f"{', '.join(OUTCOMES)} (or won)"
+            )
+        return kind
 
     def spans(self) -> tuple[timedelta, timedelta, timedelta]:
         return (
@@ -289,9 +304,15 @@ class Backtest:
     capacity: dict[str, Any]
     monitor: dict[str, Any]
     alerts: list[str] = field(default_factory=list)
+    outcome: str = "opportunity"
+    """What counted as converting (the ``*_to_opportunity`` figures count this outcome)."""
+    warnings: list[str] = field(default_factory=list)
+    """About the data rather than the model: no outcome of the chosen kind, while others."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "outcome": self.outcome,
+            "warnings": self.warnings,
             "horizon_days": self.horizon_days,
             "won_horizon_days": self.won_horizon_days,
             "every_days": self.every_days,
@@ -308,9 +329,11 @@ def backtest(
     """New PQLs (and MQLs) each period and what they went on to do; PQL vs MQL; the threshold
     that fits sales capacity; monitoring."""
     from ..learn import backtest as bt
+    from ..learn.dataset import outcome_warning
 
     engine = Engine.open(str(model_path), url)
     every, horizon, won = options.spans()
+    kind = options.kind
     start, end = bt.window(engine, day("--from", options.start), day("--to", options.end))
     r = bt.replay(
         engine,
@@ -318,10 +341,14 @@ def backtest(
         horizon,
         every,
         won_horizon=won,
+        outcome=kind,
         progress=progress,
     )
     mon = bt.monitor(r)
+    warning = outcome_warning(engine, kind)
     return Backtest(
+        outcome=kind,
+        warnings=[warning] if warning else [],
         every_days=every.days,
         horizon_days=horizon.days,
         won_horizon_days=won.days,
@@ -340,6 +367,7 @@ class Report:
     bytes: int
     charts: list[str]
     alerts: list[str]
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -347,6 +375,7 @@ class Report:
             "bytes": self.bytes,
             "charts": self.charts,
             "alerts": self.alerts,
+            "warnings": self.warnings,
         }
 
 
@@ -360,6 +389,7 @@ def findings(engine: Engine, options: ReplayOptions, progress: Progress = quiet)
     start, end = window(engine, day("--from", options.start), day("--to", options.end))
     return gather(
         engine,
+        outcome=options.kind,
         horizon=horizon,
         won_horizon=won,
         every=every,
@@ -388,4 +418,10 @@ def report(
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
-    return Report(target, len(html.encode()), list(CHARTS), list(found["monitor"]["alerts"]))
+    return Report(
+        target,
+        len(html.encode()),
+        list(CHARTS),
+        list(found["monitor"]["alerts"]),
+        list(found["warnings"]),
+    )
