@@ -127,3 +127,20 @@ def test_report_and_model_health_take_the_outcome_and_warn(self_serve_world, tmp
         h.thread.join(timeout=600)
         assert h.error is None and h.body is not None
         assert ("no opportunity outcome" in h.body) is expected
+
+
+def test_no_conversions_print_no_nan_and_rank_no_lift(self_serve_world):
+    """With no opportunity at all, `pql evaluate` shows "-" where a figure cannot be computed
+    (never nan), and `pql learn` says there are no conversions instead of ranking facts by how
+    rare they are."""
+    ev = _cli(self_serve_world, "evaluate")
+    assert ev.exit_code == 0, ev.output
+    assert "nan" not in ev.output.lower()
+    assert "0 conversions" in ev.output
+    learned = _cli(self_serve_world, "learn", "--no-propose", "--no-reference", "--json")
+    data = json.loads(learned.stdout)
+    assert data["conversions"] == 0
+    assert all(x["lift"] is None for x in data["lifts"])
+    assert any(n.startswith("no conversions (opportunity) at all") for n in data["notes"])
+    text = _cli(self_serve_world, "learn", "--no-propose", "--no-reference").output
+    assert "nan" not in text.lower() and "no conversions" in text
