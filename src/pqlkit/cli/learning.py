@@ -70,6 +70,13 @@ from .options import (
     help="With --from-table: refit on this many random splits and report how much the AUCs move.",
 )
 @click.option(
+    "--time-column",
+    default=None,
+    metavar="COLUMN",
+    help="With --from-table: a date (or year) column; fit on the earlier rows and measure on "
+    "the later quarter, as the points will be used (the column is not an input).",
+)
+@click.option(
     "--propose",
     "propose_path",
     default=None,
@@ -101,6 +108,7 @@ def learn(
     excluded,
     id_column,
     seeds,
+    time_column,
     propose_path,
     no_propose,
     force,
@@ -128,6 +136,7 @@ def learn(
         excluded=tuple(excluded),
         id_column=id_column,
         seeds=seeds,
+        time_column=time_column,
         propose=not no_propose,
         propose_path=propose_path,
         force=force,
@@ -142,7 +151,7 @@ def learn(
         render.out.print(
             f"[bold]{render.escape(label)}[/bold] in {render.escape(user_table)}: {result.rows:,} rows, "
             f"{result.conversions:,} converted ({result.train_conversions:,} to fit on, "
-            f"{result.test_conversions:,} in a random held-out quarter)"
+            f"{result.test_conversions:,} in {result.held_out})"
         )
     else:
         render.out.print(
@@ -179,8 +188,7 @@ def learn(
                 for q in result.quality
             ],
             ["model", "AUC", "lift top 5%", "lift top 10%"],
-            title="Quality on "
-            + ("a random held-out quarter" if user_table else "the held-out last date"),
+            title="Quality on " + (result.held_out if user_table else "the held-out last date"),
         )
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]

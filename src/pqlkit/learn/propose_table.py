@@ -81,12 +81,13 @@ def propose_from_table(
     originals: dict[str, str],
     label: str,
     auc: float | None,
-    seed: int,
+    held_out: str = "a random held-out quarter",
     open_gates: bool = False,
 ) -> Proposal:
     """The proposed model text (validated) for points learned from a user-level table.
 
-    ``users_source`` is the model's source for the table ({path: ...} or {table: ...});
+    ``held_out`` names the rows the AUC was measured on (a random quarter, or the later
+    quarter by a time column). ``users_source`` is the model's source for the table ({path: ...} or {table: ...});
     ``originals`` maps each input column of the fitted table to the table's own column.
     With ``open_gates`` (a proposal from the starter model, which has no gates a table's
     rows could meet) every row fits a catch-all ICP profile and counts as activated, so the
@@ -143,7 +144,14 @@ def propose_from_table(
         new["activation"] = every_row
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = users_source.get("path") or users_source.get("table")
-    quality = f"; AUC {auc:.3f} on the held-out quarter" if auc is not None else ""
+    by_time = not held_out.startswith("a random")
+    fitted_on = (
+        held_out.replace("the later quarter", "the earlier three quarters")
+        if by_time
+        else "a random three quarters of its rows (seed 0)"
+    )
+    where_measured = held_out if by_time else "the held-out quarter"
+    quality = f"; AUC {auc:.3f} on {where_measured}" if auc is not None else ""
     gates = (
         "# From the starter model: every row fits (profile table_rows) and is activated.\n"
         if open_gates
@@ -151,7 +159,7 @@ def propose_from_table(
     )
     header = (
         f"{HEADER} from {base_name} and the table {where} on {stamp}:\n"
-        f"# points fitted to {label} on a random three quarters of its rows (seed {seed}){quality};\n"
+        f"# points fitted to {label} on {fitted_on}{quality};\n"
         "# 10 points double the odds. Its users are the table's rows (sources.users).\n"
         f"{gates}"
         "# Review it, score it with `pql score --model` on it, then adopt it if you agree.\n"

@@ -38,6 +38,8 @@ class LearnOptions:
     excluded: tuple[str, ...] = ()
     seeds: int = 1
     """With a user-level table: refit on this many random splits and report how the AUCs move."""
+    time_column: str | None = None
+    """With a user-level table: fit on the earlier rows by this column, measure on the later."""
     propose: bool = True
     propose_path: str | None = None
     force: bool = False
@@ -118,7 +120,7 @@ def _learn_from_table(
     if not options.label:
         raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
     table = read_user_table(options.user_table or "", url)
-    for column in (options.label, options.id_column, *options.excluded):
+    for column in (options.label, options.id_column, options.time_column, *options.excluded):
         if column is not None and column not in table.column_names:
             raise DataError(
                 f"no column {column!r} in the table; columns: {', '.join(table.column_names)}"
@@ -141,6 +143,7 @@ def _learn_from_table(
         id_column=id_column,
         reference=options.reference,
         seeds=options.seeds,
+        time_column=options.time_column,
     )
     if not options.propose or result.points is None or result.train is None:
         return LearnOutcome(result)
@@ -163,7 +166,7 @@ def _learn_from_table(
         originals=result.originals,
         label=options.label,
         auc=result.quality_of("learned points"),
-        seed=0,
+        held_out=result.held_out,
         open_gates=not model_file.exists(),
     )
     write_proposal(proposal, target, model_file, force=options.force)
