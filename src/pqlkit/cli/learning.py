@@ -146,7 +146,17 @@ def learn(
     if as_json:
         render.emit_json(learned.to_dict())
         return
-    result, proposal, target = learned.result, learned.proposal, learned.target
+    _render_learned(learned.result, user_table=user_table, label=label, outcome=outcome, top=top)
+    if learned.proposal is not None:
+        _render_proposal(learned.proposal, learned.target, user_table, show_diff)
+    for note in learned.result.notes:
+        render.warn(note)
+
+
+def _render_learned(
+    result: Any, *, user_table: str | None, label: str | None, outcome: str, top: int
+) -> None:
+    """What was learned: the rows, the lifts, the quality against the references, the points."""
     if user_table:
         render.out.print(
             f"[bold]{render.escape(label)}[/bold] in {render.escape(user_table)}: {result.rows:,} rows, "
@@ -193,39 +203,40 @@ def learn(
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
-    if proposal is not None:
-        changed: list[dict[str, Any]] = [
-            {
-                "signal": c.signal,
-                "group": c.group.removesuffix("_signals"),
-                "points now": c.before,
-                "proposed": c.after,
-                "change": c.note,
-            }
-            for c in proposal.changes
-            if c.before != c.after
-        ]
-        render.table(
-            changed,
-            ["signal", "group", "points now", "proposed", "change"],
-            title=f"Proposed model {target} (your model file is unchanged)",
+
+
+def _render_proposal(proposal: Any, target: Any, user_table: str | None, show_diff: bool) -> None:
+    """What the proposed model changes, and what to do with it."""
+    changed: list[dict[str, Any]] = [
+        {
+            "signal": c.signal,
+            "group": c.group.removesuffix("_signals"),
+            "points now": c.before,
+            "proposed": c.after,
+            "change": c.note,
+        }
+        for c in proposal.changes
+        if c.before != c.after
+    ]
+    render.table(
+        changed,
+        ["signal", "group", "points now", "proposed", "change"],
+        title=f"Proposed model {target} (your model file is unchanged)",
+    )
+    if user_table:
+        render.out.print(
+            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+            "(the top tenth of the rows it was fitted on). Its users are the rows of "
+            f"{render.escape(user_table)}: `pql score --model {target}` scores them."
         )
-        if user_table:
-            render.out.print(
-                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-                "(the top tenth of the rows it was fitted on). Its users are the rows of "
-                f"{render.escape(user_table)}: `pql score --model {target}` scores them."
-            )
-        else:
-            render.out.print(
-                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-                "(about as many PQLs as now on the training dates). Review it, then "
-                f"`pql evaluate --model {target}`; copy it over your model to adopt it."
-            )
-        if show_diff:
-            render.out.print(proposal.unified_diff, markup=False, highlight=False)
-    for note in result.notes:
-        render.warn(note)
+    else:
+        render.out.print(
+            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+            "(about as many PQLs as now on the training dates). Review it, then "
+            f"`pql evaluate --model {target}`; copy it over your model to adopt it."
+        )
+    if show_diff:
+        render.out.print(proposal.unified_diff, markup=False, highlight=False)
 
 
 @cli.command()
@@ -263,6 +274,11 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
     if as_json:
         render.emit_json(ev.to_dict())
         return
+    _render_evaluation(ev)
+
+
+def _render_evaluation(ev: Any) -> None:
+    """The held-out quality of the score and the flag, calibration and the score bands."""
     render.out.print(
         f"[bold]{ev.outcome}[/bold] within {ev.horizon_days} days: calibrated on {len(ev.train_dates)} dates before "
         f"{ev.split:%Y-%m-%d}, measured on {len(ev.test_dates)} dates from it ({ev.rows:,} user-dates, "

@@ -158,6 +158,23 @@ def _render_backtest(b: Any) -> None:
         title=f"New PQLs every {b.every_days} days: converted = {b.outcome} within {b.horizon_days} days, closed-won within "
         f"{b.won_horizon_days} (open: horizon not over yet)",
     )
+    _render_pql_vs_mql(b)
+    cap = b.capacity
+    best = cap["recommended"]
+    render.out.print(
+        f"Capacity {cap['capacity_per_week']:g} leads per {b.every_days} days: threshold "
+        f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
+        f"from {best['leads_per_week']:.1f} new leads ({pct(best['conversion'])} convert; the model's threshold is "
+        f"{b.pql_score:g}). `pql report` draws the whole curve."
+    )
+    for alert in b.alerts:
+        render.warn(alert)
+    if not b.alerts:
+        render.out.print("Monitoring: conversion within its expected band, no drift.")
+
+
+def _render_pql_vs_mql(b: Any) -> None:
+    """PQL against MQL on the same people, beside the rates practitioners quote."""
     sbs = b.pql_vs_mql
     g, ref = sbs["groups"], sbs["reference_ranges"]
 
@@ -200,18 +217,6 @@ def _render_backtest(b: Any) -> None:
         title=f"PQL vs MQL on the same {sbs['people']:,} people (each once, at the first date they qualified; "
         f"base rate {pct(sbs['base_rate'])})",
     )
-    cap = b.capacity
-    best = cap["recommended"]
-    render.out.print(
-        f"Capacity {cap['capacity_per_week']:g} leads per {b.every_days} days: threshold "
-        f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
-        f"from {best['leads_per_week']:.1f} new leads ({pct(best['conversion'])} convert; the model's threshold is "
-        f"{b.pql_score:g}). `pql report` draws the whole curve."
-    )
-    for alert in b.alerts:
-        render.warn(alert)
-    if not b.alerts:
-        render.out.print("Monitoring: conversion within its expected band, no drift.")
 
 
 @cli.command()
