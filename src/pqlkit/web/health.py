@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..engine import Engine
 from ..errors import PqlkitError
 
 
@@ -31,7 +31,7 @@ def start(
     h: Health,
     key: tuple[str, ...],
     refresh: bool,
-    engine: Callable[[], AbstractContextManager[Engine]],
+    engine: Callable[[], AbstractContextManager[Any]],
     *,
     outcome: str = "opportunity",
 ) -> None:
@@ -51,7 +51,7 @@ def start(
 def _compute(
     h: Health,
     key: tuple[str, ...],
-    engine: Callable[[], AbstractContextManager[Engine]],
+    engine: Callable[[], AbstractContextManager[Any]],
     outcome: str,
 ) -> None:
     from ..report.build import body
