@@ -5,14 +5,11 @@ distribution."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
-
-if TYPE_CHECKING:
-    from .backtest import Replay
 
 #: Control limits of the conversion band, in standard errors: three, as on a p-chart, so a
 #: steady model raises a false alarm about once in 370 dates, not once in 20.
@@ -48,7 +45,7 @@ def _drift_alerts(drift: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
+def monitor(r: Any, *, baseline_share: float = 0.5) -> dict[str, Any]:
     """PQL-to-opportunity conversion per date against the band the baseline dates (the
     earlier ``baseline_share`` of complete dates) set (a p-chart: the baseline rate plus or
     minus three standard errors for that date's number of new PQLs), and drift of signal coverage
