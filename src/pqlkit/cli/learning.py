@@ -12,6 +12,7 @@ from .options import (
     interactive,
     json_option,
     model_option,
+    num,
     outcome_options,
     pct,
     progress,
@@ -69,6 +70,13 @@ from .options import (
     help="With --from-table: refit on this many random splits and report how much the AUCs move.",
 )
 @click.option(
+    "--time-column",
+    default=None,
+    metavar="COLUMN",
+    help="With --from-table: a date (or year) column; fit on the earlier rows and measure on "
+    "the later quarter, as the points will be used (the column is not an input).",
+)
+@click.option(
     "--propose",
     "propose_path",
     default=None,
@@ -100,6 +108,7 @@ def learn(
     excluded,
     id_column,
     seeds,
+    time_column,
     propose_path,
     no_propose,
     force,
@@ -127,6 +136,7 @@ def learn(
         excluded=tuple(excluded),
         id_column=id_column,
         seeds=seeds,
+        time_column=time_column,
         propose=not no_propose,
         propose_path=propose_path,
         force=force,
@@ -136,12 +146,22 @@ def learn(
     if as_json:
         render.emit_json(learned.to_dict())
         return
-    result, proposal, target = learned.result, learned.proposal, learned.target
+    _render_learned(learned.result, user_table=user_table, label=label, outcome=outcome, top=top)
+    if learned.proposal is not None:
+        _render_proposal(learned.proposal, learned.target, user_table, show_diff)
+    for note in learned.result.notes:
+        render.warn(note)
+
+
+def _render_learned(
+    result: Any, *, user_table: str | None, label: str | None, outcome: str, top: int
+) -> None:
+    """What was learned: the rows, the lifts, the quality against the references, the points."""
     if user_table:
         render.out.print(
             f"[bold]{render.escape(label)}[/bold] in {render.escape(user_table)}: {result.rows:,} rows, "
             f"{result.conversions:,} converted ({result.train_conversions:,} to fit on, "
-            f"{result.test_conversions:,} in a random held-out quarter)"
+            f"{result.test_conversions:,} in {result.held_out})"
         )
     else:
         render.out.print(
@@ -153,11 +173,11 @@ def learn(
     rows = [
         {
             "fact": x.name,
-            "coverage": f"{x.coverage:.1%}",
-            "rate with": f"{x.rate_with:.1%}",
-            "rate without": f"{x.rate_without:.1%}",
-            "lift": f"{x.lift:.2f}",
-            "95% interval": f"{x.low:.2f}-{x.high:.2f}" + (" *" if x.significant else ""),
+            "coverage": pct(x.coverage),
+            "rate with": pct(x.rate_with),
+            "rate without": pct(x.rate_without),
+            "lift": num(x.lift, 2),
+            "95% interval": f"{num(x.low, 2)}-{num(x.high, 2)}" + (" *" if x.significant else ""),
         }
         for x in result.lifts[:top]
     ]
@@ -171,52 +191,52 @@ def learn(
             [
                 {
                     "model": q.name,
-                    "AUC": f"{q.auc:.3f}",
-                    "lift top 5%": f"{q.lift_5:.2f}",
-                    "lift top 10%": f"{q.lift_10:.2f}",
+                    "AUC": num(q.auc),
+                    "lift top 5%": num(q.lift_5, 2),
+                    "lift top 10%": num(q.lift_10, 2),
                 }
                 for q in result.quality
             ],
             ["model", "AUC", "lift top 5%", "lift top 10%"],
-            title="Quality on "
-            + ("a random held-out quarter" if user_table else "the held-out last date"),
+            title="Quality on " + (result.held_out if user_table else "the held-out last date"),
         )
     if result.points is not None:
         prows = sorted(result.points.rows(), key=lambda r: -abs(r["points"]))[:top]
         render.table(prows, ["input", "points", "log_odds"], title="Learned points (largest first)")
-    if proposal is not None:
-        changed: list[dict[str, Any]] = [
-            {
-                "signal": c.signal,
-                "group": c.group.removesuffix("_signals"),
-                "points now": c.before,
-                "proposed": c.after,
-                "change": c.note,
-            }
-            for c in proposal.changes
-            if c.before != c.after
-        ]
-        render.table(
-            changed,
-            ["signal", "group", "points now", "proposed", "change"],
-            title=f"Proposed model {target} (your model file is unchanged)",
+
+
+def _render_proposal(proposal: Any, target: Any, user_table: str | None, show_diff: bool) -> None:
+    """What the proposed model changes, and what to do with it."""
+    changed: list[dict[str, Any]] = [
+        {
+            "signal": c.signal,
+            "group": c.group.removesuffix("_signals"),
+            "points now": c.before,
+            "proposed": c.after,
+            "change": c.note,
+        }
+        for c in proposal.changes
+        if c.before != c.after
+    ]
+    render.table(
+        changed,
+        ["signal", "group", "points now", "proposed", "change"],
+        title=f"Proposed model {target} (your model file is unchanged)",
+    )
+    if user_table:
+        render.out.print(
+            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+            "(the top tenth of the rows it was fitted on). Its users are the rows of "
+            f"{render.escape(user_table)}: `pql score --model {target}` scores them."
         )
-        if user_table:
-            render.out.print(
-                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-                "(the top tenth of the rows it was fitted on). Its users are the rows of "
-                f"{render.escape(user_table)}: `pql score --model {target}` scores them."
-            )
-        else:
-            render.out.print(
-                f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
-                "(about as many PQLs as now on the training dates). Review it, then "
-                f"`pql evaluate --model {target}`; copy it over your model to adopt it."
-            )
-        if show_diff:
-            render.out.print(proposal.unified_diff, markup=False, highlight=False)
-    for note in result.notes:
-        render.warn(note)
+    else:
+        render.out.print(
+            f"PQL threshold {proposal.pql_score_before:g} -> {proposal.pql_score_after:g} "
+            "(about as many PQLs as now on the training dates). Review it, then "
+            f"`pql evaluate --model {target}`; copy it over your model to adopt it."
+        )
+    if show_diff:
+        render.out.print(proposal.unified_diff, markup=False, highlight=False)
 
 
 @cli.command()
@@ -254,6 +274,11 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
     if as_json:
         render.emit_json(ev.to_dict())
         return
+    _render_evaluation(ev)
+
+
+def _render_evaluation(ev: Any) -> None:
+    """The held-out quality of the score and the flag, calibration and the score bands."""
     render.out.print(
         f"[bold]{ev.outcome}[/bold] within {ev.horizon_days} days: calibrated on {len(ev.train_dates)} dates before "
         f"{ev.split:%Y-%m-%d}, measured on {len(ev.test_dates)} dates from it ({ev.rows:,} user-dates, "
@@ -261,10 +286,10 @@ def evaluate(model_path, url, outcome, horizon, every, split, until, as_json) ->
     )
     render.table(
         [
-            {"measure": "AUC", "PQL": f"{ev.auc:.3f}", "MQL": f"{ev.mql_auc:.3f}"},
+            {"measure": "AUC", "PQL": num(ev.auc), "MQL": num(ev.mql_auc)},
             {
                 "measure": "lift top 5% / 10%",
-                "PQL": f"{ev.lift_5:.2f} / {ev.lift_10:.2f}",
+                "PQL": f"{num(ev.lift_5, 2)} / {num(ev.lift_10, 2)}",
                 "MQL": "-",
             },
             {

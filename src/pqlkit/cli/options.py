@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -93,7 +94,13 @@ def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 def pct(v: float | None) -> str:
-    return "-" if v is None else f"{v:.1%}"
+    """A share as a percentage; "-" when there is none (None, or NaN: nothing to divide by)."""
+    return "-" if v is None or math.isnan(v) else f"{v:.1%}"
+
+
+def num(v: float | None, digits: int = 3) -> str:
+    """A figure such as an AUC; "-" when there is none (None or NaN)."""
+    return "-" if v is None or math.isnan(v) else f"{v:.{digits}f}"
 
 
 def open_session(url: str | None, model_path: str | None = None) -> Any:

@@ -28,10 +28,17 @@ def replay_options(fn: Any) -> Any:
                 "--every", default="7d", show_default=True, help="Time between replayed dates."
             ),
             click.option(
+                "--outcome",
+                type=click.Choice(["opportunity", "closed_won", "won", "self_serve", "any"]),
+                default="opportunity",
+                show_default=True,
+                help="What counts as converting (self_serve: upgrades without sales; any: either).",
+            ),
+            click.option(
                 "--horizon",
                 default="30d",
                 show_default=True,
-                help="How long after a date an opportunity counts.",
+                help="How long after a date a conversion counts.",
             ),
             click.option(
                 "--won-horizon",
@@ -59,10 +66,11 @@ def replay_options(fn: Any) -> Any:
     return fn
 
 
-def _replay(start, end, every, horizon, won_horizon, reps, leads_per_rep) -> Any:
+def _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_rep) -> Any:
     from ..usecases.learning import ReplayOptions
 
     return ReplayOptions(
+        outcome=outcome,
         start=start,
         end=end,
         every=every,
@@ -79,7 +87,17 @@ def _replay(start, end, every, horizon, won_horizon, reps, leads_per_rep) -> Any
 @replay_options
 @json_option
 def backtest(
-    model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, as_json
+    model_path,
+    url,
+    start,
+    end,
+    every,
+    outcome,
+    horizon,
+    won_horizon,
+    reps,
+    leads_per_rep,
+    as_json,
 ) -> None:
     """Replay the model over history: PQLs each period and what they went on to do.
 
@@ -87,7 +105,7 @@ def backtest(
     their conversion to opportunity and closed-won, days to convert, against non-PQLs; PQL vs
     MQL on the same people beside the rates practitioners quote; the threshold that fits sales
     capacity; and monitoring (conversion against its band, drift). Exit code 3 when monitoring
-    raises an alert.
+    raises an alert, or when no outcome of the --outcome kind exists while others do.
     """
     from ..usecases.learning import backtest as run
 
@@ -95,14 +113,16 @@ def backtest(
         b = run(
             model_path,
             url,
-            _replay(start, end, every, horizon, won_horizon, reps, leads_per_rep),
+            _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_rep),
             progress=say,
         )
     if as_json:
         render.emit_json(b.to_dict())
     else:
         _render_backtest(b)
-    if b.alerts:
+    for warning in b.warnings:
+        render.warn(warning)
+    if b.alerts or b.warnings:
         sys.exit(3)
 
 
@@ -113,14 +133,14 @@ def _render_backtest(b: Any) -> None:
                 "as of": f"{w['as_of']:%Y-%m-%d}" + ("" if w["complete"] else " (open)"),
                 "users": w["users"],
                 "new PQLs": w["new_pqls"],
-                "to opp.": pct(w["new_pqls_to_opportunity"]),
+                "converted": pct(w["new_pqls_to_opportunity"]),
                 "to won": pct(w["new_pqls_to_closed_won"]),
-                "days to opp.": "-"
+                "days to convert": "-"
                 if w["new_pqls_days_to_opportunity"] is None
                 else f"{w['new_pqls_days_to_opportunity']:.0f}",
-                "non-PQLs to opp.": pct(w["non_pqls_to_opportunity"]),
+                "non-PQLs converted": pct(w["non_pqls_to_opportunity"]),
                 "new MQLs": w["new_mqls"],
-                "MQLs to opp.": pct(w["new_mqls_to_opportunity"]),
+                "MQLs converted": pct(w["new_mqls_to_opportunity"]),
             }
             for w in b.weekly
         ],
@@ -128,16 +148,33 @@ def _render_backtest(b: Any) -> None:
             "as of",
             "users",
             "new PQLs",
-            "to opp.",
+            "converted",
             "to won",
-            "days to opp.",
-            "non-PQLs to opp.",
+            "days to convert",
+            "non-PQLs converted",
             "new MQLs",
-            "MQLs to opp.",
+            "MQLs converted",
         ],
-        title=f"New PQLs every {b.every_days} days: opportunity within {b.horizon_days} days, closed-won within "
+        title=f"New PQLs every {b.every_days} days: converted = {b.outcome} within {b.horizon_days} days, closed-won within "
         f"{b.won_horizon_days} (open: horizon not over yet)",
     )
+    _render_pql_vs_mql(b)
+    cap = b.capacity
+    best = cap["recommended"]
+    render.out.print(
+        f"Capacity {cap['capacity_per_week']:g} leads per {b.every_days} days: threshold "
+        f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
+        f"from {best['leads_per_week']:.1f} new leads ({pct(best['conversion'])} convert; the model's threshold is "
+        f"{b.pql_score:g}). `pql report` draws the whole curve."
+    )
+    for alert in b.alerts:
+        render.warn(alert)
+    if not b.alerts:
+        render.out.print("Monitoring: conversion within its expected band, no drift.")
+
+
+def _render_pql_vs_mql(b: Any) -> None:
+    """PQL against MQL on the same people, beside the rates practitioners quote."""
     sbs = b.pql_vs_mql
     g, ref = sbs["groups"], sbs["reference_ranges"]
 
@@ -180,18 +217,6 @@ def _render_backtest(b: Any) -> None:
         title=f"PQL vs MQL on the same {sbs['people']:,} people (each once, at the first date they qualified; "
         f"base rate {pct(sbs['base_rate'])})",
     )
-    cap = b.capacity
-    best = cap["recommended"]
-    render.out.print(
-        f"Capacity {cap['capacity_per_week']:g} leads per {b.every_days} days: threshold "
-        f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
-        f"from {best['leads_per_week']:.1f} new leads ({pct(best['conversion'])} convert; the model's threshold is "
-        f"{b.pql_score:g}). `pql report` draws the whole curve."
-    )
-    for alert in b.alerts:
-        render.warn(alert)
-    if not b.alerts:
-        render.out.print("Monitoring: conversion within its expected band, no drift.")
 
 
 @cli.command()
@@ -209,7 +234,18 @@ def _render_backtest(b: Any) -> None:
 )
 @json_option
 def report(
-    model_path, url, start, end, every, horizon, won_horizon, reps, leads_per_rep, out_path, as_json
+    model_path,
+    url,
+    start,
+    end,
+    every,
+    outcome,
+    horizon,
+    won_horizon,
+    reps,
+    leads_per_rep,
+    out_path,
+    as_json,
 ) -> None:
     """Write one self-contained HTML report (opens offline): funnel, score distribution by
     outcome, signal lift, calibration, PQL vs MQL, the weekly backtest and the capacity curve."""
@@ -219,10 +255,12 @@ def report(
         r = run(
             model_path,
             url,
-            _replay(start, end, every, horizon, won_horizon, reps, leads_per_rep),
+            _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_rep),
             out_path,
             progress=say,
         )
+    for warning in r.warnings:
+        render.warn(warning)
     if as_json:
         render.emit_json(r.to_dict())
         return

@@ -20,11 +20,10 @@ dates whose horizon reaches past the data are marked incomplete and left out of 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +32,7 @@ from ..errors import DataError
 from ..scoring.decide import FIT_GATES, fit_gates_pass
 from . import dataset
 from .columns import NOT_SIGNALS
+from .monitor import monitor
 
 #: What practitioners quote (OpenView, Pocus, Gainsight PLG benchmarks): shown beside the
 #: measured rates, never used in any computation.
@@ -41,10 +41,6 @@ REFERENCE_RANGES = {
     "pql_to_closed_won": (0.05, 0.15),
     "mql_to_opportunity": (0.05, 0.15),
 }
-
-#: Control limits of the conversion band, in standard errors: three, as on a p-chart, so a
-#: steady model raises a false alarm about once in 370 dates, not once in 20.
-CONTROL_SIGMAS = 3.0
 
 META = NOT_SIGNALS
 
@@ -80,6 +76,9 @@ class Replay:
     prev_mql: np.ndarray
     first_date: int = 1
     """Dates before this index are only the baseline for "new" (not reported)."""
+    fired: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per signal of the model: whether it fired on each row, as its kind decides (signals
+    without an entry count as firing when their value is above zero)."""
 
     @classmethod
     def from_table(
@@ -90,6 +89,7 @@ class Replay:
         *,
         baseline: bool = True,
         won_horizon: timedelta | None = None,
+        fires: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     ) -> Replay:
         if table.num_rows == 0:
             raise DataError("no users at the replayed dates")
@@ -117,6 +117,11 @@ class Replay:
                 pa.types.is_floating(table.column(c).type)
                 or pa.types.is_integer(table.column(c).type)
             )
+        }
+        fired = {
+            name: np.asarray(test(col(name, float, np.nan)), bool)
+            for name, test in (fires or {}).items()
+            if name in signals
         }
         score = col("score", float, 0.0)
         is_pql, is_mql = col("is_pql", bool, False), col("is_mql", bool, False)
@@ -151,6 +156,7 @@ class Replay:
             prev_pql=prev(is_pql, False),
             prev_mql=prev(is_mql, False),
             first_date=1 if baseline and len(dates) > 1 else 0,
+            fired=fired,
         )
 
     @property
@@ -200,9 +206,11 @@ def replay(
     every: timedelta,
     *,
     won_horizon: timedelta | None = None,
+    outcome: str = "opportunity",
     progress: Callable[[str], None] | None = None,
 ) -> Replay:
-    """Snapshots at ``dates`` (plus one date before the first, the baseline for "new")."""
+    """Snapshots at ``dates`` (plus one date before the first, the baseline for "new"); a
+    conversion (``Replay.opportunity``) is the ``outcome`` within the horizon."""
     _, data_end = dataset.data_span(engine)
     every_date = [dates[0] - every, *dates]
     tables = []
@@ -211,7 +219,7 @@ def replay(
             progress(f"replaying {when:%Y-%m-%d} ({i + 1}/{len(every_date)})")
         rows = dataset.snapshot_rows(
             engine,
-            "opportunity",
+            outcome,
             dataset.Snapshot(when, horizon),
             also=(("closed_won", won_horizon or horizon),),
         )
@@ -224,7 +232,32 @@ def replay(
         horizon,
         data_end,
         won_horizon=won_horizon,
+        fires=signal_fires(engine.model),
     )
+
+
+class _ArrayOps:
+    """The comparisons a signal kind's ``fires`` makes, on numpy arrays (NaN: no value,
+    which fires for nothing, as NULL in SQL)."""
+
+    _OPS: ClassVar[dict[str, Any]] = {
+        "gte": np.greater_equal,
+        "gt": np.greater,
+        "lte": np.less_equal,
+        "lt": np.less,
+    }
+
+    def cmp(self, x: np.ndarray, op: str, value: Any) -> np.ndarray:
+        return self._OPS[op](x, value)
+
+
+def signal_fires(model) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Per usage and MQL signal: its values -> whether it fires, as its kind decides."""
+    ops = _ArrayOps()
+    return {
+        s.id: (lambda values, s=s: np.asarray(s.fires(values, ops), bool))
+        for s in [*model.usage_signals, *model.mql_signals]
+    }
 
 
 def _rate(k: int, n: int) -> float | None:
@@ -374,115 +407,6 @@ def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict
         "recommended_threshold": best["threshold"],
         "recommended": best,
         "curve": curve,
-    }
-
-
-def _psi(expected: np.ndarray, actual: np.ndarray, edges: np.ndarray) -> float:
-    """Population stability index of ``actual`` against ``expected`` over ``edges``."""
-    e = np.histogram(expected, edges)[0].astype(float)
-    a = np.histogram(actual, edges)[0].astype(float)
-    e = np.maximum(e / max(e.sum(), 1), 1e-4)
-    a = np.maximum(a / max(a.sum(), 1), 1e-4)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
-def _drift_alerts(drift: list[dict[str, Any]]) -> list[str]:
-    """One line per drifting thing: since when, and where it is now."""
-    out = []
-    names = sorted({f for d in drift for f in d["flags"]}, key=lambda f: (f != "score", f))
-    for name in names:
-        hit = [d for d in drift if name in d["flags"]]
-        last = drift[-1]
-        if name == "score":
-            out.append(
-                f"score distribution: PSI {last['psi']:.2f} on {last['as_of']:%Y-%m-%d} "
-                f"(above 0.25 since {hit[0]['as_of']:%Y-%m-%d})"
-            )
-        else:
-            out.append(
-                f"{name} coverage {last['baseline_coverage'][name]:.0%} in the baseline, "
-                f"{last['coverage'][name]:.0%} on {last['as_of']:%Y-%m-%d} (moved since {hit[0]['as_of']:%Y-%m-%d})"
-            )
-    return out
-
-
-def monitor(r: Replay, *, baseline_share: float = 0.5) -> dict[str, Any]:
-    """PQL-to-opportunity conversion per date against the band the baseline dates (the
-    earlier ``baseline_share`` of complete dates) set (a p-chart: the baseline rate plus or
-    minus three standard errors for that date's number of new PQLs), and drift of signal coverage and of
-    the score distribution (PSI) against the same baseline."""
-    reported = list(r.reported)
-    complete = [i for i in reported if r.complete[i]]
-    if len(reported) < 2:
-        raise DataError("monitoring needs at least two replayed dates")
-    k = max(1, int(len(complete or reported) * baseline_share))
-    base_dates = (complete or reported)[:k]
-    base = np.isin(r.date_index, base_dates)
-    base_pql = base & r.new_pql
-    p0 = float(r.opportunity[base_pql].mean()) if base_pql.any() else float("nan")
-    base_cover = {
-        name: float((v[base] > 0).mean()) if base.any() else 0.0 for name, v in r.signals.items()
-    }
-    edges = np.linspace(0, 100, 11)
-    edges[-1] = 100.0001
-    conversion, drift = [], []
-    for i in reported:
-        at = r.date_index == i
-        group = at & r.new_pql
-        n = int(group.sum())
-        row: dict[str, Any] = {
-            "as_of": r.dates[i],
-            "complete": r.complete[i],
-            "new_pqls": n,
-            "baseline": i in base_dates,
-        }
-        if r.complete[i] and n and not math.isnan(p0):
-            k_conv = int(r.opportunity[group].sum())
-            half = CONTROL_SIGMAS * math.sqrt(p0 * (1 - p0) / n)
-            row.update(
-                rate=k_conv / n, expected=p0, low=max(0.0, p0 - half), high=min(1.0, p0 + half)
-            )
-            row["outside"] = not (row["low"] <= row["rate"] <= row["high"])
-        conversion.append(row)
-        flags = []
-        psi = _psi(r.score[base], r.score[at], edges)
-        if psi > 0.25:
-            flags.append("score")
-        cover = {}
-        for name, values in r.signals.items():
-            c0 = base_cover[name]
-            c1 = float((values[at] > 0).mean()) if at.any() else 0.0
-            cover[name] = c1
-            se = math.sqrt(
-                max(c0 * (1 - c0), 1e-9) * (1 / max(base.sum(), 1) + 1 / max(at.sum(), 1))
-            )
-            if abs(c1 - c0) >= 0.05 and abs(c1 - c0) / se > 3:
-                flags.append(name)
-        drift.append(
-            {
-                "as_of": r.dates[i],
-                "psi": psi,
-                "coverage": cover,
-                "baseline_coverage": base_cover,
-                "flags": flags,
-            }
-        )
-    later = [row for row in conversion if not row["baseline"]]
-    alerts = [
-        f"{row['as_of']:%Y-%m-%d}: PQL to opportunity {row['rate']:.1%} of {row['new_pqls']} new PQLs, "
-        f"{'above' if row['rate'] > row['high'] else 'below'} the expected {row['low']:.1%}-{row['high']:.1%}"
-        for row in later
-        if row.get("outside")
-    ]
-    alerts += _drift_alerts(
-        [d for d in drift if d["as_of"] not in {r.dates[i] for i in base_dates}]
-    )
-    return {
-        "baseline_dates": [r.dates[i] for i in base_dates],
-        "expected_rate": None if math.isnan(p0) else p0,
-        "conversion": conversion,
-        "drift": drift,
-        "alerts": alerts,
     }
 
 

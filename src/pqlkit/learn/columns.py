@@ -7,6 +7,14 @@ OUTCOMES = {
     "opportunity": "an opportunity is created for the user or their account",
     "closed_won": "an opportunity of the user or their account closes won",
     "self_serve": "the user upgrades by themselves (a self_serve outcome)",
+    "any": "any outcome: an opportunity or a self-serve upgrade",
+}
+#: How each outcome reads in a sentence ("new PQLs to ...").
+OUTCOME_NAMES = {
+    "opportunity": "opportunity",
+    "closed_won": "closed-won",
+    "self_serve": "self-serve upgrade",
+    "any": "any conversion",
 }
 #: Which user a row is, and when.
 KEYS = ("as_of", "user_id", "account_id")

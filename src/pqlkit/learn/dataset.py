@@ -51,6 +51,8 @@ def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) ->
         when, kind = o.closed_at, sales & (o.stage == "won")
     elif outcome == "self_serve":
         when, kind = o.created_at, o.kind == "self_serve"
+    elif outcome == "any":
+        when, kind = o.created_at, ibis.literal(True)
     else:
         raise DataError(f"unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
     window = (when < start) if end is None else ((when >= start) & (when < end))
@@ -155,6 +157,40 @@ def snapshot_rows(
     return engine.backend.arrow(sql)
 
 
+def outcome_counts(engine) -> dict[str, int]:
+    """How many outcomes of each kind the outcomes table holds (none without one)."""
+    o = engine.bound.outcomes
+    if o is None:
+        return {name: 0 for name in OUTCOMES}
+    sales = o.kind.isnull() | (o.kind != "self_serve")
+    row = engine.backend.rows(
+        o.aggregate(
+            opportunity=(sales & o.created_at.notnull()).sum(),
+            closed_won=(sales & (o.stage == "won") & o.closed_at.notnull()).sum(),
+            self_serve=((o.kind == "self_serve") & o.created_at.notnull()).sum(),
+            any=o.created_at.notnull().sum(),
+        )
+    )[0]
+    return {name: int(row[name] or 0) for name in OUTCOMES}
+
+
+def outcome_warning(engine, outcome: str, counts: dict[str, int] | None = None) -> str | None:
+    """A warning when the outcomes table has no outcome of the chosen kind but has others:
+    every rate would read 0% for a product whose conversions are of another kind."""
+    counts = outcome_counts(engine) if counts is None else counts
+    if counts.get(outcome, 0) > 0:
+        return None
+    others = {k: n for k, n in counts.items() if k not in (outcome, "any") and n > 0}
+    if not others:
+        return None
+    best = max(others, key=lambda k: others[k])
+    listed = ", ".join(f"{n:,} {k}" for k, n in sorted(others.items(), key=lambda kv: -kv[1]))
+    return (
+        f"the outcomes table has no {outcome} outcome but {listed}: every {outcome} rate "
+        f"reads 0%; pass --outcome {best} (or --outcome any) to count those"
+    )
+
+
 def data_span(engine) -> tuple[datetime, datetime]:
     """The first event, and the last thing known: the last event or the last outcome created
     or closed, whichever is later (a deal won after the last event is known, and the horizon
@@ -221,6 +257,8 @@ __all__ = [
     "build",
     "data_span",
     "day_of",
+    "outcome_counts",
+    "outcome_warning",
     "snapshot_dates",
     "snapshot_expr",
     "snapshot_rows",

@@ -62,6 +62,8 @@ class Learned:
     """The held-out rows' ids (user-level tables with an id column)."""
     originals: dict[str, str] = field(default_factory=dict, repr=False)
     """Input column of the fitted table -> the user-level table's own column."""
+    held_out: str = ""
+    """Which rows measured the quality, in words (user-level tables)."""
 
     def quality_of(self, name: str) -> float | None:
         return next((q.auc for q in self.quality if q.name == name), None)
@@ -79,6 +81,7 @@ class Learned:
             "quality": [q.to_dict() for q in self.quality],
             "points": self.points.rows() if self.points else None,
             "base_points": self.points.base if self.points else None,
+            "held_out": self.held_out or None,
             "stability": self.stability,
             "cross_validated": self.cross_validated,
             "notes": self.notes,
@@ -160,6 +163,13 @@ def learn_table(
     )
     inputs = len(fit.steps_for(train))
     needed = max(MIN_CONVERSIONS, metrics.needed_conversions(min(inputs, 20)))
+    if not y.any():
+        result.notes.append(
+            f"no conversions ({outcome}) at all: no behaviour can be told to go with converting, "
+            "so no lift is measured and no points are fitted. Check that outcomes of this kind "
+            "are recorded (--outcome picks the kind)."
+        )
+        return result
     if y_train.sum() < MIN_CONVERSIONS or y_test.sum() == 0:
         result.notes.append(
             f"cold start: {int(y_train.sum())} conversions before the last date and {int(y_test.sum())} on it; "
@@ -223,20 +233,25 @@ def user_level(
     id_column: str | None = None,
     reference: bool = True,
     seeds: int = 1,
+    time_column: str | None = None,
 ) -> Learned:
     """Learn from a plain user-level table: one row per user, usage and trait columns, and an
-    outcome column (1/0, true/false, yes/no). No dates, so the hold-out is a random quarter."""
+    outcome column (1/0, true/false, yes/no). The hold-out is a random quarter, or with
+    ``time_column`` the later quarter of the rows by that column (fitted on the earlier ones;
+    the column itself is not an input). A learned step on a column that reads like a date or
+    a year is named in a note either way."""
+    from .timesplit import calendar_notes, later_rows, times_of
+
+    named = [label, *(exclude or []), *([id_column] if id_column else [])]
     missing = [
-        c
-        for c in [label, *(exclude or []), *([id_column] if id_column else [])]
-        if c not in table.column_names
+        c for c in [*named, *([time_column] if time_column else [])] if c not in table.column_names
     ]
     if missing:
         raise DataError(
             f"no column {missing[0]!r} in the table; columns: {', '.join(table.column_names)}"
         )
     y = [_truthy(v, label) for v in table.column(label).to_pylist()]
-    drop = {label, *(exclude or []), *([id_column] if id_column else [])}
+    drop = {*named, *([time_column] if time_column else [])}
     keep = [c for c in table.column_names if c not in drop]
     data = table.select(keep)
     inputs = [f"_{c}" if c in fit.NOT_INPUTS else c for c in keep]
@@ -246,12 +261,28 @@ def user_level(
         ids = [None if v is None else str(v) for v in table.column(id_column).to_pylist()]
         _check_ids(ids, id_column)
         data = data.append_column("user_id", pa.array(ids, pa.string()))
-    result = learn_table(data, label, timedelta(0), [], reference=reference, split=split_at_random)
+    split = split_at_random
+    if time_column:
+        later = pa.array(later_rows(times_of(table, time_column), time_column))
+
+        def split(t: pa.Table) -> tuple[pa.Table, pa.Table, None]:
+            return t.filter(pc.invert(later)), t.filter(later), None
+
+    result = learn_table(data, label, timedelta(0), [], reference=reference, split=split)
     result.originals = dict(zip(inputs, keep, strict=True))
+    result.held_out = (
+        f"the later quarter of the rows by {time_column}"
+        if time_column
+        else "a random held-out quarter"
+    )
     if id_column:
-        result.test_ids = split_at_random(data)[1].column("user_id").to_pylist()
-    if seeds > 1 and result.quality:
+        result.test_ids = split(data)[1].column("user_id").to_pylist()
+    if seeds > 1 and result.quality and time_column:
+        result.notes.append("--seeds draws random splits; with --time-column there is one split")
+    elif seeds > 1 and result.quality:
         _stability(result, data, label, reference, seeds)
+    if result.points is not None and result.train is not None:
+        result.notes.extend(calendar_notes(result.points, result.train, result.originals))
     return result
 
 

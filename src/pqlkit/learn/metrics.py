@@ -111,7 +111,7 @@ def lift(name: str, fact: np.ndarray, y: np.ndarray) -> Lift:
     c = int((~fact & y).sum())
     r1 = a / n1 if n1 else float("nan")
     r0 = c / n0 if n0 else float("nan")
-    if n1 == 0 or n0 == 0:
+    if n1 == 0 or n0 == 0 or a + c == 0:  # no conversions: the ratio would rank by rarity
         return Lift(
             name,
             fact.size,

@@ -17,6 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from ..learn import backtest, dataset
+from ..learn.columns import OUTCOME_NAMES
 from ..learn.evaluate import evaluate
 from ..learn.learn import learn
 from . import svg
@@ -35,6 +36,7 @@ CHARTS = (
 def gather(
     engine,
     *,
+    outcome: str = "opportunity",
     horizon: timedelta,
     won_horizon: timedelta,
     every: timedelta,
@@ -46,12 +48,15 @@ def gather(
     say = progress or (lambda _m: None)
     first, last = dataset.data_span(engine)
     start, end = backtest.window(engine, start, end)
-    say("learning which behaviours go with opportunities")
-    learned = learn(engine, "opportunity", horizon, snapshots=4, reference=False, progress=say)
+    warning = dataset.outcome_warning(engine, outcome)
+    say(f"learning which behaviours go with {OUTCOME_NAMES[outcome]}")
+    learned = learn(engine, outcome, horizon, snapshots=4, reference=False, progress=say)
     say("evaluating on a time split")
-    evaluation = evaluate(engine, horizon=horizon, every=every, progress=say)
+    evaluation = evaluate(engine, outcome=outcome, horizon=horizon, every=every, progress=say)
     dates = backtest.replay_dates(start, end, every)
-    r = backtest.replay(engine, dates, horizon, every, won_horizon=won_horizon, progress=say)
+    r = backtest.replay(
+        engine, dates, horizon, every, won_horizon=won_horizon, outcome=outcome, progress=say
+    )
     say("summarising")
     sbs = backtest.side_by_side(r)
     ok = r.rows_complete()
@@ -63,7 +68,7 @@ def gather(
         ("users seen", int(seen.size)),
         ("fit an ICP and activated", int(gated.size)),
         ("PQLs", int(pqls.size)),
-        ("PQL to opportunity", int(r.opportunity[pqls].sum())),
+        (f"PQL to {OUTCOME_NAMES[outcome]}", int(r.opportunity[pqls].sum())),
         (
             "PQL to closed-won",
             int(sum(bool(r.closed_won[i]) for i, w in zip(pqls, won_ok, strict=True) if w)),
@@ -77,6 +82,8 @@ def gather(
             "pql_score": engine.model.thresholds.pql_score,
             "mql_score": engine.model.thresholds.mql_score,
         },
+        "outcome": outcome,
+        "warnings": [warning] if warning else [],
         "generated_at": datetime.now(UTC).replace(tzinfo=None, microsecond=0),
         "data": {"first_event": first, "last_event": last},
         "horizon_days": horizon.days,
@@ -159,20 +166,37 @@ def render(f: dict[str, Any]) -> str:
 def body(f: dict[str, Any]) -> str:
     """The report's sections as HTML (every text escaped): the file's body, and the web app's
     model page."""
-    ev, sbs, cap, mon = f["evaluation"], f["pql_vs_mql"], f["capacity"], f["monitor"]
-    m = f["model"]
+    sections = (_header, _funnel, _evaluation, _lifts, _pql_vs_mql, _weekly, _capacity)
     parts: list[str] = []
-    add = parts.append
+    for section in sections:
+        section(f, parts.append)
+    return "".join(parts)
+
+
+Add = Callable[[str], None]
+
+
+def _outcome(f: dict[str, Any]) -> str:
+    """The outcome counted, as it reads in a sentence ("an opportunity" for older findings)."""
+    return OUTCOME_NAMES[f.get("outcome", "opportunity")]
+
+
+def _header(f: dict[str, Any], add: Add) -> None:
+    m = f["model"]
     add(f"<h1>PQL model report: {escape(m['name'])}</h1>")
     add(
         f'<p class="muted">Model {escape(m["path"])} (version {escape(m["version"])}), PQL threshold '
         f"{m['pql_score']:g}, MQL threshold {m['mql_score']:g}. Events from {_day(f['data']['first_event'])} to "
-        f"{_day(f['data']['last_event'])}. Conversions count within {f['horizon_days']} days of a date "
-        f"(closed-won: {f['won_horizon_days']} days). Generated {_day(f['generated_at'])} by pqlkit; every figure "
-        "is point-in-time: computed as of each date from what was known then.</p>"
+        f"{_day(f['data']['last_event'])}. A conversion is {escape(_outcome(f))} within "
+        f"{f['horizon_days']} days of a date (closed-won: {f['won_horizon_days']} days). Generated "
+        f"{_day(f['generated_at'])} by pqlkit; every figure is point-in-time: computed as of each date "
+        "from what was known then.</p>"
     )
+    for warning in f.get("warnings", []):
+        add(f'<div class="alert">{escape(warning)}</div>')
 
-    # funnel
+
+def _funnel(f: dict[str, Any], add: Add) -> None:
     labels = [name for name, _ in f["funnel"]]
     add('<section id="funnel"><h2>Funnel</h2>')
     add('<p class="muted">Each person once, over the replayed dates whose horizon is complete.</p>')
@@ -183,11 +207,14 @@ def body(f: dict[str, Any]) -> str:
     )
     add("</section>")
 
-    # evaluation
+
+def _evaluation(f: dict[str, Any], add: Add) -> None:
+    ev = f["evaluation"]
     add('<section id="evaluation"><h2>How well the score predicts, after a time split</h2>')
     add(
         f'<p class="muted">Calibrated on {len(ev["train_dates"])} dates before {_day(ev["split"])}, measured on '
-        f"{len(ev['test_dates'])} dates from it: {ev['rows']:,} user-dates, {ev['conversions']:,} opportunities.</p>"
+        f"{len(ev['test_dates'])} dates from it: {ev['rows']:,} user-dates, {ev['conversions']:,} converted "
+        f"({escape(_outcome(f))}).</p>"
     )
     pql, mql = ev["pql"], ev["mql"]
     add(
@@ -243,9 +270,18 @@ def body(f: dict[str, Any]) -> str:
     )
     add("</section>")
 
-    # lifts
+
+def _lifts(f: dict[str, Any], add: Add) -> None:
     lifts = [x for x in f["lifts"] if x.get("lift") is not None and not math.isnan(x["lift"])][:15]
-    add('<section id="signal-lift"><h2>Which behaviours and traits go with opportunities</h2>')
+    add(
+        '<section id="signal-lift"><h2>Which behaviours and traits go with converting '
+        f"({escape(_outcome(f))})</h2>"
+    )
+    if not f["learned"]["conversions"]:
+        add(
+            '<div class="alert">No conversions on the learning dates: no fact can be told to go '
+            "with converting, so no lift is shown.</div>"
+        )
     add(
         '<p class="muted">Conversion rate with the fact over the rate without it, with its 95% interval; the '
         "dashed line is no difference.</p>"
@@ -285,19 +321,21 @@ def body(f: dict[str, Any]) -> str:
     )
     add("</section>")
 
-    # PQL vs MQL
+
+def _pql_vs_mql(f: dict[str, Any], add: Add) -> None:
+    sbs, o = f["pql_vs_mql"], escape(_outcome(f))
     g = sbs["groups"]
     ref = sbs["reference_ranges"]
     add('<section id="pql-vs-mql"><h2>PQL vs MQL on the same people</h2>')
     add(
         f'<p class="muted">{sbs["people"]:,} people, each counted once at the first date they qualified; base '
-        f"rate to opportunity {_pct(sbs['base_rate'])}. Shaded: the ranges practitioners quote.</p>"
+        f"rate to {o} {_pct(sbs['base_rate'])}. Shaded: the ranges practitioners quote.</p>"
     )
     add(
         svg.bars(
             "pql-vs-mql",
             "PQL vs MQL",
-            ["to opportunity", "to closed-won"],
+            [f"to {o}", "to closed-won"],
             [
                 ("PQL", [g["PQL"]["to_opportunity"], g["PQL"]["to_closed_won"]]),
                 ("MQL", [g["MQL"]["to_opportunity"], g["MQL"]["to_closed_won"]]),
@@ -315,11 +353,11 @@ def body(f: dict[str, Any]) -> str:
             [
                 "",
                 "people",
-                "to opportunity",
+                f"to {o}",
                 "quoted range",
                 "to closed-won",
                 "quoted range",
-                "median days to opp.",
+                "median days",
             ],
             [
                 [
@@ -350,13 +388,16 @@ def body(f: dict[str, Any]) -> str:
     )
     add("</section>")
 
-    # weekly trend + monitoring
+
+def _weekly(f: dict[str, Any], add: Add) -> None:
+    """The weekly trend and monitoring."""
+    mon, o = f["monitor"], escape(_outcome(f))
     weeks = f["weekly"]
     conv = mon["conversion"]
     xs = [_day(w["as_of"])[5:] for w in weeks]
     add('<section id="weekly-trend"><h2>Backtest: week by week</h2>')
     add(
-        f'<p class="muted">New PQLs each {f["every_days"]} days and their conversion to opportunity; shaded: '
+        f'<p class="muted">New PQLs each {f["every_days"]} days and their conversion ({o}); shaded: '
         "the band the baseline dates expect for that many PQLs.</p>"
     )
     add(
@@ -365,9 +406,9 @@ def body(f: dict[str, Any]) -> str:
             "Weekly backtest trend",
             xs,
             [
-                ("new PQLs to opportunity", [w["new_pqls_to_opportunity"] for w in weeks]),
-                ("non-PQLs to opportunity", [w["non_pqls_to_opportunity"] for w in weeks]),
-                ("new MQLs to opportunity", [w["new_mqls_to_opportunity"] for w in weeks]),
+                ("new PQLs converted", [w["new_pqls_to_opportunity"] for w in weeks]),
+                ("non-PQLs converted", [w["non_pqls_to_opportunity"] for w in weeks]),
+                ("new MQLs converted", [w["new_mqls_to_opportunity"] for w in weeks]),
             ],
             percent=True,
             band=([c.get("low") for c in conv], [c.get("high") for c in conv]),
@@ -379,12 +420,12 @@ def body(f: dict[str, Any]) -> str:
                 "date",
                 "users",
                 "new PQLs",
-                "to opp.",
+                "converted",
                 "to won",
                 "median days",
-                "non-PQLs to opp.",
+                "non-PQLs converted",
                 "new MQLs",
-                "MQL to opp.",
+                "MQLs converted",
             ],
             [
                 [
@@ -412,14 +453,16 @@ def body(f: dict[str, Any]) -> str:
         )
     add("</section>")
 
-    # capacity
+
+def _capacity(f: dict[str, Any], add: Add) -> None:
+    cap = f["capacity"]
     curve = cap["curve"]
     best = cap["recommended"]
     add('<section id="capacity"><h2>A threshold that fits sales capacity</h2>')
     add(
         f'<p class="muted">Capacity {cap["capacity_per_week"]:g} leads a week, worked best score first. The '
         f"recommended threshold, {cap['recommended_threshold']}, works {best['worked_conversions_per_week']:.1f} "
-        f"opportunities a week from {best['leads_per_week']:.1f} new leads ({_pct(best['conversion'])} convert).</p>"
+        f"conversions a week from {best['leads_per_week']:.1f} new leads ({_pct(best['conversion'])} convert).</p>"
     )
     add(
         svg.lines(
@@ -428,9 +471,9 @@ def body(f: dict[str, Any]) -> str:
             [str(c["threshold"]) for c in curve],
             [
                 ("new leads a week", [c["leads_per_week"] for c in curve]),
-                ("opportunities a week, all leads", [c["conversions_per_week"] for c in curve]),
+                ("conversions a week, all leads", [c["conversions_per_week"] for c in curve]),
                 (
-                    "opportunities a week, worked within capacity",
+                    "conversions a week, worked within capacity",
                     [c["worked_conversions_per_week"] for c in curve],
                 ),
             ],
@@ -440,7 +483,6 @@ def body(f: dict[str, Any]) -> str:
         )
     )
     add("</section>")
-    return "".join(parts)
 
 
 __all__ = ["CHARTS", "CSS", "body", "gather", "render"]

@@ -38,6 +38,8 @@ class LearnOptions:
     excluded: tuple[str, ...] = ()
     seeds: int = 1
     """With a user-level table: refit on this many random splits and report how the AUCs move."""
+    time_column: str | None = None
+    """With a user-level table: fit on the earlier rows by this column, measure on the later."""
     propose: bool = True
     propose_path: str | None = None
     force: bool = False
@@ -118,7 +120,7 @@ def _learn_from_table(
     if not options.label:
         raise PqlkitError("--from-table needs --label COLUMN, the outcome column")
     table = read_user_table(options.user_table or "", url)
-    for column in (options.label, options.id_column, *options.excluded):
+    for column in (options.label, options.id_column, options.time_column, *options.excluded):
         if column is not None and column not in table.column_names:
             raise DataError(
                 f"no column {column!r} in the table; columns: {', '.join(table.column_names)}"
@@ -141,6 +143,7 @@ def _learn_from_table(
         id_column=id_column,
         reference=options.reference,
         seeds=options.seeds,
+        time_column=options.time_column,
     )
     if not options.propose or result.points is None or result.train is None:
         return LearnOutcome(result)
@@ -163,11 +166,49 @@ def _learn_from_table(
         originals=result.originals,
         label=options.label,
         auc=result.quality_of("learned points"),
-        seed=0,
+        held_out=result.held_out,
         open_gates=not model_file.exists(),
     )
     write_proposal(proposal, target, model_file, force=options.force)
+    created = ensure_empty_sources(target, url)
+    if created:
+        progress(f"created the empty tables the proposal reads: {', '.join(created)}")
     return LearnOutcome(result, proposal, target)
+
+
+def ensure_empty_sources(model_path: Path, url: str | None) -> list[str]:
+    """Create, empty, each events, accounts and outcomes table the model reads that the
+    database lacks, with the canonical columns: a proposal learned from a table earns its
+    points from the table alone, and scores on a fresh database with nothing made by hand.
+    Existing tables are left as they are. Returns the tables created."""
+    import ibis
+
+    from ..features.sources import default_type
+    from ..model.load import load_model
+    from ..model.spec import CANONICAL_COLUMNS
+
+    sources = load_model(model_path).model.sources
+    backend = connect(url)
+    created = []
+    try:
+        for role in ("events", "accounts", "outcomes"):
+            source = getattr(sources, role)
+            if source is None or source.table is None or "." in source.table:
+                continue
+            if backend.has_table(source.table):
+                continue
+            canonical = CANONICAL_COLUMNS[role]
+            schema = ibis.schema(
+                {
+                    source.columns.get(c, c): default_type(role, c).replace("json", "string")
+                    for c in canonical
+                }
+            )
+            backend.ensure_table(source.table, schema)
+            created.append(source.table)
+    finally:
+        backend.close()
+    return created
 
 
 def read_user_table(name: str, url: str | None) -> pa.Table:
@@ -229,6 +270,21 @@ class ReplayOptions:
     won_horizon: str = "60d"
     reps: int = 2
     leads_per_rep: float = 10
+    outcome: str = "opportunity"
+    """What counts as converting: opportunity, closed_won (or won), self_serve, or any."""
+
+    @property
+    def kind(self) -> str:
+        """The outcome, ``won`` read as ``closed_won``; an unknown one refused."""
+        from ..learn.columns import OUTCOMES
+
+        kind = "closed_won" if self.outcome == "won" else self.outcome
+        if kind not in OUTCOMES:
+            raise DataError(
+                f"--outcome {self.outcome!r} is not an outcome; use one of "
+                f"{', '.join(OUTCOMES)} (or won)"
+            )
+        return kind
 
     def spans(self) -> tuple[timedelta, timedelta, timedelta]:
         return (
@@ -251,9 +307,15 @@ class Backtest:
     capacity: dict[str, Any]
     monitor: dict[str, Any]
     alerts: list[str] = field(default_factory=list)
+    outcome: str = "opportunity"
+    """What counted as converting (the ``*_to_opportunity`` figures count this outcome)."""
+    warnings: list[str] = field(default_factory=list)
+    """About the data rather than the model: no outcome of the chosen kind, while others."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "outcome": self.outcome,
+            "warnings": self.warnings,
             "horizon_days": self.horizon_days,
             "won_horizon_days": self.won_horizon_days,
             "every_days": self.every_days,
@@ -270,9 +332,11 @@ def backtest(
     """New PQLs (and MQLs) each period and what they went on to do; PQL vs MQL; the threshold
     that fits sales capacity; monitoring."""
     from ..learn import backtest as bt
+    from ..learn.dataset import outcome_warning
 
     engine = Engine.open(str(model_path), url)
     every, horizon, won = options.spans()
+    kind = options.kind
     start, end = bt.window(engine, day("--from", options.start), day("--to", options.end))
     r = bt.replay(
         engine,
@@ -280,10 +344,14 @@ def backtest(
         horizon,
         every,
         won_horizon=won,
+        outcome=kind,
         progress=progress,
     )
     mon = bt.monitor(r)
+    warning = outcome_warning(engine, kind)
     return Backtest(
+        outcome=kind,
+        warnings=[warning] if warning else [],
         every_days=every.days,
         horizon_days=horizon.days,
         won_horizon_days=won.days,
@@ -302,6 +370,7 @@ class Report:
     bytes: int
     charts: list[str]
     alerts: list[str]
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -309,6 +378,7 @@ class Report:
             "bytes": self.bytes,
             "charts": self.charts,
             "alerts": self.alerts,
+            "warnings": self.warnings,
         }
 
 
@@ -322,6 +392,7 @@ def findings(engine: Engine, options: ReplayOptions, progress: Progress = quiet)
     start, end = window(engine, day("--from", options.start), day("--to", options.end))
     return gather(
         engine,
+        outcome=options.kind,
         horizon=horizon,
         won_horizon=won,
         every=every,
@@ -350,4 +421,10 @@ def report(
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(html, encoding="utf-8")
     tmp.replace(target)
-    return Report(target, len(html.encode()), list(CHARTS), list(found["monitor"]["alerts"]))
+    return Report(
+        target,
+        len(html.encode()),
+        list(CHARTS),
+        list(found["monitor"]["alerts"]),
+        list(found["warnings"]),
+    )

@@ -316,8 +316,10 @@ class Ui:
     def model(self, request: Request, me: accounts.User, s: Session) -> Response:
         loaded = s.loaded
         run = desk.latest_run(s)
-        key = (loaded.version, run[0].isoformat() if run else "")
-        health.start(self.health, key, request.query_params.get("refresh") == "1", self.engine)
+        outcome = request.query_params.get("outcome") or "opportunity"
+        key = (loaded.version, run[0].isoformat() if run else "", outcome)
+        refresh = request.query_params.get("refresh") == "1"
+        health.start(self.health, key, refresh, self.engine, outcome=outcome)
         h = self.health
         path = Path(loaded.path)
         proposal = self.proposal or path.with_name(f"{path.stem}.proposed.yml")

@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Any
 
-from ..engine import Engine
 from ..errors import PqlkitError
 
 
@@ -18,7 +18,7 @@ class Health:
     """The model page's findings, computed in the background (a backtest takes seconds to
     minutes), kept per model version and latest run."""
 
-    key: tuple[str, str] | None = None
+    key: tuple[str, ...] | None = None
     body: str | None = None
     error: str | None = None
     started: float = 0.0
@@ -29,31 +29,37 @@ class Health:
 
 def start(
     h: Health,
-    key: tuple[str, str],
+    key: tuple[str, ...],
     refresh: bool,
-    engine: Callable[[], AbstractContextManager[Engine]],
+    engine: Callable[[], AbstractContextManager[Any]],
+    *,
+    outcome: str = "opportunity",
 ) -> None:
-    """Compute the findings for ``key`` (model version, latest run) unless they are there or
-    being computed; ``refresh`` computes them again."""
+    """Compute the findings for ``key`` (model version, latest run, outcome) unless they are
+    there or being computed; ``refresh`` computes them again. ``outcome`` is what counts as
+    converting (the page's ``?outcome=``: opportunity, closed_won, self_serve or any)."""
     with h.lock:
         busy = h.thread is not None and h.thread.is_alive()
         if busy or (h.key == key and not refresh and (h.body or h.error)):
             return
         h.key, h.body, h.error, h.step = key, None, None, "starting"
         h.started = time.monotonic()
-        h.thread = threading.Thread(target=_compute, args=(h, key, engine), daemon=True)
+        h.thread = threading.Thread(target=_compute, args=(h, key, engine, outcome), daemon=True)
         h.thread.start()
 
 
 def _compute(
-    h: Health, key: tuple[str, str], engine: Callable[[], AbstractContextManager[Engine]]
+    h: Health,
+    key: tuple[str, ...],
+    engine: Callable[[], AbstractContextManager[Any]],
+    outcome: str,
 ) -> None:
     from ..report.build import body
     from ..usecases.learning import ReplayOptions, findings
 
     try:
         with engine() as e:
-            found = findings(e, ReplayOptions(), lambda m: setattr(h, "step", m))
+            found = findings(e, ReplayOptions(outcome=outcome), lambda m: setattr(h, "step", m))
         html = body(found)
         with h.lock:
             if h.key == key:
