@@ -18,13 +18,7 @@ REASON = "Long because"
 
 # Long before this test, each with who is splitting it: remove a name once it is split (the
 # last test below fails while a name here is short already).
-LONG_TODAY = {
-    "cli/learning.py:learn": "h-learn",
-    "cli/learning.py:evaluate": "h-learn",
-    "learn/propose_table.py:propose_from_table": "h-learn",
-    "report/build.py:body": "h-learn",
-    "cli/replay.py:_render_backtest": "lead",
-}
+LONG_TODAY = {}
 
 
 def long_functions(source: str, limit: int = LIMIT) -> dict[str, int]:

@@ -159,7 +159,7 @@ def _render_learned(
     """What was learned: the rows, the lifts, the quality against the references, the points."""
     if user_table:
         render.out.print(
-            f"[bold]{render.escape(label)}[/bold] in {render.escape(user_table)}: {result.rows:,} rows, "
+            f"[bold]{render.escape(label or '')}[/bold] in {render.escape(user_table)}: {result.rows:,} rows, "
             f"{result.conversions:,} converted ({result.train_conversions:,} to fit on, "
             f"{result.test_conversions:,} in {result.held_out})"
         )

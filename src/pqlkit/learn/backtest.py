@@ -20,6 +20,7 @@ dates whose horizon reaches past the data are marked incomplete and left out of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -251,12 +252,15 @@ class _ArrayOps:
         return self._OPS[op](x, value)
 
 
-def signal_fires(model) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def _fires(signal: Any, ops: Any, values: np.ndarray) -> np.ndarray:
+    return np.asarray(signal.fires(values, ops), bool)
+
+
+def signal_fires(model: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Per usage and MQL signal: its values -> whether it fires, as its kind decides."""
     ops = _ArrayOps()
     return {
-        s.id: (lambda values, s=s: np.asarray(s.fires(values, ops), bool))
-        for s in [*model.usage_signals, *model.mql_signals]
+        s.id: functools.partial(_fires, s, ops) for s in [*model.usage_signals, *model.mql_signals]
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -261,12 +262,14 @@ def user_level(
         ids = [None if v is None else str(v) for v in table.column(id_column).to_pylist()]
         _check_ids(ids, id_column)
         data = data.append_column("user_id", pa.array(ids, pa.string()))
-    split = split_at_random
+    split: Callable[[pa.Table], tuple[pa.Table, pa.Table, None]] = split_at_random
     if time_column:
         later = pa.array(later_rows(times_of(table, time_column), time_column))
 
-        def split(t: pa.Table) -> tuple[pa.Table, pa.Table, None]:
+        def by_time(t: pa.Table) -> tuple[pa.Table, pa.Table, None]:
             return t.filter(pc.invert(later)), t.filter(later), None
+
+        split = by_time
 
     result = learn_table(data, label, timedelta(0), [], reference=reference, split=split)
     result.originals = dict(zip(inputs, keep, strict=True))
