@@ -210,6 +210,7 @@ BAD: dict[str, tuple[list[str], str]] = {
     "import": (["import", "{tmp}/missing.csv", "--url", "{tmp}/x.duckdb"], "data"),
     "forget": (["forget", "u1", "--yes", "--url", "{tmp}/nowhere/x.duckdb"], "backend"),
     "migrate": (["migrate", "--url", "{tmp}/nowhere/x.duckdb"], "backend"),
+    "doctor": (["doctor", "--url", "{tmp}/nowhere/x.duckdb"], "backend"),
     "sync crm": (["sync", "crm", "-m", "{bad}"], "model_invalid"),
     "sync outcomes": (["sync", "outcomes", "-m", "{bad}"], "model_invalid"),
     "demo": (["demo", "--dir", "{tmp}/demo", "--accounts", "0"], "error"),

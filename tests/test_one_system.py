@@ -487,3 +487,42 @@ def test_metrics_in_prometheus_format_for_a_scraper_and_json_for_everyone_else(t
         if server.proc and server.proc.poll() is None:
             server.kill()
         receiver.close()
+
+
+def test_doctor_reads_every_block_and_says_how_to_rebuild(tmp_path):
+    """`pql doctor`: a whole database passes; one laid out by the previous release is named
+    with `pql migrate`; a file with damaged blocks (bytes overwritten, as a crash in the middle
+    of a write can leave it) fails with the table, DuckDB's checksum error and what to do."""
+    import pyarrow as pa
+
+    whole = tmp_path / "whole.duckdb"
+    backend = connect(str(whole))
+    n = 300_000
+    backend.write_table(
+        "t", pa.table({"a": list(range(n)), "b": [f"user-{i}@x.io" for i in range(n)]})
+    )
+    backend.close()
+    ok = pql("doctor", "--url", str(whole), "--json", timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["tables"] == [{"table": "t", "rows": n, "error": None}]
+
+    old = tmp_path / "old.duckdb"
+    _old_demo(old)
+    report = pql("doctor", "--url", str(old), "--json", timeout=120)
+    assert report.returncode == 1
+    found = json.loads(report.stdout)
+    assert found["lacking"] == {"events": ["source", "received_at"]}
+    assert any("pql migrate" in a for a in found["advice"])
+
+    damaged = tmp_path / "damaged.duckdb"
+    damaged.write_bytes(whole.read_bytes())
+    size = damaged.stat().st_size
+    with damaged.open("r+b") as f:
+        for offset in range(3 * 262_144, size - 262_144, 262_144):  # past the header blocks
+            f.seek(offset + 1000)
+            f.write(b"\x55" * 64)
+    broken = pql("doctor", "--url", str(damaged), "--json", timeout=120)
+    assert broken.returncode == 1
+    found = json.loads(broken.stdout)
+    assert "Corrupt database file" in found["tables"][0]["error"]
+    assert any("rebuild" in a for a in found["advice"])

@@ -289,3 +289,29 @@ def _exit_zero_after_draining() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: None)
+
+
+@cli.command()
+@url_option
+@click.option(
+    "--table", default="events", show_default=True, help="The events table the collector writes."
+)
+@json_option
+def doctor(url, table, as_json) -> None:
+    """Check the database: every table read through (a damaged file is found), and every table
+    pqlkit writes has the columns it needs; says what to do. Exit 1 when something is wrong."""
+    from ..usecases.doctor import checkup
+
+    report = checkup(open_session(url), events=table)
+    if as_json:
+        render.emit_json(report.to_dict())
+    else:
+        render.table(report.tables, ["table", "rows", "error"], title="Tables")
+        for name, columns in report.lacking.items():
+            render.warn(f"{name} lacks {', '.join(columns)}")
+        for line in report.advice:
+            render.warn(line)
+        if report.ok:
+            render.out.print("The database is whole and pqlkit can write to it.")
+    if not report.ok:
+        raise SystemExit(1)
