@@ -526,3 +526,50 @@ def test_doctor_reads_every_block_and_says_how_to_rebuild(tmp_path):
     found = json.loads(broken.stdout)
     assert "Corrupt database file" in found["tables"][0]["error"]
     assert any("rebuild" in a for a in found["advice"])
+
+
+def test_a_flusher_that_dies_is_started_again_and_health_says_so(tmp_path):
+    """The flusher process killed on its own (out of memory, a crash): the server starts it
+    again, it resumes from the database's checkpoint, events acknowledged before and after
+    are stored once, and /health and /metrics count the restart."""
+    import signal
+
+    from .serve import METRICS_AUTH
+
+    server = Serve(tmp_path)
+    server.start()
+    try:
+        _track(server.url, 3)
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+        )
+        flusher = [int(p) for p in children.stdout.split()]
+        assert flusher, "no flusher process found"
+        for pid in flusher:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 60
+        health = {}
+        while time.time() < deadline:
+            health = httpx.get(server.url + "/health", timeout=10).json()
+            if health["flusher_restarts"] >= 1 and health["status"] == "ok":
+                break
+            time.sleep(0.2)
+        assert health["flusher_restarts"] >= 1 and health["status"] == "ok", health
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            r = httpx.post(server.url + "/v1/track", auth=("wk_web", ""), timeout=10,
+                           json={"userId": "u_9", "event": "x", "messageId": "after-restart"})  # fmt: skip
+            if r.status_code == 200:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200
+        metrics = httpx.get(server.url + "/metrics", headers=METRICS_AUTH, timeout=10).json()
+        assert metrics["flusher_restarts"] >= 1 and "exit code -9" in metrics["flusher_last_death"]
+        server.stop()
+        assert server.proc.returncode == 0
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+    with duckdb.connect(server.db, read_only=True) as con:
+        ids = [r[0] for r in con.execute("SELECT message_id FROM events").fetchall()]
+    assert sorted(ids) == sorted([*(f"s{i}" for i in range(3)), "after-restart"])

@@ -238,6 +238,14 @@ def serve(
     )
     _exit_zero_after_draining()
     uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    running = app.collector if with_ui else app
+    if running.flusher is not None and running.flusher.gave_up:
+        from ..errors import BackendUnavailable
+
+        raise BackendUnavailable(
+            f"the flusher kept stopping ({running.flusher.last_death}); everything acknowledged "
+            "is in the log and is stored when pql serve starts again"
+        )
 
 
 @cli.command()

@@ -162,6 +162,11 @@ class FlusherProcess:
         self.args = (url, str(log_dir), table, interval, resolve_interval, hold)
         self.subscriber = subscriber
         self.process: Any = None
+        self.restarts = 0
+        """Times the watchdog started the flusher again after it died."""
+        self.last_death: str | None = None
+        self.gave_up = False
+        """The flusher kept dying: the watchdog asked the server to stop (it exits non-zero)."""
 
     def start(self, timeout: float = 120.0) -> None:
         self.process = self.ctx.Process(
@@ -180,6 +185,36 @@ class FlusherProcess:
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.is_alive()
+
+    def watch(self, give_up: Callable[[], None], *, every: float = 0.5, tries: int = 5) -> None:
+        """Start the flusher again whenever it dies (killed, out of memory, a bug): it resumes
+        from the checkpoint the database holds, so nothing acknowledged is lost. After
+        ``tries`` failed starts in a row, call ``give_up`` (the server stops, exit non-zero)."""
+        import threading
+
+        def loop() -> None:
+            failed = 0
+            while not self.state.stop.wait(every):
+                if self.alive:
+                    failed = 0
+                    continue
+                code = self.process.exitcode if self.process is not None else None
+                self.last_death = (
+                    f"exit code {code}: {self.state.error_text() or 'no reason given'}"
+                )
+                try:
+                    self.state.ready.clear()
+                    self.start()
+                    self.restarts += 1
+                except RuntimeError:
+                    failed += 1
+                    if failed >= tries:
+                        self.gave_up = True
+                        give_up()
+                        return
+                    self.state.stop.wait(min(30.0, 2.0**failed))
+
+        threading.Thread(target=loop, name="pql-flusher-watchdog", daemon=True).start()
 
     def stop(self) -> None:
         self.state.stop.set()

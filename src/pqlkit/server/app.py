@@ -32,6 +32,7 @@ from ..collect.background import FlusherProcess
 from ..collect.log import ROTATE_SECONDS, DurableLog
 from ..collect.segment_api import ApiError, check_body
 from ..errors import PqlkitError
+from .feedback import feedback_row
 from .prometheus import exposition, wants_prometheus
 from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_bytes, send_json
 
@@ -141,6 +142,7 @@ class Collector:
             stored=self.flusher.state.stored_position,
         )
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
+        self.flusher.watch(give_up=_stop_serving)  # a flusher that dies is started again
         # Everything imported so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise walk it all while requests wait (p99).
         gc.collect()
@@ -176,6 +178,7 @@ class Collector:
                     "status": "ok" if error is None else "degraded",
                     **({"error": "the flusher is failing; see /metrics"} if error else {}),
                     "refusing_events": self.refusing() is not None,
+                    "flusher_restarts": self.flusher.restarts if self.flusher else 0,
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
                 },
@@ -336,58 +339,12 @@ class Collector:
         return 200, {"success": True, "user_id": row["user_id"], "quiet_until": row["quiet_until"]}
 
     def _feedback_row(self, body: Any, now: datetime) -> dict[str, Any]:
-        actions = self.live.actions
-        if not isinstance(body, dict):
-            raise ApiError(
-                400,
-                "invalid_body",
-                'send {"user_id": ..., "action": "done"|"disqualify", "reason": ...}',
-            )
-        unknown = set(body) - {"user_id", "action", "reason", "by"}
-        if unknown:
-            raise ApiError(
-                400,
-                "invalid_body",
-                f"unknown field(s): {', '.join(sorted(unknown))}; allowed: user_id, action, reason, by",
-            )
-        user_id, action = body.get("user_id"), body.get("action")
-        reason, by = body.get("reason"), body.get("by")
-        if not isinstance(user_id, str) or not user_id or len(user_id) > 1000:
-            raise ApiError(400, "invalid_user_id", "user_id: a non-empty string")
-        if action not in actions:
-            raise ApiError(400, "invalid_action", f"action: one of {', '.join(actions)}")
-        for name, value in (("reason", reason), ("by", by)):
-            if value is not None and (
-                not isinstance(value, str) or len(value) > 2000 or "\x00" in value
-            ):
-                raise ApiError(
-                    400, f"invalid_{name}", f"{name}: a string of at most 2000 characters"
-                )
-        if action == "disqualify" and not (reason and reason.strip()):
-            raise ApiError(
-                400,
-                "reason_required",
-                "disqualify needs a reason, so the next rep and learning know why",
-            )
         assert self.reader is not None
-        if self.reader.get(user_id) is None:
-            raise ApiError(
-                404,
-                "unknown_user",
-                f"no scored user {user_id!r}: feedback is for users pqlkit has scored",
-            )
-        quiet = now + self.live.cooldown
-        return {
-            "user_id": user_id,
-            "action": action,
-            "reason": (reason or "").strip() or None,
-            "by": by,
-            "at": now.isoformat(),
-            "quiet_until": quiet.isoformat(),
-        }
+        return feedback_row(body, now, self.live.actions, self.live.cooldown, self.reader)
 
     def flusher_error(self) -> str | None:
-        """What keeps the flusher from storing, None while it stores."""
+        """What keeps the flusher from storing, None while it stores (a flusher the watchdog
+        is starting again counts as stopped until it is back)."""
         error = self.flusher.state.error_text() if self.flusher else None
         if self.flusher is not None and not self.flusher.alive:
             error = f"the flusher process has stopped ({error or 'no reason given'})"
@@ -459,10 +416,11 @@ class Collector:
         if self.flusher is None:
             return None
         state = self.flusher.state
+        # no error text: a write key is public (web pages send events); /metrics has it
         if not self.flusher.alive:
-            why = f"the flusher process has stopped ({state.error_text() or 'no reason given'})"
+            why = "the flusher is being started again"
         elif state.failing_for() > self.storing_grace:
-            why = f"storing has failed for {state.failing_for():.0f} s ({state.error_text()})"
+            why = f"storing has failed for {state.failing_for():.0f} s"
         else:
             return None
         return f"{why}; retry shortly (nothing was stored)"
@@ -487,6 +445,12 @@ class Collector:
             "queue_depth": self.log.pending_messages if self.log else 0,
             "backlog_segments": state.backlog_segments() if state else 0,
             "storing_failing_seconds": round(state.failing_for(), 1) if state else 0.0,
+            "flusher_restarts": self.flusher.restarts if self.flusher else 0,
+            **(
+                {"flusher_last_death": self.flusher.last_death}
+                if self.flusher and self.flusher.last_death
+                else {}
+            ),
             "refusing": self.refusing(),
             "log_position": {"segment": position[0], "offset": position[1]},
             **(
@@ -514,3 +478,11 @@ def _log_seconds() -> float:
             "positive number (e.g. 60)"
         )
     return seconds
+
+
+def _stop_serving() -> None:
+    """The flusher cannot be kept running: stop the server (it drains what it can); `pql serve`
+    then exits non-zero (see Collector.failed)."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
