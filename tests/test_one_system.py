@@ -289,6 +289,13 @@ def test_one_command_runs_collection_live_scoring_hand_off_and_the_web_app(tmp_p
         inbox = _wait(lambda: "ann" in (page := rep.get("/inbox").text) and page, 60, "the inbox")
         assert "ann@acme.io" in inbox or "ann" in inbox
         rep.close()
+        # then the rep marks ann done: the product gets no upgrade prompt for her in the cooldown
+        done = server.product(
+            "POST", "/v1/feedback", json={"user_id": "ann", "action": "done", "by": "rep"}
+        )
+        assert done.status_code == 200, done.text
+        _wait(lambda: (server.scored("ann") or {}).get("quiet_until"), 30, "the quiet copy")
+        assert server.product("GET", "/v1/prompts/ann").json()["show"] is False
         server.stop()
         assert server.proc is not None and server.proc.returncode == 0
     finally:

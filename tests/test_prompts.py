@@ -29,6 +29,7 @@ def _state(user_id: str, **kw) -> dict:
         "icp_profile": "smb",
         "is_pql": True,
         "reasons": "",
+        "quiet_until": None,
         **kw,
     }
 
@@ -72,6 +73,31 @@ def test_the_first_matching_prompt_is_shown_then_cooled_down_then_capped(desk):
     assert d.answer("pql", NOW + timedelta(days=8, seconds=2)).show  # the first fell out
     assert d.answer("sales", NOW).prompt.id == "talk_to_sales"  # the first rule wins
     assert d.answer("free", NOW).prompt.id == "tour"  # pql: false
+
+
+def test_no_prompt_while_a_reps_feedback_keeps_the_user_quiet(desk):
+    """A user marked done or disqualified gets no in-app prompt until the cooldown ends (the
+    flusher copies the latest quiet_until of pql_feedback beside the state)."""
+    d, writer = desk
+    writer.write([_state("pql", quiet_until=NOW + timedelta(days=2))])
+    assert not d.answer("pql", NOW).show
+    assert not d.answer("pql", NOW + timedelta(days=1)).show
+    assert d.answer("pql", NOW + timedelta(days=2, seconds=1)).show
+
+
+def test_a_serving_copy_written_by_an_older_pqlkit_is_made_again(tmp_path):
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "serving.sqlite3")
+    con.execute("CREATE TABLE users (user_id TEXT PRIMARY KEY, score INTEGER)")
+    con.commit()
+    con.close()
+    writer = StateWriter(tmp_path)
+    writer.write([_state("pql")], replace_all=True)
+    writer.close()
+    from pqlkit.backends.serving import StateReader
+
+    assert StateReader(tmp_path).get("pql")["quiet_until"] is None
 
 
 def test_unknown_and_ineligible_users_get_the_same_answer(desk, tmp_path):

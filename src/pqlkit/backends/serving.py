@@ -31,8 +31,10 @@ COLUMNS = (
     "icp_profile",
     "is_pql",
     "reasons",
+    "quiet_until",
 )
-"""The state columns a prompt reads (of pql_user_state)."""
+"""The state columns a prompt reads (of pql_user_state), and until when a rep's feedback keeps
+the user quiet (pql_feedback), the last."""
 
 
 def _t(when: datetime) -> str:
@@ -61,6 +63,9 @@ class StateWriter:
         cols = ", ".join(
             f"{c} {'INTEGER' if c in ('score', 'is_pql') else 'TEXT'}" for c in COLUMNS
         )
+        have = [r[1] for r in self.con.execute("PRAGMA table_info(users)")]
+        if have and tuple(have) != COLUMNS:  # a copy an older pqlkit wrote: the full pass that
+            self.con.execute("DROP TABLE users")  # follows every start writes it again whole
         self.con.execute(
             f"CREATE TABLE IF NOT EXISTS users ({cols}, PRIMARY KEY (user_id)) WITHOUT ROWID"
         )

@@ -398,7 +398,8 @@ class Flusher:
         self.reference_lines += len(lines) - len(taken)
         self._dirty = self._dirty or bool(ids)
         if self.subscriber is not None:
-            self.subscriber.note(_whos(rows), ids)
+            # a rep's feedback counts as a change: the user is scored and served again (quiet)
+            self.subscriber.note(_whos(rows) | {f["user_id"] for f in feedback}, ids)
 
     def _fast(
         self,

@@ -27,6 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import ibis
+
+from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
@@ -303,7 +306,15 @@ class Live:
             return
         from ..backends.serving import COLUMNS
 
-        rows = backend.arrow(backend.compile(backend.table(table).select(*COLUMNS))).to_pylist()
+        state = backend.table(table)
+        if backend.has_table(FEEDBACK):  # a rep's done or disqualify: no prompt in the cooldown
+            f = backend.table(FEEDBACK)
+            quiet = f.group_by(fb_user=f.user_id).aggregate(quiet_until=f.quiet_until.max())
+            j = state.left_join(quiet, state.user_id == quiet.fb_user)
+            state = j.select(*COLUMNS[:-1], quiet_until=j.quiet_until)
+        else:
+            state = state.select(*COLUMNS[:-1], quiet_until=ibis.null("timestamp"))
+        rows = backend.arrow(backend.compile(state)).to_pylist()
         self.serving.write(rows, replace_all=replace_all)
 
     def finish(self, backend, wait: float = 5.0) -> None:

@@ -64,6 +64,9 @@ class PromptDesk:
         state = self.reader.get(user_id)
         if state is None:
             return Answer(False)
+        quiet = state.get("quiet_until")
+        if quiet and datetime.fromisoformat(str(quiet)) > now:  # a rep marked them done or out
+            return Answer(False)
         prompt = next((p for p in self.prompts.rules if matches(p, state)), None)
         if prompt is None:
             return Answer(False)
