@@ -141,3 +141,33 @@ def test_a_process_whose_threads_overlap_does_not_starve_another(tmp_path):
         if busy.stdout is not None:
             busy.stdout.close()
     assert busy.returncode == 0
+
+
+def test_a_ticket_its_waiter_left_behind_blocks_no_one(tmp_path):
+    """A waiter killed in the queue leaves its ticket; the pid in its name may belong to a
+    live process now (pid 1 always does: a container's `pql serve`). Nobody holds the ticket's
+    flock, so it is stale: removed, and the file is taken at once."""
+    db = tmp_path / "d.duckdb"
+    stale = tmp_path / "d.duckdb.lock.want.00000000000000000001.1.0"
+    stale.touch()
+    started = time.monotonic()
+    FileLock.take(str(db), wait=2).close()
+    assert time.monotonic() - started < 1.0
+    assert not stale.exists()
+    assert not FileLock.wanted_elsewhere(str(db))
+
+
+def test_a_connection_closed_on_another_thread_leaves_its_openers_count(tmp_path):
+    """The web app opens its warm connection on a request's thread and lets it go from its
+    keeper's: the opener's count must fall, or that thread would join the lock past another
+    process's ticket for ever after."""
+    db = tmp_path / "d.duckdb"
+    held: list[FileLock] = []
+    opener = threading.Thread(target=lambda: held.append(FileLock.take(str(db), wait=1)))
+    opener.start()
+    opener.join()
+    closer = threading.Thread(target=held[0].close)
+    closer.start()
+    closer.join()
+    assert held[0]._owner.get(held[0].path) == 0
+    assert FileLock._held.get(held[0].path) is None  # the flock is free again

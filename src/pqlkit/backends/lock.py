@@ -28,13 +28,20 @@ _tickets = itertools.count()
 
 
 class _Ticket:
-    """One waiter's place in the queue: a file whose name orders it (time, pid, number)."""
+    """One waiter's place in the queue: a file whose name orders it (time, pid, number), on
+    which its waiter holds a flock while it waits: a ticket nobody holds is stale (its waiter
+    died), whatever process now has its pid."""
 
     def __init__(self, lock: Path):
         self.lock = lock
         stamp = f"{time.time_ns():020d}"
-        self.path = lock.with_name(f"{lock.name}.want.{stamp}.{os.getpid()}.{next(_tickets)}")
-        self.path.touch()
+        name = f"{stamp}.{os.getpid()}.{next(_tickets)}"
+        self.path = lock.with_name(f"{lock.name}.want.{name}")
+        # locked under another name, then renamed into the queue: no one sees it unlocked
+        draft = lock.with_name(f"{lock.name}.draft.{name}")
+        self.fh = open(draft, "a+b")  # noqa: SIM115  (closed by drop)
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(draft, self.path)
 
     def first(self) -> bool:
         """Whether no live ticket of another process is older than this one (threads of one
@@ -49,8 +56,9 @@ class _Ticket:
         return True
 
     def drop(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self.path.unlink()
+        self.fh.close()
 
 
 def _waiting(lock: Path) -> list[Path]:
@@ -58,20 +66,26 @@ def _waiting(lock: Path) -> list[Path]:
 
 
 def _pid(ticket: Path) -> int:
-    return int(ticket.name.rsplit(".", 2)[-2])
+    try:
+        return int(ticket.name.rsplit(".", 2)[-2])
+    except (ValueError, IndexError):
+        return -1  # not a ticket of ours
 
 
 def _alive(ticket: Path) -> bool:
-    pid = _pid(ticket)
+    """Whether the ticket's waiter still waits: it holds a flock on the ticket while it does
+    (a pid alone may have been reused: a container's `pql serve` is always pid 1)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        with contextlib.suppress(FileNotFoundError):
-            ticket.unlink()  # a waiter that died
-        return False
-    except PermissionError:
-        return True
-    return True
+        with open(ticket, "rb") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+    except OSError:
+        return False  # gone meanwhile, or unreadable: not a waiter to wait for
+    with contextlib.suppress(OSError):
+        ticket.unlink()  # a waiter that died
+    return False
 
 
 class FileLock:
@@ -82,8 +96,10 @@ class FileLock:
     def __init__(self, path: Path):
         self.path = path
         self._open = True
-        counts = self._counts()
-        counts[path] = counts.get(path, 0) + 1
+        # the opening thread's counts: a connection closed on another thread (the web app's
+        # warm one, let go by its keeper) must leave its opener's count, not the closer's
+        self._owner = self._counts()
+        self._owner[path] = self._owner.get(path, 0) + 1
 
     @classmethod
     def _counts(cls) -> dict[Path, int]:
@@ -174,9 +190,8 @@ class FileLock:
         if not self._open:
             return
         self._open = False
-        counts = self._counts()
-        if counts.get(self.path):  # closed on the thread that opened it (the usual case)
-            counts[self.path] -= 1
+        if self._owner.get(self.path):
+            self._owner[self.path] -= 1
         with self._guard:
             held = self._held[self.path]
             held[1] -= 1
