@@ -30,6 +30,7 @@ def test_public_api_is_pinned():
             "__version__",
             "connect",
             "load_model",
+            "open_engine",
             "parse_model",
         ]
     )
@@ -130,7 +131,7 @@ ALLOWED: dict[str, set[str]] = {
     "server": {"usecases", "collect", "backends"},
     "web": {"usecases", "access", "templates", "report", "model", "backends"},
     "cli": {"usecases", "server", "web", "backends"},
-    "pqlkit": {"engine", "model", "backends"},  # the public API (pqlkit/__init__.py)
+    "pqlkit": {"engine", "model", "backends", "usecases"},  # the public API (pqlkit/__init__.py)
 }
 ANYONE = {"errors", "_version"}
 
@@ -300,3 +301,28 @@ def test_no_source_file_is_a_god_module():
         if (n := len(p.read_text().splitlines())) > 520
     ]
     assert long == []
+
+
+def test_open_engine_records_the_transitions_of_a_model_with_a_hand_off(tmp_path):
+    """The public way in wires the engine as the CLI does; the bare engine refuses such a
+    model rather than lose its transitions."""
+    import pytest
+
+    from pqlkit.demo.generate import DemoSize, generate
+    from pqlkit.demo.load import load, write_model
+    from pqlkit.errors import PqlkitError
+
+    db, model = tmp_path / "d.duckdb", tmp_path / "pql.yml"
+    backend = pqlkit.connect(str(db))
+    load(backend, generate(DemoSize(accounts=10, users=40, days=14, seed=2)))
+    backend.close()
+    write_model(model, handoff=True)
+    bare = pqlkit.Engine.open(str(model), str(db))
+    with pytest.raises(PqlkitError, match="open_engine"):
+        bare.run()
+    bare.close()
+    engine = pqlkit.open_engine(model, str(db))
+    try:
+        assert engine.run().transitions is not None
+    finally:
+        engine.close()

@@ -1,9 +1,12 @@
 """pqlkit: Product-Qualified Leads from your product data, scored in your database.
 
-    from pqlkit import Engine
-    engine = Engine.open("pql.yml", "pql.duckdb")
+    import pqlkit
+    engine = pqlkit.open_engine("pql.yml", "pql.duckdb")
     result = engine.run()                 # score everyone as of now, stored atomically
     engine.explain("u_42")                # why
+
+``open_engine`` wires the engine as the CLI does: a model with a `handoff:` section records its
+transitions with every run. ``Engine(loaded, backend, observers=...)`` is the part underneath.
 
 ``import pqlkit`` is light: the engine, Ibis and the database drivers load on first use.
 """
@@ -33,6 +36,7 @@ _LAZY = {
     "load_model": "pqlkit.model.load",
     "parse_model": "pqlkit.model.load",
     "Model": "pqlkit.model.spec",
+    "open_engine": "pqlkit.usecases.session",
 }
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "__version__",
     "connect",
     "load_model",
+    "open_engine",
     "parse_model",
 ]
 
@@ -59,6 +64,7 @@ if TYPE_CHECKING:
     from .engine import Engine, Explanation, RunResult
     from .model.load import load_model, parse_model
     from .model.spec import Model
+    from .usecases.session import open_engine
 
 
 def __getattr__(name: str) -> Any:

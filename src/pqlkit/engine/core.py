@@ -395,7 +395,7 @@ class Engine:
         if self.model.handoff is not None and not self._keeps_state():
             raise PqlkitError(
                 f"{self.loaded.path} has a `handoff:` section, and this engine was opened "
-                "without the hand-off's recorder; open it with pqlkit.usecases.session.Session "
+                "without the hand-off's recorder; open it with pqlkit.open_engine(model, url) "
                 "(or pass observers=[pqlkit.handoff.recorder.TransitionRecorder(...)])"
             )
 

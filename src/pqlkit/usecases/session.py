@@ -96,4 +96,10 @@ class Session:
         self.close()
 
 
-__all__ = ["Session", "observers_for"]
+def open_engine(model_path: str | Path, url: str | None = None) -> Engine:
+    """An engine for the model at ``model_path`` over ``url``, wired as the CLI wires it (the
+    hand-off records the transitions of every run). Its connection closes with ``close()``."""
+    return Session.open(url, model_path).engine
+
+
+__all__ = ["Session", "observers_for", "open_engine"]
