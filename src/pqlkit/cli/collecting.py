@@ -186,6 +186,17 @@ def forget(user_ids, url, yes, as_json) -> None:
     "command; sessions signed with $PQL_UI_SECRET).",
 )
 @click.option(
+    "--https-only", is_flag=True, help="With --ui: session cookies only over HTTPS (behind TLS)."
+)
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="CIDR",
+    help="With --ui: a reverse proxy whose X-Forwarded-For names the client (repeatable; else "
+    "$PQL_TRUSTED_PROXIES).",
+)
+@click.option(
     "--metrics-key",
     "metrics_keys",
     multiple=True,
@@ -206,6 +217,8 @@ def serve(
     product_keys,
     with_ui,
     metrics_keys,
+    https_only,
+    trusted_proxies,
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off; with --ui too, the web app on the same port: the whole system."""
@@ -229,7 +242,7 @@ def serve(
     )
     app: Any = Collector.from_setup(setup)
     if with_ui:
-        app = _with_web_app(app, model_path, url)
+        app = _with_web_app(app, model_path, url, https_only, list(trusted_proxies))
     import uvicorn
 
     render.err.print(
@@ -237,7 +250,8 @@ def serve(
         + (f"; web app on http://{host}:{port}/inbox" if with_ui else "")
     )
     _exit_zero_after_draining()
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    # X-Forwarded-For is the web app's to trust or not (--trusted-proxy), never uvicorn's
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
     running = app.collector if with_ui else app
     if running.flusher is not None and running.flusher.gave_up:
         from ..errors import BackendUnavailable
@@ -269,7 +283,13 @@ def migrate(url, table, as_json) -> None:
         render.out.print(render.escape(f"{name}: added {', '.join(columns)}"))
 
 
-def _with_web_app(collector: Any, model_path: str | None, url: str | None) -> Any:
+def _with_web_app(
+    collector: Any,
+    model_path: str | None,
+    url: str | None,
+    https_only: bool = False,
+    trusted_proxies: list[str] | None = None,
+) -> Any:
     """The collector and the web app behind one port (see pqlkit.server.combined)."""
     from ..errors import PqlkitError
     from ..server.combined import Combined
@@ -284,9 +304,18 @@ def _with_web_app(collector: Any, model_path: str | None, url: str | None) -> An
             f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "
             "this process stops"
         )
+    import os
+
     from ..web.app import create_app
 
-    return Combined(collector, create_app(model_path, url, secret=key))
+    web = create_app(
+        model_path,
+        url,
+        secret=key,
+        https_only=https_only,
+        trusted_proxies=trusted_proxies or [os.environ.get(use.TRUSTED_ENV, "")],
+    )
+    return Combined(collector, web)
 
 
 def _exit_zero_after_draining() -> None:

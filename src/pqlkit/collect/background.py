@@ -99,7 +99,15 @@ def flusher_main(
     subscriber: Callable[[], Any] | None = None,
 ) -> None:
     """The flusher process's body. ``subscriber`` (picklable: it crosses into this process)
-    makes what the flusher tells of each stored batch, e.g. live scoring."""
+    makes what the flusher tells of each stored batch, e.g. live scoring.
+
+    It ignores SIGTERM and SIGINT: a service manager signals the whole group, and the server
+    process drains first, then sets ``state.stop``, and the flusher stores what is left and
+    records what was sent before it exits (a parent that dies is noticed too)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from ..backends import connect
     from .log import LogReader
     from .store import Flusher
@@ -137,7 +145,9 @@ def flusher_main(
         state.stored_at.value = (flusher.checkpoint[0] << _OFFSET_BITS) | flusher.checkpoint[1]
         state.set_error(flusher.error)
         if live is not None:
-            state.set_live(live.stats.__dict__)
+            stats = getattr(live, "stats", None)  # a subscriber may keep none
+            if stats is not None:
+                state.set_live(stats.__dict__)
 
     flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
     progress()

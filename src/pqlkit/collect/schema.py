@@ -55,7 +55,8 @@ def require_writable(backend: Any, events: str = "events", *, who: str = "the co
         tables = "; ".join(f"table {t} has no column {', '.join(c)}" for t, c in found.items())
         raise DataError(
             f"{tables}: {who} writes them (the table was made by an older pqlkit, or by hand). "
-            "Run `pql migrate` with the same --url to add them in place (existing rows keep "
+            f"Run `pql migrate` with the same --url{'' if events == 'events' else f' --table {events}'} "
+            "to add them in place (existing rows keep "
             "their values; the new columns start empty), or write to another table (--table)."
         )
 

@@ -60,6 +60,7 @@ def run_demo(
 ) -> DemoResult:
     """Generate the demo world into a new database (the one use case that opens its own
     connection: it makes the database the others are given), score it and export the scores."""
+    from ..backends.postgres import redact
     from ..demo.generate import DemoSize, describe, generate
     from ..demo.load import load, write_model
     from .session import Session
@@ -73,7 +74,8 @@ def run_demo(
     started = time.perf_counter()
     progress(f"generating {accounts:,} accounts, {users:,} users, {days} days of events")
     data = generate(DemoSize(accounts=accounts, users=users, days=days, seed=seed), end=demo_end())
-    progress(f"loading {data.events.num_rows:,} events into {db_url}")
+    shown = redact(db_url)
+    progress(f"loading {data.events.num_rows:,} events into {shown}")
     backend = connect(db_url)
     load(backend, data)
     write_model(model_path, handoff=True)
@@ -91,7 +93,7 @@ def run_demo(
         run=result,
         breakdown=engine.breakdown(result),
         top_pqls=top_rows,
-        database=db_url,
+        database=shown,  # a password in the URL is never printed
         model=model_path,
         exports=[scores_csv, accounts_csv],
         days=days,

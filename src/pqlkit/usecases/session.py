@@ -3,8 +3,8 @@ model and an engine over both, wired with the engine's observers (the hand-off's
 recorder when the model has a `handoff:` section).
 
 A URL is opened once, at the edge: per command by the CLI, per request by the web app, once by
-a long-running process; use cases never open connections of their own (sqlite-utils passes a
-`Database` the same way).
+a long-running process (sqlite-utils passes a `Database` the same way); docs/architecture.md
+names the use cases that still take a URL.
 
     with Session.open(url, "pql.yml") as s:
         scoring.score(s, as_of="2026-11-01")
