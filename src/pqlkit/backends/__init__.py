@@ -52,7 +52,8 @@ _OPENED: list[Backend] = []
 
 def backend_class(scheme: str) -> type[Backend]:
     module, name = SCHEMES[scheme]
-    return getattr(importlib.import_module(module, __name__), name)
+    cls: type[Backend] = getattr(importlib.import_module(module, __name__), name)
+    return cls
 
 
 def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
@@ -76,7 +77,7 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
         )
     if wait is None:
         wait = float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT))
-    backend = backend_class(scheme).open(url, wait)  # type: ignore[attr-defined]
+    backend: Backend = backend_class(scheme).open(url, wait)  # type: ignore[attr-defined]
     _OPENED.append(backend)
     backend.on_close.append(lambda b: _OPENED.remove(b) if b in _OPENED else None)
     return backend
@@ -85,7 +86,7 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
 def dialect_class(dialect: str) -> type[Backend] | None:
     """The backend class of a dialect pqlkit knows (its JSON access is used to compile for it)."""
     for module, name in dict.fromkeys(SCHEMES.values()):
-        cls = getattr(importlib.import_module(module, __name__), name)
+        cls: type[Backend] = getattr(importlib.import_module(module, __name__), name)
         if cls.name == dialect:
             return cls
     return None

@@ -3,7 +3,7 @@ data or the model are quoted by sqlglot for the dialect, never pasted into a str
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -70,3 +70,12 @@ def isin(name: str, values: Iterable[Any]) -> exp.Expression:
 
 def sql(expression: exp.Expression, dialect: str) -> str:
     return expression.sql(dialect=dialect)
+
+
+def builtin(name: str) -> Callable[[Callable[..., object]], Callable[..., Any]]:
+    """Ibis's decorator for a function the database has built in, typed (Ibis ships no types):
+    the function it makes builds an expression calling ``name``."""
+    import ibis
+
+    made: Callable[[Callable[..., object]], Callable[..., Any]] = ibis.udf.scalar.builtin(name=name)
+    return made

@@ -24,12 +24,12 @@ from .base import Backend, _q, first_line
 from .lock import FileLock
 
 
-@ibis.udf.scalar.builtin(name="json_extract_string")
+@_sql.builtin("json_extract_string")
 def _json_extract_string(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
     """DuckDB: a JSON path's value as text."""
 
 
-@ibis.udf.scalar.builtin(name="json_type")
+@_sql.builtin("json_type")
 def _json_type(j: dt.JSON, path: str) -> str:  # type: ignore[empty-body]
     """DuckDB: the JSON type at a path (BIGINT, UBIGINT, DOUBLE, VARCHAR, BOOLEAN, NULL, ...)."""
 

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
+from typing import IO, Any, ClassVar
 
 from ..errors import BackendUnavailable
 
@@ -89,7 +89,7 @@ def _alive(ticket: Path) -> bool:
 
 
 class FileLock:
-    _held: ClassVar[dict[Path, list]] = {}  # lock path -> [file, count]
+    _held: ClassVar[dict[Path, list[Any]]] = {}  # lock path -> [file, count]
     _guard = threading.Lock()
     _mine = threading.local()  # lock path -> connections this thread holds
 
@@ -105,7 +105,8 @@ class FileLock:
     def _counts(cls) -> dict[Path, int]:
         if not hasattr(cls._mine, "counts"):
             cls._mine.counts = {}
-        return cls._mine.counts
+        counts: dict[Path, int] = cls._mine.counts
+        return counts
 
     @staticmethod
     def lock_path(db_path: str) -> Path:
@@ -161,7 +162,7 @@ class FileLock:
             ticket.drop()
 
     @classmethod
-    def _took(cls, path: Path, fh) -> FileLock:
+    def _took(cls, path: Path, fh: IO[bytes]) -> FileLock:
         with cls._guard:
             held = cls._held.get(path)
             if held is not None:  # another thread of ours got there first
@@ -184,7 +185,7 @@ class FileLock:
     def sole(self) -> bool:
         """Whether this is the process's only connection to the file."""
         with self._guard:
-            return self._held.get(self.path, [None, 0])[1] == 1
+            return bool(self._held.get(self.path, [None, 0])[1] == 1)
 
     def close(self) -> None:
         if not self._open:

@@ -13,20 +13,21 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from ..errors import BackendError, BackendUnavailable
+from ._sql import builtin
 from .base import Backend, _q, first_line
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path_text")
+@builtin("jsonb_extract_path_text")
 def _json_extract_path_text(j: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
     """PostgreSQL: a JSON key's value as text."""
 
 
-@ibis.udf.scalar.builtin(name="jsonb_extract_path")
-def _json_extract_path(j: dt.JSON, key: str) -> dt.JSON:  # type: ignore[empty-body]
+@builtin("jsonb_extract_path")
+def _json_extract_path(j: dt.JSON, key: str) -> dt.JSON:
     """PostgreSQL: a JSON key's value."""
 
 
-@ibis.udf.scalar.builtin(name="jsonb_typeof")
+@builtin("jsonb_typeof")
 def _json_typeof(j: dt.JSON) -> str:  # type: ignore[empty-body]
     """PostgreSQL: a JSON value's type (number, string, boolean, null, object, array)."""
 

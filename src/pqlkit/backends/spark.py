@@ -193,7 +193,7 @@ class SparkBackend(Backend):
     def _type_sql(self, dtype: dt.DataType) -> str:
         from ibis.backends.sql.datatypes import PySparkType
 
-        return PySparkType.to_string(dtype)
+        return str(PySparkType.to_string(dtype))
 
     @staticmethod
     def json_text(properties: ir.Value, key: str) -> ir.StringValue:

@@ -5,34 +5,34 @@ from __future__ import annotations
 
 import re
 
-import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from ..errors import PqlkitError
+from ._sql import builtin
 
 
-@ibis.udf.scalar.builtin(name="try_parse_json")
-def _parse_json(text: str) -> dt.JSON:  # type: ignore[empty-body]
+@builtin("try_parse_json")
+def _parse_json(text: str) -> dt.JSON:
     """Spark 4: JSON text as a VARIANT (NULL when it is not JSON)."""
 
 
-@ibis.udf.scalar.builtin(name="variant_get")
-def _variant_get(v: dt.JSON, path: str) -> dt.JSON:  # type: ignore[empty-body]
+@builtin("variant_get")
+def _variant_get(v: dt.JSON, path: str) -> dt.JSON:
     """Spark 4: the VARIANT at a path."""
 
 
-@ibis.udf.scalar.builtin(name="schema_of_variant")
+@builtin("schema_of_variant")
 def _schema_of_variant(v: dt.JSON) -> str:  # type: ignore[empty-body]
     """Spark 4: a VARIANT's type: STRING, BIGINT, DOUBLE, DECIMAL(p,s), BOOLEAN, VOID..."""
 
 
-@ibis.udf.scalar.builtin(name="try_variant_get")
+@builtin("try_variant_get")
 def _try_variant_get(v: dt.JSON, path: str, type: str) -> str:  # type: ignore[empty-body]
     """Spark 4: the value at a path as a type (here always STRING), NULL when it is not one."""
 
 
-@ibis.udf.scalar.builtin(name="to_json")
+@builtin("to_json")
 def _to_json(v: dt.JSON) -> str:  # type: ignore[empty-body]
     """Spark 4: a VARIANT as JSON text."""
 

@@ -26,6 +26,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
+from ..backends import Backend
 from ..model.crm import CrmDestination
 from . import ledger, records
 from .hubspot import Result
@@ -88,7 +89,7 @@ class SyncReport:
 
 
 def _rows(
-    backend,
+    backend: Backend,
     side: Side,
     dest: CrmDestination,
     table: ir.Table,
@@ -110,10 +111,11 @@ def _rows(
         needed |= {"email", "company", "domain"}
         needed -= {"last_name"}
     cols = [c for c in needed if c in t.columns]
-    return backend.arrow(backend.compile(t.select(*sorted(cols)))).to_pylist()
+    rows: list[dict[str, Any]] = backend.arrow(backend.compile(t.select(*sorted(cols)))).to_pylist()
+    return rows
 
 
-def _ledger(backend, dest_id: str, obj: str, known: bool) -> dict[str, tuple[Any, ...]]:
+def _ledger(backend: Backend, dest_id: str, obj: str, known: bool) -> dict[str, tuple[Any, ...]]:
     if not known:
         return {}
     lg = backend.table(ledger.LEDGER)
@@ -198,7 +200,7 @@ def _ledger_rows(
 
 
 def sync(
-    backend,
+    backend: Backend,
     dest: CrmDestination,
     secrets: list[str],
     client: httpx.Client,
@@ -210,7 +212,7 @@ def sync(
     dry_run: bool = False,
     entities: dict[str, list[str]] | None = None,
     progress: Progress | None = None,
-    sleep=None,
+    sleep: Callable[[float], None] | None = None,
     give_up_after: float = 300.0,
 ) -> SyncReport:
     """Write what changed (everything with ``full``; only the named user and account ids with
@@ -274,7 +276,7 @@ class _Run:
     entities: dict[str, list[str]] | None
 
 
-def _begin(backend, report: SyncReport, at: datetime) -> None:
+def _begin(backend: Backend, report: SyncReport, at: datetime) -> None:
     """The sync's row in `pql_crm_syncs`, written before anything is sent."""
     with backend.transaction():
         backend.insert(
@@ -392,7 +394,7 @@ def _tally(part: ObjectReport, answered: list[tuple[Record, Result]], *, named: 
 
 
 def _record(
-    backend,
+    backend: Backend,
     sync_id: str,
     dest_id: str,
     obj: str,
@@ -417,7 +419,9 @@ def _record(
             backend.insert(ledger.AUDIT, _audit(sync_id, dest_id, obj, sending, at))
 
 
-def _finish(backend, report: SyncReport, now: Callable[[], datetime], error: str | None) -> None:
+def _finish(
+    backend: Backend, report: SyncReport, now: Callable[[], datetime], error: str | None
+) -> None:
     totals = {
         k: sum(getattr(o, k) for o in report.objects)
         for k in ("sent", "created", "updated", "failed", "skipped", "unchanged")

@@ -21,6 +21,7 @@ from typing import Any
 import ibis
 import pyarrow as pa
 
+from ..backends import Backend
 from ..destinations import (
     KINDS,
     Delivery,
@@ -124,7 +125,7 @@ def next_attempt(
     return when if when <= created + retry_for else None
 
 
-def due(backend, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+def due(backend: Backend, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
     d, o = backend.table(DELIVERIES), backend.table(OUTBOX)
     rows = d.filter(d.status.isin(["pending", "failed"]), d.next_attempt_at <= ibis.timestamp(now))
     j = rows.join(o, rows.transition_id == o.id).select(
@@ -134,7 +135,7 @@ def due(backend, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def deliver_due(
-    backend,
+    backend: Backend,
     handoff: Handoff,
     now_fn: Callable[[], datetime],
     client: Any,
@@ -174,7 +175,7 @@ def by_destination(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
 
 
 def send_group(
-    backend,
+    backend: Backend,
     handoff: Handoff,
     dest: Any,
     rows: list[dict[str, Any]],
@@ -198,7 +199,7 @@ def send_group(
         gone = isinstance(outcome, Gone)
 
 
-def disable(backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
+def disable(backend: Backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
     key = {"transition_id": row["transition_id"], "destination": row["destination"]}
     backend.update(DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, key)
     report.disabled += 1
@@ -209,7 +210,7 @@ def destination(handoff: Handoff, dest_id: str) -> Any:
 
 
 def claimable(
-    backend, handoff: Handoff, now: datetime, limit: int, report: Report
+    backend: Backend, handoff: Handoff, now: datetime, limit: int, report: Report
 ) -> list[dict[str, Any]]:
     """The due deliveries to attempt; those whose destination left the model or was disabled
     (410) are marked so here and not returned."""
@@ -232,7 +233,12 @@ def claimable(
 
 
 def settle(
-    backend, handoff: Handoff, row: dict[str, Any], outcome: Outcome, now: datetime, report: Report
+    backend: Backend,
+    handoff: Handoff,
+    row: dict[str, Any],
+    outcome: Outcome,
+    now: datetime,
+    report: Report,
 ) -> None:
     """Record what an attempt came to: delivered, retried later, dead, or the destination
     disabled (410)."""
@@ -290,7 +296,10 @@ def settle(
 
 
 def listing(
-    backend, statuses: list[str] | None = None, since: datetime | None = None, limit: int = 100
+    backend: Backend,
+    statuses: list[str] | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
     ensure_tables(backend)
     d, o = backend.table(DELIVERIES), backend.table(OUTBOX)
@@ -305,7 +314,9 @@ def listing(
     )
 
 
-def retry(backend, now: datetime, statuses: list[str], since: datetime | None = None) -> int:
+def retry(
+    backend: Backend, now: datetime, statuses: list[str], since: datetime | None = None
+) -> int:
     """Make failed, dead (and with `delivered`, delivered) deliveries due again now; a replay
     keeps each transition's id, so receivers can tell a replay from news."""
     ensure_tables(backend)
@@ -324,7 +335,7 @@ def retry(backend, now: datetime, statuses: list[str], since: datetime | None = 
     return len(keys)
 
 
-def enable(backend, destination: str, now: datetime) -> int:
+def enable(backend: Backend, destination: str, now: datetime) -> int:
     """Enable a destination a 410 disabled: forget the 410 and make its disabled deliveries
     due now; how many there are (the destination must be back in service, or the next 410
     disables it again)."""
@@ -339,7 +350,7 @@ def enable(backend, destination: str, now: datetime) -> int:
         )
 
 
-def retry_one(backend, now: datetime, transition_id: str, destination: str) -> int:
+def retry_one(backend: Backend, now: datetime, transition_id: str, destination: str) -> int:
     """Make one delivery that is not pending due again now (1), or nothing (0)."""
     ensure_tables(backend)
     d = backend.table(DELIVERIES)

@@ -29,13 +29,15 @@ from typing import Any
 
 import ibis
 
+from ..backends import Backend
 from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
+from ..engine import USER_STATE
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
 from .deliver import Report, by_destination, claimable, destination, secrets_for, settle
-from .transitions import DELIVERIES, USER_STATE
+from .transitions import DELIVERIES
 
 log = logging.getLogger("pqlkit.live")
 
@@ -222,7 +224,7 @@ class Live:
         )
 
     # --- the work ----------------------------------------------------------------------------
-    def tick(self, backend) -> None:
+    def tick(self, backend: Backend) -> None:
         from ..engine import Engine, utc_now
         from .recorder import TransitionRecorder
 
@@ -288,7 +290,7 @@ class Live:
         for e in report.errors:
             log.warning("delivery: %s", e)
 
-    def _missing_tables(self, backend) -> list[str]:
+    def _missing_tables(self, backend: Backend) -> list[str]:
         sources = self.loaded.model.sources
         out = []
         for role in ("events", "users", "accounts"):
@@ -301,7 +303,7 @@ class Live:
                 out.append(source.table)
         return out
 
-    def _serve(self, backend, table: str, *, replace_all: bool = False) -> None:
+    def _serve(self, backend: Backend, table: str, *, replace_all: bool = False) -> None:
         if self.serving is None or not backend.has_table(table):
             return
         from ..backends.serving import COLUMNS
@@ -317,7 +319,7 @@ class Live:
         rows = backend.arrow(backend.compile(state)).to_pylist()
         self.serving.write(rows, replace_all=replace_all)
 
-    def finish(self, backend, wait: float = 5.0) -> None:
+    def finish(self, backend: Backend, wait: float = 5.0) -> None:
         """Stop sending (waiting up to ``wait`` seconds for what is in flight) and record
         what was sent."""
         from ..engine import utc_now

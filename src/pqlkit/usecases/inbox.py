@@ -20,12 +20,13 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from ..engine import ACCOUNT_SCORES, RUNS, USER_SCORES, Engine, utc_now
+from ..collect.tables import FEEDBACK
+from ..engine import ACCOUNT_SCORES, ACCOUNT_STATE, RUNS, USER_SCORES, USER_STATE, Engine, utc_now
 from ..errors import DataError
 from ..handoff import feedback as fb
 from ..handoff.current import latest_run as _latest_run
 from ..handoff.current import since_expr, state
-from ..handoff.transitions import ACCOUNT_STATE, FEEDBACK, OUTBOX, USER_STATE
+from ..handoff.transitions import OUTBOX
 from ..scoring.decide import REASON_SEPARATOR
 from .session import Session
 

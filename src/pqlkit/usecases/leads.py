@@ -12,10 +12,10 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
+from ..collect.tables import FEEDBACK
 from ..engine import ACCOUNT_SCORES, USER_SCORES, Explanation
 from ..errors import PqlkitError
 from ..handoff import feedback as fb
-from ..handoff.transitions import FEEDBACK
 from .inbox import _has, _one, owner_of, state
 from .session import Session
 
