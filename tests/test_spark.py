@@ -17,7 +17,7 @@ from pqlkit.demo.load import load
 from pqlkit.engine import ACCOUNT_SCORES, RUNS, USER_COLUMNS, USER_SCORES, Engine
 from pqlkit.model.load import load_model
 
-from .conftest import DEMO_END, spark_backend
+from .conftest import DEMO_END, spark_backend, spark_url
 from .test_signal_kinds import _check, world
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -168,7 +168,7 @@ def test_pql_demo_and_score_run_on_spark_from_the_command_line(spark_warehouse, 
 
     from pqlkit.cli import cli
 
-    url = f"spark://local[2]?warehouse={spark_warehouse}&database=demo_cli"
+    url = spark_url(spark_warehouse, "demo_cli")
     demo = CliRunner().invoke(
         cli,
         [
