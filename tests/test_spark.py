@@ -1,7 +1,12 @@
 """The same model, unchanged, on Apache Spark (local mode): every user's and account's result
 equals DuckDB's on the demo world with anonymous events linked by identities (decay, windows,
 JSON properties, identities, tiers), and on generated models of every signal kind; `pql demo`
-runs on Spark in one command. The backend's own contract is tests/test_backend_conformance.py."""
+runs on Spark in one command. The backend's own contract is tests/test_backend_conformance.py.
+
+Why these tests take 30 s to two minutes each on a quiet machine (the file took 529 s in one
+worker of a CI rehearsal of `make test`; `make check` leaves it out): Spark plans and runs each statement
+in about a second whatever the rows, and a scoring run is dozens of statements (a write and a
+count take 1.5 s). Smaller data would not make them faster; fewer runs would test less."""
 
 from __future__ import annotations
 
