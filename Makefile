@@ -1,11 +1,14 @@
 # The two set-up commands of the README:
 #   make demo   installs everything into .venv and runs the demo
 #   make test   installs everything (PostgreSQL server and Chromium included) and runs the whole test suite
+# and the other lanes of the suite (the README's Development section says what each runs and how long):
+#   make check  the fast lane while you work: lint, then every test but Spark's and the long ones
+#   make long   the long attacks only (the `long` marker), before an issue is closed
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench schema clean
+.PHONY: install demo check test long lint bench schema clean
 
 install: $(VENV)/.installed
 
@@ -23,13 +26,24 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+check: install
+	bash scripts/ensure-postgres
+	bash scripts/ensure-chromium
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not spark and not long"
+
 test: install
 	bash scripts/ensure-postgres
 	bash scripts/ensure-chromium
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not long"
+
+long: install
+	bash scripts/ensure-postgres
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m long || [ $$? -eq 5 ]  # 5: no test is marked long yet
 
 schema: install
 	$(BIN)/python -m pqlkit.model.schema > schemas/pql-model-v1.json

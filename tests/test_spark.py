@@ -1,7 +1,12 @@
 """The same model, unchanged, on Apache Spark (local mode): every user's and account's result
 equals DuckDB's on the demo world with anonymous events linked by identities (decay, windows,
 JSON properties, identities, tiers), and on generated models of every signal kind; `pql demo`
-runs on Spark in one command. The backend's own contract is tests/test_backend_conformance.py."""
+runs on Spark in one command. The backend's own contract is tests/test_backend_conformance.py.
+
+Why these tests take 30 s to two minutes each on a quiet machine (the file took 529 s in one
+worker of a CI rehearsal of `make test`; `make check` leaves it out): Spark plans and runs each statement
+in about a second whatever the rows, and a scoring run is dozens of statements (a write and a
+count take 1.5 s). Smaller data would not make them faster; fewer runs would test less."""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from pqlkit.demo.load import canonical_events, load
 from pqlkit.engine import ACCOUNT_SCORES, RUNS, USER_COLUMNS, USER_SCORES, Engine
 from pqlkit.model.load import load_model
 
-from .conftest import DEMO_END, spark_backend
+from .conftest import DEMO_END, spark_backend, spark_url
 from .test_signal_kinds import _check, world
 
 pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -170,7 +175,7 @@ def test_pql_demo_and_score_run_on_spark_from_the_command_line(spark_warehouse, 
 
     from pqlkit.cli import cli
 
-    url = f"spark://local[2]?warehouse={spark_warehouse}&database=demo_cli"
+    url = spark_url(spark_warehouse, "demo_cli")
     demo = CliRunner().invoke(
         cli,
         [
