@@ -19,7 +19,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
+
+from .strict import Strict as _Strict
 
 Scalar = str | int | float | bool
 
@@ -61,12 +63,6 @@ DECISIONS_BY_CONTEXT: dict[str, tuple[str, ...]] = {
     "segment": ("profile", "excluded", "exclusion", "activated", "is_pql", "tier"),
     "routing": DECISION_FIELDS,
 }
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
-    )
 
 
 class FieldCondition(_Strict):

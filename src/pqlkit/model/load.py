@@ -15,6 +15,7 @@ from ..errors import ModelError, ModelIssue, ModelValidationError
 from .conditions import _condition_tag
 from .references import cross_reference_issues
 from .spec import Model
+from .text import decode
 from .yaml_lines import did_you_mean, dotted, line_at, read_yaml
 
 PathT = tuple[Any, ...]
@@ -57,7 +58,7 @@ def load_model(path: str | Path) -> LoadedModel:
         ) from None
     except OSError as exc:
         raise ModelError(f"{p}: cannot read the model file: {exc.strerror}") from None
-    return parse_model(raw.decode("utf-8", errors="replace"), str(p), raw)
+    return parse_model(decode(raw, str(p)), str(p), raw)
 
 
 def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) -> LoadedModel:
@@ -116,6 +117,9 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
         elif etype == "union_tag_not_found":
             message = "missing `kind`"
             hint = f"add `kind:` ({err.get('ctx', {}).get('discriminator', '')})".replace(" ()", "")
+        elif etype == "finite_number":
+            message = f"{cur!r} is not a number that can be scored"
+            hint = "write a plain number, e.g. 10 or 0.5"
         elif etype == "condition":
             message = err["msg"]
             hint = "e.g. {field: account.employees, gte: 50}"
@@ -161,6 +165,8 @@ def _resolve(loc, data) -> tuple[PathT, Any]:
     cur = data
     for i, elem in enumerate(loc):
         last = i == len(loc) - 1
+        if not last and isinstance(cur, dict) and elem == _condition_tag(cur):
+            continue  # the tag of {field: ..., gte: ...}, not its key `field`
         if (isinstance(cur, dict) and elem in cur) or (
             isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)
         ):
