@@ -17,6 +17,7 @@ is_pql|tier|segment``. Which namespaces a condition may use depends on where it 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
@@ -230,7 +231,9 @@ AnyCondition.model_rebuild()
 NotCondition.model_rebuild()
 
 
-def walk(condition: Condition, path: tuple[Any, ...] = ()):
+def walk(
+    condition: Condition, path: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], FieldCondition | EmailCondition | SignalCondition]]:
     """Yield (path, leaf) for every leaf condition, paths relative to ``condition``."""
     if isinstance(condition, AllCondition):
         for i, child in enumerate(condition.all):

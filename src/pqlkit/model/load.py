@@ -91,7 +91,9 @@ def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) 
 # --- pydantic errors -> issues -------------------------------------------------------------
 
 
-def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelIssue]:
+def _pydantic_issues(
+    exc: ValidationError, data: Any, lines: dict[PathT, int], filename: str
+) -> list[ModelIssue]:
     issues = []
     for err in exc.errors(include_url=False):
         path, cur = _resolve(err["loc"], data)
@@ -159,17 +161,20 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
     return issues
 
 
-def _resolve(loc, data) -> tuple[PathT, Any]:
+def _resolve(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, Any]:
     """Map a pydantic loc (with union tags in it) to a path in the YAML data."""
     path: list[Any] = []
     cur = data
+    tagged = None  # the condition whose tag was just passed: its next element is a key
     for i, elem in enumerate(loc):
         last = i == len(loc) - 1
-        if not last and isinstance(cur, dict) and elem == _condition_tag(cur):
+        if not last and cur is not tagged and isinstance(cur, dict) and elem == _condition_tag(cur):
+            tagged = cur
             continue  # the tag of {field: ..., gte: ...}, not its key `field`
-        if (isinstance(cur, dict) and elem in cur) or (
-            isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)
-        ):
+        if isinstance(cur, dict) and elem in cur:
+            path.append(elem)
+            cur = cur[elem]
+        elif isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur):
             path.append(elem)
             cur = cur[elem]
         elif (
@@ -199,7 +204,7 @@ def _dedupe(issues: list[ModelIssue]) -> list[ModelIssue]:
     return list(seen.values())
 
 
-def _allowed_keys(path: PathT, data) -> set[str]:
+def _allowed_keys(path: PathT, data: Any) -> set[str]:
     """Keys allowed at ``path``, found by walking the Model's annotations along the data."""
     candidates: list[Any] = [Model]
     cur = data
@@ -221,7 +226,7 @@ def _allowed_keys(path: PathT, data) -> set[str]:
     return keys
 
 
-def _flatten(annotation) -> list[Any]:
+def _flatten(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _flatten(typing.get_args(annotation)[0])
@@ -233,7 +238,7 @@ def _flatten(annotation) -> list[Any]:
     return [annotation]
 
 
-def _element_types(annotation) -> list[Any]:
+def _element_types(annotation: Any) -> list[Any]:
     out = []
     for a in _flatten(annotation):
         if typing.get_origin(a) in (list, tuple):
@@ -242,7 +247,7 @@ def _element_types(annotation) -> list[Any]:
     return out
 
 
-def _narrow(classes: list[Any], value) -> list[Any]:
+def _narrow(classes: list[Any], value: Any) -> list[Any]:
     flat = []
     for c in classes:
         flat.extend(_flatten(c))

@@ -333,7 +333,7 @@ class Model(_Strict):
     """Where transitions (became a PQL, tier changed...) are delivered: signed webhooks, Slack."""
 
     @property
-    def all_signals(self) -> list:
+    def all_signals(self) -> list[TraitSignal | EventSignal]:
         return [*self.fit_signals, *self.usage_signals, *self.mql_signals]
 
 

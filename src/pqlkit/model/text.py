@@ -78,7 +78,7 @@ def decode(raw: bytes, filename: str) -> str:
 
 def check_characters(text: str, filename: str) -> None:
     """Refuse control characters anywhere in the text, each with its line and column."""
-    issues = []
+    issues: list[ModelIssue] = []
     for found in _REFUSED.finditer(text):
         if len(issues) == MAX_CHARACTER_ISSUES:
             issues.append(

@@ -60,7 +60,7 @@ class _TooLarge(Exception):
         return ModelValidationError([ModelIssue(filename, self.line, "", self.message, self.hint)])
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """SafeLoader that stops at the first node nested deeper than MAX_DEPTH and names its
     line. Letting PyYAML's composer recurse until Python's recursion limit took a second for a
     line of 5,000 `[` (0.25 s now), depended on how deep the caller's stack already was, and
@@ -120,7 +120,15 @@ def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mod
         raise exc.issue(filename) from None
 
 
-def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
+def _to_python(
+    loader: _Loader,
+    node: Any,
+    path: PathT,
+    lines: dict[PathT, int],
+    issues: list[ModelIssue],
+    filename: str,
+    budget: list[int],
+) -> Any:
     budget[0] -= 1
     line = node.start_mark.line + 1
     if budget[0] < 0:
