@@ -161,7 +161,7 @@ def _pydantic_issues(
     return issues
 
 
-def _resolve(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, Any]:
+def _resolve(loc: tuple[Any, ...], data: Any) -> tuple[PathT, Any]:
     """Map a pydantic loc (with union tags in it) to a path in the YAML data."""
     path: list[Any] = []
     cur = data
@@ -171,10 +171,9 @@ def _resolve(loc: tuple[int | str, ...], data: Any) -> tuple[PathT, Any]:
         if not last and cur is not tagged and isinstance(cur, dict) and elem == _condition_tag(cur):
             tagged = cur
             continue  # the tag of {field: ..., gte: ...}, not its key `field`
-        if isinstance(cur, dict) and elem in cur:
-            path.append(elem)
-            cur = cur[elem]
-        elif isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur):
+        if (isinstance(cur, dict) and elem in cur) or (
+            isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)
+        ):
             path.append(elem)
             cur = cur[elem]
         elif (
