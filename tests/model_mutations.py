@@ -1,7 +1,9 @@
 """Mutated models, as a careless user (or a hostile file) writes them: keys dropped, values of
-the wrong type or out of range, kinds swapped, ids duplicated, references broken, and text-level
-damage (alias bombs, deep nesting, huge numbers, quotes and semicolons in names). Used by
-tests/test_fuzz.py."""
+the wrong type or out of range, kinds swapped, ids duplicated, references broken, numbers that
+cannot be scored (NaN, infinities, quoted or not), text-level damage (alias bombs, deep nesting,
+huge numbers, quotes and semicolons in names, control characters anywhere) and byte-level damage
+(UTF-16 and UTF-32 with and without a byte-order mark, latin-1, a file cut inside a character).
+Used by tests/test_fuzz.py."""
 
 from __future__ import annotations
 
@@ -52,6 +54,23 @@ WEIRD: list[Any] = [
     "x" * 2000,
     ["a", "b"],
     {"field": "account.employees", "gte": 50},
+    # numbers that cannot be scored, as text a float parser reads
+    "NaN",
+    "nan",
+    "-Infinity",
+    "inf",
+    "1e400",
+    "1e13",
+    # control characters (YAML writes them as escapes in double quotes)
+    "a\x00b",
+    "\x00",
+    "x\x01",
+    "\x1b[31m",
+    "del\x7f",
+    "c1\x85",
+    "c1\x9f",
+    "line\u2028sep",
+    "\\.edu\x00$",
     {"signal": "nope"},
     {"all": []},
     {"any": [{}]},
@@ -138,8 +157,48 @@ def _deep(depth: int) -> str:
     return "{not: " * depth + "{signal: onboarded}" + "}" * depth
 
 
-def mutate(rng: random.Random, text: str) -> str:
-    """A mutated model file."""
+#: Characters a model file must not hold, comments included.
+CONTROL = [*(chr(c) for c in range(32) if c not in (9, 10, 13)), "\x7f", "\x85", "\x9f", "\x80"]
+CONTROL += ["\u2028", "\u2029", "\ufffe", "\ud800"]
+UNSCORABLE = ['"NaN"', ".nan", ".NaN", ".inf", "-.inf", '"-Infinity"', '"1e400"', "'inf'"]
+
+
+def _bytes(rng: random.Random, text: str) -> bytes:
+    """The file's bytes: mostly UTF-8, sometimes another encoding or damaged."""
+    roll = rng.random()
+    if roll < 0.85 or "\ud800" in text or "\udcff" in text:
+        try:  # \udcff stands for the byte 0xff
+            return text.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:  # \ud800 becomes the bytes ed a0 80, not UTF-8 either
+            return text.encode("utf-8", errors="surrogatepass")
+    encoding = rng.choice(
+        ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig", "latin-1", "cut", "bom"]
+    )
+    if encoding == "cut":  # cut anywhere, inside a character too
+        raw = text.replace("starter", "stärter💥", 1).encode()
+        return raw[: rng.randrange(len(raw) + 1)]
+    if encoding == "bom":  # a byte-order mark and nothing, or garbage after it
+        return rng.choice([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00"])
+    if encoding == "latin-1":
+        return text.replace("starter", "stärter", 1).encode("latin-1", errors="replace")
+    if encoding.endswith(("-le", "-be")) and rng.random() < 0.5:  # with a byte-order mark
+        text = "\ufeff" + text
+    return text.encode(encoding, errors="surrogatepass")
+
+
+def mutate(rng: random.Random, text: str) -> bytes:
+    """A mutated model file, as bytes."""
+    return _bytes(rng, _mutate_text(rng, text))
+
+
+def _mutate_text(rng: random.Random, text: str) -> str:
+    roll = rng.random()
+    if roll < 0.08:  # a control character anywhere: a comment, a key, a value, a line's start
+        at = rng.randrange(len(text) + 1)
+        return text[:at] + rng.choice(CONTROL) + text[at:]
+    if roll < 0.12:  # a number that cannot be scored
+        old = rng.choice(["points: 10", "pql_score: 60", "cap: 20", "gte: 1000", "min: 3"])
+        return text.replace(old, old.split(":")[0] + ": " + rng.choice(UNSCORABLE), 1)
     roll = rng.random()
     if roll < 0.04:  # an alias bomb
         bomb = "bomb:\n  a: &a [x, x, x, x, x, x, x, x, x, x]\n"

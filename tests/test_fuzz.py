@@ -1,9 +1,10 @@
 """Fuzzing the collector and the model loader with generated hostile input.
 
-`make test` runs a bounded number of examples; the long run (the issue's acceptance figures)
-is behind PQLKIT_FUZZ_LONG=1:
+`make test` runs a bounded number of examples; the long runs (the issue's acceptance figures)
+are the collector's behind PQLKIT_FUZZ_LONG=1 and the model files' behind the `long` marker:
 
     PQLKIT_FUZZ_LONG=1 .venv/bin/python -m pytest tests/test_fuzz.py -s
+    .venv/bin/python -m pytest tests/test_fuzz.py -m long -k model -n 2 -rP
 
 Collector: every request gets an answer below 500, and every acknowledged message is stored
 (nothing quarantined: the request path applies the flusher's rules). Bodies come from
@@ -117,7 +118,12 @@ def test_every_acknowledged_message_is_stored(collector):
 
 # --- model files -------------------------------------------------------------------------------
 
-MODELS = 2_000 if LONG else 60
+MODELS, LONG_MODELS = 300, 10_000
+#: Seconds of CPU one model may take to load and score before it counts as a hang (a valid model
+#: takes 0.2 s, the first one 1.3 s), and of wall time, for a hang that waits without computing.
+#: CPU time, because on a machine shared with other runs wall time was eight times as long:
+#: a wall-clock limit of 10 s counted 17 of 300 valid models as hangs at a load average of 25.
+MODEL_CPU_SECONDS, MODEL_WALL_SECONDS = 10.0, 120.0
 
 
 class ModelOutcome:
@@ -130,7 +136,7 @@ class ModelOutcome:
     )
 
 
-def _judge(text: str, folder: Path, backend) -> tuple[str, str]:
+def _judge(raw: bytes, folder: Path, backend) -> tuple[str, str]:
     """Load a model file and, when valid, score a small world with it, as `pql score` does."""
     import re
     import signal
@@ -140,22 +146,28 @@ def _judge(text: str, folder: Path, backend) -> tuple[str, str]:
     from pqlkit.model.load import load_model
 
     path = folder / "pql.yml"
-    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    path.write_bytes(raw)
+
+    fired = []
 
     def timeout(*_):
+        fired.append(True)
         raise TimeoutError
 
-    old = signal.signal(signal.SIGALRM, timeout)
-    signal.setitimer(signal.ITIMER_REAL, 5.0)
+    old = signal.signal(signal.SIGALRM, timeout), signal.signal(signal.SIGPROF, timeout)
+    signal.setitimer(signal.ITIMER_REAL, MODEL_WALL_SECONDS)
+    signal.setitimer(signal.ITIMER_PROF, MODEL_CPU_SECONDS)  # the process's CPU, all threads
     try:
         loaded = load_model(path)
         Engine(loaded, backend).run("2026-10-01")
         return ModelOutcome.VALID, ""
     except ModelValidationError as exc:
-        if all(issue.line > 0 for issue in exc.issues):
+        if exc.issues and all(issue.line > 0 for issue in exc.issues):
             return ModelOutcome.LOCATED, str(exc)
         return ModelOutcome.UNLOCATED, str(exc)
     except PqlkitError as exc:
+        if fired:
+            return ModelOutcome.HANG, ""
         located = re.search(r"pql\.yml:\d+", str(exc)) is not None
         return (ModelOutcome.LOCATED if located else ModelOutcome.UNLOCATED), str(exc)
     except TimeoutError:
@@ -165,41 +177,71 @@ def _judge(text: str, folder: Path, backend) -> tuple[str, str]:
     except Exception as exc:
         import traceback
 
+        if fired:  # the TimeoutError came out wrapped in another exception
+            return ModelOutcome.HANG, ""
         return ModelOutcome.BUG, "".join(traceback.format_exception(exc))[-1500:]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGALRM, old[0])
+        signal.signal(signal.SIGPROF, old[1])
 
 
-def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
-    from collections import Counter
-
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
     from pqlkit.backends import connect
     from pqlkit.demo.generate import DemoSize, generate
-    from pqlkit.demo.load import load, starter_text
+    from pqlkit.demo.load import load
 
     from .conftest import DEMO_END
+
+    backend = connect(str(tmp_path_factory.mktemp("world") / "m.duckdb"))
+    load(backend, generate(DemoSize(accounts=8, users=30, days=20, seed=5), end=DEMO_END))
+    yield backend
+    backend.close()
+
+
+def _fuzz_models(count: int, seed: int, folder: Path, backend) -> None:
+    import time
+    from collections import Counter
+
+    from pqlkit.demo.load import starter_text
+
     from .model_mutations import mutate
 
-    backend = connect(str(tmp_path / "m.duckdb"))
-    load(backend, generate(DemoSize(accounts=8, users=30, days=20, seed=5), end=DEMO_END))
-    rng = random.Random(0 if not LONG else None)
+    rng = random.Random(seed)
     starter = starter_text()
     outcomes: Counter[str] = Counter()
     failures = []
-    for _ in range(MODELS):
-        text = mutate(rng, starter)
-        outcome, detail = _judge(text, tmp_path, backend)
+    started = time.monotonic()
+    for _ in range(count):
+        raw = mutate(rng, starter)
+        outcome, detail = _judge(raw, folder, backend)
         outcomes[outcome] += 1
         if outcome in (ModelOutcome.BUG, ModelOutcome.HANG, ModelOutcome.UNLOCATED):
-            failures.append((outcome, detail, text))
-    backend.close()
-    print(f"\nmodel fuzz: {MODELS} mutated models: {dict(outcomes)}")
-    for outcome, detail, _text in failures[:5]:
-        print(f"--- {outcome}\n{detail}")
-    assert not failures, f"{len(failures)} of {MODELS}: " + "; ".join(
+            failures.append((outcome, detail, raw))
+    print(
+        f"\nmodel fuzz (seed {seed}): {count} mutated models in {time.monotonic() - started:.0f} s:"
+        f" {dict(outcomes)}"
+    )
+    for outcome, detail, raw in failures[:5]:
+        print(f"--- {outcome}\n{detail}\n{raw[:300]!r}")
+    assert not failures, f"{len(failures)} of {count}: " + "; ".join(
         sorted({f[0] for f in failures})
     )
+
+
+def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path, small_world):
+    _fuzz_models(MODELS, 0, tmp_path, small_world)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("half", [0, 1])  # two halves, so `-n 2` runs them side by side
+def test_ten_thousand_mutated_models_end_in_a_result_or_a_located_error(
+    tmp_path, small_world, half
+):
+    seed = int(os.environ.get("PQLKIT_FUZZ_SEED", random.randrange(2**32))) + half
+    _fuzz_models(LONG_MODELS // 2, seed, tmp_path, small_world)
 
 
 @pytest.mark.parametrize(
@@ -223,22 +265,23 @@ def test_mutated_models_end_in_a_result_or_a_located_error(tmp_path):
         ("window: 30d", "window: 0d", "not a positive duration"),
         ("{table: users}", "{table: 'a.b.c'}", "cannot read table 'a.b.c'"),
         ("{table: users}", "{table: 'k\"e'}", "does not exist"),
+        # issue 27: each passed validation, then failed scoring without a line
+        ("'\\.edu$'", '"\\\\.edu\\0$"', "a NUL character (U+0000)"),
+        ("equals: enterprise", 'equals: "enter\\x01prise"', "a control character (U+0001)"),
+        ("points: 10", 'points: "NaN"', "'NaN' is not a number that can be scored"),
+        ("pql_score: 60", 'pql_score: "-Infinity"', "is not a number that can be scored"),
+        ("cap: 20", "cap: '1e400'", "is not a number that can be scored"),
+        # issue 27: internal errors (PyYAML's ReaderError) before
+        ("# Where", "# Wh\x00ere", "a NUL character (U+0000) at column 5"),
+        ("name: starter", "name: star\x9fter", "a C1 control character (U+009F) at column 11"),
     ],
 )
-def test_what_the_model_fuzzer_found_is_a_located_error(tmp_path, old, new, message):
-    from pqlkit.backends import connect
-    from pqlkit.demo.generate import DemoSize, generate
-    from pqlkit.demo.load import load, starter_text
-
-    from .conftest import DEMO_END
+def test_what_the_model_fuzzer_found_is_a_located_error(tmp_path, small_world, old, new, message):
+    from pqlkit.demo.load import starter_text
 
     text = starter_text()
     assert old in text
-    backend = connect(str(tmp_path / "m.duckdb"))
-    load(backend, generate(DemoSize(accounts=8, users=30, days=20, seed=5), end=DEMO_END))
-    try:
-        outcome, detail = _judge(text.replace(old, new, 1), tmp_path, backend)
-    finally:
-        backend.close()
+    raw = text.replace(old, new, 1).encode("utf-8")
+    outcome, detail = _judge(raw, tmp_path, small_world)
     assert outcome == ModelOutcome.LOCATED, detail
     assert message in detail and "pql.yml:" in detail

@@ -196,3 +196,150 @@ def test_free_mail_list_ships():
     domains = free_mail_domains()
     assert {"gmail.com", "outlook.com", "yahoo.com", "proton.me"} <= domains
     assert "acme.com" not in domains
+
+
+# --- characters, encodings and numbers that cannot be scored (issue 27) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\x00", "a NUL character (U+0000)"),
+        ("\x01", "a control character (U+0001)"),
+        ("\x1b", "a control character (U+001B)"),
+        ("\x7f", "a control character (U+007F)"),
+        ("\x85", "a C1 control character (U+0085)"),
+        ("\x9f", "a C1 control character (U+009F)"),
+        ("\u2028", "a Unicode line separator (U+2028)"),
+    ],
+)
+@pytest.mark.parametrize("where", ["comment", "value"])
+def test_a_control_character_anywhere_is_refused_at_its_line_and_column(char, name, where):
+    line = f"  # a co{char}mment\n" if where == "comment" else f"    - id: every{char}one\n"
+    text = MINIMAL.replace("    - id: everyone\n", line if where == "value" else "    - id: x\n")
+    if where == "comment":
+        text = text.replace("icp:\n", "icp:\n" + line)
+    found = problems(text)
+    assert len(found) == 1
+    assert found[0].startswith(f"pql.yml:{2 if where == 'comment' else 3}: {name} at column ")
+    assert f"column {9 if where == 'comment' else 16} (" in found[0]
+
+
+def test_every_control_character_is_named_at_once():
+    text = MINIMAL.replace("everyone", "every\x01one") + "# \x00\n# \x9f\n"
+    assert [p.split(":")[1] for p in problems(text)] == ["3", "8", "9"]
+
+
+def test_what_yaml_cannot_read_is_located_even_past_the_character_check(monkeypatch):
+    from pqlkit.model import yaml_lines
+
+    monkeypatch.setattr(yaml_lines, "check_characters", lambda text, filename: None)
+    assert problems(MINIMAL.replace("everyone", "every\x01one")) == [
+        "pql.yml:3: YAML cannot read a control character (U+0001) at column 16 "
+        "(save the file as UTF-8: in most editors, Save As with the encoding UTF-8)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le"]
+)
+def test_a_file_with_a_byte_order_mark_is_read_in_its_encoding(tmp_path, encoding):
+    text = "name: müller\n" + MINIMAL
+    if encoding.endswith(("-le", "-be")):  # Python writes no mark for these; editors do
+        text = "\ufeff" + text
+    (tmp_path / "pql.yml").write_bytes(text.encode(encoding))
+    loaded = load_model(tmp_path / "pql.yml")
+    assert loaded.model.name == "müller"
+    assert loaded.line_of(("activation",)) == 8
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (MINIMAL.encode("utf-16-le"), ":1: the file looks like UTF-16 or UTF-32 without a"),
+        (MINIMAL.encode("utf-32-be"), ":1: the file looks like UTF-16 or UTF-32 without a"),
+        (
+            MINIMAL.replace("everyone", "müller").encode("latin-1"),
+            ":3: not valid UTF-8 at column 12: invalid start byte (bytes fc)",
+        ),
+        (MINIMAL.encode() + b"# \xff\n", ":8: not valid UTF-8 at column 3: invalid start byte"),
+        (b"\xff\xfe" + MINIMAL.encode("utf-16-le")[:-1], ":7: not valid UTF-16 at column 27"),
+        (b"\xef\xbb\xbf", ":1: the model must be a mapping of keys"),
+        (b"\xff\xfe", ":1: the model must be a mapping of keys"),
+    ],
+)
+def test_a_file_that_is_not_text_is_refused_at_a_line(tmp_path, raw, expected):
+    (tmp_path / "pql.yml").write_bytes(raw)
+    with pytest.raises(ModelValidationError) as info:
+        load_model(tmp_path / "pql.yml")
+    assert len(info.value.issues) == 1
+    assert expected in str(info.value.issues[0])
+
+
+NUMBERS = [
+    ("points: 10}", "points: {}}}", 6, "usage_signals[0].points"),
+    ("gte: 0}", "gte: {}}}", 4, "icp.profiles[0].when.gte"),
+    ("gte: 0}", "between: [0, {}]}}", 4, "icp.profiles[0].when.between"),
+    ("points: 10}", "points: 1, per_unit: true, cap: {}}}", 6, "usage_signals[0].cap"),
+    ("points: 10}", "points: 1, min: {}}}", 6, "usage_signals[0].min"),
+    ("activation:", "thresholds: {{pql_score: {}}}\nactivation:", 7, "thresholds.pql_score"),
+    (
+        "activation:",
+        "tiers: {{kind: grid, fit_cuts: [{}], usage_cuts: [50], matrix: [[A, B], [B, C]]}}\n"
+        "activation:",
+        7,
+        "tiers.fit_cuts[0]",
+    ),
+    (
+        "activation:",
+        "tiers: {{kind: bands, bands: [{{tier: A, min_score: {}}}]}}\nactivation:",
+        7,
+        "tiers.bands[0].min_score",
+    ),
+]
+
+
+@pytest.mark.parametrize("value", ["NaN", "'nan'", "'-Infinity'", "'1e400'", ".nan", "-.inf"])
+@pytest.mark.parametrize(("old", "new", "line", "path"), NUMBERS)
+def test_a_number_that_cannot_be_scored_is_refused_at_its_line(old, new, line, path, value):
+    found = problems(MINIMAL.replace(old, new.format(value), 1))
+    assert any(p.startswith(f"pql.yml:{line}: {path}") for p in found), found
+    assert all(f"pql.yml:{line}:" in p for p in found), found
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize(
+    ("old", "new", "line", "path"),
+    [
+        ("gte: 0}", "equals: {}}}", 4, "icp.profiles[0].when.equals"),
+        ("points: 10}", "points: 1, where: {{n: {}}}}}", 6, "usage_signals[0].where.n"),
+    ],
+)
+def test_text_or_number_fields_take_no_yaml_nan_or_infinity(old, new, line, path, value):
+    """A quoted 'NaN' there is text (a plan may be called NaN); YAML's .nan is a number."""
+    found = problems(MINIMAL.replace(old, new.format(value), 1))
+    assert len(found) == 1 and found[0].startswith(f"pql.yml:{line}: {path}: "), found
+
+
+def test_a_quoted_number_out_of_range_is_refused_as_a_yaml_one_is():
+    assert problems(MINIMAL.replace("points: 10", "points: '1e13'")) == [
+        "pql.yml:6: usage_signals[0].points: the number 1e+13 is out of range "
+        "(numbers in a model are between -1e+12 and 1e+12)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        '{field: user.email, matches: "\\\\.edu\\0$"}',
+        '{field: user.role, equals: "a\\x01b"}',
+        '{field: user.role, in: [a, "b\\0"]}',
+        '{field: user.role, contains: "\\e"}',
+        '{field: user.role, not_in: ["\\x9f"]}',
+    ],
+)
+def test_control_characters_written_as_escapes_are_refused_at_their_line(condition):
+    found = problems(MINIMAL.replace("{field: account.employees, gte: 0}", condition))
+    assert len(found) == 1
+    assert found[0].startswith("pql.yml:4: icp.profiles[0].when")
+    assert "character (U+00" in found[0] and "remove it" in found[0]

@@ -17,9 +17,12 @@ is_pql|tier|segment``. Which namespaces a condition may use depends on where it 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, model_validator
+
+from .strict import Strict as _Strict
 
 Scalar = str | int | float | bool
 
@@ -61,12 +64,6 @@ DECISIONS_BY_CONTEXT: dict[str, tuple[str, ...]] = {
     "segment": ("profile", "excluded", "exclusion", "activated", "is_pql", "tier"),
     "routing": DECISION_FIELDS,
 }
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
-    )
 
 
 class FieldCondition(_Strict):
@@ -234,7 +231,9 @@ AnyCondition.model_rebuild()
 NotCondition.model_rebuild()
 
 
-def walk(condition: Condition, path: tuple[Any, ...] = ()):
+def walk(
+    condition: Condition, path: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], FieldCondition | EmailCondition | SignalCondition]]:
     """Yield (path, leaf) for every leaf condition, paths relative to ``condition``."""
     if isinstance(condition, AllCondition):
         for i, child in enumerate(condition.all):

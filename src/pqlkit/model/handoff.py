@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from .crm import HubSpotDestination, SalesforceDestination
 from .signals import Duration
+from .strict import Strict
 
 TRANSITIONS = (
     "became_pql",
@@ -28,7 +29,7 @@ EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)]
 DestinationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]
 
 
-class _Strict(BaseModel):
+class _Strict(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 

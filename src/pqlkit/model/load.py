@@ -15,6 +15,7 @@ from ..errors import ModelError, ModelIssue, ModelValidationError
 from .conditions import _condition_tag
 from .references import cross_reference_issues
 from .spec import Model
+from .text import decode
 from .yaml_lines import did_you_mean, dotted, line_at, read_yaml
 
 PathT = tuple[Any, ...]
@@ -57,7 +58,7 @@ def load_model(path: str | Path) -> LoadedModel:
         ) from None
     except OSError as exc:
         raise ModelError(f"{p}: cannot read the model file: {exc.strerror}") from None
-    return parse_model(raw.decode("utf-8", errors="replace"), str(p), raw)
+    return parse_model(decode(raw, str(p)), str(p), raw)
 
 
 def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) -> LoadedModel:
@@ -90,7 +91,9 @@ def parse_model(text: str, filename: str = "pql.yml", raw: bytes | None = None) 
 # --- pydantic errors -> issues -------------------------------------------------------------
 
 
-def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelIssue]:
+def _pydantic_issues(
+    exc: ValidationError, data: Any, lines: dict[PathT, int], filename: str
+) -> list[ModelIssue]:
     issues = []
     for err in exc.errors(include_url=False):
         path, cur = _resolve(err["loc"], data)
@@ -116,6 +119,9 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
         elif etype == "union_tag_not_found":
             message = "missing `kind`"
             hint = f"add `kind:` ({err.get('ctx', {}).get('discriminator', '')})".replace(" ()", "")
+        elif etype == "finite_number":
+            message = f"{cur!r} is not a number that can be scored"
+            hint = "write a plain number, e.g. 10 or 0.5"
         elif etype == "condition":
             message = err["msg"]
             hint = "e.g. {field: account.employees, gte: 50}"
@@ -155,12 +161,16 @@ def _pydantic_issues(exc: ValidationError, data, lines, filename) -> list[ModelI
     return issues
 
 
-def _resolve(loc, data) -> tuple[PathT, Any]:
+def _resolve(loc: tuple[Any, ...], data: Any) -> tuple[PathT, Any]:
     """Map a pydantic loc (with union tags in it) to a path in the YAML data."""
     path: list[Any] = []
     cur = data
+    tagged = None  # the condition whose tag was just passed: its next element is a key
     for i, elem in enumerate(loc):
         last = i == len(loc) - 1
+        if not last and cur is not tagged and isinstance(cur, dict) and elem == _condition_tag(cur):
+            tagged = cur
+            continue  # the tag of {field: ..., gte: ...}, not its key `field`
         if (isinstance(cur, dict) and elem in cur) or (
             isinstance(cur, list) and isinstance(elem, int) and 0 <= elem < len(cur)
         ):
@@ -193,7 +203,7 @@ def _dedupe(issues: list[ModelIssue]) -> list[ModelIssue]:
     return list(seen.values())
 
 
-def _allowed_keys(path: PathT, data) -> set[str]:
+def _allowed_keys(path: PathT, data: Any) -> set[str]:
     """Keys allowed at ``path``, found by walking the Model's annotations along the data."""
     candidates: list[Any] = [Model]
     cur = data
@@ -215,7 +225,7 @@ def _allowed_keys(path: PathT, data) -> set[str]:
     return keys
 
 
-def _flatten(annotation) -> list[Any]:
+def _flatten(annotation: Any) -> list[Any]:
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
         return _flatten(typing.get_args(annotation)[0])
@@ -227,7 +237,7 @@ def _flatten(annotation) -> list[Any]:
     return [annotation]
 
 
-def _element_types(annotation) -> list[Any]:
+def _element_types(annotation: Any) -> list[Any]:
     out = []
     for a in _flatten(annotation):
         if typing.get_origin(a) in (list, tuple):
@@ -236,7 +246,7 @@ def _element_types(annotation) -> list[Any]:
     return out
 
 
-def _narrow(classes: list[Any], value) -> list[Any]:
+def _narrow(classes: list[Any], value: Any) -> list[Any]:
     flat = []
     for c in classes:
         flat.extend(_flatten(c))

@@ -3,6 +3,7 @@ allowed where they stand, decisions used only after they are made."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ModelIssue
@@ -10,9 +11,12 @@ from .conditions import DECISIONS_BY_CONTEXT, NAMESPACES_BY_CONTEXT, SCORE_FIELD
 from .yaml_lines import did_you_mean, dotted, line_at
 
 PathT = tuple[Any, ...]
+Issue = Callable[..., None]
 
 
-def cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
+def cross_reference_issues(
+    data: dict[str, Any], lines: dict[PathT, int], filename: str
+) -> list[ModelIssue]:
     issues: list[ModelIssue] = []
 
     def issue(path: PathT, message: str, hint: str = "") -> None:
@@ -84,7 +88,7 @@ def cross_reference_issues(data: dict, lines, filename) -> list[ModelIssue]:
     return issues
 
 
-def _unique_ids(items, base: PathT, issue, key: str) -> None:
+def _unique_ids(items: list[Any], base: PathT, issue: Issue, key: str) -> None:
     seen: set[str] = set()
     for i, item in enumerate(items):
         value = item.get(key) if isinstance(item, dict) else None
@@ -94,15 +98,15 @@ def _unique_ids(items, base: PathT, issue, key: str) -> None:
             seen.add(value)
 
 
-def _as_list(value) -> list:
+def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _as_dict(value) -> dict:
+def _as_dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _leaves(cond, path: PathT):
+def _leaves(cond: Any, path: PathT) -> Iterator[tuple[PathT, dict[Any, Any]]]:
     if not isinstance(cond, dict):
         return
     for combinator in ("all", "any"):
@@ -116,7 +120,9 @@ def _leaves(cond, path: PathT):
     yield path, cond
 
 
-def _check_leaf(path: PathT, leaf: dict, context: str, signal_ids, issue) -> None:
+def _check_leaf(
+    path: PathT, leaf: dict[Any, Any], context: str, signal_ids: dict[str, PathT], issue: Issue
+) -> None:
     allowed_ns = NAMESPACES_BY_CONTEXT[context]
     if "signal" in leaf:
         ref = leaf["signal"]

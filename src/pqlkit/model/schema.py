@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from .spec import SCHEMA_VERSION, Model
 
 SCHEMA_PATH = f"schemas/pql-model-v{SCHEMA_VERSION}.json"
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     schema = Model.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://pqlkit.dev/schemas/pql-model-v{SCHEMA_VERSION}.json"

@@ -13,9 +13,10 @@ import re
 import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from .conditions import Condition
+from .strict import Strict as _Strict
 
 DURATION_PATTERN = r"^\d+(\.\d+)?(s|m|h|d|w)$"
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -50,12 +51,6 @@ def duration_seconds(text: str) -> float:
 
 def duration_days(text: str) -> float:
     return duration_seconds(text) / 86400.0
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
-    )
 
 
 SignalId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63)]

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from .conditions import Condition
 from .handoff import Handoff
 from .signals import Duration, EventSignal, SignalId, TraitSignal
+from .strict import Strict as _Strict
 
 SCHEMA_VERSION = 1
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, frozen=True, use_attribute_docstrings=True
-    )
 
 
 # --- sources -------------------------------------------------------------------------------
@@ -338,7 +333,7 @@ class Model(_Strict):
     """Where transitions (became a PQL, tier changed...) are delivered: signed webhooks, Slack."""
 
     @property
-    def all_signals(self) -> list:
+    def all_signals(self) -> list[TraitSignal | EventSignal]:
         return [*self.fit_signals, *self.usage_signals, *self.mql_signals]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from ..errors import ModelIssue, ModelValidationError
+from .strict import MAX_NUMBER, describe_character
+from .text import check_characters, located_at
 
 PathT = tuple[Any, ...]
 
@@ -35,10 +37,10 @@ def dotted(path: PathT) -> str:
 
 
 #: Guards against hostile or broken files: how deep the YAML may nest, how many nodes it may
-#: expand to (aliases included: an alias bomb expands exponentially), how large a number may be.
+#: expand to (aliases included: an alias bomb expands exponentially). How large a number may be
+#: is strict.MAX_NUMBER, checked here for YAML's numbers and by the model for quoted ones.
 MAX_DEPTH = 48
 MAX_NODES = 50_000
-MAX_NUMBER = 1e12
 
 
 class _TooLarge(Exception):
@@ -58,7 +60,7 @@ class _TooLarge(Exception):
         return ModelValidationError([ModelIssue(filename, self.line, "", self.message, self.hint)])
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type hints
     """SafeLoader that stops at the first node nested deeper than MAX_DEPTH and names its
     line. Letting PyYAML's composer recurse until Python's recursion limit took a second for a
     line of 5,000 `[` (0.25 s now), depended on how deep the caller's stack already was, and
@@ -77,11 +79,18 @@ class _Loader(yaml.SafeLoader):
 
 
 def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[ModelIssue]]:
-    loader = _Loader(text)
+    check_characters(text, filename)
+    loader = None
     try:
+        loader = _Loader(text)  # the reader checks the characters here, before any node
         node = loader.get_single_node()
     except _TooLarge as exc:
         raise exc.issue(filename) from None
+    except yaml.reader.ReaderError as exc:  # a character check_characters let through
+        char = exc.character
+        what = describe_character(chr(char)) if isinstance(char, int) else "a character"
+        message = f"YAML cannot read {what}"
+        raise located_at(text, exc.position, filename, message) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -98,7 +107,8 @@ def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mod
             ]
         ) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[PathT, int] = {}
     issues: list[ModelIssue] = []
     if node is None:
@@ -110,7 +120,15 @@ def read_yaml(text: str, filename: str) -> tuple[Any, dict[PathT, int], list[Mod
         raise exc.issue(filename) from None
 
 
-def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[int]) -> Any:
+def _to_python(
+    loader: _Loader,
+    node: Any,
+    path: PathT,
+    lines: dict[PathT, int],
+    issues: list[ModelIssue],
+    filename: str,
+    budget: list[int],
+) -> Any:
     budget[0] -= 1
     line = node.start_mark.line + 1
     if budget[0] < 0:
@@ -181,7 +199,9 @@ def _to_python(loader, node, path: PathT, lines, issues, filename, budget: list[
                 filename,
                 line,
                 dotted(path),
-                f"the number {_short_number(value)} is out of range",
+                f"the number {_short_number(value)} is out of range"
+                if value == value
+                else "NaN is not a number that can be scored",
                 f"numbers in a model are between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}",
             )
         )
