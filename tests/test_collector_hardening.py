@@ -140,6 +140,7 @@ def test_over_http_big_ids_gzip_members_and_the_metrics_key(server):
     assert health.status_code == 200 and health.json() == {
         "status": "ok",
         "refusing_events": False,
+        "flusher_restarts": 0,
         "quarantined": 0,
     }
 

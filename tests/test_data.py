@@ -36,7 +36,7 @@ def test_missing_mapped_column_names_table_column_and_columns_present(model_file
         _engine(model_file, world_backend).run(DEMO_END)
     msg = str(info.value)
     assert "column 'event_name' is not in events" in msg
-    assert "columns present: message_id, user_id" in msg
+    assert "columns present: message_id, source, user_id" in msg
     assert "pql.yml:" in msg
 
 
