@@ -175,6 +175,18 @@ def _to_python(
             _to_python(loader, child, (*path, i), lines, issues, filename, budget)
             for i, child in enumerate(node.value)
         ]
+    return _scalar(loader, node, path, line, issues, filename)
+
+
+def _scalar(
+    loader: _Loader,
+    node: Any,
+    path: PathT,
+    line: int,
+    issues: list[ModelIssue],
+    filename: str,
+) -> Any:
+    """A scalar's value, or None (0 for a number out of range) with the problem noted."""
     try:
         value = loader.construct_object(node, deep=True)
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
