@@ -1,6 +1,9 @@
 """What every backend class must do, written once and run on each (the way ibis keeps one
 suite in ibis/backends/tests). Adding a database is a class in pqlkit/backends plus a passing
-run of this file."""
+run of this file.
+
+On Spark a test takes 10-45 s (a second a statement, and the first of a worker starts the JVM):
+long because Spark is, and the reason the fast lane (`make check`) leaves Spark out."""
 
 from __future__ import annotations
 

@@ -112,6 +112,8 @@ def test_warehouse_sql_gives_the_demo_rows(small_world, model_file):
 )
 @given(world())
 def test_warehouse_sql_gives_the_same_rows_for_every_signal_kind(w):
+    """Long because it compiles and transpiles the scoring SQL of every generated model to two
+    warehouses and runs each on DuckDB (Hypothesis examples; about 30-60 s)."""
     signals, users, events = w
     backend = connect(":memory:")
     try:

@@ -152,6 +152,8 @@ def _run(tmp_path, bodies: int) -> None:
 
 
 def test_fuzzed_bodies_over_http_get_no_5xx_and_are_stored_once(tmp_path):
+    """3,000 fuzzed bodies over a real `pql serve`. Long because a body is a real HTTP request
+    and the store is checked at the end (about 40 s); a million behind `long`."""
     _run(tmp_path, int(os.environ.get("PQLKIT_HTTP_FUZZ_BODIES", "3000")))
 
 

@@ -293,6 +293,8 @@ SETTINGS = dict(
 @settings(max_examples=6, **SETTINGS)
 @given(s=story())
 def test_live_rescoring_equals_full_runs_on_duckdb(s, monkeypatch):
+    """Long because a full run is computed beside every rescore of the story, to compare them
+    (about 30 s)."""
     backend = connect(":memory:")
     try:
         _check_story(backend, *s, monkeypatch)

@@ -28,6 +28,8 @@ def test_the_two_setup_commands_are_make_targets_and_ci_runs_the_test_one():
 
 
 def test_quick_tour_commands_run(tmp_path):
+    """Every command of the README's quick tour runs, each in a process of its own. Long
+    because each starts the CLI and scores or compiles (about 30-40 s in all)."""
     tour = [line[2:] for line in _block("console") if line.startswith("$ pql ")]
     assert len(tour) >= 5
     pql = [sys.executable, "-m", "pqlkit.cli"]

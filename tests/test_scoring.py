@@ -166,7 +166,8 @@ def _decided_in_duckdb(rows) -> list[dict]:
 def test_database_and_python_evaluation_agree_on_any_rows(rows):
     """decide() through IbisOps in DuckDB equals decide() through PyOps, row by row. DuckDB
     takes about a second to plan the whole decision whatever the rows, so each example is up
-    to 200 rows (rows are decided independently)."""
+    to 200 rows (rows are decided independently). Long because of that second a plan: about
+    30-50 s for the examples that make the property worth holding."""
     in_db = _decided_in_duckdb(rows)
     in_py = [decide(MODEL, dict(r), ops) for r in rows]
     for db_row, py_row in zip(in_db, in_py, strict=True):
