@@ -580,3 +580,40 @@ def test_a_flusher_that_dies_is_started_again_and_health_says_so(tmp_path):
     with duckdb.connect(server.db, read_only=True) as con:
         ids = [r[0] for r in con.execute("SELECT message_id FROM events").fetchall()]
     assert sorted(ids) == sorted([*(f"s{i}" for i in range(3)), "after-restart"])
+
+
+def test_sigterm_to_the_whole_group_drains_everything_acknowledged(tmp_path):
+    """A service manager stops the whole process group with SIGTERM (systemd's default
+    KillMode): the flusher must not die with it, but store everything acknowledged and record
+    what was sent, after the server has drained; then the process exits 0."""
+    import signal
+
+    server = Serve(tmp_path)
+    server.start()
+    try:
+        with httpx.Client(auth=("wk_web", ""), timeout=30) as http:
+            acknowledged = []
+            for b in range(20):
+                batch = [
+                    {"type": "track", "userId": f"u{j}", "event": "x", "messageId": f"t{b}-{j}"}
+                    for j in range(50)
+                ]
+                assert http.post(server.url + "/v1/batch", json={"batch": batch}).status_code == 200
+                acknowledged += [m["messageId"] for m in batch]
+        os.killpg(server.proc.pid, signal.SIGTERM)  # everyone in the group, as systemd does
+        assert server.proc.wait(60) == 0
+    finally:
+        if server.proc and server.proc.poll() is None:
+            server.kill()
+    with duckdb.connect(server.db, read_only=True) as con:
+        stored = [r[0] for r in con.execute("SELECT message_id FROM events").fetchall()]
+    assert sorted(stored) == sorted(acknowledged)  # stored before exit, not on a next start
+
+
+def test_the_demo_never_prints_its_database_password(pg_server, tmp_path):
+    url = pg_server.create_database().replace("postgres@", "postgres:s3cret-pw@")
+    done = pql("demo", "--dir", str(tmp_path), "--url", url, "--accounts", "10", "--users",
+               "40", "--days", "7", "--json", timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "s3cret-pw" not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["database"].startswith("postgresql://postgres:***@")
