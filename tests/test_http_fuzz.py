@@ -7,13 +7,15 @@ does this one), every request is answered (a connection closed as a request went
 counted), and every acknowledged message is stored exactly once (message ids are unique across the run, so events and pql_messages together hold one
 row per acknowledged message and each acknowledged id).
 
-The everyday run sends a few thousand bodies; the long one (``@pytest.mark.long``) a million.
+The everyday run sends ten thousand bodies; the long one (``@pytest.mark.long``) a million.
 ``PQLKIT_HTTP_FUZZ_BODIES`` sets the everyday count (e.g. 100000 for a run by hand).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import gzip
 import os
 import random
@@ -23,9 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import duckdb
-import httpx
+import httptools
 import orjson
 import pytest
+import uvloop
 
 from pqlkit.collect.records import text_or_none
 from pqlkit.collect.segment_api import ApiError, messages_from_body
@@ -56,33 +59,92 @@ def _acknowledged(endpoint: str, raw: bytes, headers: dict[str, str]) -> list[di
     return messages_from_body(endpoint, orjson.loads(raw), len(raw), datetime(2026, 11, 1, 12))
 
 
-async def _send(client: httpx.AsyncClient, n: int, seed: int, tally: Tally) -> None:
+class _Connection:
+    """One kept-alive HTTP/1.1 connection, raw: the request's bytes out, the answer parsed by
+    httptools (uvicorn's own parser). httpx spent 2.6 ms of CPU a request, more than the
+    collector it tested, so a million bodies took hours; this is a fifth of it."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def post(self, path: str, raw: bytes, headers: dict[str, str]) -> tuple[int, dict, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = f"POST {path} HTTP/1.1\r\nHost: fuzz\r\nAuthorization: {_AUTH}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        head += f"Content-Length: {len(raw)}\r\n\r\n"
+        self.writer.write(head.encode() + raw)
+        answer = _Answer()
+        parser = httptools.HttpResponseParser(answer)
+        while not answer.complete:
+            data = await asyncio.wait_for(self.reader.read(65536), 60)
+            if not data:
+                raise ConnectionResetError("closed before the answer")
+            parser.feed_data(data)
+        if not parser.should_keep_alive():
+            await self.close()
+        return parser.get_status_code(), answer.headers, bytes(answer.body)
+
+
+class _Answer:
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
+        self.body = bytearray()
+        self.complete = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+_AUTH = "Basic " + base64.b64encode(b"wk_web:").decode()
+_CLOSED = (ConnectionError, asyncio.IncompleteReadError, httptools.HttpParserError)
+
+
+async def _send(conn: _Connection, n: int, seed: int, tally: Tally) -> None:
     endpoint, raw, headers = body(random.Random(seed), n)
     resets = 0
     for _attempt in range(50):
         try:
-            r = await client.post(f"/v1/{endpoint}", content=raw, headers=headers)
-        except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+            status, answer_headers, text = await conn.post(f"/v1/{endpoint}", raw, headers)
+        except _CLOSED as exc:
             # a kept-alive connection closed as the request went out (the server's keep-alive
             # timeout racing a loaded client): real clients send again, and so does this one,
             # once; what was acknowledged is still counted exactly below
+            await conn.close()
             tally.resets.append(f"{seed}: {type(exc).__name__}")
             resets += 1
             if resets > 1:
                 tally.unanswered.append(f"{seed}: {type(exc).__name__}: {exc} (twice)")
                 return
             continue
-        except httpx.HTTPError as exc:
+        except (OSError, TimeoutError) as exc:
+            await conn.close()
             tally.unanswered.append(f"{seed}: {type(exc).__name__}: {exc}")
             return
-        tally.statuses[r.status_code] += 1
-        if r.status_code == 503 and r.headers.get("retry-after"):
+        tally.statuses[status] += 1
+        if status == 503 and answer_headers.get("retry-after"):
             tally.shed += 1
-            await asyncio.sleep(float(r.headers["retry-after"]))
+            await asyncio.sleep(float(answer_headers["retry-after"]))
             continue
-        if r.status_code >= 500:
-            tally.server_errors.append(f"{seed}: {r.status_code} {r.text[:200]}")
-        elif r.status_code == 200:
+        if status >= 500:
+            tally.server_errors.append(f"{seed}: {status} {text[:200]!r}")
+        elif status == 200:
             try:
                 messages = _acknowledged(endpoint, raw, headers)
             except (ApiError, ValueError, OSError, EOFError, zlib.error) as exc:
@@ -101,16 +163,21 @@ async def _fuzz(url: str, bodies: int, seed: int, tally: Tally) -> None:
     rng = random.Random(seed)
     seeds = [rng.getrandbits(32) for _ in range(bodies)]
     queue = iter(enumerate(seeds))
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(
-        base_url=url, auth=("wk_web", ""), timeout=60, limits=limits
-    ) as client:
+    host, port = url.removeprefix("http://").split(":")
+    done = [0]
 
-        async def worker() -> None:
+    async def worker() -> None:
+        conn = _Connection(host, int(port))
+        try:
             for n, s in queue:
-                await _send(client, n, s, tally)
+                await _send(conn, n, s, tally)
+                done[0] += 1
+                if bodies >= 100_000 and done[0] % 50_000 == 0:
+                    print(f"  {done[0]:,} of {bodies:,} bodies sent", flush=True)
+        finally:
+            await conn.close()
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
 
 
 def _run(tmp_path, bodies: int) -> None:
@@ -119,7 +186,7 @@ def _run(tmp_path, bodies: int) -> None:
     tally = Tally()
     started = time.monotonic()
     try:
-        asyncio.run(_fuzz(server.url, bodies, 27, tally))
+        uvloop.run(_fuzz(server.url, bodies, 27, tally))
         sent = time.monotonic() - started
         metrics = server.metrics()
     finally:
@@ -152,9 +219,8 @@ def _run(tmp_path, bodies: int) -> None:
 
 
 def test_fuzzed_bodies_over_http_get_no_5xx_and_are_stored_once(tmp_path):
-    """3,000 fuzzed bodies over a real `pql serve`. Long because a body is a real HTTP request
-    and the store is checked at the end (about 40 s); a million behind `long`."""
-    _run(tmp_path, int(os.environ.get("PQLKIT_HTTP_FUZZ_BODIES", "3000")))
+    """10,000 fuzzed bodies over a real `pql serve` (about 8 s); a million behind `long`."""
+    _run(tmp_path, int(os.environ.get("PQLKIT_HTTP_FUZZ_BODIES", "10000")))
 
 
 @pytest.mark.long
