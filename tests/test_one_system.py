@@ -4,6 +4,7 @@ acknowledged, and `pql migrate` upgrades it in place), and back-pressure when st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -381,9 +382,27 @@ class _Load:
         return self.acknowledged
 
 
+def _kill(pid: int, target: str, rng) -> None:
+    """SIGKILL as a crash comes: the whole group (server, flusher, web app at once: the OOM
+    killer, a pulled plug), the server alone (its flusher, orphaned, must notice and stop while
+    the next server starts beside it), or the flusher alone (the server starts it again, and is
+    then killed mid-restart)."""
+    import signal
+
+    if target == "server":
+        os.kill(pid, signal.SIGKILL)
+        return
+    if target == "flusher":
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+        for child in children.stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(child), signal.SIGKILL)
+        time.sleep(rng.uniform(0.1, 1.5))
+    os.killpg(pid, signal.SIGKILL)
+
+
 def _kill_loop(tmp_path, kills: int) -> None:
     import random
-    import signal
 
     from .test_handoff import Receiver
     from .test_live_serve import LiveServer
@@ -399,7 +418,9 @@ def _kill_loop(tmp_path, kills: int) -> None:
             server.start(timeout=120)
             load = _Load(server.url, f"r{k}")
             time.sleep(rng.uniform(0.3, 2.5))
-            os.killpg(server.proc.pid, signal.SIGKILL)  # server, flusher, web app: all at once
+            _kill(
+                server.proc.pid, rng.choice(["group", "group", "group", "server", "flusher"]), rng
+            )
             server.proc.wait(30)
             acknowledged += load.finish()
         server.start(timeout=120)  # stores what the log holds beyond the checkpoint

@@ -294,9 +294,16 @@ class DuckDBBackend(Backend):
             raw.execute("DETACH pql_rewrite")
         with open(fresh, "rb") as fh:
             os.fsync(fh.fileno())
-        self._reopen(lambda: os.replace(fresh, path))
-        with contextlib.suppress(FileNotFoundError):
-            path.with_name(path.name + ".wal").unlink()
+
+        def swap() -> None:
+            # the old file's write-ahead log (empty after the checkpoint, unless a crash left
+            # one) goes before the fresh file takes its name: replayed onto the fresh file it
+            # would write the old file's blocks into it
+            with contextlib.suppress(FileNotFoundError):
+                path.with_name(path.name + ".wal").unlink()
+            os.replace(fresh, path)
+
+        self._reopen(swap)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
