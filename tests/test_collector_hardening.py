@@ -181,6 +181,10 @@ def test_one_message_id_is_one_message_whatever_its_type(new_backend, tmp_path, 
             _logged({"batch": [{**identify("c"), "type": "group", "groupId": "g1"}]}),
             _logged({"batch": [identify("d")]}),  # another source may reuse an id
             _logged({"batch": [track("d")]}, source="app"),
+            # one id however it is written: trimmed, and 8.0 is "8" (an identify kept the raw
+            # text, a track the trimmed one, so these were two messages before)
+            _logged({"batch": [identify(" e\t"), track("e")]}),
+            _logged({"batch": [track(8.0), identify("8")]}),
         ]
     ).result()
     while flusher.flush_once(limit=2):
@@ -192,9 +196,18 @@ def test_one_message_id_is_one_message_whatever_its_type(new_backend, tmp_path, 
     log.close()
     events = sorted(backend.run_sql("SELECT source, message_id, event FROM events"))
     messages = sorted(backend.run_sql("SELECT source, message_id, type FROM pql_messages"))
-    assert events == [("app", "d", "A"), ("web", "b", "A"), ("web", "c", "Page Viewed: P")]
-    assert messages == [("web", "a", "identify"), ("web", "d", "identify")]
-    assert flusher.duplicates == 6 and flusher.stored == 3
+    assert events == [
+        ("app", "d", "A"),
+        ("web", "8", "A"),
+        ("web", "b", "A"),
+        ("web", "c", "Page Viewed: P"),
+    ]
+    assert messages == [
+        ("web", "a", "identify"),
+        ("web", "d", "identify"),
+        ("web", "e", "identify"),
+    ]
+    assert flusher.duplicates == 8 and flusher.stored == 4
 
 
 def test_the_importer_stores_one_message_per_id_whatever_its_type(new_backend, tmp_path):

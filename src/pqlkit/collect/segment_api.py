@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .records import EXACT_FLOAT, RowError, parse_timestamp
+from .records import EXACT_FLOAT, RowError, parse_timestamp, text_or_none
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -99,7 +99,9 @@ def messages_from_body(
             continue
         message = _merge(shared, item)
         fallback = f"pql-{id_prefix}-{i}" if id_prefix is not None else f"pql-{uuid.uuid4()}"
-        message["messageId"] = str(message.get("messageId") or fallback)
+        # the id as every table keeps it (text, trimmed, 3.0 as "3"), so that events and
+        # identify/group/alias rows, and deduplication across them, read one id
+        message["messageId"] = text_or_none(message.get("messageId"), "messageId") or fallback
         message["receivedAt"] = received_at.isoformat() + "Z"
         if original is not None:
             message["originalTimestamp"] = original.isoformat() + "Z"
