@@ -204,6 +204,14 @@ def forget(user_ids, url, yes, as_json) -> None:
     help="A key to read GET /metrics with, sent as 'Authorization: Bearer KEY' (repeatable); "
     "or PQL_METRICS_KEY. Without one, /metrics answers 401.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="What the server, the flusher, deliveries and CRM syncs write on stderr: text, or "
+    "JSON lines for a log shipper (one object a line: time, level, part, message, fields); "
+    "or $PQLKIT_LOG_FORMAT.",
+)
 def serve(
     host,
     port,
@@ -219,13 +227,17 @@ def serve(
     metrics_keys,
     https_only,
     trusted_proxies,
+    log_format,
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
-    score live and hand off; with --ui too, the web app on the same port: the whole system."""
+    score live and hand off (and sync CRMs on the model's schedules); with --ui too, the web
+    app on the same port: the whole system."""
+    from .. import logs
     from ..server.app import Collector
     from ..usecases.collecting import check_writable, collector
     from ..usecases.collecting import write_keys as parse_keys
 
+    as_json = logs.setup(log_format) == "json"
     keys = parse_keys(write_keys)
     with open_session(url) as checked:  # closed before serving: the flusher takes turns with it
         check_writable(checked, table=table)
@@ -242,16 +254,29 @@ def serve(
     )
     app: Any = Collector.from_setup(setup)
     if with_ui:
-        app = _with_web_app(app, model_path, url, https_only, list(trusted_proxies))
+        app = _with_web_app(app, model_path, url, https_only, list(trusted_proxies), as_json)
     import uvicorn
 
-    render.err.print(
+    started = (
         f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
         + (f"; web app on http://{host}:{port}/inbox" if with_ui else "")
     )
+    if as_json:
+        logs.get("server").info(started, extra={"host": host, "port": port, "ui": with_ui})
+    else:
+        render.err.print(started)
     _exit_zero_after_draining()
-    # X-Forwarded-For is the web app's to trust or not (--trusted-proxy), never uvicorn's
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+    # X-Forwarded-For is the web app's to trust or not (--trusted-proxy), never uvicorn's;
+    # with JSON lines, uvicorn's loggers write through pqlkit's (log_config None keeps them)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,
+        **({"log_config": None} if as_json else {}),
+    )
     running = app.collector if with_ui else app
     if running.flusher is not None and running.flusher.gave_up:
         from ..errors import BackendUnavailable
@@ -289,6 +314,7 @@ def _with_web_app(
     url: str | None,
     https_only: bool = False,
     trusted_proxies: list[str] | None = None,
+    as_json: bool = False,
 ) -> Any:
     """The collector and the web app behind one port (see pqlkit.server.combined)."""
     from ..errors import PqlkitError
@@ -300,10 +326,16 @@ def _with_web_app(
     use.require_ui()
     key, from_env = use.secret()
     if not from_env:
-        render.warn(
+        warning = (
             f"${use.SECRET_ENV} is not set: sessions are signed with a random key and end when "
             "this process stops"
         )
+        if as_json:
+            from .. import logs
+
+            logs.get("web").warning(warning)
+        else:
+            render.warn(warning)
     import os
 
     from ..web.app import create_app

@@ -108,10 +108,13 @@ def flusher_main(
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .. import logs
     from ..backends import connect
     from .log import LogReader
     from .store import Flusher
 
+    logs.setup()  # as the server's process does (the format comes in the environment)
+    log = logs.get("flusher")
     with contextlib.suppress(OSError):
         os.nice(10)  # acknowledging requests comes first
     try:
@@ -130,9 +133,15 @@ def flusher_main(
         )
     except BaseException as exc:
         state.set_error(exc)
+        log.error(f"the flusher did not start: {exc}", exc_info=exc)
         raise SystemExit(1) from None
     state.stored_segment.value = flusher.checkpoint[0]
     state.ready.set()
+    log.info(
+        "storing the log into the database",
+        extra={"table": table, "segment": flusher.checkpoint[0], "offset": flusher.checkpoint[1]},
+    )
+    said: list[str | None] = [None]
 
     def progress() -> None:
         state.stored.value = flusher.stored
@@ -144,6 +153,13 @@ def flusher_main(
         state.stored_segment.value = flusher.checkpoint[0]
         state.stored_at.value = (flusher.checkpoint[0] << _OFFSET_BITS) | flusher.checkpoint[1]
         state.set_error(flusher.error)
+        error = None if flusher.error is None else str(flusher.error)
+        if error != said[0]:  # said once when storing starts failing, and when it works again
+            if error is None:
+                log.info("storing works again")
+            else:
+                log.warning(f"storing failed: {error}", extra={"error": error})
+            said[0] = error
         if live is not None:
             stats = getattr(live, "stats", None)  # a subscriber may keep none
             if stats is not None:

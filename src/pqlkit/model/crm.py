@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .signals import Duration
+from .signals import Duration, duration_seconds
 from .strict import Strict
 
 EnvName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$", max_length=100)]
@@ -117,6 +117,34 @@ def _http_url(url: str) -> str:
     return url.rstrip("/")
 
 
+class SyncSchedule(Strict):
+    """How often `pql serve --model` syncs a CRM by itself, each way; a direction left out is
+    synced only by hand (`pql sync crm`, `pql sync outcomes`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    push: Duration | None = None
+    """How often what changed is written to the CRM (what `pql sync crm` does), e.g. 15m."""
+    pull: Duration | None = None
+    """How often deals or opportunities changed since the last read come back as outcomes
+    (what `pql sync outcomes` does), e.g. 1h."""
+
+    @model_validator(mode="after")
+    def _some(self) -> Self:
+        if self.push is None and self.pull is None:
+            raise ValueError("give push, pull or both (e.g. every: {push: 15m, pull: 1h})")
+        for name in ("push", "pull"):
+            value = getattr(self, name)
+            if value is not None and duration_seconds(value) < 1:
+                raise ValueError(f"{name}: {value!r} is shorter than a second")
+        return self
+
+    def directions(self) -> dict[str, float]:
+        """Direction (push, pull) → seconds between syncs, for those given."""
+        given = {"push": self.push, "pull": self.pull}
+        return {k: duration_seconds(v) for k, v in given.items() if v is not None}
+
+
 class _Crm(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
@@ -127,6 +155,10 @@ class _Crm(Strict):
     so a lead who leaves gets `is_pql` false) or `everyone` scored."""
     timeout: Duration = "30s"
     """How long to wait for one call."""
+    every: SyncSchedule | None = None
+    """Sync on a schedule inside `pql serve --model`, each way: `{push: 15m, pull: 1h}` (unset:
+    only the hand-off's routes and `pql sync` write or read). A failing sync is logged and
+    tried again at its next time; /health and /metrics show each one's last sync and lag."""
 
     def person_mapping(self) -> dict[str, str]:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -294,4 +326,5 @@ __all__ = [
     "CrmDestination",
     "HubSpotDestination",
     "SalesforceDestination",
+    "SyncSchedule",
 ]

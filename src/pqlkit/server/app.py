@@ -60,6 +60,7 @@ class Collector:
         product_keys: list[str] | None = None,
         metrics_keys: list[str] | None = None,
         log_seconds: float | None = None,
+        syncs: Any = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -83,6 +84,8 @@ class Collector:
         # pqlkit.usecases.collecting.LiveScoring: the flusher's subscriber and the product's
         # prompt and feedback API (`pql serve --model`)
         self.live = live
+        # pqlkit.usecases.scheduled.ScheduledSyncs: the model's CRM syncs, in a thread here
+        self.syncs = syncs
         self.product_keys = {hash_key(k) for k in (product_keys or [])}
         self.metrics_keys = {hash_key(k) for k in (metrics_keys or [])}
         # how long a log segment stays open: raw requests live in the log at most this long
@@ -113,6 +116,7 @@ class Collector:
             live=setup.live,
             product_keys=setup.product_keys,
             metrics_keys=setup.metrics_keys,
+            syncs=setup.syncs,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -143,12 +147,16 @@ class Collector:
         )
         self.flusher.start()  # first stores what a previous run acknowledged but did not store
         self.flusher.watch(give_up=_stop_serving)  # a flusher that dies is started again
+        if self.syncs is not None:
+            self.syncs.start()
         # Everything imported so far lives as long as the server: keep it out of the garbage
         # collector's full passes, which otherwise walk it all while requests wait (p99).
         gc.collect()
         gc.freeze()
 
     def stop(self) -> None:
+        if self.syncs is not None:
+            self.syncs.stop()
         if self.log is not None:
             self.log.close()  # everything acknowledged is durable
         if self.flusher is not None:
@@ -181,6 +189,7 @@ class Collector:
                     "flusher_restarts": self.flusher.restarts if self.flusher else 0,
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
+                    **({"crm_sync": self.syncs.health()} if self.syncs is not None else {}),
                 },
             )
             return
@@ -453,6 +462,7 @@ class Collector:
             ),
             "refusing": self.refusing(),
             "log_position": {"segment": position[0], "offset": position[1]},
+            **({"crm_sync": self.syncs.status()} if self.syncs is not None else {}),
             **(
                 {
                     "live": state.live_stats() if state else None,

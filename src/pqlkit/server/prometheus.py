@@ -87,6 +87,32 @@ class _Snapshot:
             for status, n in statuses.items():
                 due.add_metric([dest, status], n)
         yield due
+        yield from _crm_sync(m.get("crm_sync") or {})
+
+
+def _crm_sync(syncs: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
+    """The model's scheduled CRM syncs, by destination and direction (push, pull)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    labels = ["destination", "direction"]
+    lag = GaugeMetricFamily(
+        "pql_crm_sync_lag_seconds",
+        "seconds since the last successful scheduled CRM sync (since the start before one)",
+        labels=labels,
+    )
+    last = GaugeMetricFamily(
+        "pql_crm_sync_last_success_at", "when the last sync succeeded (Unix seconds)", labels=labels
+    )
+    failures = CounterMetricFamily(
+        "pql_crm_sync_failures", "scheduled CRM syncs that failed", labels=labels
+    )
+    for dest, ways in syncs.items():
+        for direction, s in ways.items():
+            lag.add_metric([dest, direction], s["lag_seconds"])
+            if s["last_ok_at"] is not None:
+                last.add_metric([dest, direction], s["last_ok_at"])
+            failures.add_metric([dest, direction], s["failures"])
+    yield from (lag, last, failures)
 
 
 __all__ = ["exposition", "wants_prometheus"]

@@ -139,6 +139,9 @@ class CollectorSetup:
     live: LiveScoring | None = None
     product_keys: list[str] = field(default_factory=list)
     metrics_keys: list[str] = field(default_factory=list)  #: keys that read GET /metrics
+    syncs: Any = None
+    """The CRM syncs the model schedules (a :class:`pqlkit.usecases.scheduled.ScheduledSyncs`),
+    run in the server's process beside the flusher; None when it schedules none."""
 
 
 def collector(
@@ -167,7 +170,7 @@ def collector(
     products = list(product_keys or []) + [
         k.strip() for k in os.environ.get("PQL_PRODUCT_KEY", "").split(",") if k.strip()
     ]
-    live = None
+    live = syncs = None
     if model is not None:
         from ..crm.destinations import KINDS
         from ..handoff.deliver import secrets_for
@@ -186,6 +189,9 @@ def collector(
                 "product key (--product-key KEY or PQL_PRODUCT_KEY)"
             )
         live = LiveScoring(str(model), loaded.model.handoff, every, Path(log_dir))
+        from .scheduled import ScheduledSyncs
+
+        syncs = ScheduledSyncs.from_model(model, url or "pql.duckdb")
     return CollectorSetup(
         url or "pql.duckdb",
         Path(log_dir),
@@ -196,6 +202,7 @@ def collector(
         product_keys=products,
         metrics_keys=list(metrics_keys or [])
         + [k.strip() for k in os.environ.get("PQL_METRICS_KEY", "").split(",") if k.strip()],
+        syncs=syncs,
     )
 
 
