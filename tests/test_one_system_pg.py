@@ -6,6 +6,7 @@ app's inbox; every process was running the whole time and stops cleanly."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -58,12 +59,15 @@ def test_collector_web_app_deliveries_and_scoring_as_separate_processes(pg_serve
     ui_port = free_port()
     ui_url = f"http://127.0.0.1:{ui_port}"
     err = (tmp_path / "parts.err").open("ab")
+    deliver_err = (tmp_path / "deliver.err").open("ab")
     started: list[subprocess.Popen] = []
     try:
         collector.start()
         ui = _start(["ui", "-m", str(model), "--url", url, "--port", str(ui_port)], err, env)
         deliver = _start(
-            ["deliver", "-m", str(model), "--url", url, "--loop", "--interval", "0.2"], err, env
+            ["deliver", "-m", str(model), "--url", url, "--loop", "--interval", "0.2"],
+            deliver_err,
+            {**env, "PQLKIT_LOG_FORMAT": "json"},  # a part of its own writes JSON lines too
         )
         started += [ui, deliver]
         wait_healthy(ui_url, ui, tmp_path / "parts.err")
@@ -102,5 +106,8 @@ def test_collector_web_app_deliveries_and_scoring_as_separate_processes(pg_serve
         for p in started:
             p.wait(timeout=60)
         err.close()
+        deliver_err.close()
         receiver.close()
     assert collector.proc is not None and collector.proc.returncode == 0
+    said = [json.loads(line) for line in (tmp_path / "deliver.err").read_text().splitlines()]
+    assert {"part": "deliveries", "message": "1 delivered"}.items() <= said[0].items(), said

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import httpx
 import pytest
@@ -208,3 +209,17 @@ def test_an_unknown_log_format_is_refused_naming_where(monkeypatch):
         logs.log_format()
     with pytest.raises(PqlkitError, match="--log-format 'yaml'"):
         logs.log_format("yaml")
+
+
+def test_a_server_that_cannot_start_says_why_in_a_json_line(tmp_path):
+    """With --log-format json even the refusal to start is one JSON object on stderr."""
+    from .test_one_system import pql
+
+    env = {k: v for k, v in os.environ.items() if k != "PQL_WRITE_KEYS"}
+    done = pql("serve", "--url", str(tmp_path / "x.duckdb"), "--log-format", "json", env=env)
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    said = json.loads(line)
+    assert said["level"] == "error" and said["part"] == "cli"
+    assert said["message"].startswith("give at least one write key")
+    assert said["fields"]["exit_code"] == 1

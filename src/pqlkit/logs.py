@@ -1,7 +1,7 @@
 """What the running parts say on stderr: as text for a person (the default), or as JSON lines
 for a log shipper (`pql serve --log-format json`, or PQLKIT_LOG_FORMAT=json): one object per
 line with ``time`` (ISO 8601, UTC), ``level``, ``part`` (server, flusher, deliveries, sync,
-web), ``message``, and the record's ``fields``; an exception comes as ``error`` and
+web, cli for a command's error, warnings for Python's), ``message``, and the record's ``fields``; an exception comes as ``error`` and
 ``traceback`` fields, never as lines of its own.
 
 The format travels in the environment, so the flusher's process (spawned, not forked) and
@@ -23,10 +23,24 @@ from typing import Any
 ENV = "PQLKIT_LOG_FORMAT"
 FORMATS = ("text", "json")
 #: Loggers of other libraries that write in a server's process, and the part they belong to.
-_THEIRS = {"uvicorn": "server", "uvicorn.error": "server", "uvicorn.access": "server"}
+_THEIRS = {
+    "uvicorn": "server",
+    "uvicorn.error": "server",
+    "uvicorn.access": "server",
+    "py.warnings": "warnings",
+}
 #: Older loggers of pqlkit, by the part they speak for.
 _RENAMED = {"collect": "flusher", "live": "deliveries"}
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+_ACTIVE: list[str] = []
+"""The format :func:`setup` gave this process (empty before)."""
+
+
+def active() -> str | None:
+    """The format this process writes its logs in, once :func:`setup` ran; else None."""
+    return _ACTIVE[-1] if _ACTIVE else None
 
 
 def get(part: str) -> logging.Logger:
@@ -43,11 +57,6 @@ def log_format(given: str | None = None) -> str:
         where = "--log-format" if given else f"${ENV}"
         raise PqlkitError(f"{where} {value!r}: use text or json")
     return value
-
-
-def json_lines() -> bool:
-    """Whether this process writes JSON lines (as configured, or as its environment says)."""
-    return log_format() == "json"
 
 
 class JsonLines(logging.Formatter):
@@ -106,6 +115,7 @@ def setup(fmt: str | None = None, *, level: int = logging.INFO) -> str:
     the format."""
     fmt = log_format(fmt)
     os.environ[ENV] = fmt
+    _ACTIVE.append(fmt)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines() if fmt == "json" else _Text())
     for name in ("pqlkit", *_THEIRS):
@@ -114,6 +124,7 @@ def setup(fmt: str | None = None, *, level: int = logging.INFO) -> str:
         logger.propagate = False
         logger.setLevel(logging.WARNING if name == "uvicorn.access" else level)
     if fmt == "json":
+        logging.captureWarnings(True)  # a Python warning is a line like the others
         sys.excepthook = _logged_excepthook
         threading.excepthook = _logged_thread_exception
     return fmt
@@ -133,4 +144,4 @@ def _logged_thread_exception(args: Any) -> None:
         )
 
 
-__all__ = ["ENV", "FORMATS", "JsonLines", "get", "json_lines", "log_format", "setup"]
+__all__ = ["ENV", "FORMATS", "JsonLines", "active", "get", "log_format", "setup"]

@@ -100,6 +100,10 @@ def _fail(payload: dict[str, Any], exit_code: int, *, as_json: bool) -> None:
     payload = {**payload, "exit_code": exit_code, "retryable": payload.get("retryable", False)}
     if as_json:
         render.emit_json(payload)
+    elif "pqlkit.logs" in sys.modules and sys.modules["pqlkit.logs"].active() == "json":
+        # a running part's stderr stays JSON lines to the last (`--log-format json`)
+        fields = {k: v for k, v in payload.items() if k != "message"}
+        sys.modules["pqlkit.logs"].get("cli").error(payload["message"], extra=fields)
     else:
         hint = payload.get("hint")
         message = payload["message"]

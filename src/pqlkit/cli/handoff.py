@@ -23,6 +23,10 @@ def deliver(model_path, url, loop, interval, as_json) -> None:
     """Send every transition that is due to the model's destinations (webhooks, Slack, Teams, CRMs)."""
     from ..usecases.handoff import deliver as run
 
+    if loop:  # a running part: each pass that sends says so ($PQLKIT_LOG_FORMAT=json: JSON lines)
+        from .. import logs
+
+        logs.setup()
     report = run(model_path, url, loop=loop, interval=interval)
     if as_json:
         render.emit_json(report.to_dict())

@@ -67,6 +67,8 @@ def deliver(
             for k in ("delivered", "retrying", "dead", "disabled"):
                 setattr(total, k, getattr(total, k) + getattr(r, k))
             total.errors += r.errors
+            if loop:
+                _said(r)
             if not loop or stop():
                 return total
             time.sleep(interval)
@@ -89,6 +91,19 @@ def _engine(model_path: str | Path, backend: Any) -> Any:
     from ..engine import Engine
 
     return Engine(loaded, backend)
+
+
+def _said(r: Any) -> None:
+    """A pass of `pql deliver --loop` that did something, in the deliveries' log."""
+    from .. import logs
+
+    counts = {k: getattr(r, k) for k in ("delivered", "retrying", "dead", "disabled")}
+    if any(counts.values()):
+        logs.get("deliveries").info(
+            ", ".join(f"{n} {k}" for k, n in counts.items() if n), extra=counts
+        )
+    for e in r.errors:
+        logs.get("deliveries").warning(f"delivery: {e}")
 
 
 def deliveries(
