@@ -275,7 +275,7 @@ def serve(
         log_level="warning",
         lifespan="on",
         proxy_headers=False,
-        **({"log_config": None} if as_json else {}),
+        log_config=None if as_json else uvicorn.config.LOGGING_CONFIG,
     )
     running = app.collector if with_ui else app
     if running.flusher is not None and running.flusher.gave_up:

@@ -83,14 +83,14 @@ class ScheduledSyncs:
     @classmethod
     def from_model(cls, model_path: str | Path, url: str | None) -> ScheduledSyncs | None:
         """The syncs ``model_path`` schedules (None when it schedules none)."""
+        from ..model.crm import HubSpotDestination, SalesforceDestination
         from ..model.load import load_model
-        from .crm import KINDS
 
         handoff = load_model(model_path).model.handoff
         jobs = [
             Job(d.id, direction, seconds)
             for d in (handoff.destinations if handoff else [])
-            if d.kind in KINDS and getattr(d, "every", None) is not None
+            if isinstance(d, HubSpotDestination | SalesforceDestination) and d.every is not None
             for direction, seconds in d.every.directions().items()
         ]
         if not jobs:
