@@ -46,6 +46,7 @@ def _served(tmp_path, monkeypatch, *options: str) -> Any:
     monkeypatch.setenv("PQL_TEST_HOOK_SECRET", "h" * 32)
     monkeypatch.setenv("PQL_UI_SECRET", "u" * 40)
     monkeypatch.delenv("PQL_TRUSTED_PROXIES", raising=False)
+    monkeypatch.setenv("PQLKIT_LOG_FORMAT", "text")  # `pql serve` sets it for its children
     args = ["serve", "--model", str(model), "--url", str(db), "--log-dir", str(tmp_path / "log")]
     args += ["--write-key", "web=wk", "--product-key", "pk", "--ui", *options]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)

@@ -69,7 +69,7 @@ class JsonLines(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "part": part,
-            "message": record.getMessage(),
+            "message": record.getMessage().strip(),
             "fields": fields,
         }
         if record.exc_info and record.exc_info[1] is not None:
@@ -88,6 +88,18 @@ class _Text(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             text += "\n" + "".join(traceback.format_exception(record.exc_info[1])).rstrip()
         return text
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a record comes (a test runner swaps it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 
 def _part(name: str) -> str:
@@ -116,7 +128,7 @@ def setup(fmt: str | None = None, *, level: int = logging.INFO) -> str:
     fmt = log_format(fmt)
     os.environ[ENV] = fmt
     _ACTIVE.append(fmt)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonLines() if fmt == "json" else _Text())
     for name in ("pqlkit", *_THEIRS):
         logger = logging.getLogger(name)
