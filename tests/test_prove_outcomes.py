@@ -58,9 +58,9 @@ def test_coverage_drift_counts_a_recency_signal_firing_not_its_value_above_zero(
     fires = bt.signal_fires(SimpleNamespace(usage_signals=[signal], mql_signals=[]))
     r = bt.Replay.from_table(table, HORIZON, dates[-1] + HORIZON, fires=fires)
     mon = bt.monitor(r)
-    last = mon["drift"][-1]
-    assert 0.05 < last["baseline_coverage"]["quiet"] < 0.2
-    assert 0.5 < last["coverage"]["quiet"] < 0.7
+    step = next(d for d in mon["drift"] if d["as_of"] == dates[7])
+    assert 0.05 < step["expected_coverage"]["quiet"] < 0.2
+    assert 0.5 < step["coverage"]["quiet"] < 0.7
     assert any(a.startswith("quiet coverage") for a in mon["alerts"]), mon["alerts"]
 
 

@@ -28,8 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DataError
+from ..model.signals import duration_seconds
 from ..scoring.decide import FIT_GATES, fit_gates_pass
 from . import dataset
 from .columns import NOT_SIGNALS
@@ -80,6 +82,12 @@ class Replay:
     fired: dict[str, np.ndarray] = field(default_factory=dict)
     """Per signal of the model: whether it fired on each row, as its kind decides (signals
     without an entry count as firing when their value is above zero)."""
+    tenure: np.ndarray | None = None
+    """Days since each row's user signed up (NaN: unknown); monitoring compares like with like."""
+    data_start: datetime | None = None
+    """The first event: a signal's window that reaches before it counts less than it will."""
+    lookback: dict[str, float] = field(default_factory=dict)
+    """Per signal with a window: its length in days (others count the whole history)."""
 
     @classmethod
     def from_table(
@@ -91,24 +99,29 @@ class Replay:
         baseline: bool = True,
         won_horizon: timedelta | None = None,
         fires: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+        data_start: datetime | None = None,
+        lookback: dict[str, float] | None = None,
     ) -> Replay:
         if table.num_rows == 0:
             raise DataError("no users at the replayed dates")
-        dates = sorted(set(table.column("as_of").to_pylist()))
-        pos = {d: i for i, d in enumerate(dates)}
-        date_index = np.asarray([pos[d] for d in table.column("as_of").to_pylist()], int)
-        user = np.asarray(table.column("user_id").to_pylist(), object)
+        as_of = table.column("as_of")
+        dates = sorted(pc.unique(as_of).to_pylist())
+        date_index = pc.index_in(as_of, value_set=pa.array(dates, as_of.type)).to_numpy()
+        user = table.column("user_id").to_numpy(zero_copy_only=False).astype(object)
         order = np.lexsort((date_index, user.astype(str)))
 
         def col(name: str, dtype: Any, fill: Any) -> np.ndarray:
             if name not in table.column_names:
                 return np.full(table.num_rows, fill, dtype)[order]
-            values = [fill if v is None else v for v in table.column(name).to_pylist()]
-            return np.asarray(values, dtype)[order]
+            c = table.column(name)
+            if dtype is float:
+                c = c.cast(pa.float64())
+            c = c.fill_null(fill) if c.null_count else c
+            return np.asarray(c.to_numpy(zero_copy_only=False), dtype)[order]
 
         date_index, user = date_index[order], user[order]
         gate_cols = [g.output for g in FIT_GATES]
-        gate = np.asarray(fit_gates_pass(table.select(gate_cols).to_pylist()), bool)[order]
+        gate = _gates(table.select(gate_cols))[order]
         signals = {
             c: col(c, float, 0.0)
             for c in table.column_names
@@ -158,6 +171,9 @@ class Replay:
             prev_mql=prev(is_mql, False),
             first_date=1 if baseline and len(dates) > 1 else 0,
             fired=fired,
+            tenure=col("days_since_signup", float, np.nan),
+            data_start=data_start,
+            lookback=dict(lookback or {}),
         )
 
     @property
@@ -175,6 +191,21 @@ class Replay:
     def rows_complete(self) -> np.ndarray:
         ok = np.asarray(self.complete, bool)[self.date_index]
         return ok & (self.date_index >= self.first_date)
+
+
+def _gates(outputs: pa.Table) -> np.ndarray:
+    """Whether each row passes the fit gates, decided once per distinct combination of the
+    gates' outputs (a handful of them among a replay's hundreds of thousands of rows)."""
+    names = outputs.column_names
+    seen: dict[tuple[Any, ...], bool] = {}
+
+    def passes(key: tuple[Any, ...]) -> bool:
+        if key not in seen:
+            seen[key] = fit_gates_pass([dict(zip(names, key, strict=True))])[0]
+        return seen[key]
+
+    keys = zip(*(outputs.column(c).to_pylist() for c in names), strict=True)
+    return np.fromiter((passes(k) for k in keys), bool, outputs.num_rows)
 
 
 def window(engine, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
@@ -212,7 +243,7 @@ def replay(
 ) -> Replay:
     """Snapshots at ``dates`` (plus one date before the first, the baseline for "new"); a
     conversion (``Replay.opportunity``) is the ``outcome`` within the horizon."""
-    _, data_end = dataset.data_span(engine)
+    data_start, data_end = dataset.data_span(engine)
     every_date = [dates[0] - every, *dates]
     tables = []
     for i, when in enumerate(every_date):
@@ -234,6 +265,8 @@ def replay(
         data_end,
         won_horizon=won_horizon,
         fires=signal_fires(engine.model),
+        data_start=data_start,
+        lookback=signal_lookback(engine.model),
     )
 
 
@@ -261,6 +294,15 @@ def signal_fires(model: Any) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     ops = _ArrayOps()
     return {
         s.id: functools.partial(_fires, s, ops) for s in [*model.usage_signals, *model.mql_signals]
+    }
+
+
+def signal_lookback(model: Any) -> dict[str, float]:
+    """Per usage and MQL signal with a window: the window in days."""
+    return {
+        s.id: duration_seconds(s.window) / 86400
+        for s in [*model.usage_signals, *model.mql_signals]
+        if getattr(s, "window", None)
     }
 
 
@@ -423,6 +465,8 @@ __all__ = [
     "replay",
     "replay_dates",
     "side_by_side",
+    "signal_fires",
+    "signal_lookback",
     "weekly",
     "window",
 ]
