@@ -160,12 +160,9 @@ def _render_backtest(b: Any) -> None:
     )
     _render_pql_vs_mql(b)
     cap = b.capacity
-    best = cap["recommended"]
     render.out.print(
-        f"Capacity {cap['capacity_per_week']:g} leads per {b.every_days} days: threshold "
-        f"[bold]{cap['recommended_threshold']}[/bold] works {best['worked_conversions_per_week']:.1f} opportunities "
-        f"from {best['leads_per_week']:.1f} new leads ({pct(best['conversion'])} convert; the model's threshold is "
-        f"{b.pql_score:g}). `pql report` draws the whole curve."
+        f"Capacity: {cap['note']} The model's threshold is "
+        f"{b.pql_score:g}; `pql report` draws the whole curve."
     )
     for alert in b.alerts:
         render.warn(alert)
