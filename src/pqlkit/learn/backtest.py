@@ -9,8 +9,8 @@ else here is plain numpy over those rows, testable with plain data:
   the users who were not PQLs.
 - :func:`side_by_side`: PQL against MQL on the same people, each person counted once, at the
   first date they qualified.
-- :func:`capacity_curve`: for every threshold, new leads a week, their conversion, and the
-  conversions sales can work given its capacity; the threshold that works the most.
+- :func:`capacity_curve` (in ``capacity.py``): for every threshold, new leads a week, their
+  conversion, and the conversions sales can work given its capacity; the threshold that fits.
 - :func:`monitor`: PQL conversion by date against the band the earlier dates set, and drift
   in signal coverage and in the score distribution.
 
@@ -21,7 +21,6 @@ dates whose horizon reaches past the data are marked incomplete and left out of 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ from ..errors import DataError
 from ..model.signals import duration_seconds
 from ..scoring.decide import FIT_GATES, fit_gates_pass
 from . import dataset
+from .capacity import capacity_curve
 from .columns import NOT_SIGNALS
 from .monitor import monitor
 
@@ -244,7 +244,23 @@ def replay(
 ) -> Replay:
     """Snapshots at ``dates`` (plus one date before the first, the baseline for "new"); a
     conversion (``Replay.opportunity``) is the ``outcome`` within the horizon."""
-    data_start, data_end = dataset.data_span(engine)
+    rows = replay_rows(
+        engine, dates, horizon, every, won_horizon=won_horizon, outcome=outcome, progress=progress
+    )
+    return from_rows(engine, rows, horizon, won_horizon=won_horizon)
+
+
+def replay_rows(
+    engine,
+    dates: list[datetime],
+    horizon: timedelta,
+    every: timedelta,
+    *,
+    won_horizon: timedelta | None = None,
+    outcome: str = "opportunity",
+    progress: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """The snapshot rows :func:`replay` reads (the report also evaluates on them)."""
     every_date = [dates[0] - every, *dates]
     tables = []
     for i, when in enumerate(every_date):
@@ -260,8 +276,16 @@ def replay(
             tables.append(rows)
     if not tables:
         raise DataError("no users at any replayed date: check --from and --to against your events")
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def from_rows(
+    engine, rows: pa.Table, horizon: timedelta, *, won_horizon: timedelta | None = None
+) -> Replay:
+    """The :class:`Replay` of :func:`replay_rows`, with the model's signal kinds and windows."""
+    data_start, data_end = dataset.data_span(engine)
     return Replay.from_table(
-        pa.concat_tables(tables, promote_options="permissive"),
+        rows,
         horizon,
         data_end,
         won_horizon=won_horizon,
@@ -377,6 +401,7 @@ def side_by_side(r: Replay) -> dict[str, Any]:
             "opportunities": opp,
             "to_opportunity": _rate(opp, int(a.size)),
             "closed_won": won,
+            "closed_won_people": int(won_rows.size),
             "to_closed_won": _rate(won, int(won_rows.size)),
             "median_days_to_opportunity": _median(r.days_to_opportunity[a][r.opportunity[a]])
             if a.size
@@ -415,92 +440,16 @@ def side_by_side(r: Replay) -> dict[str, Any]:
     }
 
 
-def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict[str, Any]:
-    """For each threshold: the users who newly cross it each date (with the PQL gates), their
-    conversion, and the conversions sales works when each date's new leads are worked best
-    score first, up to ``capacity`` a date. The recommended threshold is, of those whose new
-    leads fit the capacity, the one that works the most conversions (ties: the higher
-    threshold, less work); when none fits, the one that lets the fewest through, and ``note``
-    says so in words."""
-    ok = r.rows_complete()
-    dates = [i for i in r.reported if r.complete[i]]
-    if not dates:
-        raise DataError("no complete dates to measure capacity on: move --to back by the horizon")
-    order_by_date = {i: np.flatnonzero(ok & (r.date_index == i)) for i in dates}
-    curve = []
-    for t in thresholds:
-        qualified = r.gate & (r.score >= t)
-        was = r.prev_gate & (np.nan_to_num(r.prev_score, nan=-1) >= t)
-        new = qualified & ~was
-        leads = conv = worked = 0.0
-        for i in dates:
-            rows = order_by_date[i][new[order_by_date[i]]]
-            leads += rows.size
-            conv += r.opportunity[rows].sum()
-            top = rows[np.argsort(-r.score[rows], kind="mergesort")][: int(capacity)]
-            worked += r.opportunity[top].sum()
-        n = len(dates)
-        curve.append(
-            {
-                "threshold": t,
-                "leads_per_week": leads / n,
-                "conversion": float(conv / leads) if leads else None,
-                "conversions_per_week": float(conv / n),
-                "worked_conversions_per_week": float(worked / n),
-                "missed_conversions_per_week": float((conv - worked) / n),
-            }
-        )
-    fitting = [c for c in curve if c["leads_per_week"] <= capacity + 1e-9]
-    if fitting:
-        best = max(
-            fitting, key=lambda c: (round(c["worked_conversions_per_week"], 9), c["threshold"])
-        )
-    else:
-        best = min(
-            curve,
-            key=lambda c: (
-                round(c["leads_per_week"], 9),
-                -round(c["worked_conversions_per_week"], 9),
-                -c["threshold"],
-            ),
-        )
-    return {
-        "capacity_per_week": capacity,
-        "recommended_threshold": best["threshold"],
-        "recommended": best,
-        "fits": bool(fitting),
-        "note": _capacity_note(best, capacity, bool(fitting)),
-        "curve": curve,
-    }
-
-
-def _capacity_note(best: dict[str, Any], capacity: float, fits: bool) -> str:
-    """The capacity finding in words: the threshold, and whether it fits."""
-    t, leads = best["threshold"], best["leads_per_week"]
-    worked = best["worked_conversions_per_week"]
-    rate = "" if best["conversion"] is None else f" ({best['conversion']:.0%} convert)"
-    if fits:
-        return (
-            f"Threshold {t} fits a capacity of {capacity:g} leads a week: {leads:.1f} new leads a "
-            f"week{rate}, and sales works {worked:.1f} conversions a week."
-        )
-    return (
-        f"No threshold fits a capacity of {capacity:g} leads a week: even the best available, "
-        f"{t}, lets {leads:.1f} new leads a week through{rate}. Worked best score first, the "
-        f"first {capacity:g} bring {worked:.1f} conversions a week and "
-        f"{best['missed_conversions_per_week']:.1f} go unworked; fitting them all takes a "
-        f"capacity of {math.ceil(leads):,} a week, or a model that ranks fewer people that high."
-    )
-
-
 __all__ = [
     "REFERENCE_RANGES",
     "Replay",
     "capacity_curve",
     "first_rows",
+    "from_rows",
     "monitor",
     "replay",
     "replay_dates",
+    "replay_rows",
     "side_by_side",
     "signal_fires",
     "signal_lookback",

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import DataError
 from . import dataset, fit, metrics
@@ -181,8 +182,12 @@ def evaluate(
     split: datetime | None = None,
     until: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    known: pa.Table | None = None,
 ) -> Evaluation:
+    """``known``: snapshot rows already read for some dates with this outcome and horizon
+    (the report's replay); those dates are not read again."""
     first, last = dataset.data_span(engine)
+    read = set() if known is None else set(known.column("as_of").to_pylist())
     dates = evaluation_dates(first, until or last, horizon, every)
     if len(dates) < 2:
         raise DataError("a time split needs at least two dates; use a shorter --every or --horizon")
@@ -192,7 +197,12 @@ def evaluate(
     for i, when in enumerate(dates, start=1):
         if progress:
             progress(f"snapshot {i}/{len(dates)} as of {when:%Y-%m-%d}")
-        rows = dataset.snapshot_rows(engine, outcome, dataset.Snapshot(when, horizon))
+        if when in read:
+            rows = known.filter(
+                pc.equal(known.column("as_of"), pa.scalar(when, known.column("as_of").type))
+            )
+        else:
+            rows = dataset.snapshot_rows(engine, outcome, dataset.Snapshot(when, horizon))
         if rows.num_rows:
             tables.append(
                 rows.select(["as_of", "user_id", "score", "mql_score", "is_pql", "is_mql", "label"])

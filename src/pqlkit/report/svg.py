@@ -3,16 +3,108 @@
 Each function returns one ``<svg>`` element as text, sized by its viewBox so it scales with the
 page; every mark carries a ``<title>`` so a reader can hover for the exact figure. No scripts,
 no fonts or images from elsewhere: the report opens offline.
+
+A rate is drawn honestly: passed as a :class:`Rate` (k of n), it is drawn with its 95% Wilson
+interval, and a small group (fewer than :data:`SMALL_N`) is drawn hollow and never sets the
+axis: a one-person 100% cannot stretch a chart of 10% rates. The axis fits the data, so small
+rates are not slivers; a mark above it is drawn at the top, with its figure on hover.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 
+#: Fewer people than this make a rate a small group: drawn hollow, never setting an axis.
+SMALL_N = 30
+#: The normal quantile of a 95% interval.
+Z95 = 1.959964
+
+
+def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of k successes in n: inside [0, 1], sound for small n and
+    for rates near 0 or 1 (where the normal approximation gives nonsense)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n, as a chart draws it: the rate, its 95% Wilson interval, and whether it is a
+    small group."""
+
+    k: float
+    n: int
+
+    @classmethod
+    def of(cls, rate: float | None, n: int | None) -> Rate | None:
+        """The rate ``rate`` of ``n`` people (None when there is no rate or nobody)."""
+        if rate is None or not n or (isinstance(rate, float) and math.isnan(rate)):
+            return None
+        return cls(round(rate * n), int(n))
+
+    @property
+    def value(self) -> float:
+        return self.k / self.n
+
+    @property
+    def low(self) -> float:
+        return wilson(self.k, self.n)[0]
+
+    @property
+    def high(self) -> float:
+        return wilson(self.k, self.n)[1]
+
+    @property
+    def small(self) -> bool:
+        return self.n < SMALL_N
+
+
+Value = float | Rate | None
+
+
+def _value(v: Value) -> float | None:
+    if isinstance(v, Rate):
+        return v.value
+    if v is None or math.isnan(v):
+        return None
+    return float(v)
+
+
+def _reach(v: Value) -> float | None:
+    """How high a value asks the axis to go: its own height (an interval above the axis is
+    cut at its top edge); nothing for a small group."""
+    if isinstance(v, Rate) and v.small:
+        return None
+    return _value(v)
+
+
+def _axis_max(values: Sequence[Value], extra: Sequence[float] = (), room: float = 1.0) -> float:
+    """The top of a linear axis: the data's reach (small groups only when there is nothing
+    else) times ``room`` (space for a label above the highest mark), rounded up to a nice
+    number."""
+    reach = [x for x in (_reach(v) for v in values) if x is not None] + list(extra)
+    if not reach:
+        reach = [x for x in (_value(v) for v in values) if x is not None]
+    return _nice_max(max(reach, default=1.0) * room)
+
+
+def _note(v: Value, shown: str) -> str:
+    """A mark's hover text for a value: the figure, and for a rate its n and interval."""
+    if not isinstance(v, Rate):
+        return shown
+    small = f"; fewer than {SMALL_N}: a small group" if v.small else ""
+    return f"{shown} ({v.k:g} of {v.n:,}; 95% interval {v.low:.1%}-{v.high:.1%}{small})"
+
+
 W, H = 720, 300
-M_LEFT, M_RIGHT, M_TOP, M_BOTTOM = 64, 20, 20, 56
+M_LEFT, M_RIGHT, M_TOP, M_BOTTOM = 64, 20, 34, 56
 PALETTE = ("#2563eb", "#f97316", "#16a34a", "#9333ea", "#dc2626", "#0891b2")
 
 
@@ -28,7 +120,7 @@ def _nice_max(v: float) -> float:
     if v <= 0 or math.isnan(v):
         return 1.0
     exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
+    for m in (1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10):  # a quarter of each is a round tick
         if v <= m * exp:
             return m * exp
     return 10 * exp
@@ -44,23 +136,24 @@ def _frame(
     ylabel: str = "",
     xlabel: str = "",
     legend: Sequence[tuple[str, str]] = (),
+    ticks: Sequence[tuple[float, str]] | None = None,
 ) -> str:
+    """The chart's frame: grid lines and labels at ``ticks`` (share of the height, label;
+    by default five, 0 to ``ymax``), axis titles, the body and the legend."""
     out = [
         f'<svg class="chart" data-chart="{escape(kind)}" viewBox="0 0 {W} {H}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>'
     ]
     ih = H - M_TOP - M_BOTTOM
-    for i in range(5):
-        v = ymax * i / 4
-        y = M_TOP + ih - ih * i / 4
-        label = (
-            (f"{v:.0%}" if round(v * 100, 6).is_integer() else f"{v:.1%}") if percent else _fmt(v)
-        )
+    if ticks is None:
+        ticks = [(i / 4, _tick(ymax * i / 4, percent)) for i in range(5)]
+    for share, label in ticks:
+        y = M_TOP + ih - ih * share
         out.append(
             f'<line x1="{M_LEFT}" x2="{W - M_RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
         )
         out.append(
-            f'<text x="{M_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{label}</text>'
+            f'<text x="{M_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{escape(label)}</text>'
         )
     if ylabel:
         out.append(
@@ -84,6 +177,25 @@ def _frame(
     return "".join(out)
 
 
+def _tick(v: float, percent: bool) -> str:
+    if not percent:
+        return _fmt(v)
+    return f"{v:.0%}" if round(v * 100, 6).is_integer() else f"{v:.1%}"
+
+
+def _whisker(x: float, rate: Rate, py, color: str = "#111827") -> str:
+    """A rate's vertical 95% interval at ``x`` (``py`` maps a value to y, clipped to the
+    axis), faint for a small group."""
+    y0, y1 = py(rate.low), py(rate.high)
+    cls = "whisker small" if rate.small else "whisker"
+    paint = f'stroke="{color}"'
+    return (
+        f'<line class="{cls}" {paint} x1="{x:.1f}" x2="{x:.1f}" y1="{y0:.1f}" y2="{y1:.1f}"/>'
+        f'<line class="{cls}" {paint} x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y1:.1f}" y2="{y1:.1f}"/>'
+        f'<line class="{cls}" {paint} x1="{x - 4:.1f}" x2="{x + 4:.1f}" y1="{y0:.1f}" y2="{y0:.1f}"/>'
+    )
+
+
 def _xticks(labels: Sequence[str], at, *, most: int) -> list[str]:
     """Labels under the x axis, at most ``most`` of them (every n-th)."""
     step = max(1, math.ceil(len(labels) / most))
@@ -98,40 +210,78 @@ def bars(
     kind: str,
     title: str,
     labels: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float | None]]],
+    series: Sequence[tuple[str, Sequence[Value]]],
     *,
     percent: bool = False,
     ylabel: str = "",
     xlabel: str = "",
     bands: Sequence[tuple[int, float, float, str]] = (),
+    log: bool = False,
 ) -> str:
-    """Grouped vertical bars: one group per label, one bar per series. ``bands`` shade a range
-    (group index, low, high, note) behind a group, e.g. a reference range."""
-    values = [v for _, vs in series for v in vs if v is not None and not math.isnan(v)]
-    values += [b[2] for b in bands]
-    ymax = _nice_max(max(values, default=1.0))
+    """Grouped vertical bars: one group per label, one bar per series, each with its figure
+    above it; a :class:`Rate` with its interval, hollow when a small group. ``bands`` shade a
+    range (group index, low, high, note) behind a group, e.g. a reference range; a band never
+    sets the axis. ``log``: a logarithmic axis, for counts that span orders of magnitude."""
+    values = [v for _, vs in series for v in vs]
     iw, ih = W - M_LEFT - M_RIGHT, H - M_TOP - M_BOTTOM
+    ticks: list[tuple[float, str]] | None = None
+    if log:
+        positive = [x for x in map(_value, values) if x is not None and x > 0]
+        bottom = min(1.0, 10 ** math.floor(math.log10(min(positive, default=1.0))))
+        ymax = 10 ** max(1, math.ceil(math.log10(max(positive, default=10.0))))
+        decades = math.log10(ymax / bottom)
+
+        def share(v: float) -> float:
+            return 0.0 if v <= bottom else min(1.0, math.log10(v / bottom) / decades)
+
+        ticks = [(d / decades, _fmt(bottom * 10**d)) for d in range(round(decades) + 1)]
+    else:
+        ymax = _axis_max(values, room=1.12)
+
+        def share(v: float) -> float:
+            return min(1.0, max(0.0, v / ymax))
+
+    def py(v: float) -> float:
+        return M_TOP + ih - ih * share(v)
+
     gw = iw / max(len(labels), 1)
     bw = gw * 0.8 / max(len(series), 1)
     body = []
     for gi, lo, hi, note in bands:
-        y1 = M_TOP + ih - ih * hi / ymax
-        y0 = M_TOP + ih - ih * lo / ymax
+        cut = " (the range goes on above the axis)" if hi > ymax else ""
         body.append(
-            f'<rect class="band" x="{M_LEFT + gi * gw:.1f}" y="{y1:.1f}" width="{gw:.1f}" '
-            f'height="{y0 - y1:.1f}"><title>{escape(note)}</title></rect>'
+            f'<rect class="band" x="{M_LEFT + gi * gw:.1f}" y="{py(hi):.1f}" width="{gw:.1f}" '
+            f'height="{py(lo) - py(hi):.1f}"><title>{escape(note + cut)}</title></rect>'
         )
     for si, (name, vs) in enumerate(series):
         color = PALETTE[si % len(PALETTE)]
-        for gi, v in enumerate(vs):
-            if v is None or math.isnan(v):
+        for gi, raw in enumerate(vs):
+            v = _value(raw)
+            if v is None:
                 continue
-            h = ih * v / ymax
             x = M_LEFT + gi * gw + gw * 0.1 + si * bw
             shown = f"{v:.1%}" if percent else _fmt(v)
+            small = isinstance(raw, Rate) and raw.small
+            paint = (
+                f'fill="none" stroke="{color}" stroke-dasharray="3 2"'
+                if small
+                else f'fill="{color}"'
+            )
+            above = v > ymax
             body.append(
-                f'<rect class="mark" x="{x:.1f}" y="{M_TOP + ih - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
-                f'fill="{color}"><title>{escape(labels[gi])}, {escape(name)}: {shown}</title></rect>'
+                f'<rect class="mark{" small" if small else ""}" x="{x:.1f}" y="{py(v):.1f}" '
+                f'width="{bw:.1f}" height="{py(0) - py(v):.1f}" '
+                f"{paint}><title>{escape(labels[gi])}, {escape(name)}: "
+                f"{escape(_note(raw, shown))}{' (above the axis)' if above else ''}</title></rect>"
+            )
+            top = py(v)
+            if isinstance(raw, Rate):
+                body.append(_whisker(x + bw / 2, raw, py))
+                top = min(top, py(raw.high))
+            mark = "n<" + str(SMALL_N) + " " if small else ""
+            body.append(
+                f'<text class="value" x="{x + bw / 2:.1f}" y="{max(top - 4, M_TOP - 2):.1f}" '
+                f'text-anchor="middle">{escape(mark + shown)}{" ▲" if above else ""}</text>'
             )
     body += _xticks(labels, lambda gi: M_LEFT + gi * gw + gw / 2, most=14)
     legend = (
@@ -140,7 +290,15 @@ def bars(
         else []
     )
     return _frame(
-        kind, title, body, ymax, percent=percent, ylabel=ylabel, xlabel=xlabel, legend=legend
+        kind,
+        title,
+        body,
+        ymax,
+        percent=percent,
+        ylabel=ylabel,
+        xlabel=xlabel,
+        legend=legend,
+        ticks=ticks,
     )
 
 
@@ -188,7 +346,7 @@ def hbars(
         if not (math.isnan(lo) or math.isnan(hi)):
             x0, x1 = left + iw * lo / xmax, left + iw * min(hi, xmax) / xmax
             out.append(
-                f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y + 12}" y2="{y + 12}" class="whisker"/>'
+                f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{y + 12}" y2="{y + 12}" class="whisker" stroke="#111827"/>'
             )
     if xlabel:
         out.append(
@@ -203,7 +361,7 @@ def lines(
     kind: str,
     title: str,
     xs: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float | None]]],
+    series: Sequence[tuple[str, Sequence[Value]]],
     *,
     percent: bool = False,
     ylabel: str = "",
@@ -213,13 +371,13 @@ def lines(
     hline: tuple[float, str] | None = None,
 ) -> str:
     """Lines over categorical x positions, with an optional shaded band, a marked x and a
-    horizontal reference line."""
-    values = [v for _, vs in series for v in vs if v is not None and not math.isnan(v)]
-    if band:
-        values += [v for v in band[1] if v is not None]
+    horizontal reference line. A :class:`Rate` is drawn with its interval, hollow when a
+    small group; a mark above the axis sits on its top edge with its figure on hover."""
+    values = [v for _, vs in series for v in vs]
+    extra = [v for v in band[1] if v is not None] if band else []
     if hline:
-        values.append(hline[0])
-    ymax = _nice_max(max(values, default=1.0))
+        extra.append(hline[0])
+    ymax = _axis_max(values, extra)
     iw, ih = W - M_LEFT - M_RIGHT, H - M_TOP - M_BOTTOM
     n = max(len(xs) - 1, 1)
 
@@ -227,7 +385,7 @@ def lines(
         return M_LEFT + iw * i / n
 
     def py(v: float) -> float:
-        return M_TOP + ih - ih * v / ymax
+        return M_TOP + ih - ih * min(1.0, max(0.0, v / ymax))
 
     body = []
     if band:
@@ -251,20 +409,27 @@ def lines(
         )
     for si, (name, vs) in enumerate(series):
         color = PALETTE[si % len(PALETTE)]
-        marks: list[tuple[int, float]] = [
-            (i, v) for i, v in enumerate(vs) if v is not None and not math.isnan(v)
-        ]
-        if len(marks) > 1:
+        marks = [(i, raw, v) for i, raw in enumerate(vs) if (v := _value(raw)) is not None]
+        steady = [(i, v) for i, raw, v in marks if not (isinstance(raw, Rate) and raw.small)]
+        if len(steady) > 1:
             body.append(
                 f'<polyline fill="none" stroke="{color}" stroke-width="2" points="'
-                + " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in marks)
+                + " ".join(f"{px(i):.1f},{py(v):.1f}" for i, v in steady)
                 + '"/>'
             )
-        for i, v in marks:
+        for i, raw, v in marks:
             shown = f"{v:.1%}" if percent else _fmt(v)
+            small = isinstance(raw, Rate) and raw.small
+            if isinstance(raw, Rate):
+                body.append(_whisker(px(i), raw, py, color))
+            paint = (
+                f'fill="#fff" stroke="{color}" stroke-width="1.5"' if small else f'fill="{color}"'
+            )
+            above = " (above the axis)" if v > ymax else ""
             body.append(
-                f'<circle class="mark" cx="{px(i):.1f}" cy="{py(v):.1f}" r="3" fill="{color}">'
-                f"<title>{escape(xs[i])}, {escape(name)}: {shown}</title></circle>"
+                f'<circle class="mark{" small" if small else ""}" cx="{px(i):.1f}" cy="{py(v):.1f}" '
+                f'r="{4 if small else 3}" {paint}><title>{escape(xs[i])}, {escape(name)}: '
+                f"{escape(_note(raw, shown))}{above}</title></circle>"
             )
     body += _xticks(xs, px, most=10)
     legend = [(name, PALETTE[i % len(PALETTE)]) for i, (name, _) in enumerate(series)]
@@ -276,28 +441,49 @@ def lines(
 def scatter(
     kind: str,
     title: str,
-    points: Sequence[tuple[float, float, str]],
+    points: Sequence[tuple[float, Value, str]],
     *,
     xlabel: str = "",
     ylabel: str = "",
 ) -> str:
-    """Points (x, y, note) on equal percentage axes with the diagonal (calibration)."""
-    vmax = _nice_max(max([max(x, y) for x, y, _ in points], default=0.1))
+    """Points (x, y, note) on equal percentage axes with the diagonal (calibration); a
+    :class:`Rate` y is drawn with its interval, hollow when a small group, and a small group
+    does not set the axes."""
+    reach = [max(x, r) for x, y, _ in points if (r := _reach(y)) is not None]
+    if not reach:
+        reach = [max(x, v) for x, y, _ in points if (v := _value(y)) is not None]
+    vmax = _nice_max(max(reach, default=0.1))
     iw, ih = W - M_LEFT - M_RIGHT, H - M_TOP - M_BOTTOM
+
+    def py(v: float) -> float:
+        return M_TOP + ih - ih * min(1.0, v / vmax)
+
     body = [f'<line x1="{M_LEFT}" y1="{M_TOP + ih}" x2="{M_LEFT + iw}" y2="{M_TOP}" class="ref"/>']
     for i in range(5):
         x = M_LEFT + iw * i / 4
         body.append(
             f'<text x="{x:.1f}" y="{H - M_BOTTOM + 16}" text-anchor="middle" class="tick">'
-            f"{vmax * i / 4:.0%}</text>"
+            f"{_tick(vmax * i / 4, True)}</text>"
         )
-    for x, y, note in points:
-        cx, cy = M_LEFT + iw * x / vmax, M_TOP + ih - ih * y / vmax
+    for x, raw, note in points:
+        y = _value(raw)
+        if y is None:
+            continue
+        cx = M_LEFT + iw * min(1.0, x / vmax)
+        small = isinstance(raw, Rate) and raw.small
+        if isinstance(raw, Rate):
+            body.append(_whisker(cx, raw, py, PALETTE[0]))
+        paint = (
+            f'fill="#fff" stroke="{PALETTE[0]}" stroke-width="1.5"'
+            if small
+            else f'fill="{PALETTE[0]}"'
+        )
         body.append(
-            f'<circle class="mark" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{PALETTE[0]}">'
-            f"<title>{escape(note)}: predicted {x:.1%}, observed {y:.1%}</title></circle>"
+            f'<circle class="mark{" small" if small else ""}" cx="{cx:.1f}" cy="{py(y):.1f}" r="5" '
+            f"{paint}><title>{escape(note)}: predicted {x:.1%}, observed "
+            f"{escape(_note(raw, f'{y:.1%}'))}</title></circle>"
         )
     return _frame(kind, title, body, vmax, percent=True, xlabel=xlabel, ylabel=ylabel)
 
 
-__all__ = ["bars", "hbars", "lines", "scatter"]
+__all__ = ["SMALL_N", "Rate", "bars", "hbars", "lines", "scatter", "wilson"]
