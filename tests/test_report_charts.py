@@ -9,9 +9,13 @@ from datetime import datetime, timedelta
 
 import pyarrow as pa
 
+from pqlkit.demo.generate import DemoSize
 from pqlkit.learn import backtest as bt
+from pqlkit.learn.evaluate import evaluate
 from pqlkit.report import sections, svg
 from pqlkit.report.svg import Rate
+
+from .conftest import demo_engine_in
 
 D = [datetime(2026, 9, 1) + timedelta(days=7 * i) for i in range(4)]
 HORIZON = timedelta(days=30)
@@ -185,3 +189,16 @@ def test_wilson_intervals():
     low, high = svg.wilson(11, 56)
     assert 0.11 < low < 0.12 and 0.31 < high < 0.32
     assert svg.Rate.of(None, 10) is None and svg.Rate.of(0.5, 0) is None
+
+
+def test_the_report_evaluates_on_the_replays_snapshots_with_the_same_figures(tmp_path):
+    """`pql report` reads each date's snapshot once: the evaluation on the replay's rows
+    equals the one that reads its own."""
+    with demo_engine_in(tmp_path, DemoSize(accounts=150, users=600, days=60, seed=11)) as engine:
+        every, horizon = timedelta(days=7), timedelta(days=14)
+        start, end = bt.window(engine, None, None)
+        rows = bt.replay_rows(engine, bt.replay_dates(start, end, every), horizon, every)
+        shared = evaluate(engine, horizon=horizon, every=every, known=rows)
+        alone = evaluate(engine, horizon=horizon, every=every)
+    assert len(shared.train_dates) + len(shared.test_dates) >= 3
+    assert shared.to_dict() == alone.to_dict()
