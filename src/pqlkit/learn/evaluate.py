@@ -197,7 +197,7 @@ def evaluate(
     for i, when in enumerate(dates, start=1):
         if progress:
             progress(f"snapshot {i}/{len(dates)} as of {when:%Y-%m-%d}")
-        if when in read:
+        if known is not None and when in read:
             rows = known.filter(
                 pc.equal(known.column("as_of"), pa.scalar(when, known.column("as_of").type))
             )
