@@ -193,7 +193,8 @@ def test_wilson_intervals():
 
 def test_the_report_evaluates_on_the_replays_snapshots_with_the_same_figures(tmp_path):
     """`pql report` reads each date's snapshot once: the evaluation on the replay's rows
-    equals the one that reads its own."""
+    equals the one that reads its own. Long because it evaluates twice on a generated world
+    (about 15-25 s on an idle machine)."""
     with demo_engine_in(tmp_path, DemoSize(accounts=150, users=600, days=60, seed=11)) as engine:
         every, horizon = timedelta(days=7), timedelta(days=14)
         start, end = bt.window(engine, None, None)

@@ -148,7 +148,8 @@ def _demo_replay(tmp_path, name: str, keep=None) -> bt.Replay:
 def test_the_demo_raises_no_alert_and_an_event_no_longer_sent_raises_one(tmp_path):
     """The demo's own data (users signing up and ageing, marketing that began with the data)
     raises no alert; the same world whose feature_used events stop three weeks before its end
-    (a tracking change) raises one, on the signal they feed."""
+    (a tracking change) raises one, on the signal they feed. Long because it replays two
+    generated worlds of 1,600 users over 14 weekly dates (about 30-45 s on an idle machine)."""
     assert bt.monitor(_demo_replay(tmp_path, "demo"))["alerts"] == []
 
     stop = DEMO_END - timedelta(days=21)
