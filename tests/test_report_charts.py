@@ -7,6 +7,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
+import numpy as np
 import pyarrow as pa
 
 from pqlkit.demo.generate import DemoSize
@@ -203,3 +204,16 @@ def test_the_report_evaluates_on_the_replays_snapshots_with_the_same_figures(tmp
         alone = evaluate(engine, horizon=horizon, every=every)
     assert len(shared.train_dates) + len(shared.test_dates) >= 3
     assert shared.to_dict() == alone.to_dict()
+
+
+def test_the_replay_reads_columns_with_no_value_at_all():
+    """Columns read column by column: one with no value in any row (a product without deals)
+    reads as False or NaN, as row by row it did."""
+    rows = [
+        {"as_of": d, "user_id": f"u{k}", "score": 70, "label": k == 0, "closed_won": None}
+        for d in D
+        for k in range(3)
+    ]
+    r = _replay(rows)
+    assert r.closed_won.dtype == bool and not r.closed_won.any()
+    assert np.isnan(r.days_to_opportunity).all() and r.opportunity.sum() == len(D)

@@ -114,9 +114,7 @@ class Replay:
         def col(name: str, dtype: Any, fill: Any) -> np.ndarray:
             if name not in table.column_names:
                 return np.full(table.num_rows, fill, dtype)[order]
-            c = table.column(name)
-            if dtype is float:
-                c = c.cast(pa.float64())
+            c = table.column(name).cast(pa.float64() if dtype is float else pa.bool_())
             c = c.fill_null(fill) if c.null_count else c
             return np.asarray(c.to_numpy(zero_copy_only=False), dtype)[order]
 
