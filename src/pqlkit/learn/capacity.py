@@ -5,18 +5,16 @@ when none does, the words that say so."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import DataError
 
-if TYPE_CHECKING:
-    from .backtest import Replay
 
-
-def capacity_curve(r: Replay, capacity: float, thresholds=range(0, 101)) -> dict[str, Any]:
-    """For each threshold: the users who newly cross it each date (with the PQL gates), their
+def capacity_curve(r: Any, capacity: float, thresholds=range(0, 101)) -> dict[str, Any]:
+    """For each threshold (``r``: a :class:`~pqlkit.learn.backtest.Replay`, which imports this
+    module): the users who newly cross it each date (with the PQL gates), their
     conversion, and the conversions sales works when each date's new leads are worked best
     score first, up to ``capacity`` a date. The recommended threshold is, of those whose new
     leads fit the capacity, the one that works the most conversions (ties: the higher
