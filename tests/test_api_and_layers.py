@@ -108,6 +108,7 @@ ALLOWED: dict[str, set[str]] = {
     "collect": {"backends"},
     "demo": {"backends", "collect"},
     "report": {"learn", "templates"},
+    "tracking": {"model", "features", "backends"},  # instrumentation health
     "handoff": {"engine", "collect", "destinations", "model", "scoring", "backends", "sinks"},
     "crm": {"engine", "handoff", "destinations", "model", "scoring", "backends", "sinks"},
     "access": set(),
@@ -126,6 +127,7 @@ ALLOWED: dict[str, set[str]] = {
         "backends",
         "sinks",
         "destinations",
+        "tracking",
     },
     # the shells: parse, call a use case, render; the CLI starts the other two
     "server": {"usecases", "collect", "backends"},

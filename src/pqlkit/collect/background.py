@@ -39,6 +39,7 @@ class SharedState:
         self.error = ctx.Array("c", 1024, lock=False)
         self.failing_since = ctx.Value("d", 0.0, lock=False)  # wall clock; 0: storing works
         self.live = ctx.Array("c", 4096, lock=False)  # live scoring's counters, as JSON
+        self.tracking = ctx.Array("c", 16384, lock=False)  # the volume watch's statuses, JSON
         self.ready = ctx.Event()
         self.stop = ctx.Event()
 
@@ -80,6 +81,21 @@ class SharedState:
         import json
 
         text = self.live.value.decode(errors="replace")
+        return json.loads(text) if text else None
+
+    def set_tracking(self, stats: dict[str, Any]) -> None:
+        import json
+
+        text = json.dumps(stats, default=str).encode()
+        if len(text) > 16383:  # too many events to list: the totals only, still valid JSON
+            stats = {k: v for k, v in stats.items() if k != "events"}
+            text = json.dumps({**stats, "events_omitted": True}, default=str).encode()
+        self.tracking.value = text
+
+    def tracking_stats(self) -> dict[str, Any] | None:
+        import json
+
+        text = self.tracking.value.decode(errors="replace")
         return json.loads(text) if text else None
 
     def error_text(self) -> str | None:
@@ -164,6 +180,9 @@ def flusher_main(
             stats = getattr(live, "stats", None)  # a subscriber may keep none
             if stats is not None:
                 state.set_live(stats.__dict__)
+            tracking = getattr(live, "tracking", None)  # the volume watch's statuses
+            if tracking is not None:
+                state.set_tracking(tracking)
 
     flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
     progress()

@@ -27,3 +27,37 @@ class Subscriber(Protocol):
 
     def finish(self, backend: Any) -> None:
         """The flusher is stopping: record what is in flight."""
+
+
+class Subscribers:
+    """Several subscribers told in turn (live scoring and the volume watch of `pql serve
+    --model`): each is told everything, and ticks when it wants to."""
+
+    def __init__(self, *subscribers: Subscriber):
+        self.subscribers = subscribers
+
+    def note(self, users: set[str], ids: IdentityBatch) -> None:
+        for s in self.subscribers:
+            s.note(users, ids)
+
+    def resolved(self) -> None:
+        for s in self.subscribers:
+            s.resolved()
+
+    def wants_tick(self) -> bool:
+        return any(s.wants_tick() for s in self.subscribers)
+
+    def tick(self, backend: Any) -> None:
+        for s in self.subscribers:
+            s.tick(backend)
+
+    def finish(self, backend: Any) -> None:
+        for s in self.subscribers:
+            s.finish(backend)
+
+    def __getattr__(self, name: str) -> Any:
+        """What one of them publishes (live scoring's ``stats``, the watch's ``tracking``)."""
+        for s in self.__dict__.get("subscribers", ()):
+            if hasattr(s, name):
+                return getattr(s, name)
+        raise AttributeError(name)

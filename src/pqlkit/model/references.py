@@ -51,6 +51,15 @@ def cross_reference_issues(
                     or f"destinations: {', '.join(str(k) for k in known) or 'none'}",
                 )
 
+    for j, dest in enumerate(_as_list(_as_dict(data.get("instrumentation")).get("notify"))):
+        if isinstance(dest, str) and dest not in known:
+            issue(
+                ("instrumentation", "notify", j),
+                f"unknown destination {dest!r}",
+                "notify names destinations declared in handoff.destinations: "
+                + (", ".join(str(k) for k in known) or "none are declared"),
+            )
+
     icp = _as_dict(data.get("icp"))
     for group in ("profiles", "exclusions"):
         _unique_ids(_as_list(icp.get(group)), ("icp", group), issue, "id")

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from .conditions import Condition
 from .handoff import Handoff
+from .instrumentation import Instrumentation
 from .signals import Duration, EventSignal, SignalId, TraitSignal
 from .strict import Strict as _Strict
 
@@ -331,6 +332,8 @@ class Model(_Strict):
     """Account rollup."""
     handoff: Handoff | None = None
     """Where transitions (became a PQL, tier changed...) are delivered: signed webhooks, Slack."""
+    instrumentation: Instrumentation | None = None
+    """How the events the model reads are watched for a drought (`pql serve --model`)."""
 
     @property
     def all_signals(self) -> list[TraitSignal | EventSignal]:

@@ -98,6 +98,8 @@ class Collector:
         self.prompts_answered = 0
         self.prompts_shown = 0
         self.feedback_accepted = 0
+        # counts what breaks the model's tracking plan, refusing nothing (pqlkit.tracking.check)
+        self.checker: Any = live.checker() if live is not None else None
         if live is not None and not self.product_keys:
             raise ValueError(
                 "`pql serve --model` answers the product's prompt and feedback API: give a "
@@ -190,6 +192,7 @@ class Collector:
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
                     **({"crm_sync": self.syncs.health()} if self.syncs is not None else {}),
+                    **({"tracking": self.tracking_health()} if self.checker else {}),
                 },
             )
             return
@@ -304,6 +307,8 @@ class Collector:
         )
         await asyncio.wrap_future(self.log.append([line], messages=n))
         self.accepted += n
+        if self.checker is not None:  # acknowledged: now counted against the tracking plan
+            self.checker.check(endpoint, body)
         return 200, {"success": True}
 
     # --- the product's API ----------------------------------------------------------------------
@@ -434,6 +439,15 @@ class Collector:
             return None
         return f"{why}; retry shortly (nothing was stored)"
 
+    def tracking_health(self) -> dict[str, Any]:
+        """/health's word on the tracking plan: violations by kind and the events in an alert
+        (names only: the counts are in /metrics)."""
+        volume = (self.flusher.state.tracking_stats() if self.flusher else None) or {}
+        return {
+            "violations": self.checker.snapshot()["totals"],
+            "alerts": volume.get("alerting", []),
+        }
+
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
         position = state.position() if state else (0, 0)
@@ -468,6 +482,10 @@ class Collector:
                     "live": state.live_stats() if state else None,
                     "prompts": {"answered": self.prompts_answered, "shown": self.prompts_shown},
                     "feedback": self.feedback_accepted,
+                    "tracking": {
+                        **self.checker.snapshot(),
+                        "volume": state.tracking_stats() if state else None,
+                    },
                 }
                 if self.handoff is not None
                 else {}

@@ -88,6 +88,7 @@ class _Snapshot:
                 due.add_metric([dest, status], n)
         yield due
         yield from _crm_sync(m.get("crm_sync") or {})
+        yield from _tracking(m.get("tracking"))
 
 
 def _crm_sync(syncs: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
@@ -113,6 +114,45 @@ def _crm_sync(syncs: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
                 last.add_metric([dest, direction], s["last_ok_at"])
             failures.add_metric([dest, direction], s["failures"])
     yield from (lag, last, failures)
+
+
+def _tracking(tracking: dict[str, Any] | None) -> Iterator[Any]:
+    """The tracking plan's counts (pqlkit.tracking.check) and the volume watch's statuses."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    if not tracking:
+        return
+    seen = CounterMetricFamily(
+        "pql_tracking_events", "messages of each event the model reads", labels=["event"]
+    )
+    for event, n in tracking["seen"].items():
+        seen.add_metric([event], n)
+    yield seen
+    broken = CounterMetricFamily(
+        "pql_tracking_violations",
+        "messages that break the tracking plan (accepted all the same)",
+        labels=["event", "property", "kind"],
+    )
+    for row in tracking["violations"]:
+        broken.add_metric([row["event"], row["property"] or "", row["kind"]], row["count"])
+    yield broken
+    volume = tracking.get("volume") or {}
+    count = GaugeMetricFamily(
+        "pql_tracking_window_events", "events in the last window", labels=["event"]
+    )
+    expected = GaugeMetricFamily(
+        "pql_tracking_expected_events",
+        "the baseline: mean events in the same window one season back",
+        labels=["event"],
+    )
+    alert = GaugeMetricFamily(
+        "pql_tracking_alert", "1 while the event has stopped or fallen sharply", labels=["event"]
+    )
+    for event, v in (volume.get("events") or {}).items():
+        count.add_metric([event], v["count"])
+        expected.add_metric([event], v["expected"])
+        alert.add_metric([event], int(event in volume.get("alerting", [])))
+    yield from (count, expected, alert)
 
 
 __all__ = ["exposition", "wants_prometheus"]

@@ -91,6 +91,8 @@ class LiveScoring:
     full_every: float
     folder: Path
     """The collector's log folder, where the prompt API's state files live too."""
+    watch: Callable[[], Any] | None = None
+    """What makes the volume watch (the model's `instrumentation:`), in the flusher's process."""
 
     @property
     def actions(self) -> tuple[str, ...]:
@@ -104,7 +106,16 @@ class LiveScoring:
 
     def subscriber(self) -> Callable[[], Any]:
         """What makes the flusher's subscriber, in the flusher's own process (picklable)."""
-        return functools.partial(_live, self.model_path, self.full_every, str(self.folder))
+        return functools.partial(
+            _live, self.model_path, self.full_every, str(self.folder), self.watch
+        )
+
+    def checker(self) -> Any:
+        """What counts the requests that break the model's tracking plan (the HTTP process)."""
+        from ..model.load import load_model
+        from .tracking import checker
+
+        return checker(load_model(self.model_path).model)
 
     def state_reader(self) -> Any:
         from ..backends.serving import StateReader
@@ -120,11 +131,18 @@ class LiveScoring:
         return PromptDesk(self.folder, self.handoff.prompts, reader)
 
 
-def _live(model_path: str, full_every: float, serving: str) -> Any:
+def _live(
+    model_path: str, full_every: float, serving: str, watch: Callable[[], Any] | None = None
+) -> Any:
     from ..crm.destinations import KINDS
     from ..handoff.live import Live
 
-    return Live(model_path, full_every=full_every, serving=serving, kinds=KINDS)
+    live = Live(model_path, full_every=full_every, serving=serving, kinds=KINDS)
+    if watch is None:
+        return live
+    from ..collect.subscriber import Subscribers
+
+    return Subscribers(live, watch())
 
 
 @dataclass(frozen=True)
@@ -188,7 +206,10 @@ def collector(
                 "`pql serve --model` answers the product's prompt and feedback API: give a "
                 "product key (--product-key KEY or PQL_PRODUCT_KEY)"
             )
-        live = LiveScoring(str(model), loaded.model.handoff, every, Path(log_dir))
+        from .tracking import watch_factory
+
+        watch = watch_factory(str(model), table)
+        live = LiveScoring(str(model), loaded.model.handoff, every, Path(log_dir), watch)
         from .scheduled import ScheduledSyncs
 
         syncs = ScheduledSyncs.from_model(model, url or "pql.duckdb")
