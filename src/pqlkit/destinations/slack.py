@@ -23,6 +23,8 @@ def md(value: Any) -> str:
 
 def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     """A Block Kit message for one transition, with the fallback Slack shows in notifications."""
+    if str(payload.get("type", "")).startswith("pql.tracking."):
+        return alert_message(payload)
     who_raw = subject(payload).get("id", "?")
     s = subject(payload)
     kind = kind_words(payload)
@@ -67,6 +69,12 @@ def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{url}|Open the lead>"}]}
         )
     return {"text": text, "blocks": blocks}
+
+
+def alert_message(payload: dict[str, Any]) -> dict[str, Any]:
+    """An instrumentation alert (an event stopped, fell, or is back): its one sentence."""
+    text = md(payload.get("text", payload.get("type")))
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
 
 
 _TEXT = {

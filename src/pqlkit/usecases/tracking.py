@@ -86,9 +86,12 @@ def _watch(model_path: str, table: str) -> VolumeWatch:
     return VolumeWatch(spec, watched_events(loaded.model), table=table, notify=_notifier(loaded))
 
 
+#: The destination kinds an alert can go to (a short message, not a transition's card).
+ALERT_KINDS = ("webhook", "slack")
+
+
 def _notifier(loaded: LoadedModel) -> Callable[[dict[str, Any]], str] | None:
-    """Sends an alert to each destination `instrumentation.notify` names (webhook, Slack or
-    Teams: one POST, not retried; what became of it is recorded with the alert)."""
+    """Sends an alert to each destination `instrumentation.notify` names (webhook or Slack: one POST, not retried; what became of it is recorded with the alert)."""
     from ..destinations import KINDS, Delivery, Ok, build
     from ..destinations import Session as Sending
     from ..handoff.deliver import destination, secrets_for
@@ -98,10 +101,10 @@ def _notifier(loaded: LoadedModel) -> Callable[[dict[str, Any]], str] | None:
         return None
     specs = [destination(handoff, d) for d in spec.notify]
     for d in specs:
-        if d.kind not in KINDS:
+        if d.kind not in ALERT_KINDS:
             raise PqlkitError(
                 f"{loaded.path}: instrumentation.notify: {d.id} is a {d.kind} destination; "
-                f"alerts go to {', '.join(sorted(KINDS))} destinations"
+                f"alerts go to {' or '.join(ALERT_KINDS)} destinations"
             )
     from ..crm.destinations import KINDS as ALL
 
