@@ -226,7 +226,9 @@ class Flusher:
         """Store what the log holds beyond the checkpoint (at most ``limit`` lines and about
         ``limit_bytes`` bytes a call, which bounds the flusher's memory); return how many lines
         were stored or quarantined."""
+        now = datetime.now(UTC).replace(tzinfo=None)
         if not self.reader.has_beyond(self._checkpoint):
+            self._stored_through(now)  # caught up: everything received before now is stored
             if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                 self.resolve()
             elif self.subscriber is not None and self.subscriber.wants_tick():
@@ -397,9 +399,17 @@ class Flusher:
         self.fast_lines += len(taken)
         self.reference_lines += len(lines) - len(taken)
         self._dirty = self._dirty or bool(ids)
+        if rows.num_rows:
+            self._stored_through(pc.max(rows.column("received_at")).as_py())
         if self.subscriber is not None:
             # a rep's feedback counts as a change: the user is scored and served again (quiet)
             self.subscriber.note(_whos(rows) | {f["user_id"] for f in feedback}, ids)
+
+    def _stored_through(self, at: datetime | None) -> None:
+        """Tell a subscriber that keeps time by the log (the volume watch) how far it is stored:
+        the receive time of the latest stored event, or now when nothing is left to store."""
+        if at is not None and self.subscriber is not None and hasattr(self.subscriber, "stored"):
+            self.subscriber.stored(at)
 
     def _fast(
         self,

@@ -28,6 +28,9 @@ class Subscriber(Protocol):
     def finish(self, backend: Any) -> None:
         """The flusher is stopping: record what is in flight."""
 
+    # optional: ``stored(through: datetime)``, told how far the log is stored (every request
+    # received before ``through``), by a subscriber that keeps time by the log (the volume watch)
+
 
 class Subscribers:
     """Several subscribers told in turn (live scoring and the volume watch of `pql serve
@@ -54,6 +57,12 @@ class Subscribers:
     def finish(self, backend: Any) -> None:
         for s in self.subscribers:
             s.finish(backend)
+
+    def stored(self, through: Any) -> None:
+        """Everything received before ``through`` is stored (to those that keep time by it)."""
+        for s in self.subscribers:
+            if hasattr(s, "stored"):
+                s.stored(through)
 
     def __getattr__(self, name: str) -> Any:
         """What one of them publishes (live scoring's ``stats``, the watch's ``tracking``)."""

@@ -157,6 +157,7 @@ class VolumeWatch:
         self.due = 0.0
         self.status: dict[str, Volume] = {}
         self._loaded = False
+        self.through: datetime | None = None
         self.checks = 0
         self.alerts = 0
 
@@ -179,12 +180,17 @@ class VolumeWatch:
     def finish(self, backend: Any) -> None:
         pass
 
+    def stored(self, through: datetime) -> None:
+        """The flusher stored every request received before ``through``: the watch judges up to
+        there, so a flusher running behind is not taken for events that stopped."""
+        self.through = through
+
     # --- the watch ----------------------------------------------------------------------------
     def check(self, backend: Any) -> list[Volume]:
         """Judge every watched event now; record and tell each change into or out of an alert."""
         if not self._loaded:
             self._load(backend)
-        now = self.now()
+        now = self.now() if self.through is None else min(self.now(), self.through)
         counts = volumes(backend, self.table, self.events, self.spec, now)
         judged = [judge(e, counts[e], self.spec) for e in self.events]
         changes = []
