@@ -1250,3 +1250,51 @@ def test_a_long_fuzz_of_every_route_and_parameter_gets_no_5xx(site):
     ]
     seen = _fuzz(site, values, rounds=1, seed=2727)  # about 6,000 requests
     print(f"web fuzz: {sum(seen.values())} requests, answers by status {sorted(seen.items())}")
+
+
+def test_an_instrumentation_alert_is_a_notice_on_admins_pages_only(site):
+    """The volume watch's alerts (pql_tracking_alerts, written by pql serve --model) show at the
+    top of an admin's pages, the event's name as text; a rep's pages do not carry them."""
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from pqlkit.tracking.volume import ALERTS, ALERTS_SCHEMA
+
+    rows = [
+        ("invite_sent", "stopped", datetime(2026, 12, 1, 10)),
+        ("<b>feature_used</b>", "dropped", datetime(2026, 12, 1, 11)),
+        ("pricing_viewed", "dropped", datetime(2026, 12, 1, 9)),
+        ("pricing_viewed", "recovered", datetime(2026, 12, 1, 12)),  # back: no notice
+    ]
+    backend = connect(site.db)  # let go before the requests: the app takes the file by turns
+    try:
+        backend.ensure_table(ALERTS, ALERTS_SCHEMA)
+        backend.insert(
+            ALERTS,
+            pa.Table.from_pylist(
+                [
+                    {
+                        "event": e,
+                        "status": s,
+                        "count": 0,
+                        "expected": 30.0,
+                        "at": at,
+                        "notified": "",
+                    }
+                    for e, s, at in rows
+                ],
+                schema=ALERTS_SCHEMA,
+            ),
+        )
+    finally:
+        backend.close()
+    try:
+        admin = site.client("ana").get("/inbox").text
+        assert '<p class="alert" role="alert">Tracking: ' in admin
+        assert "<b>invite_sent</b> stopped since 2026-12-01 10:00" in admin
+        assert "&lt;b&gt;feature_used&lt;/b&gt;</b> dropped" in admin
+        assert "pricing_viewed" not in admin.split('role="alert"')[1].split("</p>")[0]
+        assert 'class="alert"' not in site.client("rob").get("/inbox").text
+    finally:
+        site.sql(f"DROP TABLE {ALERTS}")  # the other tests' pages carry no notice

@@ -197,6 +197,14 @@ def forget(user_ids, url, yes, as_json) -> None:
     "$PQL_TRUSTED_PROXIES).",
 )
 @click.option(
+    "--tracking-plan",
+    "plan_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Without --model: count the requests that break this model's tracking plan (unknown "
+    "events, missing or mistyped properties) in /metrics and /health, refusing none.",
+)
+@click.option(
     "--metrics-key",
     "metrics_keys",
     multiple=True,
@@ -228,6 +236,7 @@ def serve(
     https_only,
     trusted_proxies,
     log_format,
+    plan_path,
 ) -> None:
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off (and sync CRMs on the model's schedules); with --ui too, the web
@@ -251,6 +260,7 @@ def serve(
         full_every=full_every,
         product_keys=list(product_keys),
         metrics_keys=list(metrics_keys),
+        tracking_plan=plan_path,
     )
     app: Any = Collector.from_setup(setup)
     if with_ui:

@@ -61,6 +61,7 @@ class Collector:
         metrics_keys: list[str] | None = None,
         log_seconds: float | None = None,
         syncs: Any = None,
+        checker: Any = None,
     ):
         if not write_keys:
             raise ValueError("the collector needs at least one write key (--write-key SOURCE=KEY)")
@@ -99,7 +100,7 @@ class Collector:
         self.prompts_shown = 0
         self.feedback_accepted = 0
         # counts what breaks the model's tracking plan, refusing nothing (pqlkit.tracking.check)
-        self.checker: Any = live.checker() if live is not None else None
+        self.checker: Any = checker
         if live is not None and not self.product_keys:
             raise ValueError(
                 "`pql serve --model` answers the product's prompt and feedback API: give a "
@@ -119,6 +120,7 @@ class Collector:
             product_keys=setup.product_keys,
             metrics_keys=setup.metrics_keys,
             syncs=setup.syncs,
+            checker=setup.tracking,
         )
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -192,7 +194,7 @@ class Collector:
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
                     **({"crm_sync": self.syncs.health()} if self.syncs is not None else {}),
-                    **({"tracking": self.tracking_health()} if self.checker else {}),
+                    **({"tracking": self.tracking(brief=True)} if self.checker else {}),
                 },
             )
             return
@@ -439,14 +441,16 @@ class Collector:
             return None
         return f"{why}; retry shortly (nothing was stored)"
 
-    def tracking_health(self) -> dict[str, Any]:
-        """/health's word on the tracking plan: violations by kind and the events in an alert
-        (names only: the counts are in /metrics)."""
+    def tracking(self, brief: bool = False) -> dict[str, Any] | None:
+        """The tracking plan's counts and the volume watch's statuses (/metrics); ``brief``:
+        violations by kind and the events in an alert (/health, open to anyone)."""
+        if self.checker is None:
+            return None
+        counts = self.checker.snapshot()
         volume = (self.flusher.state.tracking_stats() if self.flusher else None) or {}
-        return {
-            "violations": self.checker.snapshot()["totals"],
-            "alerts": volume.get("alerting", []),
-        }
+        if brief:
+            return {"violations": counts["totals"], "alerts": volume.get("alerting", [])}
+        return {**counts, "volume": volume}
 
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
@@ -482,14 +486,11 @@ class Collector:
                     "live": state.live_stats() if state else None,
                     "prompts": {"answered": self.prompts_answered, "shown": self.prompts_shown},
                     "feedback": self.feedback_accepted,
-                    "tracking": {
-                        **self.checker.snapshot(),
-                        "volume": state.tracking_stats() if state else None,
-                    },
                 }
                 if self.handoff is not None
                 else {}
             ),
+            **({"tracking": self.tracking()} if self.checker is not None else {}),
         }
 
 

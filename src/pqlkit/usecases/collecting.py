@@ -110,13 +110,6 @@ class LiveScoring:
             _live, self.model_path, self.full_every, str(self.folder), self.watch
         )
 
-    def checker(self) -> Any:
-        """What counts the requests that break the model's tracking plan (the HTTP process)."""
-        from ..model.load import load_model
-        from .tracking import checker
-
-        return checker(load_model(self.model_path).model)
-
     def state_reader(self) -> Any:
         from ..backends.serving import StateReader
 
@@ -160,6 +153,8 @@ class CollectorSetup:
     syncs: Any = None
     """The CRM syncs the model schedules (a :class:`pqlkit.usecases.scheduled.ScheduledSyncs`),
     run in the server's process beside the flusher; None when it schedules none."""
+    tracking: Any = None
+    """Counts the requests that break the model's tracking plan (``pqlkit.tracking.check``)."""
 
 
 def collector(
@@ -173,10 +168,13 @@ def collector(
     full_every: str = "1h",
     product_keys: list[str] | None = None,
     metrics_keys: list[str] | None = None,
+    tracking_plan: str | Path | None = None,
 ) -> CollectorSetup:
     """The Segment-compatible collector's set-up (run it under an ASGI server: `pql serve`);
     with a ``model``, it scores live, hands off, and answers the product's prompt and feedback
-    API. A bad model, a missing secret or a missing product key stops here, clearly."""
+    API. A bad model, a missing secret or a missing product key stops here, clearly. The
+    requests that break the tracking plan of ``model`` (or of ``tracking_plan``, without live
+    scoring) are counted."""
     try:
         import uvicorn  # noqa: F401
     except ImportError:
@@ -213,6 +211,13 @@ def collector(
         from .scheduled import ScheduledSyncs
 
         syncs = ScheduledSyncs.from_model(model, url or "pql.duckdb")
+    plan_of = model if model is not None else tracking_plan
+    tracking = None
+    if plan_of is not None:
+        from ..model.load import load_model
+        from .tracking import checker
+
+        tracking = checker(load_model(plan_of).model)
     return CollectorSetup(
         url or "pql.duckdb",
         Path(log_dir),
@@ -224,6 +229,7 @@ def collector(
         metrics_keys=list(metrics_keys or [])
         + [k.strip() for k in os.environ.get("PQL_METRICS_KEY", "").split(",") if k.strip()],
         syncs=syncs,
+        tracking=tracking,
     )
 
 

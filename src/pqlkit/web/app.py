@@ -38,7 +38,7 @@ from ..model.load import LoadedModel, load_model
 from ..report import svg
 from ..report.build import CSS as REPORT_CSS
 from ..templates import environment
-from ..usecases import handoff, leads
+from ..usecases import handoff, leads, tracking
 from ..usecases import inbox as desk
 from ..usecases.session import Session
 from . import guard, health
@@ -151,6 +151,7 @@ class Ui:
             me=context.pop("me", None),
             csrf=session.csrf if session else getattr(request.state, "csrf", ""),
             flash=getattr(request.state, "flash", None),
+            tracking_alerts=getattr(request.state, "tracking_alerts", None),
             lead_url=lead_url,
             account_url=account_url,
             when=when,
@@ -187,6 +188,8 @@ class Ui:
             if refused:
                 return self.render(request, "error.html", 400, me=me, message=refused)
             session = request.state.session
+            if me.is_admin:  # events the model reads that stopped or fell (pql serve --model)
+                request.state.tracking_alerts = tracking.alerts(s)
             if session.flash:
                 sessions.flash(s.backend, session, None)
                 request.state.flash = session.flash
