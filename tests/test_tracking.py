@@ -6,7 +6,7 @@ and one when it recovers."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -269,3 +269,32 @@ def test_prometheus_lines_for_the_tracking_counts_and_the_watch():
     ]
     assert got["pql_tracking_alert"] == [({"event": "a"}, 1)]
     assert got["pql_tracking_expected_events"] == [({"event": "a"}, 12.0)]
+
+
+def test_pql_tracking_judges_every_event_now_and_lists_the_alerts(tmp_path, capsys):
+    from pqlkit.cli import main
+
+    model = tmp_path / "pql.yml"
+    model.write_text(MODEL + "instrumentation: {window: 1h, periods: 2, min_expected: 5}\n")
+    db = str(tmp_path / "t.duckdb")
+    backend = connect(db)
+    backend.ensure_table("events", EVENTS_SCHEMA)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = [
+        (e, now - timedelta(days=d, minutes=m))
+        for d in (0, 1, 2)
+        for m in range(0, 60, 5)
+        for e in ("feature_used", "invite_sent")
+        if not (e == "invite_sent" and d == 0)  # invite_sent stopped today
+    ]
+    backend.insert("events", _events(rows))
+    backend.close()
+    with pytest.raises(SystemExit) as done:
+        main(["tracking", "-m", str(model), "--url", db, "--json"])
+    assert done.value.code == 0
+    found = json.loads(capsys.readouterr().out)
+    status = {e["event"]: (e["count"], e["expected"], e["status"]) for e in found["events"]}
+    assert status["feature_used"] == (12, 12.0, "ok")
+    assert status["invite_sent"] == (0, 12.0, "stopped")
+    assert status["project_saved"][2] == "unjudged"
+    assert found["declared"] is True and found["alerts"] == []  # none recorded by a server

@@ -159,3 +159,41 @@ def test_an_event_that_stops_arriving_is_alerted_within_the_window(tmp_path: Pat
         sender.join(timeout=10)
         server.stop()
         receiver.close()
+
+
+def test_a_collector_without_live_scoring_counts_against_a_tracking_plan(tmp_path: Path):
+    model = tmp_path / "pql.yml"
+    model.write_text(MODEL.replace("RECEIVER", "https://example.com/hook"))
+    server = Serve(tmp_path, args=("--tracking-plan", str(model)))
+    server.start()
+    try:
+        _post(
+            server.url,
+            [{"type": "track", "userId": "u1", "event": "doc_saved", "properties": {"words": 3}}],
+        )
+        _post(
+            server.url, [{"type": "track", "userId": "u1", "event": "doc_saved", "properties": {}}]
+        )
+        _post(server.url, [{"type": "track", "userId": "u1", "event": "Doc Saved"}])
+        refused = httpx.post(
+            server.url + "/v1/batch",
+            json={"batch": [{"type": "track", "userId": "u1", "event": "x"}, {"type": "track"}]},
+            auth=("wk_web", ""),
+            timeout=10,
+        )
+        assert refused.status_code == 400  # not acknowledged: not counted either
+        tracking = server.metrics()["tracking"]
+        assert tracking["seen"] == {"doc_saved": 2, "invite_sent": 0}
+        assert {(v["event"], v["kind"]): v["count"] for v in tracking["violations"]} == {
+            ("doc_saved", "missing_property"): 1,
+            ("Doc Saved", "unknown_event"): 1,
+        }
+        assert tracking["volume"] == {}  # no live scoring: no volume watch
+        health = httpx.get(server.url + "/health", timeout=5).json()
+        assert health["tracking"] == {
+            "violations": {"unknown_event": 1, "missing_property": 1, "wrong_type": 0},
+            "alerts": [],
+        }
+    finally:
+        server.stop()
+    assert len(server.events()) == 3  # every acknowledged message stored, the broken ones too
