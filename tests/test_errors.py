@@ -225,6 +225,8 @@ BAD: dict[str, tuple[list[str], str]] = {
     "score": (["score", "-m", "{bad}"], "model_invalid"),
     "accounts": (["accounts", "-m", "{bad}"], "model_invalid"),
     "explain": (["explain", "u1", "-m", "{bad}"], "model_invalid"),
+    "tracking-plan": (["tracking-plan", "-m", "{bad}"], "model_invalid"),
+    "tracking": (["tracking", "-m", "{bad}"], "model_invalid"),
     "users add": (
         ["users", "add", "ann", "--password-stdin", "--url", "{tmp}/nowhere/x.duckdb"],
         "backend",
