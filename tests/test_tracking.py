@@ -219,6 +219,9 @@ def test_the_watch_alerts_once_when_an_event_stops_and_once_when_it_is_back(tmp_
     clock[0] = t0 + timedelta(minutes=35)  # 25 minutes of the hour: 12, under half of 30
     judged = {v.event: v for v in watch.check(backend)}
     assert judged["b"].status == "dropped" and told[0]["type"] == "pql.tracking.event_dropped"
+    # judged in steps of `every` (1m) since the last check: the alert holds from 12:29 (the
+    # hour from 11:29 has b's 15 events of 11:30 to 11:58, half of 30), not the check's 12:35
+    assert told[0]["at"] == "2026-12-01T12:29:00Z" and told[0]["count"] == 15
     clock[0] = t0 + timedelta(hours=2)
     assert {v.event: v.status for v in watch.check(backend)}["b"] == "stopped"
     assert len(told) == 1  # still the same alert

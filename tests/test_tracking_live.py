@@ -117,7 +117,7 @@ def test_an_event_that_stops_arriving_is_alerted_within_the_window(tmp_path: Pat
         detected = (judged - stopped_at).total_seconds()
         print(f"alert judged {detected:.2f} s after the stop (log time), received {took:.2f} s")
         assert detected <= WINDOW, f"judged {detected:.2f} s after the stop"
-        assert took <= WINDOW + 20, f"the alert took {took:.2f} s"
+        assert took <= WINDOW + 40, f"the alert took {took:.2f} s"  # the flusher's lag, loaded
 
         time.sleep(WINDOW)  # doc_saved keeps flowing: still no alert for it
         assert [a["event"] for a in _alerts(receiver)] == ["invite_sent"]

@@ -39,6 +39,8 @@ ALERTS_SCHEMA = pa.schema(
 )
 #: Statuses that are alerts; `ok` and `unjudged` (too rare to tell) are not.
 ALERTING = ("dropped", "stopped")
+#: At most this many steps of `every` are judged in one check (a flusher far behind catches up).
+MAX_STEPS = 10
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,7 @@ class VolumeWatch:
         self.status: dict[str, Volume] = {}
         self._loaded = False
         self.through: datetime | None = None
+        self.judged_at: datetime | None = None
         self.checks = 0
         self.alerts = 0
 
@@ -187,10 +190,26 @@ class VolumeWatch:
 
     # --- the watch ----------------------------------------------------------------------------
     def check(self, backend: Any) -> list[Volume]:
-        """Judge every watched event now; record and tell each change into or out of an alert."""
+        """Judge every watched event now; record and tell each change into or out of an alert.
+
+        Judged up to what is stored, in steps of `every` of the log's time since the last
+        check (at most :data:`MAX_STEPS`): a flush that stores seconds of backlog at once does
+        not move an alert's time later than the step at which it held."""
         if not self._loaded:
             self._load(backend)
         now = self.now() if self.through is None else min(self.now(), self.through)
+        step = timedelta(seconds=self.every)
+        at = max(self.judged_at + step, now - (MAX_STEPS - 1) * step) if self.judged_at else now
+        judged: list[Volume] = []
+        while at < now:
+            judged = self._judge(backend, at)
+            at += step
+        judged = self._judge(backend, now)
+        self.judged_at = now
+        self.checks += 1
+        return judged
+
+    def _judge(self, backend: Any, now: datetime) -> list[Volume]:
         counts = volumes(backend, self.table, self.events, self.spec, now)
         judged = [judge(e, counts[e], self.spec) for e in self.events]
         changes = []
@@ -206,7 +225,6 @@ class VolumeWatch:
                 changes.append((v, was))
         for v, was in changes:
             self._record(backend, v, was, now)
-        self.checks += 1
         return judged
 
     def _record(self, backend: Any, v: Volume, was: str, now: datetime) -> None:
