@@ -301,3 +301,29 @@ def test_pql_tracking_judges_every_event_now_and_lists_the_alerts(tmp_path, caps
     assert status["invite_sent"] == (0, 12.0, "stopped")
     assert status["project_saved"][2] == "unjudged"
     assert found["declared"] is True and found["alerts"] == []  # none recorded by a server
+
+
+def test_alerts_go_to_webhook_or_slack_destinations_only(tmp_path, monkeypatch):
+    from pqlkit.errors import PqlkitError
+    from pqlkit.usecases.tracking import watch_factory
+
+    handoff = """handoff:
+  destinations:
+    - {id: team_chat, kind: teams, url_env: PQL_TEST_TEAMS_URL}
+    - {id: ops_hook, kind: webhook, url: "https://example.com/h", secret_env: PQL_TEST_SECRET}
+"""
+    model = tmp_path / "pql.yml"
+    model.write_text(MODEL + handoff + "instrumentation: {notify: [team_chat]}\n")
+    with pytest.raises(
+        PqlkitError, match=r"notify: team_chat is a teams destination; .*webhook or slack"
+    ):
+        watch_factory(str(model))
+    model.write_text(MODEL + handoff + "instrumentation: {notify: [ops_hook]}\n")
+    monkeypatch.setenv("PQL_TEST_TEAMS_URL", "https://example.com/t")
+    monkeypatch.delenv("PQL_TEST_SECRET", raising=False)
+    with pytest.raises(PqlkitError, match=r"PQL_TEST_SECRET is not set"):
+        watch_factory(str(model))  # stops `pql serve` at start, not at the first alert
+    monkeypatch.setenv("PQL_TEST_SECRET", "whsec_" + "A" * 32)
+    assert watch_factory(str(model)) is not None
+    model.write_text(MODEL)
+    assert watch_factory(str(model)) is None  # no instrumentation section: no watch
