@@ -33,7 +33,7 @@ from ..collect.log import ROTATE_SECONDS, DurableLog
 from ..collect.segment_api import ApiError, check_body
 from ..errors import PqlkitError
 from .feedback import feedback_row
-from .prometheus import exposition, wants_prometheus
+from .prometheus import exposition, tracking, wants_prometheus
 from .wire import MAX_BODY, ClientGone, gunzip, read_body, send_bytes, send_json
 
 
@@ -194,7 +194,11 @@ class Collector:
                     # stored apart with the reason: see pql_quarantine
                     "quarantined": quarantined,
                     **({"crm_sync": self.syncs.health()} if self.syncs is not None else {}),
-                    **({"tracking": self.tracking(brief=True)} if self.checker else {}),
+                    **(
+                        {"tracking": tracking(self.checker, self.flusher, brief=True)}
+                        if self.checker
+                        else {}
+                    ),
                 },
             )
             return
@@ -441,17 +445,6 @@ class Collector:
             return None
         return f"{why}; retry shortly (nothing was stored)"
 
-    def tracking(self, brief: bool = False) -> dict[str, Any] | None:
-        """The tracking plan's counts and the volume watch's statuses (/metrics); ``brief``:
-        violations by kind and the events in an alert (/health, open to anyone)."""
-        if self.checker is None:
-            return None
-        counts = self.checker.snapshot()
-        volume = (self.flusher.state.tracking_stats() if self.flusher else None) or {}
-        if brief:
-            return {"violations": counts["totals"], "alerts": volume.get("alerting", [])}
-        return {**counts, "volume": volume}
-
     def metrics(self) -> dict[str, Any]:
         state = self.flusher.state if self.flusher else None
         position = state.position() if state else (0, 0)
@@ -490,7 +483,7 @@ class Collector:
                 if self.handoff is not None
                 else {}
             ),
-            **({"tracking": self.tracking()} if self.checker is not None else {}),
+            **({"tracking": tracking(self.checker, self.flusher)} if self.checker else {}),
         }
 
 

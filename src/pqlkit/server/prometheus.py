@@ -1,6 +1,7 @@
 """/metrics in Prometheus's text format (or OpenMetrics), for a scraper that asks for it by its
 Accept header; JSON stays the answer for everyone else. The numbers are the collector's own
-(:meth:`pqlkit.server.app.Collector.metrics`); prometheus-client writes the format."""
+(:meth:`pqlkit.server.app.Collector.metrics`, with :func:`tracking`'s block when a tracking plan
+is counted); prometheus-client writes the format."""
 
 from __future__ import annotations
 
@@ -116,6 +117,17 @@ def _crm_sync(syncs: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Any]:
     yield from (lag, last, failures)
 
 
+def tracking(checker: Any, flusher: Any, brief: bool = False) -> dict[str, Any]:
+    """The tracking plan's counts (the request path's ``checker``) and the volume watch's
+    statuses (published by the ``flusher`` process) for /metrics; ``brief``: violations by kind
+    and the events in an alert, for /health (open to anyone)."""
+    counts = checker.snapshot()
+    volume = (flusher.state.tracking_stats() if flusher else None) or {}
+    if brief:
+        return {"violations": counts["totals"], "alerts": volume.get("alerting", [])}
+    return {**counts, "volume": volume}
+
+
 def _tracking(tracking: dict[str, Any] | None) -> Iterator[Any]:
     """The tracking plan's counts (pqlkit.tracking.check) and the volume watch's statuses."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -155,4 +167,4 @@ def _tracking(tracking: dict[str, Any] | None) -> Iterator[Any]:
     yield from (count, expected, alert)
 
 
-__all__ = ["exposition", "wants_prometheus"]
+__all__ = ["exposition", "tracking", "wants_prometheus"]
