@@ -157,6 +157,15 @@ def flusher_main(
         "storing the log into the database",
         extra={"table": table, "segment": flusher.checkpoint[0], "offset": flusher.checkpoint[1]},
     )
+    progress = _progress(state, flusher, live, log)
+    flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
+    progress()
+
+
+def _progress(state: SharedState, flusher: Any, live: Any, log: Any) -> Callable[[], None]:
+    """What the flusher tells the server after each batch: its counts, its checkpoint, its
+    error (logged once when storing starts failing and once when it works again), and what
+    the subscriber keeps (live scoring's stats, the volume watch's statuses)."""
     said: list[str | None] = [None]
 
     def progress() -> None:
@@ -184,8 +193,7 @@ def flusher_main(
             if tracking is not None:
                 state.set_tracking(tracking)
 
-    flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
-    progress()
+    return progress
 
 
 class FlusherProcess:

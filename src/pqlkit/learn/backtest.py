@@ -121,16 +121,7 @@ class Replay:
         date_index, user = date_index[order], user[order]
         gate_cols = [g.output for g in FIT_GATES]
         gate = _gates(table.select(gate_cols))[order]
-        signals = {
-            c: col(c, float, 0.0)
-            for c in table.column_names
-            if c not in META
-            and not c.startswith(("fit_", "days_to_"))
-            and (
-                pa.types.is_floating(table.column(c).type)
-                or pa.types.is_integer(table.column(c).type)
-            )
-        }
+        signals = {c: col(c, float, 0.0) for c in _signal_columns(table)}
         fired = {
             name: np.asarray(test(col(name, float, np.nan)), bool)
             for name, test in (fires or {}).items()
@@ -454,3 +445,17 @@ __all__ = [
     "weekly",
     "window",
 ]
+
+
+def _signal_columns(table: pa.Table) -> list[str]:
+    """The replayed table's signal columns: the numbers that are neither bookkeeping, fit
+    gates nor days to an outcome."""
+    return [
+        c
+        for c in table.column_names
+        if c not in META
+        and not c.startswith(("fit_", "days_to_"))
+        and (
+            pa.types.is_floating(table.column(c).type) or pa.types.is_integer(table.column(c).type)
+        )
+    ]

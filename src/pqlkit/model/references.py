@@ -36,29 +36,7 @@ def cross_reference_issues(
                 else:
                     signal_ids[sid] = (group, i)
 
-    handoff = _as_dict(data.get("handoff"))
-    _unique_ids(_as_list(handoff.get("destinations")), ("handoff", "destinations"), issue, "id")
-    known = [d.get("id") for d in _as_list(handoff.get("destinations")) if isinstance(d, dict)]
-    prompts = _as_dict(handoff.get("prompts"))
-    _unique_ids(_as_list(prompts.get("rules")), ("handoff", "prompts", "rules"), issue, "id")
-    for i, route in enumerate(_as_list(handoff.get("routes"))):
-        for j, dest in enumerate(_as_list(_as_dict(route).get("to"))):
-            if isinstance(dest, str) and dest not in known:
-                issue(
-                    ("handoff", "routes", i, "to", j),
-                    f"unknown destination {dest!r}",
-                    did_you_mean(dest, [k for k in known if isinstance(k, str)])
-                    or f"destinations: {', '.join(str(k) for k in known) or 'none'}",
-                )
-
-    for j, dest in enumerate(_as_list(_as_dict(data.get("instrumentation")).get("notify"))):
-        if isinstance(dest, str) and dest not in known:
-            issue(
-                ("instrumentation", "notify", j),
-                f"unknown destination {dest!r}",
-                "notify names destinations declared in handoff.destinations: "
-                + (", ".join(str(k) for k in known) or "none are declared"),
-            )
+    _destination_references(data, issue)
 
     icp = _as_dict(data.get("icp"))
     for group in ("profiles", "exclusions"):
@@ -95,6 +73,33 @@ def cross_reference_issues(
         for leaf_path, leaf in _leaves(cond, path):
             _check_leaf(leaf_path, leaf, context, signal_ids, issue)
     return issues
+
+
+def _destination_references(data: dict[str, Any], issue: Issue) -> None:
+    """Destination ids unique, and every route and alert naming a declared one."""
+    handoff = _as_dict(data.get("handoff"))
+    _unique_ids(_as_list(handoff.get("destinations")), ("handoff", "destinations"), issue, "id")
+    known = [d.get("id") for d in _as_list(handoff.get("destinations")) if isinstance(d, dict)]
+    prompts = _as_dict(handoff.get("prompts"))
+    _unique_ids(_as_list(prompts.get("rules")), ("handoff", "prompts", "rules"), issue, "id")
+    for i, route in enumerate(_as_list(handoff.get("routes"))):
+        for j, dest in enumerate(_as_list(_as_dict(route).get("to"))):
+            if isinstance(dest, str) and dest not in known:
+                issue(
+                    ("handoff", "routes", i, "to", j),
+                    f"unknown destination {dest!r}",
+                    did_you_mean(dest, [k for k in known if isinstance(k, str)])
+                    or f"destinations: {', '.join(str(k) for k in known) or 'none'}",
+                )
+
+    for j, dest in enumerate(_as_list(_as_dict(data.get("instrumentation")).get("notify"))):
+        if isinstance(dest, str) and dest not in known:
+            issue(
+                ("instrumentation", "notify", j),
+                f"unknown destination {dest!r}",
+                "notify names destinations declared in handoff.destinations: "
+                + (", ".join(str(k) for k in known) or "none are declared"),
+            )
 
 
 def _unique_ids(items: list[Any], base: PathT, issue: Issue, key: str) -> None:

@@ -13,7 +13,7 @@ rates are not slivers; a mark above it is drawn at the top, with its figure on h
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -260,29 +260,7 @@ def bars(
             if v is None:
                 continue
             x = M_LEFT + gi * gw + gw * 0.1 + si * bw
-            shown = f"{v:.1%}" if percent else _fmt(v)
-            small = isinstance(raw, Rate) and raw.small
-            paint = (
-                f'fill="none" stroke="{color}" stroke-dasharray="3 2"'
-                if small
-                else f'fill="{color}"'
-            )
-            above = v > ymax
-            body.append(
-                f'<rect class="mark{" small" if small else ""}" x="{x:.1f}" y="{py(v):.1f}" '
-                f'width="{bw:.1f}" height="{py(0) - py(v):.1f}" '
-                f"{paint}><title>{escape(labels[gi])}, {escape(name)}: "
-                f"{escape(_note(raw, shown))}{' (above the axis)' if above else ''}</title></rect>"
-            )
-            top = py(v)
-            if isinstance(raw, Rate):
-                body.append(_whisker(x + bw / 2, raw, py))
-                top = min(top, py(raw.high))
-            mark = "n<" + str(SMALL_N) + " " if small else ""
-            body.append(
-                f'<text class="value" x="{x + bw / 2:.1f}" y="{max(top - 4, M_TOP - 2):.1f}" '
-                f'text-anchor="middle">{escape(mark + shown)}{" ▲" if above else ""}</text>'
-            )
+            body += _bar(raw, v, x, bw, color, ymax, py, percent, f"{labels[gi]}, {name}")
     body += _xticks(labels, lambda gi: M_LEFT + gi * gw + gw / 2, most=14)
     legend = (
         [(name, PALETTE[i % len(PALETTE)]) for i, (name, _) in enumerate(series)]
@@ -300,6 +278,42 @@ def bars(
         legend=legend,
         ticks=ticks,
     )
+
+
+def _bar(
+    raw: Value,
+    v: float,
+    x: float,
+    bw: float,
+    color: str,
+    ymax: float,
+    py: Callable[[float], float],
+    percent: bool,
+    what: str,
+) -> list[str]:
+    """One bar of :func:`bars`: its rectangle (hollow for a small group), its interval, and its
+    figure above it (marked when it goes past the axis)."""
+    out: list[str] = []
+    shown = f"{v:.1%}" if percent else _fmt(v)
+    small = isinstance(raw, Rate) and raw.small
+    paint = f'fill="none" stroke="{color}" stroke-dasharray="3 2"' if small else f'fill="{color}"'
+    above = v > ymax
+    out.append(
+        f'<rect class="mark{" small" if small else ""}" x="{x:.1f}" y="{py(v):.1f}" '
+        f'width="{bw:.1f}" height="{py(0) - py(v):.1f}" '
+        f"{paint}><title>{escape(what)}: "
+        f"{escape(_note(raw, shown))}{' (above the axis)' if above else ''}</title></rect>"
+    )
+    top = py(v)
+    if isinstance(raw, Rate):
+        out.append(_whisker(x + bw / 2, raw, py))
+        top = min(top, py(raw.high))
+    mark = "n<" + str(SMALL_N) + " " if small else ""
+    out.append(
+        f'<text class="value" x="{x + bw / 2:.1f}" y="{max(top - 4, M_TOP - 2):.1f}" '
+        f'text-anchor="middle">{escape(mark + shown)}{" ▲" if above else ""}</text>'
+    )
+    return out
 
 
 def hbars(
