@@ -3,11 +3,12 @@ allowed where they stand, decisions used only after they are made."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ModelIssue
 from .conditions import DECISIONS_BY_CONTEXT, NAMESPACES_BY_CONTEXT, SCORE_FIELDS
+from .defaults import DEFAULT_SEGMENT_IDS
 from .yaml_lines import did_you_mean, dotted, line_at
 
 PathT = tuple[Any, ...]
@@ -72,6 +73,7 @@ def cross_reference_issues(
     for path, cond, context in places:
         for leaf_path, leaf in _leaves(cond, path):
             _check_leaf(leaf_path, leaf, context, signal_ids, issue)
+    _playbook_issues(data, issue)
     return issues
 
 
@@ -183,3 +185,86 @@ def _check_leaf(
             f"decision.{name} is not known when {context} rules run",
             did_you_mean(name, known) or f"available: {', '.join(known)}",
         )
+
+
+# --- playbooks ------------------------------------------------------------------------------
+
+_SEGMENT_KINDS = {"asked_for_sales": "hand_raise", "maxed_out_free": "limit_reached"}
+
+
+def _ids(items: Any, key: str = "id") -> list[str]:
+    items = items if isinstance(items, list) else []
+    return [i[key] for i in items if isinstance(i, dict) and isinstance(i.get(key), str)]
+
+
+def segment_names(data: Mapping[str, Any]) -> list[str]:
+    """The segments a model (as read from YAML) can put a user in: its own, or the defaults
+    its signal kinds make (see :func:`pqlkit.model.defaults.effective_segments`)."""
+    if isinstance(data.get("segments"), list):
+        return _ids(data["segments"])
+    kinds = {
+        s.get("kind")
+        for group in ("usage_signals", "mql_signals")
+        for s in (data.get(group) if isinstance(data.get(group), list) else [])
+        if isinstance(s, dict)
+    }
+    return [
+        s
+        for s in DEFAULT_SEGMENT_IDS
+        if _SEGMENT_KINDS.get(s, "") in kinds or s not in _SEGMENT_KINDS
+    ]
+
+
+def motion_names(data: Mapping[str, Any]) -> list[str]:
+    """The motions a model's routing can pick: its default and every rule's."""
+    routing = data.get("routing") if isinstance(data.get("routing"), dict) else {}
+    default = routing.get("default", "self_serve")
+    names = [default] if isinstance(default, str) else []
+    return list(dict.fromkeys([*names, *_ids(routing.get("rules"), "motion")]))
+
+
+def _playbook_issues(data: Mapping[str, Any], issue: Issue) -> None:
+    """Each play's segment, motion and profile among the model's; ids and (segment, motion,
+    profile) each used once."""
+    plays = data.get("playbooks")
+    if not isinstance(plays, list):
+        return
+    icp = data.get("icp") if isinstance(data.get("icp"), dict) else {}
+    known = {
+        "segment": segment_names(data),
+        "motion": motion_names(data),
+        "profile": _ids(icp.get("profiles")),
+    }
+    ids: dict[str, int] = {}
+    keys: dict[tuple[Any, ...], int] = {}
+    for i, play in enumerate(plays):
+        if not isinstance(play, dict):
+            continue
+        for field, names in known.items():
+            value = play.get(field)
+            if isinstance(value, str) and value not in names:
+                issue(
+                    ("playbooks", i, field),
+                    f"unknown {field} {value!r}",
+                    " ".join(
+                        x
+                        for x in (
+                            did_you_mean(value, names),
+                            f"{field}s in this model: {', '.join(names) or 'none'}",
+                        )
+                        if x
+                    ),
+                )
+        pid = play.get("id")
+        if isinstance(pid, str):
+            if pid in ids:
+                issue(("playbooks", i, "id"), f"duplicate id {pid!r}", "ids must be unique")
+            ids.setdefault(pid, i)
+        key = (play.get("segment"), play.get("motion"), play.get("profile"))
+        if key in keys:
+            issue(
+                ("playbooks", i),
+                "a second play for " + " x ".join(str(k) for k in key if k is not None),
+                f"playbooks[{keys[key]}] is already for it; merge the two",
+            )
+        keys.setdefault(key, i)

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from .conditions import Condition
 from .handoff import Handoff
 from .instrumentation import Instrumentation
+from .playbooks import Play
 from .signals import Duration, EventSignal, SignalId, TraitSignal
 from .strict import Strict as _Strict
 
@@ -334,6 +335,9 @@ class Model(_Strict):
     """Where transitions (became a PQL, tier changed...) are delivered: signed webhooks, Slack."""
     instrumentation: Instrumentation | None = None
     """How the events the model reads are watched for a drought (`pql serve --model`)."""
+    playbooks: list[Play] = []
+    """The next step for each segment x motion (x ICP profile): a short action, talking points
+    and links, shown in the inbox, on the lead page, in Slack and in webhooks (`next_step`)."""
 
     @property
     def all_signals(self) -> list[TraitSignal | EventSignal]:

@@ -1,0 +1,117 @@
+"""Playbooks: a next step for each segment x motion (x ICP profile), checked against the model,
+shipped for everything the starter model can produce, and carried by the hand-off."""
+
+from __future__ import annotations
+
+import pytest
+
+from pqlkit.backends import connect
+from pqlkit.demo.load import starter_text
+from pqlkit.engine import Engine
+from pqlkit.errors import ModelValidationError
+from pqlkit.model.load import parse_model
+from pqlkit.model.playbooks import find_play, next_step
+
+from .conftest import DEMO_END
+
+MINIMAL = """\
+icp:
+  profiles:
+    - {id: everyone, when: {field: account.employees, gte: 0}}
+    - {id: big, when: {field: account.employees, gte: 1000}}
+usage_signals:
+  - {id: used, kind: event_count, events: [feature_used], points: 10}
+activation: {signal: used}
+routing:
+  rules: [{motion: sales_assist, when: {field: decision.is_pql, equals: true}}]
+"""
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ModelValidationError) as info:
+        parse_model(text, "pql.yml")
+    return [str(i) for i in info.value.issues]
+
+
+def test_unknown_names_are_refused_at_their_line_with_the_valid_ones_listed():
+    found = problems(
+        MINIMAL
+        + """\
+playbooks:
+  - {id: a, segment: maxed_out_free, motion: sales_assist, action: Call}
+  - {id: b, segment: free_user, motion: sales_asist, action: Call}
+  - {id: c, segment: free_user, motion: self_serve, profile: bigg, action: Call}
+"""
+    )
+    assert found == [
+        "pql.yml:11: playbooks[0].segment: unknown segment 'maxed_out_free' "
+        "(segments in this model: converted_without_assistance, free_user)",
+        "pql.yml:12: playbooks[1].motion: unknown motion 'sales_asist' "
+        "(did you mean 'sales_assist'? motions in this model: self_serve, sales_assist)",
+        "pql.yml:13: playbooks[2].profile: unknown profile 'bigg' "
+        "(did you mean 'big'? profiles in this model: everyone, big)",
+    ]
+
+
+def test_a_play_is_strict_about_ids_duplicates_lengths_and_links():
+    found = problems(
+        MINIMAL
+        + """\
+playbooks:
+  - {id: a, segment: free_user, motion: self_serve, action: Call}
+  - {id: a, segment: free_user, motion: self_serve, action: ""}
+  - id: Bad-Id
+    segment: free_user
+    motion: sales_assist
+    action: Call
+    links: [{label: deck, url: "javascript:alert(1)"}]
+    colour: red
+"""
+    )
+    joined = "\n".join(found)
+    assert "playbooks[1]: a second play for free_user x self_serve" in joined
+    assert "playbooks[0] is already for it" in joined
+    assert "playbooks[1].id: duplicate id 'a'" in joined
+    assert "playbooks[1].action: String should have at least 1 character" in joined
+    assert "playbooks[2].id:" in joined
+    assert "playbooks[2].links[0].url: 'javascript:alert(1)' is not an http(s) URL" in joined
+    assert "playbooks[2].colour" in joined
+
+
+def test_a_play_naming_the_profile_wins_over_one_without():
+    model = parse_model(
+        MINIMAL
+        + """\
+playbooks:
+  - {id: general, segment: free_user, motion: sales_assist, action: Write}
+  - {id: big_ones, segment: free_user, motion: sales_assist, profile: big, action: Call,
+     talking_points: [They are big], links: [{label: Deck, url: "https://x.example/deck"}]}
+"""
+    ).model
+    lead = {"segment": "free_user", "motion": "sales_assist"}
+    assert find_play(model.playbooks, {**lead, "icp_profile": "everyone"}).id == "general"
+    assert next_step(model.playbooks, {**lead, "icp_profile": "big"}) == {
+        "id": "big_ones",
+        "action": "Call",
+        "talking_points": ["They are big"],
+        "links": [{"label": "Deck", "url": "https://x.example/deck"}],
+    }
+    assert next_step(model.playbooks, {**lead, "motion": "self_serve"}) is None
+
+
+def test_the_starter_model_has_a_play_for_every_segment_and_motion_of_the_demo(small_world):
+    """Scored on the demo's world: paying users go to expansion (never sales-assist), and every
+    segment x motion a user lands in has a next step."""
+    from pqlkit.demo.load import load
+
+    backend = connect("duckdb://")
+    load(backend, small_world)
+    engine = Engine(parse_model(starter_text(), "pql.yml"), backend)
+    rows = backend.rows(engine.scores(DEMO_END))
+    pairs = {(r["segment"], r["motion"]) for r in rows}
+    paying = [r for r in rows if r["segment"] == "converted_without_assistance"]
+    assert paying, "the demo world has users who pay"
+    assert {r["motion"] for r in paying} == {"expansion"}
+    assert ("asked_for_sales", "sales_assist") in pairs  # the other motions are still produced
+    plays = engine.model.playbooks
+    assert [p for p in pairs if find_play(plays, {"segment": p[0], "motion": p[1]}) is None] == []
