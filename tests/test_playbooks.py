@@ -3,10 +3,13 @@ shipped for everything the starter model can produce, and carried by the hand-of
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pqlkit.backends import connect
 from pqlkit.demo.load import starter_text
+from pqlkit.destinations.slack import slack_message
 from pqlkit.engine import Engine
 from pqlkit.errors import ModelValidationError
 from pqlkit.model.load import parse_model
@@ -115,3 +118,76 @@ def test_the_starter_model_has_a_play_for_every_segment_and_motion_of_the_demo(s
     assert ("asked_for_sales", "sales_assist") in pairs  # the other motions are still produced
     plays = engine.model.playbooks
     assert [p for p in pairs if find_play(plays, {"segment": p[0], "motion": p[1]}) is None] == []
+
+
+HANDOFF = """
+handoff:
+  destinations:
+    - {id: hook, kind: webhook, url: "http://127.0.0.1:9/", secret_env: PQL_TEST_HOOK_SECRET}
+  routes:
+    - {to: [hook]}
+"""
+
+
+def test_transitions_carry_the_next_step_and_name_people(small_world, tmp_path):
+    """The webhook payload: `user.next_step` is the lead's play, the user is named by e-mail
+    and role beside the id, and a new PQA's champion likewise."""
+    from pqlkit.demo.load import load
+    from pqlkit.handoff.transitions import OUTBOX
+    from pqlkit.usecases.session import Session
+
+    backend = connect("duckdb://")
+    load(backend, small_world)
+    loaded = parse_model(starter_text() + HANDOFF, "pql.yml")
+    Session(backend, loaded).engine.run(DEMO_END)
+    people = {r["user_id"]: r for r in backend.rows(backend.table("users"))}
+    payloads = [json.loads(p) for (p,) in backend.values(backend.table(OUTBOX).select("payload"))]
+    users = [p["user"] for p in payloads if "user" in p]
+    accounts = [p["account"] for p in payloads if "account" in p]
+    assert users and accounts
+    for user in users:
+        assert user["next_step"] == next_step(loaded.model.playbooks, user)
+        assert user["next_step"]["action"]  # the starter model has a play for each
+        assert (user["email"], user["role"]) == (
+            people[user["id"]]["email"],
+            people[user["id"]]["role"],
+        )
+    for account in accounts:
+        champion = people[account["champion_user_id"]]
+        assert account["champion"] == {
+            "id": account["champion_user_id"],
+            "email": champion["email"],
+            "role": champion["role"],
+        }
+        assert account["next_step"] == next_step(loaded.model.playbooks, account)
+
+
+def test_slack_shows_the_person_and_the_next_step_escaped():
+    payload = {
+        "type": "pql.became_pql",
+        "user": {
+            "id": "u_1",
+            "email": "ana@acme.com",
+            "role": "Head of <Data>",
+            "account_id": "acme",
+            "score": 82,
+            "tier": "A",
+            "segment": "maxed_out_free",
+            "motion": "sales_assist",
+            "next_step": {
+                "id": "upgrade_at_limit",
+                "action": "Offer the team plan & a trial",
+                "talking_points": ["They hit <!channel> the quota"],
+                "links": [{"label": "Team plan", "url": "https://x.example/p?a=1&b=|2"}],
+            },
+        },
+    }
+    m = slack_message(payload, "https://app.example.com/leads/{user_id}")
+    assert m["blocks"][0]["text"]["text"] == "Became pql: ana@acme.com (Head of <Data>)"
+    assert m["text"].startswith("ana@acme.com (Head of &lt;Data&gt;) (acme) became pql")
+    step = next(b["text"]["text"] for b in m["blocks"] if "Next step" in str(b))
+    assert step == (
+        "*Next step*\nOffer the team plan &amp; a trial\n• They hit &lt;!channel&gt; the quota\n"
+        "<https://x.example/p?a=1&amp;b=%7C2|Team plan>"
+    )
+    assert "leads/u_1|Open the lead>" in json.dumps(m)  # the id stays in the link

@@ -21,15 +21,39 @@ def md(value: Any) -> str:
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def person(who: dict[str, Any] | None) -> str:
+    """A person as a rep knows them: e-mail (else id) and role, e.g. "ana@acme.com (CTO)"."""
+    if not who:
+        return "-"
+    name = who.get("email") or who.get("id") or "?"
+    return f"{name} ({who['role']})" if who.get("role") else str(name)
+
+
+def _next_step(step: Any) -> str:
+    """A play as mrkdwn: the action, its talking points and its links."""
+    lines = [f"*Next step*\n{md(step.get('action', ''))}"]
+    lines += [f"• {md(p)}" for p in step.get("talking_points") or []]
+    links = [
+        f"<{md(quote(str(link.get('url', '')), safe=':/?#[]@!$&()*+,;=%~'))}|{md(link.get('label', ''))}>"
+        for link in step.get("links") or []
+        if isinstance(link, dict)
+    ]
+    if links:
+        lines.append(" · ".join(links))
+    return "\n".join(lines)[:3000]
+
+
 def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
-    """A Block Kit message for one transition, with the fallback Slack shows in notifications."""
+    """A Block Kit message for one transition, with the fallback Slack shows in notifications.
+    People are named as people (e-mail and role); ids stay in the link."""
     if str(payload.get("type", "")).startswith("pql.tracking."):
         return alert_message(payload)
     who_raw = subject(payload).get("id", "?")
     s = subject(payload)
     kind = kind_words(payload)
     company = s.get("account_id") or s.get("name") or s.get("domain") or "-"
-    who = md(who_raw)
+    named = person(s) if "user" in payload else str(s.get("name") or who_raw)
+    who = md(named)
     text = (
         f"{who} ({md(company)}) {kind}: score {md(s.get('score'))} (tier {md(s.get('tier'))}), "
         f"{md(s.get('motion'))}"
@@ -38,7 +62,7 @@ def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",  # plain_text: Slack shows it as it is
-            "text": {"type": "plain_text", "text": f"{kind.capitalize()}: {who_raw}"[:150]},
+            "text": {"type": "plain_text", "text": f"{kind.capitalize()}: {named}"[:150]},
         },
         {
             "type": "section",
@@ -62,6 +86,17 @@ def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
                     "text": "*Why*\n" + "\n".join(f"• {md(r)}" for r in reasons),
                 },
             }
+        )
+    if isinstance(s.get("champion"), dict):
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Champion*\n{md(person(s['champion']))}"},
+            }
+        )
+    if isinstance(s.get("next_step"), dict):
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _next_step(s["next_step"])}}
         )
     if link:
         url = link.replace("{user_id}", quote(str(who_raw), safe=""))  # an id is data

@@ -235,7 +235,9 @@ class Live:
         self.stats.waiting_for = missing or None
         if missing:  # e.g. pql_users before the first identify: nothing to score yet
             return
-        engine = Engine(self.loaded, backend, observers=[TransitionRecorder(self.handoff)])
+        engine = Engine(
+            self.loaded, backend, observers=[TransitionRecorder(self.handoff, self.loaded)]
+        )
         engine._templates = self.templates  # compiled once per process, not per connection
         report = Report()
         for row, sent in self.dispatcher.finished():  # first record what was sent

@@ -23,6 +23,7 @@ from ..backends import Backend
 from ..collect.tables import FEEDBACK, FEEDBACK_SCHEMA
 from ..engine import ACCOUNT_STATE, USER_STATE
 from ..model.handoff import Handoff, HandoffRoute
+from ..model.playbooks import Play, next_step
 from ..scoring.decide import REASON_SEPARATOR
 
 OUTBOX = "pql_outbox"
@@ -132,8 +133,14 @@ def _changed(new: ir.Table, state: ir.Table) -> ir.Table:
     return j.filter(first | moved)
 
 
-def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) -> list[Transition]:
-    """Transitions of the changed users (one row each: the new state and the old, `_`-prefixed)."""
+def user_transitions(
+    rows: list[dict[str, Any]],
+    as_of: datetime,
+    version: str,
+    playbooks: list[Play] | None = None,
+) -> list[Transition]:
+    """Transitions of the changed users (one row each: the new state and the old, `_`-prefixed,
+    and the person's ``email`` and ``role`` when known)."""
     out = []
     for r in rows:
         seen = r["_u"] is not None
@@ -164,6 +171,8 @@ def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) 
                 "model_version": version,
                 "user": {
                     "id": r["user_id"],
+                    "email": r.get("email"),
+                    "role": r.get("role"),
                     "account_id": r["account_id"],
                     "score": r["score"],
                     "tier": r["tier"],
@@ -172,6 +181,7 @@ def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) 
                     "icp_profile": r["icp_profile"],
                     "is_pql": bool(r["is_pql"]),
                     "top_reasons": reasons[:3],
+                    "next_step": next_step(playbooks, r),
                 },
                 "change": {"from": old, "to": new},
             }
@@ -223,10 +233,13 @@ def record(
     *,
     partial: bool = False,
     accounts_affected: ir.Table | None = None,
+    playbooks: list[Play] | None = None,
+    people: ir.Table | None = None,
 ) -> int:
     """Compare the run's users and accounts with the last known state, write the transitions and
     their deliveries, and move the state on; call inside the run's transaction. Returns the
-    number of transitions recorded.
+    number of transitions recorded. Each carries its lead's next step from ``playbooks`` and,
+    given ``people`` (the users source: user_id, email, role), who the people it names are.
 
     A full run (`pql score`) replaces the state; a ``partial`` one (live rescoring of the users
     whose data changed) replaces the rows of its users and accounts and keeps the others.
@@ -250,8 +263,9 @@ def record(
         "icp_profile",
         "reasons",
     )
-    transitions = user_transitions(backend.rows(_changed(new, state)), as_of, version)
-    transitions += _account_transitions(backend, accounts, as_of, version)
+    changed = _with_people(_changed(new, state), "user_id", people, "")
+    transitions = user_transitions(backend.rows(changed), as_of, version, playbooks)
+    transitions += _account_transitions(backend, accounts, as_of, version, playbooks, people)
     if transitions:
         rows = [
             {
@@ -303,13 +317,36 @@ def record(
     return len(transitions)
 
 
+def _with_people(t: ir.Table, key: str, people: ir.Table | None, prefix: str) -> ir.Table:
+    """``t`` with the e-mail and role of the user in ``t[key]`` (``{prefix}email``,
+    ``{prefix}role``; null when the users source has no such column)."""
+    if people is None:
+        return t.mutate(
+            **{f"{prefix}email": ibis.null("string"), f"{prefix}role": ibis.null("string")}
+        )
+    p = people.mutate(_p_id=people.user_id.cast("string"))
+    p = p.group_by("_p_id").aggregate(  # one row a user, whatever the source holds
+        **{
+            f"{prefix}{c}": (p[c].cast("string").max() if c in p.columns else ibis.null("string"))
+            for c in ("email", "role")
+        }
+    )
+    return t.left_join(p, t[key] == p._p_id).drop("_p_id")
+
+
 def _account_transitions(
-    backend: Backend, accounts: ir.Table, as_of: datetime, version: str
+    backend: Backend,
+    accounts: ir.Table,
+    as_of: datetime,
+    version: str,
+    playbooks: list[Play] | None = None,
+    people: ir.Table | None = None,
 ) -> list[Transition]:
     state = backend.table(ACCOUNT_STATE)
     s = state.select(_a=state.account_id, _pqa=state.is_pqa)
     j = accounts.left_join(s, accounts.account_id == s._a)
     became = j.filter(j.is_pqa & ~j._pqa.fill_null(False))
+    became = _with_people(became, "champion_user_id", people, "champion_")
     out = []
     for r in backend.rows(
         became.select(
@@ -323,6 +360,8 @@ def _account_transitions(
             "icp_profile",
             "pql_users",
             "champion_user_id",
+            "champion_email",
+            "champion_role",
         )
     ):
         tid = transition_id("became_pqa", "account", r["account_id"], False, True, as_of)
@@ -342,6 +381,14 @@ def _account_transitions(
                 "icp_profile": r["icp_profile"],
                 "pql_users": r["pql_users"],
                 "champion_user_id": r["champion_user_id"],
+                "champion": {
+                    "id": r["champion_user_id"],
+                    "email": r["champion_email"],
+                    "role": r["champion_role"],
+                }
+                if r["champion_user_id"] is not None
+                else None,
+                "next_step": next_step(playbooks, r),
             },
             "change": {"from": False, "to": True},
         }
@@ -388,5 +435,7 @@ def erase_transitions(backend: Backend, ids: list[str], result: Any) -> None:
         data = json.loads(payload)
         if data.get("account", {}).get("champion_user_id") in ids:
             data["account"]["champion_user_id"] = None
+            if data["account"].get("champion") is not None:
+                data["account"]["champion"] = None
             backend.update(OUTBOX, {"payload": json.dumps(data, sort_keys=True)}, {"id": tid})
             result.blanked[OUTBOX] = result.blanked.get(OUTBOX, 0) + 1

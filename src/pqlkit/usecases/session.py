@@ -29,7 +29,7 @@ def observers_for(loaded: LoadedModel) -> list[RunObserver]:
         return []
     from ..handoff.recorder import TransitionRecorder
 
-    return [TransitionRecorder(handoff)]
+    return [TransitionRecorder(handoff, loaded)]
 
 
 class Session:
