@@ -12,10 +12,16 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
+# Says what it installs before pip starts, and lets pip show each package and its download
+# (the first install takes a couple of minutes; a silent one looks hung).
 $(VENV)/.installed: pyproject.toml
+	@echo "Installing pqlkit into $(VENV) with everything it can use: Ibis with DuckDB, PostgreSQL"
+	@echo "and Spark (PySpark), the collector's server, scikit-learn, the hand-off and CRM clients,"
+	@echo "the web app, and the test tools (pytest, Playwright). About 2 minutes the first time."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
+	@echo "Installed into $(VENV); pql is $(BIN)/pql."
 	touch $@
 
 demo: install

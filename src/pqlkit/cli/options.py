@@ -1,15 +1,16 @@
-"""Options defined once and shared by the commands that take them; progress for people."""
+"""Options defined once and shared by the commands that take them; progress for people is
+:func:`pqlkit.cli.render.progress` (named here too, where the commands import it from)."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from . import render
+from .render import interactive as interactive
+from .render import progress as progress
 
 model_option = click.option(
     "-m",
@@ -68,29 +69,6 @@ def outcome_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="What counts as converting.",
     )(fn)
-
-
-def interactive(as_json: bool) -> bool:
-    return not as_json and render.err.is_terminal
-
-
-@contextlib.contextmanager
-def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step, on stderr, when a person is watching."""
-    if not enabled:
-        yield lambda _msg: None
-        return
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=render.err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("starting", total=None)
-        yield lambda msg: bar.update(task, description=msg)
 
 
 def pct(v: float | None) -> str:

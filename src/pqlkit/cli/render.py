@@ -1,9 +1,12 @@
-"""Output for people (rich tables) and for programs (JSON), nothing else."""
+"""Output for people (rich tables, progress) and for programs (JSON), nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import sys
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -92,3 +95,62 @@ def lead_list(rows: list[dict[str, Any]], title: str) -> None:
         for reason in (r.get("reasons") or "").split("; "):
             if reason:
                 out.print(f"      {escape(reason)}")
+
+
+# --- progress ---------------------------------------------------------------------------------
+
+_COUNTED = re.compile(r"\b(\d[\d,]*)/(\d[\d,]*)\b")
+
+
+def interactive(as_json: bool) -> bool:
+    """Whether a person is watching: not --json, and both stdout and stderr are terminals (a
+    piped or redirected command stays silent, so logs and files hold only its output)."""
+    return not as_json and out.is_terminal and err.is_terminal
+
+
+@contextlib.contextmanager
+def progress(enabled: bool) -> Iterator[Callable[[str], None]]:
+    """What a long command is doing, on stderr, while a person watches (see
+    :func:`interactive`): a spinner, the current step and the time so far; a step that says
+    how far it is ("snapshot 3/12", "replaying 2026-01-05 (2/9)") fills a bar too. Gone when
+    the command ends; nothing at all when not ``enabled``. Every command that can take more than
+    a few seconds reports through this one helper."""
+    if not enabled:
+        yield lambda _msg: None
+        return
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        TextColumn("{task.fields[count]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None, count="")
+
+        def say(message: str) -> None:
+            counted = _COUNTED.search(message)
+            if counted:
+                done, total = (int(g.replace(",", "")) for g in counted.groups())
+                bar.update(
+                    task,
+                    description=message,
+                    completed=done,
+                    total=max(total, 1),
+                    count=f"{done}/{total}",
+                )
+            else:  # a step without a count: no m/n, the bar pulses
+                bar.update(task, description=message, completed=0, count="")
+                bar.tasks[0].total = None  # update() reads total=None as "unchanged"
+            bar.refresh()  # steps are few: each is drawn when it starts
+
+        yield say
