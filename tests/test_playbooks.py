@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from markupsafe import escape
 
 from pqlkit.backends import connect
 from pqlkit.demo.load import starter_text
@@ -191,3 +192,70 @@ def test_slack_shows_the_person_and_the_next_step_escaped():
         "<https://x.example/p?a=1&amp;b=%7C2|Team plan>"
     )
     assert "leads/u_1|Open the lead>" in json.dumps(m)  # the id stays in the link
+
+
+def _render(name: str, **context) -> str:
+    from types import SimpleNamespace
+
+    from pqlkit.templates import environment
+    from pqlkit.web.http import account_url, lead_url, num, when
+
+    me = SimpleNamespace(name="ana", role="rep", is_admin=True)
+    return environment().get_template(name).render(
+        request=None, me=me, csrf="c", flash=None, lead_url=lead_url,
+        account_url=account_url, when=when, num=num, **context,
+    )  # fmt: skip
+
+
+def test_pages_show_the_next_step_and_people_as_people(small_world):
+    """The inbox row says the next step in a line; the lead page has the whole play; teammates,
+    champions and a delivery's subject are named by e-mail and role, their ids kept in links."""
+    from pqlkit.demo.load import load
+    from pqlkit.handoff.transitions import DELIVERIES
+    from pqlkit.usecases import handoff, leads
+    from pqlkit.usecases import inbox as desk
+    from pqlkit.usecases.session import Session
+
+    backend = connect("duckdb://")
+    load(backend, small_world)
+    session = Session(backend, parse_model(starter_text() + HANDOFF, "pql.yml"))
+    session.engine.run(DEMO_END)
+    people = {r["user_id"]: r for r in backend.rows(backend.table("users"))}
+    plays = session.model.playbooks
+
+    page = desk.inbox(session, desk.Filters())
+    row = page.rows[0]
+    step = next_step(plays, row)
+    assert row["next_step"] == step and row["person"]["role"] == people[row["user_id"]]["role"]
+    html = _render("inbox.html", page=page, args={}, page_url=str, owner_choice="")
+    assert f"Next: {escape(step['action'])}" in html and people[row["user_id"]]["role"] in html
+
+    lead = leads.lead(session, row["user_id"])
+    html = _render("lead.html", lead=lead, chart=None, threshold=60)
+    assert 'id="next-step"' in html and escape(step["talking_points"][0]) in html
+    assert all(link["url"] in html for link in step["links"])
+    assert lead.teammates, "the top lead's account has other users"
+    mate = lead.teammates[0]
+    assert mate["person"] == {
+        "email": people[mate["user_id"]]["email"],
+        "role": people[mate["user_id"]]["role"],
+    }
+    assert f'{mate["user_id"]}">{people[mate["user_id"]]["email"]}' in html
+
+    accounts = desk.inbox(session, desk.Filters(kind="accounts"))
+    pqa = accounts.rows[0]
+    champion = people[pqa["champion_user_id"]]
+    assert pqa["champion"] == {"email": champion["email"], "role": champion["role"]}
+    html = _render("inbox.html", page=accounts, args={}, page_url=str, owner_choice="")
+    assert f'champion <a href="/leads/{pqa["champion_user_id"]}">{champion["email"]}' in html
+    account = leads.account(session, pqa["account_id"])
+    html = _render("account.html", account=account)
+    assert champion["email"] in html and 'id="next-step"' in html
+    assert all(u["person"]["email"] == people[u["user_id"]]["email"] for u in account.users)
+
+    rows = handoff.deliveries(session)
+    assert len(rows) == backend.count(DELIVERIES) > 0
+    user_row = next(r for r in rows if r["entity"] == "user")
+    assert user_row["person"]["email"] == people[user_row["entity_id"]]["email"]
+    html = _render("deliveries.html", rows=rows, statuses=["pending"], all_statuses=["pending"])
+    assert people[user_row["entity_id"]]["email"] in html

@@ -115,8 +115,13 @@ def deliveries(
 ) -> list[dict[str, Any]]:
     """The deliveries in ``statuses`` (all by default), newest first."""
     from ..handoff.deliver import listing
+    from .people import people_of
 
-    return listing(session.backend, statuses, day("--since", since), limit)
+    rows = listing(session.backend, statuses, day("--since", since), limit)
+    known = people_of(session, (r["entity_id"] for r in rows if r.get("entity") == "user"))
+    for r in rows:  # who a delivery is about, as a person (the id stays in entity_id)
+        r["person"] = known.get(str(r["entity_id"])) if r.get("entity") == "user" else None
+    return rows
 
 
 def retry(session: Session, *, statuses: list[str], since: str | datetime | None = None) -> int:

@@ -27,7 +27,9 @@ from ..handoff import feedback as fb
 from ..handoff.current import latest_run as _latest_run
 from ..handoff.current import since_expr, state
 from ..handoff.transitions import OUTBOX
+from ..model.playbooks import next_step
 from ..scoring.decide import REASON_SEPARATOR
+from .people import name_people
 from .session import Session
 
 PAGE = 50
@@ -303,9 +305,15 @@ def inbox(session: Session, filters: Filters, now: datetime | None = None) -> Pa
             b.reusable_sql(engine.query_cache, json.dumps(shape, default=str), build, values)
         )
         total = int(first.column("_total")[0].as_py()) if first.num_rows else 0
+    plays = engine.model.playbooks
     for r in rows:
         r.pop("_total", None)
         r["top_reasons"] = top_reasons(r.get("reasons"))
+        r["next_step"] = next_step(plays, r)
+    if filters.kind == "users":  # people as people: e-mail (already there) and role
+        name_people(session, rows)
+    else:
+        name_people(session, rows, "champion_user_id", "champion")
     as_of = max((r["as_of"] for r in rows if r.get("as_of")), default=None)
     return Page(rows, total, filters, options, as_of)
 

@@ -16,7 +16,9 @@ from ..collect.tables import FEEDBACK
 from ..engine import ACCOUNT_SCORES, USER_SCORES, Explanation
 from ..errors import PqlkitError
 from ..handoff import feedback as fb
+from ..model.playbooks import next_step
 from .inbox import _has, _one, owner_of, state
+from .people import name_people, people_of
 from .session import Session
 
 
@@ -35,6 +37,8 @@ class Lead:
     notes: list[str] = field(default_factory=list)
     events_since: Any = None
     """The events shown start here (None: all of them were searched)."""
+    next_step: dict[str, Any] | None = None
+    """The lead's play (the model's `playbooks`), None when none matches."""
 
 
 @dataclass
@@ -43,6 +47,10 @@ class Account:
     users: list[dict[str, Any]]
     history: list[dict[str, Any]]
     owner: str | None
+    champion: dict[str, Any] | None = None
+    """The champion as a person (email, role), when the users source knows them."""
+    next_step: dict[str, Any] | None = None
+    """The account's play (by its champion's segment and motion)."""
 
 
 # --- a lead ----------------------------------------------------------------------------------------
@@ -172,11 +180,12 @@ def lead(
         identities=identities,
         attributes=attributes[0] if attributes else {},
         account=account,
-        teammates=teammates,
+        teammates=name_people(session, teammates),
         feedback=fb.history(b, user_id) if _has(b, FEEDBACK) else [],
         owner=owner_of(engine, "user", user_id),
         notes=notes,
         events_since=since,
+        next_step=next_step(engine.model.playbooks, row),
     )
 
 
@@ -203,4 +212,12 @@ def account(session: Session, account_id: str) -> Account | None:
         .select("as_of", "model_version", "score", "tier", "is_pqa", "active_users", "pql_users")
         .order_by("as_of")
     )
-    return Account(row, users, history, owner_of(engine, "account", account_id))
+    champion = row.get("champion_user_id")
+    return Account(
+        row,
+        name_people(session, users),
+        history,
+        owner_of(engine, "account", account_id),
+        champion=people_of(session, [champion]).get(str(champion)) if champion else None,
+        next_step=next_step(engine.model.playbooks, row),
+    )
