@@ -70,6 +70,14 @@ def transition(text: str = HOSTILE, reasons: list[str] | None = None) -> dict[st
             "icp_profile": None,
             "is_pql": True,
             "top_reasons": reasons if reasons is not None else [text, "Invited 9 teammates (+20)"],
+            "email": text,
+            "role": text,
+            "next_step": {
+                "id": "play",
+                "action": text,
+                "talking_points": [text],
+                "links": [{"label": text, "url": "https://x.example/a|b>c<d&e"}],
+            },
         },
         "change": {"from": False, "to": True},
     }
@@ -280,7 +288,9 @@ def test_posted_bodies_match_the_kinds_schema(kind, receiver, client):
         "as_of": "2026-12-01T00:00:00Z",
         "model_version": "v1",
         "account": {"id": "acme", "name": "Acme", "domain": "acme.com", "score": 70,
-                    "tier": "A", "segment": "team", "motion": "sales", "pql_users": 3},
+                    "tier": "A", "segment": "team", "motion": "sales", "pql_users": 3,
+                    "champion": {"id": "u1", "email": HOSTILE, "role": HOSTILE},
+                    "next_step": {"id": "p", "action": HOSTILE, "talking_points": [], "links": []}},
         "change": {"from": False, "to": True},
     }  # fmt: skip
     for data in (transition(), transition("plain", reasons=[]), account):

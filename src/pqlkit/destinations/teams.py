@@ -33,6 +33,7 @@ from .base import (
     kind_words,
     subject,
 )
+from .slack import person
 
 if TYPE_CHECKING:
     import httpx
@@ -70,13 +71,14 @@ def teams_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     who = s.get("id", "?")
     kind = kind_words(payload)
     company = s.get("account_id") or s.get("name") or s.get("domain") or "-"
+    named = person(s) if "user" in payload else str(s.get("name") or who)  # ids stay in links
     plain = _clip(
-        f"{who} ({company}) {kind}: score {s.get('score')} (tier {s.get('tier')}), "
+        f"{named} ({company}) {kind}: score {s.get('score')} (tier {s.get('tier')}), "
         f"{s.get('motion')}"
     )
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": kind.capitalize(), "weight": "Bolder", "size": "Medium"},
-        {"type": "RichTextBlock", "inlines": [_run(who, weight="Bolder")]},
+        {"type": "RichTextBlock", "inlines": [_run(named, weight="Bolder")]},
         _line("Company", company),
         _line("Score", f"{s.get('score')} (tier {s.get('tier')})"),
         _line("Motion", s.get("motion")),
@@ -86,6 +88,14 @@ def teams_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
     if reasons:
         body.append({"type": "TextBlock", "text": "Why", "weight": "Bolder"})
         body += [{"type": "RichTextBlock", "inlines": [_run(f"• {r}")]} for r in reasons]
+    if isinstance(s.get("champion"), dict):
+        body.append(_line("Champion", person(s["champion"])))
+    step = s.get("next_step")
+    if isinstance(step, dict):
+        body.append({"type": "TextBlock", "text": "Next step", "weight": "Bolder"})
+        body.append({"type": "RichTextBlock", "inlines": [_run(step.get("action", ""))]})
+        points = (step.get("talking_points") or [])[:REASONS]
+        body += [{"type": "RichTextBlock", "inlines": [_run(f"• {p}")]} for p in points]
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
