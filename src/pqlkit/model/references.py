@@ -205,7 +205,7 @@ def segment_names(data: Mapping[str, Any]) -> list[str]:
     kinds = {
         s.get("kind")
         for group in ("usage_signals", "mql_signals")
-        for s in (data.get(group) if isinstance(data.get(group), list) else [])
+        for s in _as_list(data.get(group))
         if isinstance(s, dict)
     }
     return [
@@ -217,7 +217,7 @@ def segment_names(data: Mapping[str, Any]) -> list[str]:
 
 def motion_names(data: Mapping[str, Any]) -> list[str]:
     """The motions a model's routing can pick: its default and every rule's."""
-    routing = data.get("routing") if isinstance(data.get("routing"), dict) else {}
+    routing = _as_dict(data.get("routing"))
     default = routing.get("default", "self_serve")
     names = [default] if isinstance(default, str) else []
     return list(dict.fromkeys([*names, *_ids(routing.get("rules"), "motion")]))
@@ -229,7 +229,7 @@ def _playbook_issues(data: Mapping[str, Any], issue: Issue) -> None:
     plays = data.get("playbooks")
     if not isinstance(plays, list):
         return
-    icp = data.get("icp") if isinstance(data.get("icp"), dict) else {}
+    icp = _as_dict(data.get("icp"))
     known = {
         "segment": segment_names(data),
         "motion": motion_names(data),
