@@ -51,7 +51,8 @@ def test_run_writes_scores_for_every_user(model_file, world_backend, small_world
         "maxed_out_free",
         "free_user",
     }
-    assert {r["motion"] for r in rows.values()} == {"self_serve", "sales_assist", "enterprise"}
+    motions = {r["motion"] for r in rows.values()}
+    assert motions == {"self_serve", "sales_assist", "enterprise", "expansion"}
 
 
 def test_ibis_path_equals_plain_python_path(model_file, world_backend):

@@ -95,6 +95,7 @@ def test_a_person_at_a_terminal_sees_the_steps(tmp_path):
     assert ESC in err  # the live display, drawn and erased on stderr
     assert b"generating 30 accounts" in err or b"loading" in err or b"scoring" in err
     assert b"pqlkit demo" in out
+    assert b"next:" in out and b"@" in out  # the top PQLs as people, each with a next step
 
 
 def test_a_counted_step_fills_a_bar_and_the_helper_is_the_one_the_commands_use(monkeypatch):

@@ -84,14 +84,24 @@ def error(message: str) -> None:
 
 
 def lead_list(rows: list[dict[str, Any]], title: str) -> None:
-    """Users as readable blocks: who, score, where they go, and why (one reason a line)."""
+    """Users as readable blocks: who (the person when known, and the id), score, where they
+    go, the next step when there is one, and why (one reason a line)."""
     out.print(f"[bold]{escape(title)}[/bold]")
     for r in rows:
+        who = r.get("person") or {}
+        named = " ".join(
+            x for x in (who.get("email"), f"({who['role']})" if who.get("role") else "") if x
+        )
         out.print(
-            f"  [bold]{escape(str(r['user_id']))}[/bold] ({escape(str(r.get('account_id') or '-'))})  "
+            f"  [bold]{escape(named or str(r['user_id']))}[/bold]"
+            + (f" {escape(str(r['user_id']))}" if named else "")
+            + f" ({escape(str(r.get('account_id') or '-'))})  "
             f"score {r['score']}  tier {escape(str(r['tier']))}  {escape(str(r.get('icp_profile') or '-'))}  "
             f"{escape(str(r['segment']))} -> {escape(str(r['motion']))}"
         )
+        step = r.get("next_step")
+        if isinstance(step, dict):
+            out.print(f"      [bold]next:[/bold] {escape(str(step.get('action', '')))}")
         for reason in (r.get("reasons") or "").split("; "):
             if reason:
                 out.print(f"      {escape(reason)}")

@@ -63,6 +63,8 @@ def run_demo(
     from ..backends.postgres import redact
     from ..demo.generate import DemoSize, describe, generate
     from ..demo.load import load, write_model
+    from ..model.playbooks import next_step
+    from .people import name_people
     from .session import Session
 
     if accounts < 1 or users < accounts or days < 7:
@@ -84,6 +86,9 @@ def run_demo(
     scored = engine.stored_users(result.as_of, result.model_version)
     ordered = scored.order_by([scored.score.desc(), scored.user_id])
     top_rows = backend.rows(ordered.filter(ordered.is_pql).limit(top))
+    name_people(Session.of(engine), top_rows)  # who they are, and what to do next
+    for r in top_rows:
+        r["next_step"] = next_step(engine.model.playbooks, r)
     scores_csv, accounts_csv = out_dir / "scores.csv", out_dir / "accounts.csv"
     export(ordered, scores_csv, "csv")
     accts = engine.stored_accounts(result.as_of, result.model_version)
