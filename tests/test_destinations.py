@@ -403,7 +403,8 @@ def test_teams_cards_carry_the_lead_link_and_a_plain_fallback(receiver, client):
     card = message["attachments"][0]["content"]
     assert card["actions"][0]["url"] == "https://app.example.com/leads/u%2F1%20%26%20co"
     assert message["summary"] == card["fallbackText"]
-    assert message["summary"].startswith("u/1 & co (u/1 & co) became pql: score 82")
+    # the person (e-mail, role), then the company
+    assert message["summary"].startswith("u/1 & co (u/1 & co) (u/1 & co) became pql: score 82")
     assert "mentions" not in json.dumps(message) and "entities" not in json.dumps(message)
 
 

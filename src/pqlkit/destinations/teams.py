@@ -95,7 +95,7 @@ def teams_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": "Next step", "weight": "Bolder"})
         body.append({"type": "RichTextBlock", "inlines": [_run(step.get("action", ""))]})
         points = (step.get("talking_points") or [])[:REASONS]
-        body += [{"type": "RichTextBlock", "inlines": [_run(f"• {p}")]} for p in points]
+        body += [{"type": "RichTextBlock", "inlines": [_run(f"– {p}")]} for p in points]
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
