@@ -202,7 +202,7 @@ def _render(name: str, **context) -> str:
 
     me = SimpleNamespace(name="ana", role="rep", is_admin=True)
     return environment().get_template(name).render(
-        request=None, me=me, csrf="c", flash=None, lead_url=lead_url,
+        request=None, me=me, csrf="c", flash=None, tracking_alerts=[], lead_url=lead_url,
         account_url=account_url, when=when, num=num, **context,
     )  # fmt: skip
 
