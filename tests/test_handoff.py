@@ -329,12 +329,17 @@ def test_a_worker_that_dies_after_sending_sends_again_with_the_same_id(
     with httpx.Client() as client, pytest.raises(KeyboardInterrupt):
         _deliver(world_backend, model_file, clock, client)
     monkeypatch.undo()
+    stuck = d.listing(world_backend, ["sending"], limit=10_000)  # sent, never recorded
+    assert stuck
     with httpx.Client() as client:
+        _deliver(world_backend, model_file, clock, client)  # the dead worker's claims hold
+        assert len(receiver.seen) == len({s["id"] for s in receiver.seen})
+        clock.now += d.LEASE + timedelta(seconds=1)  # then lapse: another worker sends them
         _deliver(world_backend, model_file, clock, client)
     ids = [s["id"] for s in receiver.seen]
     total = _count(world_backend, DELIVERIES)
-    assert len(set(ids)) == total and len(ids) == total + 1  # one resend, with the id it had
-    assert not d.listing(world_backend, ["pending", "failed"])
+    assert len(set(ids)) == total and len(ids) == total + len(stuck)  # resent with their ids
+    assert not d.listing(world_backend, ["pending", "failed", "sending"])
 
 
 def test_bad_hand_off_input_is_a_clear_error(model_file, tmp_path):
