@@ -101,14 +101,6 @@ def remaining(backend: Backend, now: datetime) -> int:
     if not backend.has_table(DELIVERIES):
         return 0
     d = backend.table(DELIVERIES)
-    return int(
-        backend.rows(
-            d.filter(
-                (d.status == "sending")
-                | (
-                    d.status.isin(["pending", "failed"])
-                    & (d.next_attempt_at <= ibis.timestamp(now))
-                )
-            ).aggregate(n=d.count())
-        )[0]["n"]
-    )
+    late = d.status.isin(["pending", "failed"]) & (d.next_attempt_at <= ibis.timestamp(now))
+    left = d.filter((d.status == "sending") | late)
+    return int(backend.rows(left.aggregate(n=left.count()))[0]["n"])

@@ -39,7 +39,7 @@ from ..destinations import (
 from ..errors import PqlkitError
 from ..model.handoff import Handoff
 from ..model.signals import duration_seconds
-from .claims import LEASE, claim, due, groups, release
+from .claims import LEASE, claim, due, groups, release, remaining
 from .transitions import DELIVERIES, OUTBOX, ensure_tables
 
 DESTINATIONS = "pql_destination_state"
@@ -73,6 +73,9 @@ class Report:
     retrying: int = 0
     dead: int = 0
     disabled: int = 0
+    remaining: int = 0
+    """Due when the pass ended and not sent by it (due since it started, or claimed by another
+    sender)."""
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +171,7 @@ def deliver_due(
                     backend, handoff, list(zip(group, outcomes, strict=True)), now_fn(), report
                 )
             if not rows and not dispatcher.in_flight:
+                report.remaining = remaining(backend, now_fn())
                 return report
             # record what comes back until a sender has room for a good many more
             if dispatcher.in_flight:
