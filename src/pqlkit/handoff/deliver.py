@@ -173,11 +173,16 @@ def deliver_due(
             if not rows and not dispatcher.in_flight:
                 report.remaining = remaining(backend, now_fn())
                 return report
-            # record what comes back until a sender has room for a good many more
-            if dispatcher.in_flight:
-                settle_all(backend, handoff, dispatcher.finished(wait=0.5), now_fn(), report)
-            while dispatcher.in_flight and not dispatcher.hungry():
-                settle_all(backend, handoff, dispatcher.finished(wait=0.5), now_fn(), report)
+            # record what comes back, a few hundred at a time (or every half second), until a
+            # sender has room for a good many more
+            done: list[Any] = []
+            waited = time.monotonic()
+            while dispatcher.in_flight and not (done and dispatcher.hungry()):
+                done += dispatcher.finished(wait=0.1)
+                if len(done) >= 256 or time.monotonic() - waited >= 0.5:
+                    settle_all(backend, handoff, done, now_fn(), report)
+                    done, waited = [], time.monotonic()
+            settle_all(backend, handoff, done, now_fn(), report)
     finally:
         settle_all(backend, handoff, dispatcher.close(), now_fn(), report)
 

@@ -2,7 +2,7 @@
 than the destination's bound, and one at a time while the receiver has trouble.
 
 Each destination that sends one delivery per request gets as many threads as its bound (a
-webhook's `concurrency:`, 8 by default; Slack and Teams keep their pace with one). How many
+webhook's `concurrency:`, 16 by default; Slack and Teams keep their pace with one). How many
 may be in flight starts at one, doubles with each success up to the bound, and drops back to
 one after a failure (a network error, a 5xx, a 429), so a receiver in trouble sees one request
 at a time and a 429's Retry-After pauses the whole destination before the next goes out (the
@@ -173,12 +173,13 @@ class Dispatcher:
             if dest.batch:
                 continue
             interval = float(getattr(dest, "interval", 0.0))
-            # enough to keep the threads busy, and no more than its pace sends in a quarter of a
-            # claim (a claim must not run out while its row waits in the queue)
+            # claimed a few hundred at a time (each claim and record is a write the database's
+            # thread makes), and for a paced kind no more than it sends in a quarter of a claim:
+            # a claim must not run out while its row waits in the queue
             capacity = (
                 max(1, int(lease.total_seconds() / 4 / interval))
                 if interval > 0
-                else 16 * int(getattr(dest, "bound", 1))
+                else 64 * int(getattr(dest, "bound", 1))
             )
             self.senders[d.id] = Sender(dest, self.results, now, capacity)
 
