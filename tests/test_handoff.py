@@ -44,6 +44,10 @@ def test_signatures_reproduce_the_specification_test_vector():
         assert Webhook(secret).verify("{}", headers) == {}
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 64  # a webhook is sent up to 16 at a time; 5 (the default) resets some
+
+
 class Receiver:
     """A local HTTP endpoint that verifies every request's signature and answers from a script."""
 
@@ -80,7 +84,7 @@ class Receiver:
                 pass
 
         self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = Server(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
