@@ -46,15 +46,20 @@ def due(
 
 
 def claim(
-    backend: Backend, rows: list[dict[str, Any]], now: datetime, lease: timedelta = LEASE
+    backend: Backend,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    lease: timedelta = LEASE,
+    owner: str = "c",
 ) -> list[dict[str, Any]]:
     """Claim ``rows`` (read by :func:`due` a moment ago) for this sender until ``now + lease``:
     one update that takes a row only as it was read (status, attempts and claim unchanged), so
     of two senders that read the same row only one holds it. The rows held, each with its
-    ``lease_until``; the database is the only judge, whatever runs beside (threads, processes)."""
+    ``lease_until``; the database is the only judge, whatever runs beside (threads, processes).
+    The claim's token starts with ``owner`` (see :func:`release_owned`)."""
     if not rows:
         return []
-    token = "c_" + uuid.uuid4().hex
+    token = f"{owner}#{uuid.uuid4().hex}"
     until = now + lease
     where = groups(rows, "status", "attempts", "claim")
     values = {"status": "sending", "claim": token, "next_attempt_at": until, "updated_at": now}
@@ -81,6 +86,19 @@ def release(backend: Backend, rows: list[dict[str, Any]], now: datetime) -> None
             {"status": status, "next_attempt_at": now, "updated_at": now},
             {**claimed, "status": "sending"},
         )
+
+
+def release_owned(backend: Backend, owner: str, now: datetime) -> int:
+    """Give back every claim ``owner`` made: a sender that restarts (`pql serve` owns its log
+    folder, one process at a time) knows that what it had claimed before is not being sent, and
+    sends it again now rather than when the claims lapse. How many."""
+    if not backend.has_table(DELIVERIES):
+        return 0
+    d = backend.table(DELIVERIES)
+    mine = d.filter(d.status == "sending", d.claim.startswith(f"{owner}#"))
+    rows = backend.rows(mine.select("transition_id", "destination", "claim", "attempts"))
+    release(backend, rows, now)
+    return len(rows)
 
 
 def groups(rows: list[dict[str, Any]], *columns: str) -> list[dict[str, Any]]:

@@ -208,11 +208,13 @@ def claimable(
     room: Callable[[str], int | None] | None = None,
     lease: timedelta = LEASE,
     due_at: datetime | None = None,
+    owner: str = "c",
 ) -> list[dict[str, Any]]:
     """Claim the deliveries due at ``due_at`` (default: ``now``) to attempt now: for each
     destination of the model, as many as ``room`` says it takes (a sender's free places; None:
     a batch kind's), ``limit`` in all at most. Due deliveries whose destination left the model
-    or was disabled (410) are marked so here and not returned."""
+    or was disabled (410) are marked so here and not returned. ``owner`` starts each claim's
+    token (:func:`pqlkit.handoff.claims.release_owned`)."""
     due_at = now if due_at is None else due_at
     ensure_tables(backend)
     backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
@@ -241,7 +243,7 @@ def claimable(
         n = limit - len(out) if free is None else min(limit - len(out), free)
         if n > 0:
             out += due(backend, due_at, n, [dest_id])
-    return claim(backend, out, now, lease)
+    return claim(backend, out, now, lease, owner)
 
 
 def settle_all(

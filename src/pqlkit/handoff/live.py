@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ from ..engine import USER_STATE
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
+from .claims import release_owned
 from .deliver import Report, by_destination, claimable, destination, secrets_for, settle_all
 from .dispatch import Dispatcher
 from .transitions import DELIVERIES
@@ -114,6 +117,14 @@ class Live:
         self.last_due = 0.0
         self.templates: dict[str, str] = {}
         self.stats = LiveStats()
+        # who claims the deliveries: the log folder's server (one process at a time), so a
+        # restart gives back what the process before it had claimed and not recorded
+        self.owner = (
+            f"live@{socket.gethostname()}:{Path(serving).resolve()}"
+            if serving is not None
+            else f"live@{socket.gethostname()}:{os.getpid()}"
+        )
+        self.released = False
         self.serving = None
         if serving is not None:  # the prompt API's copy of the users' state
             from ..backends.serving import StateWriter
@@ -160,6 +171,11 @@ class Live:
             return
         engine = Engine(self.loaded, backend, observers=[TransitionRecorder(self.handoff)])
         engine._templates = self.templates  # compiled once per process, not per connection
+        if not self.released:  # what the process before this one claimed is due again
+            self.released = True
+            n = release_owned(backend, self.owner, utc_now())
+            if n:
+                log.info("delivery: %d claimed before a restart and not recorded, due again", n)
         report = Report()  # first record what was sent
         settle_all(backend, self.handoff, self.dispatcher.finished(), utc_now(), report)
         now = time.monotonic()
@@ -184,7 +200,8 @@ class Live:
             self.stats.last_rescore_ms = round((time.perf_counter() - started) * 1000, 1)
             self._serve(backend, RESCORED)
         self.last_due = time.monotonic()
-        rows = claimable(backend, self.handoff, utc_now(), 500, report, room=self.dispatcher.room)
+        room, owner = self.dispatcher.room, self.owner
+        rows = claimable(backend, self.handoff, utc_now(), 500, report, room=room, owner=owner)
         batches = Session(self.client, utc_now, time.sleep, backend, engine)
         for dest_id, group in by_destination(rows).items():
             if self.dispatcher.sends(dest_id):
