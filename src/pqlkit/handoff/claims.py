@@ -9,6 +9,7 @@ receiver, never two ids.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,7 +62,7 @@ def claim(
         return []
     token = f"{owner}#{uuid.uuid4().hex}"
     until = now + lease
-    where = groups(rows, "status", "attempts", "claim")
+    where: list[Mapping[str, Any]] = list(groups(rows, "status", "attempts", "claim"))
     values = {"status": "sending", "claim": token, "next_attempt_at": until, "updated_at": now}
     backend.update(DELIVERIES, values, where)
     d = backend.table(DELIVERIES)

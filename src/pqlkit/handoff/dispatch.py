@@ -132,7 +132,7 @@ class Sender:
 
     def drain(self) -> list[dict[str, Any]]:
         """Take back what no thread has started."""
-        out = []
+        out: list[dict[str, Any]] = []
         while True:
             try:
                 row = self.queue.get_nowait()
