@@ -92,7 +92,7 @@ def slow():
     r.close()
 
 
-def handoff(url: str, concurrency: int = 8) -> Handoff:
+def handoff(url: str, concurrency: int = 8, timeout: str = "5s") -> Handoff:
     return Handoff.model_validate(
         {
             "destinations": [
@@ -101,7 +101,7 @@ def handoff(url: str, concurrency: int = 8) -> Handoff:
                     "kind": "webhook",
                     "url": url,
                     "secret_env": "PQL_TEST_HOOK_SECRET",
-                    "timeout": "5s",
+                    "timeout": timeout,
                     "concurrency": concurrency,
                 }
             ],
@@ -169,6 +169,16 @@ def test_the_bound_is_the_models(new_backend, slow):
     with httpx.Client() as client:
         d.deliver_due(backend, handoff(slow.url, concurrency=1), now, client, env=ENV)
     assert slow.peak == 1 and len(slow.seen) == 40
+
+
+def test_a_claim_outlasts_a_long_timeout(new_backend, slow):
+    """A claim lasts two minutes, or longer for a destination that waits longer for an answer:
+    a send starts only when the claim outlasts it."""
+    backend = new_backend()
+    backlog(backend, 5, now())
+    with httpx.Client() as client:
+        report = d.deliver_due(backend, handoff(slow.url, timeout="5m"), now, client, env=ENV)
+    assert report.delivered == 5 and len(slow.seen) == 5
 
 
 def test_a_retry_after_stops_new_sends_to_the_destination(new_backend):

@@ -238,12 +238,15 @@ def claimable(
             DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, group
         )
     out: list[dict[str, Any]] = []
-    for dest_id in live:
-        free = room(dest_id) if room is not None else None
+    for spec in handoff.destinations:
+        if spec.id not in live:
+            continue
+        free = room(spec.id) if room is not None else None
         n = limit - len(out) if free is None else min(limit - len(out), free)
-        if n > 0:
-            out += due(backend, due_at, n, [dest_id])
-    return claim(backend, out, now, lease, owner)
+        if n > 0:  # a claim outlasts two of the destination's timeouts, however long they are
+            held = max(lease, timedelta(seconds=2 * duration_seconds(spec.timeout) + 10))
+            out += claim(backend, due(backend, due_at, n, [spec.id]), now, held, owner)
+    return out
 
 
 def settle_all(
