@@ -256,3 +256,20 @@ def test_two_processes_draining_one_backlog_send_each_delivery_once(pg_server, s
     assert sum(r.delivered for r in reports) == 400
     assert statuses(setup) == {"delivered": 400}
     setup.close()
+
+
+def test_a_deliveries_table_from_before_claims_takes_its_column_in_place(new_backend, slow):
+    backend = new_backend()
+    made = new_backend()  # the rows as the previous release wrote them: no claim column
+    ids = backlog(made, 3, now())
+    before = pa.schema([f for f in DELIVERIES_SCHEMA if f.name != "claim"])
+    rows = made.arrow(made.compile(made.table(DELIVERIES).drop("claim"))).cast(before)
+    backend.ensure_table(OUTBOX, OUTBOX_SCHEMA, primary_key=["id"])
+    backend.insert(OUTBOX, made.arrow(made.compile(made.table(OUTBOX))).cast(OUTBOX_SCHEMA))
+    backend.ensure_table(DELIVERIES, rows.schema, primary_key=["transition_id", "destination"])
+    backend.insert(DELIVERIES, rows)
+    assert "claim" not in backend.table(DELIVERIES).columns
+    with httpx.Client() as client:
+        assert d.deliver_due(backend, handoff(slow.url), now, client, env=ENV).delivered == 3
+    assert sorted(slow.seen) == ids
+    assert "claim" in backend.table(DELIVERIES).columns
