@@ -235,11 +235,13 @@ def test_two_processes_draining_one_backlog_send_each_delivery_once(pg_server, s
     setup = connect(url)
     ids = backlog(setup, 400, now())
     reports: list[d.Report] = []
+    together = threading.Barrier(2)
 
     def sender() -> None:
         backend = connect(url)
         try:
             with httpx.Client() as client:
+                together.wait(30)  # both read the same due rows at first
                 reports.append(
                     d.deliver_due(backend, handoff(slow.url), now, client, env=ENV, limit=50)
                 )

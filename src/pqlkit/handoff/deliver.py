@@ -243,9 +243,16 @@ def claimable(
             continue
         free = room(spec.id) if room is not None else None
         n = limit - len(out) if free is None else min(limit - len(out), free)
-        if n > 0:  # a claim outlasts two of the destination's timeouts, however long they are
-            held = max(lease, timedelta(seconds=2 * duration_seconds(spec.timeout) + 10))
-            out += claim(backend, due(backend, due_at, n, [spec.id]), now, held, owner)
+        if n <= 0:
+            continue
+        # a claim outlasts two of the destination's timeouts, however long they are
+        held = max(lease, timedelta(seconds=2 * duration_seconds(spec.timeout) + 10))
+        for _ in range(5):  # another sender claimed what this one read: read what is left
+            read = due(backend, due_at, n, [spec.id])
+            got = claim(backend, read, now, held, owner)
+            if got or not read:
+                break
+        out += got
     return out
 
 
