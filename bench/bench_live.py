@@ -9,9 +9,11 @@ rescore: a full run against rescoring 1, 100 and 10k touched users (and everyone
 accounts) on the same database, medians of --repeat runs, and the ratio.
 prompts: GET /v1/prompts/{user_id} against a running collector whose state holds every user:
 p50/p99 over many requests (one keep-alive client), beside the in-process lookup alone.
-latency: a running collector with --model; a background client sends --load events a second
-from many users; probes send a decisive event for a fresh user and time its webhook's arrival
-at a local receiver. p50/p99 over --probes.
+latency: a running `pql serve --model --ui`; a background client sends --load events a second
+from many users, a rep signed in to the web app loads a page every 0.4 s, and a full pass starts
+every --full-every seconds (during the probes); probes send a decisive event for a fresh user and
+time its webhook's arrival at a local receiver. p50/p99 over --probes, each flusher path in
+turn, --repeat times, and the medians.
 
 Data is generated inside DuckDB (bench_score's generator) and kept in bench/data/.
 """
@@ -176,8 +178,19 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+METRICS_KEY = "mk-bench"
+UI_SECRET = "b" * 40
+
+
 class Serve:
-    def __init__(self, db: Path, model_text: str, folder: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        db: Path,
+        model_text: str,
+        folder: Path,
+        env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
+    ):
         self.folder = folder
         self.model = folder / "live.yml"
         self.model.write_text(model_text)
@@ -187,13 +200,21 @@ class Serve:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PQL_BENCH_SECRET": SECRET, "PYTHONWARNINGS": "ignore", **(env or {})}
+        env = {**os.environ, "PQL_BENCH_SECRET": SECRET, "PYTHONWARNINGS": "ignore",
+               "PQL_UI_SECRET": UI_SECRET, **(env or {})}  # fmt: skip
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pqlkit.cli", "serve", "--port", str(self.port),
              "--url", str(db), "--log-dir", str(folder / "log"), "--write-key", "bench=wk",
-             "--model", str(self.model), "--product-key", "pk", "--resolve-every", "5"],
+             "--model", str(self.model), "--product-key", "pk", "--resolve-every", "5",
+             "--metrics-key", METRICS_KEY, *extra],
             env=env, stderr=(folder / "serve.err").open("wb"), start_new_session=True,
         )  # fmt: skip
+
+    def metrics(self) -> dict:
+        import httpx
+
+        auth = {"authorization": f"Bearer {METRICS_KEY}"}
+        return httpx.get(self.url + "/metrics", headers=auth, timeout=5).json()
 
     def wait_ready(self, timeout: float = 600) -> None:
         import httpx
@@ -201,7 +222,7 @@ class Serve:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                m = httpx.get(self.url + "/metrics", timeout=2).json()
+                m = self.metrics()
                 if (m.get("live") or {}).get("full_runs", 0) >= 1:
                     return
             except httpx.HTTPError:
@@ -276,22 +297,62 @@ def bench_prompts(users: int, requests: int) -> dict:
     return out
 
 
-def bench_latency(users: int, load: int, probes: int, flusher: str = "fast") -> dict:
+def _rep(url: str, stop: threading.Event, pages: list[float], failed: list[str]) -> None:
+    """A rep signed in to the web app, loading a page every 0.4 s (inbox, a lead, an account,
+    the deliveries) until ``stop``."""
+    import re
+
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=30, follow_redirects=True) as c:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+        c.post("/login", data={"csrf": token, "name": "rep", "password": "bench-rep-password"})
+        rng = random.Random(7)
+        paths = ["/inbox", "/deliveries", "/inbox?page=2", "/model"]
+        while not stop.is_set():
+            path = rng.choice(paths)
+            t0 = time.monotonic()
+            try:
+                r = c.get(path)
+                if r.status_code != 200 or "/login" in str(r.url):
+                    failed.append(f"{path}: {r.status_code}")
+            except httpx.HTTPError as exc:
+                failed.append(f"{path}: {type(exc).__name__}")
+            pages.append(time.monotonic() - t0)
+            time.sleep(max(0.0, 0.4 - (time.monotonic() - t0)))
+
+
+def bench_latency(
+    users: int, load: int, probes: int, flusher: str = "fast", full_every: float = 30.0
+) -> dict:
+    """Event acknowledged to signed webhook received, while a background client sends ``load``
+    events a second, a rep browses the web app (the same process, `pql serve --ui`), and a full
+    pass starts every ``full_every`` seconds (so one or more start during the probes)."""
     import httpx
 
     db_src = dataset(users, users * 5, collector=True)
     folder = Path(tempfile.mkdtemp())
     db = folder / "live.duckdb"
     shutil.copy(db_src, db)
+    added = subprocess.run(
+        [sys.executable, "-m", "pqlkit.cli", "users", "add", "rep", "--role", "admin",
+         "--url", str(db), "--password-stdin"],
+        input="bench-rep-password\n", text=True, capture_output=True,
+    )  # fmt: skip
+    if added.returncode:
+        raise SystemExit(added.stderr)
     receiver = Receiver()
     serve = Serve(
         db,
         LATENCY_MODEL + HANDOFF.replace("RECEIVER", receiver.url),
         folder,
         {"PQL_FLUSHER_FASTPATH": "1" if flusher == "fast" else "0"},
+        ("--ui", "--full-every", f"{full_every:g}s"),
     )
     stop = threading.Event()
     sent = [0]
+    pages: list[float] = []
+    failed: list[str] = []
 
     def background():
         rng = random.Random(11)
@@ -317,10 +378,14 @@ def bench_latency(users: int, load: int, probes: int, flusher: str = "fast") -> 
         print(f"first full pass over {users:,} users in {time.monotonic() - started:.1f} s")
         loader = threading.Thread(target=background, daemon=True)
         loader.start()
+        rep = threading.Thread(target=_rep, args=(serve.url, stop, pages, failed), daemon=True)
+        rep.start()
         time.sleep(5)  # the load is on
+        full_before = (serve.metrics().get("live") or {}).get("full_runs", 0)
         rng = random.Random(5)
         candidates = [f"u_{i}" for i in rng.sample(range(users), probes * 3)]
         latencies = []
+        probing = time.monotonic()
         with httpx.Client(auth=("wk", "")) as client:
             for u in candidates:
                 if len(latencies) >= probes:
@@ -329,19 +394,21 @@ def bench_latency(users: int, load: int, probes: int, flusher: str = "fast") -> 
                 body = {"type": "track", "userId": u, "event": "probe_decisive",
                         "timestamp": datetime.now(UTC).isoformat()}  # fmt: skip
                 client.post(serve.url + "/v1/track", json=body)
-                deadline = t0 + 15
+                deadline = t0 + 30
                 while u not in receiver.arrivals and time.monotonic() < deadline:
                     time.sleep(0.005)
                 if u in receiver.arrivals:  # (a personal e-mail is no ICP fit: no webhook)
                     latencies.append(receiver.arrivals[u] - t0)
                 time.sleep(0.2)
+        probing = time.monotonic() - probing
         elapsed = time.monotonic() - started
-        metrics = httpx.get(serve.url + "/metrics").json()
+        metrics = serve.metrics()
     finally:
         stop.set()
         serve.stop()
         receiver.server.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
+    live = metrics.get("live") or {}
     out = {
         "flusher": flusher,
         "users": users,
@@ -350,15 +417,23 @@ def bench_latency(users: int, load: int, probes: int, flusher: str = "fast") -> 
         "probes": len(latencies),
         "p50_s": round(_pct(latencies, 50), 3) if latencies else None,
         "p99_s": round(_pct(latencies, 99), 3) if latencies else None,
-        "rescores": (metrics.get("live") or {}).get("rescores"),
-        "last_rescore_ms": (metrics.get("live") or {}).get("last_rescore_ms"),
+        "probing_s": round(probing, 1),
+        "full_passes_during_probes": live.get("full_runs", 0) - full_before,
+        "pages": len(pages),
+        "pages_failed": len(failed),
+        "page_p50_s": round(_pct(pages, 50), 3) if pages else None,
+        "rescores": live.get("rescores"),
+        "last_rescore_ms": live.get("last_rescore_ms"),
+        "load_average": os.getloadavg()[0],
         "seconds": round(elapsed, 1),
     }
     print(
-        f"[{flusher} flusher] event to webhook with {users:,} users under {load:,} events/s: "
-        f"p50 {out['p50_s']} s, "
-        f"p99 {out['p99_s']} s over {out['probes']} probes ({out['rescores']} rescores, the last "
-        f"{out['last_rescore_ms']} ms)"
+        f"[{flusher} flusher] event to webhook with {users:,} users under {load:,} events/s, a rep "
+        f"browsing ({out['pages']} pages, {out['pages_failed']} failed, p50 {out['page_p50_s']} s) "
+        f"and {out['full_passes_during_probes']} full passes during the probes: "
+        f"p50 {out['p50_s']} s, p99 {out['p99_s']} s over {out['probes']} probes "
+        f"({out['rescores']} rescores, the last {out['last_rescore_ms']} ms; load average "
+        f"{out['load_average']:.1f})"
     )
     return out
 
@@ -378,6 +453,9 @@ def main() -> None:
     ap.add_argument(
         "--flusher", default="fast,reference", help="latency: the flusher paths to compare"
     )
+    ap.add_argument(
+        "--full-every", type=float, default=30.0, help="latency: seconds between full passes"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.what == "rescore":
@@ -385,15 +463,26 @@ def main() -> None:
                             [int(x) for x in a.touched.split(",")])  # fmt: skip
     elif a.what == "prompts":
         out = bench_prompts(parse_count(a.users or "1M"), a.requests)
-    else:
+    else:  # the paths alternate, --repeat times; medians per path
+        paths = a.flusher.split(",")
         runs = [
-            bench_latency(parse_count(a.users or "100k"), a.load, a.probes, path)
-            for path in a.flusher.split(",")
+            bench_latency(parse_count(a.users or "100k"), a.load, a.probes, path, a.full_every)
+            for _ in range(a.repeat)
+            for path in paths
         ]
-        if len(runs) == 2 and all(r["p99_s"] for r in runs):
-            print(f"p99 {runs[1]['flusher']} / {runs[0]['flusher']}: "
-                  f"{runs[1]['p99_s'] / runs[0]['p99_s']:.2f}x")  # fmt: skip
-        out = {"runs": runs}
+        medians = {
+            path: {
+                k: statistics.median(
+                    r[k] for r in runs if r["flusher"] == path and r[k] is not None
+                )
+                for k in ("p50_s", "p99_s", "page_p50_s", "load_average")
+            }
+            for path in paths
+        }
+        for path, m in medians.items():
+            print(f"[{path}] median of {a.repeat}: p50 {m['p50_s']} s, p99 {m['p99_s']} s "
+                  f"(pages p50 {m['page_p50_s']} s, load average {m['load_average']:.1f})")  # fmt: skip
+        out = {"runs": runs, "medians": medians}
     if a.json:
         print(json.dumps(out))
 

@@ -456,3 +456,37 @@ def test_an_id_past_64_bits_in_the_log_is_another_id_on_neither_path(fast):
     assert got is None or not got.taken
     with pytest.raises(ApiError, match=r"batch\[0\]\.userId: a number as an id"):
         messages_of(line, (1, 0))
+
+
+def test_a_trickle_is_not_read_ahead_so_what_came_during_a_flush_is_in_the_next(
+    new_backend, tmp_path
+):
+    """Reading ahead pays behind a backlog; of a live trickle it took the few lines that had
+    come when a flush began, and the next flush stored only those: an event that came while
+    the flush stored and rescored waited for one flush more (event to webhook doubled)."""
+    from pqlkit.collect.log import DurableLog, LogReader
+    from pqlkit.collect.store import Flusher
+
+    def line(n: int) -> bytes:
+        message = {"type": "track", "messageId": f"m-{n}", "userId": f"u{n}", "event": "Seen",
+                   "timestamp": "2026-11-01T11:00:00Z"}  # fmt: skip
+        return _line("track", json.dumps(message).encode(), datetime(2026, 11, 1, 12))
+
+    log = DurableLog(tmp_path / "log")
+    log.append([line(0)]).result()
+    backend = new_backend()
+    flusher = Flusher(lambda: backend, LogReader(tmp_path / "log", lambda: log.durable))
+    batch = flusher.reader.batch
+
+    def arriving(*args, **kwargs):  # a line comes just after the flush read its batch
+        lines = batch(*args, **kwargs)
+        if lines and len(lines) == 1 and b"m-0" in lines[0][1]:
+            log.append([line(1)]).result()
+        return lines
+
+    flusher.reader.batch = arriving
+    assert flusher.flush_once() == 1
+    log.append([line(2)]).result()  # and another while it stored
+    assert flusher.flush_once() == 2  # both, in the next flush (before: only m-1)
+    log.close()
+    assert backend.run_sql("SELECT count(*) FROM events") == [(3,)]

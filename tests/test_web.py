@@ -861,7 +861,7 @@ def test_deliveries_page_lists_and_retries(site):
     )
     site.sql(
         f"INSERT INTO pql_deliveries VALUES ('tr_x', 'crm', 'dead', 3, NULL, {when}, {when}, "
-        "NULL, 400, 'HTTP 400: <script>alert(11)</script>')"
+        "NULL, 400, 'HTTP 400: <script>alert(11)</script>', NULL)"
     )
     page = admin.get("/deliveries").text
     _no_markup_from_data(page)

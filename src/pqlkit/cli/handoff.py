@@ -8,7 +8,7 @@ from . import render
 from .group import cli
 from .options import json_option, model_option, open_session, url_option
 
-STATUSES = ("pending", "failed", "dead", "disabled", "delivered")
+STATUSES = ("pending", "sending", "failed", "dead", "disabled", "delivered")
 
 
 @cli.command()
@@ -35,6 +35,11 @@ def deliver(model_path, url, loop, interval, as_json) -> None:
         f"{report.delivered:,} delivered, {report.retrying:,} to retry, {report.dead:,} dead-lettered, "
         f"{report.disabled:,} to disabled destinations."
     )
+    if report.remaining:
+        render.out.print(
+            f"{report.remaining:,} more are due (they came due during this pass, or another "
+            "sender holds them); run `pql deliver` again, or `pql deliver --loop`."
+        )
     for e in report.errors[:20]:
         render.warn(e)
 
@@ -46,7 +51,7 @@ def deliver(model_path, url, loop, interval, as_json) -> None:
     "statuses",
     multiple=True,
     type=click.Choice(STATUSES),
-    help="Only these (repeatable; default: pending, failed and dead).",
+    help="Only these (repeatable; default: pending, sending, failed and dead).",
 )
 @click.option("--since", default=None, help="Only transitions recorded since this date.")
 @click.option(
@@ -81,7 +86,7 @@ def deliveries(url, statuses, since, do_retry, replay, enable_dest, limit, as_js
             )
         return
 
-    wanted = list(statuses) or ["pending", "failed", "dead"]
+    wanted = list(statuses) or ["pending", "sending", "failed", "dead"]
     if do_retry or replay:
         again = [s for s in wanted if s in ("failed", "dead", "disabled")] + (
             ["delivered"] if replay else []

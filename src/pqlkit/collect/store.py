@@ -243,7 +243,11 @@ class Flusher:
             if lines is None:
                 lines, parsed = self.reader.batch(self._checkpoint, limit, limit_bytes), None
             if lines:
-                self._read_ahead(lines[-1][0], limit, limit_bytes)
+                # only behind a backlog (a full batch): read ahead of a live trickle, the next
+                # flush would take the few lines there were then and leave those that came
+                # during this store and tick for one more flush (it doubled event-to-webhook)
+                if len(lines) >= limit or sum(len(x[1]) for x in lines) >= limit_bytes:
+                    self._read_ahead(lines[-1][0], limit, limit_bytes)
                 self._store_or_split(backend, self._checkpoint, lines, parsed)
                 if self._dirty and time.monotonic() - self.resolved_at >= self.resolve_interval:
                     self._resolve(backend)

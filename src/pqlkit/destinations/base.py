@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,13 +120,15 @@ class Destination(Protocol):
 
 class Pacer:
     """At most one message every ``interval`` seconds, and none while the receiver asked to
-    wait: a Retry-After pauses the whole destination, not just the delivery it answered."""
+    wait: a Retry-After pauses the whole destination, not just the delivery it answered. Safe
+    to share between sending threads: each takes the next free slot."""
 
     def __init__(self, interval: float, sleep: Callable[[float], None] = time.sleep):
         self.interval = interval
         self.sleep = sleep
         self.last = -1e9
         self.paused_until = -1e9
+        self._turn = threading.Lock()
 
     def paused(self) -> float:
         """Seconds left of a pause (0 when none)."""
@@ -135,10 +138,13 @@ class Pacer:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
     def wait(self) -> None:
-        wait = self.interval - (time.monotonic() - self.last)
-        if wait > 0:
-            self.sleep(wait)
-        self.last = time.monotonic()
+        if self.interval <= 0:
+            return
+        with self._turn:  # one sender at a time takes the next slot
+            wait = self.interval - (time.monotonic() - self.last)
+            if wait > 0:
+                self.sleep(wait)
+            self.last = time.monotonic()
 
 
 class HttpDestination:
@@ -149,6 +155,9 @@ class HttpDestination:
     batch: ClassVar[bool] = False
     interval: ClassVar[float] = 0.0
     """The receiver's pace: seconds between two messages to one destination."""
+    concurrency: ClassVar[int] = 1
+    """How many deliveries may be in flight to one destination at once, unless its
+    declaration says (a webhook's `concurrency:`)."""
     syntax: ClassVar[str | None] = None
     """How the receiver renders text: None (data), "slack-mrkdwn" or "markdown"."""
     auth: ClassVar[str] = "secret-url"
@@ -163,6 +172,7 @@ class HttpDestination:
         self.session = session
         self.timeout = duration_seconds(spec.timeout)
         self.pacer = Pacer(self.interval, session.sleep)
+        self.bound: int = getattr(spec, "concurrency", None) or self.concurrency
 
     @classmethod
     def check_secrets(cls, spec: Any, values: list[str]) -> list[str]:
@@ -184,13 +194,14 @@ class HttpDestination:
         raise NotImplementedError
 
     def send(self, delivery: Delivery) -> Outcome:
-        left = self.pacer.paused()
-        if left > 0:  # not sent: the receiver asked to wait
-            return RetryAfter(left, f"not sent: {self.spec.id} asked to wait (Retry-After)")
         import httpx
 
         url, body, headers = self.request(delivery)
-        self.pacer.wait()
+        if not self.pacer.paused():
+            self.pacer.wait()
+        left = self.pacer.paused()  # also one that came while this delivery waited its turn
+        if left > 0:  # not sent: the receiver asked to wait
+            return RetryAfter(left, f"not sent: {self.spec.id} asked to wait (Retry-After)")
         try:
             response = self.session.client.post(
                 url, content=body.encode(), headers=headers, timeout=self.timeout

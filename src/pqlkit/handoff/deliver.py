@@ -39,6 +39,7 @@ from ..destinations import (
 from ..errors import PqlkitError
 from ..model.handoff import Handoff
 from ..model.signals import duration_seconds
+from .claims import LEASE, claim, due, groups, release, remaining
 from .transitions import DELIVERIES, OUTBOX, ensure_tables
 
 DESTINATIONS = "pql_destination_state"
@@ -72,6 +73,9 @@ class Report:
     retrying: int = 0
     dead: int = 0
     disabled: int = 0
+    remaining: int = 0
+    """Due when the pass ended and not sent by it (due since it started, or claimed by another
+    sender)."""
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,15 +129,6 @@ def next_attempt(
     return when if when <= created + retry_for else None
 
 
-def due(backend: Backend, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
-    d, o = backend.table(DELIVERIES), backend.table(OUTBOX)
-    rows = d.filter(d.status.isin(["pending", "failed"]), d.next_attempt_at <= ibis.timestamp(now))
-    j = rows.join(o, rows.transition_id == o.id).select(
-        rows.transition_id, rows.destination, rows.attempts, rows.created_at, o.payload
-    )
-    return backend.rows(j.order_by([j.created_at, j.transition_id, j.destination]).limit(limit))
-
-
 def deliver_due(
     backend: Backend,
     handoff: Handoff,
@@ -146,25 +141,50 @@ def deliver_due(
     kinds: Registry = KINDS,
     engine: Any = None,
 ) -> Report:
-    """Send every delivery due when the pass starts, ``limit`` at a time, each destination
-    built from ``kinds`` once for the pass (so a Retry-After pauses the whole destination). A
-    kind that sends in batches (a CRM) gets each group of its due deliveries at once, with
-    ``engine`` (the scored state it reads)."""
+    """Send every delivery due when the pass starts, claimed ``limit`` at a time at most, each
+    destination's concurrently within its bound (:mod:`pqlkit.handoff.dispatch`), built from
+    ``kinds`` once for the pass (so a Retry-After pauses the whole destination). A kind that
+    sends in batches (a CRM) gets each group of its due deliveries at once, with ``engine``
+    (the scored state it reads)."""
+    from .dispatch import Dispatcher
+
     secrets = secrets_for(handoff, env, kinds)
     session = Session(client, now_fn, sleep, backend, engine)
     built: dict[str, Any] = {}
     report = Report()
     start = now_fn()
-    while True:
-        rows = claimable(backend, handoff, start, limit, report)
-        if not rows:
-            return report
-        for dest_id, group in by_destination(rows).items():
-            if dest_id not in built:
-                built[dest_id] = build(
-                    kinds, destination(handoff, dest_id), secrets[dest_id], session
+    dispatcher = Dispatcher(handoff, secrets, client, kinds, now=now_fn, sleep=sleep)
+    try:
+        while True:
+            rows = claimable(
+                backend, handoff, now_fn(), limit, report, room=dispatcher.room, due_at=start
+            )
+            dispatcher.submit(r for r in rows if dispatcher.sends(r["destination"]))
+            batched = [r for r in rows if not dispatcher.sends(r["destination"])]
+            for dest_id, group in by_destination(batched).items():
+                if dest_id not in built:
+                    built[dest_id] = build(
+                        kinds, destination(handoff, dest_id), secrets[dest_id], session
+                    )
+                outcomes = built[dest_id].send_batch([Delivery.of(r) for r in group])
+                settle_all(
+                    backend, handoff, list(zip(group, outcomes, strict=True)), now_fn(), report
                 )
-            send_group(backend, handoff, built[dest_id], group, now_fn, report)
+            if not rows and not dispatcher.in_flight:
+                report.remaining = remaining(backend, now_fn())
+                return report
+            # record what comes back, a few hundred at a time (or every half second), until a
+            # sender has room for a good many more
+            done: list[Any] = []
+            waited = time.monotonic()
+            while dispatcher.in_flight and not (done and dispatcher.hungry()):
+                done += dispatcher.finished(wait=0.1)
+                if len(done) >= 256 or time.monotonic() - waited >= 0.5:
+                    settle_all(backend, handoff, done, now_fn(), report)
+                    done, waited = [], time.monotonic()
+            settle_all(backend, handoff, done, now_fn(), report)
+    finally:
+        settle_all(backend, handoff, dispatcher.close(), now_fn(), report)
 
 
 def by_destination(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -174,62 +194,102 @@ def by_destination(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
     return out
 
 
-def send_group(
+def destination(handoff: Handoff, dest_id: str) -> Any:
+    return next((d for d in handoff.destinations if d.id == dest_id), None)
+
+
+def claimable(
     backend: Backend,
     handoff: Handoff,
-    dest: Any,
-    rows: list[dict[str, Any]],
-    now_fn: Callable[[], datetime],
+    now: datetime,
+    limit: int,
+    report: Report,
+    *,
+    room: Callable[[str], int | None] | None = None,
+    lease: timedelta = LEASE,
+    due_at: datetime | None = None,
+    owner: str = "c",
+) -> list[dict[str, Any]]:
+    """Claim the deliveries due at ``due_at`` (default: ``now``) to attempt now: for each
+    destination of the model, as many as ``room`` says it takes (a sender's free places; None:
+    a batch kind's), ``limit`` in all at most. Due deliveries whose destination left the model
+    or was disabled (410) are marked so here and not returned. ``owner`` starts each claim's
+    token (:func:`pqlkit.handoff.claims.release_owned`)."""
+    due_at = now if due_at is None else due_at
+    ensure_tables(backend)
+    backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
+    disabled = {r[0] for r in backend.values(backend.table(DESTINATIONS).select("destination"))}
+    live = [d.id for d in handoff.destinations if d.id not in disabled]
+    d = backend.table(DELIVERIES)
+    stale = d.filter(
+        d.status.isin(["pending", "failed", "sending"]),
+        d.next_attempt_at <= ibis.timestamp(due_at),
+        d.destination.notin(live) if live else ibis.literal(True),
+    )
+    stale_rows = backend.rows(stale.select("transition_id", "destination", "status"))
+    for group in groups(stale_rows, "status"):
+        gone = destination(handoff, group["destination"]) is None
+        why = (
+            "the destination is no longer in the model"
+            if gone
+            else "the destination is disabled (410)"
+        )
+        report.disabled += backend.update(
+            DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, group
+        )
+    out: list[dict[str, Any]] = []
+    for spec in handoff.destinations:
+        if spec.id not in live:
+            continue
+        free = room(spec.id) if room is not None else None
+        n = limit - len(out) if free is None else min(limit - len(out), free)
+        if n <= 0:
+            continue
+        # a claim outlasts two of the destination's timeouts, however long they are
+        held = max(lease, timedelta(seconds=2 * duration_seconds(spec.timeout) + 10))
+        for _ in range(5):  # another sender claimed what this one read: read what is left
+            read = due(backend, due_at, n, [spec.id])
+            got = claim(backend, read, now, held, owner)
+            if got or not read:
+                break
+        out += got
+    return out
+
+
+def settle_all(
+    backend: Backend,
+    handoff: Handoff,
+    results: list[tuple[dict[str, Any], Any]],
+    now: datetime,
     report: Report,
 ) -> None:
-    """Send one destination's due deliveries and record each outcome; after a 410 the rest
-    are disabled unsent."""
-    if dest.batch:
-        outcomes = dest.send_batch([Delivery.of(r) for r in rows])
-        for row, outcome in zip(rows, outcomes, strict=True):
-            settle(backend, handoff, row, outcome, now_fn(), report)
-        return
-    gone = False
-    for row in rows:
-        if gone:
-            disable(backend, row, "the destination is disabled (410)", now_fn(), report)
-            continue
-        outcome = dest.send(Delivery.of(row))
-        settle(backend, handoff, row, outcome, now_fn(), report)
-        gone = isinstance(outcome, Gone)
+    """Record what sending came to: the deliveries delivered in one transaction (by groups),
+    the rest one by one (:func:`settle`); rows not sent (see dispatch.Unsent) given back, or
+    disabled after a 410."""
+    from .dispatch import Unsent
+
+    ok = [{**r, "last_status": o.status} for r, o in results if isinstance(o, Ok)]
+    if ok:
+        with backend.transaction():
+            for where in groups(ok, "attempts", "last_status"):
+                values = {"attempts": int(where.pop("attempts")) + 1, "updated_at": now}
+                values.update(last_status=where.pop("last_status"), last_error=None)
+                values.update(status="delivered", delivered_at=now)
+                backend.update(DELIVERIES, values, where)
+        report.delivered += len(ok)
+    unsent = [r for r, o in results if isinstance(o, Unsent) and o.why != "gone"]
+    release(backend, unsent, now)
+    for row, outcome in results:
+        if isinstance(outcome, Unsent) and outcome.why == "gone":
+            disable(backend, row, outcome.error, now, report)
+        elif not isinstance(outcome, Ok | Unsent):
+            settle(backend, handoff, row, outcome, now, report)
 
 
 def disable(backend: Backend, row: dict[str, Any], why: str, now: datetime, report: Report) -> None:
     key = {"transition_id": row["transition_id"], "destination": row["destination"]}
     backend.update(DELIVERIES, {"status": "disabled", "last_error": why, "updated_at": now}, key)
     report.disabled += 1
-
-
-def destination(handoff: Handoff, dest_id: str) -> Any:
-    return next((d for d in handoff.destinations if d.id == dest_id), None)
-
-
-def claimable(
-    backend: Backend, handoff: Handoff, now: datetime, limit: int, report: Report
-) -> list[dict[str, Any]]:
-    """The due deliveries to attempt; those whose destination left the model or was disabled
-    (410) are marked so here and not returned."""
-    ensure_tables(backend)
-    backend.ensure_table(DESTINATIONS, _DEST_SCHEMA, primary_key=["destination"])
-    disabled = {r[0] for r in backend.values(backend.table(DESTINATIONS).select("destination"))}
-    out = []
-    for row in due(backend, now, limit):
-        dest = destination(handoff, row["destination"])
-        if dest is None or row["destination"] in disabled:
-            why = (
-                "the destination is no longer in the model"
-                if dest is None
-                else "the destination is disabled (410)"
-            )
-            disable(backend, row, why, now, report)
-            continue
-        out.append(row)
-    return out
 
 
 def settle(

@@ -7,19 +7,20 @@ identify, alias or group call changed (after the identity tables are rebuilt), e
 their accounts, and the accounts. What time alone changes (windows, decay, recency) is caught
 by a full pass: at start-up, then every ``full_every`` seconds.
 
-The database is only touched from the flusher's thread. Deliveries are sent by one thread per
-destination (a stalled receiver holds up only its own queue); what they come to is recorded by
-the flusher's thread on its next pass. A delivery sent but not recorded when the process dies
-is sent again after a restart with the same webhook-id (the transition's id): a receiver may
-see a retry, never two ids for one transition.
+The database is only touched from the flusher's thread. Deliveries are claimed there and sent by
+each destination's threads, several at once within its bound (:mod:`pqlkit.handoff.dispatch`;
+a stalled receiver holds up only its own); what they come to is recorded by the flusher's thread
+on its next pass. A delivery sent but not recorded when the process dies is sent again once its
+claim lapses (:mod:`pqlkit.handoff.claims`), with the same webhook-id (the transition's id): a
+receiver may see a retry, never two ids for one transition.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
+import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,12 +32,14 @@ import ibis
 
 from ..backends import Backend
 from ..collect.tables import FEEDBACK
-from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
+from ..destinations import KINDS, Delivery, Registry, Session, build
 from ..engine import USER_STATE
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
-from .deliver import Report, by_destination, claimable, destination, secrets_for, settle
+from .claims import release_owned
+from .deliver import Report, by_destination, claimable, destination, secrets_for, settle_all
+from .dispatch import Dispatcher
 from .transitions import DELIVERIES
 
 log = logging.getLogger("pqlkit.live")
@@ -66,83 +69,6 @@ class LiveStats:
     rescore_lag_seconds: float | None = None
     """Seconds since the last rescore or full pass, as of the last tick."""
     """Deliveries in the database by status (pending, failed, delivered, dead, disabled)."""
-
-
-class Dispatcher:
-    """One sending thread per destination that sends one delivery at a time (those that send
-    in batches are written on the flusher's thread, in Live.tick); results come back on a
-    queue. Each destination is built once, so its pacing and a Retry-After pause hold for the
-    whole process."""
-
-    def __init__(
-        self,
-        handoff: Handoff,
-        secrets: dict[str, list[str]],
-        client: Any,
-        kinds: Registry = KINDS,
-    ):
-        from ..engine import utc_now
-
-        self.handoff = handoff
-        self.secrets = secrets
-        self.client = client
-        self.results: queue.Queue[tuple[dict[str, Any], Any]] = queue.Queue()
-        self.in_flight: set[tuple[str, str]] = set()
-        self.queues: dict[str, queue.Queue[dict[str, Any] | None]] = {}
-        self.threads: list[threading.Thread] = []
-        session = Session(client, utc_now)
-        for d in self.handoff.destinations:
-            dest = build(kinds, d, secrets[d.id], session)
-            if dest.batch:
-                continue
-            q: queue.Queue[dict[str, Any] | None] = queue.Queue()
-            self.queues[d.id] = q
-            t = threading.Thread(target=self._work, args=(dest, q), name=f"pql-send-{d.id}")
-            t.daemon = True
-            t.start()
-            self.threads.append(t)
-
-    def sends(self, dest_id: str) -> bool:
-        """Whether this dispatcher sends ``dest_id``'s deliveries (not a batch kind's)."""
-        return dest_id in self.queues
-
-    def submit(self, rows: Iterable[dict[str, Any]]) -> int:
-        n = 0
-        for row in rows:
-            key = (row["transition_id"], row["destination"])
-            if key in self.in_flight:
-                continue
-            self.in_flight.add(key)
-            self.queues[row["destination"]].put(row)
-            n += 1
-        return n
-
-    def _work(self, dest: Destination, q: queue.Queue[dict[str, Any] | None]) -> None:
-        while True:
-            row = q.get()
-            if row is None:
-                return
-            try:
-                sent = dest.send(Delivery.of(row))
-            except Exception as exc:  # a bug must not stop the thread; the row is retried
-                sent = Retry(f"{type(exc).__name__}: {exc}")
-            self.results.put((row, sent))
-
-    def finished(self) -> list[tuple[dict[str, Any], Any]]:
-        out: list[tuple[dict[str, Any], Any]] = []
-        while True:
-            try:
-                row, sent = self.results.get_nowait()
-            except queue.Empty:
-                return out
-            out.append((row, sent))
-
-    def close(self, wait: float = 5.0) -> None:
-        for q in self.queues.values():
-            q.put(None)
-        deadline = time.monotonic() + wait
-        for t in self.threads:
-            t.join(max(0.0, deadline - time.monotonic()))
 
 
 class Live:
@@ -191,6 +117,14 @@ class Live:
         self.last_due = 0.0
         self.templates: dict[str, str] = {}
         self.stats = LiveStats()
+        # who claims the deliveries: the log folder's server (one process at a time), so a
+        # restart gives back what the process before it had claimed and not recorded
+        self.owner = (
+            f"live@{socket.gethostname()}:{Path(serving).resolve()}"
+            if serving is not None
+            else f"live@{socket.gethostname()}:{os.getpid()}"
+        )
+        self.released = False
         self.serving = None
         if serving is not None:  # the prompt API's copy of the users' state
             from ..backends.serving import StateWriter
@@ -239,10 +173,13 @@ class Live:
             self.loaded, backend, observers=[TransitionRecorder(self.handoff, self.loaded)]
         )
         engine._templates = self.templates  # compiled once per process, not per connection
-        report = Report()
-        for row, sent in self.dispatcher.finished():  # first record what was sent
-            settle(backend, self.handoff, row, sent, utc_now(), report)
-            self.dispatcher.in_flight.discard((row["transition_id"], row["destination"]))
+        if not self.released:  # what the process before this one claimed is due again
+            self.released = True
+            n = release_owned(backend, self.owner, utc_now())
+            if n:
+                log.info("delivery: %d claimed before a restart and not recorded, due again", n)
+        report = Report()  # first record what was sent
+        settle_all(backend, self.handoff, self.dispatcher.finished(), utc_now(), report)
         now = time.monotonic()
         if self.last_full is None or now - self.last_full >= self.full_every:
             result = engine.run(now_exact(), checks=False)
@@ -265,7 +202,8 @@ class Live:
             self.stats.last_rescore_ms = round((time.perf_counter() - started) * 1000, 1)
             self._serve(backend, RESCORED)
         self.last_due = time.monotonic()
-        rows = claimable(backend, self.handoff, utc_now(), 500, report)
+        room, owner = self.dispatcher.room, self.owner
+        rows = claimable(backend, self.handoff, utc_now(), 500, report, room=room, owner=owner)
         batches = Session(self.client, utc_now, time.sleep, backend, engine)
         for dest_id, group in by_destination(rows).items():
             if self.dispatcher.sends(dest_id):
@@ -275,11 +213,12 @@ class Live:
             spec = destination(self.handoff, dest_id)
             dest = build(self.kinds, spec, self.secrets[dest_id], batches)
             outcomes = dest.send_batch([Delivery.of(r) for r in group])
-            for row, sent in zip(group, outcomes, strict=True):
-                settle(backend, self.handoff, row, sent, utc_now(), report)
+            settle_all(
+                backend, self.handoff, list(zip(group, outcomes, strict=True)), utc_now(), report
+            )
         for k in ("delivered", "retrying", "dead", "disabled"):
             setattr(self.stats, k, getattr(self.stats, k) + getattr(report, k))
-        self.stats.in_flight = len(self.dispatcher.in_flight)
+        self.stats.in_flight = self.dispatcher.in_flight
         d = backend.table(DELIVERIES)
         counts = backend.values(d.group_by(["destination", "status"]).aggregate(n=d.count()))
         self.stats.by_status, self.stats.by_destination = {}, {}
@@ -326,10 +265,8 @@ class Live:
         what was sent."""
         from ..engine import utc_now
 
-        self.dispatcher.close(wait)
-        report = Report()
-        for row, sent in self.dispatcher.finished():
-            settle(backend, self.handoff, row, sent, utc_now(), report)
+        report = Report()  # what was not sent is given back, due at once
+        settle_all(backend, self.handoff, self.dispatcher.close(wait), utc_now(), report)
         with contextlib.suppress(Exception):
             self.client.close()
 

@@ -56,8 +56,12 @@ DELIVERIES_SCHEMA = pa.schema(
         ("delivered_at", pa.timestamp("us")),
         ("last_status", pa.int64()),
         ("last_error", pa.string()),
+        ("claim", pa.string()),
     ]
 )
+"""A delivery's ``status``: pending, sending (claimed by a sender until ``next_attempt_at``),
+failed (to retry at ``next_attempt_at``), delivered, dead or disabled. ``claim``: the token of
+the last sender that claimed it (see :func:`pqlkit.handoff.deliver.claim`)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ def ensure_tables(backend: Backend) -> None:
     backend.ensure_table(
         DELIVERIES, DELIVERIES_SCHEMA, primary_key=["transition_id", "destination"]
     )
+    if backend.missing_columns(DELIVERIES, DELIVERIES_SCHEMA):  # a table made before claims
+        backend.add_columns(DELIVERIES, DELIVERIES_SCHEMA)
     backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
 
 

@@ -54,6 +54,9 @@ class WebhookDestination(_Strict):
     separated by spaces, sign with each (key rotation)."""
     timeout: Duration = "10s"
     """How long to wait for an answer before trying again later."""
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 16
+    """How many deliveries may be in flight to this URL at once. Sending starts with one at a
+    time, doubles with each success up to this bound, and goes back to one after a failure."""
 
     @field_validator("url")
     @classmethod

@@ -66,6 +66,7 @@ def deliver(
                 backend.close()
             for k in ("delivered", "retrying", "dead", "disabled"):
                 setattr(total, k, getattr(total, k) + getattr(r, k))
+            total.remaining = r.remaining
             total.errors += r.errors
             if loop:
                 _said(r)
