@@ -33,6 +33,7 @@ from ..backends import Backend
 from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
 from ..engine import USER_STATE
+from ..engine.challenger import ChallengerScorer
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
@@ -177,6 +178,7 @@ class Live:
             client = httpx.Client()
         self.client = client
         self.handoff: Handoff = handoff
+        self.challengers = ChallengerScorer.of(self.loaded)  # beside each full pass
         self.secrets = secrets
         self.kinds = kinds
         self.dispatcher = Dispatcher(handoff, secrets, client, kinds)
@@ -235,7 +237,8 @@ class Live:
         self.stats.waiting_for = missing or None
         if missing:  # e.g. pql_users before the first identify: nothing to score yet
             return
-        engine = Engine(self.loaded, backend, observers=[TransitionRecorder(self.handoff)])
+        observers = [TransitionRecorder(self.handoff), *self.challengers]
+        engine = Engine(self.loaded, backend, observers=observers)
         engine._templates = self.templates  # compiled once per process, not per connection
         report = Report()
         for row, sent in self.dispatcher.finished():  # first record what was sent
