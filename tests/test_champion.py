@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
 from pqlkit.backends import connect
 from pqlkit.cli import cli
+from pqlkit.learn.metrics import auc
+from pqlkit.model.load import load_model
 
 DATES = ("2026-10-20", "2026-10-27", "2026-11-03")
 
@@ -34,13 +39,17 @@ def demo_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo(demo_dir, tmp_path) -> Path:
     """A copy of the demo's folder for one test, with a challenger beside the model: the same
-    model with a lower PQL threshold and more points for invitations."""
+    model with a lower PQL threshold and twice the points for a company of the right size."""
     for name in ("demo.duckdb", "pql.yml"):
         shutil.copy(demo_dir / name, tmp_path / name)
     text = (tmp_path / "pql.yml").read_text(encoding="utf-8")
     assert "pql_score: 60" in text
+    size = 'label: "Company of 50-999 employees", points: 15,'
+    assert size in text
     (tmp_path / "challenger.yml").write_text(
-        text.replace("name: starter", "name: challenger").replace("pql_score: 60", "pql_score: 45"),
+        text.replace("name: starter", "name: challenger")
+        .replace("pql_score: 60", "pql_score: 45")
+        .replace(size, size.replace("15", "30")),
         encoding="utf-8",
     )
     return tmp_path
@@ -131,3 +140,143 @@ def test_a_missing_challenger_file_is_named(demo):
     result = CliRunner().invoke(cli, ["score", *opts(demo), "--limit", "0"])
     assert result.exit_code == 1
     assert "challenger: 'nowhere.yml' is not a file" in result.output
+
+
+def snapshots(folder: Path, model: str) -> dict[str, np.ndarray]:
+    """What learning's snapshots say of ``model`` at DATES (users not converted before the
+    date, the opportunity within 30 days, closed-won within 60): the reference for compare."""
+    from pqlkit.engine import Engine
+    from pqlkit.learn.dataset import Snapshot, snapshot_rows
+
+    engine = Engine.open(str(folder / model), str(folder / "demo.duckdb"))
+    try:
+        t = pa.concat_tables(
+            snapshot_rows(
+                engine,
+                "opportunity",
+                Snapshot(datetime.fromisoformat(d), timedelta(days=30)),
+                also=(("closed_won", timedelta(days=60)),),
+            )
+            for d in DATES
+        )
+    finally:
+        engine.close()
+    return {
+        c: np.asarray(t.column(c).to_pylist()) for c in ("score", "is_pql", "label", "closed_won")
+    }
+
+
+def test_compare_shows_both_models_as_learning_measures_each(demo):
+    for day in DATES:
+        pql(
+            "score",
+            *opts(demo),
+            "--as-of",
+            day,
+            "--challenger",
+            str(demo / "challenger.yml"),
+            "--limit",
+            "0",
+        )
+    c = json.loads(
+        pql("compare", *opts(demo), "--challenger", str(demo / "challenger.yml"), "--json")
+    )
+    assert [d[:10] for d in c["dates"]] == list(DATES)
+    for who, model in (("live", "pql.yml"), ("challenger", "challenger.yml")):
+        ref = snapshots(demo, model)
+        m = c[who]
+        assert m["version"] == load_model(demo / model).version
+        assert c["rows"] == ref["label"].size and c["conversions"] == int(ref["label"].sum())
+        assert m["auc"] == pytest.approx(auc(ref["label"], ref["score"]))
+        assert m["auc_low"] < m["auc"] < m["auc_high"]
+        pqls = ref["is_pql"].astype(bool)
+        assert m["pqls"] == int(pqls.sum())
+        assert m["pql_to_outcome"]["hits"] == int((pqls & ref["label"].astype(bool)).sum())
+        assert m["pql_to_won"]["hits"] == int((pqls & ref["closed_won"].astype(bool)).sum())
+        assert m["precision_at_capacity"]["n"] == 20 * len(DATES)
+    assert c["challenger"]["pqls"] > c["live"]["pqls"]
+    assert c["auc_difference"] == pytest.approx(c["challenger"]["auc"] - c["live"]["auc"])
+    assert c["auc_difference"] != 0  # the challenger ranks differently
+    assert c["auc_difference_low"] <= c["auc_difference"] <= c["auc_difference_high"]
+    table = pql("compare", *opts(demo), "--challenger", str(demo / "challenger.yml"))
+    assert "live " + c["live"]["version"] in table and c["challenger"]["version"][:8] in table
+    assert "Challenger AUC minus live" in table
+
+
+def test_compare_before_any_challenger_run_says_what_to_run(demo):
+    result = CliRunner().invoke(cli, ["compare", *opts(demo)])
+    assert result.exit_code == 1
+    assert "pql score --challenger FILE" in result.output
+
+
+def test_backtest_side_by_side_equals_two_single_backtests(demo):
+    window = ("--from", "2026-10-20", "--to", "2026-11-03", "--json")
+    runs = [
+        CliRunner().invoke(cli, ["backtest", *opts(demo, model), *window, *extra])
+        for model, extra in (
+            ("pql.yml", ("--challenger", str(demo / "challenger.yml"))),
+            ("pql.yml", ()),
+            ("challenger.yml", ()),
+        )
+    ]
+    both, live, other = (json.loads(r.output) for r in runs)
+    # exit 3 when either replay raises an alert or a warning, as a single backtest does
+    assert runs[0].exit_code == max(r.exit_code for r in runs[1:])
+    assert both["live"].pop("version") == load_model(demo / "pql.yml").version
+    assert both["challenger"].pop("version") == load_model(demo / "challenger.yml").version
+    assert both["live"] == live
+    assert both["challenger"] == other
+    assert both["live"]["weekly"] != both["challenger"]["weekly"]  # two models, not one twice
+
+
+def test_promote_records_the_history_in_a_table_and_in_the_file(demo, monkeypatch):
+    model, challenger = demo / "pql.yml", demo / "challenger.yml"
+    before, first = model.read_text(encoding="utf-8"), load_model(model).version
+    chosen = load_model(challenger).version
+    out = pql("promote", str(challenger), *opts(demo), "--why", "ranks better", "--by", "ana")
+    assert "Promoted" in out and "(version " + chosen in out
+    assert model.read_text(encoding="utf-8") == challenger.read_text(encoding="utf-8")
+    assert (demo / f"pql.{first}.yml").read_text(encoding="utf-8") == before
+    # back again, from a file with a history: section: the entry goes into it too
+    back = demo / "back.yml"
+    back.write_text(before + "history: []\n", encoding="utf-8")
+    monkeypatch.setenv("PQL_USER", "bo")
+    promoted = json.loads(pql("promote", str(back), *opts(demo), "--why", "rolled back", "--json"))
+    assert promoted["in_file"] is True
+    entry = load_model(model).model.history[0]
+    assert (entry.version, entry.by, entry.why) == (load_model(back).version, "bo", "rolled back")
+    assert entry.previous_version == chosen
+    rows = json.loads(pql("history", *opts(demo), "--json"))["history"]
+    assert [(r["version"], r["promoted_by"], r["why"], r["previous_version"]) for r in rows] == [
+        (load_model(back).version, "bo", "rolled back", chosen),
+        (chosen, "ana", "ranks better", first),
+    ]
+    assert rows[0]["written_version"] == load_model(model).version
+    assert "rolled back" in pql("history", *opts(demo))
+
+
+def test_promote_refuses_the_live_model_and_an_empty_why(demo):
+    same = CliRunner().invoke(cli, ["promote", str(demo / "pql.yml"), *opts(demo), "--why", "x"])
+    assert same.exit_code == 1 and "is the live model already" in same.output
+    empty = CliRunner().invoke(
+        cli, ["promote", str(demo / "challenger.yml"), *opts(demo), "--why", " "]
+    )
+    assert empty.exit_code == 1 and "--why is empty" in empty.output
+
+
+def test_the_numbers_of_compare_on_hand_made_rows():
+    from pqlkit.learn.compare import fast_auc, top_hits, wilson
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        y = rng.random(200) < 0.2
+        s = rng.integers(0, 12, 200).astype(float)  # many ties
+        assert fast_auc(y, s) == pytest.approx(auc(y, s))
+    assert np.isnan(fast_auc(np.zeros(5, bool), np.arange(5.0)))
+    # Wilson's interval for 0 of 10 and 5 of 10 (as tabulated)
+    assert wilson(0, 10)[1:] == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson(5, 10)[1:] == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    # the top 2 of scores 9, 5, 5, 5: the 9 and a third of the three tied fives' conversions
+    y = np.array([True, True, False, False])
+    assert top_hits(y, np.array([9.0, 5, 5, 5]), 2) == pytest.approx(1 + 1 / 3)
+    assert top_hits(y, np.array([9.0, 5, 5, 5]), 10) == 2
