@@ -4,6 +4,7 @@ the live model hands nothing off; `pql compare` shows both on the outcomes; `pql
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from datetime import datetime, timedelta
@@ -201,6 +202,30 @@ def test_compare_shows_both_models_as_learning_measures_each(demo):
     table = pql("compare", *opts(demo), "--challenger", str(demo / "challenger.yml"))
     assert "live " + c["live"]["version"] in table and c["challenger"]["version"][:8] in table
     assert "Challenger AUC minus live" in table
+    # the model page shows the same comparison in a section of its own
+    page = model_page(demo)
+    assert '<section id="challenger">' in page and html.escape(c["verdict"]) in page
+    assert f"challenger {c['challenger']['version']}" in page and f"{c['rows']:,} users" in page
+
+
+def model_page(folder: Path) -> str:
+    """The web app's model page body, computed as the app computes it (in its thread)."""
+    import contextlib
+
+    from pqlkit.usecases.session import Session
+    from pqlkit.web import health
+
+    @contextlib.contextmanager
+    def engine():
+        with Session.open(str(folder / "demo.duckdb"), folder / "pql.yml") as s:
+            yield s.engine
+
+    h = health.Health()
+    health.start(h, ("key",), False, engine)
+    assert h.thread is not None
+    h.thread.join(timeout=600)
+    assert h.error is None and h.body is not None, h.error
+    return h.body
 
 
 def test_compare_before_any_challenger_run_says_what_to_run(demo):
