@@ -9,6 +9,7 @@ import json
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow as pa
@@ -128,6 +129,35 @@ def test_the_models_challenger_file_is_scored_on_every_run(demo):
     out = pql("score", *opts(demo), "--as-of", DATES[0], "--limit", "0")
     assert "Challenger" in out and "handed nothing off" in out
     assert len(challenger_rows(demo / "demo.duckdb")) == 1
+
+
+def test_the_live_full_pass_scores_the_challenger_and_a_rescore_does_not(demo):
+    """`pql serve --model`'s flusher runs the full pass (and live rescores) through Live.tick."""
+    from pqlkit.handoff.live import Live
+
+    model = demo / "pql.yml"
+    model.write_text(
+        model.read_text(encoding="utf-8").replace(
+            "name: starter\n", "name: starter\nchallenger: challenger.yml\n"
+        ),
+        encoding="utf-8",
+    )
+    live = Live(model, env={}, serving=demo / "serving.sqlite")
+    backend = connect(str(demo / "demo.duckdb"))
+    try:
+        live.tick(backend)  # the first tick is a full pass
+        assert live.stats.full_runs == 1
+        t = backend.table("pql_challenger_scores")
+        runs = backend.rows(t.group_by(["as_of", "champion_version"]).aggregate(n=t.count()))
+        assert [(r["champion_version"], r["n"]) for r in runs] == [(load_model(model).version, 600)]
+        no_calls = SimpleNamespace(link_pairs=list, traits=[])  # no identify, alias or group
+        live.note(["u_000001"], no_calls)  # a live rescore of one user: the challenger waits
+        live.tick(backend)
+        assert live.stats.rescores == 1
+        assert backend.count("pql_challenger_scores") == 600
+    finally:
+        live.finish(backend)
+        backend.close()
 
 
 def test_a_missing_challenger_file_is_named(demo):
