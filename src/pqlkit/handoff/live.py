@@ -32,7 +32,7 @@ import ibis
 from ..backends import Backend
 from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Destination, Registry, Retry, Session, build
-from ..engine import USER_STATE
+from ..engine import USER_STATE, RunObserver
 from ..engine.challenger import ChallengerScorer
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
@@ -237,7 +237,7 @@ class Live:
         self.stats.waiting_for = missing or None
         if missing:  # e.g. pql_users before the first identify: nothing to score yet
             return
-        observers = [TransitionRecorder(self.handoff), *self.challengers]
+        observers: list[RunObserver] = [TransitionRecorder(self.handoff), *self.challengers]
         engine = Engine(self.loaded, backend, observers=observers)
         engine._templates = self.templates  # compiled once per process, not per connection
         report = Report()
