@@ -258,6 +258,46 @@ def model_page(folder: Path) -> str:
     return h.body
 
 
+def test_compare_on_every_backend_measures_what_learning_measures(
+    world_backend, model_file, tmp_path
+):
+    """The pairing query on DuckDB and PostgreSQL: each model's figures equal learning's
+    snapshots of it on the same backend."""
+    from pqlkit.engine import Engine
+    from pqlkit.learn.dataset import Snapshot, snapshot_rows
+    from pqlkit.usecases import champion, scoring
+    from pqlkit.usecases.session import Session
+
+    text = model_file.read_text(encoding="utf-8")
+    assert "pql_score: 60" in text
+    other = tmp_path / "challenger.yml"
+    other.write_text(text.replace("pql_score: 60", "pql_score: 40"), encoding="utf-8")
+    live, challenger = load_model(model_file), load_model(other)
+    dates = [datetime(2026, 8, 20), datetime(2026, 8, 27)]
+    session = Session(world_backend, live, challenger=challenger)
+    for d in dates:
+        scoring.score(session, d)
+    c = champion.compare(session)  # the challenger scored last
+    assert c.challenger.version == challenger.version
+    for figures, loaded in ((c.live, live), (c.challenger, challenger)):
+        engine = Engine(loaded, world_backend)
+        rows = pa.concat_tables(
+            snapshot_rows(
+                engine,
+                "opportunity",
+                Snapshot(d, timedelta(days=30)),
+                also=(("closed_won", timedelta(days=60)),),
+            )
+            for d in dates
+        )
+        y = np.asarray(rows.column("label").to_pylist(), bool)
+        flag = np.asarray(rows.column("is_pql").to_pylist(), bool)
+        assert c.rows == y.size and c.conversions == int(y.sum()) > 0
+        assert figures.auc == pytest.approx(auc(y, rows.column("score").to_pylist()))
+        assert figures.pqls == int(flag.sum())
+        assert figures.pql_to_outcome.hits == int((flag & y).sum())
+
+
 def test_compare_before_any_challenger_run_says_what_to_run(demo):
     result = CliRunner().invoke(cli, ["compare", *opts(demo)])
     assert result.exit_code == 1
