@@ -91,6 +91,8 @@ def challenger_rows(db: Path) -> list[dict]:
 
 
 def test_a_challenger_scored_beside_the_live_model_hands_nothing_off(demo, tmp_path_factory):
+    """Long because it scores three dates twice, with and without the challenger, to compare
+    what each left (about 45 s, and 30 s for `pql demo` once for the module)."""
     alone = tmp_path_factory.mktemp("alone")
     shutil.copy(demo / "demo.duckdb", alone / "demo.duckdb")
     shutil.copy(demo / "pql.yml", alone / "pql.yml")
@@ -198,6 +200,8 @@ def snapshots(folder: Path, model: str) -> dict[str, np.ndarray]:
 
 
 def test_compare_shows_both_models_as_learning_measures_each(demo):
+    """Long because it scores three dates, takes learning's snapshots of both models as the
+    reference, and computes the model page (a backtest) in its thread (about 100 s)."""
     for day in DATES:
         pql(
             "score",
@@ -262,7 +266,8 @@ def test_compare_on_every_backend_measures_what_learning_measures(
     world_backend, model_file, tmp_path
 ):
     """The pairing query on DuckDB and PostgreSQL: each model's figures equal learning's
-    snapshots of it on the same backend."""
+    snapshots of it on the same backend. Long because it scores two dates and takes four
+    snapshots per backend (about 45 s each)."""
     from pqlkit.engine import Engine
     from pqlkit.learn.dataset import Snapshot, snapshot_rows
     from pqlkit.usecases import champion, scoring
@@ -305,6 +310,7 @@ def test_compare_before_any_challenger_run_says_what_to_run(demo):
 
 
 def test_backtest_side_by_side_equals_two_single_backtests(demo):
+    """Long because it is four replays of four dates (about 30 s)."""
     window = ("--from", "2026-10-20", "--to", "2026-11-03", "--json")
     runs = [
         CliRunner().invoke(cli, ["backtest", *opts(demo, model), *window, *extra])
@@ -348,6 +354,12 @@ def test_promote_records_the_history_in_a_table_and_in_the_file(demo, monkeypatc
     ]
     assert rows[0]["written_version"] == load_model(model).version
     assert "rolled back" in pql("history", *opts(demo))
+    # a third promotion goes first in the file's section, indented as the entries there
+    third = demo / "third.yml"
+    third.write_text(model.read_text(encoding="utf-8").replace("name: starter", "name: third"))
+    pql("promote", str(third), *opts(demo), "--why", "two\nlines  of why")
+    history = load_model(model).model.history
+    assert [h.why for h in history] == ["two lines of why", "rolled back"]
 
 
 def test_promote_refuses_the_live_model_and_an_empty_why(demo):

@@ -200,20 +200,24 @@ def _who() -> str:
 
 def _with_history(text: str, entry: dict[str, str]) -> tuple[str, bool]:
     """``text`` with ``entry`` first in its top-level ``history:`` section, when it has one
-    (block or ``[]``); unchanged otherwise."""
+    (block or ``[]``; items indented as the ones there); unchanged otherwise."""
     import json
 
     lines = text.splitlines(keepends=True)
-    item = [
-        f"  - {k}: {json.dumps(v, ensure_ascii=False)}\n"
-        if i == 0
-        else f"    {k}: {json.dumps(v, ensure_ascii=False)}\n"
-        for i, (k, v) in enumerate(entry.items())
-    ]
     for i, line in enumerate(lines):
         head = line.split("#", 1)[0].rstrip()
-        if head in ("history:", "history: []"):
-            return "".join([*lines[:i], "history:\n", *item, *lines[i + 1 :]]), True
+        if head not in ("history:", "history: []"):
+            continue
+        following = [x for x in lines[i + 1 :] if x.strip() and not x.lstrip().startswith("#")]
+        first = following[0] if head == "history:" and following else "  -"
+        indent = (
+            " " * (len(first) - len(first.lstrip())) if first.lstrip().startswith("-") else "  "
+        )
+        item = [
+            f"{indent}{'- ' if n == 0 else '  '}{k}: {json.dumps(v, ensure_ascii=False)}\n"
+            for n, (k, v) in enumerate(entry.items())
+        ]
+        return "".join([*lines[:i], "history:\n", *item, *lines[i + 1 :]]), True
     return text, False
 
 
@@ -223,7 +227,8 @@ def promote(
     """Make ``candidate`` the live model: its text replaces the model file (the old one kept
     beside it as ``<name>.<version>.yml``), the promotion recorded in :data:`HISTORY` and,
     when the candidate has a ``history:`` section, in it, all or nothing."""
-    if not why.strip():
+    why = " ".join(why.split())  # one line, in the table and in the file
+    if not why:
         raise PqlkitError(
             "--why is empty: say why this model goes live (it is kept in the history)"
         )
@@ -239,7 +244,7 @@ def promote(
         "version": new.version,
         "promoted_at": when.isoformat() + "Z",
         "by": who,
-        "why": why.strip(),
+        "why": why,
         "previous_version": live.version,
     }
     text, in_file = _with_history(source.read_text(encoding="utf-8"), entry)
@@ -265,7 +270,7 @@ def promote(
                             "written_version": written.version,
                             "previous_version": live.version,
                             "promoted_by": who,
-                            "why": why.strip(),
+                            "why": why,
                             "source": str(source),
                         }
                     ],
@@ -283,7 +288,7 @@ def promote(
         previous_version=live.version,
         kept=str(kept),
         by=who,
-        why=why.strip(),
+        why=why,
         promoted_at=when,
         in_file=in_file,
     )
