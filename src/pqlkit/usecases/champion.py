@@ -44,6 +44,11 @@ HISTORY_SCHEMA = ibis.schema(
 )
 
 
+def scored_any(session: Session) -> bool:
+    """Whether a challenger has been scored in this database."""
+    return session.backend.has_table(CHALLENGER_SCORES)
+
+
 def challenger_version(session: Session, challenger: str | Path | None) -> str:
     """The challenger's version: of the file given, else of the model's ``challenger:`` file,
     else the one scored last."""
@@ -312,4 +317,5 @@ __all__ = [
     "compare",
     "history",
     "promote",
+    "scored_any",
 ]

@@ -26,14 +26,14 @@ def _rate(r: dict[str, Any]) -> str:
 
 def section(engine: Any, outcome: str = "opportunity") -> str:
     """The challenger section for the model page (empty before any challenger run)."""
-    from ..engine.challenger import CHALLENGER_SCORES
-    from ..usecases.champion import compare
+    from ..usecases.champion import compare, scored_any
     from ..usecases.session import Session
 
-    if not engine.backend.has_table(CHALLENGER_SCORES):
+    session = Session.of(engine)
+    if not scored_any(session):
         return ""
     try:
-        c = compare(Session.of(engine), outcome=outcome).to_dict()
+        c = compare(session, outcome=outcome).to_dict()
     except PqlkitError as exc:  # e.g. no outcomes mapped: said in the section, the page goes on
         return (
             '<section id="challenger"><h2>Challenger</h2>'
