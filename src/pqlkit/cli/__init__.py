@@ -7,7 +7,18 @@ and `pql init` import no Ibis, DuckDB or pyarrow (the commands import the use ca
 
 from __future__ import annotations
 
-from . import collecting, crm, demo, handoff, learning, replay, scoring, tracking, ui  # noqa: F401  (register the commands)
+from . import (  # noqa: F401  (register the commands)
+    champion,
+    collecting,
+    crm,
+    demo,
+    handoff,
+    learning,
+    replay,
+    scoring,
+    tracking,
+    ui,
+)
 from .group import EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, Group, cli, main
 
 __all__ = ["EXIT_ERROR", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_USAGE", "Group", "cli", "main"]

@@ -81,9 +81,11 @@ def num(v: float | None, digits: int = 3) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:.{digits}f}"
 
 
-def open_session(url: str | None, model_path: str | None = None) -> Any:
+def open_session(
+    url: str | None, model_path: str | None = None, *, challenger: str | None = None
+) -> Any:
     """The command's session (:class:`pqlkit.usecases.session.Session`): the model loaded first
     (a bad model opens no database), then one connection, closed when the command ends."""
     from ..usecases.session import Session
 
-    return Session.open(url, model_path)
+    return Session.open(url, model_path, challenger=challenger)

@@ -85,6 +85,13 @@ def _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_re
 @model_option
 @url_option
 @replay_options
+@click.option(
+    "--challenger",
+    default=None,
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Also replay this model on the same dates and show both side by side.",
+)
 @json_option
 def backtest(
     model_path,
@@ -97,6 +104,7 @@ def backtest(
     won_horizon,
     reps,
     leads_per_rep,
+    challenger,
     as_json,
 ) -> None:
     """Replay the model over history: PQLs each period and what they went on to do.
@@ -105,15 +113,22 @@ def backtest(
     their conversion to opportunity and closed-won, days to convert, against non-PQLs; PQL vs
     MQL on the same people beside the rates practitioners quote; the threshold that fits sales
     capacity; and monitoring (conversion against its band, drift). Exit code 3 when monitoring
-    raises an alert, or when no outcome of the --outcome kind exists while others do.
+    raises an alert, or when no outcome of the --outcome kind exists while others do. With
+    --challenger, both models on the same dates, side by side.
     """
     from ..usecases.learning import backtest as run
 
+    options = _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_rep)
+    if challenger is not None:
+        from .champion import backtest_side_by_side
+
+        backtest_side_by_side(model_path, challenger, url, options, as_json)
+        return
     with progress(interactive(as_json)) as say:
         b = run(
             model_path,
             url,
-            _replay(start, end, every, outcome, horizon, won_horizon, reps, leads_per_rep),
+            options,
             progress=say,
         )
     if as_json:

@@ -192,15 +192,34 @@ def _summary_line(run: Any) -> str:
 @cli.command()
 @run_options
 @click.option("--pql-only", is_flag=True, help="Only users who are PQLs.")
+@click.option(
+    "--challenger",
+    default=None,
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Also score this model (e.g. a `pql learn` proposal) beside the live one, into "
+    "pql_challenger_scores; it hands nothing off (default: the model's challenger: file).",
+)
 def score(
-    model_path, url, as_of, fmt, out, limit, checks, features, csv_formulas, as_json, pql_only
+    model_path,
+    url,
+    as_of,
+    fmt,
+    out,
+    limit,
+    checks,
+    features,
+    csv_formulas,
+    as_json,
+    pql_only,
+    challenger,
 ) -> None:
     """Score every user as of a time, store the results, and show or export them."""
     from ..usecases.scoring import score as run
 
     with progress(interactive(as_json)) as say:
         scored = run(
-            open_session(url, model_path),
+            open_session(url, model_path, challenger=challenger),
             as_of,
             checks=checks,
             pql_only=pql_only,
@@ -211,6 +230,11 @@ def score(
         render.warn(w)
     if not as_json and not out and fmt in (None, "table"):
         render.out.print(_summary_line(scored.run))
+        for c in scored.challengers:
+            render.out.print(
+                f"Challenger {render.escape(c.path)} (model {c.model_version}) scored beside it: "
+                f"{c.pqls:,} PQLs of {c.users:,} users, handed nothing off; `pql compare` shows both."
+            )
     _write_or_print(
         scored.rows,
         out,

@@ -33,7 +33,8 @@ import ibis
 from ..backends import Backend
 from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Registry, Session, build
-from ..engine import USER_STATE
+from ..engine import USER_STATE, RunObserver
+from ..engine.challenger import ChallengerScorer
 from ..engine.rescore import RESCORED, rescore
 from ..model.handoff import Handoff
 from ..model.load import load_model
@@ -103,6 +104,7 @@ class Live:
             client = httpx.Client()
         self.client = client
         self.handoff: Handoff = handoff
+        self.challengers = ChallengerScorer.of(self.loaded)  # beside each full pass
         self.secrets = secrets
         self.kinds = kinds
         self.dispatcher = Dispatcher(handoff, secrets, client, kinds)
@@ -169,9 +171,11 @@ class Live:
         self.stats.waiting_for = missing or None
         if missing:  # e.g. pql_users before the first identify: nothing to score yet
             return
-        engine = Engine(
-            self.loaded, backend, observers=[TransitionRecorder(self.handoff, self.loaded)]
-        )
+        observers: list[RunObserver] = [
+            TransitionRecorder(self.handoff, self.loaded),
+            *self.challengers,
+        ]
+        engine = Engine(self.loaded, backend, observers=observers)
         engine._templates = self.templates  # compiled once per process, not per connection
         if not self.released:  # what the process before this one claimed is due again
             self.released = True

@@ -44,6 +44,13 @@ def _outcomes(engine) -> ir.Table:
 
 def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) -> ir.Table:
     """Outcomes of the kind that happened in [start, end) (end None: before start)."""
+    at = outcome_times(o, outcome)
+    window = (at.when < start) if end is None else ((at.when >= start) & (at.when < end))
+    return at.filter(window)
+
+
+def outcome_times(o: ir.Table, outcome: str) -> ir.Table:
+    """Every outcome of the kind: user_id, account_id and when it happened."""
     sales = o.kind.isnull() | (o.kind != "self_serve")
     if outcome == "opportunity":
         when, kind = o.created_at, sales
@@ -55,8 +62,7 @@ def _hits(o: ir.Table, outcome: str, start: ir.Scalar, end: ir.Scalar | None) ->
         when, kind = o.created_at, ibis.literal(True)
     else:
         raise DataError(f"unknown outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
-    window = (when < start) if end is None else ((when >= start) & (when < end))
-    return o.filter(kind, window, when.notnull()).select("user_id", "account_id", when=when)
+    return o.filter(kind, when.notnull()).select("user_id", "account_id", when=when)
 
 
 def snapshot_expr(
@@ -258,6 +264,7 @@ __all__ = [
     "data_span",
     "day_of",
     "outcome_counts",
+    "outcome_times",
     "outcome_warning",
     "snapshot_dates",
     "snapshot_expr",

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from .conditions import Condition
 from .handoff import Handoff
+from .history import HistoryEntry
 from .instrumentation import Instrumentation
 from .playbooks import Play
 from .signals import Duration, EventSignal, SignalId, TraitSignal
@@ -298,6 +299,12 @@ class Model(_Strict):
     """Model file format version."""
     name: str = "pql-model"
     """A name for this model."""
+    challenger: str | None = None
+    """A challenger model file (relative to this one), scored beside this model on every full
+    run into pql_challenger_scores; it hands nothing off. `pql compare` shows both."""
+    history: list[HistoryEntry] = []
+    """The promotions that made this file the live model, newest first (`pql promote` adds
+    one when the section exists; `pql history` lists them all)."""
     sources: Sources = Sources()
     """Where the canonical tables come from."""
     plans: Plans = Plans()

@@ -10,6 +10,7 @@ from typing import Any
 import ibis.expr.types as ir
 
 from ..engine import Explanation, RunResult
+from ..engine.challenger import ChallengerScorer
 from ..model.load import load_model
 from ..scoring.decide import blocked_by
 from .common import Progress, quiet
@@ -63,8 +64,22 @@ class Scored:
     run: RunResult
     rows: ir.Table
 
+    @property
+    def challengers(self) -> list[Any]:
+        """What the challenger scored beside this run (``ChallengerRun``s; none without one)."""
+        return [
+            w
+            for o in self.session.engine.observers
+            if isinstance(o, ChallengerScorer)
+            for w in o.written
+            if w.as_of == self.run.as_of
+        ]
+
     def to_dict(self) -> dict[str, Any]:
-        return self.run.to_dict()
+        out = self.run.to_dict()
+        if self.challengers:
+            out["challenger"] = self.challengers[-1].to_dict()
+        return out
 
 
 def score(

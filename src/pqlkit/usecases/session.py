@@ -18,18 +18,25 @@ from typing import Any
 
 from ..backends import Backend, connect
 from ..engine import Engine, RunObserver
+from ..engine.challenger import ChallengerScorer, challenger_of
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, load_model
 
 
-def observers_for(loaded: LoadedModel) -> list[RunObserver]:
-    """What listens to the runs of this model: the hand-off records its transitions."""
+def observers_for(loaded: LoadedModel, challenger: LoadedModel | None = None) -> list[RunObserver]:
+    """What listens to the runs of this model: the hand-off records its transitions; a
+    challenger (``challenger``, else the model's ``challenger:`` file) is scored beside each
+    full run, handing nothing off."""
+    observers: list[RunObserver] = []
     handoff = loaded.model.handoff
-    if handoff is None:
-        return []
-    from ..handoff.recorder import TransitionRecorder
+    if handoff is not None:
+        from ..handoff.recorder import TransitionRecorder
 
-    return [TransitionRecorder(handoff, loaded)]
+        observers.append(TransitionRecorder(handoff, loaded))
+    challenger = challenger or challenger_of(loaded)
+    if challenger is not None:
+        observers.append(ChallengerScorer(challenger))
+    return observers
 
 
 class Session:
@@ -41,9 +48,12 @@ class Session:
         loaded: LoadedModel | None = None,
         *,
         templates: dict[str, str] | None = None,
+        challenger: LoadedModel | None = None,
     ):
         self.backend = backend
         self._loaded = loaded
+        self.challenger = challenger
+        """Scored beside every full run instead of the model's own ``challenger:`` file."""
         self.templates = templates
         """Compiled SQL shared by the engines of a long-lived caller (the web app)."""
 
@@ -54,11 +64,13 @@ class Session:
         model: str | Path | LoadedModel | None = None,
         *,
         templates: dict[str, str] | None = None,
+        challenger: str | Path | None = None,
     ) -> Session:
         """Load the model (when given; before connecting, so a bad model opens nothing) and
-        connect to ``url``."""
+        the ``challenger`` model file (scored beside every full run), and connect to ``url``."""
         loaded = model if isinstance(model, LoadedModel) or model is None else load_model(model)
-        return cls(connect(url), loaded, templates=templates)
+        beside = load_model(challenger) if challenger is not None else None
+        return cls(connect(url), loaded, templates=templates, challenger=beside)
 
     @classmethod
     def of(cls, engine: Engine) -> Session:
@@ -83,7 +95,7 @@ class Session:
             self.loaded,
             self.backend,
             templates=self.templates,
-            observers=observers_for(self.loaded),
+            observers=observers_for(self.loaded, self.challenger),
         )
 
     def close(self) -> None:

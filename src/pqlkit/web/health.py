@@ -56,11 +56,12 @@ def _compute(
 ) -> None:
     from ..report.build import body
     from ..usecases.learning import ReplayOptions, findings
+    from .champion import section as challenger_section
 
     try:
         with engine() as e:
             found = findings(e, ReplayOptions(outcome=outcome), lambda m: setattr(h, "step", m))
-        html = body(found)
+            html = body(found) + challenger_section(e, outcome)
         with h.lock:
             if h.key == key:
                 h.body = html
