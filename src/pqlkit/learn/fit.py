@@ -391,7 +391,12 @@ def _choose_C(
     best = max(a for _, a, _ in results)
     good = [(C, a, k) for C, a, k in results if a >= best - tolerance]
     small = [r for r in good if r[2] <= max_rules]
-    return (small or good)[0][0]
+    if small:
+        return small[0][0]
+    # no penalty near the best keeps within the budget (many pairs to choose from): the best
+    # that does, so the model still reads as at most ``max_rules`` steps
+    within = [r for r in results if r[2] <= max_rules]
+    return max(within, key=lambda r: r[1])[0] if within else good[0][0]
 
 
 @dataclass
