@@ -11,6 +11,7 @@ user-level table.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,7 +180,7 @@ def pairs_for(
     return out
 
 
-def matrix(table: pa.Table, steps: list[Input]) -> np.ndarray:
+def matrix(table: pa.Table, steps: Sequence[Input]) -> np.ndarray:
     if not steps:
         return np.zeros((table.num_rows, 0))
     return np.column_stack([s.apply(table) for s in steps]).astype(float)
@@ -298,14 +299,13 @@ def fit_points(
     scaled down so that none is clipped: the engine then ranks users exactly as the fit does.
 
     With ``pairs``, steps on two conditions together (:func:`pairs_for`) are inputs too."""
-    steps: list[Input] = list(steps_for(train))
-    X = matrix(train, steps)
+    singles = steps_for(train)
+    X = matrix(train, singles)
     y = np.asarray(train.column("label").to_pylist(), float)
-    if pairs:
-        found = pairs_for(steps, X, y)
-        if found:
-            steps = [*steps, *found]
-            X = np.column_stack([X, matrix(train, found)])
+    found = pairs_for(singles, X, y) if pairs else []
+    steps: list[Input] = [*singles, *found]
+    if found:
+        X = np.column_stack([X, matrix(train, found)])
     if C is None:
         C = _choose_C(train, X, y, max_rules=max_rules, tolerance=tolerance)
     fitted = logistic(X, y, C=C)
