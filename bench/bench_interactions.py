@@ -39,9 +39,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--no-pairs", action="store_true", help="steps of one column only")
     args = ap.parse_args()
     started = time.perf_counter()
-    r = learn_table(table(args.rows), "label", timedelta(0), [], split=split_at_random)
+    r = learn_table(
+        table(args.rows), "label", timedelta(0), [], split=split_at_random, pairs=not args.no_pairs
+    )
     steps = sum(1 for p in r.points.points if p) if r.points else 0
     figures = ", ".join(f"{q.name} {q.auc:.4f}" for q in r.quality)
     print(f"{figures}; {steps} steps; {time.perf_counter() - started:.1f} s")

@@ -11,6 +11,7 @@ user-level table.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,36 @@ class Step:
         # equal to the value; a missing value (or NaN) is not equal to anything
         hit = pc.fill_null(pc.equal(column, pa.scalar(self.value)), False)
         return np.asarray(hit.to_numpy(zero_copy_only=False), bool)
+
+    @property
+    def parts(self) -> tuple[Step, ...]:
+        return (self,)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two steps that hold together ("a >= 6 and b = x"): what steps of one column each cannot
+    say when converting needs both. In the model it is one condition, ``all:`` of the two."""
+
+    first: Step
+    second: Step
+    threshold = None
+    value = None
+
+    @property
+    def column(self) -> str:
+        return f"{self.first.column} & {self.second.column}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.first.name} and {self.second.name}"
+
+    @property
+    def parts(self) -> tuple[Step, ...]:
+        return (self.first, self.second)
+
+    def apply(self, table: pa.Table) -> np.ndarray:
+        return self.first.apply(table) & self.second.apply(table)
 
 
 #: Thresholds for numbers: every 5th percentile of the positive values (steps whose weight
@@ -103,7 +134,53 @@ def steps_for(
     return out
 
 
-def matrix(table: pa.Table, steps: list[Step]) -> np.ndarray:
+#: An input of the fit: one step, or a pair of them.
+Input = Step | Pair
+
+#: Depth-2 trees boosted over the one-column steps, whose paths give the candidate pairs.
+PAIR_TREES = 40
+
+
+def pairs_for(
+    steps: list[Step], X: np.ndarray, y: np.ndarray, *, trees: int = PAIR_TREES
+) -> list[Pair]:
+    """Candidate pairs: the two steps on each root-to-leaf path of ``trees`` depth-2 trees
+    boosted over the step inputs (a tree splits on the second step where the first changes
+    what it does, which is what an interaction is). Pairs of one column (one threshold inside
+    another, two values that never meet), pairs true for almost no row or almost every row,
+    and pairs no different from one of their steps are left out. The L1 fit picks among them
+    as among the single steps, within the same step budget."""
+    if X.shape[1] < 2 or len(set(np.asarray(y, int).tolist())) < 2:
+        return []
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    boosted = GradientBoostingClassifier(
+        n_estimators=trees, max_depth=2, learning_rate=0.3, random_state=0
+    ).fit(X, np.asarray(y, int))
+    seen: list[tuple[int, int]] = []
+    for tree in boosted.estimators_[:, 0]:
+        t = tree.tree_
+        root = int(t.feature[0])
+        for child in (t.children_left[0], t.children_right[0]):
+            f = int(t.feature[child]) if child >= 0 else -1
+            if root < 0 or f < 0 or steps[root].column == steps[f].column:
+                continue
+            key = (min(root, f), max(root, f))
+            if key not in seen:
+                seen.append(key)
+    n = X.shape[0]
+    floor = max(5, int(0.002 * n))
+    out: list[Pair] = []
+    for i, j in seen:
+        both = (X[:, i] > 0) & (X[:, j] > 0)
+        hits = int(both.sum())
+        same = np.array_equal(both, X[:, i] > 0) or np.array_equal(both, X[:, j] > 0)
+        if floor <= hits <= n - floor and not same:
+            out.append(Pair(steps[i], steps[j]))
+    return out
+
+
+def matrix(table: pa.Table, steps: Sequence[Input]) -> np.ndarray:
     if not steps:
         return np.zeros((table.num_rows, 0))
     return np.column_stack([s.apply(table) for s in steps]).astype(float)
@@ -175,7 +252,7 @@ class Points:
     """A fitted points model: whole points per step, base points every user gets (so every
     score lies within the engine's 0-100 without clipping), and the logistic scale behind it."""
 
-    steps: list[Step]
+    steps: list[Input]
     points: list[int]
     intercept: float
     weights: list[float]
@@ -210,6 +287,7 @@ def fit_points(
     double_odds: float = 10.0,
     max_rules: int = 30,
     tolerance: float = 0.002,
+    pairs: bool = False,
 ) -> Points:
     """Fit the L1 regression and turn it into whole points the scorecard way: ``double_odds``
     points double the odds of converting.
@@ -218,10 +296,16 @@ def fit_points(
     or a random quarter): the strongest penalty whose validation AUC is within ``tolerance`` of
     the best and that keeps at most ``max_rules`` steps, so the model reads as a short list of
     behaviours that matter. When the points would span more than the engine's 0-100, they are
-    scaled down so that none is clipped: the engine then ranks users exactly as the fit does."""
-    steps = steps_for(train)
-    X = matrix(train, steps)
+    scaled down so that none is clipped: the engine then ranks users exactly as the fit does.
+
+    With ``pairs``, steps on two conditions together (:func:`pairs_for`) are inputs too."""
+    singles = steps_for(train)
+    X = matrix(train, singles)
     y = np.asarray(train.column("label").to_pylist(), float)
+    found = pairs_for(singles, X, y) if pairs else []
+    steps: list[Input] = [*singles, *found]
+    if found:
+        X = np.column_stack([X, matrix(train, found)])
     if C is None:
         C = _choose_C(train, X, y, max_rules=max_rules, tolerance=tolerance)
     fitted = logistic(X, y, C=C)
@@ -254,8 +338,8 @@ def fit_points(
 
 
 def _monotone(
-    steps: list[Step], X: np.ndarray, y: np.ndarray, C: float, fitted: Fitted, rounds: int = 4
-) -> tuple[list[Step], np.ndarray, Fitted]:
+    steps: list[Input], X: np.ndarray, y: np.ndarray, C: float, fitted: Fitted, rounds: int = 4
+) -> tuple[list[Input], np.ndarray, Fitted]:
     """No contradicting steps: the thresholds of one number must all push the same way (more
     projects never costs points that fewer projects earned). Steps against their column's main
     direction are dropped and the rest refitted, until none is left."""
@@ -307,7 +391,12 @@ def _choose_C(
     best = max(a for _, a, _ in results)
     good = [(C, a, k) for C, a, k in results if a >= best - tolerance]
     small = [r for r in good if r[2] <= max_rules]
-    return (small or good)[0][0]
+    if small:
+        return small[0][0]
+    # no penalty near the best keeps within the budget (many pairs to choose from): the best
+    # that does, so the model still reads as at most ``max_rules`` steps
+    within = [r for r in results if r[2] <= max_rules]
+    return max(within, key=lambda r: r[1])[0] if within else good[0][0]
 
 
 @dataclass
@@ -375,6 +464,8 @@ def fit_reference(train: pa.Table, seed: int = 0) -> Reference:
 
 
 __all__ = [
+    "Input",
+    "Pair",
     "Points",
     "Reference",
     "Step",
@@ -382,5 +473,6 @@ __all__ = [
     "fit_reference",
     "logistic",
     "matrix",
+    "pairs_for",
     "steps_for",
 ]

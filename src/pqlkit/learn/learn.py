@@ -140,9 +140,11 @@ def learn_table(
     *,
     reference: bool = True,
     split=split_by_time,
+    pairs: bool = False,
 ) -> Learned:
     """Lifts, and (with enough conversions) fitted points and their quality on the held-out
-    rows (the last date, or a random quarter for a table without dates)."""
+    rows (the last date, or a random quarter for a table without dates). With ``pairs``, steps
+    on two conditions together are inputs too (:func:`fit.pairs_for`)."""
     y = np.asarray(table.column("label").to_pylist(), bool)
     lifts = sorted(
         (metrics.lift(s.name, s.apply(table), y) for s in facts(table)),
@@ -187,7 +189,7 @@ def learn_table(
     if "score" in test.column_names:
         current = np.asarray(test.column("score").to_pylist(), float)
         result.quality.append(_quality("current model", y_test, current))
-    result.points = fit.fit_points(train)
+    result.points = fit.fit_points(train, pairs=pairs)
     if not result.points.converged:
         result.notes.append(
             "the points fit did not converge within its iterations; the weights are approximate"
@@ -235,12 +237,14 @@ def user_level(
     reference: bool = True,
     seeds: int = 1,
     time_column: str | None = None,
+    pairs: bool = True,
 ) -> Learned:
     """Learn from a plain user-level table: one row per user, usage and trait columns, and an
     outcome column (1/0, true/false, yes/no). The hold-out is a random quarter, or with
     ``time_column`` the later quarter of the rows by that column (fitted on the earlier ones;
     the column itself is not an input). A learned step on a column that reads like a date or
-    a year is named in a note either way."""
+    a year is named in a note either way. Steps on pairs of conditions are inputs unless
+    ``pairs`` is off: a proposal from a table says them as ``all:`` of the two conditions."""
     from .timesplit import calendar_notes, later_rows, times_of
 
     named = [label, *(exclude or []), *([id_column] if id_column else [])]
@@ -271,7 +275,9 @@ def user_level(
 
         split = by_time
 
-    result = learn_table(data, label, timedelta(0), [], reference=reference, split=split)
+    result = learn_table(
+        data, label, timedelta(0), [], reference=reference, split=split, pairs=pairs
+    )
     result.originals = dict(zip(inputs, keep, strict=True))
     result.held_out = (
         f"the later quarter of the rows by {time_column}"
@@ -283,13 +289,15 @@ def user_level(
     if seeds > 1 and result.quality and time_column:
         result.notes.append("--seeds draws random splits; with --time-column there is one split")
     elif seeds > 1 and result.quality:
-        _stability(result, data, label, reference, seeds)
+        _stability(result, data, label, reference, seeds, pairs)
     if result.points is not None and result.train is not None:
         result.notes.extend(calendar_notes(result.points, result.train, result.originals))
     return result
 
 
-def _stability(result: Learned, data: pa.Table, label: str, reference: bool, seeds: int) -> None:
+def _stability(
+    result: Learned, data: pa.Table, label: str, reference: bool, seeds: int, pairs: bool
+) -> None:
     """The same fit on every fold of ``seeds`` random fold assignments: how much one held-out
     quarter's AUC moves with the split alone, and the cross-validated AUC (the mean over the
     folds) of each seed, which moves much less."""
@@ -300,7 +308,7 @@ def _stability(result: Learned, data: pa.Table, label: str, reference: bool, see
     # One process a core: liblinear draws from the C library's one random generator, so fits
     # in threads of one process would not give the same points twice.
     workers = min(4, os.cpu_count() or 1, len(jobs))
-    args = list(zip(*[(data, label, reference, s, f) for s, f in jobs], strict=True))
+    args = list(zip(*[(data, label, reference, s, f, pairs) for s, f in jobs], strict=True))
     # Points alone: one worker a core (the boosted reference already uses every core, and
     # below 5,000 rows starting the workers costs more than it saves)
     if workers > 1 and not reference and data.num_rows >= 5000:
@@ -349,7 +357,7 @@ def _one_thread() -> None:
 
 
 def _fold_quality(
-    data: pa.Table, label: str, reference: bool, seed: int, fold: int
+    data: pa.Table, label: str, reference: bool, seed: int, fold: int, pairs: bool = False
 ) -> dict[str, float]:
     """Each model's AUC with one fold of one seed held out (run in a worker process)."""
     run = learn_table(
@@ -359,6 +367,7 @@ def _fold_quality(
         [],
         reference=reference,
         split=lambda t: split_at_random(t, seed=seed, fold=fold),
+        pairs=pairs,
     )
     return {q.name: q.auc for q in run.quality}
 

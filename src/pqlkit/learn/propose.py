@@ -198,7 +198,7 @@ def propose(
     }
     assigned: dict[str, int] = {}
     for step, p in zip(points.steps, points.points, strict=True):
-        out = tr.step(step, p)
+        out = tr.step(step, p) if isinstance(step, Step) else None  # pairs: tables only
         if out is None:
             skipped.append(step.name)
             continue

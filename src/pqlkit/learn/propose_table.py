@@ -4,8 +4,8 @@ The proposal is the current model (or the starter model when there is none) with
 read from the table itself: ``sources.users`` names the file or table, maps the row id to
 ``user_id``, and gives columns whose names cannot stand in a condition (spaces, punctuation)
 a trait name (``sources.users.traits``). Each learned step becomes a fit signal on that trait
-(``user.total_visits >= 4``, ``user.lead_source = Google``), with the base points every row
-starts at. The current fit and usage signals stay at 0 points, as in event mode. Scored by the
+(``user.total_visits >= 4``, ``user.lead_source = Google``), and a step on a pair of conditions
+one fit signal on ``all:`` of the two, with the base points every row starts at. The current fit and usage signals stay at 0 points, as in event mode. Scored by the
 engine, the proposal gives every row the points the fit gave it (tested on every table the
 tests use), so its held-out AUC is the one its header reports.
 """
@@ -57,6 +57,7 @@ def trait_names(columns: list[str], id_column: str) -> dict[str, str]:
 
 
 def _condition(step: Step, field: str) -> dict[str, Any]:
+    """One step as a condition on ``field``."""
     if step.threshold is not None:
         t = step.threshold
         return {"field": field, "gte": int(t) if float(t).is_integer() else float(t)}
@@ -80,29 +81,47 @@ def _fit_signals(
     used = {names[c]: c for c in originals.values() if c in DERIVED_USER_FIELDS and c in names}
     learned: dict[str, list[dict[str, Any]]] = {"fit_signals": [], "usage_signals": []}
     seen: dict[str, dict[str, Any]] = {}
-    for step, p in zip(points.steps, points.points, strict=True):
+    for learned_step, p in zip(points.steps, points.points, strict=True):
         if p == 0:
             continue
-        column = originals[step.column]
-        name = names[column]
-        if name != column:
-            used[name] = column
-        when = _condition(step, f"user.{name}")
-        key = repr(sorted(when.items()))
+        conditions, ids, labels = [], [], []
+        for step in learned_step.parts:  # one step, or a pair: all of its two conditions
+            column = originals[step.column]
+            name = names[column]
+            if name != column:
+                used[name] = column
+            when = _condition(step, f"user.{name}")
+            conditions.append(when)
+            ids.append(
+                f"{_slug(name)}_{_slug(step.threshold if step.threshold is not None else step.value)}"
+            )
+            labels.append(
+                f"{column} {'>=' if step.threshold is not None else '='} "
+                f"{when.get('gte', when.get('equals'))}"
+            )
+        when = conditions[0] if len(conditions) == 1 else {"all": conditions}
+        key = repr(when)
         if key in seen:
             seen[key]["points"] += p
             continue
-        tail = _slug(step.threshold if step.threshold is not None else step.value)
         d = {
-            "id": f"{_slug(name)}_{tail}"[:63],
-            "label": f"{column} {'>=' if step.threshold is not None else '='} "
-            f"{when.get('gte', when.get('equals'))}",
+            "id": _unique_id("_and_".join(ids)[:63], seen),
+            "label": " and ".join(labels),
             "points": p,
             "when": when,
         }
         seen[key] = d
         learned["fit_signals"].append(d)
     return learned, used
+
+
+def _unique_id(sid: str, seen: dict[str, dict[str, Any]]) -> str:
+    """``sid``, or with a number when another signal has it (a long pair's id cut at 63)."""
+    taken = {d["id"] for d in seen.values()}
+    out, n = sid, 2
+    while out in taken:
+        out, n = f"{sid[:60]}_{n}", n + 1
+    return out
 
 
 def _header(

@@ -107,12 +107,15 @@ def _snake(name: str) -> str:
 def calendar_notes(points: Points, train: pa.Table, originals: dict[str, str]) -> list[str]:
     """One note per calendar-like column a learned step (points not zero) is on."""
     named: dict[str, list[str]] = {}
-    for step, p in zip(points.steps, points.points, strict=True):
-        if p and step.column in train.column_names and calendar_like(train, step.column):
-            shown = step.name.replace(step.column, originals.get(step.column, step.column), 1)
-            named.setdefault(originals.get(step.column, step.column), []).append(
-                f"{shown} ({p:+d})"
-            )
+    for learned, p in zip(points.steps, points.points, strict=True):
+        for step in learned.parts:  # a pair of conditions is named under each of its columns
+            if p and step.column in train.column_names and calendar_like(train, step.column):
+                shown = learned.name.replace(
+                    step.column, originals.get(step.column, step.column), 1
+                )
+                named.setdefault(originals.get(step.column, step.column), []).append(
+                    f"{shown} ({p:+d})"
+                )
     return [
         f"learned steps on {column!r}, which reads like a date or a year: "
         f"{', '.join(steps)}. A point on the calendar does not carry over to new leads (they "
