@@ -1148,10 +1148,10 @@ HOSTILE = [
 #: Every route's parameters (path, query or form), by method; the values above go into each.
 FUZZ_GET = {
     "/inbox": ["kind", "motion", "segment", "tier", "profile", "owner", "q", "status", "page"],
-    "/leads/{}": ["events"],
-    "/accounts/{}": [],
+    "/leads/{}": ["events", "take"],
+    "/accounts/{}": ["page", "take"],
     "/model": ["refresh"],
-    "/deliveries": ["status"],
+    "/deliveries": ["status", "page", "confirm"],
     "/login": ["next"],
     "/": [],
     "/health": [],
@@ -1161,8 +1161,8 @@ FUZZ_POST = {
     "/login": ["csrf", "name", "password", "next"],
     "/logout": ["csrf"],
     "/actions/feedback": ["csrf", "user_id", "action", "reason", "back"],
-    "/actions/assign": ["csrf", "entity", "id", "owner", "back"],
-    "/actions/retry": ["csrf", "transition_id", "destination", "status", "back"],
+    "/actions/assign": ["csrf", "entity", "id", "owner", "take", "back"],
+    "/actions/retry": ["csrf", "transition_id", "destination", "status", "confirmed", "back"],
 }
 
 

@@ -360,6 +360,7 @@ def listing(
     statuses: list[str] | None = None,
     since: datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     ensure_tables(backend)
     d, o = backend.table(DELIVERIES), backend.table(OUTBOX)
@@ -370,7 +371,9 @@ def listing(
         j = j.filter(j.created_at >= ibis.timestamp(since))
     cols = j.select(*LISTED)
     return backend.rows(
-        cols.order_by([ibis.desc(cols.created_at), cols.transition_id]).limit(limit)
+        cols.order_by([ibis.desc(cols.created_at), cols.transition_id, cols.destination]).limit(
+            limit, offset=offset
+        )
     )
 
 

@@ -113,16 +113,27 @@ def deliveries(
     statuses: list[str] | None = None,
     since: str | datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """The deliveries in ``statuses`` (all by default), newest first."""
+    """The deliveries in ``statuses`` (all by default), newest first; ``limit`` of them from
+    the ``offset``-th on."""
     from ..handoff.deliver import listing
     from .people import people_of
 
-    rows = listing(session.backend, statuses, day("--since", since), limit)
+    rows = listing(session.backend, statuses, day("--since", since), limit, offset)
     known = people_of(session, (r["entity_id"] for r in rows if r.get("entity") == "user"))
     for r in rows:  # who a delivery is about, as a person (the id stays in entity_id)
         r["person"] = known.get(str(r["entity_id"])) if r.get("entity") == "user" else None
     return rows
+
+
+def delivery_counts(session: Session) -> dict[str, int]:
+    """How many deliveries there are in each status."""
+    from ..handoff.transitions import DELIVERIES, ensure_tables
+
+    ensure_tables(session.backend)
+    d = session.backend.table(DELIVERIES)
+    return dict(session.backend.values(d.group_by("status").aggregate(n=d.count())))
 
 
 def retry(session: Session, *, statuses: list[str], since: str | datetime | None = None) -> int:

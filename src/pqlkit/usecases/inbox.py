@@ -46,6 +46,17 @@ OWNERS_SCHEMA = pa.schema(
         ("assigned_at", pa.timestamp("us")),
     ]
 )
+OWNER_CHANGES = "pql_owner_changes"
+OWNER_CHANGES_SCHEMA = pa.schema(
+    [
+        ("entity", pa.string()),
+        ("id", pa.string()),
+        ("owner", pa.string()),
+        ("previous", pa.string()),
+        ("by", pa.string()),
+        ("at", pa.timestamp("us")),
+    ]
+)
 #: Each kind of inbox: its flag, its key and its entity (in owners, feedback and transitions).
 _KINDS = {"users": ("is_pql", "user_id", "user"), "accounts": ("is_pqa", "account_id", "account")}
 KINDS = tuple(_KINDS)
@@ -363,20 +374,52 @@ def owner_of(engine: Engine, entity: str, id_: str) -> str | None:
     return found[0][0] if found else None
 
 
-def assign(session: Session, entity: str, id_: str, owner: str | None) -> None:
-    """Make ``owner`` the owner of a scored user or account (None: nobody's)."""
+def assign(
+    session: Session,
+    entity: str,
+    id_: str,
+    owner: str | None,
+    *,
+    by: str | None = None,
+    take_over: bool = False,
+) -> str | None:
+    """Make ``owner`` the owner of a scored user or account (None: nobody's), as ``by`` asks;
+    taking it from another owner needs ``take_over``. Every change of owner is recorded in
+    ``pql_owner_changes`` (who had it, who has it, who asked, when). Returns the owner before."""
     engine = session.engine
     b = engine.backend
     current = state(engine)[0 if entity == "user" else 1]
     key = "user_id" if entity == "user" else "account_id"
     if _one(engine, current, key, id_) is None:
         raise DataError(f"no scored {entity} {id_!r}: only scored {entity}s have owners")
+    before = owner_of(engine, entity, id_)
+    if before == owner:
+        return before
+    if before is not None and before != by and not take_over:
+        raise DataError(
+            f"{id_} is {before}'s; take it over from the {entity}'s page (it asks first)"
+        )
     b.ensure_table(OWNERS, OWNERS_SCHEMA, primary_key=["entity", "id"])
+    b.ensure_table(OWNER_CHANGES, OWNER_CHANGES_SCHEMA)
+    now = utc_now()
+    change = {"entity": entity, "id": id_, "owner": owner, "previous": before, "by": by, "at": now}
     with b.transaction():
         b.delete(OWNERS, {"entity": entity, "id": id_})
         if owner:
-            row = {"entity": entity, "id": id_, "owner": owner, "assigned_at": utc_now()}
+            row = {"entity": entity, "id": id_, "owner": owner, "assigned_at": now}
             b.insert(OWNERS, pa.Table.from_pylist([row], schema=OWNERS_SCHEMA))
+        b.insert(OWNER_CHANGES, pa.Table.from_pylist([change], schema=OWNER_CHANGES_SCHEMA))
+    return before
+
+
+def owner_changes(session: Session, entity: str, id_: str, n: int = 20) -> list[dict[str, Any]]:
+    """The latest ``n`` changes of owner of a user or account, newest first."""
+    b = session.engine.backend
+    if not _has(b, OWNER_CHANGES):
+        return []
+    c = b.table(OWNER_CHANGES)
+    found = c.filter((c.entity == entity) & (c.id == id_))
+    return b.rows(found.order_by(ibis.desc(found.at)).limit(n))
 
 
 def feedback(
@@ -409,5 +452,6 @@ __all__ = [
     "feedback",
     "inbox",
     "latest_run",
+    "owner_changes",
     "owner_of",
 ]

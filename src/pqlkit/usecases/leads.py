@@ -17,7 +17,7 @@ from ..engine import ACCOUNT_SCORES, USER_SCORES, Explanation
 from ..errors import PqlkitError
 from ..handoff import feedback as fb
 from ..model.playbooks import next_step
-from .inbox import _has, _one, owner_of, state
+from .inbox import PAGE, _has, _one, owner_of, state
 from .people import name_people, people_of
 from .session import Session
 
@@ -51,6 +51,8 @@ class Account:
     """The champion as a person (email, role), when the users source knows them."""
     next_step: dict[str, Any] | None = None
     """The account's play (by its champion's segment and motion)."""
+    users_total: int = 0
+    """How many users the account has (``users`` is one page of them)."""
 
 
 # --- a lead ----------------------------------------------------------------------------------------
@@ -189,8 +191,9 @@ def lead(
     )
 
 
-def account(session: Session, account_id: str) -> Account | None:
-    """An account's current state, its users, owner and champion."""
+def account(session: Session, account_id: str, page: int = 1) -> Account | None:
+    """An account's current state, one page of its users (the best scored first), owner and
+    champion."""
     engine = session.engine
     b = engine.backend
     u, accounts, _ = state(engine)
@@ -198,14 +201,15 @@ def account(session: Session, account_id: str) -> Account | None:
     if row is None:
         return None
     assert u is not None
+    mine = u.filter(u.account_id == account_id)
     users = b.rows(
-        u.filter(u.account_id == account_id)
-        .select(
+        mine.select(
             "user_id", "score", "tier", "is_pql", "segment", "motion", "activated", "last_seen_at"
         )
-        .order_by([ibis.desc(u.score), u.user_id])
-        .limit(200)
+        .order_by([ibis.desc(mine.score), mine.user_id])
+        .limit(PAGE, offset=(page - 1) * PAGE)
     )
+    total = b.values(mine.aggregate(n=mine.count()))[0][0]
     s = b.table(ACCOUNT_SCORES)
     history = b.rows(
         s.filter(s.account_id == account_id)
@@ -220,4 +224,5 @@ def account(session: Session, account_id: str) -> Account | None:
         owner_of(engine, "account", account_id),
         champion=people_of(session, [champion]).get(str(champion)) if champion else None,
         next_step=next_step(engine.model.playbooks, row),
+        users_total=total,
     )

@@ -14,7 +14,6 @@ by turns) and calls the same use cases as the CLI (:mod:`pqlkit.usecases.inbox`)
 
 from __future__ import annotations
 
-import difflib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -35,13 +34,12 @@ from ..access import accounts, sessions
 from ..backends import connect
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, load_model
-from ..report import svg
 from ..report.build import CSS as REPORT_CSS
 from ..templates import environment
 from ..usecases import handoff, leads, tracking
 from ..usecases import inbox as desk
 from ..usecases.session import Session
-from . import guard, health
+from . import charts, guard, health, proposal
 from .http import (
     DELIVERY_STATUSES,
     FORBIDDEN,
@@ -51,10 +49,12 @@ from .http import (
     back,
     lead_url,
     num,
+    page_number,
     refused_text,
     safe_next,
     same,
     unavailable,
+    wbr,
     when,
 )
 from .signin import Door
@@ -156,6 +156,7 @@ class Ui:
             account_url=account_url,
             when=when,
             num=num,
+            wbr=wbr,
             **context,
         )
         return Response(html, status, media_type="text/html; charset=utf-8")
@@ -181,7 +182,9 @@ class Ui:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?{urlencode({'next': target})}", 303)
             if role == "admin" and not me.is_admin:
-                return self.render(request, "error.html", 403, me=me, message=FORBIDDEN)
+                return self.render(
+                    request, "error.html", 403, me=me, message=FORBIDDEN, heading="Admins only"
+                )
             refused = refused_text(
                 [*request.path_params.items(), *request.query_params.multi_items()]
             )
@@ -241,10 +244,7 @@ class Ui:
     # --- pages -------------------------------------------------------------------------------------
     def inbox(self, request: Request, me: accounts.User, s: Session) -> Response:
         q = request.query_params
-        try:
-            page = int(q.get("page") or 1)
-        except ValueError:
-            raise PqlkitError(f"page {q.get('page')!r} is not a number") from None
+        page = page_number(q.get("page"))
         if page > MAX_PAGE:
             return self.render(request, "error.html", 404, me=me, message=f"No page {page} here.")
         owner = q.get("owner") or None
@@ -290,12 +290,9 @@ class Ui:
         chart = None
         if len(found.history) > 1:
             chart = Markup(
-                svg.lines(
-                    "score-history",
-                    "Score over stored runs",
-                    [when(h["as_of"]) for h in found.history],
-                    [("score", [h["score"] for h in found.history])],
-                    ylabel="score",
+                charts.score_timeline(
+                    [(h["as_of"], h["score"]) for h in found.history],
+                    threshold=s.model.thresholds.pql_score,
                 )
             )
         return self.render(
@@ -305,37 +302,47 @@ class Ui:
             lead=found,
             chart=chart,
             threshold=s.model.thresholds.pql_score,
+            owners=desk.owner_changes(s, "user", user_id),
+            take=request.query_params.get("take") == "1",
         )
 
     def account(self, request: Request, me: accounts.User, s: Session) -> Response:
         account_id = request.path_params["account_id"]
-        found = leads.account(s, account_id)
+        page = page_number(request.query_params.get("page"))
+        found = leads.account(s, account_id, page=page)
         if found is None:
             return self.render(
                 request, "error.html", 404, me=me, message=f"No scored account {account_id!r}."
             )
-        return self.render(request, "account.html", me=me, account=found)
+        return self.render(
+            request,
+            "account.html",
+            me=me,
+            account=found,
+            owners=desk.owner_changes(s, "account", account_id),
+            page=page,
+            pages=max(1, -(-found.users_total // desk.PAGE)),
+            page_url=lambda n: f"{account_url(account_id)}?page={n}#users",
+            take=request.query_params.get("take") == "1",
+        )
+
+    def _findings(self, s: Session, outcome: str, refresh: bool = False) -> tuple[str, ...]:
+        """Start (or find) the model page's findings for the latest run; their key."""
+        run = desk.latest_run(s)
+        key = (s.loaded.version, run[0].isoformat() if run else "", outcome)
+        health.start(self.health, key, refresh, self.engine, outcome=outcome, backend=s.backend)
+        return key
 
     def model(self, request: Request, me: accounts.User, s: Session) -> Response:
         loaded = s.loaded
         run = desk.latest_run(s)
         outcome = request.query_params.get("outcome") or "opportunity"
-        key = (loaded.version, run[0].isoformat() if run else "", outcome)
-        refresh = request.query_params.get("refresh") == "1"
-        health.start(self.health, key, refresh, self.engine, outcome=outcome)
+        key = self._findings(s, outcome, request.query_params.get("refresh") == "1")
         h = self.health
         path = Path(loaded.path)
-        proposal = self.proposal or path.with_name(f"{path.stem}.proposed.yml")
-        diff = None
-        if proposal.exists():
-            diff = "".join(
-                difflib.unified_diff(
-                    path.read_text(encoding="utf-8").splitlines(keepends=True),
-                    proposal.read_text(encoding="utf-8").splitlines(keepends=True),
-                    path.name,
-                    str(proposal.name),
-                )
-            )
+        target = self.proposal or path.with_name(f"{path.stem}.proposed.yml")
+        changes = proposal.compare(path, target) if target.exists() else None
+        body = h.current(key)
         return self.render(
             request,
             "model.html",
@@ -344,17 +351,30 @@ class Ui:
             run=run,
             yaml=path.read_text(encoding="utf-8"),
             model_file=path.name,
-            proposal=proposal,
-            diff=diff,
+            proposal=target,
+            changes=changes,
             health=h,
-            findings=Markup(h.body) if h.body is not None and h.key == key else None,
+            findings=Markup(body) if body is not None else None,
+            stale=(Markup(h.stale[0]), h.stale[1]) if body is None and h.stale else None,
             elapsed=int(time.monotonic() - h.started) if h.started else 0,
         )
 
     def deliveries(self, request: Request, me: accounts.User, s: Session) -> Response:
-        chosen = [s for s in request.query_params.getlist("status") if s in DELIVERY_STATUSES]
+        q = request.query_params
+        chosen = [s for s in q.getlist("status") if s in DELIVERY_STATUSES]
         statuses = chosen or ["pending", "failed", "dead", "disabled"]
-        rows = handoff.deliveries(s, statuses=statuses, limit=200)
+        counts = handoff.delivery_counts(s)
+        total = sum(counts.get(status, 0) for status in statuses)
+        pages = max(1, -(-total // desk.PAGE))
+        page = page_number(q.get("page"))
+        if page > pages:
+            return self.render(
+                request, "error.html", 404, me=me, message=f"No page {page} here: {pages} in all."
+            )
+        rows = handoff.deliveries(
+            s, statuses=statuses, limit=desk.PAGE, offset=(page - 1) * desk.PAGE
+        )
+        args = [("status", status) for status in chosen]
         return self.render(
             request,
             "deliveries.html",
@@ -362,6 +382,13 @@ class Ui:
             rows=rows,
             statuses=statuses,
             all_statuses=DELIVERY_STATUSES,
+            counts=counts,
+            total=total,
+            page=page,
+            pages=pages,
+            page_url=lambda n: "/deliveries?" + urlencode([*args, ("page", n)]),
+            confirm=q.get("confirm") == "retry",
+            to_retry=counts.get("failed", 0) + counts.get("dead", 0),
         )
 
     # --- actions -----------------------------------------------------------------------------------
@@ -383,14 +410,26 @@ class Ui:
             raise PqlkitError(f"entity {entity!r}: use user or account")
         id_ = str(form.get("id", ""))
         owner = me.name if form.get("owner") == "me" else None
-        desk.assign(s, entity, id_, owner)
-        self.flash(request, s, f"{id_} is {'yours' if owner else 'unassigned'} now.")
+        take = form.get("take") == "yes"
+        current = desk.owner_of(s.engine, entity, id_)
+        page = lead_url(id_) if entity == "user" else account_url(id_)
+        if current not in (None, me.name) and not take:
+            # another rep's: their page asks first, saying whose it is
+            return RedirectResponse(f"{page}?take=1#actions", 303)
+        before = desk.assign(s, entity, id_, owner, by=me.name, take_over=take)
+        if owner and before not in (None, me.name):
+            text = f"{id_} is yours now, taken over from {before} (recorded)."
+        else:
+            text = f"{id_} is {'yours' if owner else 'unassigned'} now."
+        self.flash(request, s, text)
         return RedirectResponse(back(request, form), 303)
 
     def retry(self, request: Request, form: Any, me: accounts.User, s: Session) -> Response:
         tid, dest = str(form.get("transition_id", "")), str(form.get("destination", ""))
         if tid:
             n = handoff.retry_one(s, tid, dest)
+        elif form.get("confirmed") != "yes":  # every failed one at once: asked first
+            return RedirectResponse("/deliveries?confirm=retry#retry-all", 303)
         else:
             statuses = [s for s in form.getlist("status") if s in ("failed", "dead", "disabled")]
             n = handoff.retry(s, statuses=statuses or ["failed", "dead"])
@@ -434,7 +473,8 @@ class Ui:
         return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
 
     def css(self, request: Request) -> Response:
-        text = (STATIC / "app.css").read_text(encoding="utf-8") + REPORT_CSS
+        # the app's own rules last: they win over the report's (its findings are shown inside a page)
+        text = REPORT_CSS + (STATIC / "app.css").read_text(encoding="utf-8")
         return Response(text, media_type="text/css", headers={"cache-control": "max-age=3600"})
 
 

@@ -1,30 +1,90 @@
 """The model page's findings (the report's funnel, backtest, PQL vs MQL, capacity and drift),
-computed in a background thread: a backtest takes seconds to minutes, a page must not."""
+computed in a background thread: a backtest takes seconds to a minute, a page must not.
+
+Computed findings are kept in the database (``pql_model_health``), one row per outcome, named by
+the model version and the latest run they were computed for: a page opened after a restart, or
+by another process serving the same database, shows them at once. A new run (or a changed model)
+makes them stale; the page then shows the stale ones, says so, and computes the new ones in the
+background. (Not computed before anyone asks: the computation holds the database for up to a
+minute, and a DuckDB file is shared by turns with `pql score` and the collector's flusher.)
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import ibis
+import pyarrow as pa
+
 from ..errors import PqlkitError
+
+TABLE = "pql_model_health"
+SCHEMA = pa.schema(
+    [
+        ("outcome", pa.string()),
+        ("key", pa.string()),
+        ("computed_at", pa.timestamp("us")),
+        ("body", pa.string()),
+    ]
+)
 
 
 @dataclass
 class Health:
-    """The model page's findings, computed in the background (a backtest takes seconds to
-    minutes), kept per model version and latest run."""
+    """The model page's findings for one key (model version, latest run, outcome): computed,
+    being computed, or failed; and the last findings computed for an older key (``stale``)."""
 
     key: tuple[str, ...] | None = None
     body: str | None = None
     error: str | None = None
     started: float = 0.0
     step: str = ""
+    stale: tuple[str, datetime] | None = None
+    """(body, computed_at) of older findings for the same outcome, shown while new ones compute."""
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self, key: tuple[str, ...]) -> str | None:
+        return self.body if self.key == key else None
+
+
+def _key_text(key: tuple[str, ...]) -> str:
+    return json.dumps(list(key))
+
+
+def stored(backend: Any, outcome: str) -> tuple[str, str, datetime] | None:
+    """(key, body, computed_at) of the findings kept for ``outcome``, if any."""
+    if TABLE not in backend.known_tables():
+        return None
+    t = backend.table(TABLE)
+    rows = backend.values(
+        t.filter(t.outcome == outcome)
+        .order_by(ibis.desc(t.computed_at))
+        .select("key", "body", "computed_at")
+        .limit(1)
+    )
+    return rows[0] if rows else None
+
+
+def keep(backend: Any, outcome: str, key: tuple[str, ...], body: str) -> None:
+    """Keep ``body`` as the findings for ``outcome`` (replacing older ones)."""
+    backend.ensure_table(TABLE, SCHEMA, primary_key=["outcome"])
+    row = {
+        "outcome": outcome,
+        "key": _key_text(key),
+        "computed_at": datetime.now(UTC).replace(tzinfo=None),
+        "body": body,
+    }
+    with backend.transaction():
+        backend.delete(TABLE, {"outcome": outcome})
+        backend.insert(TABLE, pa.Table.from_pylist([row], schema=SCHEMA))
 
 
 def start(
@@ -34,14 +94,26 @@ def start(
     engine: Callable[[], AbstractContextManager[Any]],
     *,
     outcome: str = "opportunity",
+    backend: Any = None,
 ) -> None:
-    """Compute the findings for ``key`` (model version, latest run, outcome) unless they are
-    there or being computed; ``refresh`` computes them again. ``outcome`` is what counts as
+    """Have the findings for ``key`` (model version, latest run, outcome): from memory, from
+    the database (``backend``, the request's connection), or computed in the background unless
+    they are being computed; ``refresh`` computes them again. ``outcome`` is what counts as
     converting (the page's ``?outcome=``: opportunity, closed_won, self_serve or any)."""
     with h.lock:
         busy = h.thread is not None and h.thread.is_alive()
         if busy or (h.key == key and not refresh and (h.body or h.error)):
             return
+        kept = stored(backend, outcome) if backend is not None else None
+        if kept is not None and kept[0] == _key_text(key) and not refresh:
+            h.key, h.body, h.error, h.stale = key, kept[1], None, None
+            return
+        if h.body is not None and h.key is not None and h.key[-1] == outcome:
+            h.stale = (h.body, datetime.now(UTC).replace(tzinfo=None))
+        elif kept is not None:
+            h.stale = (kept[1], kept[2])
+        else:
+            h.stale = None
         h.key, h.body, h.error, h.step = key, None, None, "starting"
         h.started = time.monotonic()
         h.thread = threading.Thread(target=_compute, args=(h, key, engine, outcome), daemon=True)
@@ -62,9 +134,10 @@ def _compute(
         with engine() as e:
             found = findings(e, ReplayOptions(outcome=outcome), lambda m: setattr(h, "step", m))
             html = body(found) + challenger_section(e, outcome)
+            keep(e.backend, outcome, key, html)
         with h.lock:
             if h.key == key:
-                h.body = html
+                h.body, h.stale = html, None
     except Exception as exc:  # shown on the page; the app goes on
         with h.lock:
             if h.key == key:
@@ -73,4 +146,4 @@ def _compute(
                 )
 
 
-__all__ = ["Health", "start"]
+__all__ = ["Health", "keep", "start", "stored"]

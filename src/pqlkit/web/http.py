@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+
+from ..errors import PqlkitError
 
 STATIC = Path(__file__).with_name("static")
 CSP = (
@@ -140,7 +143,10 @@ def unavailable(exc: Exception) -> Response:
     )
 
 
-FORBIDDEN = "this page is for admins; ask an admin (pql users add NAME --role admin)"
+FORBIDDEN = (
+    "This page is for admins (the model's health and the hand-off's deliveries). If your work "
+    "needs it, ask whoever runs pqlkit for your team to make your account an admin."
+)
 
 
 def safe_next(target: str | None) -> str:
@@ -175,6 +181,11 @@ def when(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def wbr(value: Any) -> Markup:
+    """An id as text a line may break after each underscore (maxed_out_free)."""
+    return Markup(str(escape(when(value))).replace("_", "_<wbr>"))
+
+
 def num(value: Any) -> str:
     """A figure for people: whole numbers as they are, others to 3 significant digits."""
     if value is None:
@@ -182,3 +193,14 @@ def num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.0f}" if value.is_integer() else f"{value:.3g}"
     return str(value)
+
+
+def page_number(text: str | None) -> int:
+    """A page's number from the query (1 when not given)."""
+    try:
+        page = int(text or 1)
+    except ValueError:
+        raise PqlkitError(f"page {text!r} is not a number") from None
+    if page < 1:
+        raise PqlkitError(f"page {page}: pages count from 1")
+    return page
