@@ -198,12 +198,12 @@ def _render(name: str, **context) -> str:
     from types import SimpleNamespace
 
     from pqlkit.templates import environment
-    from pqlkit.web.http import account_url, lead_url, num, when
+    from pqlkit.web.http import account_url, lead_url, num, wbr, when
 
     me = SimpleNamespace(name="ana", role="rep", is_admin=True)
     return environment().get_template(name).render(
         request=None, me=me, csrf="c", flash=None, tracking_alerts=[], lead_url=lead_url,
-        account_url=account_url, when=when, num=num, **context,
+        account_url=account_url, when=when, num=num, wbr=wbr, **context,
     )  # fmt: skip
 
 
@@ -231,7 +231,7 @@ def test_pages_show_the_next_step_and_people_as_people(small_world):
     assert f"Next: {escape(step['action'])}" in html and people[row["user_id"]]["role"] in html
 
     lead = leads.lead(session, row["user_id"])
-    html = _render("lead.html", lead=lead, chart=None, threshold=60)
+    html = _render("lead.html", lead=lead, chart=None, threshold=60, take=False, owners=[])
     assert 'id="next-step"' in html and escape(step["talking_points"][0]) in html
     assert all(link["url"] in html for link in step["links"])
     assert lead.teammates, "the top lead's account has other users"
@@ -249,7 +249,9 @@ def test_pages_show_the_next_step_and_people_as_people(small_world):
     html = _render("inbox.html", page=accounts, args={}, page_url=str, owner_choice="")
     assert f'champion <a href="/leads/{pqa["champion_user_id"]}">{champion["email"]}' in html
     account = leads.account(session, pqa["account_id"])
-    html = _render("account.html", account=account)
+    html = _render(
+        "account.html", account=account, take=False, owners=[], page=1, pages=1, page_url=str
+    )
     assert champion["email"] in html and 'id="next-step"' in html
     assert all(u["person"]["email"] == people[u["user_id"]]["email"] for u in account.users)
 
@@ -257,5 +259,8 @@ def test_pages_show_the_next_step_and_people_as_people(small_world):
     assert len(rows) == backend.count(DELIVERIES) > 0
     user_row = next(r for r in rows if r["entity"] == "user")
     assert user_row["person"]["email"] == people[user_row["entity_id"]]["email"]
-    html = _render("deliveries.html", rows=rows, statuses=["pending"], all_statuses=["pending"])
+    html = _render(
+        "deliveries.html", rows=rows, statuses=["pending"], all_statuses=["pending"], counts={},
+        total=len(rows), page=1, pages=1, page_url=str, confirm=False, to_retry=0,
+    )  # fmt: skip
     assert people[user_row["entity_id"]]["email"] in html
