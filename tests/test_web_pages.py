@@ -69,13 +69,16 @@ def _plant_failures(db: str, now: datetime) -> None:
         for i, user in enumerate(users):
             at = now - timedelta(minutes=i)
             con.execute(
-                "INSERT INTO pql_outbox VALUES (?, 'became_pql', 'user', ?, NULL, 'false', "
-                "'true', ?, 'v', '{}', ?)",
+                "INSERT INTO pql_outbox (id, kind, entity, entity_id, account_id, old_value, "
+                "new_value, as_of, model_version, payload, created_at) VALUES (?, 'became_pql', "
+                "'user', ?, NULL, 'false', 'true', ?, 'v', '{}', ?)",
                 [f"tr_{i:04d}", user, at, at],
             )
             status = "dead" if i % 3 == 0 else "failed"
             con.execute(
-                "INSERT INTO pql_deliveries VALUES (?, 'crm', ?, 3, ?, ?, ?, NULL, 503, ?)",
+                "INSERT INTO pql_deliveries (transition_id, destination, status, attempts, "
+                "next_attempt_at, created_at, updated_at, delivered_at, last_status, last_error) "
+                "VALUES (?, 'crm', ?, 3, ?, ?, ?, NULL, 503, ?)",
                 [f"tr_{i:04d}", status, at, at, at, f"HTTP 503: upstream busy ({i})"],
             )
 
