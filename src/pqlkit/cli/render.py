@@ -12,6 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ..usecases.common import by_weight
+
 
 def _console(stderr: bool) -> Console:
     probe = Console(stderr=stderr)
@@ -89,6 +91,16 @@ def lead_list(rows: list[dict[str, Any]], title: str) -> None:
             f"score {r['score']}  tier {escape(str(r['tier']))}  {escape(str(r.get('icp_profile') or '-'))}  "
             f"{escape(str(r['segment']))} -> {escape(str(r['motion']))}"
         )
-        for reason in (r.get("reasons") or "").split("; "):
-            if reason:
-                out.print(f"      {escape(reason)}")
+        if r.get("points") is not None:
+            out.print(f"      {escape(standing(r))}")
+        for reason in by_weight(r.get("reasons")):
+            out.print(f"      {escape(reason)}")
+
+
+def standing(r: dict[str, Any]) -> str:
+    """Where a user stands beyond the 0-100 score: their uncapped points, and the calibrated
+    likelihood with its grade once the model has a calibration."""
+    points = f"{r.get('points')} points (uncapped)"
+    if r.get("likelihood") is None:
+        return f"{points}; likelihood: not calibrated (pql learn writes a calibration)"
+    return f"{points}; likelihood {r['likelihood']:.1%}, grade {r.get('grade')}"

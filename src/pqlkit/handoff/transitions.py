@@ -23,7 +23,7 @@ from ..backends import Backend
 from ..collect.tables import FEEDBACK, FEEDBACK_SCHEMA
 from ..engine import ACCOUNT_STATE, USER_STATE
 from ..model.handoff import Handoff, HandoffRoute
-from ..scoring.decide import REASON_SEPARATOR
+from ..scoring.reasons import top_reasons
 
 OUTBOX = "pql_outbox"
 DELIVERIES = "pql_deliveries"
@@ -156,7 +156,6 @@ def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) 
                     changes.append((kind, old, new))
         for kind, old, new in changes:
             tid = transition_id(kind, "user", r["user_id"], old, new, as_of)
-            reasons = [x for x in (r.get("reasons") or "").split(REASON_SEPARATOR) if x]
             payload = {
                 "type": f"pql.{kind}",
                 "id": tid,
@@ -171,7 +170,10 @@ def user_transitions(rows: list[dict[str, Any]], as_of: datetime, version: str) 
                     "motion": r["motion"],
                     "icp_profile": r["icp_profile"],
                     "is_pql": bool(r["is_pql"]),
-                    "top_reasons": reasons[:3],
+                    "points": r.get("points"),
+                    "likelihood": r.get("likelihood"),
+                    "grade": r.get("grade"),
+                    "top_reasons": top_reasons(r.get("reasons")),
                 },
                 "change": {"from": old, "to": new},
             }
@@ -249,6 +251,7 @@ def record(
         "score",
         "icp_profile",
         "reasons",
+        *(c for c in ("points", "likelihood", "grade") if c in users.columns),
     )
     transitions = user_transitions(backend.rows(_changed(new, state)), as_of, version)
     transitions += _account_transitions(backend, accounts, as_of, version)

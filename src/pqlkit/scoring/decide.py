@@ -25,7 +25,7 @@ from ..model.defaults import effective_segments
 from ..model.signals import AnySignal, TraitSignal
 from ..model.spec import BandTiers, Model
 from .ops import Ops, PyOps, V
-from .reasons import REASON_SEPARATOR
+from .reasons import REASON_SEPARATOR, signals_by_weight
 
 _PLAIN = PyOps()
 inf = float("inf")
@@ -389,8 +389,9 @@ def _segment(model: Model, env: dict[str, V], ops: Ops[V]) -> V:
 
 
 def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[SignalResult]:
-    """Every signal's result for one user, in model order (for `pql explain`); a signal that
-    did not fire gave no points, so its text shows none."""
+    """Every signal's result for one user (for `pql explain` and the lead page): the fired
+    ones by weight (:func:`~pqlkit.scoring.reasons.signals_by_weight`), then the others in model
+    order; a signal that did not fire gave no points, so its text shows none."""
     env = dict(env)
     out = []
     for group, signals in (
@@ -405,7 +406,7 @@ def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[Si
                 label = _label_parts(signal.reason_label, r.value, signal.integral, ops)
                 r = SignalResult(r.id, r.group, r.value, r.fired, r.points, ops.concat(*label))
             out.append(r)
-    return out
+    return signals_by_weight(out)
 
 
 def _tier(model: Model, fit: V, usage: V, score: V, ops: Ops[V]) -> V:

@@ -82,7 +82,7 @@ def run_demo(
     engine = Session(backend, load_model(model_path)).engine
     result = engine.run(data.end, progress=progress)
     scored = engine.stored_users(result.as_of, result.model_version)
-    ordered = scored.order_by([scored.score.desc(), scored.user_id])
+    ordered = scored.order_by([scored.ranking.desc(), scored.user_id])
     top_rows = backend.rows(ordered.filter(ordered.is_pql).limit(top))
     scores_csv, accounts_csv = out_dir / "scores.csv", out_dir / "accounts.csv"
     export(ordered, scores_csv, "csv")
