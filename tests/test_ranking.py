@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import math
+from datetime import timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -239,3 +240,27 @@ def _yaml(section: dict) -> str:
     import yaml
 
     return yaml.safe_dump({"calibration": section}, sort_keys=False)
+
+
+def test_a_scores_table_from_before_the_ranking_keeps_its_history(model_file, world_backend):
+    from pqlkit.engine import USER_SCORES
+    from pqlkit.errors import BackendError
+
+    engine = Engine(load_model(model_file), world_backend)
+    first = engine.run(DEMO_END - timedelta(days=7))
+    old = world_backend.arrow(world_backend.compile(world_backend.table(USER_SCORES)))
+    older = old.drop_columns(["points", "likelihood", "grade", "ranking"])
+    world_backend.write_table(USER_SCORES, older, overwrite=True)  # as an older version wrote it
+    engine.run(DEMO_END)
+    t = world_backend.table(USER_SCORES)
+    kept = world_backend.rows(t.filter(t.as_of == first.as_of).select("points", "ranking"))
+    assert len(kept) == first.users and all(r["points"] is None for r in kept)
+    assert (
+        world_backend.rows(t.filter(t.as_of == DEMO_END).select("points").limit(1))[0]["points"]
+        is not None
+    )
+    typed = pa.schema([f for f in t.schema().to_pyarrow() if f.name not in ("grade", "tier")])
+    other = world_backend.arrow(world_backend.compile(t.drop("grade", "tier"))).cast(typed)
+    world_backend.write_table(USER_SCORES, other, overwrite=True)  # something else differs
+    with pytest.raises(BackendError, match="does not write; rename or drop it"):
+        engine.run(DEMO_END)
