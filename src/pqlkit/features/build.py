@@ -258,7 +258,8 @@ def account_scores(
     active_since = point.minus(duration_seconds(rollup.active_within))
     ranked = s.mutate(
         _rank=ibis.row_number().over(
-            group_by=s.account_id, order_by=[ibis.desc(s.score), s.is_pql.desc(), s.user_id]
+            group_by=s.account_id,
+            order_by=[ibis.desc(s.score), s.is_pql.desc(), ibis.desc(s.ranking), s.user_id],
         )
     )
     champion = ranked.filter(ranked._rank == 0).select(
