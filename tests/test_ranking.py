@@ -4,6 +4,7 @@ not tie at the top, reasons by weight, and a learned threshold below the highest
 from __future__ import annotations
 
 import collections
+import json
 import math
 from datetime import timedelta
 
@@ -264,3 +265,43 @@ def test_a_scores_table_from_before_the_ranking_keeps_its_history(model_file, wo
     world_backend.write_table(USER_SCORES, other, overwrite=True)  # something else differs
     with pytest.raises(BackendError, match="does not write; rename or drop it"):
         engine.run(DEMO_END)
+
+
+# --- what the hand-off and the CRM carry ---------------------------------------------------------
+
+
+def test_the_payload_slack_and_crm_carry_likelihood_grade_and_reasons_by_weight():
+    from datetime import datetime
+
+    from pqlkit.crm.records import build
+    from pqlkit.destinations.slack import slack_message
+    from pqlkit.destinations.webhook import SCHEMA
+    from pqlkit.handoff.transitions import user_transitions
+    from pqlkit.model.crm import HUBSPOT_CONTACTS, USER_FIELDS
+
+    stored = (
+        "Active 9 days in the last 30 (+14); Asked for sales or a demo (+15); Senior role (+10)"
+    )
+    row = {
+        "user_id": "u1", "account_id": "a1", "is_pql": True, "tier": "A", "segment": "s",
+        "motion": "sales_assist", "score": 100, "icp_profile": "mid_market", "reasons": stored,
+        "points": 139, "likelihood": 0.4231, "grade": "B",
+        "_u": None, "_pql": None, "_tier": None, "_seg": None, "_mot": None,
+    }  # fmt: skip
+    (t,) = user_transitions([row], datetime(2026, 10, 1), "v1")
+    user = t.payload["user"]
+    assert (user["points"], user["likelihood"], user["grade"]) == (139, 0.4231, "B")
+    assert user["top_reasons"][0] == "Asked for sales or a demo (+15)"
+    assert {"points", "likelihood", "grade"} <= SCHEMA["properties"]["user"]["properties"].keys()
+    message = slack_message(t.payload, None)
+    assert "likelihood 42%, grade B" in json.dumps(message["blocks"])
+    assert HUBSPOT_CONTACTS["pql_likelihood"] == "likelihood"
+    assert HUBSPOT_CONTACTS["pql_grade"] == "grade"
+    (record,), _ = build(
+        [{**row, "email": "a@acme.com"}],
+        object="contacts", key="user_id", crm_key="email",
+        mapping={"email": "email", "pql_reasons": "reasons", "pql_likelihood": "likelihood"},
+        kinds={**USER_FIELDS}, flavour="hubspot",
+    )  # fmt: skip
+    assert record.fields["pql_reasons"].startswith("Asked for sales or a demo (+15); Active 9")
+    assert record.fields["pql_likelihood"] == "0.4231"
