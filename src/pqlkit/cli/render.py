@@ -100,7 +100,7 @@ def lead_list(rows: list[dict[str, Any]], title: str) -> None:
 def standing(r: dict[str, Any]) -> str:
     """Where a user stands beyond the 0-100 score: their uncapped points, and the calibrated
     likelihood with its grade once the model has a calibration."""
-    points = f"{r.get('points')} points (uncapped)"
+    points = f"{r.get('points')} points uncapped"
     if r.get("likelihood") is None:
-        return f"{points}; likelihood: not calibrated (pql learn writes a calibration)"
+        return f"{points}; no likelihood yet (pql learn proposes a calibration)"
     return f"{points}; likelihood {r['likelihood']:.1%}, grade {r.get('grade')}"
