@@ -97,11 +97,15 @@ def test_decided_reasons_put_the_behaviour_that_made_a_pql_before_fit_traits():
 
 def test_a_signal_that_did_not_fire_shows_no_points_and_fired_ones_come_first_by_weight():
     model = load_model_text(starter_text())
-    signals = signal_breakdown(model, _user(onboarded=3, active_days=17), PyOps())
+    # "Requested a demo (+25)" is an MQL signal: not part of the score, so after those that are
+    signals = signal_breakdown(
+        model, _user(onboarded=3, active_days=17, demo_request_mql=1), PyOps()
+    )
     fired = [s for s in signals if s.fired]
     assert signals[: len(fired)] == fired
-    assert [s.points for s in fired] == sorted((s.points for s in fired), reverse=True)
-    assert fired[0].id == "active_days"
+    scoring = [s for s in fired if s.group != "mql"]
+    assert [s.points for s in scoring] == sorted((s.points for s in scoring), reverse=True)
+    assert fired[0].id == "active_days" and fired[-1].id == "demo_request_mql"
     unfired = [s for s in signals if not s.fired]
     assert unfired and all("(+" not in s.text and "(-" not in s.text for s in unfired)
     assert signals_by_weight(signals) == signals

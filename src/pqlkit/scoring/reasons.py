@@ -55,12 +55,18 @@ def joined_by_weight(reasons: str | None) -> str | None:
 
 
 def signals_by_weight(signals: Iterable[T], get: Any = getattr) -> list[T]:
-    """Explained signals (each with ``fired``, ``points``, ``group``): the fired ones by
-    weight, then the rest in model order."""
+    """Explained signals (each with ``fired``, ``points``, ``group``): the fired ones that make
+    the score by weight, then the fired MQL ones (not part of the score) by weight, then the
+    rest in model order."""
     items = list(signals)
     fired = [s for s in items if get(s, "fired")]
     rest = [s for s in items if not get(s, "fired")]
-    fired.sort(key=lambda s: weight_key(get(s, "points") or 0, get(s, "group")))
+    fired.sort(
+        key=lambda s: (
+            get(s, "group") == "mql",
+            *weight_key(get(s, "points") or 0, get(s, "group")),
+        )
+    )
     return fired + rest
 
 
