@@ -755,7 +755,7 @@ handoff:
                 return (
                     since is None,
                     -(since.timestamp() if since else 0),
-                    -r["score"],
+                    -r["ranking"],
                     r["user_id"],
                 )
 
@@ -780,7 +780,8 @@ handoff:
         assert len(group) > 1
         low = group[-1]["user_id"]
         world_backend.run_sql(
-            f"UPDATE pql_user_state SET score = score + 1000 WHERE user_id = '{low}'"
+            "UPDATE pql_user_state SET score = score + 1000, ranking = ranking + 1000 "
+            f"WHERE user_id = '{low}'"
         )
         stale = listed(now + desk.LIVE_REFRESH)  # kept: the state's time has not moved
         assert next(r["score"] for r in stale if r["user_id"] == low) >= 1000

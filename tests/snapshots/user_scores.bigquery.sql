@@ -6,31 +6,31 @@ SELECT
   CAST(`t16`.`_s11` AS INT64) AS `fit_score`,
   `t16`.`_s12` AS `usage_score`,
   0 AS `mql_score`,
-  `t16`.`_s13` AS `score`,
-  `t16`.`_s14` AS `icp_profile`,
-  `t16`.`_s17` AS `excluded`,
-  `t16`.`_s15` AS `exclusion`,
-  `t16`.`_s16` AS `exclusion_reason`,
-  `t16`.`_s18` AS `activated`,
+  `t16`.`_s14` AS `score`,
+  `t16`.`_s15` AS `icp_profile`,
+  `t16`.`_s18` AS `excluded`,
+  `t16`.`_s16` AS `exclusion`,
+  `t16`.`_s17` AS `exclusion_reason`,
+  `t16`.`_s19` AS `activated`,
   COALESCE((
-    `t16`.`_s14` IS NOT NULL
+    `t16`.`_s15` IS NOT NULL
   ) AND (
-    `t16`.`_s14` <> ''
+    `t16`.`_s15` <> ''
   ), FALSE)
   AND NOT (
-    `t16`.`_s17`
+    `t16`.`_s18`
   )
-  AND `t16`.`_s18`
-  AND COALESCE(`t16`.`_s13` >= 60, FALSE) AS `is_pql`,
+  AND `t16`.`_s19`
+  AND COALESCE(`t16`.`_s14` >= 60, FALSE) AS `is_pql`,
   COALESCE(0 >= 50, FALSE) AS `is_mql`,
   CASE
-    WHEN COALESCE(`t16`.`_s13` >= 80.0, FALSE)
+    WHEN COALESCE(`t16`.`_s14` >= 80.0, FALSE)
     THEN 'A'
-    WHEN COALESCE(`t16`.`_s13` >= 60.0, FALSE)
+    WHEN COALESCE(`t16`.`_s14` >= 60.0, FALSE)
     THEN 'B'
-    WHEN COALESCE(`t16`.`_s13` >= 40.0, FALSE)
+    WHEN COALESCE(`t16`.`_s14` >= 40.0, FALSE)
     THEN 'C'
-    WHEN COALESCE(`t16`.`_s13` >= 0.0, FALSE)
+    WHEN COALESCE(`t16`.`_s14` >= 0.0, FALSE)
     THEN 'D'
     ELSE 'D'
   END AS `tier`,
@@ -51,11 +51,6 @@ SELECT
   COALESCE(
     ARRAY_TO_STRING(
       [
-        IF(
-          COALESCE(`t16`.`_s6` <> 0, FALSE),
-          CONCAT(CONCAT(CONCAT('Senior role', ' ('), '+10'), ')'),
-          CAST(NULL AS STRING)
-        ),
         IF(
           COALESCE(`t16`.`_s7` <> 0, FALSE),
           CONCAT(
@@ -94,6 +89,11 @@ SELECT
           COALESCE(`t16`.`_s10` <> 0, FALSE),
           CONCAT(CONCAT(CONCAT('sales', ' ('), '+15'), ')'),
           CAST(NULL AS STRING)
+        ),
+        IF(
+          COALESCE(`t16`.`_s6` <> 0, FALSE),
+          CONCAT(CONCAT(CONCAT('Senior role', ' ('), '+10'), ')'),
+          CAST(NULL AS STRING)
         )
       ],
       '; '
@@ -101,6 +101,53 @@ SELECT
     ''
   ) AS `reasons`,
   '' AS `mql_reasons`,
+  `t16`.`_s13` AS `points`,
+  CAST(NULL AS FLOAT64) AS `likelihood`,
+  CAST(NULL AS STRING) AS `grade`,
+  `t16`.`_s13` + IF(
+    IF(
+      (
+        (
+          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL,
+      (
+        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+      ) + 0.5,
+      LEAST(0.5, (
+        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+      ) + 0.5)
+    ) IS NULL,
+    IF(
+      (
+        (
+          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL,
+      (
+        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+      ) + 0.5,
+      LEAST(0.5, (
+        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+      ) + 0.5)
+    ),
+    GREATEST(
+      0,
+      IF(
+        (
+          (
+            COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+          ) + 0.5
+        ) IS NULL,
+        (
+          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+        ) + 0.5,
+        LEAST(0.5, (
+          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
+        ) + 0.5)
+      )
+    )
+  ) AS `ranking`,
   `t16`.`last_seen_at`
 FROM (
   SELECT
@@ -124,6 +171,7 @@ FROM (
     `t15`.`user__is_business_email`,
     `t15`.`user__is_paid`,
     `t15`.`user__days_since_signup`,
+    `t15`.`user__days_since_seen`,
     `t15`.`user__sales_touched`,
     `t15`.`signal__active`,
     `t15`.`signal__features`,
@@ -141,6 +189,9 @@ FROM (
     `t15`.`_s10`,
     `t15`.`_s6` + 0 AS `_s11`,
     `t15`.`_s7` + 0 + `t15`.`_s8` + `t15`.`_s9` + `t15`.`_s10` AS `_s12`,
+    `t15`.`_s6` + 0 + (
+      `t15`.`_s7` + 0 + `t15`.`_s8` + `t15`.`_s9` + `t15`.`_s10`
+    ) AS `_s13`,
     IF(
       IF(
         (
@@ -193,26 +244,26 @@ FROM (
           )
         )
       )
-    ) AS `_s13`,
+    ) AS `_s14`,
     CASE
       WHEN COALESCE(`t15`.`account__employees` >= 50.0, FALSE)
       AND COALESCE(`t15`.`account__employees` <= 999.0, FALSE)
       AND COALESCE(`t15`.`user__is_business_email`, FALSE)
       THEN 'fit'
       ELSE CAST(NULL AS STRING)
-    END AS `_s14`,
+    END AS `_s15`,
     CASE
       WHEN COALESCE(INSTR(LOWER(`t15`.`user__role`), 'student') > 0, FALSE)
       THEN 'students'
       ELSE CAST(NULL AS STRING)
-    END AS `_s15`,
+    END AS `_s16`,
     CASE
       WHEN COALESCE(INSTR(LOWER(`t15`.`user__role`), 'student') > 0, FALSE)
       THEN 'student'
       ELSE CAST(NULL AS STRING)
-    END AS `_s16`,
-    COALESCE(INSTR(LOWER(`t15`.`user__role`), 'student') > 0, FALSE) AS `_s17`,
-    `t15`.`_s3` AS `_s18`
+    END AS `_s17`,
+    COALESCE(INSTR(LOWER(`t15`.`user__role`), 'student') > 0, FALSE) AS `_s18`,
+    `t15`.`_s3` AS `_s19`
   FROM (
     SELECT
       `t14`.`user__user_id`,
@@ -379,6 +430,10 @@ FROM (
         CAST(UNIX_SECONDS(DATETIME('2026-10-01T00:00:00')) AS FLOAT64) - CAST(UNIX_SECONDS(`t14`.`user__created_at`) AS FLOAT64),
         86400.0
       ) AS `user__days_since_signup`,
+      ieee_divide(
+        CAST(UNIX_SECONDS(DATETIME('2026-10-01T00:00:00')) AS FLOAT64) - CAST(UNIX_SECONDS(`t14`.`last_seen_at`) AS FLOAT64),
+        86400.0
+      ) AS `user__days_since_seen`,
       FALSE AS `user__sales_touched`,
       CAST(COALESCE(`t14`.`a__active`, 0) AS FLOAT64) AS `signal__active`,
       CAST(COALESCE(`t14`.`a__features`, 0) AS FLOAT64) AS `signal__features`,

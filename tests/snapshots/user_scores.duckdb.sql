@@ -6,31 +6,31 @@ SELECT
   CAST("t18"."_s11" AS BIGINT) AS "fit_score",
   "t18"."_s12" AS "usage_score",
   0 AS "mql_score",
-  "t18"."_s13" AS "score",
-  "t18"."_s14" AS "icp_profile",
-  "t18"."_s17" AS "excluded",
-  "t18"."_s15" AS "exclusion",
-  "t18"."_s16" AS "exclusion_reason",
-  "t18"."_s18" AS "activated",
+  "t18"."_s14" AS "score",
+  "t18"."_s15" AS "icp_profile",
+  "t18"."_s18" AS "excluded",
+  "t18"."_s16" AS "exclusion",
+  "t18"."_s17" AS "exclusion_reason",
+  "t18"."_s19" AS "activated",
   COALESCE((
-    "t18"."_s14" IS NOT NULL
+    "t18"."_s15" IS NOT NULL
   ) AND (
-    "t18"."_s14" <> ''
+    "t18"."_s15" <> ''
   ), FALSE)
   AND NOT (
-    "t18"."_s17"
+    "t18"."_s18"
   )
-  AND "t18"."_s18"
-  AND COALESCE("t18"."_s13" >= 60, FALSE) AS "is_pql",
+  AND "t18"."_s19"
+  AND COALESCE("t18"."_s14" >= 60, FALSE) AS "is_pql",
   COALESCE(0 >= 50, FALSE) AS "is_mql",
   CASE
-    WHEN COALESCE("t18"."_s13" >= 80.0, FALSE)
+    WHEN COALESCE("t18"."_s14" >= 80.0, FALSE)
     THEN 'A'
-    WHEN COALESCE("t18"."_s13" >= 60.0, FALSE)
+    WHEN COALESCE("t18"."_s14" >= 60.0, FALSE)
     THEN 'B'
-    WHEN COALESCE("t18"."_s13" >= 40.0, FALSE)
+    WHEN COALESCE("t18"."_s14" >= 40.0, FALSE)
     THEN 'C'
-    WHEN COALESCE("t18"."_s13" >= 0.0, FALSE)
+    WHEN COALESCE("t18"."_s14" >= 0.0, FALSE)
     THEN 'D'
     ELSE 'D'
   END AS "tier",
@@ -51,11 +51,6 @@ SELECT
   COALESCE(
     CONCAT_WS(
       '; ',
-      CASE
-        WHEN COALESCE("t18"."_s6" <> 0, FALSE)
-        THEN 'Senior role' || ' (' || '+10' || ')'
-        ELSE CAST(NULL AS TEXT)
-      END,
       CASE
         WHEN COALESCE("t18"."_s7" <> 0, FALSE)
         THEN 'Active ' || CAST(CAST(COALESCE("t18"."signal__active", 0.0) AS BIGINT) AS TEXT) || ' days' || ' (' || CASE
@@ -79,11 +74,63 @@ SELECT
         WHEN COALESCE("t18"."_s10" <> 0, FALSE)
         THEN 'sales' || ' (' || '+15' || ')'
         ELSE CAST(NULL AS TEXT)
+      END,
+      CASE
+        WHEN COALESCE("t18"."_s6" <> 0, FALSE)
+        THEN 'Senior role' || ' (' || '+10' || ')'
+        ELSE CAST(NULL AS TEXT)
       END
     ),
     ''
   ) AS "reasons",
   '' AS "mql_reasons",
+  "t18"."_s13" AS "points",
+  CAST(NULL AS DOUBLE) AS "likelihood",
+  CAST(NULL AS TEXT) AS "grade",
+  "t18"."_s13" + CASE
+    WHEN CASE
+      WHEN (
+        (
+          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL
+      THEN (
+        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5
+      ELSE LEAST(0.5, (
+        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5)
+    END IS NULL
+    THEN CASE
+      WHEN (
+        (
+          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL
+      THEN (
+        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5
+      ELSE LEAST(0.5, (
+        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5)
+    END
+    ELSE GREATEST(
+      0,
+      CASE
+        WHEN (
+          (
+            COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+          ) + 0.5
+        ) IS NULL
+        THEN (
+          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+        ELSE LEAST(0.5, (
+          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5)
+      END
+    )
+  END AS "ranking",
   "t18"."last_seen_at"
 FROM (
   SELECT
@@ -107,6 +154,7 @@ FROM (
     "t17"."user__is_business_email",
     "t17"."user__is_paid",
     "t17"."user__days_since_signup",
+    "t17"."user__days_since_seen",
     "t17"."user__sales_touched",
     "t17"."signal__active",
     "t17"."signal__features",
@@ -124,6 +172,9 @@ FROM (
     "t17"."_s10",
     "t17"."_s6" + 0 AS "_s11",
     "t17"."_s7" + 0 + "t17"."_s8" + "t17"."_s9" + "t17"."_s10" AS "_s12",
+    "t17"."_s6" + 0 + (
+      "t17"."_s7" + 0 + "t17"."_s8" + "t17"."_s9" + "t17"."_s10"
+    ) AS "_s13",
     CASE
       WHEN CASE
         WHEN (
@@ -176,26 +227,26 @@ FROM (
           )
         END
       )
-    END AS "_s13",
+    END AS "_s14",
     CASE
       WHEN COALESCE("t17"."account__employees" >= 50.0, FALSE)
       AND COALESCE("t17"."account__employees" <= 999.0, FALSE)
       AND COALESCE("t17"."user__is_business_email", FALSE)
       THEN 'fit'
       ELSE CAST(NULL AS TEXT)
-    END AS "_s14",
+    END AS "_s15",
     CASE
       WHEN COALESCE(CONTAINS(LOWER("t17"."user__role"), 'student'), FALSE)
       THEN 'students'
       ELSE CAST(NULL AS TEXT)
-    END AS "_s15",
+    END AS "_s16",
     CASE
       WHEN COALESCE(CONTAINS(LOWER("t17"."user__role"), 'student'), FALSE)
       THEN 'student'
       ELSE CAST(NULL AS TEXT)
-    END AS "_s16",
-    COALESCE(CONTAINS(LOWER("t17"."user__role"), 'student'), FALSE) AS "_s17",
-    "t17"."_s3" AS "_s18"
+    END AS "_s17",
+    COALESCE(CONTAINS(LOWER("t17"."user__role"), 'student'), FALSE) AS "_s18",
+    "t17"."_s3" AS "_s19"
   FROM (
     SELECT
       "t16"."user__user_id",
@@ -218,6 +269,7 @@ FROM (
       "t16"."user__is_business_email",
       "t16"."user__is_paid",
       "t16"."user__days_since_signup",
+      "t16"."user__days_since_seen",
       "t16"."user__sales_touched",
       "t16"."signal__active",
       "t16"."signal__features",
@@ -290,6 +342,7 @@ FROM (
         "t15"."user__is_business_email",
         "t15"."user__is_paid",
         "t15"."user__days_since_signup",
+        "t15"."user__days_since_seen",
         "t15"."user__sales_touched",
         CAST(BIT_COUNT(COALESCE("t15"."a__active_w0", 0)) AS DOUBLE) AS "signal__active",
         CAST(COALESCE("t15"."a__features", 0) AS DOUBLE) AS "signal__features",
@@ -464,6 +517,9 @@ FROM (
           (
             CAST(EPOCH(CAST(MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) AS TIMESTAMP)) AS DOUBLE) - CAST(EPOCH(CAST("t14"."user__created_at" AS TIMESTAMP)) AS DOUBLE)
           ) / 86400.0 AS "user__days_since_signup",
+          (
+            CAST(EPOCH(CAST(MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) AS TIMESTAMP)) AS DOUBLE) - CAST(EPOCH(CAST("t14"."last_seen_at" AS TIMESTAMP)) AS DOUBLE)
+          ) / 86400.0 AS "user__days_since_seen",
           FALSE AS "user__sales_touched"
         FROM (
           SELECT

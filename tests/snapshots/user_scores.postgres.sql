@@ -6,31 +6,31 @@ SELECT
   CAST("t16"."_s11" AS BIGINT) AS "fit_score",
   "t16"."_s12" AS "usage_score",
   0 AS "mql_score",
-  "t16"."_s13" AS "score",
-  "t16"."_s14" AS "icp_profile",
-  "t16"."_s17" AS "excluded",
-  "t16"."_s15" AS "exclusion",
-  "t16"."_s16" AS "exclusion_reason",
-  "t16"."_s18" AS "activated",
+  "t16"."_s14" AS "score",
+  "t16"."_s15" AS "icp_profile",
+  "t16"."_s18" AS "excluded",
+  "t16"."_s16" AS "exclusion",
+  "t16"."_s17" AS "exclusion_reason",
+  "t16"."_s19" AS "activated",
   COALESCE((
-    "t16"."_s14" IS NOT NULL
+    "t16"."_s15" IS NOT NULL
   ) AND (
-    "t16"."_s14" <> ''
+    "t16"."_s15" <> ''
   ), FALSE)
   AND NOT (
-    "t16"."_s17"
+    "t16"."_s18"
   )
-  AND "t16"."_s18"
-  AND COALESCE("t16"."_s13" >= 60, FALSE) AS "is_pql",
+  AND "t16"."_s19"
+  AND COALESCE("t16"."_s14" >= 60, FALSE) AS "is_pql",
   COALESCE(0 >= 50, FALSE) AS "is_mql",
   CASE
-    WHEN COALESCE("t16"."_s13" >= 80.0, FALSE)
+    WHEN COALESCE("t16"."_s14" >= 80.0, FALSE)
     THEN 'A'
-    WHEN COALESCE("t16"."_s13" >= 60.0, FALSE)
+    WHEN COALESCE("t16"."_s14" >= 60.0, FALSE)
     THEN 'B'
-    WHEN COALESCE("t16"."_s13" >= 40.0, FALSE)
+    WHEN COALESCE("t16"."_s14" >= 40.0, FALSE)
     THEN 'C'
-    WHEN COALESCE("t16"."_s13" >= 0.0, FALSE)
+    WHEN COALESCE("t16"."_s14" >= 0.0, FALSE)
     THEN 'D'
     ELSE 'D'
   END AS "tier",
@@ -51,11 +51,6 @@ SELECT
   COALESCE(
     CONCAT_WS(
       '; ',
-      CASE
-        WHEN COALESCE("t16"."_s6" <> 0, FALSE)
-        THEN 'Senior role' || ' (' || '+10' || ')'
-        ELSE CAST(NULL AS VARCHAR)
-      END,
       CASE
         WHEN COALESCE("t16"."_s7" <> 0, FALSE)
         THEN 'Active ' || CAST(CAST(COALESCE("t16"."signal__active", 0.0) AS BIGINT) AS VARCHAR) || ' days' || ' (' || CASE
@@ -79,11 +74,63 @@ SELECT
         WHEN COALESCE("t16"."_s10" <> 0, FALSE)
         THEN 'sales' || ' (' || '+15' || ')'
         ELSE CAST(NULL AS VARCHAR)
+      END,
+      CASE
+        WHEN COALESCE("t16"."_s6" <> 0, FALSE)
+        THEN 'Senior role' || ' (' || '+10' || ')'
+        ELSE CAST(NULL AS VARCHAR)
       END
     ),
     ''
   ) AS "reasons",
   '' AS "mql_reasons",
+  "t16"."_s13" AS "points",
+  CAST(NULL AS DOUBLE PRECISION) AS "likelihood",
+  CAST(NULL AS VARCHAR) AS "grade",
+  "t16"."_s13" + CASE
+    WHEN CASE
+      WHEN (
+        (
+          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL
+      THEN (
+        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5
+      ELSE LEAST(0.5, (
+        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5)
+    END IS NULL
+    THEN CASE
+      WHEN (
+        (
+          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+      ) IS NULL
+      THEN (
+        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5
+      ELSE LEAST(0.5, (
+        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+      ) + 0.5)
+    END
+    ELSE GREATEST(
+      0,
+      CASE
+        WHEN (
+          (
+            COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+          ) + 0.5
+        ) IS NULL
+        THEN (
+          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5
+        ELSE LEAST(0.5, (
+          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
+        ) + 0.5)
+      END
+    )
+  END AS "ranking",
   "t16"."last_seen_at"
 FROM (
   SELECT
@@ -107,6 +154,7 @@ FROM (
     "t15"."user__is_business_email",
     "t15"."user__is_paid",
     "t15"."user__days_since_signup",
+    "t15"."user__days_since_seen",
     "t15"."user__sales_touched",
     "t15"."signal__active",
     "t15"."signal__features",
@@ -124,6 +172,9 @@ FROM (
     "t15"."_s10",
     "t15"."_s6" + 0 AS "_s11",
     "t15"."_s7" + 0 + "t15"."_s8" + "t15"."_s9" + "t15"."_s10" AS "_s12",
+    "t15"."_s6" + 0 + (
+      "t15"."_s7" + 0 + "t15"."_s8" + "t15"."_s9" + "t15"."_s10"
+    ) AS "_s13",
     CASE
       WHEN CASE
         WHEN (
@@ -176,26 +227,26 @@ FROM (
           )
         END
       )
-    END AS "_s13",
+    END AS "_s14",
     CASE
       WHEN COALESCE("t15"."account__employees" >= 50.0, FALSE)
       AND COALESCE("t15"."account__employees" <= 999.0, FALSE)
       AND COALESCE("t15"."user__is_business_email", FALSE)
       THEN 'fit'
       ELSE CAST(NULL AS VARCHAR)
-    END AS "_s14",
+    END AS "_s15",
     CASE
       WHEN COALESCE(POSITION('student' IN LOWER("t15"."user__role")) > 0, FALSE)
       THEN 'students'
       ELSE CAST(NULL AS VARCHAR)
-    END AS "_s15",
+    END AS "_s16",
     CASE
       WHEN COALESCE(POSITION('student' IN LOWER("t15"."user__role")) > 0, FALSE)
       THEN 'student'
       ELSE CAST(NULL AS VARCHAR)
-    END AS "_s16",
-    COALESCE(POSITION('student' IN LOWER("t15"."user__role")) > 0, FALSE) AS "_s17",
-    "t15"."_s3" AS "_s18"
+    END AS "_s17",
+    COALESCE(POSITION('student' IN LOWER("t15"."user__role")) > 0, FALSE) AS "_s18",
+    "t15"."_s3" AS "_s19"
   FROM (
     SELECT
       "t14"."user__user_id",
@@ -361,6 +412,9 @@ FROM (
       CAST((
         CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t14"."user__created_at") AS DOUBLE PRECISION)
       ) AS DOUBLE PRECISION) / 86400.0 AS "user__days_since_signup",
+      CAST((
+        CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t14"."last_seen_at") AS DOUBLE PRECISION)
+      ) AS DOUBLE PRECISION) / 86400.0 AS "user__days_since_seen",
       FALSE AS "user__sales_touched",
       CAST(COALESCE("t14"."a__active", 0) AS DOUBLE PRECISION) AS "signal__active",
       CAST(COALESCE("t14"."a__features", 0) AS DOUBLE PRECISION) AS "signal__features",

@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from ..usecases.common import by_weight
+
 
 def _console(stderr: bool) -> Console:
     probe = Console(stderr=stderr)
@@ -102,9 +104,19 @@ def lead_list(rows: list[dict[str, Any]], title: str) -> None:
         step = r.get("next_step")
         if isinstance(step, dict):
             out.print(f"      [bold]next:[/bold] {escape(str(step.get('action', '')))}")
-        for reason in (r.get("reasons") or "").split("; "):
-            if reason:
-                out.print(f"      {escape(reason)}")
+        if r.get("points") is not None:
+            out.print(f"      {escape(standing(r))}")
+        for reason in by_weight(r.get("reasons")):
+            out.print(f"      {escape(reason)}")
+
+
+def standing(r: dict[str, Any]) -> str:
+    """Where a user stands beyond the 0-100 score: their uncapped points, and the calibrated
+    likelihood with its grade once the model has a calibration."""
+    points = f"{r.get('points')} points uncapped"
+    if r.get("likelihood") is None:
+        return f"{points}; no likelihood yet (pql learn proposes a calibration)"
+    return f"{points}; likelihood {r['likelihood']:.1%}, grade {r.get('grade')}"
 
 
 # --- progress ---------------------------------------------------------------------------------

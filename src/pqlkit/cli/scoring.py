@@ -302,6 +302,7 @@ def explain(user_id, model_path, url, as_of, as_json) -> None:
         f"{verdict}, score {o['score']} (fit {o['fit_score']} + usage {o['usage_score']}), "
         f"tier {esc(str(o['tier']))}, MQL score {o['mql_score']}"
     )
+    render.out.print(f"  {render.standing(o)}")
     render.out.print(
         f"  profile: {esc(str(o['icp_profile'] or '-'))}   segment: {esc(str(o['segment']))}   "
         f"motion: {esc(str(o['motion']))}   activated: {'yes' if o['activated'] else 'no'}"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ..scoring.reasons import joined_by_weight
+
 Flavour = Literal["hubspot", "salesforce"]
 NOT_PROVIDED = "[not provided]"
 """What Salesforce's own web-to-lead writes in a required field it has no value for."""
@@ -120,6 +122,8 @@ def build(
             )
             continue
         taken[k] = ident
+        if full.get("reasons"):  # the largest contributions first, as everywhere a why shows
+            full["reasons"] = joined_by_weight(full["reasons"])
         fields = {prop: value(full.get(f), kinds[f], flavour) for prop, f in mapping.items()}
         if fold_case:
             fields = {p: (k if mapping[p] == crm_key else v) for p, v in fields.items()}

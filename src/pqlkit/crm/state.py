@@ -8,7 +8,7 @@ import ibis.expr.types as ir
 
 from ..engine import Engine
 from ..handoff.current import since_expr, state
-from ..scoring.decide import REASON_SEPARATOR
+from ..scoring.reasons import REASON_SEPARATOR
 
 
 def tables(
@@ -29,6 +29,7 @@ def tables(
     u = j.select(
         "user_id", "email", "account_id", "company", "domain", "is_pql", "score", "fit_score",
         "usage_score", "mql_score", "tier", "segment", "motion", "as_of", "model_version",
+        "points", "likelihood", "grade",
         profile=j.icp_profile,
         reasons=j.reasons,
         became_pql_at=ibis.ifelse(j.is_pql, j.since, ibis.null("timestamp")),
@@ -40,5 +41,5 @@ def tables(
         profile=k.icp_profile,
         became_pqa_at=ibis.ifelse(k.is_pqa, k.since, ibis.null("timestamp")),
     )  # fmt: skip
-    assert REASON_SEPARATOR == "; "  # reasons are written as they are stored: "a; b; c"
+    assert REASON_SEPARATOR == "; "  # reasons are stored "a; b; c"; records order them by weight
     return u, acc

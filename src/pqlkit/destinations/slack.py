@@ -70,7 +70,8 @@ def slack_message(payload: dict[str, Any], link: str | None) -> dict[str, Any]:
                 {"type": "mrkdwn", "text": f"*Company*\n{md(company)}"},
                 {
                     "type": "mrkdwn",
-                    "text": f"*Score*\n{md(s.get('score'))} (tier {md(s.get('tier'))})",
+                    "text": f"*Score*\n{md(s.get('score'))} (tier {md(s.get('tier'))})"
+                    + _likelihood(s),
                 },
                 {"type": "mrkdwn", "text": f"*Motion*\n{md(s.get('motion'))}"},
                 {"type": "mrkdwn", "text": f"*Segment*\n{md(s.get('segment'))}"},
@@ -110,6 +111,12 @@ def alert_message(payload: dict[str, Any]) -> dict[str, Any]:
     """An instrumentation alert (an event stopped, fell, or is back): its one sentence."""
     text = md(payload.get("text", payload.get("type")))
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def _likelihood(s: dict[str, Any]) -> str:
+    """The calibrated likelihood and grade, when the model has a calibration."""
+    p = s.get("likelihood")
+    return "" if p is None else f"\nlikelihood {float(p):.0%}, grade {md(s.get('grade'))}"
 
 
 _TEXT = {

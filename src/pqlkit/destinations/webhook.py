@@ -21,6 +21,12 @@ def signature(secrets: list[str], msg_id: str, timestamp: datetime, body: str) -
 
 
 _FIELDS: dict[str, Any] = {"id": {"type": "string"}, "score": {"type": "number"}}
+_USER_FIELDS: dict[str, Any] = {
+    "points": {"type": ["integer", "null"]},
+    "likelihood": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    "grade": {"type": ["string", "null"]},
+    "top_reasons": {"type": "array", "items": {"type": "string"}},
+}
 _ENTITY: dict[str, Any] = {
     "type": "object",
     "required": ["id", "score", "tier", "segment", "motion"],
@@ -43,8 +49,7 @@ SCHEMA: dict[str, Any] = {
         "id": {"type": "string"},
         "as_of": {"type": "string"},
         "change": {"type": "object", "required": ["from", "to"]},
-        "user": _ENTITY
-        | {"properties": _FIELDS | {"top_reasons": {"type": "array", "items": {"type": "string"}}}},
+        "user": _ENTITY | {"properties": _FIELDS | _USER_FIELDS},
         "account": _ENTITY,
     },
 }

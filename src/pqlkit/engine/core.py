@@ -19,7 +19,7 @@ import ibis
 import ibis.expr.types as ir
 
 from ..backends import Backend, connect, dialect_class
-from ..errors import BackendError, PqlkitError
+from ..errors import PqlkitError
 from ..features.build import (
     USER,
     account_scores,
@@ -37,6 +37,7 @@ from ..model.spec import Model
 from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
 from ..scoring.ops import PyOps
 from .observers import RunObserver, WrittenRun, as_utc, utc_now
+from .upgrade import ensure_columns
 
 USER_SCORES = "pql_user_scores"
 ACCOUNT_SCORES = "pql_account_scores"
@@ -412,19 +413,16 @@ class Engine:
 
     def ensure_tables(self) -> None:
         """Create the score tables (users, accounts, runs) if missing, with the columns this
-        version writes; refuse a users table written by a version with other columns."""
+        version writes; an older users table gets the columns added since, empty; a users
+        table with other columns is refused."""
         if not (self.backend.has_table(USER_SCORES) and self.backend.has_table(ACCOUNT_SCORES)):
             scores = self.scores(_SENTINEL)
             self.backend.ensure_table(USER_SCORES, scores.schema(), partition_by=RUN_KEY)
             accounts_probe = account_scores(scores, self.bound, self.loaded, _SENTINEL)
             self.backend.ensure_table(ACCOUNT_SCORES, accounts_probe.schema(), partition_by=RUN_KEY)
         self.backend.ensure_table(RUNS, RUNS_SCHEMA, partition_by=RUN_KEY)
-        existing = self.backend.table(USER_SCORES).schema()
-        if sorted(existing.names) != sorted(USER_COLUMNS):  # Spark lists partitions last
-            raise BackendError(
-                f"table {USER_SCORES} has columns {', '.join(existing.names)}, which this version "
-                "of pqlkit does not write; rename or drop it to start a new history"
-            )
+        probe = lambda: self.scores(_SENTINEL).schema()  # noqa: E731 (asked for only if needed)
+        ensure_columns(self.backend, USER_SCORES, USER_COLUMNS, probe)
 
     def _counts(self, when: datetime, version: str) -> dict[str, int]:
         u = self.stored_users(when, version)

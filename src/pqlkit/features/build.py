@@ -183,12 +183,14 @@ def _derived_user_fields(
         plan_as_of = plan
     created = joined[f"{USER}created_at"]
     days_since_signup = (AsOf(as_of).epoch - epoch(created)) / 86400.0
+    days_since_seen = (AsOf(as_of).epoch - epoch(joined.last_seen_at)) / 86400.0
     touched = _sales_touched(joined, bound, as_of)
     return {
         f"{USER}plan": plan_as_of,
         f"{USER}is_business_email": business.fill_null(False),
         f"{USER}is_paid": is_paid.fill_null(False),
         f"{USER}days_since_signup": days_since_signup,
+        f"{USER}days_since_seen": days_since_seen,
         f"{USER}sales_touched": touched,
     }
 
@@ -234,6 +236,9 @@ _TYPES = {
     "activated": "boolean",
     "is_pql": "boolean",
     "is_mql": "boolean",
+    "points": "int64",
+    "likelihood": "float64",
+    "ranking": "float64",
 }
 
 
@@ -253,7 +258,8 @@ def account_scores(
     active_since = point.minus(duration_seconds(rollup.active_within))
     ranked = s.mutate(
         _rank=ibis.row_number().over(
-            group_by=s.account_id, order_by=[ibis.desc(s.score), s.is_pql.desc(), s.user_id]
+            group_by=s.account_id,
+            order_by=[ibis.desc(s.score), s.is_pql.desc(), ibis.desc(s.ranking), s.user_id],
         )
     )
     champion = ranked.filter(ranked._rank == 0).select(

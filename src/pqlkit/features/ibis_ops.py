@@ -167,6 +167,13 @@ class IbisOps:
             return min(max(x, low), high)
         return x.clip(lower=low, upper=high)
 
+    def logistic(self, x: Any) -> Any:
+        if not isinstance(x, ir.Value):
+            import math
+
+            return 1.0 / (1.0 + math.exp(-x))
+        return 1.0 / (1.0 + (-x).exp())
+
     def coalesce(self, x: Any, default: Any) -> Any:
         return _expr(x).fill_null(default) if isinstance(x, ir.Value) else x
 

@@ -44,6 +44,7 @@ DERIVED_USER_FIELDS = (
     "is_paid",
     "sales_touched",
     "days_since_signup",
+    "days_since_seen",
 )
 
 
@@ -362,6 +363,7 @@ def _field_types(bound: Bound) -> dict[str, str]:
         "user.is_paid": "true/false values",
         "user.sales_touched": "true/false values",
         "user.days_since_signup": "numbers",
+        "user.days_since_seen": "numbers",
         "user.plan": "text",
         "decision.profile": "text",
         "decision.exclusion": "text",

@@ -24,7 +24,7 @@ from ..collect.tables import FEEDBACK, FEEDBACK_SCHEMA
 from ..engine import ACCOUNT_STATE, USER_STATE
 from ..model.handoff import Handoff, HandoffRoute
 from ..model.playbooks import Play, next_step
-from ..scoring.decide import REASON_SEPARATOR
+from ..scoring.reasons import top_reasons
 
 OUTBOX = "pql_outbox"
 DELIVERIES = "pql_deliveries"
@@ -169,7 +169,6 @@ def user_transitions(
                     changes.append((kind, old, new))
         for kind, old, new in changes:
             tid = transition_id(kind, "user", r["user_id"], old, new, as_of)
-            reasons = [x for x in (r.get("reasons") or "").split(REASON_SEPARATOR) if x]
             payload = {
                 "type": f"pql.{kind}",
                 "id": tid,
@@ -186,7 +185,10 @@ def user_transitions(
                     "motion": r["motion"],
                     "icp_profile": r["icp_profile"],
                     "is_pql": bool(r["is_pql"]),
-                    "top_reasons": reasons[:3],
+                    "points": r.get("points"),
+                    "likelihood": r.get("likelihood"),
+                    "grade": r.get("grade"),
+                    "top_reasons": top_reasons(r.get("reasons")),
                     "next_step": next_step(playbooks, r),
                 },
                 "change": {"from": old, "to": new},
@@ -268,6 +270,7 @@ def record(
         "score",
         "icp_profile",
         "reasons",
+        *(c for c in ("points", "likelihood", "grade") if c in users.columns),
     )
     changed = _with_people(_changed(new, state), "user_id", people, "")
     transitions = user_transitions(backend.rows(changed), as_of, version, playbooks)

@@ -31,6 +31,8 @@ OUTPUTS = (
     "excluded",
     "tier",
     "segment",
+    "points",
+    "ranking",
 )
 #: User and account attributes kept as inputs.
 TRAITS = ("business_email", "employees", "industry", "days_since_signup")

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
-from . import dataset, fit, metrics
+from . import calibrate, dataset, fit, metrics
 
 #: Fewer conversions than this in the training dates and no model is fitted (lifts only).
 MIN_CONVERSIONS = 30
@@ -65,6 +65,8 @@ class Learned:
     """Input column of the fitted table -> the user-level table's own column."""
     held_out: str = ""
     """Which rows measured the quality, in words (user-level tables)."""
+    calibration: calibrate.Calibrated | None = None
+    """The likelihood the learned points mean (Platt, judged against isotonic on held-out rows)."""
 
     def quality_of(self, name: str) -> float | None:
         return next((q.auc for q in self.quality if q.name == name), None)
@@ -85,6 +87,7 @@ class Learned:
             "held_out": self.held_out or None,
             "stability": self.stability,
             "cross_validated": self.cross_validated,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
             "notes": self.notes,
         }
 
@@ -195,6 +198,14 @@ def learn_table(
             "the points fit did not converge within its iterations; the weights are approximate"
         )
     result.quality.append(_quality("learned points", y_test, result.points.score(test)))
+    result.calibration = calibrate.fit(
+        result.points.score(train), y_train, result.points.score(test), y_test
+    )
+    if result.calibration is None:
+        result.notes.append(
+            "no calibration: too few conversions, or points that do not rise with converting; "
+            "the proposal ranks by points alone"
+        )
     if reference:
         ref = fit.fit_reference(train)
         result.quality.append(_quality("gradient-boosted reference", y_test, ref.probability(test)))

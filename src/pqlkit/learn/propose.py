@@ -183,6 +183,7 @@ def propose(
     outcome: str,
     horizon_days: int,
     auc: float | None = None,
+    calibration: dict[str, Any] | None = None,
 ) -> Proposal:
     """The proposed model text (validated) and its differences from ``loaded``."""
     raw = yaml.safe_load(Path(loaded.path).read_text(encoding="utf-8"))
@@ -230,6 +231,7 @@ def propose(
         before=float(loaded.model.thresholds.pql_score),
         header=header,
         name=Path(loaded.path).name,
+        calibration=calibration,
     )
 
 
@@ -245,6 +247,7 @@ def assemble(
     before: float,
     header: str,
     name: str,
+    calibration: dict[str, Any] | None = None,
 ) -> Proposal:
     """The proposed model: ``new`` (a copy of ``raw``, the current model) with the learned
     signals added, the current fit and usage signals at 0 points (or at the points
@@ -298,6 +301,10 @@ def assemble(
             if band.get("min_score"):
                 band["min_score"] = min(100, max(round(band["min_score"] * ratio), floor + 1))
                 floor = band["min_score"]
+    # a calibration maps the points it was fitted on: the new points need their own
+    new.pop("calibration", None)
+    if calibration is not None:
+        new["calibration"] = calibration
     body = yaml.safe_dump(new, sort_keys=False, allow_unicode=True, width=110)
     text = header + body
     parse_model(text, "proposed model")  # raises ModelValidationError if the translation is wrong
@@ -317,7 +324,10 @@ def assemble(
 
 def _threshold(points: Points, train: pa.Table) -> int:
     """The smallest whole threshold that flags no more training rows than the current model
-    did (among rows passing the PQL gates: an ICP profile, not excluded, activated)."""
+    did (among rows passing the PQL gates: an ICP profile, not excluded, activated), but never
+    above the second-highest score a gated row reaches: a threshold at the highest would put
+    every PQL at one score (often 100, the clip point), which ranks nothing; it flags more
+    rows instead."""
     score = np.clip(points.score(train), 0, 100)
     gate_cols = [g.output for g in FIT_GATES if g.output in train.column_names]
     gate = (
@@ -332,10 +342,12 @@ def _threshold(points: Points, train: pa.Table) -> int:
     )
     if current == 0:
         current = max(1, int(0.1 * gate.sum()))
-    for t in range(0, 101):
+    reached = np.unique(np.floor(score[gate])) if gate.any() else np.array([100.0])
+    ceiling = int(reached[-2] if len(reached) > 1 else max(reached[-1] - 1, 0))
+    for t in range(0, ceiling + 1):
         if int((gate & (score >= t)).sum()) <= current:
             return t
-    return 100
+    return ceiling
 
 
 def check_target(target: Path, model_path: Path, *, force: bool = False) -> None:

@@ -34,6 +34,9 @@ USER_FIELDS = {
     "motion": "text",
     "profile": "text",
     "reasons": "text",
+    "points": "number",
+    "likelihood": "number",
+    "grade": "text",
     "became_pql_at": "datetime",
     "as_of": "datetime",
     "model_version": "text",
@@ -61,7 +64,7 @@ ACCOUNT_FIELDS = {
 UserField = Literal[
     "user_id", "email", "account_id", "company", "domain", "last_name", "is_pql", "score",
     "fit_score", "usage_score", "mql_score", "tier", "segment", "motion", "profile", "reasons",
-    "became_pql_at", "as_of", "model_version",
+    "points", "likelihood", "grade", "became_pql_at", "as_of", "model_version",
 ]  # fmt: skip
 AccountField = Literal[
     "account_id", "name", "domain", "is_pqa", "score", "best_score", "users", "active_users",
@@ -75,6 +78,9 @@ HUBSPOT_CONTACTS: dict[str, Any] = {
     "email": "email",
     "pql_user_id": "user_id",
     **{f"pql_{f}": f for f in _PQL},
+    # HubSpot properties are created when missing; Salesforce fields an admin makes, so
+    # these are mapped there only when asked for
+    **{f"pql_{f}": f for f in ("likelihood", "grade")},
     "pql_became_pql_at": "became_pql_at",
     "pql_model_version": "model_version",
     "pql_as_of": "as_of",

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
+from .calibration import Calibration
 from .conditions import Condition
 from .handoff import Handoff
 from .history import HistoryEntry
@@ -331,6 +332,9 @@ class Model(_Strict):
         ],
     )
     """Tiers by score band (default A >= 80, B >= 60, C >= 40, D) or by a fit x usage grid."""
+    calibration: Calibration | None = None
+    """The likelihood of converting that the points mean, with grades (written by `pql learn`);
+    without it users rank by their uncapped points."""
     segments: list[Segment] | None = None
     """Buyer-spectrum segments in order (default: converted_without_assistance,
     asked_for_sales, maxed_out_free, free_user; see docs/model.md)."""

@@ -25,11 +25,10 @@ from ..model.defaults import effective_segments
 from ..model.signals import AnySignal, TraitSignal
 from ..model.spec import BandTiers, Model
 from .ops import Ops, PyOps, V
+from .reasons import REASON_SEPARATOR, signals_by_weight
 
 _PLAIN = PyOps()
 inf = float("inf")
-
-REASON_SEPARATOR = "; "
 
 #: The per-user outputs, in order.
 OUTPUT_FIELDS = (
@@ -49,6 +48,10 @@ OUTPUT_FIELDS = (
     "motion",
     "reasons",
     "mql_reasons",
+    "points",
+    "likelihood",
+    "grade",
+    "ranking",
 )
 
 
@@ -201,7 +204,7 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     stages it (a step of the query) in this order."""
     env = dict(env)
     results = _signals(model, env, ops)
-    fit, usage, mql, score = _scores(results, env, ops)
+    fit, usage, mql, score, points = _scores(results, env, ops)
     profile, exclusion, reason, excluded, activated = _fit_decisions(model, env, ops)
     decided_so_far = {
         "icp_profile": profile,
@@ -229,7 +232,8 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
         [(evaluate(r.when, env, ops), ops.lit(r.motion)) for r in model.routing.rules],
         ops.lit(model.routing.default),
     )
-    contributing = [*results["fit"], *results["usage"]]
+    # usage first: reasons.by_weight keeps behaviour ahead of fit at equal points
+    contributing = [*results["usage"], *results["fit"]]
     return {
         "fit_score": fit,
         "usage_score": usage,
@@ -252,7 +256,41 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
             REASON_SEPARATOR,
             [(ops.cmp(r.points, "not_equals", 0), r.text) for r in results["mql"]],
         ),
+        **_likelihood(model, points, env, ops),
     }
+
+
+#: Days of inactivity over which the tie-breaking fraction of the ranking falls from 0.5 to 0.
+_RECENCY_DAYS = 1000.0
+
+
+def _likelihood(model: Model, points: V, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
+    """The calibrated likelihood of converting (None without a ``calibration:``), its grade,
+    and the ranking value: the uncapped points plus a fraction below 0.5 that falls with the
+    days since the user was last seen, so equal points rank the most recently active first.
+    The likelihood increases with the points, so it orders users as the ranking does."""
+    seen = env.get("user.days_since_seen")  # absent from hand-made rows: no tie-break
+    if seen is None:
+        ranking = ops.add(points, ops.lit(0.0))
+    else:
+        since = ops.coalesce(seen, ops.lit(_RECENCY_DAYS))
+        fresh = ops.clamp(ops.add(ops.scale(since, -0.5 / _RECENCY_DAYS), ops.lit(0.5)), 0, 0.5)
+        ranking = ops.add(points, fresh)
+    cal = model.calibration
+    if cal is None:
+        return {
+            "points": points,
+            "likelihood": ops.lit(None),
+            "grade": ops.lit(None),
+            "ranking": ranking,
+        }
+    log_odds = ops.clamp(ops.add(ops.scale(points, cal.slope), ops.lit(cal.intercept)), -50, 50)
+    likelihood = ops.stage({"likelihood": ops.logistic(log_odds)})["likelihood"]
+    grade = ops.cases(
+        [(ops.cmp(likelihood, "gte", g.min_likelihood), ops.lit(g.grade)) for g in cal.grades[:-1]],
+        ops.lit(cal.grades[-1].grade),
+    )
+    return {"points": points, "likelihood": likelihood, "grade": grade, "ranking": ranking}
 
 
 def _signals(model: Model, env: dict[str, V], ops: Ops[V]) -> dict[str, list[SignalResult]]:
@@ -289,9 +327,9 @@ def _signals(model: Model, env: dict[str, V], ops: Ops[V]) -> dict[str, list[Sig
 
 def _scores(
     results: dict[str, list[SignalResult]], env: dict[str, V], ops: Ops[V]
-) -> tuple[V, V, V, V]:
-    """The fit, usage and MQL scores (the group totals) and the score (fit plus usage), the
-    scores clamped to 0-100."""
+) -> tuple[V, V, V, V, V]:
+    """The fit, usage and MQL scores (the group totals), the score (fit plus usage) with the
+    scores clamped to 0-100, and the uncapped points (fit plus usage, not clamped)."""
 
     def total(group: str) -> V:
         acc = ops.lit(0)
@@ -301,12 +339,11 @@ def _scores(
 
     totals = ops.stage({"fit": total("fit"), "usage": total("usage"), "mql": total("mql")})
     fit, usage, mql_raw = totals["fit"], totals["usage"], totals["mql"]
-    scores = ops.stage(
-        {"score": ops.clamp(ops.add(fit, usage), 0, 100), "mql": ops.clamp(mql_raw, 0, 100)}
-    )
+    points = ops.stage({"points": ops.add(fit, usage)})["points"]
+    scores = ops.stage({"score": ops.clamp(points, 0, 100), "mql": ops.clamp(mql_raw, 0, 100)})
     score, mql = scores["score"], scores["mql"]
     env.update({"score.fit": fit, "score.usage": usage, "score.mql": mql, "score.total": score})
-    return fit, usage, mql, score
+    return fit, usage, mql, score, points
 
 
 def _fit_decisions(model: Model, env: dict[str, V], ops: Ops[V]) -> tuple[V, V, V, V, V]:
@@ -352,7 +389,9 @@ def _segment(model: Model, env: dict[str, V], ops: Ops[V]) -> V:
 
 
 def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[SignalResult]:
-    """Every signal's result for one user, in model order (for `pql explain`)."""
+    """Every signal's result for one user (for `pql explain` and the lead page): the fired
+    ones by weight (:func:`~pqlkit.scoring.reasons.signals_by_weight`), then the others in model
+    order; a signal that did not fire gave no points, so its text shows none."""
     env = dict(env)
     out = []
     for group, signals in (
@@ -363,8 +402,11 @@ def signal_breakdown(model: Model, env: Mapping[str, V], ops: Ops[V]) -> list[Si
         for signal in signals:
             r = signal_result(signal, group, env, ops)
             env[f"fired.{signal.id}"] = r.fired
+            if not r.fired:
+                label = _label_parts(signal.reason_label, r.value, signal.integral, ops)
+                r = SignalResult(r.id, r.group, r.value, r.fired, r.points, ops.concat(*label))
             out.append(r)
-    return out
+    return signals_by_weight(out)
 
 
 def _tier(model: Model, fit: V, usage: V, score: V, ops: Ops[V]) -> V:

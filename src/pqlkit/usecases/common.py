@@ -49,3 +49,10 @@ def init_model(path: str | Path, *, force: bool = False) -> Path:
         raise PqlkitError(f"{target} already exists; pass --force to overwrite it")
     write_model(target)
     return target
+
+
+def by_weight(reasons: str | None) -> list[str]:
+    """Stored reasons in the order people read them (for the shells; see scoring/reasons.py)."""
+    from ..scoring.reasons import by_weight as order
+
+    return order(reasons)

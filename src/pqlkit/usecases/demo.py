@@ -84,7 +84,7 @@ def run_demo(
     engine = Session(backend, load_model(model_path)).engine
     result = engine.run(data.end, progress=progress)
     scored = engine.stored_users(result.as_of, result.model_version)
-    ordered = scored.order_by([scored.score.desc(), scored.user_id])
+    ordered = scored.order_by([scored.ranking.desc(), scored.user_id])
     top_rows = backend.rows(ordered.filter(ordered.is_pql).limit(top))
     name_people(Session.of(engine), top_rows)  # who they are, and what to do next
     for r in top_rows:

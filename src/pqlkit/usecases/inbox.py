@@ -28,7 +28,7 @@ from ..handoff.current import latest_run as _latest_run
 from ..handoff.current import since_expr, state
 from ..handoff.transitions import OUTBOX
 from ..model.playbooks import next_step
-from ..scoring.decide import REASON_SEPARATOR
+from ..scoring.reasons import top_reasons
 from .people import name_people
 from .session import Session
 
@@ -120,7 +120,8 @@ def _inbox_key(engine: Engine, state_key: list[Any]) -> str:
     the transitions; and, for the live state (rescored without a run, its scores moving
     between transitions), the latest rescore's time to within LIVE_REFRESH."""
     b = engine.backend
-    parts = [engine.loaded.version, json.dumps(state_key, default=str)]
+    # "rank": the table's columns; a table an older version wrote is rebuilt
+    parts = ["rank", engine.loaded.version, json.dumps(state_key, default=str)]
     tables = [(RUNS, "finished_at"), (OUTBOX, "created_at")]
     if state_key and state_key[0] == "live":
         tables += [(USER_STATE, "as_of"), (ACCOUNT_STATE, "as_of")]
@@ -166,6 +167,8 @@ def _inbox_table(
                         id=t[id_].cast("string"),
                         since=t.since,
                         score=t.score.cast("float64"),
+                        # equal scores rank by the ranking value (points, then recency)
+                        rank=(t.ranking if "ranking" in t.columns else t.score).cast("float64"),
                         **{col: t[col].cast("string") for _, col in FACETS},
                         account_id=(t.account_id if kind == "users" else ibis.null("string")).cast(
                             "string"
@@ -284,18 +287,18 @@ def inbox(session: Session, filters: Filters, now: datetime | None = None) -> Pa
             t = t.filter(hit)
         # one query: the page and, on each row, how many match
         t = t.mutate(_total=t.id.count().over(ibis.window()))
-        top = t.order_by([t.since.desc(nulls_first=False), ibis.desc(t.score), t.id])
+        top = t.order_by([t.since.desc(nulls_first=False), ibis.desc(t.rank), t.id])
         top = top.limit(PAGE, offset=p["offset"])
         top = top.select(
-            _key=top.id, since=top.since, owner=top.owner, company=top.company,
+            _key=top.id, since=top.since, _rank=top.rank, owner=top.owner, company=top.company,
             domain=top.domain, email=top.email, _total=top._total,
         )  # fmt: skip
         whole = base.filter(base[flag])
         whole = whole.drop(*(c for c in top.columns if c in whole.columns))
         paged = whole.join(top, whole[key] == top._key).drop("_key")
         return paged.order_by(
-            [paged.since.desc(nulls_first=False), ibis.desc(paged.score), paged[key]]
-        )
+            [paged.since.desc(nulls_first=False), ibis.desc(paged._rank), paged[key]]
+        ).drop("_rank")
 
     shape = [
         filters.kind,
@@ -357,10 +360,6 @@ def _one(engine: Engine, t: ir.Table | None, col: str, value: str) -> dict[str, 
 def latest_run(session: Session) -> tuple[datetime, str] | None:
     """(as_of, model version) of the latest stored run (of the current model if it has one)."""
     return _latest_run(session.engine)
-
-
-def top_reasons(reasons: str | None, n: int = 3) -> list[str]:
-    return [r for r in (reasons or "").split(REASON_SEPARATOR) if r][:n]
 
 
 # --- owners and feedback ---------------------------------------------------------------------------

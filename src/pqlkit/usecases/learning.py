@@ -106,6 +106,11 @@ def learn(
         outcome=options.outcome,
         horizon_days=result.horizon_days,
         auc=result.quality_of("learned points"),
+        calibration=(
+            result.calibration.section(options.outcome, result.horizon_days)
+            if result.calibration
+            else None
+        ),
     )
     write_proposal(proposal, target, model_file, force=options.force)
     return LearnOutcome(result, proposal, target)

@@ -98,7 +98,7 @@ def score(
     users = engine.stored_users(result.as_of, result.model_version)
     if pql_only:
         users = users.filter(users.is_pql)
-    return Scored(session, result, users.order_by([users.score.desc(), users.user_id]))
+    return Scored(session, result, users.order_by([users.ranking.desc(), users.user_id]))
 
 
 def accounts(
