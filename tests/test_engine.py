@@ -163,7 +163,11 @@ def test_accounts_roll_up_users(model_file, world_backend):
     assert accounts.keys() == by_account.keys()
     for aid, members in by_account.items():
         a = accounts[aid]
-        best = sorted(members, key=lambda u: (-u["score"], not u["is_pql"], u["user_id"]))[0]
+        # the best score, a PQL first, then the ranking (uncapped points, the most recently
+        # active first) breaks a tie at the same score, then the id
+        best = sorted(
+            members, key=lambda u: (-u["score"], not u["is_pql"], -u["ranking"], u["user_id"])
+        )[0]
         assert a["users"] == len(members)
         assert a["pql_users"] == sum(u["is_pql"] for u in members)
         assert a["score"] == best["score"]  # the starter model rolls up by the best user

@@ -264,3 +264,19 @@ def test_pages_show_the_next_step_and_people_as_people(small_world):
         total=len(rows), page=1, pages=1, page_url=str, confirm=False, to_retry=0,
     )  # fmt: skip
     assert people[user_row["entity_id"]]["email"] in html
+
+
+def test_a_name_that_is_not_text_is_a_located_error_not_a_crash():
+    """Found by the model fuzzer: a mapping where a segment name goes crashed the duplicate
+    check (unhashable dict) instead of naming the field."""
+    found = problems(
+        MINIMAL
+        + """\
+playbooks:
+  - {id: a, segment: {x: 1}, motion: self_serve, action: Call}
+  - {id: b, segment: free_user, motion: [self_serve], action: Call}
+"""
+    )
+    assert found and all(f.startswith("pql.yml:1") for f in found)
+    assert any("playbooks[0].segment" in f for f in found)
+    assert any("playbooks[1].motion" in f for f in found)

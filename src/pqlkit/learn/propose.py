@@ -293,14 +293,7 @@ def assemble(
 
     after = float(_threshold(points, train))
     new.setdefault("thresholds", {})["pql_score"] = _number(after)
-    tiers = new.get("tiers")
-    if isinstance(tiers, dict) and tiers.get("kind", "bands") == "bands" and before > 0:
-        ratio = after / before
-        floor = 0  # scaled bands stay strictly ordered, lowest first (rounding must not tie them)
-        for band in reversed(tiers.get("bands", [])):
-            if band.get("min_score"):
-                band["min_score"] = min(100, max(round(band["min_score"] * ratio), floor + 1))
-                floor = band["min_score"]
+    _scale_tiers(new.get("tiers"), after / before if before > 0 else None)
     # a calibration maps the points it was fitted on: the new points need their own
     new.pop("calibration", None)
     if calibration is not None:
@@ -320,6 +313,18 @@ def assemble(
         )
     )
     return Proposal(text, before, after, changes, diff, skipped)
+
+
+def _scale_tiers(tiers: Any, ratio: float | None) -> None:
+    """Tier bands scaled as the threshold was (``ratio``: new over old), kept strictly ordered,
+    lowest first (rounding must not tie them)."""
+    if not isinstance(tiers, dict) or tiers.get("kind", "bands") != "bands" or ratio is None:
+        return
+    floor = 0
+    for band in reversed(tiers.get("bands", [])):
+        if band.get("min_score"):
+            band["min_score"] = min(100, max(round(band["min_score"] * ratio), floor + 1))
+            floor = band["min_score"]
 
 
 def _threshold(points: Points, train: pa.Table) -> int:

@@ -261,6 +261,8 @@ def _playbook_issues(data: Mapping[str, Any], issue: Issue) -> None:
                 issue(("playbooks", i, "id"), f"duplicate id {pid!r}", "ids must be unique")
             ids.setdefault(pid, i)
         key = (play.get("segment"), play.get("motion"), play.get("profile"))
+        if not all(k is None or isinstance(k, str) for k in key):
+            continue  # a name that is not text: the play's own fields say so at their line
         if key in keys:
             issue(
                 ("playbooks", i),
