@@ -280,3 +280,14 @@ playbooks:
     assert found and all(f.startswith("pql.yml:1") for f in found)
     assert any("playbooks[0].segment" in f for f in found)
     assert any("playbooks[1].motion" in f for f in found)
+
+
+def test_a_signal_kind_that_is_not_text_beside_playbooks_is_a_located_error():
+    """Found by the model fuzzer in CI: with no `segments:`, the plays are checked against the
+    segments the signal kinds make, and a kind that was a mapping crashed that (unhashable)."""
+    text = MINIMAL.replace("kind: event_count", "kind: {event_count: 1}")
+    found = problems(
+        text + "playbooks:\n  - {id: a, segment: free_user, motion: self_serve, action: Call}\n"
+    )
+    assert found and all(f.startswith("pql.yml:") for f in found)
+    assert any("usage_signals[0]" in f for f in found)

@@ -206,7 +206,7 @@ def segment_names(data: Mapping[str, Any]) -> list[str]:
         s.get("kind")
         for group in ("usage_signals", "mql_signals")
         for s in _as_list(data.get(group))
-        if isinstance(s, dict)
+        if isinstance(s, dict) and isinstance(s.get("kind"), str)  # else: refused at its line
     }
     return [
         s
