@@ -107,9 +107,6 @@ SELECT
   CASE WHEN employees >= 1000 THEN 'enterprise'
        WHEN segment = 'asked_for_sales' THEN 'sales_assist' ELSE 'self_serve' END AS motion,
   concat_ws('; ',
-    CASE WHEN p_size <> 0 THEN 'Company of 50-999 (+15)' END,
-    CASE WHEN p_senior <> 0 THEN 'Senior role (+10)' END,
-    CASE WHEN p_stack <> 0 THEN 'Uses Snowflake (+5)' END,
     CASE WHEN p_onboarded <> 0 THEN 'Onboarded (+10)' END,
     CASE WHEN p_active_days <> 0 THEN 'Active ' || fmt(v_active_days) || ' days (+' || p_active_days || ')' END,
     CASE WHEN p_features <> 0 THEN 'Used ' || fmt(v_features) || ' features (+10)' END,
@@ -118,12 +115,17 @@ SELECT
     CASE WHEN p_limit <> 0 THEN 'Used ' || fmt(v_limit) || 'x the quota (+10)' END,
     CASE WHEN p_pricing <> 0 THEN 'Viewed pricing (' || fmt(v_pricing) || ') (+' || p_pricing || ')' END,
     CASE WHEN p_sales <> 0 THEN 'Asked for sales (+15)' END,
-    CASE WHEN p_quiet <> 0 THEN 'Quiet for ' || fmt(v_quiet) || ' days (-15)' END
+    CASE WHEN p_quiet <> 0 THEN 'Quiet for ' || fmt(v_quiet) || ' days (-15)' END,
+    CASE WHEN p_size <> 0 THEN 'Company of 50-999 (+15)' END,
+    CASE WHEN p_senior <> 0 THEN 'Senior role (+10)' END,
+    CASE WHEN p_stack <> 0 THEN 'Uses Snowflake (+5)' END
   ) AS reasons,
   concat_ws('; ',
     CASE WHEN p_opens <> 0 THEN 'Opened ' || fmt(v_opens) || ' e-mails (+' || p_opens || ')' END,
     CASE WHEN p_webinar <> 0 THEN 'Attended a webinar (+15)' END
   ) AS mql_reasons,
+  (fit_score + usage_score)::BIGINT AS points, NULL::DOUBLE AS likelihood, NULL::VARCHAR AS grade,
+  fit_score + usage_score + greatest(least(coalesce(({as_of_epoch} - epoch(last_seen_at)) / 86400.0, 1000.0) * -0.0005 + 0.5, 0.5), 0.0) AS ranking,
   last_seen_at
 FROM final;
 
@@ -131,7 +133,7 @@ CREATE OR REPLACE TABLE baseline_account_scores AS
 WITH s AS (SELECT * FROM baseline_user_scores WHERE account_id IS NOT NULL),
 champion AS (
   SELECT account_id, user_id AS champion_user_id, tier, segment, motion, icp_profile
-  FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY score DESC, is_pql DESC, user_id) AS rn FROM s)
+  FROM (SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY score DESC, is_pql DESC, ranking DESC, user_id) AS rn FROM s)
   WHERE rn = 1
 ),
 agg AS (

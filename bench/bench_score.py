@@ -151,8 +151,10 @@ def child(kind: str, db: str, keep_features: bool) -> None:
             if exc.code:
                 raise
     seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak_mb = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime  # all threads: steadier than wall on a busy machine
+    print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "cpu_s": cpu}))
 
 
 def timed(kind: str, db: Path, keep_features: bool = True) -> dict:
@@ -262,7 +264,8 @@ def main() -> None:
                 )
                 results[kind].append(r)
                 print(
-                    f"[{size}] run {i + 1}/{args.repeat} {kind:14s} {r['seconds']:7.2f}s  peak {r['peak_mb']:7.0f} MB",
+                    f"[{size}] run {i + 1}/{args.repeat} {kind:14s} {r['seconds']:7.2f}s  "
+                    f"cpu {r['cpu_s']:7.2f}s  peak {r['peak_mb']:7.0f} MB",
                     flush=True,
                 )
         ok, users = agree(db)

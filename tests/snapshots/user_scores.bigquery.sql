@@ -57,13 +57,10 @@ SELECT
             CONCAT(
               CONCAT(
                 CONCAT(
-                  CONCAT(
-                    'Active ',
-                    CAST(CAST(trunc(COALESCE(`t16`.`signal__active`, 0.0)) AS INT64) AS STRING)
-                  ),
-                  ' days'
+                  'Active ',
+                  CAST(CAST(trunc(COALESCE(`t16`.`signal__active`, 0.0)) AS INT64) AS STRING)
                 ),
-                ' ('
+                ' days ('
               ),
               IF(
                 `t16`.`_s7` >= 0,
@@ -75,26 +72,10 @@ SELECT
           ),
           CAST(NULL AS STRING)
         ),
-        IF(
-          COALESCE(`t16`.`_s8` <> 0, FALSE),
-          CONCAT(CONCAT(CONCAT('features', ' ('), '+10'), ')'),
-          CAST(NULL AS STRING)
-        ),
-        IF(
-          COALESCE(`t16`.`_s9` <> 0, FALSE),
-          CONCAT(CONCAT(CONCAT('pricing', ' ('), '+5'), ')'),
-          CAST(NULL AS STRING)
-        ),
-        IF(
-          COALESCE(`t16`.`_s10` <> 0, FALSE),
-          CONCAT(CONCAT(CONCAT('sales', ' ('), '+15'), ')'),
-          CAST(NULL AS STRING)
-        ),
-        IF(
-          COALESCE(`t16`.`_s6` <> 0, FALSE),
-          CONCAT(CONCAT(CONCAT('Senior role', ' ('), '+10'), ')'),
-          CAST(NULL AS STRING)
-        )
+        IF(COALESCE(`t16`.`_s8` <> 0, FALSE), 'features (+10)', CAST(NULL AS STRING)),
+        IF(COALESCE(`t16`.`_s9` <> 0, FALSE), 'pricing (+5)', CAST(NULL AS STRING)),
+        IF(COALESCE(`t16`.`_s10` <> 0, FALSE), 'sales (+15)', CAST(NULL AS STRING)),
+        IF(COALESCE(`t16`.`_s6` <> 0, FALSE), 'Senior role (+10)', CAST(NULL AS STRING))
       ],
       '; '
     ),
@@ -608,7 +589,11 @@ FROM (
                   )
                 ) AS `a__active`,
                 COUNT(
-                  DISTINCT IF(`t4`.`event` = 'feature_used', LAX_STRING(`t4`.`properties`['feature']), NULL)
+                  DISTINCT IF(
+                    `t4`.`event` = 'feature_used',
+                    LAX_STRING(`t4`.`properties`['feature']),
+                    CAST(NULL AS STRING)
+                  )
                 ) AS `a__features`,
                 SUM(
                   IF(
@@ -619,7 +604,7 @@ FROM (
                         86400.0
                       ) * -0.09902102579427789
                     ),
-                    NULL
+                    CAST(NULL AS FLOAT64)
                   )
                 ) AS `a__pricing`,
                 COUNTIF(`t4`.`event` = 'demo_requested') AS `a__sales`

@@ -53,7 +53,7 @@ SELECT
       '; ',
       CASE
         WHEN COALESCE("t18"."_s7" <> 0, FALSE)
-        THEN 'Active ' || CAST(CAST(COALESCE("t18"."signal__active", 0.0) AS BIGINT) AS TEXT) || ' days' || ' (' || CASE
+        THEN 'Active ' || CAST(CAST(COALESCE("t18"."signal__active", 0.0) AS BIGINT) AS TEXT) || ' days (' || CASE
           WHEN "t18"."_s7" >= 0
           THEN '+' || CAST("t18"."_s7" AS TEXT)
           ELSE CAST("t18"."_s7" AS TEXT)
@@ -62,22 +62,22 @@ SELECT
       END,
       CASE
         WHEN COALESCE("t18"."_s8" <> 0, FALSE)
-        THEN 'features' || ' (' || '+10' || ')'
+        THEN 'features (+10)'
         ELSE CAST(NULL AS TEXT)
       END,
       CASE
         WHEN COALESCE("t18"."_s9" <> 0, FALSE)
-        THEN 'pricing' || ' (' || '+5' || ')'
+        THEN 'pricing (+5)'
         ELSE CAST(NULL AS TEXT)
       END,
       CASE
         WHEN COALESCE("t18"."_s10" <> 0, FALSE)
-        THEN 'sales' || ' (' || '+15' || ')'
+        THEN 'sales (+15)'
         ELSE CAST(NULL AS TEXT)
       END,
       CASE
         WHEN COALESCE("t18"."_s6" <> 0, FALSE)
-        THEN 'Senior role' || ' (' || '+10' || ')'
+        THEN 'Senior role (+10)'
         ELSE CAST(NULL AS TEXT)
       END
     ),
@@ -649,18 +649,26 @@ FROM (
                       "t4"."timestamp" >= (
                         MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) + INTERVAL '-30' DAY
                       )) AS "a__active_w0",
-                    COUNT(DISTINCT "t4"."properties" ->> '/feature') FILTER(WHERE
-                      "t4"."event" = 'feature_used') AS "a__features",
+                    COUNT(
+                      DISTINCT CASE
+                        WHEN "t4"."event" = 'feature_used'
+                        THEN "t4"."properties" ->> '/feature'
+                        ELSE CAST(NULL AS TEXT)
+                      END
+                    ) AS "a__features",
                     SUM(
-                      EXP(
-                        (
+                      CASE
+                        WHEN "t4"."event" = 'pricing_viewed'
+                        THEN EXP(
                           (
-                            CAST(EPOCH(CAST(MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) AS TIMESTAMP)) AS DOUBLE) - CAST(EPOCH(CAST("t4"."timestamp" AS TIMESTAMP)) AS DOUBLE)
-                          ) / 86400.0
-                        ) * -0.09902102579427789
-                      )
-                    ) FILTER(WHERE
-                      "t4"."event" = 'pricing_viewed') AS "a__pricing",
+                            (
+                              CAST(EPOCH(CAST(MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) AS TIMESTAMP)) AS DOUBLE) - CAST(EPOCH(CAST("t4"."timestamp" AS TIMESTAMP)) AS DOUBLE)
+                            ) / 86400.0
+                          ) * -0.09902102579427789
+                        )
+                        ELSE CAST(NULL AS DOUBLE)
+                      END
+                    ) AS "a__pricing",
                     COUNT(*) FILTER(WHERE
                       "t4"."event" = 'demo_requested') AS "a__sales"
                   FROM (

@@ -53,7 +53,7 @@ SELECT
       '; ',
       CASE
         WHEN COALESCE("t16"."_s7" <> 0, FALSE)
-        THEN 'Active ' || CAST(CAST(COALESCE("t16"."signal__active", 0.0) AS BIGINT) AS VARCHAR) || ' days' || ' (' || CASE
+        THEN 'Active ' || CAST(CAST(COALESCE("t16"."signal__active", 0.0) AS BIGINT) AS VARCHAR) || ' days (' || CASE
           WHEN "t16"."_s7" >= 0
           THEN '+' || CAST("t16"."_s7" AS VARCHAR)
           ELSE CAST("t16"."_s7" AS VARCHAR)
@@ -62,22 +62,22 @@ SELECT
       END,
       CASE
         WHEN COALESCE("t16"."_s8" <> 0, FALSE)
-        THEN 'features' || ' (' || '+10' || ')'
+        THEN 'features (+10)'
         ELSE CAST(NULL AS VARCHAR)
       END,
       CASE
         WHEN COALESCE("t16"."_s9" <> 0, FALSE)
-        THEN 'pricing' || ' (' || '+5' || ')'
+        THEN 'pricing (+5)'
         ELSE CAST(NULL AS VARCHAR)
       END,
       CASE
         WHEN COALESCE("t16"."_s10" <> 0, FALSE)
-        THEN 'sales' || ' (' || '+15' || ')'
+        THEN 'sales (+15)'
         ELSE CAST(NULL AS VARCHAR)
       END,
       CASE
         WHEN COALESCE("t16"."_s6" <> 0, FALSE)
-        THEN 'Senior role' || ' (' || '+10' || ')'
+        THEN 'Senior role (+10)'
         ELSE CAST(NULL AS VARCHAR)
       END
     ),
@@ -588,19 +588,25 @@ FROM (
                     CAST('2026-10-01T00:00:00' AS TIMESTAMP) + INTERVAL '-30 DAY'
                   )) AS "a__active",
                 COUNT(
-                  DISTINCT JSONB_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSONB), 'feature')
-                ) FILTER(WHERE
-                  "t4"."event" = 'feature_used') AS "a__features",
+                  DISTINCT CASE
+                    WHEN "t4"."event" = 'feature_used'
+                    THEN JSONB_EXTRACT_PATH_TEXT(CAST(CAST("t4"."properties" AS VARCHAR) AS JSONB), 'feature')
+                    ELSE CAST(NULL AS VARCHAR)
+                  END
+                ) AS "a__features",
                 SUM(
-                  EXP(
-                    (
-                      CAST((
-                        CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t4"."timestamp") AS DOUBLE PRECISION)
-                      ) AS DOUBLE PRECISION) / 86400.0
-                    ) * -0.09902102579427789
-                  )
-                ) FILTER(WHERE
-                  "t4"."event" = 'pricing_viewed') AS "a__pricing",
+                  CASE
+                    WHEN "t4"."event" = 'pricing_viewed'
+                    THEN EXP(
+                      (
+                        CAST((
+                          CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t4"."timestamp") AS DOUBLE PRECISION)
+                        ) AS DOUBLE PRECISION) / 86400.0
+                      ) * -0.09902102579427789
+                    )
+                    ELSE CAST(NULL AS DOUBLE PRECISION)
+                  END
+                ) AS "a__pricing",
                 COUNT(*) FILTER(WHERE
                   "t4"."event" = 'demo_requested') AS "a__sales"
               FROM (

@@ -56,11 +56,8 @@ SELECT
         CONCAT(
           CONCAT(
             CONCAT(
-              CONCAT(
-                CONCAT('Active ', CAST(CAST(COALESCE("t16"."signal__active", 0.0) AS BIGINT) AS VARCHAR)),
-                ' days'
-              ),
-              ' ('
+              CONCAT('Active ', CAST(CAST(COALESCE("t16"."signal__active", 0.0) AS BIGINT) AS VARCHAR)),
+              ' days ('
             ),
             IFF(
               "t16"."_s7" >= 0,
@@ -72,26 +69,10 @@ SELECT
         ),
         CAST(NULL AS VARCHAR)
       ),
-      IFF(
-        COALESCE("t16"."_s8" <> 0, FALSE),
-        CONCAT(CONCAT(CONCAT('features', ' ('), '+10'), ')'),
-        CAST(NULL AS VARCHAR)
-      ),
-      IFF(
-        COALESCE("t16"."_s9" <> 0, FALSE),
-        CONCAT(CONCAT(CONCAT('pricing', ' ('), '+5'), ')'),
-        CAST(NULL AS VARCHAR)
-      ),
-      IFF(
-        COALESCE("t16"."_s10" <> 0, FALSE),
-        CONCAT(CONCAT(CONCAT('sales', ' ('), '+15'), ')'),
-        CAST(NULL AS VARCHAR)
-      ),
-      IFF(
-        COALESCE("t16"."_s6" <> 0, FALSE),
-        CONCAT(CONCAT(CONCAT('Senior role', ' ('), '+10'), ')'),
-        CAST(NULL AS VARCHAR)
-      )
+      IFF(COALESCE("t16"."_s8" <> 0, FALSE), 'features (+10)', CAST(NULL AS VARCHAR)),
+      IFF(COALESCE("t16"."_s9" <> 0, FALSE), 'pricing (+5)', CAST(NULL AS VARCHAR)),
+      IFF(COALESCE("t16"."_s10" <> 0, FALSE), 'sales (+15)', CAST(NULL AS VARCHAR)),
+      IFF(COALESCE("t16"."_s6" <> 0, FALSE), 'Senior role (+10)', CAST(NULL AS VARCHAR))
     ),
     ''
   ) AS "reasons",
@@ -607,7 +588,7 @@ FROM (
                       AS_VARCHAR(GET("t4"."properties", 'feature')),
                       CAST(GET("t4"."properties", 'feature') AS VARCHAR)
                     ),
-                    NULL
+                    CAST(NULL AS VARCHAR)
                   )
                 ) AS "a__features",
                 SUM(
@@ -620,7 +601,7 @@ FROM (
                         ) / 86400.0
                       ) * -0.09902102579427789
                     ),
-                    NULL
+                    CAST(NULL AS DOUBLE)
                   )
                 ) AS "a__pricing",
                 COUNT_IF("t4"."event" = 'demo_requested') AS "a__sales"

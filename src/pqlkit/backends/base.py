@@ -58,6 +58,9 @@ class Backend(TableDdl, CompiledSql, ABC):
     """INSERT ... ON CONFLICT against a primary key."""
     bitmask_days: ClassVar[bool] = False
     """Active days as a bitmask with bit_count (faster than COUNT DISTINCT)."""
+    ordered_first: ClassVar[bool] = False
+    """``first(x ORDER BY ...)`` as an aggregate, NULLs kept: an account's champion is picked
+    in the rollup's GROUP BY rather than by a window."""
     reads_files: ClassVar[bool] = False
     """Sources may be CSV, JSON lines or Parquet files."""
 

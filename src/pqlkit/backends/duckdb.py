@@ -58,6 +58,7 @@ class DuckDBBackend(Backend):
     schemes = ("", "duckdb")
     driver_module = "duckdb"
     bitmask_days: ClassVar[bool] = True
+    ordered_first: ClassVar[bool] = True
     reads_files: ClassVar[bool] = True
 
     def __init__(self, url: str, con: Any, lock: FileLock | None):

@@ -192,7 +192,14 @@ class IbisOps:
         return ibis.ifelse(e >= 0, "+" + e.cast("string"), e.cast("string"))
 
     def concat(self, *parts: Any) -> Any:
-        exprs = [_expr(p).cast("string") if isinstance(p, ir.Value) else p for p in parts]
+        exprs: list[Any] = []
+        for p in parts:  # adjacent literal text joined here, not by the database on every row
+            if isinstance(p, ir.Value):
+                exprs.append(_expr(p).cast("string"))
+            elif exprs and isinstance(exprs[-1], str):
+                exprs[-1] += str(p)
+            else:
+                exprs.append(str(p))
         out = _expr(exprs[0])
         for p in exprs[1:]:
             out = out + p

@@ -195,6 +195,14 @@ class SignalPlan:
     finish: Finish
 
 
+def only_where(value: ir.Value, cond: ir.BooleanValue | None) -> ir.Value:
+    """``value`` on the rows where ``cond`` holds, NULL on the others: an aggregate over it
+    equals the aggregate filtered by ``cond`` (NULLs are skipped), and the database works
+    ``value`` out (a JSON member, an exp()) only on those rows, where a FILTER clause has it
+    computed on every row of the scan first."""
+    return value if cond is None else ibis.ifelse(cond, value, ibis.null(value.type()))
+
+
 def _count(
     ctx: EventContext, name: str, cond: ir.BooleanValue | None, half_life: str | None
 ) -> SignalPlan:
@@ -202,7 +210,7 @@ def _count(
         agg = ctx.events.count(where=cond)
     else:
         rate = math.log(2) / (duration_seconds(half_life) / 86400.0)
-        agg = (ctx.age_days() * -rate).exp().sum(where=cond)
+        agg = only_where((ctx.age_days() * -rate).exp(), cond).sum()
     return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
 
 
@@ -214,7 +222,7 @@ def teammates_invited(s: TeammatesInvitedSignal, ctx: EventContext, name: str) -
     cond = ctx.match(s.events, s.window, s.where)
     if s.property is None:
         return _count(ctx, name, cond, s.half_life)
-    agg = ctx.prop_text(s.property).nunique(where=cond)
+    agg = only_where(ctx.prop_text(s.property), cond).nunique()
     return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
 
 
@@ -259,7 +267,7 @@ def bit_count(x: int) -> int:  # type: ignore[empty-body]
 def distinct_features(s: DistinctFeaturesSignal, ctx: EventContext, name: str) -> SignalPlan:
     if s.property is not None:
         cond = ctx.match(s.events, s.window, s.where)
-        agg = ctx.prop_text(s.property).nunique(where=cond)
+        agg = only_where(ctx.prop_text(s.property), cond).nunique()
         return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
     if "*" in s.events:  # any event: each distinct event name is a feature
         agg = ctx.events.event.nunique(where=ctx.match(s.events, s.window, s.where))
@@ -300,9 +308,9 @@ def property_threshold(s: PropertyThresholdSignal, ctx: EventContext, name: str)
     cond = ctx.match(s.events, s.window, s.where)
     value = ctx.prop_number(s.property)
     if s.agg == "max":
-        agg = value.max(where=cond)
+        agg = only_where(value, cond).max()
     elif s.agg == "sum":
-        agg = value.sum(where=cond)
+        agg = only_where(value, cond).sum()
     else:
         agg = value.argmax(ctx.events.timestamp, where=_both(cond, value.notnull()))
     return SignalPlan({name: agg}, lambda a: a[name].fill_null(0).cast("float64"))
@@ -317,9 +325,9 @@ def limit_reached(s: LimitReachedSignal, ctx: EventContext, name: str) -> Signal
     if usage.agg == "count" or usage.property is None:
         agg = ctx.events.count(where=cond)
     elif usage.agg == "sum":
-        agg = ctx.prop_number(usage.property).sum(where=cond)
+        agg = only_where(ctx.prop_number(usage.property), cond).sum()
     else:
-        agg = ctx.prop_number(usage.property).max(where=cond)
+        agg = only_where(ctx.prop_number(usage.property), cond).max()
     quotas = dict(s.quotas or {})
 
     def finish(a: Mapping[str, ir.Value]) -> ir.Value:
