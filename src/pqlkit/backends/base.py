@@ -61,6 +61,9 @@ class Backend(TableDdl, CompiledSql, ABC):
     ordered_first: ClassVar[bool] = False
     """``first(x ORDER BY ...)`` as an aggregate, NULLs kept: an account's champion is picked
     in the rollup's GROUP BY rather than by a window."""
+    temp_tables_in_memory: ClassVar[bool] = False
+    """Temporary tables are held in memory (spilling to disk past the memory limit), cheaper
+    to write and read than a table of the database file."""
     reads_files: ClassVar[bool] = False
     """Sources may be CSV, JSON lines or Parquet files."""
 
@@ -276,6 +279,24 @@ class Backend(TableDdl, CompiledSql, ABC):
         )
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self._sqlglot)} AS {select}")
         self.tables()
+
+    def replace_temp_table(self, name: str, select: str) -> None:
+        """(Re)create the temporary table ``name`` (this connection's, gone when it closes)
+        as the result of the compiled SELECT ``select``."""
+        self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
+        self._execute(f"CREATE TEMPORARY TABLE {_q(name)} AS {select}")
+
+    def drop_temp_table(self, name: str) -> None:
+        """Drop the temporary table ``name`` if this connection has one."""
+        if self.temp_tables_in_memory:
+            self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
+
+    def uncompressed_writes(self) -> contextlib.AbstractContextManager[None]:
+        """Tables written in the block are stored without compression where the database
+        compresses as it writes (DuckDB): for a table that is replaced often and read by the
+        row, such as the features behind the latest scores, where choosing and applying a
+        compression costs half the write. A no-op elsewhere."""
+        return contextlib.nullcontext()
 
     def replace_keys(
         self, name: str, key: str, expr: ir.Table, *, keys: ir.Table | None = None

@@ -59,6 +59,7 @@ class DuckDBBackend(Backend):
     driver_module = "duckdb"
     bitmask_days: ClassVar[bool] = True
     ordered_first: ClassVar[bool] = True
+    temp_tables_in_memory: ClassVar[bool] = True
     reads_files: ClassVar[bool] = True
 
     def __init__(self, url: str, con: Any, lock: FileLock | None):
@@ -318,6 +319,16 @@ class DuckDBBackend(Backend):
         self._raw.execute("SET TimeZone = 'UTC'")
         self._tables = None
         self._opened = {}
+
+    @contextlib.contextmanager
+    def uncompressed_writes(self) -> Iterator[None]:
+        # a setting of the database instance: the flusher writes from its own process, and
+        # rows another thread writes meanwhile are only stored larger
+        self._execute("SET force_compression = 'uncompressed'")
+        try:
+            yield
+        finally:
+            self._execute("RESET force_compression")
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):

@@ -51,7 +51,9 @@ compiled SQL, as a database may cut long column names short). A full run replace
 rescore replaces its users' rows. Written in the order the query makes them: a lead page's
 lookup of one user scans the user_id column (about 10 ms a million users on DuckDB), where
 sorting a full run's million rows cost it a second."""
-STORED_LAYOUT = "2"
+SCRATCH_FEATURES = "pql_scratch_features"
+"""A run's features in a temporary table, where the database keeps those in memory."""
+STORED_LAYOUT = "3"
 """The layout of :data:`FEATURES` and of the SQL that writes and reads it, part of every
 compiled statement's cache key: SQL compiled for another layout is never reused."""
 RUNS_SCHEMA = ibis.schema(
@@ -213,7 +215,9 @@ class Engine:
         if text is None:
             features = self.features(_SENTINEL)
             # only what the decisions read (and so what an explanation needs)
-            text = json.dumps(read_columns(user_scores(features, self.loaded, _SENTINEL), features))
+            read = read_columns(user_scores(features, self.loaded, _SENTINEL), features)
+            # the user's id is stored once, as user_id
+            text = json.dumps([c for c in read if c != f"{USER}user_id"])
             self.backend.store_sql(key, text, utc_now())
         self._templates[key] = text
         names: list[str] = json.loads(text)
@@ -231,7 +235,10 @@ class Engine:
 
     def from_stored(self, table: ir.Table) -> ir.Table:
         """Stored features under their own names again, ready for :func:`user_scores`."""
-        return table.select(**{n: table[f"f{i}"] for i, n in enumerate(self.feature_names())})
+        return table.select(
+            **{f"{USER}user_id": table.user_id},
+            **{n: table[f"f{i}"] for i, n in enumerate(self.feature_names())},
+        )
 
     def stored_explanation(self, user_id: str, when: datetime) -> Explanation | None:
         """The explanation of ``user_id``'s stored score as of ``when`` from the features
@@ -255,7 +262,8 @@ class Engine:
         found = b.arrow(sql.replace(swap(_USER_SENTINEL), swap(str(user_id)))).to_pylist()
         if not found:
             return None
-        row = {n: found[0][f"f{i}"] for i, n in enumerate(names)}
+        row = {f"{USER}user_id": found[0]["user_id"]}
+        row.update({n: found[0][f"f{i}"] for i, n in enumerate(names)})
         return self._explain_row(row, as_utc(when))
 
     def sql_at(self, kind: str, build: Callable[[datetime], ir.Table], when: datetime) -> str:
@@ -345,20 +353,12 @@ class Engine:
         ):
             if features_sql is not None:
                 say("computing features")
-                self.backend.replace_table(FEATURES, features_sql)
-                say("scoring users")
-                users_sql = self.sql_at(
-                    "users-from-stored",
-                    # a projection of the features, in their (user) order
-                    lambda w: user_scores(
-                        self.from_stored(self.backend.table(FEATURES)), self.loaded, w
-                    ),
-                    when,
-                )
+                users_sql = self._keep_features(features_sql, when)
             else:
-                say("scoring users")
                 users_sql = self.scores_sql(when)
+            say("scoring users")
             self.backend.replace_rows(USER_SCORES, key, users_sql, list(USER_COLUMNS))
+            self.backend.drop_temp_table(SCRATCH_FEATURES)
             say("rolling up accounts")
             self.backend.replace_rows(
                 ACCOUNT_SCORES,
@@ -392,6 +392,32 @@ class Engine:
             warnings=warnings,
             **counts,
         )
+
+    def _keep_features(self, features_sql: str, when: datetime) -> str:
+        """Write every user's features to :data:`FEATURES` and return the SQL of the scores
+        computed from them. Where the database keeps temporary tables in memory
+        (Backend.temp_tables_in_memory: DuckDB, on which reading back a table written earlier
+        in the same transaction cost twice the scoring), the features go to a temporary
+        table first, and both the kept copy and the scores are read from it."""
+        b = self.backend
+        if not b.temp_tables_in_memory:
+            with b.uncompressed_writes():  # replaced by the next run
+                b.replace_table(FEATURES, features_sql)
+            return self.sql_at(
+                "users-from-stored",
+                lambda w: user_scores(self.from_stored(b.table(FEATURES)), self.loaded, w),
+                when,
+            )
+        b.replace_temp_table(SCRATCH_FEATURES, features_sql)
+        with b.uncompressed_writes():
+            b.replace_table(FEATURES, f"SELECT * FROM {SCRATCH_FEATURES}")
+
+        def from_scratch(w: datetime) -> ir.Table:
+            stored = self.to_stored(self.features(w), w)  # the scratch table's schema
+            scratch = ibis.table(stored.schema(), name=SCRATCH_FEATURES)
+            return user_scores(self.from_stored(scratch), self.loaded, w)
+
+        return self.sql_at("users-from-scratch", from_scratch, when)
 
     def tell(self, run: WrittenRun) -> int | None:
         """Tell every observer what a run wrote (inside its transaction); the transitions they
