@@ -226,7 +226,8 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     decided = ops.stage({"is_pql": is_pql, "tier": _tier(model, fit, usage, score, ops)})
     is_pql, tier = decided["is_pql"], decided["tier"]
     env.update({"decision.is_pql": is_pql, "decision.tier": tier})
-    segment = _segment(model, env, ops)
+    # staged: routing rules read it, and each would otherwise work it out again
+    segment = ops.stage({"segment": _segment(model, env, ops)})["segment"]
     env["decision.segment"] = segment
     motion = ops.cases(
         [(evaluate(r.when, env, ops), ops.lit(r.motion)) for r in model.routing.rules],
