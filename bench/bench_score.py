@@ -218,6 +218,30 @@ def build_ms(db: Path, repeat: int = 20) -> tuple[float, float]:
     return statistics.median(cold), statistics.median(warm)
 
 
+def cost_curve(rows: list[dict]) -> str:
+    """Fixed and per-event cost of each path: a least-squares line through (events, seconds)
+    of the sizes run."""
+    xs = [parse_count(r["events"]) / 1e6 for r in rows]
+    lines = [
+        "| path | fixed cost | per million events | peak memory per size |",
+        "| --- | --- | --- | --- |",
+    ]
+    for label, key, mem in (
+        ("hand-written SQL", "baseline_s", "baseline_mb"),
+        ("pql score", "pql_s", "pql_mb"),
+        ("pql score --no-features", "pql_nofeatures_s", None),
+    ):
+        ys = [r[key] for r in rows]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs
+        )
+        fixed = my - slope * mx
+        mems = " / ".join(f"{r[mem]:.0f} MB" for r in rows) if mem else "-"
+        lines.append(f"| {label} | {fixed:.2f} s | {slope:.3f} s | {mems} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -300,6 +324,9 @@ def main() -> None:
             f"{r['baseline_mb']:.0f} / {r['pql_mb']:.0f} | {r['mem_ratio']:.2f}x | "
             f"{r['build_ms'][0]:.0f} ms / {r['build_ms'][1]:.0f} ms |"
         )
+    if len(rows) >= 2:
+        print()
+        print(cost_curve(rows))
     if not all(r["identical"] for r in rows):
         raise SystemExit(
             "the two paths disagree: the comparison is not fair; fix before quoting figures"
