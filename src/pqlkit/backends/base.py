@@ -62,8 +62,7 @@ class Backend(TableDdl, CompiledSql, ABC):
     """``first(x ORDER BY ...)`` as an aggregate, NULLs kept: an account's champion is picked
     in the rollup's GROUP BY rather than by a window."""
     temp_tables_in_memory: ClassVar[bool] = False
-    """Temporary tables are held in memory (spilling to disk past the memory limit), cheaper
-    to write and read than a table of the database file."""
+    """Temporary tables are held in memory (spilling past the limit): cheap to write and read."""
     reads_files: ClassVar[bool] = False
     """Sources may be CSV, JSON lines or Parquet files."""
 
@@ -286,16 +285,19 @@ class Backend(TableDdl, CompiledSql, ABC):
         self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
         self._execute(f"CREATE TEMPORARY TABLE {_q(name)} AS {select}")
 
+    def replace_table_from(self, name: str, source: str) -> None:
+        """(Re)create ``name`` as a copy of the table ``source`` (a temporary one too)."""
+        self.replace_table(name, f"SELECT * FROM {_q(source)}")
+
     def drop_temp_table(self, name: str) -> None:
         """Drop the temporary table ``name`` if this connection has one."""
         if self.temp_tables_in_memory:
             self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
 
     def uncompressed_writes(self) -> contextlib.AbstractContextManager[None]:
-        """Tables written in the block are stored without compression where the database
-        compresses as it writes (DuckDB): for a table that is replaced often and read by the
-        row, such as the features behind the latest scores, where choosing and applying a
-        compression costs half the write. A no-op elsewhere."""
+        """Tables written in the block are stored uncompressed where the database compresses
+        as it writes (DuckDB): for a table replaced every run, where compressing is half the
+        cost of the write. A no-op elsewhere."""
         return contextlib.nullcontext()
 
     def replace_keys(

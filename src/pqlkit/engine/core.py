@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,9 +34,10 @@ from ..features.signals import AsOf, IbisJson
 from ..features.sources import ROLES, Bound, bind
 from ..model.load import LoadedModel, load_model
 from ..model.spec import Model
-from ..scoring.decide import OUTPUT_FIELDS, SignalResult, decide, signal_breakdown
+from ..scoring.decide import OUTPUT_FIELDS, decide, signal_breakdown
 from ..scoring.ops import PyOps
 from .observers import RunObserver, WrittenRun, as_utc, utc_now
+from .results import Explanation, RunResult
 from .upgrade import ensure_columns
 
 USER_SCORES = "pql_user_scores"
@@ -78,56 +78,6 @@ _USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 RUN_KEY = ("as_of", "model_version")
 """The columns a run's rows share: a run replaces them together (partitions on Spark)."""
 USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
-
-
-@dataclass
-class RunResult:
-    """What a scoring run wrote."""
-
-    as_of: datetime
-    model_version: str
-    users: int
-    pqls: int
-    accounts: int
-    pqas: int
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
-    transitions: int | None = None
-    """Transitions recorded for the hand-off (None: the model has no `handoff:`)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "as_of": self.as_of.isoformat()}
-
-
-@dataclass
-class Explanation:
-    """Why one user scored what they scored."""
-
-    user_id: str
-    as_of: datetime
-    model_version: str
-    outputs: dict[str, Any]
-    signals: list[SignalResult]
-    attributes: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_id": self.user_id,
-            "as_of": self.as_of.isoformat(),
-            "model_version": self.model_version,
-            **self.outputs,
-            "signals": [
-                {
-                    "id": s.id,
-                    "group": s.group,
-                    "value": s.value,
-                    "fired": bool(s.fired),
-                    "points": s.points,
-                    "reason": s.text,
-                }
-                for s in self.signals
-            ],
-        }
 
 
 class Engine:
@@ -410,7 +360,7 @@ class Engine:
             )
         b.replace_temp_table(SCRATCH_FEATURES, features_sql)
         with b.uncompressed_writes():
-            b.replace_table(FEATURES, f"SELECT * FROM {SCRATCH_FEATURES}")
+            b.replace_table_from(FEATURES, SCRATCH_FEATURES)
 
         def from_scratch(w: datetime) -> ir.Table:
             stored = self.to_stored(self.features(w), w)  # the scratch table's schema
