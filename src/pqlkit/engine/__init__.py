@@ -1,6 +1,7 @@
 """The engine: one model scored against one backend, as of a point in time.
 
     core.py      Engine: bind -> check -> build -> write a run atomically; explain one user
+    results.py   what a run and an explanation return
     rescore.py   live rescoring: only the users whose data changed, the state moved on
 
 The engine knows nothing of what listens to it: a run tells its observers (``RunObserver``,
@@ -17,11 +18,10 @@ from .core import (
     USER_COLUMNS,
     USER_SCORES,
     Engine,
-    Explanation,
     Progress,
-    RunResult,
 )
 from .observers import ACCOUNT_STATE, USER_STATE, RunObserver, WrittenRun, as_utc, utc_now
+from .results import Explanation, RunResult
 
 __all__ = [
     "ACCOUNT_SCORES",

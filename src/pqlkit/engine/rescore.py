@@ -19,8 +19,9 @@ import pyarrow as pa
 import sqlglot.expressions as sge
 
 from ..features.build import account_scores, count_true, restrict, user_features, user_scores
-from .core import ACCOUNT_SCORES, FEATURES, USER_COLUMNS, USER_SCORES, Engine, RunResult
+from .core import ACCOUNT_SCORES, FEATURES, USER_COLUMNS, USER_SCORES, Engine
 from .observers import USER_STATE, WrittenRun, as_utc, utc_now
+from .results import RunResult
 
 TOUCHED = "pql_live_touched"
 """The users (and accounts) a live rescore scores again; replaced by each rescore."""
