@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -125,14 +126,33 @@ def flusher_main(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from .. import logs
+
+    logs.setup()  # as the server's process does (the format comes in the environment)
+    serve_log(url, log_dir, table, interval, resolve_interval, hold, state, subscriber,
+              lambda: state.stop.is_set() or os.getppid() != parent)  # fmt: skip
+
+
+def serve_log(
+    url: str,
+    log_dir: str,
+    table: str,
+    interval: float,
+    resolve_interval: float,
+    hold: bool,
+    state: SharedState,
+    subscriber: Callable[[], Any] | None,
+    stop: Callable[[], bool],
+) -> None:
+    """Store the log into the database until ``stop()`` (the flusher's work, in its own
+    process or in a thread of the server's: :class:`FlusherThread`)."""
+    from .. import logs
     from ..backends import connect
     from .log import LogReader
     from .store import Flusher
 
-    logs.setup()  # as the server's process does (the format comes in the environment)
     log = logs.get("flusher")
     with contextlib.suppress(OSError):
-        os.nice(10)  # acknowledging requests comes first
+        os.nice(10)  # acknowledging requests comes first (on Linux, for this thread only)
     try:
         live = subscriber() if subscriber is not None else None
         flusher = Flusher(
@@ -158,7 +178,7 @@ def flusher_main(
         extra={"table": table, "segment": flusher.checkpoint[0], "offset": flusher.checkpoint[1]},
     )
     progress = _progress(state, flusher, live, log)
-    flusher.run(lambda: state.stop.is_set() or os.getppid() != parent, progress)
+    flusher.run(stop, progress)
     progress()
 
 
@@ -228,6 +248,9 @@ class FlusherProcess:
             args=(*self.args, self.state, os.getpid(), self.subscriber),
         )
         self.process.start()
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not self.state.ready.wait(0.05):
             if not self.process.is_alive() or time.monotonic() > deadline:
@@ -275,4 +298,38 @@ class FlusherProcess:
             self.process.join()
 
 
-__all__ = ["FlusherProcess", "SharedState"]
+class FlusherThread(FlusherProcess):
+    """The flusher in a thread of the server's process, for `pql serve --ui` on a DuckDB file:
+    the web app's requests and the flusher (its live rescoring and full passes) then share one
+    database instance, and a page reads the last committed state through its own connection
+    while a flush or a full pass writes (DuckDB's MVCC) instead of waiting for another process
+    to let the file go; DuckDB lets only one process open a file. A thread that dies (its start
+    failed) is started again by the same watchdog."""
+
+    def start(self, timeout: float = 120.0) -> None:
+        self.process = _Thread(
+            target=serve_log,
+            name="pql-flusher",
+            args=(*self.args, self.state, self.subscriber, self.state.stop.is_set),
+        )
+        self.process.start()
+        self._wait_ready(timeout)
+
+
+class _Thread(threading.Thread):
+    """A thread with a process's exit code (what the watchdog reports of a death)."""
+
+    exitcode: int | None = None
+
+    def run(self) -> None:
+        try:
+            super().run()
+            self.exitcode = 0
+        except SystemExit as exc:
+            self.exitcode = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            self.exitcode = 1
+            raise
+
+
+__all__ = ["FlusherProcess", "FlusherThread", "SharedState"]

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from ..backends import connect
-from ..collect.background import FlusherProcess
+from ..collect.background import FlusherProcess, FlusherThread
 from ..collect.log import ROTATE_SECONDS, DurableLog
 from ..collect.segment_api import ApiError, check_body
 from ..errors import PqlkitError
@@ -82,6 +82,8 @@ class Collector:
         self.abandoned = 0  # requests whose client left before the body was complete
         self.log: DurableLog | None = None
         self.flusher: FlusherProcess | None = None
+        self.web_beside = False
+        """The web app is served from this process too (`pql serve --ui`)."""
         # pqlkit.usecases.collecting.LiveScoring: the flusher's subscriber and the product's
         # prompt and feedback API (`pql serve --model`)
         self.live = live
@@ -130,7 +132,9 @@ class Collector:
         if probe.url == ":memory:":
             raise ValueError("the collector needs a database file or server, not :memory:")
         probe.close()
-        self.flusher = FlusherProcess(
+        # beside the web app on a DuckDB file, a thread of this process (see FlusherThread)
+        kind = FlusherThread if self.web_beside and not hold else FlusherProcess
+        self.flusher = kind(
             self.url,
             self.log_dir,
             self.table,

@@ -1,6 +1,10 @@
 """One server for the whole system (`pql serve --model pql.yml --ui`): the collector's paths
 (/v1/..., /health, /metrics) go to the collector, every other path to the web app, on one port
-and in one process (the flusher, with live scoring and deliveries, in its own beside it).
+and in one process. On a DuckDB file the flusher (with live scoring, full passes and
+deliveries) runs in a thread of that process too: DuckDB lets one process open a file, so a
+flusher of its own would hold the web app's pages off for each flush and each full pass; in one
+process, a page reads the last committed state through its own connection while they write.
+On PostgreSQL the flusher keeps its own process.
 
 The collector owns the lifespan (it starts the flusher and stops it, storing what was
 acknowledged); the web app needs none of its own.
@@ -19,6 +23,8 @@ class Combined:
     def __init__(self, collector: Any, web: Any):
         self.collector = collector
         self.web = web
+        # on a DuckDB file, the flusher runs in a thread here, so pages read beside its writes
+        collector.web_beside = True
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
