@@ -297,9 +297,12 @@ def bench_prompts(users: int, requests: int) -> dict:
     return out
 
 
-def _rep(url: str, stop: threading.Event, pages: list[float], failed: list[str]) -> None:
-    """A rep signed in to the web app, loading a page every 0.4 s (inbox, a lead, an account,
-    the deliveries) until ``stop``."""
+def _rep(
+    url: str, stop: threading.Event, pages: list[float], failed: list[str], users: int
+) -> None:
+    """A rep signed in to the web app, loading a page every 0.4 s (the inbox, a lead, the
+    deliveries, the model) until ``stop``. (The inbox's second page is not one: only the probes
+    become PQLs here, fewer than a page of them, and a page past the end is a 404.)"""
     import re
 
     import httpx
@@ -308,14 +311,14 @@ def _rep(url: str, stop: threading.Event, pages: list[float], failed: list[str])
         token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
         c.post("/login", data={"csrf": token, "name": "rep", "password": "bench-rep-password"})
         rng = random.Random(7)
-        paths = ["/inbox", "/deliveries", "/inbox?page=2", "/model"]
+        paths = ["/inbox", "/deliveries", "/leads/u_{}", "/model"]
         while not stop.is_set():
-            path = rng.choice(paths)
+            path = rng.choice(paths).format(rng.randrange(users))
             t0 = time.monotonic()
             try:
                 r = c.get(path)
                 if r.status_code != 200 or "/login" in str(r.url):
-                    failed.append(f"{path}: {r.status_code}")
+                    failed.append(f"{path}: {r.status_code} {r.text[:120]!r}")
             except httpx.HTTPError as exc:
                 failed.append(f"{path}: {type(exc).__name__}")
             pages.append(time.monotonic() - t0)
@@ -378,7 +381,9 @@ def bench_latency(
         print(f"first full pass over {users:,} users in {time.monotonic() - started:.1f} s")
         loader = threading.Thread(target=background, daemon=True)
         loader.start()
-        rep = threading.Thread(target=_rep, args=(serve.url, stop, pages, failed), daemon=True)
+        rep = threading.Thread(
+            target=_rep, args=(serve.url, stop, pages, failed, users), daemon=True
+        )
         rep.start()
         time.sleep(5)  # the load is on
         full_before = (serve.metrics().get("live") or {}).get("full_runs", 0)
@@ -406,9 +411,14 @@ def bench_latency(
     finally:
         stop.set()
         serve.stop()
+        said = (folder / "serve.err").read_text(errors="replace").splitlines()
+        for line in [x for x in said if x.startswith("pql ui:")][:5]:
+            print(f"  the server said: {line[:300]}")
         receiver.server.shutdown()
         shutil.rmtree(folder, ignore_errors=True)
     live = metrics.get("live") or {}
+    for reason in sorted(set(failed))[:5]:
+        print(f"  a page failed: {reason}")
     out = {
         "flusher": flusher,
         "users": users,
