@@ -382,11 +382,44 @@ class _Load:
         return self.acknowledged
 
 
+class _Rep:
+    """A rep signed in to the web app, loading a page every 0.4 s while the kills come (the
+    session is kept in the database: it outlives each process). Keeps every answer's status;
+    a request the kill cut off has none."""
+
+    def __init__(self, url: str, client: httpx.Client | None = None):
+        import threading
+
+        self.client = client or _signed_in(url, "rep", "pw-rep-123456")
+        self.statuses: list[tuple[str, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        paths = ["/inbox", "/deliveries", "/inbox?tier=hot"]
+        n = 0
+        while not self.stop.is_set():
+            path = paths[n % len(paths)]
+            n += 1
+            try:
+                self.statuses.append((path, self.client.get(path).status_code))
+            except httpx.HTTPError:
+                return  # killed under us
+            self.stop.wait(0.4)
+
+    def finish(self) -> list[tuple[str, int]]:
+        self.stop.set()
+        self.thread.join(30)
+        return self.statuses
+
+
 def _kill(pid: int, target: str, rng) -> None:
     """SIGKILL as a crash comes: the whole group (server, flusher, web app at once: the OOM
     killer, a pulled plug), the server alone (its flusher, orphaned, must notice and stop while
     the next server starts beside it), or the flusher alone (the server starts it again, and is
-    then killed mid-restart)."""
+    then killed mid-restart). With --ui on a DuckDB file the flusher is a thread of the server:
+    the three are then one process killed mid-flush, mid-pass or mid-page."""
     import signal
 
     if target == "server":
@@ -410,19 +443,34 @@ def _kill_loop(tmp_path, kills: int) -> None:
     rng = random.Random(kills)
     receiver = Receiver()
     server = LiveServer(tmp_path, receiver.url)
-    server.args = (*server.args, "--ui")
+    plain = server.args
     server.env = {**server.env, "PQL_UI_SECRET": "k" * 40}
+    added = pql("users", "add", "rep", "--role", "admin", "--url", server.db,
+                "--password-stdin", input="pw-rep-123456\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
     acknowledged: list[str] = []
+    pages: list[tuple[str, int]] = []
+    rep: httpx.Client | None = None
     try:
         for k in range(kills):
+            # mostly the whole system in one process (--ui); one round in four without the web
+            # app, where the flusher is a process of its own that can die alone
+            ui = rng.random() < 0.75
+            server.args = (*plain, "--ui") if ui else plain
             server.start(timeout=120)
             load = _Load(server.url, f"r{k}")
+            if ui:
+                rep = rep or _signed_in(server.url, "rep", "pw-rep-123456")
+                browsing = _Rep(server.url, rep)
             time.sleep(rng.uniform(0.3, 2.5))
             _kill(
                 server.proc.pid, rng.choice(["group", "group", "group", "server", "flusher"]), rng
             )
             server.proc.wait(30)
             acknowledged += load.finish()
+            if ui:
+                pages += browsing.finish()
+        server.args = (*plain, "--ui")
         server.start(timeout=120)  # stores what the log holds beyond the checkpoint
         health = httpx.get(server.url + "/health", timeout=10).json()
         assert health["status"] == "ok", health
@@ -432,6 +480,8 @@ def _kill_loop(tmp_path, kills: int) -> None:
         if server.proc and server.proc.poll() is None:
             server.kill()
         receiver.close()
+        if rep is not None:
+            rep.close()
     with duckdb.connect(server.db, read_only=True) as con:  # opens: not corrupt
         stored = [r[0] for r in con.execute("SELECT message_id FROM events").fetchall()]
         transitions = con.execute(
@@ -439,6 +489,8 @@ def _kill_loop(tmp_path, kills: int) -> None:
             "GROUP BY ALL HAVING count(DISTINCT id) > 1"
         ).fetchall()
     assert len(acknowledged) > 0
+    # every page the web app answered between kills was served: none refused, none an error
+    assert pages and {status for _, status in pages} == {200}, pages
     assert len(stored) == len(set(stored)), "a message stored twice"
     assert set(acknowledged) <= set(stored), f"{len(set(acknowledged) - set(stored))} lost"
     assert transitions == []
