@@ -1,4 +1,5 @@
-"""The collector's flusher in a process of its own.
+"""The collector's flusher in a process of its own (or, beside the web app on a DuckDB file, in
+a thread of the server's: :class:`FlusherThread`).
 
 `pql serve` answers HTTP in one process and stores into the database in another, so storing
 (parsing messages again, identities, DuckDB inserts) never takes CPU time from acknowledging
@@ -144,10 +145,11 @@ def serve_log(
     stop: Callable[[], bool],
     nice: bool = True,
 ) -> None:
-    """Store the log into the database until ``stop()`` (the flusher's work, in its own
-    process or in a thread of the server's: :class:`FlusherThread`, not lowered in priority:
-    it shares the interpreter's lock with the web app's pages, and lowered on a busy machine
-    it waited behind them: event to webhook p50 4.4 s against 2.1 s not lowered)."""
+    """Store the log into the database until ``stop()``: the flusher's work, in its own
+    process (``nice``: lowered in priority) or in a thread of the server's
+    (:class:`FlusherThread`, not lowered: it shares the interpreter's lock with the web app's
+    pages, and lowered on a busy machine it waited behind them, event to webhook p50 4.4 s
+    against 2.1 s)."""
     from .. import logs
     from ..backends import connect
     from .log import LogReader
