@@ -322,8 +322,8 @@ class DuckDBBackend(Backend):
 
     @contextlib.contextmanager
     def uncompressed_writes(self) -> Iterator[None]:
-        # a setting of the database instance: the flusher writes from its own process, and
-        # rows another thread writes meanwhile are only stored larger
+        # a setting of the database instance: rows another thread writes meanwhile (the
+        # flusher of `pql serve --ui`) are only stored larger, never wrong
         self._execute("SET force_compression = 'uncompressed'")
         try:
             yield

@@ -154,7 +154,9 @@ def _live_accounts(engine: Engine, when: datetime) -> ir.Table:
         state.account_id.isin(affected.account_id), ~state.user_id.isin(new.user_id)
     )
     merged = new.select(*USER_COLUMNS).union(others.select(*USER_COLUMNS))
-    return account_scores(merged, engine.bound, engine.loaded, when)
+    return account_scores(
+        merged, engine.bound, engine.loaded, when, ordered_first=engine.backend.ordered_first
+    )
 
 
 def _live_features(engine: Engine, when: datetime) -> ir.Table:
