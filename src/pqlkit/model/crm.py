@@ -127,7 +127,7 @@ class SyncSchedule(Strict):
     """How often `pql serve --model` syncs a CRM by itself, each way; a direction left out is
     synced only by hand (`pql sync crm`, `pql sync outcomes`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     push: Duration | None = None
     """How often what changed is written to the CRM (what `pql sync crm` does), e.g. 15m."""
@@ -152,7 +152,7 @@ class SyncSchedule(Strict):
 
 
 class _Crm(Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: DestinationId
     """Unique id, named by routes and by `pql sync --destination`."""

@@ -30,7 +30,7 @@ DestinationId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=63
 
 
 class _Strict(Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _http_url(url: str) -> str:

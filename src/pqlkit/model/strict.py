@@ -73,7 +73,6 @@ class Strict(BaseModel):
         extra="forbid",
         populate_by_name=True,
         frozen=True,
-        use_attribute_docstrings=True,
         allow_inf_nan=False,
     )
 
