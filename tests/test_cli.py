@@ -211,3 +211,25 @@ def test_failed_export_leaves_no_file(tmp_path, small_world):
     with pytest.raises(ExportError, match=r"folder .* does not exist"):
         export(small_world.accounts, tmp_path / "nope" / "scores.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_command_table_names_every_command_and_its_module():
+    """`pql` imports a command's module when the command is asked for: the table it imports
+    them by must name each command, and the module that adds it."""
+    from pqlkit.cli.group import COMMAND_MODULES, load_commands
+
+    load_commands()
+    found = {name: cmd.callback.__module__ for name, cmd in cli.commands.items()}
+    assert found == {name: f"pqlkit.cli.{m}" for name, m in COMMAND_MODULES.items()}
+
+
+def test_a_command_imports_only_its_own_module():
+    code = (
+        "import sys; from pqlkit.cli import main\n"
+        "try:\n    main(['init', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(','.join(sorted(m for m in sys.modules if m.startswith('pqlkit.cli.'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stdout.strip().splitlines()[-1].split(","))
+    assert "pqlkit.cli.scoring" in loaded
+    assert not loaded & {"pqlkit.cli.champion", "pqlkit.cli.collecting", "pqlkit.cli.ui"}

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 import pqlkit.errors as errors
 from pqlkit.backends import connect
 from pqlkit.cli import cli
+from pqlkit.cli.group import load_commands
 from pqlkit.crm.transport import CrmAuthError, CrmError, CrmUnavailable
 from pqlkit.errors import (
     AuthError,
@@ -188,6 +189,7 @@ def test_a_locked_database_is_unavailable_and_exits_75(tmp_path, holder, message
 
 
 def _json_commands(group: click.Group = cli, path: tuple[str, ...] = ()):
+    load_commands()  # each command's module is imported when it is asked for
     for name, cmd in group.commands.items():
         if isinstance(cmd, click.Group):
             yield from _json_commands(cmd, (*path, name))

@@ -8,11 +8,13 @@ error is one readable message on stderr, printed as text (no markup, no emoji co
 traceback; with --json it is one JSON object on stdout: code, family, message, exit_code,
 retryable and, where known, file, line, field and hint (README, "Exit codes").
 `pql --help` and `pql init` import no Ibis, DuckDB or pyarrow (the commands import the use
-cases on use).
+cases on use). A command's module is imported when the command is asked for
+(:data:`COMMAND_MODULES`), so `pql explain` does not pay for importing `pql serve`'s.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -28,9 +30,44 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 _ARGV = "pqlkit.argv"
 
+#: Each command of `pql` and the module of this package that adds it, imported when the
+#: command is asked for (tests/test_cli.py checks that it names every command).
+COMMAND_MODULES = {
+    **dict.fromkeys(("init", "validate", "score", "accounts", "explain", "compile"), "scoring"),
+    **dict.fromkeys(("import", "doctor", "forget", "migrate", "serve"), "collecting"),
+    **dict.fromkeys(("compare", "history", "promote"), "champion"),
+    **dict.fromkeys(("deliver", "deliveries", "feedback"), "handoff"),
+    **dict.fromkeys(("learn", "evaluate"), "learning"),
+    **dict.fromkeys(("backtest", "report"), "replay"),
+    **dict.fromkeys(("tracking", "tracking-plan"), "tracking"),
+    **dict.fromkeys(("ui", "users"), "ui"),
+    "demo": "demo",
+    "sync": "crm",
+}
+
+
+def load_commands(name: str | None = None) -> None:
+    """Import the module that adds the command ``name``; every module for None (the help
+    lists every command) or a name not in the table (a command added since, found anyway)."""
+    module = COMMAND_MODULES.get(name) if name is not None else None
+    for m in [module] if module else sorted(set(COMMAND_MODULES.values())):
+        importlib.import_module(f"{__package__}.{m}")
+
 
 class Group(click.Group):
     """The command group: maps every command's errors in one place."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if self is cli and cmd_name not in self.commands:
+            load_commands(cmd_name)
+            if cmd_name not in self.commands:
+                load_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        if self is cli:
+            load_commands()
+        return super().list_commands(ctx)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta.setdefault(_ARGV, list(args))  # for a usage error under --json (see _as_json)
