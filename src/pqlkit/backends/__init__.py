@@ -8,6 +8,9 @@
 Ibis is the portability layer; a backend holds only what Ibis leaves non-portable (see
 :mod:`.base`). Adding a database is a class here plus the conformance suite in
 tests/test_backend_conformance.py.
+
+Importing this package loads no Ibis: :class:`Backend` and the backend classes load on first
+use, so a cold command that only reads a DuckDB file through :mod:`.quick` stays light.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from ..errors import BackendError
-from .base import Backend, ConflictRule, first_line
+from .quick import first_line
+
+if TYPE_CHECKING:
+    from .base import Backend, ConflictRule
 
 __all__ = [
     "DEFAULT_URL",
@@ -50,6 +56,27 @@ LOCK_TIMEOUT = 120.0
 _OPENED: list[Backend] = []
 
 
+def __getattr__(name: str) -> Any:  # Backend and ConflictRule load Ibis: only when asked for
+    if name in ("Backend", "ConflictRule"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def database_url(url: str | None = None) -> tuple[str, str]:
+    """The URL :func:`connect` opens for ``url`` and its scheme ("" for a bare file path)."""
+    url = url or os.environ.get("PQL_DATABASE_URL") or DEFAULT_URL
+    scheme = url.split("://", 1)[0].lower() if "://" in url else urlparse(url).scheme.lower()
+    return url, scheme
+
+
+def lock_timeout(wait: float | None = None) -> float:
+    """How long to wait for a DuckDB file another process holds: ``wait``, else
+    PQL_LOCK_TIMEOUT, else :data:`LOCK_TIMEOUT` seconds."""
+    return float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT)) if wait is None else wait
+
+
 def backend_class(scheme: str) -> type[Backend]:
     module, name = SCHEMES[scheme]
     cls: type[Backend] = getattr(importlib.import_module(module, __name__), name)
@@ -66,8 +93,7 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
     ``wait`` seconds (default PQL_LOCK_TIMEOUT or 120) for another to finish. The collector
     holds the file only while it flushes, so `pql score` and `pql serve` share one database.
     """
-    url = url or os.environ.get("PQL_DATABASE_URL") or DEFAULT_URL
-    scheme = url.split("://", 1)[0].lower() if "://" in url else urlparse(url).scheme.lower()
+    url, scheme = database_url(url)
     if scheme not in SCHEMES:
         from .postgres import redact
 
@@ -75,9 +101,7 @@ def connect(url: str | None = None, *, wait: float | None = None) -> Backend:
             f"unsupported database URL {redact(url)!r}: use a DuckDB file path (pql.duckdb), "
             "postgresql://user@host:port/database or spark://local[2] (spark://host:7077)"
         )
-    if wait is None:
-        wait = float(os.environ.get("PQL_LOCK_TIMEOUT", LOCK_TIMEOUT))
-    backend: Backend = backend_class(scheme).open(url, wait)  # type: ignore[attr-defined]
+    backend: Backend = backend_class(scheme).open(url, lock_timeout(wait))  # type: ignore[attr-defined]
     _OPENED.append(backend)
     backend.on_close.append(lambda b: _OPENED.remove(b) if b in _OPENED else None)
     return backend

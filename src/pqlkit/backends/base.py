@@ -32,6 +32,7 @@ from ..errors import BackendError, BackendUnavailable, MappingError, RefusedValu
 from . import _sql
 from .compiled import CompiledSql
 from .ddl import TableDdl
+from .quick import first_line
 
 ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max", "replace"]]
 """What an upsert does with a row whose key is stored already: keep the stored row
@@ -510,10 +511,19 @@ class Backend(TableDdl, CompiledSql, ABC):
         """The rows of a small query as tuples."""
         return self._fetch(self.compile(expr))[1]
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    def source_columns(self, names: list[str]) -> dict[str, list[list[str]] | None]:
+        """Each table's columns as [name, type, nullable], None for a missing table: what
+        compiled SQL kept in the database is keyed by (DuckDB reads them in one query, as
+        :mod:`.quick` does without Ibis)."""
+        out: dict[str, list[list[str]] | None] = {}
+        for name in names:
+            schema, _, table = name.rpartition(".")
+            if not schema and not self.has_table(table):
+                out[name] = None
+                continue
+            types = self.table(name).schema()
+            out[name] = [[c, str(t), str(t.nullable)] for c, t in types.items()]
+        return out
 
 
 def _q(name: str) -> str:

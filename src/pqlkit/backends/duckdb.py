@@ -7,8 +7,6 @@ import contextlib
 import functools
 import hashlib
 import os
-import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,8 +16,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from ..errors import BackendError, BackendUnavailable, DataError, MappingError
-from . import _sql
+from ..errors import BackendError, DataError, MappingError
+from . import _sql, quick
 from .base import Backend, _q, first_line
 from .lock import FileLock
 
@@ -74,25 +72,15 @@ class DuckDBBackend(Backend):
 
     @classmethod
     def data_errors(cls) -> tuple[type[BaseException], ...]:
-        import duckdb
-
-        return (
-            duckdb.ConversionException,
-            duckdb.InvalidInputException,
-            duckdb.OutOfRangeException,
-            duckdb.ConstraintException,
-            duckdb.TypeMismatchException,
-        )
+        return quick.data_errors()
 
     @classmethod
     def unavailable_errors(cls) -> tuple[type[BaseException], ...]:
-        import duckdb
-
-        return (duckdb.IOException, duckdb.ConnectionException)
+        return quick.unavailable_errors()
 
     @classmethod
     def open(cls, url: str, wait: float) -> DuckDBBackend:
-        path = url.removeprefix("duckdb://") or ":memory:"
+        path = quick.duckdb_path(url)
         if path != ":memory:":
             parent = Path(path).expanduser().resolve().parent
             if not parent.exists():
@@ -106,8 +94,8 @@ class DuckDBBackend(Backend):
             except PermissionError:
                 lock = None  # a read-only folder: no turn-taking, DuckDB's own lock still applies
         try:
-            con = _open(path, wait)
-            con.con.execute("SET TimeZone = 'UTC'")
+            # opened as a cold command's reader opens it (pqlkit.backends.quick)
+            con = ibis.duckdb.from_connection(quick.open_duckdb(path, wait))
         except BaseException:
             if lock is not None:
                 lock.close()
@@ -137,6 +125,9 @@ class DuckDBBackend(Backend):
 
     def arrow(self, sql: str) -> pa.Table:
         return self._raw.execute(sql).to_arrow_table()
+
+    def source_columns(self, names: list[str]) -> dict[str, list[list[str]] | None]:
+        return quick.table_columns(self._raw, names)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -336,43 +327,6 @@ class DuckDBBackend(Backend):
         if self._lock is not None:
             self._lock.close()
             self._lock = None
-
-
-def _open(path: str, wait: float) -> Any:
-    """Open the file, waiting while a process outside pqlkit holds DuckDB's own lock."""
-    import duckdb
-
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return ibis.duckdb.connect(path)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "Could not set lock" not in text:
-                raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
-            if time.monotonic() < deadline:
-                time.sleep(0.1)
-                continue
-            holder = re.search(r"held in (.*?) \(PID (\d+)\)", text)
-            who = f" (process {holder.group(2)}, {holder.group(1)})" if holder else ""
-            raise BackendUnavailable(
-                f"the DuckDB file {path} is open in another program{who}; DuckDB allows one "
-                "writer at a time. Close it, or point pqlkit at a copy"
-            ) from None
-        except duckdb.BinderException as exc:
-            # Another thread of this process is closing its connection to the file: DuckDB's
-            # instance cache still holds it for a moment (seen with the web app's keeper
-            # letting go while a request opened the file under load). Transient: try again.
-            if "Unique file handle conflict" not in str(exc):
-                raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
-            if time.monotonic() < deadline:
-                time.sleep(0.02)
-                continue
-            raise BackendUnavailable(
-                f"cannot open the DuckDB file {path}: {first_line(exc)}"
-            ) from None
-        except duckdb.Error as exc:
-            raise DuckDBBackend.mapped(exc, f"cannot open the DuckDB file {path}") from None
 
 
 def scratch() -> Any:

@@ -288,9 +288,9 @@ def accounts(
 @json_option
 def explain(user_id, model_path, url, as_of, as_json) -> None:
     """Why USER_ID scored what they did: every signal, its value and points, and each decision."""
-    from ..usecases.scoring import explain as run
+    from ..usecases.scoring import explain_cold as run
 
-    explained = run(open_session(url, model_path), user_id, as_of)
+    explained = run(url, model_path, user_id, as_of)
     if as_json:
         render.emit_json(explained.to_dict())
         return

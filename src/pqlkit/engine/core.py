@@ -7,7 +7,6 @@ engine.explain("u_42", as_of=...)                        # the same logic, in pl
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,6 @@ from ..features.build import (
     USER,
     account_scores,
     count_true,
-    env_of,
     read_columns,
     restrict,
     user_features,
@@ -34,8 +32,17 @@ from ..features.signals import AsOf, IbisJson
 from ..features.sources import ROLES, Bound, bind
 from ..model.load import LoadedModel, load_model
 from ..model.spec import Model
-from ..scoring.decide import OUTPUT_FIELDS, decide, signal_breakdown
-from ..scoring.ops import PyOps
+from ..scoring.decide import OUTPUT_FIELDS
+from .explained import (
+    AS_OF_SENTINEL,
+    STORED_LAYOUT,
+    USER_SENTINEL,
+    explain_row,
+    fingerprint,
+    source_tables,
+    table_schemas,
+    unknown_user,
+)
 from .observers import RunObserver, WrittenRun, as_utc, utc_now
 from .results import Explanation, RunResult
 from .upgrade import ensure_columns
@@ -53,9 +60,6 @@ lookup of one user scans the user_id column (about 10 ms a million users on Duck
 sorting a full run's million rows cost it a second."""
 SCRATCH_FEATURES = "pql_scratch_features"
 """A run's features in a temporary table, where the database keeps those in memory."""
-STORED_LAYOUT = "3"
-"""The layout of :data:`FEATURES` and of the SQL that writes and reads it, part of every
-compiled statement's cache key: SQL compiled for another layout is never reused."""
 RUNS_SCHEMA = ibis.schema(
     {
         "as_of": "timestamp",
@@ -70,11 +74,8 @@ RUNS_SCHEMA = ibis.schema(
 )
 
 Progress = Callable[[str], None]
-#: Expressions are compiled once for this stand-in as_of; the SQL is then reused for any as_of
-#: by swapping its one timestamp literal (see features.signals.AsOf).
-_SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
-_USER_SENTINEL = "pql-explain-user-5f0c2b9e"
-"""A stand-in user id in the compiled SQL of `explain`, swapped for the id asked about."""
+_SENTINEL = AS_OF_SENTINEL
+_USER_SENTINEL = USER_SENTINEL
 RUN_KEY = ("as_of", "model_version")
 """The columns a run's rows share: a run replaces them together (partitions on Spark)."""
 USER_COLUMNS = ("as_of", "model_version", "user_id", "account_id", *OUTPUT_FIELDS, "last_seen_at")
@@ -239,23 +240,20 @@ class Engine:
         return self._fingerprinted
 
     def _work_out_fingerprint(self) -> str:
-        import sqlglot
-
-        from .._version import __version__
-
+        # the sources' own schemas, as the catalog has them: a cold explain works them out
+        # without Ibis (engine.explained); the tables bound from files by their Ibis schemas
         bound = self.bound
-        parts = {
-            "versions": [__version__, ibis.__version__, getattr(sqlglot, "__version__", "")],
-            "model": self.loaded.version,
-            "base": str(self.loaded.base_dir),
-            "backend": [self.backend.name, self.backend.bitmask_days],
-            "schemas": {
+        tables = source_tables(self.loaded)
+        schemas = (
+            table_schemas(tables, self.backend)
+            if tables is not None
+            else {
                 role: repr(table.schema())
                 for role in ROLES
                 if (table := getattr(bound, role)) is not None
-            },
-        }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+            }
+        )
+        return fingerprint(self.loaded, self.backend, schemas)
 
     def compile(self, dialect: str, as_of: datetime | str | None = None) -> str:
         """The SQL a warehouse would run for the user scores."""
@@ -453,10 +451,7 @@ class Engine:
         sql = sql.replace(swap(_USER_SENTINEL), swap(str(user_id)))
         rows = self.backend.arrow(sql).to_pylist()
         if not rows:
-            raise PqlkitError(
-                f"no user {user_id!r} known as of {when.isoformat()} (not in the users table, "
-                "or created after as_of); check the id or pass a later --as-of"
-            )
+            raise unknown_user(user_id, when)
         return self._explain_row(rows[0], when)
 
     def _user_features(self, when: datetime, user_id: str) -> ir.Table:
@@ -473,19 +468,7 @@ class Engine:
         return f.filter(f["user__user_id"] == user_id)
 
     def _explain_row(self, row: dict[str, Any], when: datetime) -> Explanation:
-        fields = env_of(row)
-        env = {fields[c]: v for c, v in row.items() if c in fields}
-        ops = PyOps()
-        outputs = decide(self.model, env, ops)
-        outputs["last_seen_at"] = row.get("last_seen_at")
-        return Explanation(
-            user_id=str(row["user__user_id"]),
-            as_of=when,
-            model_version=self.loaded.version,
-            outputs=outputs,
-            signals=signal_breakdown(self.model, env, ops),
-            attributes={k: v for k, v in env.items() if not k.startswith("signal.")},
-        )
+        return explain_row(self.loaded, row, when)
 
     def python_scores(self, as_of: datetime | str | None = None) -> list[dict[str, Any]]:
         """Every user's outputs by the plain-Python path (features still come from the database).

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import ibis.expr.types as ir
-
-from ..backends import Backend
 from ..errors import PqlkitError
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from ..backends import Backend
 
 USER_STATE = "pql_user_state"
 ACCOUNT_STATE = "pql_account_state"

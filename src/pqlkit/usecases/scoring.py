@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import ibis.expr.types as ir
-
-from ..engine import Explanation, RunResult
-from ..engine.challenger import ChallengerScorer
-from ..model.load import load_model
+from ..model.load import LoadedModel, load_model
 from ..scoring.decide import blocked_by
 from .common import Progress, quiet
-from .session import Session
+
+if TYPE_CHECKING:  # the engine loads Ibis: `pql validate` and a cold `pql explain` do without
+    import ibis.expr.types as ir
+
+    from ..engine import Explanation, RunResult
+    from .session import Session
 
 
 @dataclass
@@ -67,6 +68,8 @@ class Scored:
     @property
     def challengers(self) -> list[Any]:
         """What the challenger scored beside this run (``ChallengerRun``s; none without one)."""
+        from ..engine.challenger import ChallengerScorer
+
         return [
             w
             for o in self.session.engine.observers
@@ -132,11 +135,51 @@ class Explained:
 def explain(session: Session, user_id: str, as_of: str | datetime | None = None) -> Explained:
     """Why ``user_id`` scored what they did, by the plain-Python decision path."""
     engine = session.engine
-    e = engine.explain(user_id, as_of)
-    return Explained(
-        e,
-        [gate.reason(e.outputs, engine.model) for gate in blocked_by(engine.model, e.outputs)],
+    return _explained(engine.explain(user_id, as_of), engine.loaded)
+
+
+def explain_cold(
+    url: str | None, model_path: str | Path, user_id: str, as_of: str | datetime | None = None
+) -> Explained:
+    """:func:`explain` for a command that has nothing open yet: the model loaded first (a
+    bad model opens no database), then :func:`explain_stored`, else a session's engine."""
+    from .session import Session
+
+    loaded = load_model(model_path)
+    return explain_stored(url, loaded, user_id, as_of) or explain(
+        Session.open(url, loaded), user_id, as_of
     )
+
+
+def explain_stored(
+    url: str | None, loaded: LoadedModel, user_id: str, as_of: str | datetime | None = None
+) -> Explained | None:
+    """:func:`explain` for a cold command, without Ibis: the user's features read with the
+    SQL an earlier explain of this model compiled and kept in the DuckDB file at ``url``.
+    None when there is none (another model or schema, a file source, another database, a
+    model with a challenger to load): then open a session and :func:`explain`."""
+    from ..backends import database_url, lock_timeout
+    from ..backends.quick import QuickDuckDB
+    from ..engine.explained import cached_explanation
+    from ..engine.observers import as_utc
+
+    when = as_utc(as_of)
+    url, scheme = database_url(url)
+    if scheme not in ("", "duckdb") or loaded.model.challenger is not None:
+        return None
+    reader = QuickDuckDB.open(url, lock_timeout())
+    if reader is None:
+        return None
+    try:
+        e = cached_explanation(loaded, reader, user_id, when)
+    finally:
+        reader.close()
+    return None if e is None else _explained(e, loaded)
+
+
+def _explained(e: Explanation, loaded: LoadedModel) -> Explained:
+    model = loaded.model
+    return Explained(e, [gate.reason(e.outputs, model) for gate in blocked_by(model, e.outputs)])
 
 
 def compile_sql(

@@ -14,19 +14,23 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..backends import Backend, connect
-from ..engine import Engine, RunObserver
-from ..engine.challenger import ChallengerScorer, challenger_of
+from ..backends import connect
 from ..errors import PqlkitError
 from ..model.load import LoadedModel, load_model
+
+if TYPE_CHECKING:
+    from ..backends import Backend
+    from ..engine import Engine, RunObserver
 
 
 def observers_for(loaded: LoadedModel, challenger: LoadedModel | None = None) -> list[RunObserver]:
     """What listens to the runs of this model: the hand-off records its transitions; a
     challenger (``challenger``, else the model's ``challenger:`` file) is scored beside each
     full run, handing nothing off."""
+    from ..engine.challenger import ChallengerScorer, challenger_of
+
     observers: list[RunObserver] = []
     handoff = loaded.model.handoff
     if handoff is not None:
@@ -91,6 +95,8 @@ class Session:
 
     @cached_property
     def engine(self) -> Engine:
+        from ..engine import Engine
+
         return Engine(
             self.loaded,
             self.backend,

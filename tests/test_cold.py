@@ -1,0 +1,155 @@
+"""A cold `pql explain` answered from the SQL an earlier explain stored, without Ibis, equal to
+the engine's; `pql validate` and that explain import no Ibis, pyarrow, pandas or scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+import pqlkit
+from pqlkit.backends import connect
+from pqlkit.backends.compiled import _literal_text
+from pqlkit.backends.quick import QuickDuckDB, string_literal, timestamp_literal
+from pqlkit.demo.load import load
+from pqlkit.engine import explained
+from pqlkit.errors import PqlkitError
+from pqlkit.model.load import load_model
+from pqlkit.usecases.scoring import explain, explain_stored
+from pqlkit.usecases.session import Session
+
+from .conftest import DEMO_END
+
+HEAVY = ("ibis", "sqlglot", "pyarrow", "pandas", "sklearn", "starlette", "httpx")
+
+
+@pytest.fixture
+def project(tmp_path, small_world):
+    backend = connect(str(tmp_path / "pql.duckdb"))
+    load(backend, small_world)
+    backend.close()
+    from pqlkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["init", str(tmp_path / "pql.yml")])
+    return tmp_path
+
+
+def _users(project, n=6):
+    backend = connect(str(project / "pql.duckdb"))
+    try:
+        return [
+            r[0] for r in backend.run_sql(f"SELECT user_id FROM users ORDER BY user_id LIMIT {n}")
+        ]
+    finally:
+        backend.close()
+
+
+def test_literals_are_written_as_ibis_and_sqlglot_write_them_for_duckdb():
+    rng = random.Random(29)
+    times = [
+        datetime(2026, 1, 2, 3, 4, 5),
+        datetime(1, 1, 1),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ]
+    times += [
+        datetime(1970, 1, 1) + timedelta(microseconds=rng.randrange(2**52)) for _ in range(300)
+    ]
+    for when in times:
+        assert timestamp_literal(when) == _literal_text("duckdb", "datetime", when), when
+    texts = ["", "it's", "''", "back\\slash", "nl\nx\ttab", "ü€😀", "\x00", 'a"b', "$$", "--x"]
+    texts += ["".join(chr(rng.randrange(1, 0x3000)) for _ in range(12)) for _ in range(300)]
+    for text in texts:
+        assert string_literal(text) == _literal_text("duckdb", "str", text), text
+
+
+def test_the_light_names_are_the_features_own():
+    from pqlkit.features.build import env_of
+    from pqlkit.features.sources import ROLES
+
+    columns = ["user__plan", "account__seats", "signal__x", "last_seen_at", "user__user_id"]
+    assert explained.env_of(columns) == env_of(columns)
+    assert explained.ROLES == ROLES
+
+
+def test_a_stored_explain_equals_the_engines_and_reads_what_it_stored(project):
+    url, loaded = str(project / "pql.duckdb"), load_model(project / "pql.yml")
+    users = _users(project)
+    when = DEMO_END - timedelta(days=3)
+    assert explain_stored(url, loaded, users[0], when) is None  # nothing compiled yet
+    with Session.open(url, loaded) as session:
+        engine_side = [explain(session, u, when).to_dict() for u in users]
+    cold = [explain_stored(url, loaded, u, when) for u in users]
+    assert all(c is not None for c in cold)
+    assert [c.to_dict() for c in cold] == engine_side  # type: ignore[union-attr]
+    assert any(e["is_pql"] for e in engine_side) and not all(e["is_pql"] for e in engine_side)
+    with pytest.raises(PqlkitError, match="no user 'nobody' known as of"):
+        explain_stored(url, loaded, "nobody", when)
+    with pytest.raises(PqlkitError, match='no user "it\'s" known'):
+        explain_stored(url, loaded, "it's", when)
+
+
+def test_a_changed_source_schema_is_not_read_with_the_old_sql(project):
+    url, loaded = str(project / "pql.duckdb"), load_model(project / "pql.yml")
+    [user] = _users(project, 1)
+    with Session.open(url, loaded) as session:
+        explain(session, user, DEMO_END)
+        session.backend.run_sql("ALTER TABLE users ADD COLUMN nickname VARCHAR")
+    assert explain_stored(url, loaded, user, DEMO_END) is None
+    with Session.open(url, loaded) as session:  # the engine compiles it again, for the new schema
+        expected = explain(session, user, DEMO_END).to_dict()
+    assert explain_stored(url, loaded, user, DEMO_END).to_dict() == expected  # type: ignore[union-attr]
+
+
+def test_the_catalog_is_read_alike_with_and_without_ibis(project):
+    backend = connect(str(project / "pql.duckdb"))
+    names = ["events", "users", "main.accounts", "no_such_table"]
+    try:
+        with_ibis = backend.source_columns(names)
+    finally:
+        backend.close()
+    reader = QuickDuckDB.open(str(project / "pql.duckdb"), 5)
+    assert reader is not None
+    try:
+        assert reader.source_columns(names) == with_ibis
+    finally:
+        reader.close()
+    assert with_ibis["no_such_table"] is None
+    assert with_ibis["main.accounts"] and ["user_id", "VARCHAR", "YES"] in with_ibis["users"]
+
+
+def _pql(project, *argv):
+    code = (
+        "import sys; from pqlkit.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        f"print(json.dumps([code, [m for m in {HEAVY!r} if m in sys.modules]]), file=sys.stderr)"
+    )
+    src = str(Path(pqlkit.__file__).resolve().parents[1])  # this code, from the project's folder
+    done = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code, *argv],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": src},
+        check=True,
+    )
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])
+
+
+def test_validate_and_a_stored_explain_import_no_ibis_pyarrow_pandas_or_sklearn(project):
+    [user] = _users(project, 1)
+    where = ["-m", "pql.yml", "--url", "pql.duckdb"]
+    out, (code, heavy) = _pql(project, "validate", "-m", "pql.yml", "--no-data")
+    assert (code, heavy) == (0, []) and out.startswith("ok pql.yml")
+    out, (code, heavy) = _pql(project, "explain", user, *where, "--as-of", "2026-09-20")
+    assert code == 0 and "ibis" in heavy and user in out  # compiled, and stored
+    cold, (code, heavy) = _pql(project, "explain", user, *where, "--as-of", "2026-09-20")
+    assert (code, heavy) == (0, []) and cold == out
+    _, (code, heavy) = _pql(project, "explain", "nobody", *where)
+    assert (code, heavy) == (1, [])
