@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from ..errors import BackendError, DataError, MappingError
 from . import _sql, quick
-from .base import Backend, _q, first_line
+from .base import Backend, _q
 from .lock import FileLock
+from .quick import first_line
 
 
 @_sql.builtin("json_extract_string")

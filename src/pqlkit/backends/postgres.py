@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from ..errors import BackendError, BackendUnavailable
 from ._sql import builtin
-from .base import Backend, _q, first_line
+from .base import Backend, _q
+from .quick import first_line
 
 
 @builtin("jsonb_extract_path_text")

@@ -113,14 +113,14 @@ def table_columns(con: Any, names: list[str]) -> dict[str, list[list[str]] | Non
     parts = [n.rpartition(".") for n in names]
     # literals, not parameters: DuckDB imports pandas to look at a parameter's type
     where = " OR ".join(
-        f"(table_schema = {string_literal(schema) if schema else 'current_schema()'} "
+        f"(schema_name = {string_literal(schema) if schema else 'current_schema()'} "
         f"AND table_name = {string_literal(table)})"
         for schema, _, table in parts
     )
-    found = con.execute(
-        "SELECT table_schema = current_schema(), table_schema, table_name, column_name, "
-        "data_type, is_nullable FROM information_schema.columns "
-        f"WHERE table_catalog = current_database() AND ({where}) ORDER BY ordinal_position"
+    found = con.execute(  # duckdb_columns(): a fifth of information_schema's cost
+        "SELECT schema_name = current_schema(), schema_name, table_name, column_name, "
+        "data_type, CASE WHEN is_nullable THEN 'YES' ELSE 'NO' END FROM duckdb_columns() "
+        f"WHERE database_name = current_database() AND ({where}) ORDER BY column_index"
     ).fetchall()
     columns: dict[tuple[str, str], list[list[str]]] = {}
     for current, schema, table, *column in found:

@@ -35,7 +35,8 @@ import pyarrow as pa
 
 from ..errors import BackendError, BackendUnavailable, MappingError
 from . import _sql
-from .base import Backend, ConflictRule, Schema, _q, first_line
+from .base import Backend, ConflictRule, Schema, _q
+from .quick import first_line
 from .spark_json import _member, _to_json, _try_variant_get
 
 DEFAULT_WAREHOUSE = "pql-spark"
