@@ -153,3 +153,19 @@ def test_validate_and_a_stored_explain_import_no_ibis_pyarrow_pandas_or_sklearn(
     assert (code, heavy) == (0, []) and cold == out
     _, (code, heavy) = _pql(project, "explain", "nobody", *where)
     assert (code, heavy) == (1, [])
+
+
+def test_values_the_driver_reads_otherwise_than_arrow_are_left_to_the_engine(tmp_path):
+    path = tmp_path / "t.duckdb"
+    connect(str(path)).close()
+    reader = QuickDuckDB.open(str(path), 5)
+    assert reader is not None
+    try:
+        plain = "SELECT 'a' AS s, 1 AS i, 1.5::DOUBLE AS d, TIMESTAMP '2026-01-02' AS t, ['x'] AS l"
+        assert reader.rows(plain) == [
+            {"s": "a", "i": 1, "d": 1.5, "t": datetime(2026, 1, 2), "l": ["x"]}
+        ]
+        for other in ("TIMESTAMPTZ '2026-01-02'", "1.5::DECIMAL(9, 2)", "'{}'::JSON", "{'a': 1}"):
+            assert reader.rows(f"SELECT {other} AS v") is None, other
+    finally:
+        reader.close()

@@ -23,6 +23,10 @@ from typing import Any
 from ..errors import BackendError, BackendUnavailable, RefusedValue
 from .lock import FileLock
 
+_PLAIN = re.compile(
+    r"(VARCHAR|BIGINT|INTEGER|SMALLINT|TINYINT|DOUBLE|FLOAT|BOOLEAN|TIMESTAMP|DATE)(\[\])*"
+)
+"""The column types the driver and Arrow give the same Python values for."""
 SQL_CACHE = "pql_compiled"
 """The table of compiled SQL (:class:`~pqlkit.backends.compiled.CompiledSql` writes it)."""
 
@@ -184,14 +188,18 @@ class QuickDuckDB:
         ).fetchone()
         return None if found is None else str(found[0])
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        """A small query's rows as dicts, through the driver (as ``Backend.rows`` reads them)."""
+    def rows(self, sql: str) -> list[dict[str, Any]] | None:
+        """A small query's rows as dicts, through the driver; None when a column is of a type
+        the driver may give other Python values for than Arrow does (the engine reads
+        features through Arrow): a time zone, a decimal, JSON, a struct."""
         import duckdb
 
         try:
             cur = self._con.execute(sql)
         except duckdb.Error as exc:
             raise mapped(exc, "the database reported an error") from exc
+        if not all(_PLAIN.fullmatch(str(d[1])) for d in cur.description):
+            return None
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
