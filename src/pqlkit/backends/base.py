@@ -512,18 +512,14 @@ class Backend(TableDdl, CompiledSql, ABC):
         return self._fetch(self.compile(expr))[1]
 
     def source_columns(self, names: list[str]) -> dict[str, list[list[str]] | None]:
-        """Each table's columns as [name, type, nullable], None for a missing table: what
-        compiled SQL kept in the database is keyed by (DuckDB reads them in one query, as
-        :mod:`.quick` does without Ibis)."""
-        out: dict[str, list[list[str]] | None] = {}
-        for name in names:
-            schema, _, table = name.rpartition(".")
-            if not schema and not self.has_table(table):
-                out[name] = None
-                continue
-            types = self.table(name).schema()
-            out[name] = [[c, str(t), str(t.nullable)] for c, t in types.items()]
-        return out
+        """Each table's columns as [name, type, nullable] (None: no such table): what compiled
+        SQL kept in the database is keyed by (DuckDB reads them as :mod:`.quick` does)."""
+        return {
+            n: [[c, str(t), str(t.nullable)] for c, t in self.table(n).schema().items()]
+            if "." in n or self.has_table(n)
+            else None
+            for n in names
+        }
 
 
 def _q(name: str) -> str:
