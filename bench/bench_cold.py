@@ -121,10 +121,8 @@ def main() -> int:
             f"{'median CPU':>13}"
         )
         for name, argv in commands.items():
-            first = {}
-            for label, src in trees.items():
-                forget_compiled_explains(demo / "demo.duckdb")
-                first[label] = run(src, argv, demo)
+            forget_compiled_explains(demo / "demo.duckdb")
+            first = {label: run(src, argv, demo) for label, src in trees.items()}
             taken: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
             for i in range(args.runs):
                 order = list(trees.items())
