@@ -169,3 +169,14 @@ def test_values_the_driver_reads_otherwise_than_arrow_are_left_to_the_engine(tmp
             assert reader.rows(f"SELECT {other} AS v") is None, other
     finally:
         reader.close()
+
+
+def test_every_backend_reads_the_source_columns_compiled_sql_is_keyed_by(world_backend):
+    found = world_backend.source_columns(["users", "no_such_table"])
+    assert found["no_such_table"] is None
+    assert found["users"] and [c[0] for c in found["users"]][:3] == [
+        "user_id",
+        "email",
+        "account_id",
+    ]
+    assert found == world_backend.source_columns(["users", "no_such_table"])
