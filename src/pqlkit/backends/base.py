@@ -511,16 +511,6 @@ class Backend(TableDdl, CompiledSql, ABC):
         """The rows of a small query as tuples."""
         return self._fetch(self.compile(expr))[1]
 
-    def source_columns(self, names: list[str]) -> dict[str, list[list[str]] | None]:
-        """Each table's columns as [name, type, nullable] (None: no such table): what compiled
-        SQL kept in the database is keyed by (DuckDB reads them as :mod:`.quick` does)."""
-        return {
-            n: [[c, str(t), str(t.nullable)] for c, t in self.table(n).schema().items()]
-            if "." in n or self.has_table(n)
-            else None
-            for n in names
-        }
-
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'

@@ -96,6 +96,16 @@ class CompiledSql(ABC):
         found = self.values(t.filter(t.key == key).select("sql"))
         return found[0][0] if found else None
 
+    def source_columns(self, names: list[str]) -> dict[str, list[list[str]] | None]:
+        """Each table's columns as [name, type, nullable] (None: no such table): what compiled
+        SQL kept in the database is keyed by (DuckDB reads them as :mod:`.quick` does)."""
+        return {
+            n: [[c, str(t), str(t.nullable)] for c, t in self.table(n).schema().items()]
+            if "." in n or self.has_table(n)
+            else None
+            for n in names
+        }
+
     def store_sql(self, key: str, sql: str, now: datetime) -> None:
         self.ensure_table(
             self.SQL_CACHE, self._SQL_CACHE_SCHEMA, primary_key=["key"], not_null=["sql"]
