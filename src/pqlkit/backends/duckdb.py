@@ -63,6 +63,9 @@ class DuckDBBackend(Backend):
     reads_files: ClassVar[bool] = True
     # the collector's deduplication asks an index of these hashes (see .keyed)
     key_hash: ClassVar[str | None] = "hash({scope}, {ident})"
+    key_second: ClassVar[str | None] = (
+        "CAST(least(greatest(floor(epoch({time})), 0), 4294967295) AS UINTEGER)"
+    )
 
     def __init__(self, url: str, con: Any, lock: FileLock | None):
         super().__init__(url, con)

@@ -62,16 +62,20 @@ class KeyedInsert:
     #: columns); None: this backend deduplicates with the anti-join only.
     key_hash: ClassVar[str | None] = None
 
+    #: The same key's receive time as whole seconds since 1970, clipped to 0..2**32-1.
+    key_second: ClassVar[str | None] = None
+
     def stored_keys(
         self, table: str, since: datetime, *, key=("source", "message_id"), time="received_at"
     ) -> pa.RecordBatchReader:
-        """The hashes of the keys stored in ``table`` at ``since`` or later, and their times
-        (columns h and t), streamed."""
-        assert self.key_hash is not None  # callers check key_hash first
+        """The hashes of the keys stored in ``table`` at ``since`` or later and their receive
+        seconds (columns h, uint64, and t, uint32), sorted by hash, streamed."""
+        assert self.key_hash is not None and self.key_second is not None  # callers check
         h = self.key_hash.format(scope=_q(key[0]), ident=_q(key[1]))
-        at = _sql.sql(_sql.literal(since), self._sqlglot)  # type: ignore[attr-defined]
+        t = self.key_second.format(time=_q(time))
         return self._stream(  # type: ignore[attr-defined]
-            f"SELECT {h} AS h, {_q(time)} AS t FROM {_q(table)} WHERE {_q(time)} >= {at}"
+            f"SELECT {h} AS h, {t} AS t FROM {_q(table)} "
+            f"WHERE {_q(time)} >= {self._literal(since)} ORDER BY h"
         )
 
     def _insert_seen(

@@ -67,12 +67,14 @@ class SeenKeys:
         ):
             return
         np = self._np
-        hashes, times = [], []
+        whole = (np.empty(0, np.uint64), np.empty(0, np.uint32))
         for table in tables:
-            for batch in backend.stored_keys(table, cutoff):
-                hashes.append(batch.column(0).to_numpy(zero_copy_only=False).astype(np.uint64))
-                times.append(self._seconds(batch.column(1)))
-        self._whole = self._sorted(_cat(np, hashes, np.uint64), _cat(np, times, np.uint32))
+            hashes, times = [], []
+            for batch in backend.stored_keys(table, cutoff):  # sorted by hash
+                hashes.append(batch.column(0).to_numpy(zero_copy_only=False))
+                times.append(batch.column(1).to_numpy(zero_copy_only=False))
+            whole = _merged(np, whole, (_cat(np, hashes, np.uint64), _cat(np, times, np.uint32)))
+        self._whole = whole
         self._delta = (np.empty(0, np.uint64), np.empty(0, np.uint32))
         self.tables, self.since, self._counts = tables, since, counts
         self._prune_at = since
@@ -87,18 +89,21 @@ class SeenKeys:
         and last such second (0, 0 when none is)."""
         np = self._np
         query = hashes.to_numpy(zero_copy_only=False).astype(np.uint64)
+        order = np.argsort(query, kind="stable")
+        query = query[order]  # sorted needles: each binary search starts where the last ended
         hits: set[int] = set()
         first, last = _U32, 0
         for keys, times in (self._whole, self._delta):
             if not len(keys):
                 continue
             left = np.searchsorted(keys, query, "left")
-            right = np.searchsorted(keys, query, "right")
-            for i in np.nonzero(right > left)[0].tolist():
-                at = times[left[i] : right[i]]
+            found = np.nonzero(keys[np.minimum(left, len(keys) - 1)] == query)[0]
+            right = np.searchsorted(keys, query[found], "right")
+            for j, end in zip(found.tolist(), right.tolist(), strict=True):
+                at = times[left[j] : end]
                 at = at[at >= since]
                 if len(at):
-                    hits.add(i)
+                    hits.add(int(order[j]))
                     first, last = min(first, int(at.min())), max(last, int(at.max()))
         return sorted(hits), (first if hits else 0), last
 
@@ -118,10 +123,6 @@ class SeenKeys:
             self._whole = (whole[0][keep], whole[1][keep]) if not keep.all() else whole
             self._delta = (np.empty(0, np.uint64), np.empty(0, np.uint32))
             self.since = since
-
-    def _seconds(self, times: pa.Array) -> Any:
-        at = seconds(times).fill_null(0).to_numpy(zero_copy_only=False)
-        return self._np.clip(at, 0, _U32).astype(self._np.uint32)
 
     def _sorted(self, keys: Any, times: Any) -> tuple[Any, Any]:
         order = self._np.argsort(keys, kind="stable")
