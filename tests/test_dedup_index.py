@@ -187,5 +187,5 @@ def test_the_flusher_keeps_one_index_across_its_flushes(tmp_path):
         pass
     log.close()
     assert sorted(backend.run_sql("SELECT message_id FROM events")) == [("x",), ("y",), ("z",)]
-    assert flusher.duplicates == 1 and flusher._seen is not None and flusher._seen.loads == 1
+    assert flusher.duplicates == 1 and flusher._seen.loads == 1
     backend.close()

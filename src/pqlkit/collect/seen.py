@@ -129,14 +129,6 @@ class SeenKeys:
         return keys[order], times[order]
 
 
-def seen_keys() -> SeenKeys | None:
-    """An index of the stored keys, or None without numpy (then the tables are read)."""
-    try:
-        return SeenKeys()
-    except ImportError:
-        return None
-
-
 def _merged(np: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
     """Two sorted (keys, times) pairs as one."""
     if not len(b[0]):
@@ -155,4 +147,4 @@ def _second(at: datetime) -> int:
     return int(seconds(pa.array([at], pa.timestamp("us")))[0].as_py())
 
 
-__all__ = ["MARGIN", "MERGE_AT", "SeenKeys", "seen_keys"]
+__all__ = ["MARGIN", "MERGE_AT", "SeenKeys"]

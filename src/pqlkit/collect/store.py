@@ -26,7 +26,7 @@ from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
 from .schema import require_writable
-from .seen import seen_keys
+from .seen import SeenKeys
 from .segment_api import messages_from_body
 from .subscriber import Subscriber
 from .tables import (
@@ -191,7 +191,7 @@ class Flusher:
         self.resolved_at = 0.0
         self._dirty = False
         self._backend = None
-        self._seen = seen_keys()  # the window's stored keys, across flushes (see .seen)
+        self._seen = SeenKeys()  # the window's stored keys, across flushes (see .seen)
         self._checkpoint = (0, 0)
         self.error: Exception | None = None
         with self._connection() as backend:
