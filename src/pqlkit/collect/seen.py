@@ -68,12 +68,17 @@ class SeenKeys:
             return
         np = self._np
         whole = (np.empty(0, np.uint64), np.empty(0, np.uint32))
-        for table in tables:
-            hashes, times = [], []
-            for batch in backend.stored_keys(table, cutoff):  # sorted by hash
-                hashes.append(batch.column(0).to_numpy(zero_copy_only=False))
-                times.append(batch.column(1).to_numpy(zero_copy_only=False))
-            whole = _merged(np, whole, (_cat(np, hashes, np.uint64), _cat(np, times, np.uint32)))
+        for table, rows in zip(tables, counts, strict=True):
+            # filled in place (no second copy of the window's keys); sorted by the database
+            keys, times, n = np.empty(rows, np.uint64), np.empty(rows, np.uint32), 0
+            for batch in backend.stored_keys(table, cutoff):
+                m = batch.num_rows
+                keys[n : n + m] = batch.column(0).to_numpy(zero_copy_only=False)
+                times[n : n + m] = batch.column(1).to_numpy(zero_copy_only=False)
+                n += m
+            whole = _merged(
+                np, whole, (keys[:n].copy(), times[:n].copy()) if n < rows else (keys, times)
+            )
         self._whole = whole
         self._delta = (np.empty(0, np.uint64), np.empty(0, np.uint32))
         self.tables, self.since, self._counts = tables, since, counts
@@ -137,10 +142,6 @@ def _merged(np: Any, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
         return b
     at = np.searchsorted(a[0], b[0], "right")
     return np.insert(a[0], at, b[0]), np.insert(a[1], at, b[1])
-
-
-def _cat(np: Any, parts: list[Any], dtype: Any) -> Any:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
 
 def _second(at: datetime) -> int:
