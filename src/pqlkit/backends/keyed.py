@@ -94,16 +94,19 @@ class KeyedInsert:
         scope, ident = key
         with self.staged(rows) as stage:  # type: ignore[attr-defined]
             h = self.key_hash.format(scope=_q(scope), ident=_q(ident))
-            firsts = self.arrow(  # type: ignore[attr-defined]
-                f"SELECT {SEQ}, {h} AS {HASH} FROM (SELECT *, row_number() OVER (PARTITION BY "
-                f"{_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, {SEQ}) AS _pql_n "
-                f"FROM {_q(stage)}) s WHERE s._pql_n = 1 ORDER BY {SEQ}"
-            )
+            firsts = self.arrow(f"SELECT {SEQ}, {h} AS {HASH} FROM {_q(stage)}")  # type: ignore[attr-defined]
+            if pc.count_distinct(firsts.column(HASH)).as_py() < rows.num_rows:
+                # a key repeats in the batch (or two share a hash): the first of each wins
+                firsts = self.arrow(  # type: ignore[attr-defined]
+                    f"SELECT {SEQ}, {h} AS {HASH} FROM (SELECT *, row_number() OVER (PARTITION "
+                    f"BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, {SEQ}) AS _pql_n "
+                    f"FROM {_q(stage)}) s WHERE s._pql_n = 1"
+                )
+        firsts = firsts.sort_by(SEQ)
         seqs = firsts.column(SEQ).combine_chunks()
         hashes = firsts.column(HASH).combine_chunks()
         since = int(seconds(pa.array([cutoff], pa.timestamp("us")))[0].as_py())
         hits, first, last = seen.lookup(hashes, since)
-        stored: set[int] = set()
         if hits:
             # the index keeps seconds from 1970 to 2106; beyond them, only the cutoff bounds
             epoch = datetime(1970, 1, 1)
@@ -111,11 +114,11 @@ class KeyedInsert:
             hi = epoch + timedelta(seconds=last + 1) if last < 2**32 - 1 else datetime.max
             suspects = rows.take(pc.take(seqs, pa.array(hits, pa.int64())))
             stored = self._stored_of(suspects, key, time_column, (table, *also), lo, hi)
-        keep = [i for i, s in enumerate(seqs.to_pylist()) if s not in stored]
-        kept = pc.take(seqs, pa.array(keep, pa.int64()))
-        new = rows.take(kept)
+            fresh = pc.invert(pc.is_in(seqs, value_set=pa.array(sorted(stored), pa.int64())))
+            seqs, hashes = seqs.filter(fresh), hashes.filter(fresh)
+        new = rows if len(seqs) == rows.num_rows else rows.take(seqs)
         self.insert(table, new.drop_columns([SEQ]))  # type: ignore[attr-defined]
-        seen.add(pc.take(hashes, pa.array(keep, pa.int64())), seconds(new.column(time_column)))
+        seen.add(hashes, seconds(new.column(time_column)))
         return new.num_rows
 
     def _stored_of(

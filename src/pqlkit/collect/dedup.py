@@ -60,7 +60,7 @@ def store_new(
     rows, others = first_of_each_id(rows, places, others)
     messages = pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA)
     if seen is not None and window is not None and backend.key_hash is not None:
-        times = [t for t in (pc.min(x.column("received_at")).as_py() for x in (rows, messages))]
+        times = [pc.min(x.column("received_at")).as_py() for x in (rows, messages)]
         if any(t is not None for t in times):
             seen.sync(backend, (table, MESSAGES), min(t for t in times if t is not None) - window)
         else:
@@ -68,7 +68,7 @@ def store_new(
     events = backend.insert_new(table, rows, window=window, also=(MESSAGES,), seen=seen)
     stored = backend.insert_new(MESSAGES, messages, window=window, also=(table,), seen=seen)
     if seen is not None and events + stored:
-        seen.saw(backend)
+        seen.saw((events, stored))
     return events, incoming - events - stored
 
 

@@ -85,9 +85,10 @@ class SeenKeys:
         self._prune_at = since
         self.loads += 1
 
-    def saw(self, backend: Any) -> None:
-        """Note the tables' row counts after this process wrote to them."""
-        self._counts = tuple(backend.count(t) for t in self.tables)
+    def saw(self, added: tuple[int, ...]) -> None:
+        """Note the rows this process added to each table since :meth:`sync` (their keys
+        went in by :meth:`add`)."""
+        self._counts = tuple(c + n for c, n in zip(self._counts, added, strict=True))
 
     def lookup(self, hashes: pa.Array, since: int) -> tuple[list[int], int, int]:
         """The places in ``hashes`` of those stored at a second >= ``since``, and the first
