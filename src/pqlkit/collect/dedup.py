@@ -59,12 +59,11 @@ def store_new(
     incoming = rows.num_rows + len(others)
     rows, others = first_of_each_id(rows, places, others)
     messages = pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA)
-    if seen is not None and window is not None and backend.key_hash is not None:
-        times = [pc.min(x.column("received_at")).as_py() for x in (rows, messages)]
-        if any(t is not None for t in times):
-            seen.sync(backend, (table, MESSAGES), min(t for t in times if t is not None) - window)
-        else:
-            seen = None
+    times = [pc.min(x.column("received_at")).as_py() for x in (rows, messages)]
+    if seen is None or window is None or backend.key_hash is None or times == [None, None]:
+        seen = None  # the tables are read (PostgreSQL has no key_hash yet)
+    else:
+        seen.sync(backend, (table, MESSAGES), min(t for t in times if t is not None) - window)
     events = backend.insert_new(table, rows, window=window, also=(MESSAGES,), seen=seen)
     stored = backend.insert_new(MESSAGES, messages, window=window, also=(table,), seen=seen)
     if seen is not None and events + stored:
