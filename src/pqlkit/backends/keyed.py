@@ -56,7 +56,7 @@ def seconds(times: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 class KeyedInsert:
-    """The keyed path of :meth:`Backend.insert_new` (a mixin of :class:`Backend`)."""
+    """:meth:`insert_new`, by the anti-join or by an index (a mixin of ``Backend``)."""
 
     #: A 64-bit hash of a key in the dialect, over ``{scope}`` and ``{ident}`` (quoted
     #: columns); None: this backend deduplicates with the anti-join only.
@@ -65,8 +65,67 @@ class KeyedInsert:
     #: The same key's receive time as whole seconds since 1970, clipped to 0..2**32-1.
     key_second: ClassVar[str | None] = None
 
+    def insert_new(
+        self,
+        table: str,
+        rows: pa.Table,
+        *,
+        key: tuple[str, str] = ("source", "message_id"),
+        window: timedelta | None = None,
+        time_column: str = "received_at",
+        also: tuple[str, ...] = (),
+        seen: SeenKeys | None = None,
+    ) -> int:
+        """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
+        ``window`` before the oldest new row's ``time_column``; None: all), in ``table`` or
+        in any table of ``also`` (which have the key's and the time's columns too); of
+        several new rows with one key, the first by ``time_column`` and then by their order
+        in ``rows`` wins. Return how many went in. Call in a transaction.
+
+        With ``seen``, an index of every key stored in those tables within the window (see
+        above), the tables are read only where the index points, when the backend has a
+        ``key_hash``; the rows that go in are added to the index."""
+        if rows.num_rows == 0:
+            return 0
+        cols = ", ".join(_q(c) for c in rows.column_names)
+        rows = rows.append_column(SEQ, pa.array(range(rows.num_rows), pa.int64()))
+        scope, ident = key
+        first = pc.min(rows.column(time_column)).as_py() if window is not None else None
+        if seen is not None and self.key_hash is not None and first is not None:
+            return self._insert_seen(
+                table,
+                rows,
+                key=key,
+                cutoff=first - window,
+                time_column=time_column,
+                also=also,
+                seen=seen,
+            )
+        with self.staged(rows) as stage:  # type: ignore[attr-defined]
+            recent = ""
+            if window is not None and first is not None:
+                oldest = first - window
+                recent = f"AND e.{_q(time_column)} >= {self._literal(oldest)} "
+            before = self.count(table)  # type: ignore[attr-defined]
+            stored = "".join(
+                f"AND NOT EXISTS (SELECT 1 FROM {_q(t)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
+                f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent}) "
+                for t in (table, *also)
+            )
+            self._execute(  # type: ignore[attr-defined]
+                f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
+                f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, _pql_seq) AS _pql_n "
+                f"FROM {_q(stage)}) s WHERE s._pql_n = 1 {stored}"
+            )
+            return int(self.count(table) - before)  # type: ignore[attr-defined]
+
     def stored_keys(
-        self, table: str, since: datetime, *, key=("source", "message_id"), time="received_at"
+        self,
+        table: str,
+        since: datetime,
+        *,
+        key: tuple[str, str] = ("source", "message_id"),
+        time: str = "received_at",
     ) -> pa.RecordBatchReader:
         """The hashes of the keys stored in ``table`` at ``since`` or later and their receive
         seconds (columns h, uint64, and t, uint32), sorted by hash, streamed."""
@@ -119,7 +178,7 @@ class KeyedInsert:
         new = rows if len(seqs) == rows.num_rows else rows.take(seqs)
         self.insert(table, new.drop_columns([SEQ]))  # type: ignore[attr-defined]
         seen.add(hashes, seconds(new.column(time_column)))
-        return new.num_rows
+        return int(new.num_rows)
 
     def _stored_of(
         self,
