@@ -189,3 +189,22 @@ def test_the_flusher_keeps_one_index_across_its_flushes(tmp_path):
     assert sorted(backend.run_sql("SELECT message_id FROM events")) == [("x",), ("y",), ("z",)]
     assert flusher.duplicates == 1 and flusher._seen.loads == 1
     backend.close()
+
+
+def test_a_table_made_by_hand_with_number_ids_refuses_their_copies(tmp_path):
+    """An events table whose ids are numbers (made by hand, not by pqlkit): the index hashes
+    ids as text, as the batch has them, so their copies are still refused."""
+    backend = connect(str(tmp_path / "n.duckdb"))
+    backend.run_sql(
+        "CREATE TABLE events (message_id BIGINT, source VARCHAR, user_id VARCHAR, "
+        'anonymous_id VARCHAR, account_id VARCHAR, event VARCHAR, "timestamp" TIMESTAMP, '
+        "received_at TIMESTAMP, properties VARCHAR)"
+    )
+    backend.run_sql(
+        f"INSERT INTO events (message_id, source, received_at) VALUES (7, 'web', '{T0}')"
+    )
+    backend.ensure_table(MESSAGES, MESSAGES_SCHEMA)
+    seen = SeenKeys()
+    later = T0 + timedelta(minutes=1)
+    assert store(backend, [("web", "7", later), ("web", "8", later)], seen=seen) == (1, 1)
+    backend.close()

@@ -62,7 +62,7 @@ class DuckDBBackend(Backend):
     temp_tables_in_memory: ClassVar[bool] = True
     reads_files: ClassVar[bool] = True
     # the collector's deduplication asks an index of these hashes (see .keyed)
-    key_hash: ClassVar[str | None] = "hash({scope}, {ident})"
+    key_hash: ClassVar[str | None] = "hash(CAST({scope} AS VARCHAR), CAST({ident} AS VARCHAR))"
     key_second: ClassVar[str | None] = (
         "CAST(least(greatest(floor(epoch({time})), 0), 4294967295) AS UINTEGER)"
     )
