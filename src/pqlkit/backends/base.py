@@ -17,7 +17,6 @@ import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeAlias
 
@@ -25,13 +24,13 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlglot.expressions as exp
 
 from ..errors import BackendError, BackendUnavailable, MappingError, RefusedValue
 from . import _sql
 from .compiled import CompiledSql
 from .ddl import TableDdl
+from .keyed import KeyedInsert
 from .quick import first_line
 
 ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max", "replace"]]
@@ -41,7 +40,7 @@ ConflictRule = Literal["ignore", "replace"] | Mapping[str, Literal["min", "max",
 Schema: TypeAlias = pa.Schema | ibis.Schema
 
 
-class Backend(TableDdl, CompiledSql, ABC):
+class Backend(TableDdl, CompiledSql, KeyedInsert, ABC):
     """One open database. Subclasses set the capabilities and implement the primitives."""
 
     #: The dialect name (sqlglot and Ibis).
@@ -422,46 +421,6 @@ class Backend(TableDdl, CompiledSql, ABC):
                 f"INSERT INTO {t} ({', '.join(_q(c) for c in cols)}) {select} "
                 f"ON CONFLICT ({', '.join(_q(k) for k in keys)}) {action}"
             )
-
-    def insert_new(
-        self,
-        table: str,
-        rows: pa.Table,
-        *,
-        key: tuple[str, str] = ("source", "message_id"),
-        window: timedelta | None = None,
-        time_column: str = "received_at",
-        also: tuple[str, ...] = (),
-    ) -> int:
-        """Insert the rows whose ``key`` is not stored yet (for stored rows no older than
-        ``window`` before the oldest new row's ``time_column``; None: all), in ``table`` or
-        in any table of ``also`` (which have the key's and the time's columns too); of
-        several new rows with one key, the first by ``time_column`` and then by their order
-        in ``rows`` wins. Return how many went in. Call in a transaction."""
-        if rows.num_rows == 0:
-            return 0
-        cols = ", ".join(_q(c) for c in rows.column_names)
-        rows = rows.append_column("_pql_seq", pa.array(range(rows.num_rows), pa.int64()))
-        scope, ident = key
-        with self.staged(rows) as stage:
-            recent = ""
-            if window is not None:
-                first = pc.min(rows.column(time_column)).as_py()
-                if first is not None:
-                    oldest = first - window
-                    recent = f"AND e.{_q(time_column)} >= {_sql.sql(_sql.literal(oldest), self._sqlglot)} "
-            before = self.count(table)
-            stored = "".join(
-                f"AND NOT EXISTS (SELECT 1 FROM {_q(t)} e WHERE e.{_q(ident)} = s.{_q(ident)} "
-                f"AND e.{_q(scope)} IS NOT DISTINCT FROM s.{_q(scope)} {recent}) "
-                for t in (table, *also)
-            )
-            self._execute(
-                f"INSERT INTO {_q(table)} ({cols}) SELECT {cols} FROM (SELECT *, row_number() OVER "
-                f"(PARTITION BY {_q(scope)}, {_q(ident)} ORDER BY {_q(time_column)}, _pql_seq) AS _pql_n "
-                f"FROM {_q(stage)}) s WHERE s._pql_n = 1 {stored}"
-            )
-            return self.count(table) - before
 
     @contextlib.contextmanager
     def staged(self, rows: pa.Table) -> Iterator[str]:

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .seen import SeenKeys
 from .tables import MESSAGES, MESSAGES_SCHEMA
 
 
@@ -45,22 +46,29 @@ def store_new(
     places: pa.ChunkedArray,
     others: list[dict[str, Any]],
     window: timedelta | None,
+    seen: SeenKeys | None = None,
 ) -> tuple[int, int]:
     """Insert the event ``rows`` (in log order, each at its ``places``) into ``table`` and
     the identify, group and alias ``others`` (pql_messages rows, each with its "place") into
     pql_messages, each only when its (source, message_id) is neither among the batch's
     earlier messages nor stored in either table within ``window``; return how many events
-    went in, and how many messages of either kind were duplicates. Call inside a transaction."""
+    went in, and how many messages of either kind were duplicates. Call inside a transaction.
+
+    With ``seen`` (the flusher keeps one across flushes), the stored keys are looked up in
+    that index instead of read from the tables (see :mod:`.seen`), where the backend can."""
     incoming = rows.num_rows + len(others)
     rows, others = first_of_each_id(rows, places, others)
-    events = backend.insert_new(table, rows, window=window, also=(MESSAGES,))
-    messages = backend.insert_new(
-        MESSAGES,
-        pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA),
-        window=window,
-        also=(table,),
-    )
-    return events, incoming - events - messages
+    messages = pa.Table.from_pylist(others, schema=MESSAGES_SCHEMA)
+    times = [pc.min(x.column("received_at")).as_py() for x in (rows, messages)]
+    if seen is None or window is None or backend.key_hash is None or times == [None, None]:
+        seen = None  # the tables are read (PostgreSQL has no key_hash yet)
+    else:
+        seen.sync(backend, (table, MESSAGES), min(t for t in times if t is not None) - window)
+    events = backend.insert_new(table, rows, window=window, also=(MESSAGES,), seen=seen)
+    stored = backend.insert_new(MESSAGES, messages, window=window, also=(table,), seen=seen)
+    if seen is not None and events + stored:
+        seen.saw((events, stored))
+    return events, incoming - events - stored
 
 
 def first_of_each_id(

@@ -26,6 +26,7 @@ from .fastpath import FastBatch, FastPath, Parsed, ReadAhead, prefixed
 from .log import LogReader
 from .records import from_segment, parse_timestamp, text_or_none
 from .schema import require_writable
+from .seen import SeenKeys
 from .segment_api import messages_from_body
 from .subscriber import Subscriber
 from .tables import (
@@ -190,6 +191,7 @@ class Flusher:
         self.resolved_at = 0.0
         self._dirty = False
         self._backend = None
+        self._seen = SeenKeys()  # the window's stored keys, across flushes (see .seen)
         self._checkpoint = (0, 0)
         self.error: Exception | None = None
         with self._connection() as backend:
@@ -387,7 +389,9 @@ class Flusher:
         mine = pa.Table.from_pylist(events, schema=EVENTS_SCHEMA)
         rows, places = in_log_order(mine, order, fast.events if fast else None, fast and fast.order)
         with backend.transaction():
-            stored, duplicates = store_new(backend, self.table, rows, places, others, DEDUP_WINDOW)
+            stored, duplicates = store_new(
+                backend, self.table, rows, places, others, DEDUP_WINDOW, self._seen
+            )
             identity.store(backend, ids)
             if feedback:
                 backend.ensure_table(FEEDBACK, FEEDBACK_SCHEMA)
