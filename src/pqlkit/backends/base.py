@@ -61,8 +61,6 @@ class Backend(TableDdl, CompiledSql, KeyedInsert, ABC):
     ordered_first: ClassVar[bool] = False
     """``first(x ORDER BY ...)`` as an aggregate, NULLs kept: an account's champion is picked
     in the rollup's GROUP BY rather than by a window."""
-    temp_tables_in_memory: ClassVar[bool] = False
-    """Temporary tables are held in memory (spilling past the limit): cheap to write and read."""
     reads_files: ClassVar[bool] = False
     """Sources may be CSV, JSON lines or Parquet files."""
 
@@ -278,21 +276,6 @@ class Backend(TableDdl, CompiledSql, KeyedInsert, ABC):
         )
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self._sqlglot)} AS {select}")
         self.tables()
-
-    def replace_temp_table(self, name: str, select: str) -> None:
-        """(Re)create the temporary table ``name`` (this connection's, gone when it closes)
-        as the result of the compiled SELECT ``select``."""
-        self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
-        self._execute(f"CREATE TEMPORARY TABLE {_q(name)} AS {select}")
-
-    def replace_table_from(self, name: str, source: str) -> None:
-        """(Re)create ``name`` as a copy of the table ``source`` (a temporary one too)."""
-        self.replace_table(name, f"SELECT * FROM {_q(source)}")
-
-    def drop_temp_table(self, name: str) -> None:
-        """Drop the temporary table ``name`` if this connection has one."""
-        if self.temp_tables_in_memory:
-            self._execute(f"DROP TABLE IF EXISTS {_q(name)}")
 
     def uncompressed_writes(self) -> contextlib.AbstractContextManager[None]:
         """Tables written in the block are stored uncompressed where the database compresses

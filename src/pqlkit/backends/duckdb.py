@@ -58,7 +58,6 @@ class DuckDBBackend(Backend):
     driver_module = "duckdb"
     bitmask_days: ClassVar[bool] = True
     ordered_first: ClassVar[bool] = True
-    temp_tables_in_memory: ClassVar[bool] = True
     reads_files: ClassVar[bool] = True
     # the collector's deduplication asks an index of these hashes (see .keyed)
     key_hash: ClassVar[str | None] = "hash(CAST({scope} AS VARCHAR), CAST({ident} AS VARCHAR))"
