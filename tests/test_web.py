@@ -227,7 +227,7 @@ def test_every_route_is_checked_for_sessions_roles_and_csrf(site):
     r = rep.post("/actions/retry", data={"csrf": token, "status": "dead"})
     assert r.status_code == 403
     for path in ACTIONS:  # a forged or missing token, with a valid session
-        for forged in ({"csrf": token[:-2] + "xx"}, {}):
+        for forged in ({"csrf": token[:-2] + ("yy" if token.endswith("xx") else "xx")}, {}):
             r = rep.post(path, data={**forged, "user_id": XSS[0], "action": "done"})
             assert r.status_code == 403, path
     feedback_after = (
@@ -574,7 +574,13 @@ def test_the_throttle_takes_slots_before_the_hash_and_its_delays_grow_then_end()
     cookie = guard.known_cookie(SECRET, "ana")
     assert guard.name_key(SECRET, "ANA", cookie) != "ana"
     assert t.take(guard.name_key(SECRET, "ana", cookie), "5.5.5.5") == 0.0
-    for forged in (cookie[:-1] + "0", "x.y", "", None, guard.known_cookie("another" * 8, "ana")):
+    for forged in (
+        cookie[:-1] + ("1" if cookie.endswith("0") else "0"),
+        "x.y",
+        "",
+        None,
+        guard.known_cookie("another" * 8, "ana"),
+    ):
         assert guard.name_key(SECRET, "ana", forged) == "ana"
     assert guard.name_key(SECRET, "bob", cookie) == "bob"
 
