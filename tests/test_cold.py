@@ -69,13 +69,17 @@ def test_literals_are_written_as_ibis_and_sqlglot_write_them_for_duckdb():
         assert string_literal(text) == _literal_text("duckdb", "str", text), text
 
 
-def test_the_light_names_are_the_features_own():
-    from pqlkit.features.build import env_of
-    from pqlkit.features.sources import ROLES
+def test_the_cold_path_names_features_as_the_features_do():
+    from pqlkit.features import build, names
 
     columns = ["user__plan", "account__seats", "signal__x", "last_seen_at", "user__user_id"]
-    assert explained.env_of(columns) == env_of(columns)
-    assert explained.ROLES == ROLES
+    assert explained.env_of is build.env_of is names.env_of  # one naming, no copy
+    assert explained.env_of(columns) == {
+        "user__plan": "user.plan",
+        "account__seats": "account.seats",
+        "signal__x": "signal.x",
+        "user__user_id": "user.user_id",
+    }
 
 
 def test_a_stored_explain_equals_the_engines_and_reads_what_it_stored(project):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import PqlkitError
+from ..features.names import ROLES, env_of
 from ..model.load import LoadedModel
 from ..scoring.decide import decide, signal_breakdown
 from ..scoring.ops import PyOps
@@ -30,20 +31,6 @@ USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 STORED_LAYOUT = "3"
 """The layout of :data:`~pqlkit.engine.core.FEATURES` and of the SQL that writes and reads it,
 part of every compiled statement's cache key: SQL compiled for another layout is never reused."""
-ROLES = ("events", "users", "accounts", "outcomes", "identities")
-"""The model's sources, as features.sources binds them."""
-_PREFIXES = (("user__", "user."), ("account__", "account."), ("signal__", "signal."))
-"""Feature column prefixes and the rules' field namespaces (features.build.env_of)."""
-
-
-def env_of(columns: Iterable[str]) -> dict[str, str]:
-    """Feature column -> field name used by rules (user__plan -> user.plan)."""
-    out = {}
-    for c in columns:
-        for prefix, ns in _PREFIXES:
-            if c.startswith(prefix):
-                out[c] = ns + c[len(prefix) :]
-    return out
 
 
 def explain_row(loaded: LoadedModel, row: Mapping[str, Any], when: datetime) -> Explanation:

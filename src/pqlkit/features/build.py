@@ -10,7 +10,6 @@ users known before as_of
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from datetime import datetime
 
 import ibis
@@ -23,27 +22,14 @@ from ..model.signals import duration_seconds, reads_every_event, signal_events
 from ..model.spec import CANONICAL_COLUMNS
 from ..scoring.decide import OUTPUT_FIELDS, decide
 from .ibis_ops import IbisOps
+from .names import ACCOUNT, SIGNAL, USER, env_of
 from .signals import AsOf, EventContext, JsonAccess, epoch, plan_signal
 from .sources import Bound, default_type
-
-USER = "user__"
-ACCOUNT = "account__"
-SIGNAL = "signal__"
 
 
 def count_true(x: ir.BooleanValue) -> ir.IntegerScalar:
     """How many rows have ``x`` true (portable: PostgreSQL cannot cast boolean to bigint)."""
     return x.count(where=x)
-
-
-def env_of(columns: Iterable[str]) -> dict[str, str]:
-    """Feature column -> field name used by rules (user__plan -> user.plan)."""
-    out = {}
-    for c in columns:
-        for prefix, ns in ((USER, "user."), (ACCOUNT, "account."), (SIGNAL, "signal.")):
-            if c.startswith(prefix):
-                out[c] = ns + c[len(prefix) :]
-    return out
 
 
 def resolve_identities(events: ir.Table, identities: ir.Table, as_of_lit: ir.Scalar) -> ir.Table:

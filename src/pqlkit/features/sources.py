@@ -22,6 +22,7 @@ from ..model.conditions import Condition, FieldCondition, walk
 from ..model.defaults import effective_segments
 from ..model.load import LoadedModel
 from ..model.spec import CANONICAL_COLUMNS, Source
+from .names import ROLES
 
 TIMESTAMP_COLUMNS = {
     "events": ("timestamp",),
@@ -46,9 +47,6 @@ DERIVED_USER_FIELDS = (
     "days_since_signup",
     "days_since_seen",
 )
-
-
-ROLES = ("events", "users", "accounts", "outcomes", "identities")
 
 
 class Reader(Protocol):

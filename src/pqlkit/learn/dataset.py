@@ -19,8 +19,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from ..errors import DataError
-from ..features.build import env_of
 from ..features.ibis_ops import IbisOps
+from ..features.names import env_of
 from ..features.signals import AsOf, epoch
 from ..scoring.decide import evaluate
 from .columns import OUTCOMES, OUTPUTS
