@@ -332,7 +332,9 @@ def test_pql_demo_then_the_one_command_serves_the_demo_as_it_is(tmp_path):
                           headers={"authorization": "Bearer pk_demo"}, timeout=30)  # fmt: skip
             assert r.status_code == 200
         server.stop()
-        assert server.proc is not None and server.proc.returncode == 0
+        assert server.proc is not None and server.proc.returncode == 0, server.stderr.read_text()[
+            -4000:
+        ]
     finally:
         if server.proc and server.proc.poll() is None:
             server.kill()
