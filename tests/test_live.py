@@ -239,7 +239,11 @@ def _check_story(backend, model: dict, batches: list[dict], monkeypatch) -> None
     for b in batches:
         _apply(backend, b)
         rescore(engine, b["touched"], b["accounts"], b["as_of"])
-    last = batches[-1]
+    check_state(backend, engine, loaded, batches[-1])
+
+
+def check_state(backend, engine, loaded, last: dict) -> None:
+    """What holds after any sequence of rescores (and full passes): see the module."""
     state = {r["user_id"]: r for r in backend.rows(backend.table(USER_STATE))}
     accounts = {r["account_id"]: r for r in backend.rows(backend.table(ACCOUNT_STATE))}
     full: dict[datetime, dict[str, dict]] = {}

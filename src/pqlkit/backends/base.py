@@ -277,6 +277,25 @@ class Backend(TableDdl, CompiledSql, KeyedInsert, ABC):
         self._execute(f"CREATE TABLE {_sql.sql(_sql.table(name), self._sqlglot)} AS {select}")
         self.tables()
 
+    def move_table(self, source: str, name: str) -> None:
+        """Put table ``source`` in the place of ``name`` (which is dropped), inside the caller's
+        transaction: a table computed beside the live one replaces it at once."""
+        self._execute(
+            _sql.sql(exp.Drop(this=_sql.table(name), kind="TABLE", exists=True), self._sqlglot)
+        )
+        self._execute(f"ALTER TABLE {_q(source)} RENAME TO {_q(name)}")
+        self.tables()
+
+    def sibling(self) -> Backend | None:
+        """A second connection to the same database, for work beside this connection's
+        transactions (a full pass beside live rescoring); None where there is none (an
+        in-memory database, Spark)."""
+        return None
+
+    def interrupt(self) -> None:
+        """Stop the statement running on this connection from another thread (it fails and
+        its transaction rolls back); nothing where the driver cannot."""
+
     def uncompressed_writes(self) -> contextlib.AbstractContextManager[None]:
         """Tables written in the block are stored uncompressed where the database compresses
         as it writes (DuckDB): for a table replaced every run, where compressing is half the

@@ -111,6 +111,15 @@ class DuckDBBackend(Backend):
     def path(self) -> Path | None:
         return Path(self.url) if self.url != ":memory:" else None
 
+    def sibling(self) -> DuckDBBackend | None:
+        if self.path is None:  # another in-memory connection would be another database
+            return None
+        return type(self).open(self.url, 120.0)  # this process: the same instance, no wait
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.interrupt()
+
     def wanted_elsewhere(self) -> bool:
         """Whether another pqlkit process waits for this file (see :mod:`.lock`)."""
         return self.path is not None and FileLock.wanted_elsewhere(self.url)

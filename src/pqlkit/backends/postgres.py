@@ -43,6 +43,7 @@ class PostgresBackend(Backend):
     name = "postgres"
     schemes = ("postgres", "postgresql")
     driver_module = "psycopg"
+    _full_url = ""  # the URL with its password, for a sibling connection; never shown
 
     @classmethod
     def driver_errors(cls) -> tuple[type[BaseException], ...]:
@@ -80,6 +81,7 @@ class PostgresBackend(Backend):
                 "(check host, port, user, password and database in the URL)"
             ) from None
         backend = cls(redact(url), con)
+        backend._full_url = url
         backend._execute("SET TIME ZONE 'UTC'")
         # PostgreSQL JIT-compiles a query whose estimated cost passes jit_above_cost; for the
         # scoring query's hundreds of expressions that costs seconds (0.25 s -> 3 s on 44k
@@ -170,6 +172,14 @@ class PostgresBackend(Backend):
                 "VACUUM FULL pg_catalog.pg_statistic"
             )
         return f"VACUUM FULL and ANALYZE on {len(tables)} table(s), statistics catalog rewritten"
+
+    def sibling(self) -> PostgresBackend:
+        return type(self).open(self._full_url, 0.0)
+
+    def interrupt(self) -> None:
+        with contextlib.suppress(Exception):
+            raw = self._raw
+            getattr(raw, "cancel_safe", raw.cancel)()
 
     def _close(self) -> None:
         with contextlib.suppress(Exception):

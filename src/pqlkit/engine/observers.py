@@ -38,6 +38,10 @@ class WrittenRun:
     """A rescore: only these users and accounts changed; the others keep their state."""
     accounts_affected: ir.Table | None = None
     """With ``partial``: every account rolled up again (their users may have moved)."""
+    merged: bool = False
+    """A full pass computed beside live rescoring (:mod:`.beside`): rows newer than its as_of,
+    which a rescore wrote meanwhile, are in it as they stand, so it compares although the
+    state holds later rows."""
 
 
 class RunObserver(Protocol):

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 import ibis
 
 from ..backends import Backend
+from ..collect.store import SUPPRESSIONS
 from ..collect.tables import FEEDBACK
 from ..destinations import KINDS, Delivery, Registry, Session, build
 from ..engine import USER_STATE, RunObserver
@@ -117,6 +119,7 @@ class Live:
         self.last_full: float | None = None
         self.last_work: float | None = None  # the last rescore or full pass (monotonic)
         self.last_due = 0.0
+        self.passing: FullPass | None = None
         self.templates: dict[str, str] = {}
         self.stats = LiveStats()
         # who claims the deliveries: the log folder's server (one process at a time), so a
@@ -154,6 +157,7 @@ class Live:
             self.users
             or self.accounts
             or not self.dispatcher.results.empty()
+            or (self.passing is not None and not self.passing.is_alive())  # to merge
             or self.last_full is None
             or now - self.last_full >= self.full_every
             or now - self.last_due >= self.due_every
@@ -184,17 +188,8 @@ class Live:
                 log.info("delivery: %d claimed before a restart and not recorded, due again", n)
         report = Report()  # first record what was sent
         settle_all(backend, self.handoff, self.dispatcher.finished(), utc_now(), report)
-        now = time.monotonic()
-        if self.last_full is None or now - self.last_full >= self.full_every:
-            result = engine.run(now_exact(), checks=False)
-            self.last_full = now
-            self.stats.full_runs += 1
-            self.stats.last_full_pass_at = time.time()
-            self.last_work = time.monotonic()
-            self.stats.transitions += result.transitions or 0
-            self.users, self.accounts = set(), set()  # the full pass scored them all
-            self._serve(backend, USER_STATE, replace_all=True)
-        elif self.users or self.accounts:
+        self._full_pass(engine, backend, now_exact)
+        if self.users or self.accounts:
             users, accounts = self.users, self.accounts
             started = time.perf_counter()
             result = rescore(engine, users, accounts, now_exact())
@@ -235,6 +230,49 @@ class Live:
         for e in report.errors:
             log.warning("delivery: %s", e)
 
+    def _full_pass(self, engine: Any, backend: Backend, now_exact: Any) -> None:
+        """Merge a pass computed beside that has finished; begin one when due: beside, on a
+        connection of its own, so rescores go on meanwhile (:mod:`pqlkit.engine.beside`), or
+        here when there is no state yet (the start) or no second connection (in memory)."""
+        now = time.monotonic()
+        if self.passing is not None and not self.passing.is_alive():
+            self._merge(engine, backend)
+        due = self.last_full is None or now - self.last_full >= self.full_every
+        beside = None
+        if due and self.last_full is not None and self.passing is None:
+            beside = backend.sibling()  # None: an in-memory database, computed here instead
+        if beside is not None:  # computed beside, merged by a later tick: rescores go on
+            self.last_full = now
+            self.passing = FullPass(self.loaded, beside, now_exact(), self.challengers)
+            self.passing.templates = self.templates  # compiled once per process
+            self.passing.start()
+        elif due and self.passing is None:
+            result = engine.run(now_exact(), checks=False)
+            self.last_full = now
+            self._passed(result)
+            self.users, self.accounts = set(), set()  # the full pass scored them all
+            self._serve(backend, USER_STATE, replace_all=True)
+
+    def _passed(self, result: Any) -> None:
+        self.stats.full_runs += 1
+        self.stats.last_full_pass_at = time.time()
+        self.last_work = time.monotonic()
+        self.stats.transitions += result.transitions or 0
+
+    def _merge(self, engine: Any, backend: Backend) -> None:
+        """The pass computed beside, merged into the state (or its failure logged: the next
+        is due after ``full_every`` as usual)."""
+        from ..engine.beside import merge
+
+        done, self.passing = self.passing, None
+        assert done is not None
+        if done.error is not None or done.computed is None:
+            log.warning("full pass: %s", done.error)
+            return
+        result = merge(engine, done.computed, forgotten_since(backend, done.started_at))
+        self._passed(result)
+        self._serve(backend, USER_STATE, replace_all=True)
+
     def _missing_tables(self, backend: Backend) -> list[str]:
         sources = self.loaded.model.sources
         out = []
@@ -269,10 +307,60 @@ class Live:
         what was sent."""
         from ..engine import utc_now
 
+        if self.passing is not None:  # a pass computed beside stops, rolled back
+            self.passing.stop()
+            self.passing = None
         report = Report()  # what was not sent is given back, due at once
         settle_all(backend, self.handoff, self.dispatcher.close(wait), utc_now(), report)
         with contextlib.suppress(Exception):
             self.client.close()
 
 
-__all__ = ["Dispatcher", "Live", "LiveStats"]
+class FullPass(threading.Thread):
+    """A full pass computed on a connection of its own (:func:`pqlkit.engine.beside.compute`)
+    while the flusher stores and rescores; the flusher's next tick merges it."""
+
+    def __init__(self, loaded: Any, backend: Backend, when: datetime, observers: Any):
+        super().__init__(name="pql-full-pass")
+        self.loaded, self.backend, self.when, self.observers = loaded, backend, when, observers
+        self.started_at = datetime.now(UTC).replace(tzinfo=None)
+        self.computed: Any = None
+        self.error: BaseException | None = None
+        self.templates: dict[str, str] = {}
+        self._closing = threading.Lock()  # an interrupt never meets a closed connection
+        self._closed = False
+
+    def run(self) -> None:
+        from ..engine import Engine
+        from ..engine.beside import compute
+
+        try:
+            engine = Engine(
+                self.loaded, self.backend, templates=self.templates, observers=self.observers
+            )
+            self.computed = compute(engine, self.when)
+        except Exception as exc:  # logged by the merge; the state is intact
+            self.error = exc
+        finally:
+            with self._closing:
+                self._closed = True
+                self.backend.close()
+
+    def stop(self, wait: float = 30.0) -> None:
+        """Interrupt the pass (its transaction rolls back) and wait for its thread."""
+        with self._closing:
+            if not self._closed:
+                self.backend.interrupt()
+        self.join(wait)
+
+
+def forgotten_since(backend: Backend, since: datetime) -> list[str]:
+    """The ids `pql forget` suppressed since ``since`` (a pass begun before must drop them)."""
+    if not backend.has_table(SUPPRESSIONS):
+        return []
+    t = backend.table(SUPPRESSIONS)
+    rows = backend.values(t.filter(t.forgotten_at >= ibis.timestamp(since)).select("id", "user_id"))
+    return sorted({str(x) for row in rows for x in row if x is not None})
+
+
+__all__ = ["Dispatcher", "FullPass", "Live", "LiveStats"]

@@ -243,6 +243,7 @@ def record(
     accounts_affected: ir.Table | None = None,
     playbooks: list[Play] | None = None,
     people: ir.Table | None = None,
+    merged: bool = False,
 ) -> int:
     """Compare the run's users and accounts with the last known state, write the transitions and
     their deliveries, and move the state on; call inside the run's transaction. Returns the
@@ -250,7 +251,9 @@ def record(
     given ``people`` (the users source: user_id, email, role), who the people it names are.
 
     A full run (`pql score`) replaces the state; a ``partial`` one (live rescoring of the users
-    whose data changed) replaces the rows of its users and accounts and keeps the others.
+    whose data changed) replaces the rows of its users and accounts and keeps the others. A
+    ``merged`` one (a full pass computed beside live rescoring) replaces the state, and holds
+    the rows rescored since its as_of as they stand: it compares though the state is later.
 
     Long because it is one transaction's steps in order (compare, build, route, write the outbox
     and deliveries, move the state on)."""
@@ -258,7 +261,7 @@ def record(
     ensure_state(backend, users, accounts)
     state = backend.table(USER_STATE)
     latest = backend.values(state.aggregate(m=state.as_of.max()))[0][0]
-    if latest is not None and as_of < latest:
+    if latest is not None and as_of < latest and not merged:
         return 0  # an older date (a backtest, a replay): not news
     new = users.select(
         "user_id",
