@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -31,9 +32,15 @@ from .results import RunResult
 
 PASS_FEATURES = "pql_pass_features"
 """A pass's features, until its merge puts them in the place of :data:`FEATURES`."""
+MOVES_ALONE = ("as_of", "ranking")
+"""What moves with the as_of alone: the date, and the ranking's tie-break (the days since the
+user was last seen). A row that differs from the state's only there is not written (rows at
+different dates already share the state: a rescore writes its users' at its own)."""
 MERGED_USERS = "pql_pass_users"
+MERGED_KEYS = "pql_pass_user_keys"
 MERGED_ACCOUNTS = "pql_pass_accounts"
-"""The state a merge moves to (the pass's rows, and those rescored since), before it does."""
+"""What a merge writes into the state (the users whose row changes, the ids of those whose row
+is replaced or deleted, every account), before it does."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +94,14 @@ def compute(engine: Engine, when: datetime) -> Computed:
 
 def merge(engine: Engine, done: Computed, forgotten: Iterable[str] = ()) -> RunResult:
     """Move the state on to the pass ``done`` (see the module), all or nothing, telling the
-    observers that keep the state (the hand-off records its transitions); the pass's features
-    become the kept ones and its row goes into the runs table. The users in ``forgotten``
-    (deleted by `pql forget` while the pass ran) are dropped from what it wrote."""
+    observers that keep the state (the hand-off records its transitions), and write the pass's
+    row into the runs table. The users in ``forgotten`` (deleted by `pql forget` while the pass
+    ran) are dropped from what it wrote.
+
+    Only the users whose row the pass changes are written (with their features): a row equal
+    but for :data:`MOVES_ALONE` stays as it is, still what a full run at its own as_of gives,
+    since nothing of that user changed (a change is rescored). So the merge writes what time
+    changed (a decay, a window), not every user; the accounts, fewer, are all written."""
     started = time.perf_counter()
     b = engine.backend
     when, version = done.as_of, done.model_version
@@ -103,25 +115,29 @@ def merge(engine: Engine, done: Computed, forgotten: Iterable[str] = ()) -> RunR
         engine.ensure_tables()
         passed, state = engine.stored_users(when, version), b.table(USER_STATE)
         newer = state.filter(state.as_of > at)
-        b.replace_table(
-            MERGED_USERS,
-            passed.filter(~passed.user_id.isin(newer.user_id)).union(_like(newer, passed)),
-        )
+        older = passed.filter(~passed.user_id.isin(newer.user_id))
+        same = [older[c].identical_to(state[c]) for c in older.columns if c not in MOVES_ALONE]
+        b.replace_table(MERGED_USERS, older.anti_join(state, same))
+        # the state's users the pass has not (deleted since it began) go too
+        vanished = state.filter(state.as_of <= at, ~state.user_id.isin(passed.user_id))
         users = b.table(MERGED_USERS)
-        b.replace_table(MERGED_ACCOUNTS, _merged_accounts(engine, done, users, newer))
-        fresh = users.filter(users.as_of > at)
-        if b.has_table(FEATURES) and b.table(FEATURES).schema() == b.table(PASS_FEATURES).schema():
-            f = b.table(FEATURES)  # the rescored users' features, newer than the pass's
-            b.replace_keys(
-                PASS_FEATURES, "user_id", f.filter(f.user_id.isin(fresh.user_id)), keys=fresh
-            )
-        b.move_table(PASS_FEATURES, FEATURES)
+        b.replace_table(MERGED_KEYS, users.select("user_id").union(vanished.select("user_id")))
+        merged = older.union(_like(newer, passed))  # every user's row after the merge
+        accounts = _merged_accounts(engine, done, merged, newer)
+        b.replace_table(MERGED_ACCOUNTS, accounts)
+        _move_features(b, users)
+        account_state = b.table(ACCOUNT_STATE)
         written = WrittenRun(
             users=users,
             accounts=b.table(MERGED_ACCOUNTS),
             as_of=when,
             model_version=version,
             written_at=utc_now(),
+            partial=True,
+            users_affected=b.table(MERGED_KEYS),
+            accounts_affected=account_state.select("account_id").union(
+                b.table(MERGED_ACCOUNTS).select("account_id")
+            ),
             merged=True,
         )
         told = [
@@ -141,6 +157,16 @@ def merge(engine: Engine, done: Computed, forgotten: Iterable[str] = ()) -> RunR
         pqas=counts["pqas"],
         transitions=sum(told) if told else None,
     )
+
+
+def _move_features(b: Any, users: ir.Table) -> None:
+    """The features of the users the merge writes replace theirs in :data:`FEATURES` (every
+    user's, when the kept ones are of another layout)."""
+    fresh = b.table(PASS_FEATURES)
+    if b.has_table(FEATURES) and b.table(FEATURES).schema() == fresh.schema():
+        b.replace_keys(FEATURES, "user_id", fresh.filter(fresh.user_id.isin(users.user_id)))
+    else:
+        b.move_table(PASS_FEATURES, FEATURES)
 
 
 def _merged_accounts(engine: Engine, done: Computed, users: ir.Table, newer: ir.Table) -> ir.Table:
@@ -180,4 +206,12 @@ def _like(t: ir.Table, like: ir.Table) -> ir.Table:
     return t.select(*[t[c].cast(dtype).name(c) for c, dtype in like.schema().items()])
 
 
-__all__ = ["MERGED_ACCOUNTS", "MERGED_USERS", "PASS_FEATURES", "Computed", "compute", "merge"]
+__all__ = [
+    "MERGED_ACCOUNTS",
+    "MERGED_KEYS",
+    "MERGED_USERS",
+    "PASS_FEATURES",
+    "Computed",
+    "compute",
+    "merge",
+]

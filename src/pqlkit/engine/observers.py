@@ -38,6 +38,9 @@ class WrittenRun:
     """A rescore: only these users and accounts changed; the others keep their state."""
     accounts_affected: ir.Table | None = None
     """With ``partial``: every account rolled up again (their users may have moved)."""
+    users_affected: ir.Table | None = None
+    """With ``partial``: the users whose rows are replaced (or deleted: not in ``users``);
+    None: those in ``users``."""
     merged: bool = False
     """A full pass computed beside live rescoring (:mod:`.beside`): rows newer than its as_of,
     which a rescore wrote meanwhile, are in it as they stand, so it compares although the

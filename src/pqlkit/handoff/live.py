@@ -262,7 +262,7 @@ class Live:
     def _merge(self, engine: Any, backend: Backend) -> None:
         """The pass computed beside, merged into the state (or its failure logged: the next
         is due after ``full_every`` as usual)."""
-        from ..engine.beside import merge
+        from ..engine.beside import MERGED_KEYS, MERGED_USERS, merge
 
         done, self.passing = self.passing, None
         assert done is not None
@@ -271,7 +271,11 @@ class Live:
             return
         result = merge(engine, done.computed, forgotten_since(backend, done.started_at))
         self._passed(result)
-        self._serve(backend, USER_STATE, replace_all=True)
+        # the prompt API's copy: the users the merge wrote, or all when it deleted some
+        if backend.count(MERGED_KEYS) > backend.count(MERGED_USERS):
+            self._serve(backend, USER_STATE, replace_all=True)
+        else:
+            self._serve(backend, MERGED_USERS)
 
     def _missing_tables(self, backend: Backend) -> list[str]:
         sources = self.loaded.model.sources

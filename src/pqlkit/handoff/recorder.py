@@ -36,6 +36,7 @@ class TransitionRecorder:
             run.written_at,
             partial=run.partial,
             accounts_affected=run.accounts_affected,
+            users_affected=run.users_affected,
             merged=run.merged,
             playbooks=loaded.model.playbooks if loaded is not None else None,
             people=Engine(loaded, backend).bound.users if loaded is not None else None,

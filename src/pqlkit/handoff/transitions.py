@@ -244,6 +244,7 @@ def record(
     playbooks: list[Play] | None = None,
     people: ir.Table | None = None,
     merged: bool = False,
+    users_affected: ir.Table | None = None,
 ) -> int:
     """Compare the run's users and accounts with the last known state, write the transitions and
     their deliveries, and move the state on; call inside the run's transaction. Returns the
@@ -251,7 +252,8 @@ def record(
     given ``people`` (the users source: user_id, email, role), who the people it names are.
 
     A full run (`pql score`) replaces the state; a ``partial`` one (live rescoring of the users
-    whose data changed) replaces the rows of its users and accounts and keeps the others. A
+    whose data changed) replaces the rows of its users and accounts (or of
+    ``users_affected`` and ``accounts_affected``) and keeps the others. A
     ``merged`` one (a full pass computed beside live rescoring) replaces the state, and holds
     the rows rescored since its as_of as they stand: it compares though the state is later.
 
@@ -321,7 +323,7 @@ def record(
                 "ignore",
             )
     if partial:
-        backend.replace_keys(USER_STATE, "user_id", users)
+        backend.replace_keys(USER_STATE, "user_id", users, keys=users_affected)
         backend.replace_keys(ACCOUNT_STATE, "account_id", accounts, keys=accounts_affected)
     else:
         backend.replace_table(USER_STATE, users)
