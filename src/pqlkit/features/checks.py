@@ -50,16 +50,7 @@ def check_query(bound: Bound) -> ir.Table:
     )
     names = e.select("event").distinct()
     parts.append(names.aggregate(event_names=names.event.collect()))
-    for role, col, table in bound.text_timestamps:
-        bad = _bad_timestamps(table, col)
-        parts.append(
-            bad.aggregate(
-                **{
-                    f"{BAD_TIMESTAMPS}__{role}__{col}__n": bad.count(),
-                    f"{BAD_TIMESTAMPS}__{role}__{col}__example": bad.value.min(),
-                }
-            )
-        )
+    parts += [_bad_timestamps(table, role, col) for role, col, table in bound.text_timestamps]
     query = parts[0]
     for part in parts[1:]:
         query = query.cross_join(part)
@@ -84,12 +75,15 @@ def _id_counts(table: ir.Table, column: str, role: str) -> ir.Table:
     )
 
 
-def _bad_timestamps(table: ir.Table, col: str) -> ir.Table:
+def _bad_timestamps(table: ir.Table, role: str, col: str) -> ir.Table:
+    """How many text timestamps do not parse, and the first of them (one scan, which a
+    probe for one would take too when all parse)."""
     raw = table[col]
     bad = table.filter(
         raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull()
     )
-    return bad.select(value=bad[col])
+    name = f"{BAD_TIMESTAMPS}__{role}__{col}"
+    return bad.aggregate(**{f"{name}__n": bad.count(), f"{name}__example": bad[col].min()})
 
 
 # --- the probes before a run ------------------------------------------------------------------
@@ -106,11 +100,7 @@ def _probed_facts(bound: Bound, loaded: LoadedModel, backend: Reader) -> dict[st
     events = bound.events
     facts["events_n"] = len(backend.rows(events.select("event").limit(1)))
     for role, col, table in bound.text_timestamps:
-        bad = _bad_timestamps(table, col)
-        sample = backend.rows(bad.limit(1))
-        name = f"{BAD_TIMESTAMPS}__{role}__{col}"
-        facts[f"{name}__n"] = backend.rows(bad.aggregate(n=bad.count()))[0]["n"] if sample else 0
-        facts[f"{name}__example"] = sample[0]["value"] if sample else None
+        facts.update(backend.rows(_bad_timestamps(table, role, col))[0])
     referenced = referenced_events(loaded) if facts["events_n"] else []
     found = [
         n
