@@ -21,14 +21,10 @@ from pqlkit.demo.load import load
 from pqlkit.engine import explained
 from pqlkit.errors import PqlkitError
 from pqlkit.model.load import load_model
-from pqlkit.usecases.scoring import (
-    explain,
-    explain_stored,
-    validate,
-    validate_cold,
-    validate_stored,
-)
+from pqlkit.usecases import validating
+from pqlkit.usecases.scoring import explain, explain_stored, validate
 from pqlkit.usecases.session import Session
+from pqlkit.usecases.validating import validate_cold, validate_stored
 
 from .conftest import DEMO_END
 
@@ -292,3 +288,52 @@ def test_a_cold_validate_with_data_imports_no_ibis_and_says_what_the_engine_said
         "version",
         "warnings",
     }
+
+
+class _Running:
+    """A stored check begun early (backends.quick.Started), as cached_check sees it."""
+
+    def __init__(self, key, rows):
+        self.key, self._rows, self.cancelled = key, rows, False
+
+    def rows(self):
+        return self._rows
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def test_a_check_begun_early_counts_only_when_the_loaded_model_keys_that_very_query(project):
+    url, loaded = str(project / "pql.duckdb"), load_model(project / "pql.yml")
+    with Session.open(url, loaded) as session:
+        expected = validate(loaded.path, session).warnings
+    assert validate_stored(url, loaded) == expected
+    assert explained.CHECK_KIND + ":" == validating.CHECK_PREFIX
+    reader = QuickDuckDB.open(url, 5)
+    assert reader is not None
+    try:
+        key, _ = reader.newest_sql(validating.CHECK_PREFIX)  # type: ignore[misc]
+        other = _Running("check:3:another-model", [{"users_n": 0}])
+        assert explained.cached_check(loaded, reader, other) == expected  # its rows unread
+        assert other.cancelled
+        mine = _Running(key, [{"users_n": 0, "events_n": 1, "event_names": []}])
+        with pytest.raises(PqlkitError, match="the users table is empty"):
+            explained.cached_check(loaded, reader, mine)  # these rows, not the database's
+        started = reader.start(key, reader.cached_sql(key))  # type: ignore[arg-type]
+        assert explained.cached_check(loaded, reader, started) == expected
+        started.cancel()
+    finally:
+        reader.close()
+
+
+def test_a_bad_model_is_reported_before_the_data_with_the_database_let_go(project):
+    where = ["-m", "pql.yml", "--url", "pql.duckdb"]
+    assert _pql(project, "validate", *where)[1][0] == 0  # stored: the next one begins it early
+    good = (project / "pql.yml").read_text()
+    (project / "pql.yml").write_text(good.replace("usage_signals:", "usage_signalz:", 1))
+    _, (code, heavy) = _pql(project, "validate", *where)
+    assert code != 0 and "ibis" not in heavy
+    (project / "pql.yml").write_text(good)
+    reader = QuickDuckDB.open(str(project / "pql.duckdb"), 0)  # nobody holds it
+    assert reader is not None
+    reader.close()

@@ -71,7 +71,7 @@ def init(path: str, force: bool) -> None:
 @json_option
 def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> None:
     """Check the model file (and, with --data, that the data fits it)."""
-    from ..usecases.scoring import validate_cold as run
+    from ..usecases.validating import validate_cold as run
 
     v = run(url, model_path, data=data)
     if as_json:

@@ -146,21 +146,28 @@ def cached_explanation(
     return explain_row(loaded, rows[0], when)
 
 
-def cached_check(loaded: LoadedModel, reader: Reader) -> list[str] | None:
+def cached_check(loaded: LoadedModel, reader: Reader, started: Any = None) -> list[str] | None:
     """:meth:`Engine.check(thorough=True) <pqlkit.engine.core.Engine.check>` from the query an
     earlier check stored for this model and these source schemas: raises DataQualityError or
     returns the warnings, as the engine does; None when none is stored (or a source is a
     file, or the counts come back in types the driver reads otherwise): the engine checks.
     A stored query means the sources bound for these very schemas: a missing table or
-    column changes the schemas, so the engine binds them again and says what is wrong."""
+    column changes the schemas, so the engine binds them again and says what is wrong.
+
+    ``started``: the newest stored check, already running (backends.quick.Started, begun
+    while the model loaded); its rows are used only when it is this very query."""
     tables = source_tables(loaded)
-    if tables is None:
-        return None
-    key = (
-        f"{CHECK_KIND}:{STORED_LAYOUT}:{fingerprint(loaded, reader, table_schemas(tables, reader))}"
-    )
-    sql = reader.cached_sql(key)
-    rows = None if sql is None else reader.rows(sql)
+    key = None
+    if tables is not None:
+        schemas = table_schemas(tables, reader)
+        key = f"{CHECK_KIND}:{STORED_LAYOUT}:{fingerprint(loaded, reader, schemas)}"
+    if started is not None and started.key == key:
+        rows = started.rows()
+    else:
+        if started is not None:
+            started.cancel()
+        sql = None if key is None else reader.cached_sql(key)
+        rows = None if sql is None else reader.rows(sql)
     if not rows:
         return None
     return data_findings(rows[0], loaded, thorough=True)

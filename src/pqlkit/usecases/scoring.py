@@ -42,46 +42,10 @@ def validate(model_path: str | Path, session: Session | None = None) -> Validate
     warnings: list[str] = []
     if session is not None:
         warnings = session.engine.check(thorough=True)
-    return _validated(loaded, warnings, data_checked=session is not None)
+    return validated(loaded, warnings, data_checked=session is not None)
 
 
-def validate_cold(url: str | None, model_path: str | Path, *, data: bool = True) -> Validated:
-    """:func:`validate` for a command that has nothing open yet: the model loaded first (a bad
-    model opens no database); with ``data``, the checks an earlier validate stored run without
-    Ibis (:func:`validate_stored`), else in a session."""
-    from .session import Session
-
-    loaded = load_model(model_path)
-    if not data:
-        return _validated(loaded, [], data_checked=False)
-    warnings = validate_stored(url, loaded)
-    if warnings is not None:
-        return _validated(loaded, warnings, data_checked=True)
-    with Session.open(url, loaded) as session:
-        return validate(model_path, session)
-
-
-def validate_stored(url: str | None, loaded: LoadedModel) -> list[str] | None:
-    """The thorough data checks' warnings (or their DataQualityError) by the query an earlier
-    validate of this model compiled and kept in the DuckDB file at ``url``, without Ibis; None
-    when there is none (another model or schema, a file source, another database)."""
-    from ..backends import database_url, lock_timeout
-    from ..backends.quick import QuickDuckDB
-    from ..engine.explained import cached_check
-
-    url, scheme = database_url(url)
-    if scheme not in ("", "duckdb"):
-        return None
-    reader = QuickDuckDB.open(url, lock_timeout())
-    if reader is None:
-        return None
-    try:
-        return cached_check(loaded, reader)
-    finally:
-        reader.close()
-
-
-def _validated(loaded: LoadedModel, warnings: list[str], *, data_checked: bool) -> Validated:
+def validated(loaded: LoadedModel, warnings: list[str], *, data_checked: bool) -> Validated:
     m = loaded.model
     return Validated(
         path=loaded.path,
