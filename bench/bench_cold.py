@@ -3,8 +3,8 @@
     python bench/bench_cold.py                          # pql demo into bench/data/cold, then measure
     python bench/bench_cold.py --before /work/main/src  # and the same commands with that code
 
-Each command runs once first (the first run: the explain SQL kept in the database is dropped
-before it, so it compiles and stores it again, and Python writes its bytecode), then ``--runs`` times (caches warm: the second run on); the median
+Each command runs once first (the first run: the explain or check SQL kept in the database is
+dropped before it, so it compiles and stores it again, and Python writes its bytecode), then ``--runs`` times (caches warm: the second run on); the median
 wall time, the fastest and the median CPU time (user + system) of those runs are printed
 (on a busy machine the CPU time is the steadier figure). The code is
 copied to a temporary folder first, without bytecode; with ``--before``, so is that source
@@ -52,8 +52,9 @@ def run(src: Path, argv: list[str], cwd: Path) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def forget_compiled_explains(db: Path) -> None:
-    """Drop the explain SQL kept in the database (a cache): the next explain compiles it."""
+def forget_compiled(db: Path, kind: str) -> None:
+    """Drop the SQL of ``kind`` (explain, check) kept in the database (a cache): the next
+    such command compiles it."""
     import duckdb
 
     con = duckdb.connect(str(db))
@@ -61,7 +62,7 @@ def forget_compiled_explains(db: Path) -> None:
         if con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'pql_compiled'"
         ).fetchone()[0]:
-            con.execute("DELETE FROM pql_compiled WHERE key LIKE 'explain:%'")
+            con.execute(f"DELETE FROM pql_compiled WHERE key LIKE '{kind}:%'")
     finally:
         con.close()
 
@@ -122,7 +123,9 @@ def main() -> int:
         )
         for name, argv in commands.items():
             if argv[0] == "explain":
-                forget_compiled_explains(demo / "demo.duckdb")
+                forget_compiled(demo / "demo.duckdb", "explain")
+            elif "--no-data" not in argv:
+                forget_compiled(demo / "demo.duckdb", "check")
             first = {label: run(src, argv, demo) for label, src in trees.items()}
             taken: dict[str, list[tuple[float, float]]] = {label: [] for label in trees}
             for i in range(args.runs):

@@ -21,8 +21,10 @@ from pqlkit.demo.load import load
 from pqlkit.engine import explained
 from pqlkit.errors import PqlkitError
 from pqlkit.model.load import load_model
-from pqlkit.usecases.scoring import explain, explain_stored
+from pqlkit.usecases import validating
+from pqlkit.usecases.scoring import explain, explain_stored, validate
 from pqlkit.usecases.session import Session
+from pqlkit.usecases.validating import validate_cold, validate_stored
 
 from .conftest import DEMO_END
 
@@ -184,3 +186,154 @@ def test_every_backend_reads_the_source_columns_compiled_sql_is_keyed_by(world_b
         "account_id",
     ]
     assert found == world_backend.source_columns(["users", "no_such_table"])
+
+
+# --- `pql validate`'s data checks, stored and run cold ----------------------------------------
+
+BAD_DATA = {
+    "as made": [],
+    "ids missing and repeated": [
+        "UPDATE users SET user_id = NULL WHERE user_id = (SELECT min(user_id) FROM users)",
+        "INSERT INTO users SELECT * FROM users WHERE user_id = (SELECT max(user_id) FROM users)",
+        "INSERT INTO accounts SELECT * FROM accounts WHERE account_id = "
+        "(SELECT min(account_id) FROM accounts)",
+    ],
+    "an event name never seen": [
+        "UPDATE events SET event = 'upgrade_clickd' WHERE event = 'upgrade_clicked'"
+    ],
+    "events without a user, message ids repeated": [
+        "UPDATE events SET user_id = NULL WHERE message_id IN "
+        "(SELECT message_id FROM events ORDER BY message_id LIMIT 2)",
+        "UPDATE events SET message_id = 'twice' WHERE message_id IN "
+        "(SELECT message_id FROM events ORDER BY message_id DESC LIMIT 3)",
+    ],
+    "text timestamps that do not parse": [
+        "ALTER TABLE events ALTER timestamp TYPE VARCHAR",
+        "UPDATE events SET timestamp = 'yesterday' WHERE message_id IN "
+        "(SELECT message_id FROM events ORDER BY message_id LIMIT 2)",
+        "UPDATE events SET timestamp = '03/04/2026 10:00' WHERE message_id = "
+        "(SELECT max(message_id) FROM events)",
+    ],
+    "no events": ["DELETE FROM events"],
+    "a mapped column missing": ["ALTER TABLE events DROP COLUMN event"],
+}
+
+
+def _outcome(check):
+    """What a check says: its warnings, or its error's kind and text."""
+    try:
+        return "ok", check()
+    except PqlkitError as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize("case", BAD_DATA)
+def test_a_stored_validate_says_what_the_engine_says(project, case):
+    url, loaded = str(project / "pql.duckdb"), load_model(project / "pql.yml")
+    backend = connect(url)
+    try:
+        for sql in BAD_DATA[case]:
+            backend.run_sql(sql)
+    finally:
+        backend.close()
+    assert validate_stored(url, loaded) is None  # nothing stored yet
+
+    def engine_side():
+        with Session.open(url, loaded) as session:
+            return validate(loaded.path, session).warnings
+
+    expected = _outcome(engine_side)
+    assert _outcome(engine_side) == expected  # the second time from the SQL it stored
+    if expected[0] == "MappingError":  # the sources did not bind: nothing to store
+        assert validate_stored(url, loaded) is None
+        return
+    assert _outcome(lambda: validate_stored(url, loaded)) == expected
+    assert _outcome(lambda: validate_cold(url, project / "pql.yml").warnings) == expected
+    # the checks before a run (probes, no thorough warnings) find the same errors
+    if expected[0] != "ok":
+        with Session.open(url, loaded) as session:
+            assert _outcome(session.engine.check) == expected
+    said = expected[1] if isinstance(expected[1], str) else "\n".join(expected[1])
+    assert {
+        "as made": lambda: expected == ("ok", []),
+        "ids missing and repeated": lambda: (
+            "users: 1 row(s) have no user_id" in said
+            and "users: 1 duplicate user_id row(s), e.g. 'u_" in said
+            and "accounts: 1 duplicate account_id row(s), e.g. 'a_" in said
+        ),
+        "an event name never seen": lambda: (
+            "event 'upgrade_clicked' is referenced by the model"
+            " but never occurs in the events (did you mean 'upgrade_clickd'?)" in said
+        ),
+        "events without a user, message ids repeated": lambda: (
+            "events: 2 of " in said and "events: 2 events repeat a message_id already seen" in said
+        ),
+        "text timestamps that do not parse": lambda: (
+            "events.timestamp: 3 value(s) are not timestamps, e.g. '03/04/2026 10:00'" in said
+        ),
+        "no events": lambda: "the events table is empty" in said,
+    }[case](), expected
+
+
+def test_a_cold_validate_with_data_imports_no_ibis_and_says_what_the_engine_said(project):
+    where = ["-m", "pql.yml", "--url", "pql.duckdb"]
+    out, (code, heavy) = _pql(project, "validate", *where)
+    assert code == 0 and "ibis" in heavy and "data checked" in out  # compiled, and stored
+    cold, (code, heavy) = _pql(project, "validate", *where)
+    assert (code, heavy) == (0, []) and cold == out
+    as_json, (code, heavy) = _pql(project, "validate", *where, "--json")
+    assert (code, heavy) == (0, []) and json.loads(as_json).keys() == {
+        "ok",
+        "model",
+        "version",
+        "warnings",
+    }
+
+
+class _Running:
+    """A stored check begun early (backends.quick.Started), as cached_check sees it."""
+
+    def __init__(self, key, rows):
+        self.key, self._rows, self.cancelled = key, rows, False
+
+    def rows(self):
+        return self._rows
+
+    def cancel(self):
+        self.cancelled = True
+
+
+def test_a_check_begun_early_counts_only_when_the_loaded_model_keys_that_very_query(project):
+    url, loaded = str(project / "pql.duckdb"), load_model(project / "pql.yml")
+    with Session.open(url, loaded) as session:
+        expected = validate(loaded.path, session).warnings
+    assert validate_stored(url, loaded) == expected
+    assert explained.CHECK_KIND + ":" == validating.CHECK_PREFIX
+    reader = QuickDuckDB.open(url, 5)
+    assert reader is not None
+    try:
+        key, _ = reader.newest_sql(validating.CHECK_PREFIX)  # type: ignore[misc]
+        other = _Running("check:3:another-model", [{"users_n": 0}])
+        assert explained.cached_check(loaded, reader, other) == expected  # its rows unread
+        assert other.cancelled
+        mine = _Running(key, [{"users_n": 0, "events_n": 1, "event_names": []}])
+        with pytest.raises(PqlkitError, match="the users table is empty"):
+            explained.cached_check(loaded, reader, mine)  # these rows, not the database's
+        started = reader.start(key, reader.cached_sql(key))  # type: ignore[arg-type]
+        assert explained.cached_check(loaded, reader, started) == expected
+        started.cancel()
+    finally:
+        reader.close()
+
+
+def test_a_bad_model_is_reported_before_the_data_with_the_database_let_go(project):
+    where = ["-m", "pql.yml", "--url", "pql.duckdb"]
+    assert _pql(project, "validate", *where)[1][0] == 0  # stored: the next one begins it early
+    good = (project / "pql.yml").read_text()
+    (project / "pql.yml").write_text(good.replace("usage_signals:", "usage_signalz:", 1))
+    _, (code, heavy) = _pql(project, "validate", *where)
+    assert code != 0 and "ibis" not in heavy
+    (project / "pql.yml").write_text(good)
+    reader = QuickDuckDB.open(str(project / "pql.duckdb"), 0)  # nobody holds it
+    assert reader is not None
+    reader.close()

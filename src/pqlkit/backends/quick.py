@@ -15,6 +15,7 @@ and errors, times in UTC. Literals are written as Ibis and sqlglot write them fo
 from __future__ import annotations
 
 import re
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -147,6 +148,51 @@ def string_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _rows(con: Any, sql: str) -> list[dict[str, Any]] | None:
+    import duckdb
+
+    try:
+        cur = con.execute(sql)
+    except duckdb.Error as exc:
+        raise mapped(exc, "the database reported an error") from exc
+    if not all(_PLAIN.fullmatch(str(d[1])) for d in cur.description):
+        return None
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+class Started:
+    """A query running in a thread on its own cursor (:meth:`QuickDuckDB.start`): ``rows()``
+    waits for its rows, ``cancel()`` interrupts it. ``key`` names the stored SQL it runs."""
+
+    def __init__(self, key: str, cursor: Any, sql: str):
+        self.key = key
+        self._cursor = cursor
+        self._done: tuple[Any, BaseException | None] = (None, None)
+        self._thread = threading.Thread(target=self._run, args=(sql,), daemon=True)
+        self._thread.start()
+
+    def _run(self, sql: str) -> None:
+        try:
+            self._done = (_rows(self._cursor, sql), None)
+        except BaseException as exc:  # handed to the caller of rows()
+            self._done = (None, exc)
+
+    def rows(self) -> list[dict[str, Any]] | None:
+        self._thread.join()
+        found, error = self._done
+        if error is not None:
+            raise error
+        return found  # type: ignore[no-any-return]
+
+    def cancel(self) -> None:
+        """Stop it if it still runs, and let go of its cursor (again: nothing)."""
+        if self._thread.is_alive():
+            self._cursor.interrupt()
+        self._thread.join()
+        self._cursor.close()
+
+
 class QuickDuckDB:
     """A DuckDB file opened for reading what earlier runs stored, without Ibis."""
 
@@ -188,20 +234,26 @@ class QuickDuckDB:
         ).fetchone()
         return None if found is None else str(found[0])
 
+    def newest_sql(self, prefix: str) -> tuple[str, str] | None:
+        """The compiled SQL stored last under a key that starts with ``prefix``, and its key."""
+        if self.source_columns([SQL_CACHE])[SQL_CACHE] is None:
+            return None
+        found = self._con.execute(
+            f"SELECT key, sql FROM {SQL_CACHE} WHERE starts_with(key, {string_literal(prefix)}) "
+            "ORDER BY created_at DESC, key LIMIT 1"
+        ).fetchone()
+        return None if found is None else (str(found[0]), str(found[1]))
+
     def rows(self, sql: str) -> list[dict[str, Any]] | None:
         """A small query's rows as dicts, through the driver; None when a column is of a type
         the driver may give other Python values for than Arrow does (the engine reads
         features through Arrow): a time zone, a decimal, JSON, a struct."""
-        import duckdb
+        return _rows(self._con, sql)
 
-        try:
-            cur = self._con.execute(sql)
-        except duckdb.Error as exc:
-            raise mapped(exc, "the database reported an error") from exc
-        if not all(_PLAIN.fullmatch(str(d[1])) for d in cur.description):
-            return None
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    def start(self, key: str, sql: str) -> Started:
+        """:meth:`rows` of ``sql`` run in a thread on a cursor of its own, while the caller
+        works on: DuckDB lets go of the GIL while a query runs."""
+        return Started(key, self._con.cursor(), sql)
 
     timestamp_literal = staticmethod(timestamp_literal)
     string_literal = staticmethod(string_literal)

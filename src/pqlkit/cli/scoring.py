@@ -71,9 +71,9 @@ def init(path: str, force: bool) -> None:
 @json_option
 def validate(model_path: str, url: str | None, data: bool, as_json: bool) -> None:
     """Check the model file (and, with --data, that the data fits it)."""
-    from ..usecases.scoring import validate as run
+    from ..usecases.validating import validate_cold as run
 
-    v = run(model_path, open_session(url, model_path) if data else None)
+    v = run(url, model_path, data=data)
     if as_json:
         render.emit_json(v.to_dict())
         return

@@ -7,6 +7,7 @@ engine.explain("u_42", as_of=...)                        # the same logic, in pl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ import ibis
 import ibis.expr.types as ir
 
 from ..backends import Backend, connect, dialect_class
-from ..errors import PqlkitError
+from ..errors import BackendError, PqlkitError
 from ..features.build import (
     account_scores,
     count_true,
@@ -26,7 +27,8 @@ from ..features.build import (
     user_features,
     user_scores,
 )
-from ..features.checks import check_data
+from ..features.checks import check_data, check_query
+from ..features.findings import data_findings
 from ..features.names import ROLES, USER
 from ..features.signals import AsOf, IbisJson
 from ..features.sources import Bound, bind
@@ -35,6 +37,7 @@ from ..model.spec import Model
 from ..scoring.decide import OUTPUT_FIELDS
 from .explained import (
     AS_OF_SENTINEL,
+    CHECK_KIND,
     STORED_LAYOUT,
     USER_SENTINEL,
     explain_row,
@@ -120,8 +123,19 @@ class Engine:
         return self._bound
 
     def check(self, *, thorough: bool = False) -> list[str]:
-        """Raise on unusable data; return warnings."""
-        return check_data(self.bound, self.loaded, self.backend, thorough=thorough)
+        """Raise on unusable data; return warnings. The thorough check (`pql validate`) is one
+        query, compiled once per model and source schema and kept with the compiled SQL, which
+        a cold validate runs without Ibis (engine.explained.cached_check)."""
+        if not thorough:
+            return check_data(self.bound, self.loaded, self.backend)
+        key = f"{CHECK_KIND}:{STORED_LAYOUT}:{self._fingerprint()}"
+        sql = self._templates.get(key) or self.backend.cached_sql(key)
+        if sql is None:
+            sql = self.backend.compile(check_query(self.bound))
+            with contextlib.suppress(BackendError):  # a read-only database: checked all the same
+                self.backend.store_sql(key, sql, utc_now())
+        self._templates[key] = sql
+        return data_findings(self.backend.arrow(sql).to_pylist()[0], self.loaded, thorough=True)
 
     # --- expressions ------------------------------------------------------------------------
     def features(

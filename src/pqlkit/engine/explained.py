@@ -6,6 +6,8 @@ the time importing Ibis would take (:func:`cached_explanation`).
     Engine.explain        compiles (or finds) the SQL, runs it, then explain_row
     cached_explanation    finds the SQL through a light reader (backends.quick), runs it,
                           then explain_row; None when nothing is stored for this model
+    cached_check          `pql validate`'s data checks alike: the one query Engine.check
+                          stored, its counts read by features.findings.data_findings
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ..errors import PqlkitError
+from ..features.findings import data_findings
 from ..features.names import ROLES, env_of
 from ..model.load import LoadedModel
 from ..scoring.decide import decide, signal_breakdown
@@ -31,6 +34,8 @@ USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 STORED_LAYOUT = "3"
 """The layout of :data:`~pqlkit.engine.core.FEATURES` and of the SQL that writes and reads it,
 part of every compiled statement's cache key: SQL compiled for another layout is never reused."""
+CHECK_KIND = "check"
+"""The key prefix of the thorough data check's one query (features.checks.check_query)."""
 
 
 def explain_row(loaded: LoadedModel, row: Mapping[str, Any], when: datetime) -> Explanation:
@@ -139,3 +144,30 @@ def cached_explanation(
     if not rows:
         raise unknown_user(user_id, when)
     return explain_row(loaded, rows[0], when)
+
+
+def cached_check(loaded: LoadedModel, reader: Reader, started: Any = None) -> list[str] | None:
+    """:meth:`Engine.check(thorough=True) <pqlkit.engine.core.Engine.check>` from the query an
+    earlier check stored for this model and these source schemas: raises DataQualityError or
+    returns the warnings, as the engine does; None when none is stored (or a source is a
+    file, or the counts come back in types the driver reads otherwise): the engine checks.
+    A stored query means the sources bound for these very schemas: a missing table or
+    column changes the schemas, so the engine binds them again and says what is wrong.
+
+    ``started``: the newest stored check, already running (backends.quick.Started, begun
+    while the model loaded); its rows are used only when it is this very query."""
+    tables = source_tables(loaded)
+    key = None
+    if tables is not None:
+        schemas = table_schemas(tables, reader)
+        key = f"{CHECK_KIND}:{STORED_LAYOUT}:{fingerprint(loaded, reader, schemas)}"
+    if started is not None and started.key == key:
+        rows = started.rows()
+    else:
+        if started is not None:
+            started.cancel()
+        sql = None if key is None else reader.cached_sql(key)
+        rows = None if sql is None else reader.rows(sql)
+    if not rows:
+        return None
+    return data_findings(rows[0], loaded, thorough=True)

@@ -1,6 +1,15 @@
 """Check the bound data before a run: empty tables, missing and duplicate ids, text timestamps
 that do not parse (errors, all reported at once), and event names the model references that never
-occur or events no user owns (warnings)."""
+occur or events no user owns (warnings).
+
+The counts are read here, with Ibis; what they mean is said in plain Python by
+:func:`pqlkit.features.findings.data_findings`, which a cold `pql validate` shares. Two ways
+to read them:
+
+    check_data(thorough=False)   before a run: cheap probes that stop at the first row found
+    check_query                  `pql validate`: every count in one query of one row, compiled
+                                 once and kept with the compiled SQL (Engine.check)
+"""
 
 from __future__ import annotations
 
@@ -9,153 +18,114 @@ from typing import Any
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
-from ..errors import DataQualityError
 from ..model.load import LoadedModel
-from ..model.signals import signal_events
-from .sources import Bound, Reader, suggest
+from .findings import BAD_TIMESTAMPS, data_findings, referenced_events
+from .sources import Bound, Reader
 
 
 def check_data(
     bound: Bound, loaded: LoadedModel, backend: Reader, *, thorough: bool = False
 ) -> list[str]:
     """Raise DataQualityError on unusable data; return warnings (unknown event names...)."""
-    problems = _user_problems(bound.users, backend)
-    if bound.accounts is not None:
-        problems += _account_problems(bound.accounts, backend)
-    warnings: list[str] = []
-    events = bound.events
-    no_events = not backend.rows(events.select("event").limit(1))
-    if no_events:
-        earning = [s.id for s in loaded.model.usage_signals if s.points]
-        if earning:
-            problems.append(
-                f"the events table is empty: load events before scoring (signals such as "
-                f"{earning[0]!r} earn points from events)"
-            )
-        else:  # a model scored from traits alone (a proposal learned from a user-level table)
-            warnings.append("the events table is empty: only fit signals earn points")
-    problems.extend(_timestamp_problems(bound, backend))
-    if problems:
-        raise DataQualityError("\n".join(problems))
-    if no_events:
-        return warnings
-    referenced = sorted({n for s in loaded.model.all_signals for n in signal_events(s)})
-    warnings += _unknown_events(referenced, events, backend)
     if thorough:
-        warnings += _event_warnings(events, backend)
-    return warnings
+        return data_findings(backend.rows(check_query(bound))[0], loaded, thorough=True)
+    return data_findings(_probed_facts(bound, loaded, backend), loaded, thorough=False)
 
 
-def _user_problems(users: ir.Table, backend: Reader) -> list[str]:
-    """An empty users table, users without an id, and ids held by more than one row."""
-    problems = []
-    stats = backend.rows(
-        users.aggregate(
-            n=users.count(),
-            null_ids=users.user_id.isnull().sum(),
-            distinct_ids=users.user_id.nunique(),
+def check_query(bound: Bound) -> ir.Table:
+    """One row of every count the thorough check reads, named as
+    :mod:`~pqlkit.features.findings` reads them: each table scanned once or twice, the event
+    names as one list rather than a probe per name."""
+    parts = [_id_counts(bound.users, "user_id", "users")]
+    if bound.accounts is not None:
+        parts.append(_id_counts(bound.accounts, "account_id", "accounts"))
+    e = bound.events
+    parts.append(
+        e.aggregate(
+            events_n=e.count(),
+            events_null_users=e.count(where=e.user_id.isnull()),
+            events_ids=e.message_id.nunique(),
+            events_with_ids=e.message_id.count(),
         )
-    )[0]
-    if stats["n"] == 0:
-        problems.append("the users table is empty: load users before scoring")
-    if stats["null_ids"]:
-        problems.append(
-            f"users: {stats['null_ids']} row(s) have no user_id; every user needs an id"
+    )
+    names = e.select("event").distinct()
+    parts.append(names.aggregate(event_names=names.event.collect()))
+    parts += [_bad_timestamps(table, role, col) for role, col, table in bound.text_timestamps]
+    query = parts[0]
+    for part in parts[1:]:
+        query = query.cross_join(part)
+    return query
+
+
+def _id_counts(table: ir.Table, column: str, role: str) -> ir.Table:
+    """Rows, rows without an id, distinct ids and the first id held by more than one row
+    (counts, not sums: a sum is a 128-bit integer in DuckDB, which a cold reader leaves be)."""
+    rows = table.aggregate(
+        **{
+            f"{role}_n": table.count(),
+            f"{role}_null_ids": table.count(where=table[column].isnull()),
+        }
+    )
+    ids = table.group_by(column).aggregate(k=table.count())
+    key = ids[column]
+    return rows.cross_join(
+        ids.aggregate(
+            **{f"{role}_distinct_ids": key.count(), f"{role}_example": key.min(where=ids.k > 1)}
         )
-    dupes = int(stats["n"]) - int(stats["null_ids"] or 0) - int(stats["distinct_ids"])
-    if dupes > 0:
-        example = _duplicate_example(backend, users, "user_id")
-        problems.append(
-            f"users: {dupes} duplicate user_id row(s), e.g. {example!r}; keep one row per user"
-        )
-    return problems
+    )
 
 
-def _account_problems(accounts: ir.Table, backend: Reader) -> list[str]:
-    """Account ids held by more than one row."""
-    a = backend.rows(
-        accounts.aggregate(
-            n=accounts.count(),
-            distinct_ids=accounts.account_id.nunique(),
-            null_ids=accounts.account_id.isnull().sum(),
-        )
-    )[0]
-    adupes = int(a["n"]) - int(a["null_ids"] or 0) - int(a["distinct_ids"])
-    if adupes <= 0:
-        return []
-    example = _duplicate_example(backend, accounts, "account_id")
-    return [
-        f"accounts: {adupes} duplicate account_id row(s), e.g. {example!r}; keep one row per account"
-    ]
+def _bad_timestamps(table: ir.Table, role: str, col: str) -> ir.Table:
+    """How many text timestamps do not parse, and the first of them (one scan, which a
+    probe for one would take too when all parse)."""
+    raw = table[col]
+    bad = table.filter(
+        raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull()
+    )
+    name = f"{BAD_TIMESTAMPS}__{role}__{col}"
+    return bad.aggregate(**{f"{name}__n": bad.count(), f"{name}__example": bad[col].min()})
 
 
-def _unknown_events(referenced: list[str], events: ir.Table, backend: Reader) -> list[str]:
-    """A warning for each event name the model references that never occurs."""
-    # One early-exit probe per name: a name that occurs is found in the first rows read; only a
-    # missing one costs a full scan, and only then are the known names listed.
-    unknown = [
+# --- the probes before a run ------------------------------------------------------------------
+
+
+def _probed_facts(bound: Bound, loaded: LoadedModel, backend: Reader) -> dict[str, Any]:
+    """The counts a run's check reads, each by the cheapest query that tells: an id example
+    only when ids repeat, one early-exit probe per event name (a name that occurs is found in
+    the first rows read; only a missing one costs a full scan, and only then are the known
+    names listed). ``events_n`` is 0 or 1: are there events at all."""
+    facts = _table_facts(bound.users, "user_id", "users", backend)
+    if bound.accounts is not None:
+        facts.update(_table_facts(bound.accounts, "account_id", "accounts", backend))
+    events = bound.events
+    facts["events_n"] = len(backend.rows(events.select("event").limit(1)))
+    for role, col, table in bound.text_timestamps:
+        facts.update(backend.rows(_bad_timestamps(table, role, col))[0])
+    referenced = referenced_events(loaded) if facts["events_n"] else []
+    found = [
         n
         for n in referenced
-        if not backend.rows(events.filter(events.event == n).select("event").limit(1))
+        if backend.rows(events.filter(events.event == n).select("event").limit(1))
     ]
-    if not unknown:
-        return []
-    known = sorted(
-        r["event"]
-        for r in backend.rows(events.select("event").distinct())
-        if r["event"] is not None
-    )
-    return [
-        f"event {name!r} is referenced by the model but never occurs in the events"
-        f"{suggest(name, known)}; "
-        f"known events: {', '.join(known[:40])}{' ...' if len(known) > 40 else ''}"
-        for name in unknown
-    ]
+    facts["event_names"] = found
+    if len(found) < len(referenced):
+        facts["event_names"] = [r["event"] for r in backend.rows(events.select("event").distinct())]
+    return facts
 
 
-def _event_warnings(events: ir.Table, backend: Reader) -> list[str]:
-    """Events without a user (not scored) and repeated message ids (a thorough check: it reads
-    every event)."""
-    warnings = []
-    e = backend.rows(
-        events.aggregate(
-            null_users=events.user_id.isnull().sum(),
-            n=events.count(),
-            ids=events.message_id.nunique(),
-            with_ids=events.message_id.notnull().sum(),
+def _table_facts(table: ir.Table, column: str, role: str, backend: Reader) -> dict[str, Any]:
+    stats = backend.rows(
+        table.aggregate(
+            n=table.count(),
+            null_ids=table[column].isnull().sum(),
+            distinct_ids=table[column].nunique(),
         )
     )[0]
-    if e["null_users"]:
-        warnings.append(
-            f"events: {e['null_users']} of {e['n']} events have no user_id and are not scored"
-        )
-    if e["with_ids"] and e["with_ids"] > e["ids"]:
-        warnings.append(
-            f"events: {e['with_ids'] - e['ids']} events repeat a message_id already seen"
-        )
-    return warnings
-
-
-def _duplicate_example(backend: Reader, table: ir.Table, column: str) -> Any:
-    present = table.filter(table[column].notnull())
-    counts = present.group_by(column).aggregate(n=present.count())
-    row = backend.rows(counts.filter(counts.n > 1).order_by(column).limit(1))
-    return row[0][column] if row else None
-
-
-def _timestamp_problems(bound: Bound, backend: Reader) -> list[str]:
-    """Text timestamps that do not parse (mixed formats) are reported with an example."""
-    out = []
-    for role, col, table in bound.text_timestamps:
-        raw = table[col]
-        bad = table.filter(
-            raw.notnull() & (raw != "") & raw.try_cast(dt.Timestamp(timezone="UTC")).isnull()
-        )
-        sample = backend.rows(bad.select(value=raw).limit(1))
-        if sample:
-            total = backend.rows(bad.aggregate(n=bad.count()))[0]["n"]
-            out.append(
-                f"{role}.{col}: {total} value(s) are not timestamps, e.g. {sample[0]['value']!r}; "
-                "use ISO 8601 (2024-05-01T12:00:00Z or with an offset, +02:00) or epoch seconds"
-            )
-    return out
+    facts = {f"{role}_{k}": v for k, v in stats.items()}
+    facts[f"{role}_example"] = None
+    if int(stats["n"]) - int(stats["null_ids"] or 0) - int(stats["distinct_ids"]) > 0:
+        present = table.filter(table[column].notnull())
+        counts = present.group_by(column).aggregate(n=present.count())
+        row = backend.rows(counts.filter(counts.n > 1).order_by(column).limit(1))
+        facts[f"{role}_example"] = row[0][column] if row else None
+    return facts

@@ -7,7 +7,6 @@ UTC (naive), numbers to numbers, JSON properties to JSON.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..model.conditions import Condition, FieldCondition, walk
 from ..model.defaults import effective_segments
 from ..model.load import LoadedModel
 from ..model.spec import CANONICAL_COLUMNS, Source
+from .findings import suggest
 from .names import ROLES
 
 TIMESTAMP_COLUMNS = {
@@ -278,11 +278,6 @@ def _from_epoch(seconds: ir.NumericValue) -> ir.Value:
     return ibis.timestamp("1970-01-01 00:00:00") + (seconds * 1_000_000).cast("int64").as_interval(
         "us"
     )
-
-
-def suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_referenced_fields(bound: Bound, loaded: LoadedModel) -> None:

@@ -6,6 +6,7 @@ datetimes), raises :class:`~pqlkit.errors.PqlkitError` subclasses for anything a
 and returns a dataclass with ``to_dict()`` for programs.
 
     scoring      validate, score, accounts, explain, compile_sql, init_model
+    validating   validate_cold: `pql validate`, its data checks stored and run without Ibis
     collecting   import_events, forget_users, write_keys, collector
     learning     learn, evaluate, backtest, report
     demo         run_demo

@@ -42,6 +42,10 @@ def validate(model_path: str | Path, session: Session | None = None) -> Validate
     warnings: list[str] = []
     if session is not None:
         warnings = session.engine.check(thorough=True)
+    return validated(loaded, warnings, data_checked=session is not None)
+
+
+def validated(loaded: LoadedModel, warnings: list[str], *, data_checked: bool) -> Validated:
     m = loaded.model
     return Validated(
         path=loaded.path,
@@ -51,7 +55,7 @@ def validate(model_path: str | Path, session: Session | None = None) -> Validate
         fit_signals=len(m.fit_signals),
         usage_signals=len(m.usage_signals),
         mql_signals=len(m.mql_signals),
-        data_checked=session is not None,
+        data_checked=data_checked,
         warnings=warnings,
     )
 
