@@ -142,7 +142,7 @@ SELECT
     CASE WHEN p_webinar <> 0 THEN 'Attended a webinar (+15)' END
   ) AS mql_reasons,
   (fit_score + usage_score)::BIGINT AS points, NULL::DOUBLE AS likelihood, NULL::VARCHAR AS grade,
-  fit_score + usage_score + greatest(least(coalesce(({as_of_epoch} - epoch(last_seen_at)) / 86400.0, 1000.0) * -0.0005 + 0.5, 0.5), 0.0) AS ranking,
+  fit_score + usage_score + least(greatest(coalesce(epoch(last_seen_at) / 86400.0, 10957.0) * 1.3689253935660506e-05 + -0.14999315537303218, 0.0), 0.5) AS ranking,
   last_seen_at
 FROM final;
 

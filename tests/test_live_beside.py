@@ -158,7 +158,7 @@ def test_live_rescores_while_a_full_pass_runs_beside_and_records_nothing_twice(
         assert state[user] == rescored  # the newer row stays, and no transition for it
         assert backend.rows(o.filter(o.entity_id == user)) == mine
         moved = {u for u, r in state.items() if r["as_of"] == when}
-        assert moved and user not in moved  # time moved some on (windows, recency)
+        assert user not in moved  # the others: those time moved on (a window, a decay)
         assert all(r == before[u] for u, r in state.items() if u not in moved)
         runs = backend.table(RUNS)
         assert when in {r[0] for r in backend.values(runs.select("as_of"))}

@@ -45,6 +45,7 @@ def _user(**signals: float) -> dict:
         "user.sales_touched": False,
         "user.days_since_signup": 40.0,
         "user.days_since_seen": 2.0,
+        "user.seen_day": 20_400.0,
         "account.employees": 300,
         "account.industry": "software",
         "account.domain": "acme.com",
@@ -125,8 +126,8 @@ def test_points_are_uncapped_and_the_likelihood_follows_the_calibration():
     expected = 1 / (1 + math.exp(-(-4.0 + 0.04 * out["points"])))
     assert out["likelihood"] == pytest.approx(expected, rel=1e-12)
     assert out["grade"] == ("A" if expected >= 0.5 else "B")
-    # a day more since last seen ranks a user with equal points lower, never below fewer points
-    later = decide(model, {**env, "user.days_since_seen": 3.0}, PyOps())
+    # seen a day earlier ranks a user with equal points lower, never below fewer points
+    later = decide(model, {**env, "user.seen_day": 20_399.0}, PyOps())
     fewer = decide(model, {**env, "signal.upgrade_intent": 0.0}, PyOps())
     assert fewer["ranking"] < later["ranking"] < out["ranking"] < out["points"] + 0.5
 

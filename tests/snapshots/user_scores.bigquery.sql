@@ -89,43 +89,52 @@ SELECT
     IF(
       (
         (
-          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL,
       (
-        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-      ) + 0.5,
-      LEAST(0.5, (
-        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218,
+      LEAST(
+        0.5,
+        (
+          COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     ) IS NULL,
     IF(
       (
         (
-          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL,
       (
-        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-      ) + 0.5,
-      LEAST(0.5, (
-        COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218,
+      LEAST(
+        0.5,
+        (
+          COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     ),
     GREATEST(
       0,
       IF(
         (
           (
-            COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-          ) + 0.5
+            COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
         ) IS NULL,
         (
-          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-        ) + 0.5,
-        LEAST(0.5, (
-          COALESCE(`t16`.`user__days_since_seen`, 1000.0) * -0.0005
-        ) + 0.5)
+          COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218,
+        LEAST(
+          0.5,
+          (
+            COALESCE(`t16`.`user__seen_day`, 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
+        )
       )
     )
   ) AS `ranking`,
@@ -153,6 +162,7 @@ FROM (
     `t15`.`user__is_paid`,
     `t15`.`user__days_since_signup`,
     `t15`.`user__days_since_seen`,
+    `t15`.`user__seen_day`,
     `t15`.`user__sales_touched`,
     `t15`.`signal__active`,
     `t15`.`signal__features`,
@@ -415,6 +425,7 @@ FROM (
         CAST(UNIX_SECONDS(DATETIME('2026-10-01T00:00:00')) AS FLOAT64) - CAST(UNIX_SECONDS(`t14`.`last_seen_at`) AS FLOAT64),
         86400.0
       ) AS `user__days_since_seen`,
+      ieee_divide(CAST(UNIX_SECONDS(`t14`.`last_seen_at`) AS FLOAT64), 86400.0) AS `user__seen_day`,
       FALSE AS `user__sales_touched`,
       CAST(COALESCE(`t14`.`a__active`, 0) AS FLOAT64) AS `signal__active`,
       CAST(COALESCE(`t14`.`a__features`, 0) AS FLOAT64) AS `signal__features`,

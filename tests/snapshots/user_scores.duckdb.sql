@@ -91,43 +91,52 @@ SELECT
     WHEN CASE
       WHEN (
         (
-          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL
       THEN (
-        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5
-      ELSE LEAST(0.5, (
-        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218
+      ELSE LEAST(
+        0.5,
+        (
+          COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     END IS NULL
     THEN CASE
       WHEN (
         (
-          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL
       THEN (
-        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5
-      ELSE LEAST(0.5, (
-        COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218
+      ELSE LEAST(
+        0.5,
+        (
+          COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     END
     ELSE GREATEST(
       0,
       CASE
         WHEN (
           (
-            COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-          ) + 0.5
+            COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
         ) IS NULL
         THEN (
-          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
-        ELSE LEAST(0.5, (
-          COALESCE("t18"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5)
+          COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+        ELSE LEAST(
+          0.5,
+          (
+            COALESCE("t18"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
+        )
       END
     )
   END AS "ranking",
@@ -155,6 +164,7 @@ FROM (
     "t17"."user__is_paid",
     "t17"."user__days_since_signup",
     "t17"."user__days_since_seen",
+    "t17"."user__seen_day",
     "t17"."user__sales_touched",
     "t17"."signal__active",
     "t17"."signal__features",
@@ -270,6 +280,7 @@ FROM (
       "t16"."user__is_paid",
       "t16"."user__days_since_signup",
       "t16"."user__days_since_seen",
+      "t16"."user__seen_day",
       "t16"."user__sales_touched",
       "t16"."signal__active",
       "t16"."signal__features",
@@ -343,6 +354,7 @@ FROM (
         "t15"."user__is_paid",
         "t15"."user__days_since_signup",
         "t15"."user__days_since_seen",
+        "t15"."user__seen_day",
         "t15"."user__sales_touched",
         CAST(BIT_COUNT(COALESCE("t15"."a__active_w0", 0)) AS DOUBLE) AS "signal__active",
         CAST(COALESCE("t15"."a__features", 0) AS DOUBLE) AS "signal__features",
@@ -520,6 +532,7 @@ FROM (
           (
             CAST(EPOCH(CAST(MAKE_TIMESTAMP(2026, 10, 1, 0, 0, 0.0) AS TIMESTAMP)) AS DOUBLE) - CAST(EPOCH(CAST("t14"."last_seen_at" AS TIMESTAMP)) AS DOUBLE)
           ) / 86400.0 AS "user__days_since_seen",
+          CAST(EPOCH(CAST("t14"."last_seen_at" AS TIMESTAMP)) AS DOUBLE) / 86400.0 AS "user__seen_day",
           FALSE AS "user__sales_touched"
         FROM (
           SELECT

@@ -91,43 +91,52 @@ SELECT
     WHEN CASE
       WHEN (
         (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL
       THEN (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5
-      ELSE LEAST(0.5, (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218
+      ELSE LEAST(
+        0.5,
+        (
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     END IS NULL
     THEN CASE
       WHEN (
         (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL
       THEN (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5
-      ELSE LEAST(0.5, (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218
+      ELSE LEAST(
+        0.5,
+        (
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     END
     ELSE GREATEST(
       0,
       CASE
         WHEN (
           (
-            COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-          ) + 0.5
+            COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
         ) IS NULL
         THEN (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
-        ELSE LEAST(0.5, (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5)
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+        ELSE LEAST(
+          0.5,
+          (
+            COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
+        )
       END
     )
   END AS "ranking",
@@ -155,6 +164,7 @@ FROM (
     "t15"."user__is_paid",
     "t15"."user__days_since_signup",
     "t15"."user__days_since_seen",
+    "t15"."user__seen_day",
     "t15"."user__sales_touched",
     "t15"."signal__active",
     "t15"."signal__features",
@@ -415,6 +425,7 @@ FROM (
       CAST((
         CAST(EXTRACT('epoch' FROM CAST('2026-10-01T00:00:00' AS TIMESTAMP)) AS DOUBLE PRECISION) - CAST(EXTRACT('epoch' FROM "t14"."last_seen_at") AS DOUBLE PRECISION)
       ) AS DOUBLE PRECISION) / 86400.0 AS "user__days_since_seen",
+      CAST(EXTRACT('epoch' FROM "t14"."last_seen_at") AS DOUBLE PRECISION) / 86400.0 AS "user__seen_day",
       FALSE AS "user__sales_touched",
       CAST(COALESCE("t14"."a__active", 0) AS DOUBLE PRECISION) AS "signal__active",
       CAST(COALESCE("t14"."a__features", 0) AS DOUBLE PRECISION) AS "signal__features",

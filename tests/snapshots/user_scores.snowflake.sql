@@ -84,43 +84,52 @@ SELECT
     IFF(
       (
         (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL,
       (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5,
-      LEAST(0.5, (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218,
+      LEAST(
+        0.5,
+        (
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     ) IS NULL,
     IFF(
       (
         (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
       ) IS NULL,
       (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5,
-      LEAST(0.5, (
-        COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-      ) + 0.5)
+        COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+      ) + -0.14999315537303218,
+      LEAST(
+        0.5,
+        (
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218
+      )
     ),
     GREATEST(
       0,
       IFF(
         (
           (
-            COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-          ) + 0.5
+            COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
         ) IS NULL,
         (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5,
-        LEAST(0.5, (
-          COALESCE("t16"."user__days_since_seen", 1000.0) * -0.0005
-        ) + 0.5)
+          COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+        ) + -0.14999315537303218,
+        LEAST(
+          0.5,
+          (
+            COALESCE("t16"."user__seen_day", 10957.0) * 1.3689253935660506e-05
+          ) + -0.14999315537303218
+        )
       )
     )
   ) AS "ranking",
@@ -148,6 +157,7 @@ FROM (
     "t15"."user__is_paid",
     "t15"."user__days_since_signup",
     "t15"."user__days_since_seen",
+    "t15"."user__seen_day",
     "t15"."user__sales_touched",
     "t15"."signal__active",
     "t15"."signal__features",
@@ -408,6 +418,7 @@ FROM (
       (
         CAST(DATE_PART('epoch', TIMESTAMP_FROM_PARTS(2026, 10, 1, 0, 0, 0, 0)) AS DOUBLE) - CAST(DATE_PART('epoch', "t14"."last_seen_at") AS DOUBLE)
       ) / 86400.0 AS "user__days_since_seen",
+      CAST(DATE_PART('epoch', "t14"."last_seen_at") AS DOUBLE) / 86400.0 AS "user__seen_day",
       FALSE AS "user__sales_touched",
       CAST(COALESCE("t14"."a__active", 0) AS DOUBLE) AS "signal__active",
       CAST(COALESCE("t14"."a__features", 0) AS DOUBLE) AS "signal__features",

@@ -32,10 +32,11 @@ from .results import RunResult
 
 PASS_FEATURES = "pql_pass_features"
 """A pass's features, until its merge puts them in the place of :data:`FEATURES`."""
-MOVES_ALONE = ("as_of", "ranking")
-"""What moves with the as_of alone: the date, and the ranking's tie-break (the days since the
-user was last seen). A row that differs from the state's only there is not written (rows at
-different dates already share the state: a rescore writes its users' at its own)."""
+MOVES_ALONE = ("as_of",)
+"""What moves with the as_of alone. A row that differs from the state's only there is not
+written (rows at different dates already share the state: a rescore writes its users' at its
+own). Nothing else may: the ranking's tie-break is the day the user was last seen, not the days
+since (:mod:`pqlkit.scoring.decide`), or every row would differ at every pass."""
 MERGED_USERS = "pql_pass_users"
 MERGED_KEYS = "pql_pass_user_keys"
 MERGED_ACCOUNTS = "pql_pass_accounts"

@@ -31,7 +31,7 @@ AS_OF_SENTINEL = datetime(1901, 2, 3, 4, 5, 6, 789012)
 by swapping its one timestamp literal (see features.signals.AsOf)."""
 USER_SENTINEL = "pql-explain-user-5f0c2b9e"
 """A stand-in user id in the compiled SQL of `explain`, swapped for the id asked about."""
-STORED_LAYOUT = "3"
+STORED_LAYOUT = "4"
 """The layout of :data:`~pqlkit.engine.core.FEATURES` and of the SQL that writes and reads it,
 part of every compiled statement's cache key: SQL compiled for another layout is never reused."""
 CHECK_KIND = "check"

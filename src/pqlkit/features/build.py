@@ -171,6 +171,7 @@ def _derived_user_fields(
     created = joined[f"{USER}created_at"]
     days_since_signup = (AsOf(as_of).epoch - epoch(created)) / 86400.0
     days_since_seen = (AsOf(as_of).epoch - epoch(joined.last_seen_at)) / 86400.0
+    seen_day = epoch(joined.last_seen_at) / 86400.0  # the ranking's tie-break: not as of a date
     touched = _sales_touched(joined, bound, as_of)
     return {
         f"{USER}plan": plan_as_of,
@@ -178,6 +179,7 @@ def _derived_user_fields(
         f"{USER}is_paid": is_paid.fill_null(False),
         f"{USER}days_since_signup": days_since_signup,
         f"{USER}days_since_seen": days_since_seen,
+        f"{USER}seen_day": seen_day,
         f"{USER}sales_touched": touched,
     }
 

@@ -261,22 +261,24 @@ def decide(model: Model, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     }
 
 
-#: Days of inactivity over which the tie-breaking fraction of the ranking falls from 0.5 to 0.
-_RECENCY_DAYS = 1000.0
+#: The ranking's tie-break grows with the day the user was last seen (days since 1970), from 0
+#: on 2000-01-01 to 0.5 on 2100-01-01: a row's ranking is then the same whatever its as_of, so
+#: rows computed at different dates (a rescore's, a full pass's) rank alike.
+_SEEN_FROM, _SEEN_SPAN = 10957.0, 36525.0
 
 
 def _likelihood(model: Model, points: V, env: Mapping[str, V], ops: Ops[V]) -> dict[str, V]:
     """The calibrated likelihood of converting (None without a ``calibration:``), its grade,
-    and the ranking value: the uncapped points plus a fraction below 0.5 that falls with the
-    days since the user was last seen, so equal points rank the most recently active first.
+    and the ranking value: the uncapped points plus a fraction below 0.5 that grows with the day
+    the user was last seen, so equal points rank the most recently active first.
     The likelihood increases with the points, so it orders users as the ranking does."""
-    seen = env.get("user.days_since_seen")  # absent from hand-made rows: no tie-break
+    seen = env.get("user.seen_day")  # absent from hand-made rows: no tie-break
     if seen is None:
         ranking = ops.add(points, ops.lit(0.0))
     else:
-        since = ops.coalesce(seen, ops.lit(_RECENCY_DAYS))
-        fresh = ops.clamp(ops.add(ops.scale(since, -0.5 / _RECENCY_DAYS), ops.lit(0.5)), 0, 0.5)
-        ranking = ops.add(points, fresh)
+        day = ops.coalesce(seen, ops.lit(_SEEN_FROM))
+        fresh = ops.add(ops.scale(day, 0.5 / _SEEN_SPAN), ops.lit(-0.5 * _SEEN_FROM / _SEEN_SPAN))
+        ranking = ops.add(points, ops.clamp(fresh, 0, 0.5))
     cal = model.calibration
     if cal is None:
         return {
