@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
 import os
 import random
@@ -86,18 +87,16 @@ def signed_in(url: str) -> httpx.Client:
 
 def in_background(fn) -> threading.Thread:
     def quietly() -> None:
-        try:
+        with contextlib.suppress(Exception):  # the server stopped under it
             fn()
-        except Exception:  # the server stopped under it
-            pass
 
     t = threading.Thread(target=quietly, daemon=True)
     t.start()
     return t
 
 
-def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, int]:
-    """(exit code, stderr tail, acknowledged, stored)."""
+def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, int, float]:
+    """(exit code, stderr tail, acknowledged, stored, seconds from SIGTERM to exit)."""
     rnd = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="pql-sigterm-") as tmp:
         folder = Path(tmp)
@@ -124,7 +123,7 @@ def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, i
                 if not healthy(url, proc):
                     proc.kill()
                     proc.wait()
-                    return None, err.read_text()[-3000:], 0, 0
+                    return None, err.read_text()[-3000:], 0, 0, 0.0
                 acknowledged += track(url, f"a{seed}", 5)
                 if moment == "events":
                     box = [0]
@@ -146,12 +145,14 @@ def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, i
                     admin.get("/inbox")
                     time.sleep(rnd.uniform(0.0, 8.0))
             proc.send_signal(signal.SIGTERM)
+            signalled = time.time()
             try:
                 code = proc.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 code = None
+            stopping = time.time() - signalled
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -161,10 +162,10 @@ def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, i
         stored = 0
         if code == 0:
             with duckdb.connect(str(folder / "demo.duckdb"), read_only=True) as con:
-                stored = con.execute(
-                    "SELECT count(*) FROM events WHERE source = 'web'"
-                ).fetchone()[0]
-        return code, err.read_text()[-3000:], acknowledged, stored
+                stored = con.execute("SELECT count(*) FROM events WHERE source = 'web'").fetchone()[
+                    0
+                ]
+        return code, err.read_text()[-3000:], acknowledged, stored, stopping
 
 
 def main() -> None:
@@ -179,10 +180,13 @@ def main() -> None:
     for i in range(args.runs):
         moment = args.moment or MOMENTS[i % len(MOMENTS)]
         started = time.time()
-        code, tail, acknowledged, stored = one_run(args.base, moment, args.seed * 100_000 + i)
+        code, tail, acknowledged, stored, stopping = one_run(
+            args.base, moment, args.seed * 100_000 + i
+        )
         codes[moment][code] += 1
         lost = code == 0 and stored < acknowledged
-        print(f"run {i} {moment}: exit {code} in {time.time() - started:.1f}s, "
+        print(f"run {i} {moment}: exit {code} {stopping:.1f}s after SIGTERM "
+              f"({time.time() - started:.1f}s in all), "
               f"{acknowledged} acknowledged, {stored} stored{' LOST' if lost else ''}",
               flush=True)  # fmt: skip
         if code != 0 or lost:
