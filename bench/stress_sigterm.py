@@ -7,7 +7,8 @@ graceful shutdown exits 0, every time). Not a test: a hunt for a rare abort at e
 missing). Each run copies the database, starts the server with PYTHONFAULTHANDLER=1 (a fatal
 signal prints every thread's Python stack), and picks a moment: during start-up (before the
 server answers, while the first full pass runs), while events flow, while a page loads (the
-model page starts its findings' thread), or at a random 0-8 s after a few events and a page.
+model page starts its findings' thread), while the findings are computed after the first
+full pass (``findings``: a demo of 3000 users makes them long), or at a random 0-8 s after a few events and a page.
 It prints one line per run and, for any exit code but 0, the tail of the server's stderr; at
 the end, the exit codes counted per moment.
 """
@@ -33,14 +34,15 @@ from pathlib import Path
 import httpx
 
 PQL = [sys.executable, "-m", "pqlkit.cli"]
-MOMENTS = ("startup", "events", "page", "model-page", "random")
+MOMENTS = ("startup", "events", "page", "model-page", "findings", "random")
 
 
-def base_demo(base: Path) -> None:
+def base_demo(base: Path, users: int) -> None:
     if (base / "demo.duckdb").exists():
         return
-    run = subprocess.run([*PQL, "demo", "--dir", str(base), "--accounts", "40", "--users", "200",
-                          "--days", "21", "--json"], capture_output=True, text=True)  # fmt: skip
+    run = subprocess.run([*PQL, "demo", "--dir", str(base), "--accounts", str(max(40, users // 5)),
+                          "--users", str(users), "--days", "21" if users <= 200 else "60",
+                          "--json"], capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
     add = subprocess.run([*PQL, "users", "add", "admin", "--role", "admin", "--url",
                           str(base / "demo.duckdb"), "--password-stdin"],
@@ -78,6 +80,12 @@ def track(url: str, prefix: str, n: int) -> int:
     return n if r.status_code == 200 else 0
 
 
+def full_pass_done(url: str) -> bool:
+    r = httpx.get(url + "/metrics", headers={"authorization": "Bearer mk"}, timeout=30)
+    live = r.json().get("live") or {}
+    return bool(live.get("full_runs"))
+
+
 def signed_in(url: str) -> httpx.Client:
     c = httpx.Client(base_url=url, follow_redirects=False, timeout=60)
     token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
@@ -106,7 +114,7 @@ def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, i
         url = f"http://127.0.0.1:{port}"
         err = folder / "server.err"
         env = {**os.environ, "PYTHONFAULTHANDLER": "1", "PQL_UI_SECRET": "d" * 40,
-               "PYTHONWARNINGS": "ignore"}  # fmt: skip
+               "PYTHONWARNINGS": "ignore", "PQL_METRICS_KEY": "mk"}  # fmt: skip
         with err.open("wb") as f:
             proc = subprocess.Popen(
                 [*PQL, "serve", "--port", str(port), "--url", str(folder / "demo.duckdb"),
@@ -135,6 +143,12 @@ def one_run(base: Path, moment: str, seed: int) -> tuple[int | None, str, int, i
                     in_background(flow)
                     time.sleep(rnd.uniform(0.0, 2.0))
                     acknowledged += box[0]
+                elif moment == "findings":  # after the first full pass: the findings' thread
+                    admin = signed_in(url)  # is the one inside DuckDB as the server stops
+                    while not full_pass_done(url) and proc.poll() is None:
+                        time.sleep(0.2)
+                    in_background(lambda: admin.get("/model"))
+                    time.sleep(rnd.uniform(0.5, 2.0))
                 elif moment in ("page", "model-page"):
                     admin = signed_in(url)
                     path = "/model" if moment == "model-page" else "/inbox"
@@ -174,8 +188,15 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=Path(tempfile.gettempdir()) / "pql-sigterm")
     parser.add_argument("--moment", choices=MOMENTS, default=None, help="default: each in turn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=200,
+        help="the demo's size when --base is made (3000: the model page's findings take long "
+        "enough that a SIGTERM lands while they run)",
+    )
     args = parser.parse_args()
-    base_demo(args.base)
+    base_demo(args.base, args.users)
     codes: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for i in range(args.runs):
         moment = args.moment or MOMENTS[i % len(MOMENTS)]

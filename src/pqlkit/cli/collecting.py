@@ -242,9 +242,10 @@ def serve(
     score live and hand off (and sync CRMs on the model's schedules); with --ui too, the web
     app on the same port: the whole system."""
     import faulthandler
+    import sys
 
-    # a fatal signal (an abort in DuckDB, a segfault) prints every thread's Python stack
-    faulthandler.enable()
+    if not faulthandler.is_enabled():  # a fatal signal (an abort in DuckDB, a segfault)
+        faulthandler.enable(file=sys.__stderr__)  # prints every thread's Python stack
     stopping = _exit_zero_after_draining()  # from here on a SIGTERM stops the server cleanly
     from .. import logs
     from ..server.app import Collector
