@@ -114,12 +114,10 @@ def _sigterm_at(server: Serve, moment: str, wait: float) -> list[str]:
     """Bring the server to ``moment``, wait ``wait`` seconds, SIGTERM it; the ids acknowledged."""
     events = _Events(server.url, f"{moment}-{wait:.2f}")  # from start-up: the first full pass
     assert events.first.wait(30), "no batch acknowledged"
-    if moment == "model page":  # its findings are computed in a thread of their own
+    if moment == "pages":  # the model page's findings are computed in a thread of their own
         admin = _signed_in(server.url)
-        _in_background(lambda: admin.get("/model"))
-    elif moment == "page":
-        admin = _signed_in(server.url)
-        _in_background(lambda: admin.get("/inbox"))
+        admin.get("/model")
+        _in_background(lambda: admin.get("/inbox"))  # and a page loads as the signal comes
     time.sleep(wait)
     server.stop(signal.SIGTERM)
     return events.finish()
@@ -143,11 +141,11 @@ def _stopped_cleanly(server: Serve, acknowledged: list[str]) -> None:
 
 @pytest.mark.parametrize(
     ("moment", "wait"),
-    [("first full pass", 0.0), ("events", 1.5), ("model page", 0.3), ("page", 0.05)],
+    [("first full pass", 0.0), ("events", 1.5), ("pages", 0.05)],
 )
 def test_sigterm_exits_zero_and_stores_what_was_acknowledged(demo, tmp_path, moment, wait):
     """SIGTERM as the first full pass runs (right after start-up), while events flow, while
-    the model page's findings are computed, while a page loads: exit 0, nothing acknowledged
+    the model page's findings are computed and a page loads: exit 0, nothing acknowledged
     lost, no fatal error on stderr (the server runs with faulthandler on)."""
     server = _server(demo, tmp_path)
     server.start()
@@ -168,9 +166,128 @@ def test_sigterm_at_a_hundred_random_moments(demo, tmp_path):
         server = _server(demo, run)
         server.start()
         try:
-            moment = rnd.choice(["first full pass", "events", "model page", "page"])
+            moment = rnd.choice(["first full pass", "events", "pages"])
             acknowledged = _sigterm_at(server, moment, rnd.uniform(0.0, 4.0))
             _stopped_cleanly(server, acknowledged)
         finally:
             if server.proc and server.proc.poll() is None:
                 server.kill()
+
+
+def test_the_model_pages_findings_are_interrupted_and_joined_when_the_web_app_closes(
+    demo, tmp_path
+):
+    """Closing the web app (its shutdown) stops the findings' thread and the warm file's
+    thread: neither is a daemon left inside DuckDB as the interpreter finalizes."""
+    from pqlkit.web.app import Ui
+
+    shutil.copy(demo / "demo.duckdb", tmp_path / "demo.duckdb")
+    ui = Ui(demo / "pql.yml", str(tmp_path / "demo.duckdb"))
+    with ui.session() as s:
+        ui._findings(s, "opportunity", refresh=False)  # what GET /model starts
+    findings, warm = ui.health.thread, ui.warm._thread
+    assert findings is not None and warm is not None
+    assert not findings.daemon and not warm.daemon
+    ui.close()
+    assert not findings.is_alive() and not warm.is_alive()
+    with ui.session() as s:  # closed: nothing is started again
+        ui._findings(s, "opportunity", refresh=True)
+    assert ui.health.thread is findings and ui.warm._thread is warm
+
+
+def test_the_combined_server_closes_the_web_app_when_it_shuts_down():
+    import asyncio
+    from types import SimpleNamespace
+
+    from pqlkit.server.combined import Combined
+
+    said: list[str] = []
+
+    async def collector(scope, receive, send):  # a lifespan as the collector's
+        while True:
+            message = await receive()
+            said.append(message["type"])
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+
+    ui = SimpleNamespace(close=lambda: said.append("web closed"))
+    app = Combined(SimpleNamespace(), SimpleNamespace(state=SimpleNamespace(ui=ui)))
+    app.collector = collector
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        pass
+
+    asyncio.run(app({"type": "lifespan"}, receive, send))
+    assert said == ["lifespan.startup", "web closed", "lifespan.shutdown"]
+
+
+def test_the_watchdog_never_starts_a_flusher_after_the_stop(tmp_path):
+    """The flusher ends because it was stopped, and the watchdog finds it gone just then: it
+    must not start another (one started after the stop is never joined)."""
+    from pqlkit.collect.background import FlusherProcess
+
+    class StoppedJustThen(FlusherProcess):
+        starts = 0
+
+        def start(self, timeout: float = 120.0) -> None:
+            self.starts += 1
+
+        @property
+        def alive(self) -> bool:
+            self.state.stop.set()  # stop() comes as the watchdog looks
+            return False
+
+    flusher = StoppedJustThen(
+        str(tmp_path / "f.duckdb"), tmp_path / "log", "events",
+        interval=0.05, resolve_interval=1.0, hold=False,
+    )  # fmt: skip
+    flusher.watch(give_up=lambda: None, every=0.01)
+    time.sleep(0.3)
+    assert flusher.starts == 0
+
+
+def test_the_flusher_thread_is_never_a_daemon_even_when_the_watchdog_starts_it(tmp_path):
+    from pqlkit.collect.background import FlusherThread
+
+    flusher = FlusherThread(
+        str(tmp_path / "f.duckdb"), tmp_path / "log", "events",
+        interval=0.05, resolve_interval=1.0, hold=False,
+    )  # fmt: skip
+    (tmp_path / "log").mkdir()
+    watchdog = threading.Thread(target=flusher.start, daemon=True)  # as the watchdog's thread
+    watchdog.start()
+    watchdog.join(60)
+    try:
+        assert flusher.process is not None and flusher.process.is_alive()
+        assert not flusher.process.daemon
+    finally:
+        flusher.stop()
+    assert not flusher.process.is_alive()
+
+
+def test_a_sigterm_before_uvicorns_handler_still_stops_the_server():
+    """`pql serve` takes SIGTERM from its first line: during its set-up (nothing served yet,
+    it returns at once) and in the moment before uvicorn's own handler is there (the server
+    is told to stop; uvicorn checks after its start-up)."""
+    import os
+    from types import SimpleNamespace
+
+    from pqlkit.cli.collecting import _exit_zero_after_draining
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stopping = _exit_zero_after_draining()
+        assert not stopping[0]
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stopping[0]
+        server = SimpleNamespace(should_exit=False)
+        stopping.append(server)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert server.should_exit
+    finally:
+        signal.signal(signal.SIGTERM, previous)
