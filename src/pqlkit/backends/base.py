@@ -162,10 +162,6 @@ class Backend(TableDdl, CompiledSql, KeyedInsert, ABC):
             callback(self)
         self.on_close = []
 
-    def interrupt(self) -> None:
-        """Stop the query running on this connection from another thread (it raises there);
-        a backend that cannot does nothing and the query runs to its end."""
-
     @property
     def path(self) -> Path | None:
         """The database file, for a file-backed backend."""

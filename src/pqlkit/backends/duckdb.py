@@ -338,10 +338,6 @@ class DuckDBBackend(Backend):
         finally:
             self._execute("RESET force_compression")
 
-    def interrupt(self) -> None:
-        with contextlib.suppress(Exception):  # closed meanwhile: nothing left to stop
-            self._con.con.interrupt()
-
     def _close(self) -> None:
         with contextlib.suppress(Exception):
             self._con.disconnect()
