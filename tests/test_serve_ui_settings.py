@@ -2,7 +2,7 @@
 `--trusted-proxy` names the client the sign-in throttle counts, from any other peer it is
 ignored, and `--https-only` marks the session cookies Secure.
 
-The command is run as written on a command line (click parses it); only uvicorn's run is
+The command is run as written on a command line (click parses it); only uvicorn's Server.run is
 replaced, by a hand that keeps the app it was given, and the app is asked over ASGI from the
 peer addresses the test chooses (a real socket's peer is always 127.0.0.1)."""
 
@@ -41,8 +41,13 @@ def _served(tmp_path, monkeypatch, *options: str) -> Any:
     finally:
         backend.close()
     kept: list[Any] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: kept.append(app))
-    monkeypatch.setattr(collecting, "_exit_zero_after_draining", lambda: None)
+
+    def served(server: Any, sockets: Any = None) -> None:
+        kept.append(server.config.app)
+        server.started = True  # as if it had served and been stopped
+
+    monkeypatch.setattr(uvicorn.Server, "run", served)
+    monkeypatch.setattr(collecting, "_exit_zero_after_draining", lambda: [False])
     monkeypatch.setenv("PQL_TEST_HOOK_SECRET", "h" * 32)
     monkeypatch.setenv("PQL_UI_SECRET", "u" * 40)
     monkeypatch.delenv("PQL_TRUSTED_PROXIES", raising=False)

@@ -241,6 +241,12 @@ def serve(
     """Run the Segment-compatible collector (POST /v1/batch, /v1/track, ...); with --model,
     score live and hand off (and sync CRMs on the model's schedules); with --ui too, the web
     app on the same port: the whole system."""
+    import faulthandler
+    import sys
+
+    if not faulthandler.is_enabled():  # a fatal signal (an abort in DuckDB, a segfault)
+        faulthandler.enable(file=sys.__stderr__)  # prints every thread's Python stack
+    stopping = _exit_zero_after_draining()  # from here on a SIGTERM stops the server cleanly
     from .. import logs
     from ..server.app import Collector
     from ..usecases.collecting import check_writable, collector
@@ -275,10 +281,9 @@ def serve(
         logs.get("server").info(started, extra={"host": host, "port": port, "ui": with_ui})
     else:
         render.err.print(started)
-    _exit_zero_after_draining()
     # X-Forwarded-For is the web app's to trust or not (--trusted-proxy), never uvicorn's;
     # with JSON lines, uvicorn's loggers write through pqlkit's (log_config None keeps them)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -287,6 +292,13 @@ def serve(
         proxy_headers=False,
         log_config=None if as_json else uvicorn.config.LOGGING_CONFIG,
     )
+    server = uvicorn.Server(config)
+    stopping.append(server)
+    if stopping[0]:  # a SIGTERM came while starting: nothing was acknowledged yet
+        return
+    server.run()
+    if not server.started:  # the port was taken (uvicorn said why): as uvicorn.run exits
+        raise SystemExit(3)
     running = app.collector if with_ui else app
     if running.flusher is not None and running.flusher.gave_up:
         from ..errors import BackendUnavailable
@@ -360,14 +372,27 @@ def _with_web_app(
     return Combined(collector, web)
 
 
-def _exit_zero_after_draining() -> None:
+def _exit_zero_after_draining() -> list[Any]:
     """SIGTERM (systemd's stop, `docker stop`) drains: uvicorn stops taking requests, the
     collector's lifespan stores everything acknowledged, then the process exits 0. uvicorn
     raises the signal again once it has drained, and this handler is what it finds then (the
-    default action would end the process with -15)."""
+    default action would end the process with -15).
+
+    Installed before anything is set up, it also covers a SIGTERM that comes before uvicorn
+    installs its own handler: the returned list starts with whether one came, and once the
+    server is appended, a late one before uvicorn's handler is there asks the server to stop
+    (uvicorn checks after its start-up, so the lifespan still stops what it started)."""
     import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    stopping: list[Any] = [False]
+
+    def stop(*_: Any) -> None:
+        stopping[0] = True
+        for server in stopping[1:]:
+            server.should_exit = True
+
+    signal.signal(signal.SIGTERM, stop)
+    return stopping
 
 
 @cli.command()

@@ -246,6 +246,9 @@ class FlusherProcess:
         self.last_death: str | None = None
         self.gave_up = False
         """The flusher kept dying: the watchdog asked the server to stop (it exits non-zero)."""
+        # held while the watchdog starts the flusher again and while stop() stops it: a
+        # flusher started after the stop would be left running, never joined
+        self._starting = threading.Lock()
 
     def start(self, timeout: float = 120.0) -> None:
         self.process = self.ctx.Process(
@@ -272,7 +275,6 @@ class FlusherProcess:
         """Start the flusher again whenever it dies (killed, out of memory, a bug): it resumes
         from the checkpoint the database holds, so nothing acknowledged is lost. After
         ``tries`` failed starts in a row, call ``give_up`` (the server stops, exit non-zero)."""
-        import threading
 
         def loop() -> None:
             failed = 0
@@ -285,8 +287,11 @@ class FlusherProcess:
                     f"exit code {code}: {self.state.error_text() or 'no reason given'}"
                 )
                 try:
-                    self.state.ready.clear()
-                    self.start()
+                    with self._starting:
+                        if self.state.stop.is_set():  # it finished because it was told to
+                            return
+                        self.state.ready.clear()
+                        self.start()
                     self.restarts += 1
                 except RuntimeError:
                     failed += 1
@@ -299,9 +304,11 @@ class FlusherProcess:
         threading.Thread(target=loop, name="pql-flusher-watchdog", daemon=True).start()
 
     def stop(self) -> None:
-        self.state.stop.set()
-        if self.process is not None:
-            self.process.join()
+        with self._starting:
+            self.state.stop.set()
+            running = self.process
+        if running is not None:
+            running.join()
 
 
 class FlusherThread(FlusherProcess):
@@ -317,6 +324,9 @@ class FlusherThread(FlusherProcess):
             target=serve_log,
             name="pql-flusher",
             args=(*self.args, self.state, self.subscriber, self.state.stop.is_set, False),
+            # never a daemon (the watchdog's thread, which starts it again, is one): a daemon
+            # inside DuckDB as the interpreter finalizes aborts the process; stop() joins it
+            daemon=False,
         )
         self.process.start()
         self._wait_ready(timeout)

@@ -7,7 +7,9 @@ process, a page reads the last committed state through its own connection while 
 On PostgreSQL the flusher keeps its own process.
 
 The collector owns the lifespan (it starts the flusher and stops it, storing what was
-acknowledged); the web app needs none of its own.
+acknowledged). At shutdown the web app is closed first (the model page's findings interrupted,
+its warm connection let go, their threads joined): no thread may be inside DuckDB when the
+interpreter finalizes, or the process aborts instead of exiting 0.
 """
 
 from __future__ import annotations
@@ -28,11 +30,24 @@ class Combined:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await self.collector(scope, receive, send)
+            await self.collector(scope, self._closing_web(receive), send)
             return
         path = scope.get("path", "")
         to_collector = path.startswith(COLLECTOR_PATHS[0]) or path.rstrip("/") in COLLECTOR_PATHS
         await (self.collector if to_collector else self.web)(scope, receive, send)
+
+    def _closing_web(self, receive: Any) -> Any:
+        """``receive``, closing the web app when the server shuts down."""
+
+        async def closing() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                ui = getattr(self.web.state, "ui", None)
+                if ui is not None:
+                    ui.close()
+            return message
+
+        return closing
 
 
 __all__ = ["Combined"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -58,6 +58,7 @@ from .http import (
     when,
 )
 from .signin import Door
+from .warm import Warm
 
 __all__ = ["Ui", "create_app", "safe_next"]
 MAX_PAGE = 1_000_000
@@ -81,13 +82,8 @@ class Ui:
         self._load_lock = threading.Lock()
         self.health = health.Health()
         self.env = environment()
-        # a DuckDB file stays open between requests while the app is busy (its cache warm; a
-        # request's own connection is then cheap), and is let go after `keep_open` idle
-        # seconds so `pql score` and `pql serve`'s flusher can take their turn
-        self.keep_open = keep_open
-        self._keeper: Any = None
-        self._last_use = 0.0
-        self._keeper_lock = threading.Lock()
+        # the DuckDB file kept open between requests while the app is busy (see .warm)
+        self.warm = Warm(lambda: connect(self.url), keep_open)
         self.loaded()  # a model that does not load stops `pql ui` before it serves
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -105,7 +101,7 @@ class Ui:
         requests), the model as its file stands, the compiled SQL shared by every request."""
         backend = connect(self.url)
         try:
-            self._keep(backend)
+            self.warm.keep(backend)
             s = Session(backend, self.loaded(), templates=self.templates)
         except BaseException:  # a model that stopped loading: let the file go all the same
             backend.close()
@@ -121,28 +117,11 @@ class Ui:
         with self.session() as s:
             yield s.engine
 
-    def _keep(self, backend: Any) -> None:
-        if backend.path is None or self.keep_open <= 0:
-            return
-        with self._keeper_lock:
-            self._last_use = time.monotonic()
-            if self._keeper is None and not backend.wanted_elsewhere():
-                self._keeper = connect(self.url)
-                threading.Thread(target=self._let_go, daemon=True).start()
-
-    def _let_go(self) -> None:
-        """Close the warm connection once the app is idle, or at once when another process
-        (`pql score`, the flusher) waits for the file: it is served next, and this app's
-        requests queue behind it (see pqlkit.backends.lock)."""
-        while True:
-            time.sleep(min(0.05, self.keep_open))
-            with self._keeper_lock:
-                keeper = self._keeper
-                idle = time.monotonic() - self._last_use >= self.keep_open
-                if keeper is not None and (idle or keeper.wanted_elsewhere()):
-                    self._keeper = None
-                    break
-        keeper.close()
+    def close(self) -> None:
+        """Shutting down: the model page's findings stop (their connection interrupted) and
+        the warm file is let go, each thread joined, before the interpreter finalizes."""
+        health.stop(self.health)
+        self.warm.close()
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         session = getattr(request.state, "session", None)
@@ -470,7 +449,16 @@ class Ui:
             Route("/actions/assign", self.action("rep", self.assign), methods=["POST"]),
             Route("/actions/retry", self.action("admin", self.retry), methods=["POST"]),
         ]
-        return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+        app = Starlette(
+            routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=self._life
+        )
+        app.state.ui = self  # `pql serve --ui` closes it from the collector's lifespan
+        return app
+
+    @asynccontextmanager
+    async def _life(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.close()
 
     def css(self, request: Request) -> Response:
         # the app's own rules last: they win over the report's (its findings are shown inside a page)

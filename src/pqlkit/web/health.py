@@ -50,6 +50,9 @@ class Health:
     """(body, computed_at) of older findings for the same outcome, shown while new ones compute."""
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    backend: Any = None
+    """The computing thread's connection (interrupted by :func:`stop`)."""
+    closing: bool = False
 
     def current(self, key: tuple[str, ...]) -> str | None:
         return self.body if self.key == key else None
@@ -102,7 +105,7 @@ def start(
     converting (the page's ``?outcome=``: opportunity, closed_won, self_serve or any)."""
     with h.lock:
         busy = h.thread is not None and h.thread.is_alive()
-        if busy or (h.key == key and not refresh and (h.body or h.error)):
+        if busy or h.closing or (h.key == key and not refresh and (h.body or h.error)):
             return
         kept = stored(backend, outcome) if backend is not None else None
         if kept is not None and kept[0] == _key_text(key) and not refresh:
@@ -116,8 +119,33 @@ def start(
             h.stale = None
         h.key, h.body, h.error, h.step = key, None, None, "starting"
         h.started = time.monotonic()
-        h.thread = threading.Thread(target=_compute, args=(h, key, engine, outcome), daemon=True)
+        # not a daemon: one stopped inside DuckDB as the interpreter finalizes aborts the
+        # process (exit -6); the app's shutdown ends it with stop()
+        h.thread = threading.Thread(
+            target=_compute, args=(h, key, engine, outcome), name="pql-web-findings"
+        )
         h.thread.start()
+
+
+def stop(h: Health, timeout: float = 30.0) -> None:
+    """Stop computing (the app is shutting down): interrupt the query under way, and each one
+    after it, until the thread is gone (at most ``timeout`` seconds; then the interpreter
+    waits for it at exit)."""
+    with h.lock:
+        h.closing = True
+        thread = h.thread
+    deadline = time.monotonic() + timeout
+    while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+        with h.lock:
+            if h.backend is not None:
+                h.backend.interrupt()
+        thread.join(0.1)
+
+
+def _step(h: Health, message: str) -> None:
+    if h.closing:
+        raise PqlkitError("the web app is shutting down")
+    h.step = message
 
 
 def _compute(
@@ -132,9 +160,16 @@ def _compute(
 
     try:
         with engine() as e:
-            found = findings(e, ReplayOptions(outcome=outcome), lambda m: setattr(h, "step", m))
-            html = body(found) + challenger_section(e, outcome)
-            keep(e.backend, outcome, key, html)
+            with h.lock:
+                h.backend = e.backend
+            try:
+                found = findings(e, ReplayOptions(outcome=outcome), lambda m: _step(h, m))
+                html = body(found) + challenger_section(e, outcome)
+                _step(h, "keeping the findings")
+                keep(e.backend, outcome, key, html)
+            finally:
+                with h.lock:
+                    h.backend = None
         with h.lock:
             if h.key == key:
                 h.body, h.stale = html, None
@@ -146,4 +181,4 @@ def _compute(
                 )
 
 
-__all__ = ["Health", "keep", "start", "stored"]
+__all__ = ["Health", "keep", "start", "stop", "stored"]
