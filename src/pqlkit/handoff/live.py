@@ -325,7 +325,7 @@ class FullPass(threading.Thread):
     while the flusher stores and rescores; the flusher's next tick merges it."""
 
     def __init__(self, loaded: Any, backend: Backend, when: datetime, observers: Any):
-        super().__init__(name="pql-full-pass")
+        super().__init__(name="pql-full-pass", daemon=False)  # joined: never inside DuckDB at exit
         self.loaded, self.backend, self.when, self.observers = loaded, backend, when, observers
         self.started_at = datetime.now(UTC).replace(tzinfo=None)
         self.computed: Any = None
