@@ -244,8 +244,9 @@ def serve(
     import faulthandler
     import sys
 
-    if not faulthandler.is_enabled():  # a fatal signal (an abort in DuckDB, a segfault)
-        faulthandler.enable(file=sys.__stderr__)  # prints every thread's Python stack
+    err = sys.__stderr__
+    if err is not None and not faulthandler.is_enabled():  # a fatal signal (an abort in
+        faulthandler.enable(file=err)  # DuckDB, a segfault) prints every thread's stack
     stopping = _exit_zero_after_draining()  # from here on a SIGTERM stops the server cleanly
     from .. import logs
     from ..server.app import Collector
