@@ -445,7 +445,7 @@ def _kill_loop(tmp_path, kills: int) -> None:
     rng = random.Random(kills)
     receiver = Receiver()
     server = LiveServer(tmp_path, receiver.url)
-    plain = server.args
+    plain = (*server.args, "--full-every", "2s")  # kills land in full passes beside rescores
     server.env = {**server.env, "PQL_UI_SECRET": "k" * 40}
     added = pql("users", "add", "rep", "--role", "admin", "--url", server.db,
                 "--password-stdin", input="pw-rep-123456\n")  # fmt: skip
