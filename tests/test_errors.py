@@ -277,14 +277,14 @@ def test_a_model_error_on_line_100_keeps_its_place_and_its_text(tmp_path):
 
 
 def test_a_long_error_is_one_line_and_markup_in_it_is_text(monkeypatch):
-    import pqlkit.usecases.scoring as use
+    import pqlkit.usecases.validating as use  # what `pql validate` calls
 
     text = "x.yml:100: [bold]not bold[/bold] :smile: [/] " + "very long " * 40
 
     def fail(*_a, **_k):
         raise PqlkitError(text)
 
-    monkeypatch.setattr(use, "validate", fail)
+    monkeypatch.setattr(use, "validate_cold", fail)
     result = invoke("validate", "--no-data")
     assert result.exit_code == 1 and result.stderr == f"error: {text}\n"
 
@@ -292,7 +292,7 @@ def test_a_long_error_is_one_line_and_markup_in_it_is_text(monkeypatch):
 def test_usage_internal_and_driver_errors_under_json(monkeypatch):
     import duckdb
 
-    import pqlkit.usecases.scoring as use
+    import pqlkit.usecases.validating as use  # what `pql validate` calls
 
     result = invoke("score", "--json", "--limit", "many")
     assert result.exit_code == 2
@@ -306,7 +306,7 @@ def test_usage_internal_and_driver_errors_under_json(monkeypatch):
         raise ZeroDivisionError("boom")
 
     monkeypatch.delenv("PQL_DEBUG", raising=False)
-    monkeypatch.setattr(use, "validate", broken)
+    monkeypatch.setattr(use, "validate_cold", broken)
     result = invoke("validate", "--no-data", "--json")
     payload = json.loads(result.stdout)
     assert result.exit_code == 70 and payload["code"] == "internal"
@@ -317,14 +317,14 @@ def test_usage_internal_and_driver_errors_under_json(monkeypatch):
     def refused(*_a, **_k):  # a driver error no Backend.errors block caught
         raise duckdb.ConstraintException("Constraint Error: NOT NULL constraint failed: t.id")
 
-    monkeypatch.setattr(use, "validate", refused)
+    monkeypatch.setattr(use, "validate_cold", refused)
     payload = json.loads(invoke("validate", "--no-data", "--json").stdout)
     assert payload["code"] == "refused_value" and "NOT NULL" in payload["message"]
 
     def interrupted(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(use, "validate", interrupted)
+    monkeypatch.setattr(use, "validate_cold", interrupted)
     result = invoke("validate", "--no-data", "--json")
     assert result.exit_code == 130 and json.loads(result.stdout)["code"] == "interrupted"
 

@@ -272,8 +272,6 @@ def serve(
     app: Any = Collector.from_setup(setup)
     if with_ui:
         app = _with_web_app(app, model_path, url, https_only, list(trusted_proxies), as_json)
-    import uvicorn
-
     started = (
         f"pqlkit collector on http://{host}:{port} (sources: {', '.join(keys)}; log {log_dir})"
         + (f"; web app on http://{host}:{port}/inbox" if with_ui else "")
@@ -282,18 +280,7 @@ def serve(
         logs.get("server").info(started, extra={"host": host, "port": port, "ui": with_ui})
     else:
         render.err.print(started)
-    # X-Forwarded-For is the web app's to trust or not (--trusted-proxy), never uvicorn's;
-    # with JSON lines, uvicorn's loggers write through pqlkit's (log_config None keeps them)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=False,
-        log_config=None if as_json else uvicorn.config.LOGGING_CONFIG,
-    )
-    server = uvicorn.Server(config)
+    server = _uvicorn_server(app, host, port, as_json)
     stopping.append(server)
     if stopping[0]:  # a SIGTERM came while starting: nothing was acknowledged yet
         return
@@ -308,6 +295,24 @@ def serve(
             f"the flusher kept stopping ({running.flusher.last_death}); everything acknowledged "
             "is in the log and is stored when pql serve starts again"
         )
+
+
+def _uvicorn_server(app: Any, host: str, port: int, as_json: bool) -> Any:
+    """The HTTP server `pql serve` runs. X-Forwarded-For is the web app's to trust or not
+    (--trusted-proxy), never uvicorn's; with JSON lines, uvicorn's loggers write through
+    pqlkit's (log_config None keeps them)."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        proxy_headers=False,
+        log_config=None if as_json else uvicorn.config.LOGGING_CONFIG,
+    )
+    return uvicorn.Server(config)
 
 
 @cli.command()
