@@ -243,8 +243,9 @@ class Live:
             beside = backend.sibling()  # None: an in-memory database, computed here instead
         if beside is not None:  # computed beside, merged by a later tick: rescores go on
             self.last_full = now
-            self.passing = FullPass(self.loaded, beside, now_exact(), self.challengers)
-            self.passing.templates = self.templates  # compiled once per process
+            self.passing = FullPass(
+                self.loaded, beside, now_exact(), self.challengers, self.templates
+            )
             self.passing.start()
         elif due and self.passing is None:
             result = engine.run(now_exact(), checks=False)
@@ -324,13 +325,20 @@ class FullPass(threading.Thread):
     """A full pass computed on a connection of its own (:func:`pqlkit.engine.beside.compute`)
     while the flusher stores and rescores; the flusher's next tick merges it."""
 
-    def __init__(self, loaded: Any, backend: Backend, when: datetime, observers: Any):
+    def __init__(
+        self,
+        loaded: Any,
+        backend: Backend,
+        when: datetime,
+        observers: Any,
+        templates: dict[str, str],  # the compiled SQL, shared: compiled once per process
+    ):
         super().__init__(name="pql-full-pass", daemon=False)  # joined: never inside DuckDB at exit
         self.loaded, self.backend, self.when, self.observers = loaded, backend, when, observers
         self.started_at = datetime.now(UTC).replace(tzinfo=None)
         self.computed: Any = None
         self.error: BaseException | None = None
-        self.templates: dict[str, str] = {}
+        self.templates = templates
         self._closing = threading.Lock()  # an interrupt never meets a closed connection
         self._closed = False
 
